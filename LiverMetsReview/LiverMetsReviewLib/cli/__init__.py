@@ -1,0 +1,53 @@
+"""``livermets``: the headless entry point. Argument parsing only; work is done by the core.
+
+Each command group lives in its own module exposing ``register(subparsers)``; every parser sets
+``func`` (called with the parsed namespace, returns an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import LiverMetsError
+
+# Command-group modules, in help order. Each one registers its own sub-commands.
+COMMAND_MODULES = ("phantom_cmd", "maps_cmd", "study_cmd", "demo_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="livermets",
+        description="LiverMetsReview headless tools: digital phantom, quantitative maps, study loading.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.endswith(name):
+                continue  # command group not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except LiverMetsError as exc:
+        print(f"livermets {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"livermets {args.command}: error: file not found: {exc.filename or exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
