@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+
 from conftest import MODULE_DIR
 from LiverMetsReviewLib import roles
 from LiverMetsReviewLib.series import Series

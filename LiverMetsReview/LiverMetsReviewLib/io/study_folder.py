@@ -1,0 +1,77 @@
+"""A study as a folder of NRRD files plus ``roles.json``: what ``livermets phantom`` and ``livermets load``
+write and what the other commands accept.
+
+Layout: one file per stack, named by role (``t2.nrrd``; ``dwi_b800.nrrd``; ``multi_echo_gre_e3.nrrd``),
+and ``roles.json`` listing every series with its files, per-stack metadata (b-value, echo time) and
+series metadata. Coordinates in the files are LPS (NRRD ``space: left-posterior-superior``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import LiverMetsError
+from ..series import Series
+from .images import read_image, write_image
+
+FORMAT = "livermets-study-folder"
+VERSION = 1
+INDEX = "roles.json"
+
+
+def _stack_name(series: Series, k: int) -> str:
+    if len(series.stacks) == 1:
+        return f"{series.role}.nrrd"
+    meta = series.stack_meta[k]
+    if "b_value" in meta:
+        b = float(meta["b_value"])
+        return f"{series.role}_b{int(b) if b.is_integer() else b:g}.nrrd"
+    return f"{series.role}_e{k + 1}.nrrd"
+
+
+def write_study_folder(series: list[Series], out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write every series and the ``roles.json`` index; returns the index path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    used: set[str] = set()
+    for s in series:
+        files = []
+        for k, stack in enumerate(s.stacks):
+            name = _stack_name(s, k)
+            if name in used:  # two series with one role: keep both, never overwrite
+                name = name.replace(".nrrd", f"_{len(used)}.nrrd")
+            used.add(name)
+            write_image(stack, out / name, {"role": s.role, **s.stack_meta[k]})
+            files.append(name)
+        entries.append({"role": s.role, "files": files, "stack_meta": s.stack_meta, "meta": s.meta})
+    index = {"format": FORMAT, "version": VERSION, "coordinate_system": "LPS", "series": entries}
+    if extra:
+        index.update(extra)
+    path = out / INDEX
+    path.write_text(json.dumps(index, indent=2, default=str), encoding="utf-8")
+    return path
+
+
+def read_study_folder(path: str | Path) -> list[Series]:
+    """Read a folder (or its ``roles.json``) back into :class:`Series` objects."""
+    path = Path(path)
+    index_path = path / INDEX if path.is_dir() else path
+    if not index_path.exists():
+        raise LiverMetsError(
+            f"{index_path} not found: give a folder written by 'livermets phantom' or 'livermets load'"
+        )
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LiverMetsError(f"{index_path} is not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    if index.get("format") != FORMAT:
+        raise LiverMetsError(f"{index_path} is not a LiverMetsReview study index (format '{index.get('format')}')")
+    base = index_path.parent
+    out = []
+    for entry in index["series"]:
+        stacks = [read_image(base / f) for f in entry["files"]]
+        out.append(Series(entry["role"], stacks, entry.get("stack_meta") or [], entry.get("meta") or {}))
+    return out
