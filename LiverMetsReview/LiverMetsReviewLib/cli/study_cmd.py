@@ -1,0 +1,131 @@
+"""``livermets classify`` and ``livermets load``: a DICOM folder -> series roles -> NRRD study folder.
+
+Roles override file (``--roles``): JSON ``{"overrides": {"<SeriesInstanceUID or series number>": "<role>"}}``;
+the value may also be a list with one role per stack (order as in ``classify --json`` "stack_roles"), and
+"unassigned" leaves a series out. A ``roles.json`` written by ``load`` is not an override file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..errors import LiverMetsError
+
+
+def _scan(args: argparse.Namespace):
+    from ..study.classify import apply_overrides, classify_scan, load_overrides
+    from ..study.scan import scan_folder
+
+    scan = classify_scan(scan_folder(args.dicom_dir))
+    if getattr(args, "roles", None):
+        overrides = load_overrides(args.roles)
+        apply_overrides(scan.series, overrides)
+    return scan
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    cols = ("series_number", "description", "role", "confidence", "b_values", "echo_times_ms", "field_strength_t",
+            "n_instances", "acquisition_time")
+    heads = ("#", "description", "role", "conf", "b-values", "TE ms", "B0 T", "files", "time")
+
+    def cell(row: dict[str, Any], c: str) -> str:
+        v = row.get(c)
+        if v is None or v == []:
+            return "-"
+        if isinstance(v, list):
+            return "/".join(f"{x:g}" for x in v)
+        if isinstance(v, float):
+            return f"{v:g}"
+        return str(v)[:40]
+
+    cells = [[cell(r, c) for c in cols] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(heads)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True))]
+    for r, c in zip(rows, cells, strict=True):
+        lines.append("  ".join(x.ljust(w) for x, w in zip(c, widths, strict=True)))
+        lines.append(f"    why: {r['reason']}")
+        lines.append(f"    uid: {r['series_uid']}")
+    return "\n".join(lines)
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    scan = _scan(args)
+    rows = [s.summary() for s in scan.series]
+    skipped = [{"path": s.path, "reason": s.reason} for s in scan.skipped]
+    if not rows:
+        reasons = sorted({s.reason for s in scan.skipped})
+        raise LiverMetsError(f"{args.dicom_dir} holds no MR image series ({len(scan.skipped)} files skipped: "
+                             f"{'; '.join(reasons[:3])})")
+    if args.json:
+        json.dump({"folder": str(args.dicom_dir), "studies": scan.study_uids, "series": rows, "skipped": skipped},
+                  sys.stdout, indent=2)
+        print()
+        return 0
+    if len(scan.study_uids) > 1:
+        print(f"note: {len(scan.study_uids)} studies in this folder; each is classified on its own")
+    print(_table(rows))
+    if skipped:
+        print(f"\nskipped {len(skipped)} of {scan.n_files} files:")
+        for s in skipped[:50]:
+            print(f"  {s['path']}: {s['reason']}")
+        if len(skipped) > 50:
+            print(f"  ... and {len(skipped) - 50} more (see --json)")
+    return 0
+
+
+def run_load(args: argparse.Namespace) -> int:
+    from ..io.study_folder import write_study_folder
+    from ..study.load import load_study
+
+    scan = _scan(args)
+    studies = scan.by_study()
+    if not studies:
+        raise LiverMetsError(f"{args.dicom_dir} holds no MR image series; run 'livermets classify' to see why")
+    if args.study:
+        if args.study not in studies:
+            raise LiverMetsError(f"study {args.study} is not in {args.dicom_dir}; studies: {', '.join(studies)}")
+        infos = studies[args.study]
+    elif len(studies) > 1:
+        raise LiverMetsError(f"{args.dicom_dir} mixes {len(studies)} studies ({', '.join(studies)}); choose one with "
+                             "--study UID")
+    else:
+        infos = next(iter(studies.values()))
+    series = load_study(infos, dwi_trace=not args.keep_directions)
+    extra = {
+        "source_folder": str(args.dicom_dir),
+        "classification": [s.summary() for s in infos],
+        "skipped": [{"path": s.path, "reason": s.reason} for s in scan.skipped],
+    }
+    index = write_study_folder(series, args.output, extra=extra)
+    dwi = [s for s in series if s.role == "dwi"]
+    if dwi:
+        (index.parent / "dwi_bvalues.json").write_text(json.dumps(
+            {"b_values_s_mm2": dwi[0].b_values, "stack_meta": dwi[0].stack_meta}, indent=2), encoding="utf-8")
+    for s in series:
+        print(f"{s.role}: {len(s.stacks)} volume(s) from {s.meta.get('description', '')!r}")
+    print(f"wrote {index}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("classify", help="list the series of a DICOM folder with their roles and why",
+                              description="Read the headers of every file under DICOM_DIR and give each series a "
+                                          "role (t2, dwi, t1_arterial, ...), a confidence and the reason.")
+    p.add_argument("dicom_dir", help="folder with the study's DICOM files (searched recursively; .gz files too)")
+    p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+    p.add_argument("--roles", help='override file {"overrides": {"<series UID or number>": "<role>"}}')
+    p.set_defaults(func=run_classify)
+
+    p = subparsers.add_parser("load", help="write the classified series as NRRD files plus roles.json",
+                              description="Classify DICOM_DIR, then write every assigned series as NRRD named by "
+                                          "role (DWI one file per b-value, dwi_bvalues.json) and roles.json.")
+    p.add_argument("dicom_dir")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--roles", help='override file {"overrides": {"<series UID or number>": "<role>"}}')
+    p.add_argument("--study", help="StudyInstanceUID to load when the folder holds several studies")
+    p.add_argument("--keep-directions", action="store_true",
+                   help="write every diffusion direction instead of one trace image per b-value")
+    p.set_defaults(func=run_load)

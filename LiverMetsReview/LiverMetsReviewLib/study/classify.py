@@ -1,0 +1,528 @@
+"""Series -> roles (the brief's section 1 table), each with a confidence and a reason a reader can check.
+
+One small function per role family (diffusion, scanner ADC, Dixon, chemical shift, multi-echo, T2,
+dynamic phases) looks at one series (the dynamic family at all of them) and either abstains or votes
+``Vote(role, confidence, reason)``. The combiner keeps the strongest vote, leaves conflicting or weak
+ones ``unassigned`` *with the reason*, and resolves two series claiming one role the same way.
+A series whose stacks play different roles (a dual-echo series holding opposed and in phase, a Dixon
+series holding W/F/IP/OP) carries one role per stack in ``stack_roles``; its ``role`` is those roles
+joined by '+'. Rules, keywords and constants are data: ``resources/role_rules.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import LiverMetsError
+from ..resources import load_json
+from ..roles import DYNAMIC_ROLES, UNASSIGNED, role_ids, role_label
+from .bvalues import describe_b_values
+from .scan import SeriesInfo, StudyScan, scan_folder
+
+_PRIVATE_B_TAGS = ("(0018,9087) incl. per-frame", "Siemens (0019,100C)/CSA", "GE (0043,1039)", "Philips (2001,1003)",
+                   "UIH (0065,1009)")
+
+
+@dataclass
+class Vote:
+    role: str
+    confidence: float
+    reason: str
+    stack_roles: list[str] | None = None
+
+
+def rules() -> dict:
+    return load_json("role_rules.json")
+
+
+# ----------------------------------------------------------------------------------------- helpers
+@cache
+def _pattern(word: str) -> re.Pattern:
+    word = word.lower().replace("_", " ")
+    tail = r"(?![a-z0-9])" if len(word) <= 3 or not word[-1].isalnum() else ""
+    return re.compile(r"(?<![a-z0-9])" + re.escape(word) + tail)
+
+
+def _text(s: SeriesInfo) -> str:
+    return f"{s.description} {s.protocol_name}".lower().replace("_", " ")
+
+
+def keyword(s: SeriesInfo, family: str) -> str | None:
+    """The first keyword of ``family`` found in the description or protocol name, or None."""
+    text = _text(s)
+    for word in rules()["keywords"][family]:
+        if _pattern(word).search(text):
+            return word
+    return None
+
+
+def _tokens(image_type: Sequence[str]) -> set[str]:
+    # the first two values are ORIGINAL/DERIVED and PRIMARY/SECONDARY
+    return {t.upper() for t in list(image_type)[2:]} | ({t.upper() for t in image_type} & {"ADC", "WATER", "FAT"})
+
+
+def _has_type(image_type: Sequence[str], family: str) -> str | None:
+    tokens = _tokens(image_type)
+    for value in rules()["image_type"][family]:
+        if value in tokens:
+            return value
+    return None
+
+
+def field_strength(s: SeriesInfo) -> tuple[float | None, str]:
+    """B0 in tesla and where it came from (the tag, or the imaging frequency)."""
+    if s.field_strength_t:
+        return s.field_strength_t, "(0018,0087)"
+    if s.imaging_frequency_mhz:
+        gamma = rules()["physics"]["gyromagnetic_mhz_per_t"]
+        return round(s.imaging_frequency_mhz / gamma, 2), "imaging frequency"
+    return None, ""
+
+
+def echo_phase(te_ms: float, b0_t: float) -> tuple[str | None, float]:
+    """'in' / 'opposed' / None for one echo time, and the fat-water phase in cycles.
+
+    Fat precesses ``Δf = γ·B0·δ`` slower than water (δ ≈ 3.4 ppm): in phase at TE = n/Δf (n ≥ 1),
+    opposed at TE = (n + ½)/Δf, within ``phase_tolerance_cycles``.
+    """
+    phys = rules()["physics"]
+    df_hz = phys["gyromagnetic_mhz_per_t"] * 1e6 * b0_t * phys["fat_water_shift_ppm"] * 1e-6
+    cycles = te_ms * 1e-3 * df_hz
+    tol = phys["phase_tolerance_cycles"]
+    frac = cycles - math.floor(cycles)
+    if abs(frac - 0.5) <= tol:
+        return "opposed", cycles
+    if round(cycles) >= 1 and min(frac, 1 - frac) <= tol:
+        return "in", cycles
+    return None, cycles
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = float(seconds)
+    if abs(seconds) < 120:
+        return f"{seconds:+.0f} s"
+    return f"{seconds / 60:+.1f} min".replace(".0 min", " min")
+
+
+def _is_diffusion_like(s: SeriesInfo) -> str | None:
+    if s.b_values:
+        return "b-values in the header"
+    hit = _has_type(s.image_type, "diffusion")
+    if hit:
+        return f"ImageType {hit}"
+    word = keyword(s, "dwi")
+    return f"description '{word}'" if word else None
+
+
+# ----------------------------------------------------------------------------------------- families
+def vote_ignore(s: SeriesInfo) -> Vote | None:
+    """Localizers, derived maps we do not use (FA, subtraction, MPR...): unassigned, said so."""
+    hit = _has_type(s.image_type, "ignore")
+    if hit:
+        return Vote(UNASSIGNED, 0.9, f"ImageType {hit}: a derived or localizer image, not a reading series")
+    word = keyword(s, "not_liver")
+    if word:
+        return Vote(UNASSIGNED, 0.8, f"description '{word}': localizer/calibration/derived series")
+    return None
+
+
+def vote_adc(s: SeriesInfo) -> Vote | None:
+    if _has_type(s.image_type, "adc_scanner"):
+        return Vote("adc_scanner", 0.95, "ImageType contains ADC: the scanner's ADC map")
+    word = keyword(s, "adc")
+    if word and len(s.b_values) < 2:
+        return Vote("adc_scanner", 0.7, f"description '{word}' (no ADC in ImageType)")
+    return None
+
+
+def vote_dwi(s: SeriesInfo) -> Vote | None:
+    bvals = s.b_values
+    sources = ", ".join(s.b_sources)
+    min_b = rules()["physics"]["dwi_min_b_values"]
+    if len(bvals) >= min_b:
+        trace = " (scanner trace images present)" if any(st.is_trace for st in s.stacks) else ""
+        return Vote("dwi", 0.95, f"b-values {describe_b_values(bvals)} s/mm² from {sources}{trace}")
+    if len(bvals) == 1:
+        return Vote(UNASSIGNED, 0.9, f"diffusion series with a single b-value ({bvals[0]:g} s/mm² from {sources}): "
+                                     "not a DWI set on its own; set its role if it belongs with another series")
+    why = _is_diffusion_like(s)
+    if why and not _has_type(s.image_type, "adc_scanner") and not keyword(s, "adc"):
+        return Vote(UNASSIGNED, 0.9, f"looks like diffusion ({why}) but no b-value is readable in "
+                                     f"{', '.join(_PRIVATE_B_TAGS)}; set the role and b-values by hand")
+    return None
+
+
+def _dixon_role(image_type: Sequence[str]) -> str | None:
+    for role in ("dixon_water", "dixon_fat", "t1_in_phase", "t1_opposed_phase"):
+        if _has_type(image_type, role):
+            return role
+    return None
+
+
+def vote_dixon(s: SeriesInfo) -> Vote | None:
+    """Dixon reconstructions by ImageType (W/F/IP/OP), per stack when a series holds several."""
+    per_stack = [_dixon_role(st.image_type) for st in s.stacks]
+    if not any(per_stack):
+        return None
+    if any(r is None for r in per_stack):
+        return Vote(UNASSIGNED, 0.6, "some images carry Dixon ImageType values and some do not")
+    if len(s.echo_times_ms) > 2:
+        return None  # a multi-echo acquisition tagged IP/OP is handled by the multi-echo family
+    labels = sorted({"+".join(st.image_type[2:]) for st in s.stacks})
+    kind = "Dixon" if (len(s.echo_times_ms) <= 1 or any(r.startswith("dixon") for r in per_stack)) else "dual-echo"
+    if len(set(per_stack)) == 1:
+        role = per_stack[0]
+        conf = 0.95 if role.startswith("dixon") else 0.9
+        if not role.startswith("dixon"):
+            check = _physics_check(s, role)
+            if check is False:
+                return Vote(UNASSIGNED, 0.8, f"ImageType says {role_label(role)} but " + _physics_text(s))
+        return Vote(role, conf, f"{kind} {role_label(role).lower()} image (ImageType {labels[0]})")
+    return Vote("+".join(dict.fromkeys(per_stack)), 0.9, f"{kind} reconstructions by ImageType ({', '.join(labels)})",
+                stack_roles=list(per_stack))
+
+
+def _physics_text(s: SeriesInfo) -> str:
+    b0, _ = field_strength(s)
+    tes = s.echo_times_ms
+    if b0 is None or not tes:
+        return "echo time or field strength is missing"
+    states = [echo_phase(te, b0)[0] or "neither" for te in tes]
+    return f"TE {'/'.join(f'{t:g}' for t in tes)} ms at {b0:g} T is {'/'.join(states)} phase"
+
+
+def _physics_check(s: SeriesInfo, role: str) -> bool | None:
+    b0, _ = field_strength(s)
+    if b0 is None or len(s.echo_times_ms) != 1:
+        return None
+    state = echo_phase(s.echo_times_ms[0], b0)[0]
+    return state == ("in" if role == "t1_in_phase" else "opposed")
+
+
+def vote_chemical_shift(s: SeriesInfo) -> Vote | None:
+    """In/opposed phase by physics: the fat-water phase at each TE for the series' field strength."""
+    phys = rules()["physics"]
+    tes = s.echo_times_ms
+    if not tes or max(tes) > phys["chemical_shift_max_te_ms"] or s.b_values or _dixon_role(s.image_type):
+        return None
+    if s.repetition_time_ms and s.repetition_time_ms > phys["gre_max_tr_ms"] * 20:
+        return None
+    b0, b0_source = field_strength(s)
+    word = keyword(s, "chemical_shift")
+    if len(tes) == 2:
+        if b0 is None:
+            return Vote(UNASSIGNED, 0.8, f"two echoes (TE {tes[0]:g}/{tes[1]:g} ms) but the field strength is "
+                                         "missing: cannot tell opposed from in phase")
+        states = [echo_phase(te, b0)[0] for te in tes]
+        text = f"TE {tes[0]:g}/{tes[1]:g} ms at {b0:g} T ({b0_source})"
+        if sorted(states, key=str) != ["in", "opposed"]:
+            names = "/".join(st or "neither" for st in states)
+            return Vote(UNASSIGNED, 0.8, f"two echoes but {text} are {names} phase, not an opposed/in-phase pair")
+        role_of = {te: ("t1_in_phase" if st == "in" else "t1_opposed_phase")
+                   for te, st in zip(tes, states, strict=True)}
+        stack_roles = [role_of.get(round(st.echo_time_ms, 3), UNASSIGNED) if st.echo_time_ms is not None
+                       else UNASSIGNED for st in s.stacks]
+        names = "/".join("opposed" if st == "opposed" else "in" for st in states)
+        conf = 0.95 if word else 0.85
+        extra = f"; description '{word}'" if word else ""
+        return Vote("+".join(dict.fromkeys(stack_roles)), conf, f"{text}: {names} phase{extra}",
+                    stack_roles=stack_roles)
+    if len(tes) == 1:
+        wants_ip, wants_op = keyword(s, "t1_in_phase"), keyword(s, "t1_opposed_phase")
+        if not (word or wants_ip or wants_op):
+            return None
+        if b0 is None:
+            return None
+        state = echo_phase(tes[0], b0)[0]
+        text = f"TE {tes[0]:g} ms at {b0:g} T ({b0_source})"
+        said = "opposed" if wants_op and not wants_ip else ("in" if wants_ip and not wants_op else None)
+        if state is None:
+            return Vote(UNASSIGNED, 0.7, f"description '{word or wants_ip or wants_op}' suggests chemical shift but "
+                                         f"{text} is neither in nor opposed phase")
+        if said and said != state:
+            return Vote(UNASSIGNED, 0.8, f"description says {said} phase but {text} is {state} phase")
+        role = "t1_in_phase" if state == "in" else "t1_opposed_phase"
+        return Vote(role, 0.9, f"{text}: {state} phase; description '{word or wants_ip or wants_op}'")
+    return None
+
+
+def vote_multi_echo(s: SeriesInfo) -> Vote | None:
+    phys = rules()["physics"]
+    tes = s.echo_times_ms
+    if len(tes) < phys["multi_echo_min_echoes"] or max(tes) > phys["multi_echo_max_te_ms"] or s.b_values:
+        return None
+    conf = 0.95 if len(tes) >= 6 else 0.8
+    word = keyword(s, "multi_echo_gre")
+    extra = f"; description '{word}'" if word else ""
+    return Vote("multi_echo_gre", conf, f"{len(tes)} echoes, TE {tes[0]:g}-{tes[-1]:g} ms: multi-echo GRE for "
+                                        f"PDFF/R2*{extra}")
+
+
+def vote_t2(s: SeriesInfo) -> Vote | None:
+    phys = rules()["physics"]
+    if _is_diffusion_like(s) or _has_type(s.image_type, "adc_scanner") or len(s.echo_times_ms) > 1:
+        return None
+    word = keyword(s, "t2")
+    te = s.echo_times_ms[0] if s.echo_times_ms else None
+    if te is not None and te >= phys["t2_min_te_ms"]:
+        extra = f"; description '{word}'" if word else ""
+        return Vote("t2", 0.9 if word else 0.75, f"long echo time (TE {te:g} ms): T2-weighted{extra}")
+    if word and te is None:
+        return Vote("t2", 0.6, f"description '{word}' (echo time missing)")
+    if word and te is not None:
+        return Vote(UNASSIGNED, 0.6, f"description '{word}' says T2 but TE {te:g} ms is short")
+    return None
+
+
+def _is_t1_gre(s: SeriesInfo) -> bool:
+    phys = rules()["physics"]
+    if s.b_values or _is_diffusion_like(s) or len(s.echo_times_ms) > 1 or len(s.stacks) > 1:
+        return False
+    if _has_type(s.image_type, "adc_scanner") or _dixon_role(s.image_type) or vote_ignore(s):
+        return False
+    if keyword(s, "chemical_shift") and not keyword(s, "t1_dynamic"):
+        return False
+    te = s.echo_times_ms[0] if s.echo_times_ms else None
+    tr = s.repetition_time_ms
+    if te is None:
+        return bool(keyword(s, "t1_dynamic") or any(keyword(s, r) for r in DYNAMIC_ROLES[1:]))
+    return te <= phys["t1_gre_max_te_ms"] and (tr is None or tr <= phys["gre_max_tr_ms"])
+
+
+def _signature(s: SeriesInfo) -> tuple:
+    st = s.stacks[0]
+    f = st.frames[0]
+    return (round(s.repetition_time_ms or 0, 1), round(st.echo_time_ms or 0, 1), round(s.flip_angle_deg or 0),
+            f.rows, f.cols)
+
+
+def _keyword_phase(s: SeriesInfo) -> str | None:
+    for role in ("t1_hepatobiliary", "t1_transitional", "t1_portal_venous", "t1_arterial"):
+        if keyword(s, role):
+            return role
+    return None
+
+
+def _window_role(dt: float, windows: Mapping[str, Sequence[float]]) -> str | None:
+    for role, (lo, hi) in windows.items():
+        if lo <= dt < hi:
+            return role
+    return None
+
+
+def vote_dynamic(series: Sequence[SeriesInfo]) -> dict[str, Vote]:
+    """Pre-contrast and post-contrast phases of the repeated fat-suppressed 3-D T1 GRE, by timing and words."""
+    dyn = rules()["dynamic"]
+    cands = [s for s in series if _is_t1_gre(s)]
+    if not cands:
+        return {}
+    cands.sort(key=lambda s: (s.acquisition_s is None, s.acquisition_s or 0.0, s.series_number or 0))
+    with_agent = [s for s in cands if s.contrast_agent]
+    votes: dict[str, Vote] = {}
+    if with_agent:
+        pre_c = [s for s in cands if not s.contrast_agent]
+        posts = with_agent
+        how_post = "ContrastBolusAgent present"
+    else:
+        pre_c = [s for s in cands if keyword(s, "pre")]
+        posts = [s for s in cands if s not in pre_c]
+        if not pre_c and len(cands) >= 2 and cands[0].acquisition_s is not None and not _keyword_phase(cands[0]):
+            pre_c, posts = [cands[0]], cands[1:]
+        how_post = "after the pre-contrast series (no ContrastBolusAgent in the headers)"
+    pre = None
+    if pre_c:
+        first_post_t = min((p.acquisition_s for p in posts if p.acquisition_s is not None), default=None)
+        before = [p for p in pre_c
+                  if first_post_t is None or p.acquisition_s is None or p.acquisition_s <= first_post_t]
+        same = [p for p in before if posts and _signature(p) == _signature(posts[0])] or before
+        if same:
+            pre = same[-1]
+            clue = "no ContrastBolusAgent" if with_agent else (f"description '{keyword(pre, 'pre')}'"
+                                                               if keyword(pre, "pre") else "earliest T1 GRE")
+            n_post = len(posts)
+            votes[pre.series_uid] = Vote("t1_pre", 0.9 if (with_agent or keyword(pre, "pre")) and posts else 0.7,
+                                         f"T1 GRE before contrast ({clue}); {n_post} post-contrast T1 series follow")
+        for p in pre_c:
+            if p is not pre:
+                other = pre.label if pre else "another series"
+                votes[p.series_uid] = Vote(UNASSIGNED, 0.6, f"T1 GRE without contrast; {other} was taken as the "
+                                                            "pre-contrast series")
+    timed = [p for p in posts if p.acquisition_s is not None]
+    injection = next((p.contrast_start_s for p in posts if p.contrast_start_s is not None), None)
+    if injection is not None:
+        ref_t, windows, ref_name = injection, dyn["after_injection_s"], "injection"
+    elif timed:
+        ref_t, windows, ref_name = timed[0].acquisition_s, dyn["after_first_post_s"], "the first post-contrast series"
+    else:
+        ref_t, windows, ref_name = None, {}, ""
+    for k, p in enumerate(posts):
+        word_role = _keyword_phase(p)
+        time_role = None
+        timing = ""
+        if ref_t is not None and p.acquisition_s is not None:
+            dt = p.acquisition_s - ref_t
+            time_role = _window_role(dt, windows)
+            parts = [f"{_ordinal(k + 1)} post-contrast T1 ({how_post})"]
+            if pre is not None and pre.acquisition_s is not None:
+                parts.append(f"{_fmt_time(p.acquisition_s - pre.acquisition_s)} after pre-contrast")
+            parts.append(f"{_fmt_time(dt)} after {ref_name}")
+            timing = ", ".join(parts)
+        if time_role and word_role and time_role != word_role:
+            votes[p.series_uid] = Vote(UNASSIGNED, 0.8, f"{timing} suggests {role_label(time_role).lower()} but the "
+                                                        f"description says {role_label(word_role).lower()}")
+        elif time_role:
+            conf = 0.95 if word_role else (0.85 if injection is not None else 0.8)
+            extra = f"; description '{keyword(p, word_role)}'" if word_role else ""
+            votes[p.series_uid] = Vote(time_role, conf, f"{timing}: {role_label(time_role).lower()}{extra}")
+        elif word_role:
+            why = f"{timing}; " if timing else "no acquisition time; "
+            votes[p.series_uid] = Vote(word_role, 0.7, f"{why}description '{keyword(p, word_role)}'")
+        else:
+            why = timing or "no acquisition time and no phase word in the description"
+            votes[p.series_uid] = Vote(UNASSIGNED, 0.7, f"post-contrast T1 GRE but the phase is unclear ({why})")
+    return votes
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+# ----------------------------------------------------------------------------------------- combiner
+_FAMILIES = (vote_ignore, vote_adc, vote_dwi, vote_dixon, vote_chemical_shift, vote_multi_echo, vote_t2)
+
+
+def _assign(s: SeriesInfo, vote: Vote) -> None:
+    s.role, s.confidence, s.reason = vote.role, vote.confidence, vote.reason
+    s.stack_roles = list(vote.stack_roles) if vote.stack_roles else [vote.role] * len(s.stacks)
+
+
+def _unassign(s: SeriesInfo, reason: str, confidence: float = 0.0) -> None:
+    _assign(s, Vote(UNASSIGNED, confidence, reason))
+
+
+def classify_series(series: Sequence[SeriesInfo]) -> list[SeriesInfo]:
+    """Give every series of ONE study a role, a confidence (0..1) and a reason; returns the same objects."""
+    conf_rules = rules()["confidence"]
+    margin, min_conf = conf_rules["conflict_margin"], conf_rules["min_confidence"]
+    dynamic = vote_dynamic(series)
+    for s in series:
+        votes = [v for v in (fam(s) for fam in _FAMILIES) if v is not None]
+        if s.series_uid in dynamic:
+            votes.append(dynamic[s.series_uid])
+        if not votes:
+            te = "/".join(f"{t:g}" for t in s.echo_times_ms) or "?"
+            _unassign(s, f"no role matches (TE {te} ms, TR {s.repetition_time_ms or '?'} ms, ImageType "
+                         f"{'/'.join(s.image_type) or '?'}, description '{s.description}')")
+            continue
+        votes.sort(key=lambda v: -v.confidence)
+        best = votes[0]
+        rivals = [v for v in votes[1:] if v.role != best.role and best.confidence - v.confidence < margin]
+        if rivals:
+            _unassign(s, f"conflicting clues: {best.reason} vs {rivals[0].reason}")
+        elif best.role != UNASSIGNED and best.confidence < min_conf:
+            _unassign(s, f"too uncertain ({best.confidence:.2f}): {best.reason}")
+        else:
+            _assign(s, best)
+    _resolve_duplicates(series, margin)
+    return list(series)
+
+
+def _resolve_duplicates(series: Sequence[SeriesInfo], margin: float) -> None:
+    claims: dict[str, list[SeriesInfo]] = {}
+    for s in series:
+        for role in dict.fromkeys(s.stack_roles):
+            if role != UNASSIGNED:
+                claims.setdefault(role, []).append(s)
+    for role, owners in claims.items():
+        if len(owners) < 2:
+            continue
+        owners = sorted(owners, key=lambda s: -s.confidence)
+        top = owners[0]
+        if top.confidence - owners[1].confidence >= margin:
+            losers = owners[1:]
+            for s in losers:
+                _drop_role(s, role, f"also looks like {role_label(role).lower()} ({s.reason}) but {top.label} is "
+                                    "more certain")
+        else:
+            names = " and ".join(s.label for s in owners)
+            for s in owners:
+                _drop_role(s, role, f"ambiguous: {names} all look like {role_label(role).lower()}; set the role by "
+                                    f"hand ({s.reason})")
+
+
+def _drop_role(s: SeriesInfo, role: str, reason: str) -> None:
+    s.stack_roles = [UNASSIGNED if r == role else r for r in s.stack_roles]
+    remaining = [r for r in dict.fromkeys(s.stack_roles) if r != UNASSIGNED]
+    if remaining:
+        s.role = "+".join(remaining)
+        s.reason = f"{s.reason}; {reason}"
+    else:
+        _unassign(s, reason)
+
+
+def classify_scan(scan: StudyScan) -> StudyScan:
+    """Classify each study of a scan separately (timing and uniqueness only make sense within a study)."""
+    for members in scan.by_study().values():
+        classify_series(members)
+    return scan
+
+
+def classify_folder(folder: str | Path) -> StudyScan:
+    """Scan ``folder`` and classify every series."""
+    return classify_scan(scan_folder(folder))
+
+
+# ----------------------------------------------------------------------------------------- reader's choice
+def load_overrides(path: str | Path) -> dict[str, str | list[str]]:
+    """Read a roles override file: ``{"overrides": {"<SeriesInstanceUID or series number>": role}}``.
+
+    A role is a role id (applied to every stack) or a list with one role id per stack (in the order
+    'livermets classify --json' lists them), e.g. ``["t1_opposed_phase", "t1_in_phase"]``; "unassigned"
+    removes a series from the study.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise LiverMetsError(f"roles override file {path} does not exist") from exc
+    except json.JSONDecodeError as exc:
+        raise LiverMetsError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    overrides = data.get("overrides") if isinstance(data, dict) else None
+    if not isinstance(overrides, dict):
+        raise LiverMetsError(f'{path} must hold {{"overrides": {{"<series UID or number>": "<role>"}}}}')
+    return {str(k): v for k, v in overrides.items()}
+
+
+def apply_overrides(series: Sequence[SeriesInfo], overrides: Mapping[str, str | Sequence[str]]) -> None:
+    """Set roles chosen by the reader (confidence 1, reason 'set by the reader')."""
+    valid = set(role_ids())
+    scan = StudyScan("(study)", list(series), [], 0)
+    for key, value in overrides.items():
+        s = scan.find(key)
+        roles = [value] * len(s.stacks) if isinstance(value, str) else list(value)
+        if len(roles) != len(s.stacks):
+            raise LiverMetsError(f"{s.label} has {len(s.stacks)} stacks but the override lists {len(roles)} roles")
+        bad = [r for r in roles if r not in valid]
+        if bad:
+            raise LiverMetsError(f"unknown role '{bad[0]}' for {s.label}; known roles: {', '.join(sorted(valid))}")
+        s.stack_roles = roles
+        s.role = "+".join(dict.fromkeys(roles))
+        s.confidence = 1.0
+        s.reason = "set by the reader"
+
+
+def stack_roles_of(s: SeriesInfo) -> list[str]:
+    """One role per stack (``unassigned`` when classification has not run)."""
+    return s.stack_roles if len(s.stack_roles) == len(s.stacks) else [s.role] * len(s.stacks)
+
+
+def classification_table(scan: StudyScan) -> list[dict[str, Any]]:
+    """JSON-able rows for every series."""
+    return [s.summary() for s in scan.series]
