@@ -1,0 +1,359 @@
+"""LiverMetsReview: a reading aid for gadoxetate liver MRI (3D Slicer scripted module).
+
+The module is a thin shell: the computations live in the headless core ``LiverMetsReviewLib`` (also used by
+the ``livermets`` command line), the scene conversions in ``LiverMetsReviewSlicer``.
+"""
+
+import os
+from typing import Annotated
+
+import qt
+import slicer
+import vtk
+from LiverMetsReviewSlicer import attributes
+from LiverMetsReviewSlicer.layouts import showStudy
+from LiverMetsReviewSlicer.phantom import (
+    SEGMENTATION_KEY,
+    generatePhantomStudy,
+    loadPhantomStudy,
+    phantomScenarioNames,
+    stackNodeName,
+)
+from LiverMetsReviewSlicer.sample_data import registerSampleData
+from LiverMetsReviewSlicer.volumes import gridSummary, lpsToRas, worldLpsToIjk
+from slicer import vtkMRMLScalarVolumeNode
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+from LiverMetsReviewLib.errors import LiverMetsError
+from LiverMetsReviewLib.roles import role_ids, role_label
+
+#
+# LiverMetsReview
+#
+
+
+class LiverMetsReview(ScriptedLoadableModule):
+    """Module description shown in Slicer's Help & Acknowledgement panel."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("LiverMetsReview")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Quantification")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["LiverMetsReview developers"]
+        self.parent.helpText = _("""
+Supports the reading of gadoxetate (Gd-EOB-DTPA) liver MRI in patients with known or suspected liver
+metastases: it organises the series of a study by role (dual-echo T1, Dixon, T2, diffusion, dynamic phases up
+to the hepatobiliary phase) and provides a digital phantom with known ground truth for training and testing.
+It supports the radiologist's reading and never makes a diagnosis: every automatic result is evidence that the
+reader accepts or overrides.
+See the <a href="https://github.com/livermetsreview/LiverMetsReview">project page</a>.
+""")
+        self.parent.acknowledgementText = _("""
+Developed by the LiverMetsReview developers. Built on 3D Slicer's scripted module template and its
+SimpleITK bridge (sitkUtils).
+""")
+        # The phantom appears in the Sample Data module once the application has started.
+        slicer.app.connect("startupCompleted()", lambda: registerSampleData(self._iconsPath()))
+
+    def _iconsPath(self) -> str:
+        return os.path.join(os.path.dirname(__file__), "Resources", "Icons")
+
+
+#
+# LiverMetsReviewParameterNode
+#
+
+SCENARIOS = phantomScenarioNames()
+DEFAULT_SCENARIO = "normal" if "normal" in SCENARIOS else SCENARIOS[0]
+
+
+@parameterNodeWrapper
+class LiverMetsReviewParameterNode:
+    """GUI state saved with the scene.
+
+    phantomScenario, phantomSeed, phantomFieldStrength (T), phantomSize - options of the generated phantom.
+    displayedVolume - the series shown in the slice views.
+    """
+
+    phantomScenario: Annotated[str, Choice(SCENARIOS)] = DEFAULT_SCENARIO
+    phantomSeed: Annotated[int, WithinRange(0, 999999)] = 0
+    phantomFieldStrength: Annotated[float, Choice([1.5, 3.0])] = 1.5
+    phantomSize: Annotated[str, Choice(["standard", "small"])] = "standard"
+    displayedVolume: vtkMRMLScalarVolumeNode
+
+
+#
+# LiverMetsReviewWidget
+#
+
+
+class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Binds the .ui to the parameter node and keeps the series table in step with the scene."""
+
+    SERIES_COLUMNS = (_("Series"), _("Role"), _("Grid"))
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._tableUpdatePending = False
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LiverMetsReview.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = LiverMetsReviewLogic()
+
+        self.ui.seriesTableWidget.setColumnCount(len(self.SERIES_COLUMNS))
+        self.ui.seriesTableWidget.setHorizontalHeaderLabels(list(self.SERIES_COLUMNS))
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onSceneNodesChanged)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self.onSceneNodesChanged)
+
+        self.ui.generatePhantomButton.connect("clicked(bool)", self.onGeneratePhantomButton)
+        self.ui.seriesTableWidget.connect("cellClicked(int,int)", self.onSeriesCellClicked)
+
+        self.initializeParameterNode()
+        self.updateSeriesTable()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+        self.updateSeriesTable()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+        self.updateSeriesTable()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        """Observe the parameter node so that the GUI follows it (and the views follow displayedVolume)."""
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            # Widgets carrying the "SlicerParameterName" dynamic property in the .ui are bound here.
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+
+    def onParameterNodeModified(self, caller=None, event=None) -> None:
+        node = self._parameterNode.displayedVolume if self._parameterNode else None
+        if node is not None and node is not self.logic.lastDisplayedVolume:
+            self.logic.lastDisplayedVolume = node
+            showStudy(node, fourUp=False)
+
+    def onGeneratePhantomButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to generate the phantom."), waitCursor=True):
+            p = self._parameterNode
+            slicer.util.showStatusMessage(_("Generating the phantom..."))
+            nodes = self.logic.generatePhantom(p.phantomSeed, p.phantomScenario, p.phantomFieldStrength,
+                                               p.phantomSize)
+            slicer.util.showStatusMessage(_("Phantom loaded: {count} series stacks").format(
+                count=len(nodes) - 1), 5000)
+            self.updateSeriesTable()
+
+    def onSceneNodesChanged(self, caller=None, event=None) -> None:
+        """Many nodes arrive at once when a study loads: rebuild the table once, after the burst."""
+        if not self._tableUpdatePending:
+            self._tableUpdatePending = True
+            qt.QTimer.singleShot(0, self.updateSeriesTable)
+
+    def updateSeriesTable(self) -> None:
+        """One row per scalar volume: name, role drop-down (edits the node attribute), grid."""
+        self._tableUpdatePending = False
+        table = self.ui.seriesTableWidget
+        nodes = self.logic.seriesNodes()
+        table.setRowCount(len(nodes))
+        roles = role_ids()
+        for row, node in enumerate(nodes):
+            nameItem = qt.QTableWidgetItem(node.GetName())
+            nameItem.setData(qt.Qt.UserRole, node.GetID())
+            nameItem.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)
+            table.setItem(row, 0, nameItem)
+            combo = qt.QComboBox()
+            for role in roles:
+                combo.addItem(role_label(role), role)
+            current = attributes.nodeRole(node)
+            combo.setCurrentIndex(roles.index(current) if current in roles else roles.index(attributes.UNASSIGNED))
+            combo.setToolTip(_("Role of this series in the study; change it if the automatic one is wrong."))
+            nodeID = node.GetID()
+            combo.connect("currentIndexChanged(int)",
+                          lambda index, nodeID=nodeID, combo=combo: self.onRoleChanged(nodeID, combo))
+            table.setCellWidget(row, 1, combo)
+            gridItem = qt.QTableWidgetItem(gridSummary(node))
+            gridItem.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)
+            table.setItem(row, 2, gridItem)
+        table.resizeColumnsToContents()
+
+    def onRoleChanged(self, nodeID: str, combo) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to change the role.")):
+            self.logic.setRole(slicer.mrmlScene.GetNodeByID(nodeID), combo.currentData)
+
+    def onSeriesCellClicked(self, row: int, column: int) -> None:
+        item = self.ui.seriesTableWidget.item(row, 0)
+        node = slicer.mrmlScene.GetNodeByID(item.data(qt.Qt.UserRole)) if item else None
+        if node is not None and self._parameterNode:
+            self._parameterNode.displayedVolume = node
+
+
+#
+# LiverMetsReviewLogic
+#
+
+
+class LiverMetsReviewLogic(ScriptedLoadableModuleLogic):
+    """Scene-level operations; usable without the widget (Python console, self-test)."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.lastPhantomStudy = None
+        self.lastDisplayedVolume = None
+
+    def getParameterNode(self):
+        return LiverMetsReviewParameterNode(super().getParameterNode())
+
+    def generatePhantom(self, seed: int = 0, scenario: str = "normal", fieldStrength: float = 1.5,
+                        size: str = "standard", show: bool = True) -> dict:
+        """Generate the phantom with the core and load it: node name -> node, segmentation under 'ground_truth'.
+
+        The core's ``PhantomStudy`` (images in LPS, truth) is kept in ``lastPhantomStudy`` for comparison.
+        """
+        study = generatePhantomStudy(seed=seed, scenario=scenario, fieldStrength=fieldStrength, size=size)
+        self.lastPhantomStudy = study
+        return loadPhantomStudy(study, show=show)
+
+    @staticmethod
+    def seriesNodes() -> list:
+        """Scalar volumes of the scene (labelmaps excluded), in scene order."""
+        return [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+                if not n.IsA("vtkMRMLLabelMapVolumeNode")]
+
+    @staticmethod
+    def setRole(node: vtkMRMLScalarVolumeNode, role: str) -> None:
+        """The reader's role choice, stored on the node (saved with the scene)."""
+        if node is None:
+            raise LiverMetsError("No series is selected: pick a row of the series table first.")
+        if role not in role_ids():
+            raise LiverMetsError(f"'{role}' is not a known series role: choose one of {', '.join(role_ids())}.")
+        node.SetAttribute(attributes.ROLE, role)
+
+
+#
+# LiverMetsReviewTest
+#
+
+
+class LiverMetsReviewTest(ScriptedLoadableModuleTest):
+    """Loads the small phantom through the logic and compares the scene with the core's images and truth."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_phantom_loads()
+        self.setUp()
+        self.test_role_edit()
+
+    def test_phantom_loads(self):
+        import numpy as np
+        import SimpleITK as sitk
+
+        self.delayDisplay("Generating the small phantom")
+        logic = LiverMetsReviewLogic()
+        nodes = logic.generatePhantom(seed=7, scenario=DEFAULT_SCENARIO, fieldStrength=1.5, size="small",
+                                      show=False)
+        study = logic.lastPhantomStudy
+        stacks = [(stackNodeName(s, k), s, k) for s in study.series for k in range(len(s.stacks))]
+
+        # One volume node per stack, in the dict and in the scene.
+        volumeNames = [name for name in nodes if name != SEGMENTATION_KEY]
+        self.assertEqual(sorted(volumeNames), sorted(name for name, _s, _k in stacks))
+        self.assertEqual(len(logic.seriesNodes()), len(stacks))
+
+        lesions = study.truth["lesions"]
+        self.assertGreater(len(lesions), 0)
+        for name, series, k in stacks:
+            node = nodes[name]  # slicer-class: vtkMRMLScalarVolumeNode
+            image = series.stacks[k]
+            self.assertEqual(node.GetAttribute(attributes.ROLE), series.role)
+            if "b_value" in series.stack_meta[k]:
+                self.assertAlmostEqual(float(node.GetAttribute(attributes.B_VALUE)),
+                                       float(series.stack_meta[k]["b_value"]))
+            # Geometry: spacing equal, origin and axis directions flipped LPS -> RAS.
+            np.testing.assert_allclose(node.GetSpacing(), image.GetSpacing(), rtol=0, atol=1e-6)
+            np.testing.assert_allclose(node.GetOrigin(), lpsToRas(image.GetOrigin()), rtol=0, atol=1e-4)
+            directions = vtk.vtkMatrix4x4()
+            node.GetIJKToRASDirectionMatrix(directions)
+            lpsDirections = np.array(image.GetDirection()).reshape(3, 3)
+            for row, sign in enumerate((-1.0, -1.0, 1.0)):
+                for col in range(3):
+                    self.assertAlmostEqual(directions.GetElement(row, col), sign * lpsDirections[row, col], places=6)
+
+            # Voxel values at every lesion centre inside this stack: same voxel, same value as the core.
+            sceneArray = slicer.util.arrayFromVolume(node)
+            coreArray = sitk.GetArrayViewFromImage(image)
+            self.assertEqual(sceneArray.shape, coreArray.shape)
+            sampled = 0
+            for lesion in lesions:
+                continuous = np.array(image.TransformPhysicalPointToContinuousIndex(
+                    [float(c) for c in lesion["centre_mm"]]))
+                index = np.floor(continuous + 0.5).astype(int)
+                if np.any(index < 0) or np.any(index >= np.array(image.GetSize())):
+                    continue
+                self.assertEqual(worldLpsToIjk(node, lesion["centre_mm"]), tuple(int(v) for v in index))
+                i, j, kk = index
+                self.assertEqual(sceneArray[kk, j, i], coreArray[kk, j, i])
+                sampled += 1
+            self.assertGreater(sampled, 0, f"no lesion centre falls inside {name}")
+
+        # Ground truth: one segment per organ and lesion, with the truth's names.
+        segmentation = nodes[SEGMENTATION_KEY].GetSegmentation()
+        names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+        self.assertEqual(sorted(names), sorted(str(s["name"]) for s in study.segments))
+        lesionSegments = [s for s in study.segments if s.get("kind") == "lesion"]
+        self.assertEqual(len(lesionSegments), len(lesions))
+        self.delayDisplay("Phantom test passed")
+
+    def test_role_edit(self):
+        node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "series")
+        self.assertEqual(attributes.nodeRole(node), attributes.UNASSIGNED)
+        LiverMetsReviewLogic.setRole(node, "t1_hepatobiliary")
+        self.assertEqual(node.GetAttribute(attributes.ROLE), "t1_hepatobiliary")
+        with self.assertRaises(LiverMetsError):
+            LiverMetsReviewLogic.setRole(node, "not_a_role")
+        self.assertEqual(node.GetAttribute(attributes.ROLE), "t1_hepatobiliary")
+        self.delayDisplay("Role edit test passed")

@@ -1,0 +1,39 @@
+"""The phantom as a Sample Data entry: one click generates it locally and loads it."""
+
+from __future__ import annotations
+
+import os
+
+import slicer
+from slicer.i18n import tr as _
+
+from .phantom import generatePhantomStudy, loadPhantomStudy
+
+CATEGORY = "LiverMetsReview"
+SAMPLE_NAME = "LiverMetsPhantom"
+# SampleData wants a URI per file even when a custom downloader produces the data; this one is never fetched.
+GENERATED_URI = "generated://LiverMetsReview/phantom"
+
+
+def loadDefaultPhantom(source=None) -> dict:
+    """SampleData's custom downloader: generate the default phantom (seed 0, normal, 1.5 T) and load it."""
+    with slicer.util.tryWithErrorDisplay(_("Failed to generate the LiverMetsReview phantom."), waitCursor=True):
+        slicer.util.showStatusMessage(_("Generating the LiverMetsReview phantom..."), 3000)
+        return loadPhantomStudy(generatePhantomStudy())
+    return {}
+
+
+def registerSampleData(iconsPath: str) -> None:
+    """Add the phantom to the Sample Data module (called once the application has started)."""
+    import SampleData
+
+    SampleData.SampleDataLogic.registerCustomSampleDataCategory(CATEGORY, title=_("LiverMetsReview"))
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category=CATEGORY,
+        sampleName=SAMPLE_NAME,
+        uris=GENERATED_URI,
+        fileNames=SAMPLE_NAME + ".nrrd",
+        nodeNames=SAMPLE_NAME,
+        thumbnailFileName=os.path.join(iconsPath, "LiverMetsReview.png"),
+        customDownloader=loadDefaultPhantom,
+    )

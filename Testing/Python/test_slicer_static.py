@@ -1,0 +1,397 @@
+"""Static checks of the Slicer module against Slicer 5.12 and main API inventories (no Slicer needed).
+
+The first test checks the real module; the others feed the checker deliberately broken snippets to prove it
+reports each kind of error (a checker that never fails proves nothing).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import SimpleITK as sitk
+import slicer_static as ss
+
+from conftest import MODULE_DIR, REPO_ROOT, shared_path
+
+UI_PATH = MODULE_DIR / "Resources" / "UI" / "LiverMetsReview.ui"
+
+
+@pytest.fixture(scope="session")
+def inventories() -> list[ss.Inventory]:
+    api_dir = shared_path("slicer-api")
+    invs = ss.load_inventories(api_dir)
+    assert [inv.label for inv in invs] and len(invs) == 2
+    return invs
+
+
+@pytest.fixture(scope="session")
+def ui_text() -> str:
+    return UI_PATH.read_text(encoding="utf-8")
+
+
+def _errors(report: ss.Report, check: str | None = None) -> list[ss.Finding]:
+    return [f for f in report.errors if check is None or f.check == check]
+
+
+def _labels(report: ss.Report, name: str) -> set[str]:
+    return {f.inventory for f in report.errors if f.name == name}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The real module
+
+
+def test_module_passes_all_static_checks(inventories):
+    report = ss.check_extension(REPO_ROOT, shared_path("slicer-api"))
+    assert not report.errors, "\n" + report.text()
+
+
+def test_module_really_uses_checked_api(inventories):
+    """Guard against a vacuous pass: the module's typed calls are resolved and checked, not skipped."""
+    checked: list[tuple[str, str]] = []
+    original = ss._PythonChecker._check_member
+
+    def spy(self, cls, member, node, name):
+        checked.append((cls, member))
+        return original(self, cls, member, node, name)
+
+    ss._PythonChecker._check_member = spy
+    try:
+        ss.check_extension(REPO_ROOT, shared_path("slicer-api"))
+    finally:
+        ss._PythonChecker._check_member = original
+    expected = {
+        ("vtkSlicerSegmentationsModuleLogic", "ImportLabelmapToSegmentationNode"),  # via slicer.modules.x.logic()
+        ("vtkSegmentation", "GetNthSegment"),          # via the inventory's return type of GetSegmentation
+        ("vtkMRMLColorTableNode", "SetColor"),         # via AddNewNodeByClass("vtkMRMLColorTableNode")
+        ("vtkMRMLScalarVolumeNode", "GetRASToIJKMatrix"),  # via a parameter annotation
+        ("vtkMatrix4x4", "MultiplyPoint"),             # via vtk.vtkMatrix4x4()
+        ("vtkMRMLScalarVolumeNode", "GetIJKToRASDirectionMatrix"),  # via a "# slicer-class:" comment
+    }
+    assert expected <= set(checked), expected - set(checked)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The checker catches errors in Python
+
+
+def test_catches_missing_util_function(inventories):
+    report = ss.check_python_source("import slicer\nslicer.util.loadVolumee('a.nrrd')\n", "snippet.py", inventories)
+    assert _labels(report, "slicer.util.loadVolumee") == {inv.label for inv in inventories}
+    report = ss.check_python_source("from slicer.util import arrayFromVolumee\n", "snippet.py", inventories)
+    assert "slicer.util.arrayFromVolumee" in report.error_names()
+
+
+def test_catches_deprecated_names(inventories):
+    src = (
+        "import slicer\nimport sitkUtils\n"
+        "a = slicer.util.arrayFromSegment(None, 'id')\n"
+        "ok = sitkUtils.IsMRMLIDImageIOAvailable()\n"
+        "c = slicer.mrmlScene.AddNewNodeByClass('vtkMRMLColorTableNode')\n"
+        "c.SetNoName('none')\n"
+    )
+    report = ss.check_python_source(src, "snippet.py", inventories)
+    deprecated = {f.name for f in _errors(report, "deprecated")}
+    assert {"slicer.util.arrayFromSegment", "sitkUtils.IsMRMLIDImageIOAvailable",
+            "vtkMRMLColorTableNode.SetNoName"} <= deprecated
+
+
+def test_catches_missing_classes_modules_and_python_names(inventories):
+    src = (
+        "import slicer\nimport sitkUtils\nimport SampleData\n"
+        "n = slicer.vtkMRMLScalarVolumeNodee()\n"
+        "logic = slicer.modules.notamodule.logic()\n"
+        "img = sitkUtils.PullVolume('x')\n"
+        "SampleData.SampleDataLogic.registerSampleSource()\n"
+        "ok = slicer.modules.segmentations\n"
+    )
+    names = ss.check_python_source(src, "snippet.py", inventories).error_names()
+    assert {"slicer.vtkMRMLScalarVolumeNodee", "slicer.modules.notamodule.logic", "sitkUtils.PullVolume",
+            "SampleData.SampleDataLogic.registerSampleSource"} <= names
+    assert "slicer.modules.segmentations" not in names
+
+
+def test_catches_wrong_methods_on_inferred_classes(inventories):
+    src = '''
+import slicer
+import sitkUtils
+import vtk
+
+
+def f(volume: slicer.vtkMRMLScalarVolumeNode, image):
+    volume.GetSpacingg()
+    seg = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    seg.GetSegmentation().GetNthSegmentt(0)
+    pushed = sitkUtils.PushVolumeToSlicer(image, className="vtkMRMLLabelMapVolumeNode")
+    pushed.GetLabelMapThing()
+    logic = slicer.modules.segmentations.logic()
+    logic.ImportLabelmapToSegmentationNodee(pushed, seg)
+    m = vtk.vtkMatrix4x4()
+    m.MultiplyPointt([0, 0, 0, 1])
+    other = lookup()  # slicer-class: vtkMRMLModelNode
+    other.GetPolyDataa()
+    slicer.mrmlScene.AddNodee(seg)
+    seg.GetSegmentation().GetNthSegment(0)
+'''
+    report = ss.check_python_source(src, "snippet.py", inventories)
+    names = {f.name for f in _errors(report, "method")}
+    assert {"vtkMRMLScalarVolumeNode.GetSpacingg", "vtkSegmentation.GetNthSegmentt",
+            "vtkMRMLLabelMapVolumeNode.GetLabelMapThing",
+            "vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNodee",
+            "vtkMatrix4x4.MultiplyPointt", "vtkMRMLModelNode.GetPolyDataa", "slicer.mrmlScene.AddNodee"} <= names
+    assert "vtkSegmentation.GetNthSegment" not in names
+
+
+def test_catches_wrong_keywords_and_argument_counts(inventories):
+    src = (
+        "import sitkUtils\nimport SampleData\nimport slicer\n"
+        "sitkUtils.PushVolumeToSlicer(None, nodeName='x')\n"
+        "SampleData.SampleDataLogic.registerCustomSampleDataSource(category='c', customDownloadr=print)\n"
+        "SampleData.SampleDataLogic.registerCustomSampleDataSource(category='c', loadFileType='VolumeFile')\n"
+        "slicer.util.setSliceViewerLayers(None, None, None, None, None, None, None, None)\n"
+    )
+    report = ss.check_python_source(src, "snippet.py", inventories)
+    names = report.error_names()
+    assert "sitkUtils.PushVolumeToSlicer(nodeName=)" in names
+    assert "SampleData.SampleDataLogic.registerCustomSampleDataSource(customDownloadr=)" in names
+    assert "SampleData.SampleDataLogic.registerCustomSampleDataSource(loadFileType=)" in names
+    assert "slicer.util.setSliceViewerLayers" in names
+
+
+def test_catches_wrong_ui_names_and_self_attributes(inventories, ui_text):
+    src = '''
+import slicer
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget
+
+
+class W(ScriptedLoadableModuleWidget):
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        self.ui = slicer.util.childWidgetVariables(None)
+        self.ui.generatePhantomButton.enabled = True
+        self.ui.applyButton.enabled = True
+        self.layout.addStretch(1)
+        self.resourcePath("UI/Missing.ui")
+        self.resourcePath("UI/LiverMetsReview.ui")
+
+
+class T(ScriptedLoadableModuleTest):
+    def runTest(self):
+        self.delayDisplay("ok")
+        self.assertEqual(1, 1)
+        self.delayDisplayy("typo")
+'''
+    names = set(ss.parse_ui(ui_text).widgets)
+    report = ss.check_python_source(src, "snippet.py", inventories, ui_names=names,
+                                    resources_dir=MODULE_DIR / "Resources")
+    errs = report.error_names()
+    assert "self.ui.applyButton" in errs and "self.ui.generatePhantomButton" not in errs
+    assert "self.delayDisplayy" in errs
+    assert not {"self.delayDisplay", "self.assertEqual", "self.layout", "self.ui"} & errs
+    assert "UI/Missing.ui" in errs and "UI/LiverMetsReview.ui" not in errs
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The checker catches errors in the .ui and in the parameter bindings
+
+
+def test_real_ui_is_clean(inventories, ui_text):
+    report = ss.check_ui(ui_text, "LiverMetsReview.ui", inventories)
+    assert not report.errors, report.text()
+    info = ss.parse_ui(ui_text)
+    assert info.widgets["displayedVolumeSelector"] == "qMRMLNodeComboBox"
+
+
+def test_catches_ui_errors(inventories, ui_text):
+    bad_class = ui_text.replace('class="qMRMLNodeComboBox"', 'class="qMRMLNodeComboBoxx"', 1)
+    assert "qMRMLNodeComboBoxx" in ss.check_ui(bad_class, "x.ui", inventories).error_names()
+    bad_qt = ui_text.replace('class="QTableWidget"', 'class="QTableWidgett"')
+    assert "QTableWidgett" in ss.check_ui(bad_qt, "x.ui", inventories).error_names()
+    start = ui_text.index("<connection>")
+    end = ui_text.index("</connection>") + len("</connection>")
+    no_scene = ui_text[:start] + ui_text[end:]
+    report = ss.check_ui(no_scene, "x.ui", inventories)
+    assert [f.name for f in _errors(report, "mrml-scene")] == ["displayedVolumeSelector"]
+    bad_slot = ui_text.replace("<slot>setMRMLScene(vtkMRMLScene*)</slot>", "<slot>setMRMLScenee(vtkMRMLScene*)</slot>")
+    assert "displayedVolumeSelector.setMRMLScenee(vtkMRMLScene*)" in ss.check_ui(bad_slot, "x.ui",
+                                                                               inventories).error_names()
+    duplicate = ui_text.replace('name="seedLabel"', 'name="scenarioLabel"')
+    assert "scenarioLabel" in ss.check_ui(duplicate, "x.ui", inventories).error_names()
+
+
+def test_parameter_bindings(ui_text):
+    sources = {p.name: p.read_text(encoding="utf-8") for p in ss.module_python_files(MODULE_DIR)}
+    assert not ss.check_parameter_bindings(ui_text, sources).errors
+    fields = ss.parameter_node_fields(sources["LiverMetsReview.py"])["LiverMetsReviewParameterNode"]
+    assert set(ss.parse_ui(ui_text).parameter_bindings.values()) <= set(fields)
+
+    wrong_name = ui_text.replace("<string>phantomSeed</string>", "<string>phantomSeeed</string>")
+    assert "phantomSeeed" in ss.check_parameter_bindings(wrong_name, sources).error_names()
+
+    no_choice = {"m.py": sources["LiverMetsReview.py"].replace(
+        'phantomSize: Annotated[str, Choice(["standard", "small"])] = "standard"', 'phantomSize: str = "standard"')}
+    assert no_choice["m.py"] != sources["LiverMetsReview.py"]
+    assert "phantomSize" in ss.check_parameter_bindings(ui_text, no_choice).error_names()
+
+    wrong_type = {"m.py": sources["LiverMetsReview.py"].replace(
+        "phantomSeed: Annotated[int, WithinRange(0, 999999)] = 0", "phantomSeed: float = 0.0")}
+    assert wrong_type["m.py"] != sources["LiverMetsReview.py"]
+    assert "phantomSeed" in ss.check_parameter_bindings(ui_text, wrong_type).error_names()
+
+    wrong_node = ui_text.replace("<string>vtkMRMLScalarVolumeNode</string>", "<string>vtkMRMLModelNode</string>")
+    assert "displayedVolume" in ss.check_parameter_bindings(wrong_node, sources).error_names()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# CMake lists
+
+
+def _module_copy(tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the repository's module layout (CMake files, tool, a few module files) to break safely."""
+    repo = tmp_path / "repo"
+    module = repo / "LiverMetsReview"
+    (repo / "tools").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "tools" / "update_cmake_lists.py", repo / "tools")
+    shutil.copy(REPO_ROOT / "CMakeLists.txt", repo)
+    for rel in ("CMakeLists.txt", "LiverMetsReview.py", "LiverMetsReviewSlicer/__init__.py",
+                "LiverMetsReviewLib/__init__.py", "LiverMetsReviewLib/resources/roles.json",
+                "Resources/UI/LiverMetsReview.ui", "Resources/Icons/LiverMetsReview.png"):
+        (module / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(MODULE_DIR / rel, module / rel)
+    (module / "LiverMetsReviewLib" / "__pycache__").mkdir()
+    (module / "LiverMetsReviewLib" / "__pycache__" / "x.cpython-312.pyc").write_bytes(b"")
+    return repo, module
+
+
+def test_cmake_lists_are_complete_for_the_real_module():
+    report = ss.check_cmake(MODULE_DIR, REPO_ROOT)
+    assert not report.errors, report.text()
+    tool = ss._load_update_tool()
+    listed = ss.cmake_set_entries((MODULE_DIR / "CMakeLists.txt").read_text(), "MODULE_PYTHON_SCRIPTS")
+    assert "LiverMetsReview.py" in listed and "LiverMetsReviewLib/series.py" in listed
+    assert listed == sorted(listed) == tool.expected_scripts(MODULE_DIR)
+
+
+def test_cmake_check_catches_missing_and_stale_entries(tmp_path):
+    repo, module = _module_copy(tmp_path)
+    tool = ss._load_update_tool()
+    assert tool.main(["--module-dir", str(module)]) == 0
+    assert not ss.check_cmake(module, repo).errors
+    assert tool.main(["--module-dir", str(module), "--check"]) == 0
+
+    (module / "LiverMetsReviewSlicer" / "new_helper.py").write_text("", encoding="utf-8")
+    (module / "LiverMetsReviewLib" / "resources" / "roles.json").unlink()
+    report = ss.check_cmake(module, repo)
+    by_name = {f.name: f.message for f in report.errors}
+    assert "not listed" in by_name["LiverMetsReviewSlicer/new_helper.py"]
+    assert "does not exist" in by_name["LiverMetsReviewLib/resources/roles.json"]
+    assert not any("__pycache__" in name for name in by_name)
+    assert tool.main(["--module-dir", str(module), "--check"]) == 1
+
+    assert tool.main(["--module-dir", str(module)]) == 0  # regenerating repairs both
+    assert not ss.check_cmake(module, repo).errors
+
+
+def test_cmake_check_requires_template_calls(tmp_path):
+    repo, module = _module_copy(tmp_path)
+    ss._load_update_tool().main(["--module-dir", str(module)])
+    text = (module / "CMakeLists.txt").read_text()
+    (module / "CMakeLists.txt").write_text(text.replace("WITH_GENERIC_TESTS", ""))
+    top = (repo / "CMakeLists.txt").read_text()
+    (repo / "CMakeLists.txt").write_text(top.replace("include(${Slicer_EXTENSION_CPACK})", ""))
+    names = ss.check_cmake(module, repo).error_names()
+    assert {"WITH_GENERIC_TESTS", "include(${Slicer_EXTENSION_CPACK})"} <= names
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Architecture rule and the Slicer side's pure parts (run headless with stand-ins for Slicer's modules)
+
+
+def test_core_never_imports_slicer():
+    forbidden = {"slicer", "qt", "ctk", "vtk", "sitkUtils", "slicerqt", "SampleData"}
+    offenders = []
+    for path in sorted((MODULE_DIR / "LiverMetsReviewLib").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module.split(".")[0]]
+            offenders += [f"{path.relative_to(REPO_ROOT)}:{node.lineno} {n}" for n in names if n in forbidden]
+    assert not offenders, offenders
+
+
+@pytest.fixture()
+def slicer_side(monkeypatch):
+    """Import LiverMetsReviewSlicer with empty stand-ins for the modules only Slicer provides."""
+    for name in ("slicer", "sitkUtils", "vtk", "slicer.i18n"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    sys.modules["slicer.i18n"].tr = lambda text: text
+    sys.modules["slicer"].i18n = sys.modules["slicer.i18n"]
+    monkeypatch.syspath_prepend(str(MODULE_DIR))
+    for name in [m for m in sys.modules if m.startswith("LiverMetsReviewSlicer")]:
+        monkeypatch.delitem(sys.modules, name)
+    yield importlib.import_module("LiverMetsReviewSlicer.phantom")
+    for name in [m for m in sys.modules if m.startswith("LiverMetsReviewSlicer")]:
+        del sys.modules[name]
+
+
+class _FakeNode:
+    def __init__(self) -> None:
+        self.attributes: dict[str, str] = {}
+
+    def SetAttribute(self, key: str, value: str) -> None:  # noqa: N802 - VTK's spelling
+        assert isinstance(value, str), "MRML attributes are strings"
+        self.attributes[key] = value
+
+    def GetAttribute(self, key: str) -> str | None:  # noqa: N802
+        return self.attributes.get(key)
+
+
+def test_node_names_match_the_study_folder_file_names(slicer_side):
+    """Scene names and study-folder file names follow one convention (t2, dwi_b800, multi_echo_gre_e3)."""
+    from LiverMetsReviewLib.io.study_folder import _stack_name
+    from LiverMetsReviewLib.series import Series
+
+    img = sitk.Image(4, 4, 2, sitk.sitkFloat32)
+    cases = [
+        Series("t2", [img]),
+        Series("dwi", [img, img, img], [{"b_value": 50}, {"b_value": 400.0}, {"b_value": 800}]),
+        Series("multi_echo_gre", [img] * 6, [{"echo_time_ms": 1.2 * (k + 1)} for k in range(6)]),
+    ]
+    for series in cases:
+        for k in range(len(series.stacks)):
+            assert slicer_side.stackNodeName(series, k) + ".nrrd" == _stack_name(series, k)
+    assert slicer_side.stackNodeName(cases[1], 2) == "dwi_b800"
+
+
+def test_series_attributes(slicer_side):
+    attributes = importlib.import_module("LiverMetsReviewSlicer.attributes")
+    node = _FakeNode()
+    assert attributes.nodeRole(node) == "unassigned"
+    attributes.setSeriesAttributes(node, "dwi", {"b_value": 800.0}, {"units": "a.u.", "field_strength_t": 3.0,
+                                                                      "echo_time_ms": 62.5}, "phantom")
+    assert node.attributes == {
+        "LiverMetsReview.Role": "dwi", "LiverMetsReview.Source": "phantom", "LiverMetsReview.BValue": "800",
+        "LiverMetsReview.EchoTimeMs": "62.5", "LiverMetsReview.Units": "a.u.",
+        "LiverMetsReview.FieldStrengthT": "3",
+    }
+    assert attributes.nodeRole(node) == "dwi"
+
+
+def test_phantom_call_matches_the_core_signature(slicer_side):
+    """The Slicer side calls the core's generate_phantom with keywords the core really accepts."""
+    phantom = pytest.importorskip("LiverMetsReviewLib.phantom")
+    if not hasattr(phantom, "generate_phantom"):
+        pytest.skip("LiverMetsReviewLib.phantom.generate_phantom has not landed yet")
+    signature = inspect.signature(phantom.generate_phantom)
+    signature.bind(seed=0, scenario="normal", field_strength_t=1.5, size="small")
+    scenarios = slicer_side.phantomScenarioNames()
+    assert "normal" in scenarios and len(scenarios) == len(set(scenarios))
