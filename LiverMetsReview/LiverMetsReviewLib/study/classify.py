@@ -175,16 +175,20 @@ def vote_dixon(s: SeriesInfo) -> Vote | None:
         return Vote(UNASSIGNED, 0.6, "some images carry Dixon ImageType values and some do not")
     if len(s.echo_times_ms) > 2:
         return None  # a multi-echo acquisition tagged IP/OP is handled by the multi-echo family
-    labels = sorted({"+".join(st.image_type[2:]) for st in s.stacks})
-    kind = "Dixon" if (len(s.echo_times_ms) <= 1 or any(r.startswith("dixon") for r in per_stack)) else "dual-echo"
+    labels = sorted({"\\".join(st.image_type[2:]) for st in s.stacks})
+    is_dixon = "DIXON" in _tokens(s.image_type) or keyword(s, "dixon") or any(r.startswith("dixon") for r in per_stack)
+    kind = "Dixon" if is_dixon else "chemical-shift"
     if len(set(per_stack)) == 1:
         role = per_stack[0]
         conf = 0.95 if role.startswith("dixon") else 0.9
+        physics = ""
         if not role.startswith("dixon"):
             check = _physics_check(s, role)
             if check is False:
-                return Vote(UNASSIGNED, 0.8, f"ImageType says {role_label(role)} but " + _physics_text(s))
-        return Vote(role, conf, f"{kind} {role_label(role).lower()} image (ImageType {labels[0]})")
+                return Vote(UNASSIGNED, 0.8, f"ImageType says {role_label(role).lower()} but " + _physics_text(s))
+            if check:
+                physics = "; " + _physics_text(s)
+        return Vote(role, conf, f"{kind} {role_label(role).lower()} image (ImageType {labels[0]}){physics}")
     return Vote("+".join(dict.fromkeys(per_stack)), 0.9, f"{kind} reconstructions by ImageType ({', '.join(labels)})",
                 stack_roles=list(per_stack))
 
