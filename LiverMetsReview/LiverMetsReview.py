@@ -73,8 +73,8 @@ SimpleITK bridge (sitkUtils).
 # LiverMetsReviewParameterNode
 #
 
-SCENARIOS = phantomScenarioNames()
-DEFAULT_SCENARIO = "normal" if "normal" in SCENARIOS else SCENARIOS[0]
+SCENARIOS = phantomScenarioNames()  # the catalogue's default first
+DEFAULT_SCENARIO = SCENARIOS[0]
 
 
 @parameterNodeWrapper

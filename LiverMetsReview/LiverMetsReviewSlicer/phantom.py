@@ -23,17 +23,17 @@ BACKGROUND_ROLES = ("t1_hepatobiliary", "t1_portal_venous", "t2")  # shown first
 
 
 def phantomScenarioNames() -> list[str]:
-    """Scenario ids from the phantom's scenario catalogue (data, not code)."""
-    try:
-        catalogue = load_json("phantom_scenarios.json")
-    except RuntimeError:  # the file is absent: only the default scenario can be generated
-        return ["normal"]
-    entries = catalogue.get("scenarios", catalogue)
-    if isinstance(entries, dict):
-        names = [str(k) for k in entries if k not in ("source", "sources", "description")]
-    else:
-        names = [str(e["id"]) for e in entries]
-    return names or ["normal"]
+    """Scenario ids from the phantom's scenario catalogue (data, not code), the default first."""
+    from LiverMetsReviewLib.phantom.scenarios import scenario_names
+
+    names = scenario_names()
+    default = defaultScenario()
+    return [default] + [n for n in names if n != default] if default in names else names
+
+
+def defaultScenario() -> str:
+    """The scenario the catalogue marks as default."""
+    return str(load_json("phantom_scenarios.json").get("default", "normal"))
 
 
 def stackNodeName(series: Series, index: int) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 import SimpleITK as sitk
 import slicer
 
+from LiverMetsReviewLib.io.segmentation import terminology_string
+
 from .volumes import pushLabelmap
 
 
@@ -60,6 +62,10 @@ def importLabelmapSegmentation(labelmap: sitk.Image, segments: Sequence[dict[str
             segment.SetTag("LiverMetsReview.SegmentId", str(info["id"]))
         if info.get("kind"):
             segment.SetTag("LiverMetsReview.Kind", str(info["kind"]))
+        if info.get("terminology"):  # standard codes, so Slicer shows e.g. "Liver" / "Neoplasm, metastatic"
+            segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), terminology_string(info["terminology"]))
+        for key, value in (info.get("tags") or {}).items():
+            segment.SetTag(str(key), str(value))
 
     slicer.mrmlScene.RemoveNode(labelNode)
     slicer.mrmlScene.RemoveNode(colorNode)

@@ -14,6 +14,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import SimpleITK as sitk
 import slicer_static as ss
@@ -334,6 +335,7 @@ def slicer_side(monkeypatch):
     for name in ("slicer", "sitkUtils", "vtk", "slicer.i18n"):
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     sys.modules["slicer.i18n"].tr = lambda text: text
+    sys.modules["vtk"].vtkMatrix4x4 = _FakeMatrix4x4
     sys.modules["slicer"].i18n = sys.modules["slicer.i18n"]
     monkeypatch.syspath_prepend(str(MODULE_DIR))
     for name in [m for m in sys.modules if m.startswith("LiverMetsReviewSlicer")]:
@@ -341,6 +343,31 @@ def slicer_side(monkeypatch):
     yield importlib.import_module("LiverMetsReviewSlicer.phantom")
     for name in [m for m in sys.modules if m.startswith("LiverMetsReviewSlicer")]:
         del sys.modules[name]
+
+
+class _FakeMatrix4x4:
+    """The two vtkMatrix4x4 calls the Slicer side uses."""
+
+    def __init__(self) -> None:
+        self.m = np.eye(4)
+
+    def MultiplyPoint(self, point):  # noqa: N802 - VTK's spelling
+        return tuple(self.m @ np.asarray(point, dtype=float))
+
+
+class _FakeVolumeNode:
+    """A volume node's geometry as sitkUtils.PushVolumeToSlicer sets it (Slicer's Base/Python/sitkUtils.py):
+    IJKToRAS = diag(-1, -1, 1, 1) @ IJKToLPS, with IJKToLPS[r, c] = direction[r, c] * spacing[c] and the
+    origin in the last column."""
+
+    def __init__(self, image: sitk.Image) -> None:
+        ijk_to_lps = np.eye(4)
+        ijk_to_lps[:3, :3] = np.array(image.GetDirection()).reshape(3, 3) * np.array(image.GetSpacing())
+        ijk_to_lps[:3, 3] = image.GetOrigin()
+        self.ijk_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ijk_to_lps
+
+    def GetRASToIJKMatrix(self, matrix: _FakeMatrix4x4) -> None:  # noqa: N802
+        matrix.m = np.linalg.inv(self.ijk_to_ras)
 
 
 class _FakeNode:
@@ -394,4 +421,69 @@ def test_phantom_call_matches_the_core_signature(slicer_side):
     signature = inspect.signature(phantom.generate_phantom)
     signature.bind(seed=0, scenario="normal", field_strength_t=1.5, size="small")
     scenarios = slicer_side.phantomScenarioNames()
-    assert "normal" in scenarios and len(scenarios) == len(set(scenarios))
+    assert sorted(scenarios) == sorted(phantom.scenario_names()) and scenarios[0] == slicer_side.defaultScenario()
+    # the GUI's size choices are sizes the core knows
+    from LiverMetsReviewLib.phantom.generate import SIZES
+
+    fields = ss.parameter_node_fields((MODULE_DIR / "LiverMetsReview.py").read_text(encoding="utf-8"))
+    size_annotation = fields["LiverMetsReviewParameterNode"]["phantomSize"]
+    choices = [c.value for c in ast.walk(size_annotation) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+    assert choices and set(choices) <= set(SIZES)
+
+
+@pytest.fixture(scope="module")
+def small_phantom():
+    phantom = pytest.importorskip("LiverMetsReviewLib.phantom")
+    if not hasattr(phantom, "generate_phantom"):
+        pytest.skip("LiverMetsReviewLib.phantom.generate_phantom has not landed yet")
+    return phantom.generate_phantom(seed=7, size="small")
+
+
+def test_lps_to_ijk_on_an_oblique_grid(slicer_side):
+    """worldLpsToIjk agrees with ITK's own index for a rotated, anisotropic grid (catches sign/axis errors)."""
+    volumes = importlib.import_module("LiverMetsReviewSlicer.volumes")
+    image = sitk.Image(40, 30, 12, sitk.sitkFloat32)
+    image.SetSpacing((0.8, 1.3, 4.0))
+    image.SetOrigin((-120.0, 35.5, -60.0))
+    angle = np.deg2rad(20.0)
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0], [0.0, 0.0, 1.0]])
+    tilt = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(0.3), -np.sin(0.3)], [0.0, np.sin(0.3), np.cos(0.3)]])
+    image.SetDirection(tuple((rot @ tilt).ravel()))
+    node = _FakeVolumeNode(image)
+    rng = np.random.default_rng(3)
+    for ijk in rng.integers((0, 0, 0), (40, 30, 12), size=(25, 3)):
+        point = image.TransformIndexToPhysicalPoint([int(v) for v in ijk])
+        assert volumes.worldLpsToIjk(node, point) == tuple(int(v) for v in ijk)
+    assert volumes.rasToLps(volumes.lpsToRas((1.0, -2.0, 3.0))) == (1.0, -2.0, 3.0)
+
+
+def test_self_test_expectations_hold_on_the_small_phantom(slicer_side, small_phantom):
+    """What the Slicer self-test asserts, computed headless: each lesion centre maps (LPS -> RAS -> IJK) to the
+    voxel ITK names, inside every stack, and the truth labelmap on that series' grid carries the lesion's label
+    there; the segment list has one entry per truth lesion with the truth's names."""
+    volumes = importlib.import_module("LiverMetsReviewSlicer.volumes")
+    lesions = small_phantom.truth["lesions"]
+    assert lesions
+    for series in small_phantom.series:
+        image = series.stacks[0]
+        node = _FakeVolumeNode(image)
+        labels = sitk.GetArrayViewFromImage(small_phantom.labelmap_on(series.role))
+        hits = checked = 0
+        for lesion in lesions:
+            ijk = volumes.worldLpsToIjk(node, lesion["centre_mm"])
+            continuous = image.TransformPhysicalPointToContinuousIndex([float(c) for c in lesion["centre_mm"]])
+            assert ijk == tuple(int(np.floor(c + 0.5)) for c in continuous)
+            assert all(0 <= ijk[a] < image.GetSize()[a] for a in range(3)), (series.role, lesion["id"])
+            # thick slices: the nearest voxel centre lies inside the lesion only when it is close enough
+            centre_of_voxel = np.array(image.TransformIndexToPhysicalPoint(ijk))
+            distance = np.linalg.norm(centre_of_voxel - np.array(lesion["centre_mm"], dtype=float))
+            if distance < 0.8 * min(lesion["semi_axes_mm"]):
+                checked += 1
+                hits += int(labels[ijk[2], ijk[1], ijk[0]] == int(lesion["label"]))
+        assert checked >= len(lesions) // 2, f"{series.role}: only {checked} lesion centres near a voxel centre"
+        assert hits == checked, f"{series.role}: {hits}/{checked} lesion centres on their label"
+    lesion_segments = {s["name"] for s in small_phantom.segments if s["kind"] == "lesion"}
+    assert lesion_segments == {lesion["name"] for lesion in lesions}
+    names = [stack for s in small_phantom.series for stack in
+             (slicer_side.stackNodeName(s, k) for k in range(len(s.stacks)))]
+    assert len(names) == len(set(names)), "node names must be unique within one phantom"
