@@ -1,0 +1,19 @@
+"""Quantitative maps: ADC, fat fraction, enhancement, registration.
+
+Pure functions: SimpleITK images and options in, a small result dataclass out (images on the reference input's
+grid + a JSON-able summary with units, method, inputs used, masked-voxel count, warnings). No file I/O here: the
+CLI (``livermets adc|fat|enhancement|register``) and the Slicer module call these same functions.
+Units: ADC 10^-6 mm^2/s, fat fraction / SII / enhancement percent, lengths mm, world coordinates LPS.
+"""
+
+from .adc import ADC_UNITS, AdcResult, combine_directions, fit_adc
+from .enhancement import EnhancementResult, liver_function, relative_enhancement
+from .fat import FatResult, check_echo_pair, chemical_shift_fat, dixon_fat, echo_phase
+from .registration import RegistrationResult, register
+from .resample import match_to_reference, resample_to, same_grid
+
+__all__ = [
+    "ADC_UNITS", "AdcResult", "EnhancementResult", "FatResult", "RegistrationResult",
+    "check_echo_pair", "chemical_shift_fat", "combine_directions", "dixon_fat", "echo_phase", "fit_adc",
+    "liver_function", "match_to_reference", "register", "relative_enhancement", "resample_to", "same_grid",
+]

@@ -1,0 +1,471 @@
+"""Apparent diffusion coefficient from DWI: mono-exponential S(b) = S0 * exp(-b * ADC), every voxel at once.
+
+Methods (``method=``):
+
+* ``lls``  - log-linear least squares, closed form: one weighted sum of log signals per voxel (fastest).
+* ``wls``  - log-linear, weighted by the squared predicted signal (Veraart 2013): low-signal high-b points count
+  less, which limits the noise bias the log transform causes.
+* ``nlls`` - damped Gauss-Newton over all voxels at once, started from WLS, fitting the squared magnitude to
+  S0^2 exp(-2 b ADC) + 2 sigma^2 (the exact second moment of Rician data): the least biased at low SNR.
+
+Voxels at the noise floor of the lowest-b image, outside a given mask or with non-finite input are masked (map
+value 0) and counted; a negative fitted ADC is masked, one above the physical maximum is clipped, both counted.
+Maps are float32 on the first input's grid; ADC in 10^-6 mm^2/s. No output ever holds NaN or inf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import LiverMetsError, MissingDataError
+from .defaults import defaults
+from .noise import noise_floor as estimate_noise_floor
+from .resample import as_float_array, describe_grid, match_to_reference, to_image
+
+ADC_UNITS = "1e-6 mm2/s"
+METHODS = ("lls", "wls", "nlls")
+_B_SCALE = 1e-3  # b is handled in 10^3 s/mm^2 and ADC in 10^-3 mm^2/s inside the fits (float32 conditioning)
+
+
+@dataclass
+class AdcResult:
+    """The maps (on the first input's grid) and a JSON-able summary.
+
+    ``mask`` is 1 where the fit is reported, 0 where masked. ``computed`` maps each requested b to its computed DWI.
+    ``metadata[name]`` holds the key/value pairs to attach to each output (file keys, Slicer node attributes).
+    """
+
+    adc: sitk.Image
+    s0: sitk.Image
+    quality: sitk.Image
+    mask: sitk.Image
+    computed: dict[float, sitk.Image]
+    summary: dict[str, Any]
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _normalise_b(b_values: Sequence[float]) -> list[float]:
+    try:
+        bs = [float(b) for b in b_values]
+    except (TypeError, ValueError) as exc:
+        raise LiverMetsError(f"b-values must be numbers (got {list(b_values)!r})") from exc
+    if any(not np.isfinite(b) or b < 0 for b in bs):
+        raise LiverMetsError(f"b-values must be finite and >= 0 s/mm^2 (got {bs})")
+    zero_below = defaults("adc")["b_value_zero_below_s_mm2"]
+    return [0.0 if b < zero_below else b for b in bs]
+
+
+def _groups(bs: Sequence[float]) -> list[list[int]]:
+    """Indices grouped by b-value (within the configured tolerance), in order of first appearance."""
+    tol = defaults("adc")["b_value_group_tolerance_s_mm2"]
+    groups: list[list[int]] = []
+    for i, b in enumerate(bs):
+        for g in groups:
+            if abs(bs[g[0]] - b) <= tol:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    return groups
+
+
+def combine_directions(images: Sequence[sitk.Image], b_values: Sequence[float], *,
+                       is_trace: Sequence[bool] | None = None) -> tuple[list[sitk.Image], list[float], list[str]]:
+    """One image per b-value: a scanner trace image is used as such, otherwise the geometric mean of the directions.
+
+    The geometric mean of the directional images is the trace-weighted image (ln of it is the mean of the
+    directional ln S), which is what a rotation-invariant ADC needs. Returns (images, b-values, notes).
+    """
+    if len(images) != len(b_values):
+        raise LiverMetsError(f"{len(images)} images but {len(b_values)} b-values: give one b-value per image")
+    bs = _normalise_b(b_values)
+    trace = list(is_trace) if is_trace is not None else [False] * len(images)
+    out_images: list[sitk.Image] = []
+    out_b: list[float] = []
+    notes: list[str] = []
+    for g in _groups(bs):
+        b = float(np.mean([bs[i] for i in g]))
+        traces = [i for i in g if trace[i]]
+        if traces:
+            out_images.append(images[traces[0]])
+            if len(g) > 1:
+                notes.append(f"b={b:g}: the scanner's trace image was used; {len(g) - 1} other image(s) ignored")
+        elif len(g) == 1:
+            out_images.append(images[g[0]])
+        else:
+            ref = images[g[0]]
+            logs = []
+            for i in g:
+                arr, _, note = match_to_reference(ref, images[i], f"b={b:g} image {i}")
+                if note:
+                    notes.append(note)
+                a = as_float_array(arr, f"b={b:g} image {i}")
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    logs.append(np.log(np.maximum(a, 0.0)))
+            with np.errstate(invalid="ignore", over="ignore"):
+                gm = np.exp(np.mean(np.stack(logs), axis=0))
+            gm = np.nan_to_num(gm, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+            out_images.append(to_image(gm, ref))
+            notes.append(f"b={b:g}: geometric mean (trace) of {len(g)} diffusion directions/repeats")
+        out_b.append(b)
+    return out_images, out_b, notes
+
+
+def _select(bs: list[float], include: Sequence[float] | None, exclude_below: float | None) -> tuple[list[int], list]:
+    tol = defaults("adc")["b_value_group_tolerance_s_mm2"]
+    keep = list(range(len(bs)))
+    if include is not None:
+        inc = _normalise_b(include)
+        missing = [b for b in inc if not any(abs(b - x) <= tol for x in bs)]
+        if missing:
+            raise MissingDataError(f"requested b-values {missing} are not among the inputs {bs}; choose from those")
+        keep = [i for i in keep if any(abs(bs[i] - b) <= tol for b in inc)]
+    if exclude_below is not None:
+        keep = [i for i in keep if bs[i] >= float(exclude_below)]
+    excluded = [bs[i] for i in range(len(bs)) if i not in keep]
+    return keep, excluded
+
+
+def _lls(logs: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form log-linear fit: (ADC, ln S0) in the scaled units, for logs of shape (n_b, n_vox)."""
+    x = b - b.mean()
+    w = (x / np.sum(x * x)).astype(np.float32)
+    slope = w @ logs
+    ln_s0 = logs.mean(axis=0) - slope * np.float32(b.mean())
+    return -slope, ln_s0
+
+
+def _wls(logs: np.ndarray, b: np.ndarray, adc: np.ndarray, ln_s0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted log-linear fit, weights = squared signal predicted by the unweighted fit."""
+    bb = b.astype(np.float32)[:, None]
+    w = np.exp(2.0 * (ln_s0[None, :] - bb * adc[None, :]))
+    w /= np.maximum(w.max(axis=0, keepdims=True), np.float32(1e-30))  # scale-free weights, no overflow
+    sw = w.sum(axis=0)
+    sx = (w * bb).sum(axis=0)
+    sy = (w * logs).sum(axis=0)
+    sxx = (w * bb * bb).sum(axis=0)
+    sxy = (w * bb * logs).sum(axis=0)
+    det = sw * sxx - sx * sx
+    ok = det > np.float32(1e-12) * np.maximum(sw * sxx, np.float32(1e-30))
+    det = np.where(ok, det, np.float32(1.0))
+    slope = np.where(ok, (sw * sxy - sx * sy) / det, -adc)
+    icpt = np.where(ok, (sy - slope * sx) / np.maximum(sw, np.float32(1e-30)), ln_s0)
+    return -slope, icpt
+
+
+def _normal_sums(y: np.ndarray, b: np.ndarray, q0: np.ndarray, q1: np.ndarray, two_s2: float, s2: float,
+                 with_grad: bool = True) -> tuple[np.ndarray, ...]:
+    """Per-voxel weighted Gauss-Newton sums for f_k = S0^2 exp(-2 b_k ADC), one b-value at a time (1-D, in place).
+
+    With J0 = df/dS0 = 2 S0 exp(-2 b_k ADC) and J1 = df/dADC = -b_k S0 J0, every entry of J^T W J and J^T W r is a
+    b-moment of t_k = w_k J0_k^2 or u_k = w_k J0_k r_k, so only five accumulators are needed.
+    Returns (cost, A0, A1, A2, G0, G1) with A_m = sum b^m t, G_m = sum b^m u (cost only when not with_grad).
+    """
+    n = q0.size
+    q0sq = q0 * q0
+    cost = np.zeros(n, np.float32)
+    acc = [np.zeros(n, np.float32) for _ in range(5)] if with_grad else []
+    e = np.empty(n, np.float32)
+    f = np.empty(n, np.float32)
+    w = np.empty(n, np.float32)
+    r = np.empty(n, np.float32)
+    t = np.empty(n, np.float32)
+    for k in range(b.size):
+        bk = np.float32(b[k])
+        np.multiply(q1, np.float32(-2.0) * bk, out=e)
+        np.exp(e, out=e)                      # e = exp(-2 b ADC)
+        np.multiply(q0sq, e, out=f)           # model f_k
+        np.add(f, s2, out=w)
+        np.reciprocal(w, out=w)               # weight 1 / (S^2 + sigma^2)
+        np.subtract(y[k], f, out=r)
+        r -= two_s2                           # residual
+        np.multiply(r, r, out=t)
+        t *= w
+        cost += t
+        if not with_grad:
+            continue
+        # with e = exp(-2 b ADC): J0 = 2 S0 e, so w J0^2 = 4 w f e and w J0 r = 2 S0 (w r e)
+        np.multiply(w, f, out=t)
+        t *= e
+        t *= np.float32(4.0)
+        acc[0] += t
+        t *= bk
+        acc[1] += t
+        t *= bk
+        acc[2] += t
+        np.multiply(w, r, out=t)
+        t *= e
+        acc[3] += t
+        t *= bk
+        acc[4] += t
+    if not with_grad:
+        return (cost,)
+    acc[3] *= np.float32(2.0) * q0
+    acc[4] *= np.float32(2.0) * q0
+    return (cost, *acc)
+
+
+def _nlls(sig: np.ndarray, b: np.ndarray, s0: np.ndarray, adc: np.ndarray, sigma: float,
+          iterations: int, damping: float) -> tuple[np.ndarray, np.ndarray]:
+    """Damped Gauss-Newton on squared magnitudes, M^2 ~ S0^2 exp(-2 b ADC) + 2 sigma^2, all voxels at once.
+
+    Weights 1/(S^2 + sigma^2) follow the variance of M^2 (re-evaluated each iteration); a small Marquardt
+    damping keeps the 2x2 systems regular. Converged voxels leave the active set, so iterations get cheaper; a
+    voxel whose final weighted cost is not below its starting (WLS) cost keeps the WLS estimate. ``sig`` is scaled
+    so that signals are O(1); (S0, ADC) in the same scaled units.
+    """
+    s0 = np.abs(s0).astype(np.float32)
+    adc = adc.astype(np.float32)
+    two_s2 = np.float32(2.0 * sigma * sigma)
+    s2 = np.float32(sigma * sigma) + np.float32(1e-12)
+    y = sig * sig
+    p0, p1 = s0.copy(), adc.copy()
+    act = None
+    ya = y
+    one_l = np.float32(1.0 + damping)
+    tol = np.float32(1e-5)
+    d_lo, d_hi = np.float32(-1.0), np.float32(10.0)  # scaled ADC bounds during the iterations
+    start_cost = None
+    for _ in range(iterations):
+        q0 = p0 if act is None else p0[act]
+        q1 = p1 if act is None else p1[act]
+        cost, a0, a1, a2, g0, g1 = _normal_sums(ya, b, q0, q1, two_s2, s2)
+        if start_cost is None:
+            start_cost = cost
+        # J^T W J = [[A0, -S0 A1], [-S0 A1, S0^2 A2]], J^T W r = [G0, -S0 G1]
+        a = a0 * one_l
+        c = (q0 * q0) * a2 * one_l
+        bx = -q0 * a1
+        h1 = -q0 * g1
+        det = a * c - bx * bx
+        det = np.where(np.abs(det) > np.float32(1e-30), det, np.float32(1e-30))
+        d0 = (c * g0 - bx * h1) / det
+        d1 = (a * h1 - bx * g0) / det
+        n0 = np.abs(q0 + d0)
+        n1 = np.clip(q1 + d1, d_lo, d_hi)
+        if act is None:
+            p0, p1 = n0, n1
+        else:
+            p0[act] = n0
+            p1[act] = n1
+        moving = (np.abs(d0) > tol * np.abs(q0)) | (np.abs(d1) > tol * (np.abs(q1) + np.float32(1e-3)))
+        if not moving.any():
+            break
+        act = np.flatnonzero(moving) if act is None else act[moving]
+        ya = ya[:, moving]
+    (end_cost,) = _normal_sums(y, b, p0, p1, two_s2, s2, with_grad=False)
+    keep = ~(end_cost <= start_cost)
+    p0[keep] = s0[keep]
+    p1[keep] = adc[keep]
+    return p0, p1
+
+
+def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: str = "lls",
+            exclude_below: float | None = None, include: Sequence[float] | None = None,
+            mask: sitk.Image | None = None, noise_floor: float | None = None, noise_sigma: float | None = None,
+            computed_b: Sequence[float] = ()) -> AdcResult:
+    """Fit the mono-exponential ADC over the selected b-values (>= 2 distinct), every voxel at once.
+
+    ``images``: one magnitude image per b-value (several directions per b: use :func:`combine_directions` first).
+    ``include``: keep only these b-values; ``exclude_below``: drop b below this (e.g. 100-200 for a
+    perfusion-insensitive ADC). ``mask``: nonzero voxels are fitted. ``noise_floor``: signal of the lowest b below
+    which a voxel is background (default: from the image, see :mod:`.noise`). ``noise_sigma``: Rician sigma for
+    ``nlls`` (default: estimated from the background; 0 when there is none). ``computed_b``: b-values of computed
+    DWI to return.
+    """
+    if method not in METHODS:
+        raise LiverMetsError(f"unknown ADC method '{method}': choose one of {', '.join(METHODS)}")
+    if len(images) != len(b_values):
+        raise LiverMetsError(f"{len(images)} images but {len(b_values)} b-values: give one b-value per image")
+    if len(images) < 2:
+        raise MissingDataError("an ADC needs at least two b-values; give images for two or more b-values")
+    bs = _normalise_b(b_values)
+    dup = [g for g in _groups(bs) if len(g) > 1]
+    if dup:
+        dups = sorted({bs[g[0]] for g in dup})
+        raise LiverMetsError(
+            f"b-value(s) {dups} appear more than once: combine the directions/repeats first "
+            "(combine_directions, or a trace image) or leave the repeats out"
+        )
+    keep, excluded = _select(bs, include, exclude_below)
+    if len(keep) < 2:
+        raise MissingDataError(
+            f"only {len(keep)} b-value(s) left after selection (from {bs}): an ADC needs at least two"
+        )
+    cfg = defaults("adc")
+    ref = images[0]
+    notes: list[str] = []
+    warnings: list[str] = []
+    sel_b = np.array([bs[i] for i in keep], dtype=np.float64)
+    order = np.argsort(sel_b, kind="stable")
+    keep = [keep[i] for i in order]
+    sel_b = sel_b[order]
+
+    n_vox = int(np.prod(ref.GetSize()))
+    stack = np.empty((len(keep), n_vox), dtype=np.float32)
+    cover = np.ones(n_vox, dtype=bool)
+    for k, i in enumerate(keep):
+        img, cov, note = match_to_reference(ref, images[i], f"b={bs[i]:g} image")
+        if note:
+            notes.append(note)
+        if cov is not None:
+            cover &= cov.reshape(-1)
+        if img.GetNumberOfComponentsPerPixel() != 1 or img.GetPixelID() in (sitk.sitkComplexFloat32,
+                                                                             sitk.sitkComplexFloat64):
+            as_float_array(img, f"b={bs[i]:g} image")  # raises the clear error
+        stack[k] = sitk.GetArrayViewFromImage(img).reshape(-1)
+    finite_all = np.isfinite(stack.sum(axis=0))
+    lo, hi = stack.min(axis=1), stack.max(axis=1)
+    if not np.all(np.isfinite(lo) & np.isfinite(hi)):
+        lo, hi = np.nanmin(np.where(np.isinf(stack), np.nan, stack), axis=1), np.nanmax(
+            np.where(np.isinf(stack), np.nan, stack), axis=1)
+    for k, i in enumerate(keep):
+        if lo[k] < 0:
+            raise LiverMetsError(
+                f"the b={bs[i]:g} image has negative values (min {float(lo[k]):g}); "
+                "DWI must be magnitude images: give magnitudes, not phase or difference images"
+            )
+        if not hi[k] > 0:
+            raise LiverMetsError(
+                f"the b={bs[i]:g} image is all zero (or not finite); check that the right file was given"
+            )
+
+    reasons: dict[str, int] = {}
+    valid = finite_all & cover
+    reasons["non_finite_input"] = int(n_vox - np.count_nonzero(finite_all))
+    reasons["outside_input_grid"] = int(n_vox - np.count_nonzero(cover))
+    if mask is not None:
+        m, _, note = match_to_reference(ref, mask, "mask", label=True)
+        if note:
+            notes.append(note)
+        user = sitk.GetArrayViewFromImage(m).reshape(-1) != 0
+        reasons["outside_mask"] = int(np.count_nonzero(valid & ~user))
+        valid &= user
+    low = stack[0] if reasons["non_finite_input"] == 0 else np.where(finite_all, stack[0], np.float32(0.0))
+    floor, sigma_est = estimate_noise_floor(low, cfg["noise_floor_fraction_of_p99"],
+                                            cfg["min_background_voxels_for_sigma"], noise_sigma)
+    if noise_floor is not None:
+        if not np.isfinite(noise_floor) or noise_floor < 0:
+            raise LiverMetsError(f"noise floor must be a finite number >= 0 (got {noise_floor})")
+        floor = float(noise_floor)
+    bg = valid & (low <= floor)
+    reasons["below_noise_floor"] = int(np.count_nonzero(bg))
+    valid &= ~bg
+
+    idx = np.flatnonzero(valid)
+    sig = np.take(stack, idx, axis=1)
+    scale = float(np.max(sig[0])) if sig.size else 1.0
+    scale = scale if scale > 0 else 1.0
+    sig = sig * np.float32(1.0 / scale)
+    tiny = np.float32(max(floor / scale * 1e-2, 1e-6))
+    logs = np.log(np.maximum(sig, tiny))
+    b_s = sel_b * _B_SCALE
+    adc_s, ln_s0 = _lls(logs, b_s)
+    if method in ("wls", "nlls"):
+        adc_s, ln_s0 = _wls(logs, b_s, adc_s, ln_s0)
+    s0_s = np.exp(np.minimum(ln_s0, np.float32(80.0)))
+    sigma_used = None
+    if method == "nlls":
+        sigma_used = float(noise_sigma) if noise_sigma is not None else (sigma_est or 0.0)
+        if noise_sigma is None and sigma_est is None:
+            notes.append("no background to estimate the noise level: nlls fitted without the Rician correction")
+        s0_s, adc_s = _nlls(sig, b_s, s0_s, adc_s, sigma_used / scale, int(cfg["nlls_iterations"]),
+                            float(cfg["nlls_damping"]))
+
+    adc_v = adc_s * np.float32(_B_SCALE * 1e6)  # scaled units -> 10^-6 mm^2/s
+    s0_v = s0_s * np.float32(scale)
+    bad = ~np.isfinite(adc_v) | ~np.isfinite(s0_v)
+    neg = ~bad & (adc_v < 0)
+    high = ~bad & (adc_v > cfg["adc_max_1e6_mm2_s"])
+    reasons["fit_failed"] = int(np.count_nonzero(bad))
+    reasons["negative_adc"] = int(np.count_nonzero(neg))
+    drop = bad | neg
+    adc_v = np.where(drop, np.float32(0.0), np.minimum(adc_v, np.float32(cfg["adc_max_1e6_mm2_s"])))
+    s0_v = np.where(drop, np.float32(0.0), s0_v)
+
+    # fit quality: R^2 of the fitted curve against the measured signal (signal domain, scaled units)
+    s0_n = s0_v * np.float32(1.0 / scale)
+    adc_n = adc_v * np.float32(1e-6 / _B_SCALE)
+    ss_res = np.zeros_like(s0_n)
+    for k in range(len(b_s)):
+        d = sig[k] - s0_n * np.exp(np.float32(-b_s[k]) * adc_n)
+        ss_res += d * d
+    ss_tot = ((sig - sig.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.float32(1.0))
+    r2 = np.clip(np.nan_to_num(r2, nan=0.0), 0.0, 1.0).astype(np.float32)
+    r2 = np.where(drop, np.float32(0.0), r2)
+
+    fitted = idx[~drop]
+
+    def full(values: np.ndarray) -> np.ndarray:
+        out = np.zeros(n_vox, dtype=np.float32)
+        out[idx] = values
+        return out.reshape(grid_shape)
+
+    grid_shape = ref.GetSize()[::-1]
+    adc_img = to_image(full(adc_v), ref)
+    s0_img = to_image(full(s0_v), ref)
+    q_img = to_image(full(r2), ref)
+    mask_arr = np.zeros(n_vox, dtype=np.uint8)
+    mask_arr[fitted] = 1
+    mask_img = to_image(mask_arr.reshape(grid_shape), ref, np.uint8)
+    computed: dict[float, sitk.Image] = {}
+    for cb in computed_b:
+        cbf = float(cb)
+        if not np.isfinite(cbf) or cbf < 0:
+            raise LiverMetsError(f"computed b-value must be finite and >= 0 (got {cb})")
+        vals = np.where(drop, np.float32(0.0), s0_v * np.exp(np.float32(-cbf * 1e-6) * adc_v))
+        computed[cbf] = to_image(full(vals), ref)
+
+    masked = n_vox - int(fitted.size)
+    n_high = int(np.count_nonzero(high))
+    if n_high:
+        warnings.append(f"{n_high} voxels had an ADC above {cfg['adc_max_1e6_mm2_s']:g} x10^-6 mm2/s and were clipped")
+    if masked > 0.9 * n_vox:
+        warnings.append(f"{masked} of {n_vox} voxels were masked: check the noise floor or the mask")
+    method_text = {
+        "lls": "log-linear least squares (closed form)",
+        "wls": "log-linear weighted least squares (weights: predicted signal squared)",
+        "nlls": "damped Gauss-Newton on squared magnitude with Rician noise-floor correction, started from WLS",
+    }[method]
+    summary: dict[str, Any] = {
+        "map": "adc",
+        "model": "S(b) = S0 * exp(-b * ADC)",
+        "units": {"adc": ADC_UNITS, "s0": "signal units of the input", "quality": "R2 (signal domain, 0..1)",
+                  "b_values": "s/mm2"},
+        "method": method,
+        "method_description": method_text,
+        "b_values_given": bs,
+        "b_values_used": [float(b) for b in sel_b],
+        "b_values_excluded": excluded,
+        "noise_floor": float(floor),
+        "noise_sigma": sigma_used if method == "nlls" else sigma_est,
+        "voxels_total": int(n_vox),
+        "voxels_fitted": int(fitted.size),
+        "masked_voxels": int(masked),
+        "masked_reasons": reasons,
+        "clipped_high_voxels": n_high,
+        "computed_b_values": [float(b) for b in computed_b],
+        "coordinate_system": "LPS",
+        "grid": describe_grid(ref),
+        "notes": notes,
+        "warnings": warnings,
+    }
+    common = {"method": method, "b_values_used": summary["b_values_used"], "masked_voxels": int(masked),
+              "coordinate_system": "LPS"}
+    metadata = {
+        "adc": {"quantity": "apparent diffusion coefficient", "units": ADC_UNITS, **common},
+        "s0": {"quantity": "S0 (signal extrapolated to b=0)", "units": "signal units of the input", **common},
+        "quality": {"quantity": "fit quality R2", "units": "1", **common},
+        "mask": {"quantity": "fitted voxels (1) / masked (0)", "units": "1", **common},
+    }
+    for cb in computed:
+        metadata[f"computed_b{cb:g}"] = {"quantity": f"computed DWI at b={cb:g} s/mm2",
+                                         "units": "signal units of the input", "b_value": cb, **common}
+    return AdcResult(adc_img, s0_img, q_img, mask_img, computed, summary, metadata)

@@ -1,0 +1,293 @@
+"""Fat maps: signal fat fraction from in/opposed-phase magnitudes, and Dixon fat fraction with a swap check.
+
+Chemical shift (two-point, magnitude): with IP = W + F and OP = |W - F|, the signal fat fraction
+FF = (IP - OP) / (2 IP) = min(W, F) / (W + F) can only say "the smaller component", i.e. it folds at 50 %: a
+value near the fold may just as well be 100 - FF. The signal intensity index SII = (IP - OP) / IP x 100 is the
+drop a reader sees. Both in percent. Echo times are checked against the field strength first, because a pair of
+two in-phase echoes (e.g. 2.3/4.6 ms at 3 T) gives a meaningless "fat fraction" of about 0.
+
+Dixon: FF = F / (W + F) in percent (0-100, no fold), with a check for fat-water swaps (slices in which most
+of the body, or of a reference tissue, is on the wrong side of 50 %), reported with where (slice index, LPS mm).
+
+Flags (uint8): 0 valid, 1 background (below the noise floor / outside the mask / outside the grid), 2 invalid
+(OP brighter than IP beyond the tolerance), 3 ambiguous (near the 50 % fold). Map values are 0 where flag is 1
+or 2. No output holds NaN or inf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import LiverMetsError
+from .defaults import defaults
+from .noise import noise_floor as estimate_noise_floor
+from .resample import as_float_array, describe_grid, match_to_reference, slice_positions_mm, to_image
+
+FF_UNITS = "percent"
+FLAG_VALID, FLAG_BACKGROUND, FLAG_INVALID, FLAG_AMBIGUOUS = 0, 1, 2, 3
+FLAG_LEGEND = {"0": "valid", "1": "background / masked", "2": "invalid (opposed brighter than in phase)",
+               "3": "ambiguous (near the 50 % fold of magnitude chemical shift)"}
+
+
+@dataclass
+class FatResult:
+    """Fat fraction (percent), SII (percent, chemical shift only), flags, and a JSON-able summary."""
+
+    ff: sitk.Image
+    flags: sitk.Image
+    summary: dict[str, Any]
+    sii: sitk.Image | None = None
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def fat_water_frequency_hz(field_strength_t: float) -> float:
+    """Fat-water frequency difference (Hz) at a field strength, from the configured shift (ppm) and gamma."""
+    cfg = defaults("chemical_shift")
+    return float(cfg["fat_water_shift_ppm"]) * float(cfg["gyromagnetic_mhz_per_t"]) * float(field_strength_t)
+
+
+def echo_phase(field_strength_t: float, te_ms: float) -> dict[str, Any]:
+    """Where an echo sits in the fat-water cycle: {'cycles', 'state': 'in_phase'|'opposed_phase'|'neither'}."""
+    cycles = fat_water_frequency_hz(field_strength_t) * float(te_ms) * 1e-3
+    tol = float(defaults("chemical_shift")["echo_phase_tolerance_cycles"])
+    frac = cycles - np.floor(cycles)
+    if min(frac, 1.0 - frac) <= tol and cycles > 0.5:
+        state = "in_phase"
+    elif abs(frac - 0.5) <= tol:
+        state = "opposed_phase"
+    else:
+        state = "neither"
+    return {"te_ms": float(te_ms), "cycles": round(float(cycles), 3), "state": state}
+
+
+def check_echo_pair(field_strength_t: float, te_in_phase_ms: float, te_opposed_phase_ms: float) -> dict[str, Any]:
+    """Confirm that the two echoes are in phase and opposed phase at this field strength; raise otherwise."""
+    for name, v in (("field strength", field_strength_t), ("in-phase TE", te_in_phase_ms),
+                    ("opposed-phase TE", te_opposed_phase_ms)):
+        if v is None or not np.isfinite(v) or v <= 0:
+            raise LiverMetsError(f"the {name} must be a positive number (got {v})")
+    ip = echo_phase(field_strength_t, te_in_phase_ms)
+    op = echo_phase(field_strength_t, te_opposed_phase_ms)
+    hz = fat_water_frequency_hz(field_strength_t)
+    if ip["state"] != "in_phase" or op["state"] != "opposed_phase":
+        raise LiverMetsError(
+            f"at {field_strength_t:g} T (fat-water {hz:.0f} Hz) TE {te_in_phase_ms:g} ms is "
+            f"{ip['state'].replace('_', ' ')} ({ip['cycles']:.2f} cycles) and TE {te_opposed_phase_ms:g} ms is "
+            f"{op['state'].replace('_', ' ')} ({op['cycles']:.2f} cycles), so this is not an in-phase/opposed-phase "
+            "pair; give the right echoes (or override with allow_any_echo_times / --allow-any-echo-times)"
+        )
+    return {"field_strength_t": float(field_strength_t), "fat_water_hz": round(hz, 1), "in_phase": ip,
+            "opposed_phase": op}
+
+
+def _magnitude(image: sitk.Image, what: str) -> np.ndarray:
+    a = as_float_array(image, what)
+    finite = np.isfinite(a)
+    if not np.any(a[finite] > 0):
+        raise LiverMetsError(f"the {what} image is all zero (or not finite); check that the right file was given")
+    if float(np.min(np.where(finite, a, 0.0))) < 0:
+        raise LiverMetsError(f"the {what} image has negative values; give magnitude images")
+    return np.where(finite, a, np.float32(np.nan))
+
+
+def _pair_on_grid(ref_img: sitk.Image, other: sitk.Image, ref_name: str, other_name: str,
+                  mask: sitk.Image | None, notes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both magnitudes on ``ref_img``'s grid plus a boolean 'usable' array (finite, covered, in mask)."""
+    a = _magnitude(ref_img, ref_name)
+    moved, cover, note = match_to_reference(ref_img, other, f"{other_name} image")
+    if note:
+        notes.append(note)
+    b = _magnitude(moved, other_name)
+    usable = np.isfinite(a) & np.isfinite(b)
+    if cover is not None:
+        usable &= cover
+    if mask is not None:
+        m, _, mnote = match_to_reference(ref_img, mask, "mask", label=True)
+        if mnote:
+            notes.append(mnote)
+        usable &= sitk.GetArrayViewFromImage(m) != 0
+    return np.nan_to_num(a, nan=0.0), np.nan_to_num(b, nan=0.0), usable
+
+
+def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: float | None = None,
+                       echo_times_ms: tuple[float, float] | None = None, allow_any_echo_times: bool = False,
+                       mask: sitk.Image | None = None, noise_floor: float | None = None) -> FatResult:
+    """Signal fat fraction and SII (percent) from in-phase and opposed-phase magnitudes, on the IP grid.
+
+    ``echo_times_ms`` = (TE in phase, TE opposed phase). With the field strength they are checked and a pair that
+    is not in/opposed phase is refused unless ``allow_any_echo_times``. ``noise_floor``: IP signal below which a
+    voxel is background (default from the image).
+    """
+    cfg = defaults("chemical_shift")
+    notes: list[str] = []
+    warnings: list[str] = []
+    echo_check: dict[str, Any] | None = None
+    if field_strength_t is not None and echo_times_ms is not None:
+        try:
+            echo_check = check_echo_pair(field_strength_t, echo_times_ms[0], echo_times_ms[1])
+        except LiverMetsError as exc:
+            if not allow_any_echo_times:
+                raise
+            warnings.append(f"echo times not an in/opposed-phase pair, computed anyway on request: {exc}")
+        te_ip, te_op = echo_times_ms
+        if te_op < te_ip:
+            notes.append("opposed-phase echo first: T2* decay lowers the in-phase signal, so FF is underestimated")
+        elif te_op > te_ip:
+            notes.append("in-phase echo first: T2* decay lowers the opposed-phase signal, so FF is overestimated")
+    else:
+        notes.append("echo times not checked (field strength or echo times unknown)")
+
+    a_ip, a_op, usable = _pair_on_grid(ip, op, "in-phase", "opposed-phase", mask, notes)
+    floor, _ = estimate_noise_floor(np.where(usable, a_ip, 0.0), cfg["noise_floor_fraction_of_p99"], 500)
+    if noise_floor is not None:
+        floor = float(noise_floor)
+    body = usable & (a_ip > floor)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sii = np.where(body, (a_ip - a_op) / np.where(body, a_ip, 1.0) * 100.0, 0.0).astype(np.float32)
+    ff = (sii * np.float32(0.5)).astype(np.float32)
+    flags = np.full(a_ip.shape, FLAG_BACKGROUND, dtype=np.uint8)
+    flags[body] = FLAG_VALID
+    invalid = body & (ff < cfg["invalid_below_percent"])
+    ambiguous = body & (ff > cfg["ambiguous_above_percent"])
+    flags[invalid] = FLAG_INVALID
+    flags[ambiguous] = FLAG_AMBIGUOUS
+    ff[invalid] = 0.0
+    sii[invalid] = 0.0
+    ff[~body] = 0.0
+    sii[~body] = 0.0
+    n_body = int(np.count_nonzero(body))
+    n_invalid = int(np.count_nonzero(invalid))
+    if n_body and n_invalid > 0.5 * n_body:
+        raise LiverMetsError(
+            f"the opposed-phase image is brighter than the in-phase image in {100 * n_invalid / n_body:.0f} % of "
+            "the body: the two inputs look swapped or are not an in/opposed-phase pair"
+        )
+    if np.count_nonzero(ambiguous):
+        warnings.append(f"{int(np.count_nonzero(ambiguous))} voxels are near the 50 % fold "
+                        f"(FF > {cfg['ambiguous_above_percent']:g} %): fat- or water-dominant cannot be told apart")
+    n = int(a_ip.size)
+    summary = {
+        "map": "chemical_shift_fat",
+        "formula": {"ff": "(IP - OP) / (2 IP) x 100", "sii": "(IP - OP) / IP x 100"},
+        "units": {"ff": FF_UNITS, "sii": FF_UNITS},
+        "valid_range_percent": [0.0, 50.0],
+        "field_strength_t": field_strength_t,
+        "echo_times_ms": {"in_phase": echo_times_ms[0], "opposed_phase": echo_times_ms[1]} if echo_times_ms else None,
+        "echo_check": echo_check if echo_check else ("overridden" if warnings and allow_any_echo_times else None),
+        "noise_floor": float(floor),
+        "voxels_total": n,
+        "masked_voxels": int(n - n_body + n_invalid),
+        "invalid_voxels": n_invalid,
+        "ambiguous_voxels": int(np.count_nonzero(ambiguous)),
+        "flags": FLAG_LEGEND,
+        "coordinate_system": "LPS",
+        "grid": describe_grid(ip),
+        "notes": notes,
+        "warnings": warnings,
+    }
+    common = {"method": "two-point chemical shift (magnitude)", "masked_voxels": summary["masked_voxels"],
+              "coordinate_system": "LPS"}
+    if echo_times_ms:
+        common["echo_times_ms"] = [float(echo_times_ms[0]), float(echo_times_ms[1])]
+    metadata = {
+        "ff": {"quantity": "signal fat fraction", "units": FF_UNITS, **common},
+        "sii": {"quantity": "signal intensity index", "units": FF_UNITS, **common},
+        "flags": {"quantity": "flags", "units": "1", "legend": FLAG_LEGEND, **common},
+    }
+    return FatResult(to_image(ff, ip), to_image(flags, ip, np.uint8), summary, to_image(sii, ip), metadata)
+
+
+def _swap_slices(wrong: np.ndarray, region: np.ndarray, limit: float, min_vox: int) -> list[int]:
+    """Slices (last index axis) where more than ``limit`` of ``region`` is ``wrong``."""
+    n_region = region.reshape(region.shape[0], -1).sum(axis=1)
+    n_wrong = (wrong & region).reshape(region.shape[0], -1).sum(axis=1)
+    frac = np.where(n_region > 0, n_wrong / np.maximum(n_region, 1), 0.0)
+    return [int(k) for k in np.flatnonzero((n_region >= min_vox) & (frac > limit))]
+
+
+def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image | None = None,
+              reference_kind: str = "water", mask: sitk.Image | None = None,
+              noise_floor: float | None = None) -> FatResult:
+    """Dixon fat fraction FF = F / (W + F) in percent, on the water image's grid, with a fat-water swap check.
+
+    The swap check warns (never silently fixes) when, in a slice, most of the body is fat-dominant, or most of a
+    ``reference_mask`` tissue is on the wrong side of 50 % (``reference_kind`` 'water' for liver/spleen/muscle,
+    'fat' for subcutaneous fat). Warnings give the slice indices and their LPS positions.
+    """
+    if reference_kind not in ("water", "fat"):
+        raise LiverMetsError(f"reference_kind must be 'water' or 'fat' (got '{reference_kind}')")
+    cfg = defaults("dixon")
+    notes: list[str] = []
+    warnings: list[str] = []
+    a_w, a_f, usable = _pair_on_grid(water, fat, "water", "fat", mask, notes)
+    total = a_w + a_f
+    floor, _ = estimate_noise_floor(np.where(usable, total, 0.0), cfg["noise_floor_fraction_of_p99"], 500)
+    if noise_floor is not None:
+        floor = float(noise_floor)
+    body = usable & (total > floor)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ff = np.where(body, a_f / np.where(body, total, 1.0) * 100.0, 0.0).astype(np.float32)
+    flags = np.where(body, FLAG_VALID, FLAG_BACKGROUND).astype(np.uint8)
+
+    swap: dict[str, Any] = {"body_check_slices": [], "reference_check_slices": []}
+    body_slices = _swap_slices(ff > 50.0, body, cfg["swap_body_fat_dominant_fraction"],
+                               cfg["swap_min_voxels_per_slice"])
+    n_slices = int(np.count_nonzero(body.reshape(body.shape[0], -1).sum(axis=1) >= cfg["swap_min_voxels_per_slice"]))
+    if body_slices:
+        swap["body_check_slices"] = body_slices
+        swap["body_check_positions_mm_lps"] = slice_positions_mm(water, body_slices)
+        whole = n_slices > 0 and len(body_slices) == n_slices
+        warnings.append(
+            f"possible fat-water swap in every slice ({len(body_slices)}): the water and fat inputs may be exchanged"
+             if whole else
+             f"possible fat-water swap in slice(s) {body_slices} (z = "
+             f"{[p[2] for p in swap['body_check_positions_mm_lps']]} mm LPS): most of the body is fat-dominant there"
+        )
+    if reference_mask is not None:
+        ref, _, rnote = match_to_reference(water, reference_mask, "reference mask", label=True)
+        if rnote:
+            notes.append(rnote)
+        region = body & (sitk.GetArrayViewFromImage(ref) != 0)
+        if not region.any():
+            raise LiverMetsError("the reference mask has no voxel inside the body; give a mask of the reference tissue")
+        wrong = ff > 50.0 if reference_kind == "water" else ff < 50.0
+        ref_slices = _swap_slices(wrong, region, cfg["swap_reference_wrong_fraction"], 1)
+        frac = float(np.count_nonzero(wrong & region) / np.count_nonzero(region))
+        swap["reference_kind"] = reference_kind
+        swap["reference_wrong_fraction"] = round(frac, 4)
+        if ref_slices:
+            swap["reference_check_slices"] = ref_slices
+            swap["reference_check_positions_mm_lps"] = slice_positions_mm(water, ref_slices)
+            warnings.append(
+                f"possible fat-water swap: the {reference_kind}-dominant reference tissue reads "
+                f"{'fat' if reference_kind == 'water' else 'water'}-dominant in slice(s) {ref_slices} (z = "
+                f"{[p[2] for p in swap['reference_check_positions_mm_lps']]} mm LPS)"
+            )
+    swap["suspected"] = bool(swap["body_check_slices"] or swap["reference_check_slices"])
+    n = int(ff.size)
+    summary = {
+        "map": "dixon_fat",
+        "formula": {"ff": "F / (W + F) x 100"},
+        "units": {"ff": FF_UNITS},
+        "valid_range_percent": [0.0, 100.0],
+        "noise_floor": float(floor),
+        "voxels_total": n,
+        "masked_voxels": int(n - np.count_nonzero(body)),
+        "swap_check": swap,
+        "flags": {k: v for k, v in FLAG_LEGEND.items() if k in ("0", "1")},
+        "coordinate_system": "LPS",
+        "grid": describe_grid(water),
+        "notes": notes,
+        "warnings": warnings,
+    }
+    common = {"method": "Dixon F / (W + F)", "masked_voxels": summary["masked_voxels"], "coordinate_system": "LPS",
+              "swap_suspected": swap["suspected"]}
+    metadata = {
+        "ff": {"quantity": "Dixon fat fraction", "units": FF_UNITS, **common},
+        "flags": {"quantity": "flags", "units": "1", "legend": summary["flags"], **common},
+    }
+    return FatResult(to_image(ff, water), to_image(flags, water, np.uint8), summary, None, metadata)
