@@ -578,3 +578,61 @@ def test_bad_arguments_raise(tmp_path):
         write_series_dicom([_one("t2", img), _one("t1_pre", img)], tmp_path)
     with pytest.raises(LiverMetsError, match="no series"):
         write_series_dicom([], tmp_path)
+
+
+# ------------------------------------------------------------------------------------------- a reader on our headers
+
+
+def _classified_roles(root: Path) -> dict[int, str]:
+    classify = pytest.importorskip("LiverMetsReviewLib.study.classify")
+    rows = classify.classification_table(classify.classify_folder(root))
+    return {int(r["series_number"]): r["role"] for r in rows}
+
+
+def test_study_classifier_recognises_every_series_from_headers_alone(study, written):
+    """The project's DICOM classifier (tuned on real vendor files) assigns every written series its true role."""
+    truth = {s.meta["series_number"]: s.role for s in study}
+    for vendor in VENDORS:
+        assert _classified_roles(written[vendor][0]) == truth, vendor
+
+
+def _tiny_tissue_model(field_strength_t: float):
+    model_mod = pytest.importorskip("LiverMetsReviewLib.phantom.model")
+    grid = sitk.Image([48, 40, 20], sitk.sitkUInt8)
+    grid.SetSpacing((8.0, 8.0, 10.0))
+    grid.SetOrigin((-190.0, -160.0, -100.0))
+    z, y, x = np.indices((20, 40, 48))
+    labels = np.zeros((20, 40, 48), np.int32)
+    labels[((x - 24) / 20) ** 2 + ((y - 20) / 16) ** 2 < 1] = 1
+    labels[((x - 20) / 11) ** 2 + ((y - 20) / 9) ** 2 + ((z - 10) / 8) ** 2 < 1] = 2
+    labels[((x - 20) / 3) ** 2 + ((y - 20) / 3) ** 2 + ((z - 10) / 2) ** 2 < 1] = 3
+
+    def comp(label, name, t1, t2, adc, ff, ecs, hep):
+        params = {"pd": 0.8, "t1_ms": t1, "t2_ms": t2, "t2star_ms": 30.0, "adc_1e6_mm2_s": adc, "pdff_percent": ff}
+        phases = model_mod.CONTRAST_PHASES
+        return model_mod.Compartment(label, name, params, dict.fromkeys(phases, ecs), dict.fromkeys(phases, hep))
+
+    comps = [comp(1, "muscle", 1000.0, 40.0, 1500.0, 5.0, 0.1, 0.0),
+             comp(2, "liver", 586.0, 46.0, 1200.0, 5.0, 0.2, 0.3),
+             comp(3, "lesion", 1000.0, 80.0, 900.0, 0.0, 0.3, 0.0)]
+    return model_mod.TissueModel(grid=grid, labels=labels, compartments=comps, field_strength_t=field_strength_t)
+
+
+def test_phantom_signal_series_written_and_classified(tmp_path):
+    """The phantom's simulated series (physics module, small protocol, 3 T) through the writer and the classifier."""
+    protocol_mod = pytest.importorskip("LiverMetsReviewLib.phantom.protocol")
+    series, _ = protocol_mod.simulate_study(_tiny_tissue_model(3.0), np.random.default_rng(2),
+                                            protocol=protocol_mod.load_protocol("small"))
+    truth = {s.meta["series_number"]: s.role for s in series}
+    for vendor in VENDORS:
+        folders = write_series_dicom(series, tmp_path / vendor, vendor=vendor, seed=1)
+        assert len(folders) == len(series)
+        assert _classified_roles(tmp_path / vendor) == truth, vendor
+    hbp = next(s for s in series if s.role == "t1_hepatobiliary")
+    folder = next(f for f in folders if f.name.startswith(f"S{hbp.meta['series_number']:04d}_"))
+    ds = pydicom.dcmread(sorted(folder.glob("*.dcm"))[0], stop_before_pixels=True)
+    assert float(ds.MagneticFieldStrength) == 3.0
+    assert float(ds.ImagingFrequency) == pytest.approx(GAMMA_MHZ_PER_T * 3.0, rel=1e-6)
+    after_injection = (_tm_seconds(ds, "AcquisitionDate", "AcquisitionTime")
+                       - _tm_seconds(ds, "AcquisitionDate", "ContrastBolusStartTime"))
+    assert after_injection == pytest.approx(hbp.meta["seconds_after_injection"], abs=1e-3)

@@ -71,6 +71,11 @@ class VendorProfile:
     def bits_stored(self) -> int:
         return int(self.data["bits_stored"])
 
+    @property
+    def own_words_first(self) -> bool:
+        """GE/Philips profiles use their own ImageType and sequence names over the caller's Siemens-style ones."""
+        return bool(self.data.get("own_words_first"))
+
     def image_type(self, role: str, series_value: list[str] | None, stack_value: list[str] | None) -> list[str]:
         """ImageType of a stack: the stack's own, else series/profile in the profile's order of preference.
 
@@ -81,7 +86,7 @@ class VendorProfile:
             return [str(v) for v in stack_value]
         table = self.data["image_types"]
         from_profile = table.get(role)
-        if self.data.get("profile_image_type_first") and from_profile:
+        if self.own_words_first and from_profile:
             return list(from_profile)
         if series_value:
             return [str(v) for v in series_value]
@@ -90,7 +95,8 @@ class VendorProfile:
     def sequence_name(self, role: str, series_value: str | None, **fields: Any) -> str | None:
         """SequenceName (0018,0024); templates may use {b}, {b_min}, {b_max}. None: leave the tag out."""
         table = self.data.get("sequence_names", {})
-        template = series_value if series_value else table.get(role, table.get("default"))
+        own = table.get(role, table.get("default"))
+        template = own if self.own_words_first or not series_value else series_value
         if not template:
             return None
         try:

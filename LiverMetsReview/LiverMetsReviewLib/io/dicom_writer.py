@@ -424,6 +424,11 @@ def _common(plan: _Plan, profile: VendorProfile, info: dict[str, Any], study_uid
     field_t = float(meta.get("field_strength_t", 1.5))
     acq = _series_datetime(info, float(meta.get("acquisition_offset_s", 0.0)))
     seq = role_sequence(s.role)
+    for key, meta_key in (("scanning_sequence", "scanning_sequence"), ("sequence_variant", "sequence_variant"),
+                          ("scan_options", "scan_options"), ("acquisition_type", "mr_acquisition_type")):
+        if meta.get(meta_key):  # the series' own acquisition words win over the role's typical ones
+            value = meta[meta_key]
+            seq[key] = value if key == "acquisition_type" else ([value] if isinstance(value, str) else list(value))
     study_dt = info["study_datetime"]
     description = profile.description(s.role, plan.description)
     c: dict[str, Any] = {
@@ -447,14 +452,14 @@ def _common(plan: _Plan, profile: VendorProfile, info: dict[str, Any], study_uid
         "PatientAge": _text(info["patient_age"], "SH")[:4],
         "PatientWeight": _ds(float(info["patient_weight_kg"])),
         "BodyPartExamined": "ABDOMEN",
-        "ScanningSequence": list(seq["scanning_sequence"]),
-        "SequenceVariant": list(seq["sequence_variant"]),
-        "ScanOptions": list(seq["scan_options"]) or "",
-        "MRAcquisitionType": seq["acquisition_type"],
+        "ScanningSequence": [_cs(v) for v in seq["scanning_sequence"]],
+        "SequenceVariant": [_cs(v) for v in seq["sequence_variant"]],
+        "ScanOptions": [_cs(v) for v in seq["scan_options"]] or "",
+        "MRAcquisitionType": _cs(seq["acquisition_type"]),
         "AngioFlag": "N",
         "RepetitionTime": _ds(meta["repetition_time_ms"]) if meta.get("repetition_time_ms") is not None else "",
         "NumberOfAverages": "1",
-        "ImagingFrequency": _ds(gyromagnetic_ratio_mhz_per_t() * field_t),
+        "ImagingFrequency": _ds(meta.get("imaging_frequency_mhz") or gyromagnetic_ratio_mhz_per_t() * field_t),
         "ImagedNucleus": "1H",
         "MagneticFieldStrength": _ds(field_t),
         "EchoTrainLength": str(int(meta.get("echo_train_length", seq.get("echo_train_length", 1)))),
@@ -485,8 +490,8 @@ def _common(plan: _Plan, profile: VendorProfile, info: dict[str, Any], study_uid
     if agent:
         agent_text = info["contrast_agent"] if agent is True else str(agent)
         c["ContrastBolusAgent"] = _text(agent_text)
-        c["ContrastBolusRoute"] = _text(info["contrast_route"])
-        c["ContrastBolusVolume"] = _ds(float(info["contrast_volume_ml"]))
+        c["ContrastBolusRoute"] = _text(meta.get("contrast_route") or info["contrast_route"])
+        c["ContrastBolusVolume"] = _ds(float(meta.get("contrast_dose_ml") or info["contrast_volume_ml"]))
         c["ContrastBolusIngredient"] = _cs(info["contrast_ingredient"])
         if injection is not None:
             c["ContrastBolusStartTime"] = _tm(_series_datetime(info, injection))
@@ -513,7 +518,7 @@ def _write_plan(plan: _Plan, profile: VendorProfile, info: dict[str, Any], study
         per_stack: dict[str, Any] = {
             "ImageType": image_type,
             "EchoTime": _ds(te) if te is not None else "",
-            "EchoNumbers": str(k + 1) if multi_echo else "1",
+            "EchoNumbers": str(int(smeta.get("echo_number", k + 1 if multi_echo else 1))),
             # one acquisition number per stack: Slicer splits a series into volumes by it
             "AcquisitionNumber": str(k + 1),
             "WindowCenter": _ds(center),
