@@ -471,9 +471,9 @@ def _series_meta(entry: dict, seq: dict, protocol: dict, physics: dict, field: f
         "slice_thickness_mm": float(gspec["slice_thickness_mm"]),
         "spacing_between_slices_mm": float(gspec["slice_spacing_mm"]),
         "mr_acquisition_type": seq.get("mr_acquisition_type", "2D"),
-        "scanning_sequence": seq.get("scanning_sequence", "EP"),
-        "sequence_variant": seq.get("sequence_variant", "SK"),
     }
+    if "echo_train_length" in seq:
+        meta["echo_train_length"] = int(seq["echo_train_length"])
     if role == "dwi":
         meta["b_values"] = list(b_list)
     if role == "multi_echo_gre":
@@ -549,9 +549,9 @@ def _study_facts(protocol: dict, physics: dict, field: float, facts_series: dict
         "snr_reference_tissue": ref_name,
         "snr_reference_labels": [int(v) for v in ref_labels],
         "echo_times_ms": {k: v for k, v in tes.items()},
-        "fat_spectrum": phys["fat_spectrum"],
-        "fat_relaxation_ms": physics["fat_relaxation"],
-        "gadoxetate_relaxivity": {"values": physics["relaxivity"], "units": "L/(mmol*s)",
+        "fat_spectrum": copy.deepcopy(phys["fat_spectrum"]),
+        "fat_relaxation_ms": dict(physics["fat_relaxation"]),
+        "gadoxetate_relaxivity": {"values": dict(physics["relaxivity"]), "units": "L/(mmol*s)",
                                   "source": phys["gadoxetate_relaxivity"]["source"]},
         "fat_phasor": {"opposed_phase": [c_op.real, c_op.imag], "in_phase": [c_ip.real, c_ip.imag]},
         "chemical_shift_fat_fraction_bias": {
@@ -561,6 +561,6 @@ def _study_facts(protocol: dict, physics: dict, field: float, facts_series: dict
                        "weighted up; use noise_free_signal_by_label for the exact expected IP/OP values.",
             "table": table,
         },
-        "exam": protocol["exam"],
+        "exam": copy.deepcopy(protocol["exam"]),
         "series": facts_series,
     }
