@@ -248,7 +248,10 @@ def _direction(image: sitk.Image) -> np.ndarray:
 
 
 def series_grid(model: TissueModel, grid_spec: dict, centre_lps: Sequence[float]) -> sitk.Image:
-    """Empty float32 image of a series grid centred on ``centre_lps``, with the truth grid's direction."""
+    """Empty float32 image of a series grid centred on ``centre_lps``, with the truth grid's direction.
+
+    Slices are stacked along the truth grid's third axis (axial series for an axial truth grid).
+    """
     size = [int(grid_spec["matrix"][0]), int(grid_spec["matrix"][1]), int(grid_spec["n_slices"])]
     spacing = [float(grid_spec["pixel_mm"][0]), float(grid_spec["pixel_mm"][1]), float(grid_spec["slice_spacing_mm"])]
     d = _direction(model.grid)
