@@ -636,3 +636,32 @@ def test_phantom_signal_series_written_and_classified(tmp_path):
     after_injection = (_tm_seconds(ds, "AcquisitionDate", "AcquisitionTime")
                        - _tm_seconds(ds, "AcquisitionDate", "ContrastBolusStartTime"))
     assert after_injection == pytest.approx(hbp.meta["seconds_after_injection"], abs=1e-3)
+
+
+def test_b0_images_carry_b_value_zero_and_no_direction(tmp_path):
+    """b = 0 is written everywhere too (standard and private), as 'NONE' directionality; GE keeps its 1e9 offset."""
+    arr = np.ones((2, 4, 4), np.float32)
+    dwi = Series("dwi", [_image(arr * 900, (2, 2, 5), (0, 0, 0)), _image(arr * 300, (2, 2, 5), (0, 0, 0))],
+                 [{"b_value": 0.0}, {"b_value": 800.0}], {"description": "ep2d_diff_b0_800", "series_number": 3})
+    for vendor in VENDORS:
+        folder = write_series_dicom([dwi], tmp_path / vendor, vendor=vendor)[0]
+        heads = [ds for _, ds in _headers(folder)]
+        by_b = {float(ds.DiffusionBValue): ds for ds in heads}
+        assert sorted(by_b) == [0.0, 800.0]
+        assert [private_b_value(by_b[b]) for b in (0.0, 800.0)] == [0.0, 800.0]
+        assert by_b[0.0].DiffusionDirectionality == "NONE" and by_b[800.0].DiffusionDirectionality == "ISOTROPIC"
+        if vendor == "ge":
+            assert [int(v) for v in by_b[0.0][0x0043, 0x1039].value] == [1_000_000_000, 0, 0, 0]
+        assert sum(1 for ds in heads if float(ds.DiffusionBValue) == 0.0) == 2
+
+
+def test_rewriting_a_series_leaves_no_stale_slices(tmp_path):
+    big = _one("t2", sitk.GetImageFromArray(np.ones((6, 4, 4), np.float32)))
+    small = _one("t2", sitk.GetImageFromArray(np.ones((2, 4, 4), np.float32)))
+    write_series_dicom([big], tmp_path)
+    folder = write_series_dicom([small], tmp_path, study_info={"patient_age": 71})[0]
+    files = sorted(folder.glob("*.dcm"))
+    assert len(files) == 2
+    reader = sitk.ImageSeriesReader()
+    assert len(reader.GetGDCMSeriesFileNames(str(folder))) == 2
+    assert pydicom.dcmread(files[0]).PatientAge == "071Y"

@@ -104,6 +104,14 @@ def _ds(x: float) -> str:
     return f"{x:.5g}"
 
 
+def _age(value: Any) -> str:
+    """Age String nnnY: a number of years or an AS text such as '066Y'."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{min(max(int(value), 0), 999):03d}Y"
+    text = _ascii(value).upper()
+    return text if re.fullmatch(r"\d{3}[DWMY]", text) else ""
+
+
 def _da(d: date) -> str:
     return d.strftime("%Y%m%d")
 
@@ -381,6 +389,8 @@ def write_series_dicom(series: list[Series], out_dir: Path, *, study_info: dict 
         if not isinstance(s, Series):
             raise LiverMetsError(f"write_series_dicom takes Series objects, not {type(s).__name__}")
     profile = vendor_profile(vendor)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise LiverMetsError(f"seed {seed!r} is not an integer; give an integer seed")
     info = _study(study_info)
     out_dir = Path(out_dir)
     numbers = _series_numbers(series)
@@ -449,7 +459,7 @@ def _common(plan: _Plan, profile: VendorProfile, info: dict[str, Any], study_uid
         "PatientID": _text(info["patient_id"]),
         "PatientBirthDate": _da(_parse_date(info["patient_birth_date"])) if info["patient_birth_date"] else "",
         "PatientSex": _cs(info["patient_sex"]) if str(info["patient_sex"]).upper() in ("M", "F", "O") else "O",
-        "PatientAge": _text(info["patient_age"], "SH")[:4],
+        "PatientAge": _age(info["patient_age"]),
         "PatientWeight": _ds(float(info["patient_weight_kg"])),
         "BodyPartExamined": "ABDOMEN",
         "ScanningSequence": [_cs(v) for v in seq["scanning_sequence"]],
@@ -503,6 +513,8 @@ def _write_plan(plan: _Plan, profile: VendorProfile, info: dict[str, Any], study
     s, meta = plan.series, plan.series.meta
     common = _common(plan, profile, info, study_uid, frame_uid, injection)
     plan.folder.mkdir(parents=True, exist_ok=True)
+    for stale in plan.folder.glob("IM[0-9][0-9][0-9][0-9][0-9].dcm"):  # a previous write of this series
+        stale.unlink()
     multi_echo = len(s.stacks) > 1 and any("echo_time_ms" in m for m in s.stack_meta)
     series_te = meta.get("echo_time_ms")
     instance = 0
