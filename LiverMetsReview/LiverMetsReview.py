@@ -5,12 +5,14 @@ the ``livermets`` command line), the scene conversions in ``LiverMetsReviewSlice
 """
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import qt
 import slicer
 import vtk
 from LiverMetsReviewSlicer import attributes
+from LiverMetsReviewSlicer.dicom_study import loadDicomStudy
 from LiverMetsReviewSlicer.layouts import showStudy
 from LiverMetsReviewSlicer.phantom import (
     SEGMENTATION_KEY,
@@ -82,6 +84,7 @@ class LiverMetsReviewParameterNode:
     """GUI state saved with the scene.
 
     phantomScenario, phantomSeed, phantomFieldStrength (T), phantomSize - options of the generated phantom.
+    dicomFolder - folder of a DICOM study to load.
     displayedVolume - the series shown in the slice views.
     """
 
@@ -89,6 +92,7 @@ class LiverMetsReviewParameterNode:
     phantomSeed: Annotated[int, WithinRange(0, 999999)] = 0
     phantomFieldStrength: Annotated[float, Choice([1.5, 3.0])] = 1.5
     phantomSize: Annotated[str, Choice(["standard", "small"])] = "standard"
+    dicomFolder: Path
     displayedVolume: vtkMRMLScalarVolumeNode
 
 
@@ -109,6 +113,7 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._tableUpdatePending = False
+        self._displayedVolumeID = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -129,6 +134,7 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self.onSceneNodesChanged)
 
         self.ui.generatePhantomButton.connect("clicked(bool)", self.onGeneratePhantomButton)
+        self.ui.loadDicomButton.connect("clicked(bool)", self.onLoadDicomButton)
         self.ui.seriesTableWidget.connect("cellClicked(int,int)", self.onSeriesCellClicked)
 
         self.initializeParameterNode()
@@ -170,10 +176,12 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
 
     def onParameterNodeModified(self, caller=None, event=None) -> None:
+        """Show the chosen series when the choice changes (not on every other parameter change)."""
         node = self._parameterNode.displayedVolume if self._parameterNode else None
-        if node is not None and node is not self.logic.lastDisplayedVolume:
-            self.logic.lastDisplayedVolume = node
+        nodeID = node.GetID() if node is not None else None
+        if nodeID is not None and nodeID != self._displayedVolumeID:
             showStudy(node, fourUp=False)
+        self._displayedVolumeID = nodeID
 
     def onGeneratePhantomButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to generate the phantom."), waitCursor=True):
@@ -183,6 +191,15 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                p.phantomSize)
             slicer.util.showStatusMessage(_("Phantom loaded: {count} series stacks").format(
                 count=len(nodes) - 1), 5000)
+            self.updateSeriesTable()
+
+    def onLoadDicomButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to load the DICOM study."), waitCursor=True):
+            folder = self._parameterNode.dicomFolder
+            slicer.util.showStatusMessage(_("Reading and classifying {folder}...").format(folder=folder))
+            nodes = self.logic.loadDicomStudy(folder)
+            slicer.util.showStatusMessage(_("Study loaded: {count} series stacks with a role").format(
+                count=len(nodes)), 5000)
             self.updateSeriesTable()
 
     def onSceneNodesChanged(self, caller=None, event=None) -> None:
@@ -202,6 +219,9 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             nameItem = qt.QTableWidgetItem(node.GetName())
             nameItem.setData(qt.Qt.UserRole, node.GetID())
             nameItem.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)
+            reason = node.GetAttribute(attributes.ROLE_REASON)
+            if reason:
+                nameItem.setToolTip(_("Role chosen because: {reason}").format(reason=reason))
             table.setItem(row, 0, nameItem)
             combo = qt.QComboBox()
             for role in roles:
@@ -240,7 +260,6 @@ class LiverMetsReviewLogic(ScriptedLoadableModuleLogic):
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         self.lastPhantomStudy = None
-        self.lastDisplayedVolume = None
 
     def getParameterNode(self):
         return LiverMetsReviewParameterNode(super().getParameterNode())
@@ -256,6 +275,11 @@ class LiverMetsReviewLogic(ScriptedLoadableModuleLogic):
         return loadPhantomStudy(study, show=show)
 
     @staticmethod
+    def loadDicomStudy(folder, show: bool = True) -> dict:
+        """Scan and classify a DICOM folder with the core and load every series that got a role."""
+        return loadDicomStudy(folder, show=show)
+
+    @staticmethod
     def seriesNodes() -> list:
         """Scalar volumes of the scene (labelmaps excluded), in scene order."""
         return [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
@@ -269,6 +293,8 @@ class LiverMetsReviewLogic(ScriptedLoadableModuleLogic):
         if role not in role_ids():
             raise LiverMetsError(f"'{role}' is not a known series role: choose one of {', '.join(role_ids())}.")
         node.SetAttribute(attributes.ROLE, role)
+        node.SetAttribute(attributes.ROLE_REASON, "set by the reader")
+        node.SetAttribute(attributes.ROLE_CONFIDENCE, "1")
 
 
 #
@@ -285,6 +311,8 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_phantom_loads()
+        self.setUp()
+        self.test_dicom_study_loads()
         self.setUp()
         self.test_role_edit()
 
@@ -347,6 +375,40 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         lesionSegments = [s for s in study.segments if s.get("kind") == "lesion"]
         self.assertEqual(len(lesionSegments), len(lesions))
         self.delayDisplay("Phantom test passed")
+
+    def test_dicom_study_loads(self):
+        """The phantom written as DICOM comes back with every role, through the core's classifier and loader."""
+        import shutil
+
+        import numpy as np
+        import SimpleITK as sitk
+
+        from LiverMetsReviewLib.phantom import write_phantom
+        from LiverMetsReviewLib.study.classify import classify_folder
+        from LiverMetsReviewLib.study.load import load_study
+
+        self.delayDisplay("Writing the small phantom as DICOM")
+        study = generatePhantomStudy(seed=3, scenario=DEFAULT_SCENARIO, fieldStrength=3.0, size="small")
+        folder = Path(slicer.app.temporaryPath) / "LiverMetsReviewSelfTest"
+        shutil.rmtree(folder, ignore_errors=True)
+        write_phantom(study, folder, fmt="dicom")
+        try:
+            nodes = LiverMetsReviewLogic.loadDicomStudy(folder / "dicom", show=False)
+            expected = {stackNodeName(s, k): s.role for s in study.series for k in range(len(s.stacks))}
+            self.assertEqual(sorted(nodes), sorted(expected))
+            for name, role in expected.items():
+                self.assertEqual(nodes[name].GetAttribute(attributes.ROLE), role)
+                self.assertTrue(nodes[name].GetAttribute(attributes.ROLE_REASON))
+            # The scene holds exactly the core's images (pixels and LPS -> RAS geometry).
+            core = {stackNodeName(s, k): s.stacks[k] for s in load_study(classify_folder(folder / "dicom"))
+                    for k in range(len(s.stacks))}
+            for name, image in core.items():
+                node = nodes[name]  # slicer-class: vtkMRMLScalarVolumeNode
+                np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), sitk.GetArrayViewFromImage(image))
+                np.testing.assert_allclose(node.GetOrigin(), lpsToRas(image.GetOrigin()), rtol=0, atol=1e-4)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.delayDisplay("DICOM study test passed")
 
     def test_role_edit(self):
         node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "series")

@@ -12,6 +12,8 @@ UNITS = PREFIX + "Units"
 FIELD_STRENGTH_T = PREFIX + "FieldStrengthT"
 DESCRIPTION = PREFIX + "SeriesDescription"
 SOURCE = PREFIX + "Source"
+ROLE_REASON = PREFIX + "RoleReason"
+ROLE_CONFIDENCE = PREFIX + "RoleConfidence"
 
 UNASSIGNED = "unassigned"
 
@@ -38,6 +40,10 @@ def setSeriesAttributes(node, role: str, stackMeta: dict[str, Any], seriesMeta: 
         node.SetAttribute(FIELD_STRENGTH_T, _text(float(seriesMeta["field_strength_t"])))
     if seriesMeta.get("description"):
         node.SetAttribute(DESCRIPTION, str(seriesMeta["description"]))
+    if seriesMeta.get("role_reason"):  # why the classifier chose the role: shown to the reader who checks it
+        node.SetAttribute(ROLE_REASON, str(seriesMeta["role_reason"]))
+    if seriesMeta.get("role_confidence") is not None:
+        node.SetAttribute(ROLE_CONFIDENCE, _text(float(seriesMeta["role_confidence"])))
 
 
 def nodeRole(node) -> str:

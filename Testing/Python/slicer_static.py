@@ -74,6 +74,8 @@ PARAMETER_WIDGET_TYPES = {
     "qMRMLSpinBox": {"float", "int"},
     "QLineEdit": {"str"},
     "QLabel": {"str"},
+    "ctkDirectoryButton": {"Path", "PurePath", "PosixPath", "WindowsPath"},
+    "ctkPathLineEdit": {"Path", "PurePath", "PosixPath", "WindowsPath"},
     "QComboBox": {"str", "int", "float", "bool"},  # plus a Choice annotation (or an Enum)
     "ctkComboBox": {"str", "int", "float", "bool"},
 }

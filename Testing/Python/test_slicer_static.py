@@ -20,6 +20,7 @@ import SimpleITK as sitk
 import slicer_static as ss
 
 from conftest import MODULE_DIR, REPO_ROOT, shared_path
+from LiverMetsReviewLib.errors import LiverMetsError
 
 UI_PATH = MODULE_DIR / "Resources" / "UI" / "LiverMetsReview.ui"
 
@@ -246,6 +247,10 @@ def test_parameter_bindings(ui_text):
     assert wrong_type["m.py"] != sources["LiverMetsReview.py"]
     assert "phantomSeed" in ss.check_parameter_bindings(ui_text, wrong_type).error_names()
 
+    path_as_str = {"m.py": sources["LiverMetsReview.py"].replace("dicomFolder: Path", "dicomFolder: str")}
+    assert path_as_str["m.py"] != sources["LiverMetsReview.py"]
+    assert "dicomFolder" in ss.check_parameter_bindings(ui_text, path_as_str).error_names()
+
     wrong_node = ui_text.replace("<string>vtkMRMLScalarVolumeNode</string>", "<string>vtkMRMLModelNode</string>")
     assert "displayedVolume" in ss.check_parameter_bindings(wrong_node, sources).error_names()
 
@@ -370,6 +375,31 @@ class _FakeVolumeNode:
         matrix.m = np.linalg.inv(self.ijk_to_ras)
 
 
+class _FakeScalarVolumeNode(_FakeVolumeNode):
+    """What sitkUtils.PushVolumeToSlicer returns, reduced to the calls the Slicer side makes."""
+
+    def __init__(self, image: sitk.Image, name: str) -> None:
+        super().__init__(image)
+        self.image, self.name, self.attributes = image, name, {}
+        self.auto_window_level = False
+
+    def SetAttribute(self, key: str, value: str) -> None:  # noqa: N802
+        assert isinstance(value, str), "MRML attributes are strings"
+        self.attributes[key] = value
+
+    def GetAttribute(self, key: str) -> str | None:  # noqa: N802
+        return self.attributes.get(key)
+
+    def CreateDefaultDisplayNodes(self) -> None:  # noqa: N802
+        pass
+
+    def GetScalarVolumeDisplayNode(self):  # noqa: N802
+        return self
+
+    def AutoWindowLevelOn(self) -> None:  # noqa: N802
+        self.auto_window_level = True
+
+
 class _FakeNode:
     def __init__(self) -> None:
         self.attributes: dict[str, str] = {}
@@ -487,3 +517,42 @@ def test_self_test_expectations_hold_on_the_small_phantom(slicer_side, small_pha
     names = [stack for s in small_phantom.series for stack in
              (slicer_side.stackNodeName(s, k) for k in range(len(s.stacks)))]
     assert len(names) == len(set(names)), "node names must be unique within one phantom"
+
+
+def test_dicom_study_reaches_the_scene_with_roles(slicer_side, small_phantom, tmp_path):
+    """The Slicer side's DICOM path, headless: the phantom written as DICOM is classified by the core and every
+    stack is pushed once, named and attributed by role, pixels untouched (a stand-in records the pushes)."""
+    from LiverMetsReviewLib.phantom import write_phantom
+
+    pushed: list[_FakeScalarVolumeNode] = []
+
+    def push(image, targetNode=None, name=None, className="vtkMRMLScalarVolumeNode"):  # noqa: N803 - Slicer's API
+        assert className == "vtkMRMLScalarVolumeNode" and targetNode is None
+        pushed.append(_FakeScalarVolumeNode(image, name))
+        return pushed[-1]
+
+    sys.modules["sitkUtils"].PushVolumeToSlicer = push
+    dicom_study = importlib.import_module("LiverMetsReviewSlicer.dicom_study")
+    write_phantom(small_phantom, tmp_path, fmt="dicom")
+    nodes = dicom_study.loadDicomStudy(tmp_path / "dicom", show=False)
+
+    expected = {slicer_side.stackNodeName(s, k): (s, k) for s in small_phantom.series for k in range(len(s.stacks))}
+    assert sorted(nodes) == sorted(expected) and len(pushed) == len(expected)
+    for name, (series, k) in expected.items():
+        node = nodes[name]
+        assert node.name == name and node.auto_window_level
+        assert node.attributes["LiverMetsReview.Role"] == series.role
+        assert node.attributes["LiverMetsReview.Source"] == "dicom"
+        assert node.attributes["LiverMetsReview.RoleReason"]
+        if "b_value" in series.stack_meta[k]:
+            assert float(node.attributes["LiverMetsReview.BValue"]) == float(series.stack_meta[k]["b_value"])
+        reference = series.stacks[k]
+        assert node.image.GetSize() == reference.GetSize()
+        np.testing.assert_allclose(node.image.GetOrigin(), reference.GetOrigin(), atol=1e-3)
+        np.testing.assert_allclose(node.image.GetSpacing(), reference.GetSpacing(), atol=1e-4)
+
+    with pytest.raises(LiverMetsError, match="not a folder"):
+        dicom_study.loadDicomStudy(tmp_path / "absent", show=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LiverMetsError):
+        dicom_study.loadDicomStudy(tmp_path / "empty", show=False)
