@@ -188,7 +188,8 @@ def vote_dixon(s: SeriesInfo) -> Vote | None:
                 return Vote(UNASSIGNED, 0.8, f"ImageType says {role_label(role).lower()} but " + _physics_text(s))
             if check:
                 physics = "; " + _physics_text(s)
-        return Vote(role, conf, f"{kind} {role_label(role).lower()} image (ImageType {labels[0]}){physics}")
+        name = role_label(role) if role.startswith("dixon") else f"{kind} {role_label(role)}"
+        return Vote(role, conf, f"{name} image (ImageType {labels[0]}){physics}")
     return Vote("+".join(dict.fromkeys(per_stack)), 0.9, f"{kind} reconstructions by ImageType ({', '.join(labels)})",
                 stack_roles=list(per_stack))
 
