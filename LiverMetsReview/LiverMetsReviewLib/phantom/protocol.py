@@ -345,16 +345,7 @@ def simulate_study(model: TissueModel, rng: np.random.Generator, protocol: dict 
     shift_rng = np.random.default_rng(int(seeds[0]))
     shifts = {a: _draw_shift(shift_rng, breath_hold_shift_mm) for a in acquisitions}
 
-    # grid centre: truth-grid centre in-plane, the reference tissue's extent along the slice axis
-    d = _direction(model.grid)
-    size_t = np.asarray(model.grid.GetSize())
-    sp_t = np.asarray(model.grid.GetSpacing())
-    idx_centre = (size_t - 1) / 2.0
-    ref_mask_z = np.isin(labels, ref_labels).any(axis=(1, 2))
-    if ref_mask_z.any():
-        zs = np.flatnonzero(ref_mask_z)
-        idx_centre[2] = (zs[0] + zs[-1]) / 2.0
-    centre = np.asarray(model.grid.GetOrigin()) + d @ (idx_centre * sp_t)
+    centre = _grid_centre(model, labels, ref_labels)
 
     sigma_by_group: dict[str, float] = {}
     noise_info: dict[str, dict[str, float]] = {}
@@ -399,19 +390,12 @@ def simulate_study(model: TissueModel, rng: np.random.Generator, protocol: dict 
         dwi = by_role.get(seq.get("derived_from", "dwi"))
         if dwi is None:
             raise LiverMetsError("the protocol derives the ADC from a DWI series it does not acquire; add the DWI")
-        arrays = [sitk.GetArrayViewFromImage(img) for img in dwi.stacks]
-        low = np.asarray(arrays[0])
-        floor = max(float(seq["background_threshold_sigma"]) * sigma, 1e-6 * float(low.max(initial=0.0)))
-        mask = low > floor
-        adc = sg.adc_log_linear(arrays, dwi.b_values, mask, float(seq["max_1e6_mm2_s"]))
-        if seq.get("round_to_integer", False):
-            adc = np.rint(adc)
-        s = Series(role=entry["role"], stacks=[_to_image(adc.astype(np.float32), target)],
+        adc, mask, floor = _scanner_adc(dwi, seq, sigma)
+        s = Series(role=entry["role"], stacks=[_to_image(adc, target)],
                    meta=_series_meta(entry, seq, protocol, physics, field, b_list))
-        s.meta["echo_time_ms"] = dwi.meta["echo_time_ms"]
-        s.meta["repetition_time_ms"] = dwi.meta["repetition_time_ms"]
-        s.meta["flip_angle_deg"] = dwi.meta["flip_angle_deg"]
-        series.insert(series.index(dwi) + 1, s)
+        for key in ("echo_time_ms", "repetition_time_ms", "flip_angle_deg"):
+            s.meta[key] = dwi.meta[key]
+        series.insert(next(k for k, x in enumerate(series) if x is dwi) + 1, s)
         facts = _series_facts(s, entry, protocol["grids"][entry["grid"]], sigma, noise_info, shifts, signals,
                                model)
         facts.update({"b_values": dwi.b_values, "background_voxels": int((~mask).sum()),
@@ -419,6 +403,30 @@ def simulate_study(model: TissueModel, rng: np.random.Generator, protocol: dict 
         facts_series[entry["role"]] = facts
     return series, _study_facts(protocol, physics, field, facts_series, scaled["ref_name"], ref_labels, b_list,
                                 breath_hold_shift_mm)
+
+
+def _grid_centre(model: TissueModel, labels: np.ndarray, ref_labels: list[int]) -> np.ndarray:
+    """World centre of the series grids: truth-grid centre in-plane, middle of the reference tissue (liver)
+    along the slice axis, so that every series covers the liver."""
+    d = _direction(model.grid)
+    idx_centre = (np.asarray(model.grid.GetSize()) - 1) / 2.0
+    along_slices = np.isin(labels, ref_labels).any(axis=(1, 2))
+    if along_slices.any():
+        zs = np.flatnonzero(along_slices)
+        idx_centre[2] = (zs[0] + zs[-1]) / 2.0
+    return np.asarray(model.grid.GetOrigin()) + d @ (idx_centre * np.asarray(model.grid.GetSpacing()))
+
+
+def _scanner_adc(dwi: Series, seq: dict, sigma: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """The scanner's ADC map from the noisy DWI: log-linear fit, noise-floor mask, clip, integer values."""
+    arrays = [sitk.GetArrayViewFromImage(img) for img in dwi.stacks]
+    low = np.asarray(arrays[0])
+    floor = max(float(seq["background_threshold_sigma"]) * sigma, 1e-6 * float(low.max(initial=0.0)))
+    mask = low > floor
+    adc = sg.adc_log_linear(arrays, dwi.b_values, mask, float(seq["max_1e6_mm2_s"]))
+    if seq.get("round_to_integer", False):
+        adc = np.rint(adc)
+    return adc.astype(np.float32), mask, floor
 
 
 def _offset(entry: dict, protocol: dict) -> float:
