@@ -1,0 +1,91 @@
+"""``livermets classify`` and ``livermets load`` end to end on a synthetic study (roles known by construction)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from pydicom.uid import generate_uid
+from test_study_classify import write_liver_study, write_series
+
+from LiverMetsReviewLib.cli import main
+from LiverMetsReviewLib.io.study_folder import read_study_folder
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_study")
+    expected = write_liver_study(root / "dicom", field_t=1.5, seed=5)
+    (root / "dicom" / "README.txt").write_text("export notes")
+    return root, expected
+
+
+def test_classify_json(study, capsys):
+    root, expected = study
+    assert main(["classify", str(root / "dicom"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["series_number"]: r for r in out["series"]}
+    assert {n: r["role"] for n, r in rows.items()} == expected
+    dwi = rows[7]
+    assert dwi["b_values"] == [50.0, 400.0, 800.0] and dwi["field_strength_t"] == 1.5
+    assert rows[2]["echo_times_ms"] == [2.3, 4.6]
+    for key in ("series_uid", "description", "confidence", "reason", "n_instances", "acquisition_time"):
+        assert key in dwi
+    assert dwi["n_instances"] == 9  # 3 slices x 3 b-values
+    assert [s["reason"] for s in out["skipped"]] == ["is not a DICOM file (no 'DICM' marker and no DICOM image "
+                                                     "attributes)"]
+
+
+def test_classify_table(study, capsys):
+    root, _ = study
+    assert main(["classify", str(root / "dicom")]) == 0
+    text = capsys.readouterr().out
+    assert "t1_hepatobiliary" in text and "why:" in text and "README.txt" in text
+
+
+def test_load_writes_study_folder_with_roles(study, tmp_path, capsys):
+    root, expected = study
+    assert main(["load", str(root / "dicom"), "-o", str(tmp_path / "out")]) == 0
+    series = read_study_folder(tmp_path / "out")
+    roles = sorted(s.role for s in series)
+    want = sorted(r for v in expected.values() if v != "unassigned" for r in v.split("+"))
+    assert roles == want
+    dwi = next(s for s in series if s.role == "dwi")
+    assert dwi.b_values == [50.0, 400.0, 800.0]
+    assert (tmp_path / "out" / "dwi_b800.nrrd").exists()
+    bvals = json.loads((tmp_path / "out" / "dwi_bvalues.json").read_text())
+    assert bvals["b_values_s_mm2"] == [50.0, 400.0, 800.0]
+    index = json.loads((tmp_path / "out" / "roles.json").read_text())
+    assert index["coordinate_system"] == "LPS" and len(index["classification"]) == len(expected)
+
+
+def test_load_with_reader_overrides(study, tmp_path):
+    root, _ = study
+    roles = tmp_path / "override.json"
+    # the reader says series 6 is not wanted and the localizer's stack is a T2 (to see the override take effect)
+    roles.write_text(json.dumps({"overrides": {"6": "unassigned", "1": "t2"}}))
+    assert main(["load", str(root / "dicom"), "-o", str(tmp_path / "out"), "--roles", str(roles)]) == 0
+    index = json.loads((tmp_path / "out" / "roles.json").read_text())
+    t2 = [e for e in index["series"] if e["role"] == "t2"]
+    assert len(t2) == 1 and t2[0]["meta"]["series_number"] == 1
+    assert t2[0]["meta"]["role_reason"] == "set by the reader"
+    img = sitk.ReadImage(str(tmp_path / "out" / t2[0]["files"][0]))
+    assert np.allclose(img.GetSpacing(), (1.5, 2.0, 4.0))
+
+
+def test_bad_input_exit_codes(tmp_path, capsys):
+    assert main(["classify", str(tmp_path)]) == 2
+    assert "empty" in capsys.readouterr().err
+    (tmp_path / "junk.bin").write_bytes(b"abc")
+    assert main(["classify", str(tmp_path)]) == 2
+    assert "no MR image series" in capsys.readouterr().err
+    for sub in ("a", "b"):
+        write_series(tmp_path / sub, study_uid=generate_uid(), number=1, description="t2", te=90.0, tr=2000.0)
+    assert main(["load", str(tmp_path), "-o", str(tmp_path / "out")]) == 2
+    assert "--study" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["classify", str(tmp_path / "a"), "--roles", str(bad)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
