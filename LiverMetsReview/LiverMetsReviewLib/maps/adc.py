@@ -60,13 +60,18 @@ def _normalise_b(b_values: Sequence[float]) -> list[float]:
     return [0.0 if b < zero_below else b for b in bs]
 
 
+def _same_b(a: float, b: float) -> bool:
+    """Two b-values are one shell when they differ by less than the configured absolute/relative tolerance."""
+    cfg = defaults("adc")
+    return abs(a - b) <= max(cfg["b_value_group_tolerance_s_mm2"], cfg["b_value_group_tolerance_relative"] * max(a, b))
+
+
 def _groups(bs: Sequence[float]) -> list[list[int]]:
     """Indices grouped by b-value (within the configured tolerance), in order of first appearance."""
-    tol = defaults("adc")["b_value_group_tolerance_s_mm2"]
     groups: list[list[int]] = []
     for i, b in enumerate(bs):
         for g in groups:
-            if abs(bs[g[0]] - b) <= tol:
+            if _same_b(bs[g[0]], b):
                 g.append(i)
                 break
         else:
@@ -117,14 +122,13 @@ def combine_directions(images: Sequence[sitk.Image], b_values: Sequence[float], 
 
 
 def _select(bs: list[float], include: Sequence[float] | None, exclude_below: float | None) -> tuple[list[int], list]:
-    tol = defaults("adc")["b_value_group_tolerance_s_mm2"]
     keep = list(range(len(bs)))
     if include is not None:
         inc = _normalise_b(include)
-        missing = [b for b in inc if not any(abs(b - x) <= tol for x in bs)]
+        missing = [b for b in inc if not any(_same_b(b, x) for x in bs)]
         if missing:
             raise MissingDataError(f"requested b-values {missing} are not among the inputs {bs}; choose from those")
-        keep = [i for i in keep if any(abs(bs[i] - b) <= tol for b in inc)]
+        keep = [i for i in keep if any(_same_b(bs[i], b) for b in inc)]
     if exclude_below is not None:
         keep = [i for i in keep if bs[i] >= float(exclude_below)]
     excluded = [bs[i] for i in range(len(bs)) if i not in keep]

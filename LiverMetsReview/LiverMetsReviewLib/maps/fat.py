@@ -87,10 +87,10 @@ def check_echo_pair(field_strength_t: float, te_in_phase_ms: float, te_opposed_p
 def _magnitude(image: sitk.Image, what: str) -> np.ndarray:
     a = as_float_array(image, what)
     finite = np.isfinite(a)
-    if not np.any(a[finite] > 0):
-        raise LiverMetsError(f"the {what} image is all zero (or not finite); check that the right file was given")
     if float(np.min(np.where(finite, a, 0.0))) < 0:
         raise LiverMetsError(f"the {what} image has negative values; give magnitude images")
+    if not np.any(a[finite] > 0):
+        raise LiverMetsError(f"the {what} image is all zero (or not finite); check that the right file was given")
     return np.where(finite, a, np.float32(np.nan))
 
 
