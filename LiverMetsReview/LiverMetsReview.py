@@ -12,6 +12,7 @@ import qt
 import slicer
 import vtk
 from LiverMetsReviewSlicer import attributes
+from LiverMetsReviewSlicer import maps as sceneMaps
 from LiverMetsReviewSlicer.dicom_study import loadDicomStudy
 from LiverMetsReviewSlicer.layouts import showStudy
 from LiverMetsReviewSlicer.phantom import (
@@ -85,6 +86,8 @@ class LiverMetsReviewParameterNode:
 
     phantomScenario, phantomSeed, phantomFieldStrength (T), phantomSize - options of the generated phantom.
     dicomFolder - folder of a DICOM study to load.
+    adcMethod - ADC fit (log-linear, weighted, or Rician-corrected non-linear); enhancementPhase - phase compared
+    with the pre-contrast T1.
     displayedVolume - the series shown in the slice views.
     """
 
@@ -93,6 +96,8 @@ class LiverMetsReviewParameterNode:
     phantomFieldStrength: Annotated[float, Choice([1.5, 3.0])] = 1.5
     phantomSize: Annotated[str, Choice(["standard", "small"])] = "standard"
     dicomFolder: Path
+    adcMethod: Annotated[str, Choice(list(sceneMaps.ADC_METHODS))] = "lls"
+    enhancementPhase: Annotated[str, Choice(list(sceneMaps.CONTRAST_PHASES))] = "t1_hepatobiliary"
     displayedVolume: vtkMRMLScalarVolumeNode
 
 
@@ -135,6 +140,12 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.ui.generatePhantomButton.connect("clicked(bool)", self.onGeneratePhantomButton)
         self.ui.loadDicomButton.connect("clicked(bool)", self.onLoadDicomButton)
+        self.ui.computeAdcButton.connect(
+            "clicked(bool)", lambda: self.runMap(self.logic.computeAdc, self._parameterNode.adcMethod))
+        self.ui.computeFatButton.connect("clicked(bool)", lambda: self.runMap(self.logic.computeChemicalShiftFat))
+        self.ui.computeDixonFatButton.connect("clicked(bool)", lambda: self.runMap(self.logic.computeDixonFat))
+        self.ui.computeEnhancementButton.connect(
+            "clicked(bool)", lambda: self.runMap(self.logic.computeEnhancement, self._parameterNode.enhancementPhase))
         self.ui.seriesTableWidget.connect("cellClicked(int,int)", self.onSeriesCellClicked)
 
         self.initializeParameterNode()
@@ -200,6 +211,17 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             nodes = self.logic.loadDicomStudy(folder)
             slicer.util.showStatusMessage(_("Study loaded: {count} series stacks with a role").format(
                 count=len(nodes)), 5000)
+            self.updateSeriesTable()
+
+    def runMap(self, compute, *args) -> None:
+        """Compute one map with the logic, show it, and list masked voxels and warnings under the buttons."""
+        self.ui.mapsResultLabel.text = ""
+        with slicer.util.tryWithErrorDisplay(_("Failed to compute the map."), waitCursor=True):
+            nodes, summary = compute(*args)
+            self.ui.mapsResultLabel.text = sceneMaps.summaryText(summary)
+            first = next(iter(nodes.values()))
+            if self._parameterNode:
+                self._parameterNode.displayedVolume = first
             self.updateSeriesTable()
 
     def onSceneNodesChanged(self, caller=None, event=None) -> None:
@@ -274,6 +296,22 @@ class LiverMetsReviewLogic(ScriptedLoadableModuleLogic):
         self.lastPhantomStudy = study
         return loadPhantomStudy(study, show=show)
 
+    def computeAdc(self, method: str = "lls") -> tuple:
+        """ADC map (10^-6 mm^2/s) from the scene's DWI stacks: (nodes by name, core summary)."""
+        return sceneMaps.computeAdc(method)
+
+    def computeChemicalShiftFat(self) -> tuple:
+        """Fat fraction and SII (percent) from the in-phase / opposed-phase pair."""
+        return sceneMaps.computeChemicalShiftFat()
+
+    def computeDixonFat(self) -> tuple:
+        """Dixon fat fraction (percent)."""
+        return sceneMaps.computeDixonFat()
+
+    def computeEnhancement(self, phase: str = "t1_hepatobiliary") -> tuple:
+        """Relative enhancement (percent) of ``phase`` against the pre-contrast T1."""
+        return sceneMaps.computeEnhancement(phase)
+
     @staticmethod
     def loadDicomStudy(folder, show: bool = True) -> dict:
         """Scan and classify a DICOM folder with the core and load every series that got a role."""
@@ -313,6 +351,8 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         self.test_phantom_loads()
         self.setUp()
         self.test_dicom_study_loads()
+        self.setUp()
+        self.test_maps_match_the_core()
         self.setUp()
         self.test_role_edit()
 
@@ -409,6 +449,42 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         self.delayDisplay("DICOM study test passed")
+
+    def test_maps_match_the_core(self):
+        """Maps computed from the scene equal the core's maps computed from the core's own images."""
+        import numpy as np
+        import SimpleITK as sitk
+
+        from LiverMetsReviewLib.maps import ADC_UNITS, chemical_shift_fat, fit_adc, relative_enhancement
+
+        self.delayDisplay("Computing maps on the small phantom")
+        logic = LiverMetsReviewLogic()
+        logic.generatePhantom(seed=5, scenario=DEFAULT_SCENARIO, fieldStrength=1.5, size="small", show=False)
+        study = logic.lastPhantomStudy
+
+        def sceneArray(node):
+            return slicer.util.arrayFromVolume(node)
+
+        dwi = study.series_by_role("dwi")
+        nodes, summary = logic.computeAdc("lls")
+        core = fit_adc(dwi.stacks, dwi.b_values, method="lls")
+        np.testing.assert_array_equal(sceneArray(nodes["adc"]), sitk.GetArrayViewFromImage(core.adc))
+        self.assertEqual(nodes["adc"].GetAttribute(attributes.UNITS), ADC_UNITS)
+        self.assertEqual(summary["masked_voxels"], core.summary["masked_voxels"])
+
+        ip, op = study.series_by_role("t1_in_phase"), study.series_by_role("t1_opposed_phase")
+        nodes, _summary = logic.computeChemicalShiftFat()
+        core = chemical_shift_fat(ip.image, op.image, field_strength_t=1.5,
+                                  echo_times_ms=(ip.meta["echo_time_ms"], op.meta["echo_time_ms"]))
+        np.testing.assert_array_equal(sceneArray(nodes["fat_fraction_chemical_shift"]),
+                                      sitk.GetArrayViewFromImage(core.ff))
+
+        nodes, _summary = logic.computeEnhancement("t1_hepatobiliary")
+        core = relative_enhancement(study.series_by_role("t1_pre").image,
+                                    study.series_by_role("t1_hepatobiliary").image, phase="t1_hepatobiliary")
+        np.testing.assert_array_equal(sceneArray(nodes["enhancement_t1_hepatobiliary"]),
+                                      sitk.GetArrayViewFromImage(core.re))
+        self.delayDisplay("Maps test passed")
 
     def test_role_edit(self):
         node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "series")

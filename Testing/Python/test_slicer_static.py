@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import json
 import shutil
 import sys
 import types
@@ -390,6 +391,9 @@ class _FakeScalarVolumeNode(_FakeVolumeNode):
     def GetAttribute(self, key: str) -> str | None:  # noqa: N802
         return self.attributes.get(key)
 
+    def IsA(self, class_name: str) -> bool:  # noqa: N802
+        return class_name in ("vtkMRMLScalarVolumeNode", "vtkMRMLVolumeNode")
+
     def CreateDefaultDisplayNodes(self) -> None:  # noqa: N802
         pass
 
@@ -556,3 +560,65 @@ def test_dicom_study_reaches_the_scene_with_roles(slicer_side, small_phantom, tm
     (tmp_path / "empty").mkdir()
     with pytest.raises(LiverMetsError):
         dicom_study.loadDicomStudy(tmp_path / "empty", show=False)
+
+
+@pytest.fixture()
+def fake_scene(slicer_side):
+    """A stand-in scene: sitkUtils push/pull record into and read from a list of fake volume nodes."""
+    scene: list[_FakeScalarVolumeNode] = []
+
+    def push(image, targetNode=None, name=None, className="vtkMRMLScalarVolumeNode"):  # noqa: N803
+        scene.append(_FakeScalarVolumeNode(sitk.Image(image), name))
+        return scene[-1]
+
+    sys.modules["sitkUtils"].PushVolumeToSlicer = push
+    sys.modules["sitkUtils"].PullVolumeFromSlicer = lambda node: sitk.Image(node.image)
+    util = types.ModuleType("slicer.util")
+    util.getNodesByClass = lambda class_name: [n for n in scene if n.IsA(class_name)]
+    sys.modules["slicer"].util = util
+    return scene
+
+
+def test_maps_from_the_scene_equal_the_core_maps(fake_scene, slicer_side, small_phantom):
+    """Inputs are found by role (DWI ordered by the b-value attribute, echo times and field strength from the
+    attributes) and the pushed maps equal the core's maps of the core's images, with units attached."""
+    from LiverMetsReviewLib.errors import MissingDataError
+    from LiverMetsReviewLib.maps import ADC_UNITS, chemical_shift_fat, dixon_fat, fit_adc, relative_enhancement
+
+    maps = importlib.import_module("LiverMetsReviewSlicer.maps")
+    with pytest.raises(MissingDataError, match="two or more b-values"):
+        maps.computeAdc()
+    # load the series in a shuffled order: the b-value ordering must come from the attributes
+    series = list(reversed(small_phantom.series))
+    slicer_side.loadSeries(series, source="phantom")
+    study = small_phantom
+
+    nodes, summary = maps.computeAdc("lls")
+    dwi = study.series_by_role("dwi")
+    core = fit_adc(dwi.stacks, dwi.b_values, method="lls")
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(nodes["adc"].image), sitk.GetArrayViewFromImage(core.adc))
+    assert nodes["adc"].attributes["LiverMetsReview.Units"] == ADC_UNITS
+    assert json.loads(nodes["adc"].attributes["LiverMetsReview.b_values_used"]) == dwi.b_values
+    assert summary["masked_voxels"] == core.summary["masked_voxels"]
+
+    ip, op = study.series_by_role("t1_in_phase"), study.series_by_role("t1_opposed_phase")
+    nodes, _ = maps.computeChemicalShiftFat()
+    core = chemical_shift_fat(ip.image, op.image, field_strength_t=ip.meta["field_strength_t"],
+                              echo_times_ms=(ip.meta["echo_time_ms"], op.meta["echo_time_ms"]))
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(nodes["fat_fraction_chemical_shift"].image),
+                                  sitk.GetArrayViewFromImage(core.ff))
+    assert json.loads(nodes["fat_fraction_chemical_shift"].attributes["LiverMetsReview.echo_times_ms"]) == [
+        ip.meta["echo_time_ms"], op.meta["echo_time_ms"]]
+
+    nodes, _ = maps.computeDixonFat()
+    core = dixon_fat(study.series_by_role("dixon_water").image, study.series_by_role("dixon_fat").image)
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(nodes["fat_fraction_dixon"].image),
+                                  sitk.GetArrayViewFromImage(core.ff))
+
+    nodes, _ = maps.computeEnhancement("t1_arterial")
+    core = relative_enhancement(study.series_by_role("t1_pre").image, study.series_by_role("t1_arterial").image)
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(nodes["enhancement_t1_arterial"].image),
+                                  sitk.GetArrayViewFromImage(core.re))
+    with pytest.raises(MissingDataError, match="not a contrast phase"):
+        maps.computeEnhancement("t2")
+    assert "Masked voxels" in maps.summaryText(summary)

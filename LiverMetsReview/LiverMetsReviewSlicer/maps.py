@@ -1,0 +1,119 @@
+"""Quantitative maps from the series in the scene: inputs found by role, computed by the core, pushed back.
+
+The computations are the core's (``LiverMetsReviewLib.maps``, the same as ``livermets adc|fat|enhancement``).
+Here: find the input volumes by their role attribute, pull them as SimpleITK images (LPS), push the results
+with the core's metadata (quantity, units, method, masked voxels) as node attributes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import slicer
+
+from LiverMetsReviewLib.errors import MissingDataError
+
+from . import attributes
+from .volumes import pullImage, pushImage, showAutoWindowLevel
+
+CONTRAST_PHASES = ("t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary")
+ADC_METHODS = ("lls", "wls", "nlls")
+
+
+def nodesByRole(role: str) -> list:
+    """Scalar volumes whose role attribute is ``role``, in scene order."""
+    return [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+            if not n.IsA("vtkMRMLLabelMapVolumeNode") and n.GetAttribute(attributes.ROLE) == role]
+
+
+def _one(role: str, purpose: str):
+    nodes = nodesByRole(role)
+    if not nodes:
+        raise MissingDataError(f"No series has the role '{role}', needed for {purpose}: load a study or set the "
+                               "role in the series table.")
+    return nodes[-1]  # the most recently loaded one
+
+
+def _float_attribute(node, key: str) -> float | None:
+    text = node.GetAttribute(key)
+    return float(text) if text not in (None, "") else None
+
+
+def setMapAttributes(node, meta: dict[str, Any]) -> None:
+    """The core's per-output metadata as node attributes (strings; lists and dicts as JSON)."""
+    for key, value in meta.items():
+        node.SetAttribute(attributes.PREFIX + str(key), value if isinstance(value, str) else json.dumps(value))
+    if "units" in meta:
+        node.SetAttribute(attributes.UNITS, str(meta["units"]))
+    node.SetAttribute(attributes.SOURCE, "map")
+
+
+def _push(image, name: str, meta: dict[str, Any]):
+    node = pushImage(image, name)
+    setMapAttributes(node, meta)
+    showAutoWindowLevel(node)
+    return node
+
+
+def computeAdc(method: str = "lls") -> tuple[dict[str, Any], dict[str, Any]]:
+    """ADC (10^-6 mm^2/s) from the DWI stacks in the scene (one node per b-value, b from the attribute)."""
+    from LiverMetsReviewLib.maps import fit_adc
+
+    dwi = [n for n in nodesByRole("dwi") if _float_attribute(n, attributes.B_VALUE) is not None]
+    if len({_float_attribute(n, attributes.B_VALUE) for n in dwi}) < 2:
+        raise MissingDataError("An ADC needs diffusion-weighted series at two or more b-values (role 'dwi' with a "
+                               "b-value); load a study that has them.")
+    dwi.sort(key=lambda n: _float_attribute(n, attributes.B_VALUE))
+    result = fit_adc([pullImage(n) for n in dwi], [_float_attribute(n, attributes.B_VALUE) for n in dwi],
+                     method=method)
+    nodes = {"adc": _push(result.adc, "adc", result.metadata["adc"])}
+    return nodes, result.summary
+
+
+def computeChemicalShiftFat() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Signal fat fraction and SII (percent) from the in-phase / opposed-phase pair, echo times checked."""
+    from LiverMetsReviewLib.maps import chemical_shift_fat
+
+    ip = _one("t1_in_phase", "the chemical-shift fat fraction")
+    op = _one("t1_opposed_phase", "the chemical-shift fat fraction")
+    te_ip, te_op = _float_attribute(ip, attributes.ECHO_TIME_MS), _float_attribute(op, attributes.ECHO_TIME_MS)
+    field = _float_attribute(ip, attributes.FIELD_STRENGTH_T)
+    result = chemical_shift_fat(pullImage(ip), pullImage(op), field_strength_t=field,
+                                echo_times_ms=(te_ip, te_op) if te_ip is not None and te_op is not None else None)
+    nodes = {"fat_fraction_chemical_shift": _push(result.ff, "fat_fraction_chemical_shift", result.metadata["ff"])}
+    if result.sii is not None:
+        nodes["signal_intensity_index"] = _push(result.sii, "signal_intensity_index", result.metadata["sii"])
+    return nodes, result.summary
+
+
+def computeDixonFat() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Dixon fat fraction F / (W + F) in percent, with the core's fat-water swap warning."""
+    from LiverMetsReviewLib.maps import dixon_fat
+
+    result = dixon_fat(pullImage(_one("dixon_water", "the Dixon fat fraction")),
+                       pullImage(_one("dixon_fat", "the Dixon fat fraction")))
+    return {"fat_fraction_dixon": _push(result.ff, "fat_fraction_dixon", result.metadata["ff"])}, result.summary
+
+
+def computeEnhancement(phase: str = "t1_hepatobiliary") -> tuple[dict[str, Any], dict[str, Any]]:
+    """Relative enhancement (percent) of a contrast phase against the pre-contrast T1."""
+    from LiverMetsReviewLib.maps import relative_enhancement
+
+    if phase not in CONTRAST_PHASES:
+        raise MissingDataError(f"'{phase}' is not a contrast phase: choose one of {', '.join(CONTRAST_PHASES)}.")
+    pre = _one("t1_pre", "the relative enhancement")
+    post = _one(phase, "the relative enhancement")
+    result = relative_enhancement(pullImage(pre), pullImage(post), phase=phase)
+    name = f"enhancement_{phase}"
+    return {name: _push(result.re, name, result.metadata["re"])}, result.summary
+
+
+def summaryText(summary: dict[str, Any]) -> str:
+    """A few lines for the reader: masked voxels and every warning (warnings are never hidden)."""
+    lines = []
+    if "masked_voxels" in summary:
+        lines.append(f"Masked voxels: {summary['masked_voxels']}")
+    lines += [f"Warning: {w}" for w in summary.get("warnings", [])]
+    lines += [f"Note: {n}" for n in summary.get("notes", [])]
+    return "\n".join(lines)
