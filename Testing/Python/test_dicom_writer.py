@@ -652,6 +652,10 @@ def test_b0_images_carry_b_value_zero_and_no_direction(tmp_path):
         assert by_b[0.0].DiffusionDirectionality == "NONE" and by_b[800.0].DiffusionDirectionality == "ISOTROPIC"
         if vendor == "ge":
             assert [int(v) for v in by_b[0.0][0x0043, 0x1039].value] == [1_000_000_000, 0, 0, 0]
+        if vendor == "siemens":
+            assert by_b[0.0].get_private_item(0x0019, 0x0D, "SIEMENS MR HEADER").value == "NONE"
+        if vendor == "philips":  # the real Achieva export labels its b = 0 images 'I' as well
+            assert by_b[0.0][0x2001, 0x1004].value == "I"
         assert sum(1 for ds in heads if float(ds.DiffusionBValue) == 0.0) == 2
 
 
