@@ -323,7 +323,10 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
                                                                              sitk.sitkComplexFloat64):
             as_float_array(img, f"b={bs[i]:g} image")  # raises the clear error
         stack[k] = sitk.GetArrayViewFromImage(img).reshape(-1)
-    finite_all = np.isfinite(stack.sum(axis=0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite_all = np.isfinite(stack.sum(axis=0))  # one pass; exact per-voxel check only if something is off
+    if not finite_all.all():
+        finite_all = np.isfinite(stack).all(axis=0)
     lo, hi = stack.min(axis=1), stack.max(axis=1)
     if not np.all(np.isfinite(lo) & np.isfinite(hi)):
         lo, hi = np.nanmin(np.where(np.isinf(stack), np.nan, stack), axis=1), np.nanmax(
@@ -381,8 +384,9 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         s0_s, adc_s = _nlls(sig, b_s, s0_s, adc_s, sigma_used / scale, int(cfg["nlls_iterations"]),
                             float(cfg["nlls_damping"]))
 
-    adc_v = adc_s * np.float32(_B_SCALE * 1e6)  # scaled units -> 10^-6 mm^2/s
-    s0_v = s0_s * np.float32(scale)
+    with np.errstate(over="ignore", invalid="ignore"):
+        adc_v = adc_s * np.float32(_B_SCALE * 1e6)  # scaled units -> 10^-6 mm^2/s
+        s0_v = s0_s * np.float32(scale)  # may overflow float32 for absurd inputs: such voxels are masked below
     bad = ~np.isfinite(adc_v) | ~np.isfinite(s0_v)
     neg = ~bad & (adc_v < 0)
     high = ~bad & (adc_v > cfg["adc_max_1e6_mm2_s"])
