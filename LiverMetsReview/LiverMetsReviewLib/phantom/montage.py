@@ -1,0 +1,125 @@
+"""A lesion-by-series montage PNG of a phantom study, to check by eye that each lesion looks like its type.
+
+Rows are lesions, columns are series; every tile is an axial crop centred on the lesion as it appears in
+that series (world LPS position plus the series' breath-hold shift, resampled from the series' own grid),
+windowed per series so tiles of one column compare. matplotlib is a CLI-only extra: it is imported
+inside :func:`write_montage`, never at module import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import LiverMetsError
+
+# (column title, role, stack selector: None = first stack, "max_b" = highest b-value)
+COLUMNS: tuple[tuple[str, str, str | None], ...] = (
+    ("T1 in phase", "t1_in_phase", None), ("T1 opposed", "t1_opposed_phase", None),
+    ("Dixon water", "dixon_water", None), ("Dixon fat", "dixon_fat", None), ("T2 FS", "t2", None),
+    ("DWI high b", "dwi", "max_b"), ("ADC", "adc_scanner", None), ("T1 pre", "t1_pre", None),
+    ("Arterial", "t1_arterial", None), ("Portal venous", "t1_portal_venous", None),
+    ("Transitional", "t1_transitional", None), ("HBP 20 min", "t1_hepatobiliary", None),
+)
+ADC_WINDOW = (0.0, 3000.0)  # 10^-6 mm^2/s
+# Display maximum as a multiple of the liver's median signal in that series (so lesion-to-liver contrast reads
+# the same in every tile of a column); the fat image also keeps a floor tied to its brightest fat.
+LIVER_WINDOW_FACTOR = {"t2": 4.0, "dwi": 3.0, "dixon_fat": 3.0}
+DEFAULT_LIVER_WINDOW_FACTOR = 2.0
+
+
+def _stack(study, role: str, which: str | None) -> sitk.Image | None:
+    try:
+        s = study.series_by_role(role)
+    except LiverMetsError:
+        return None
+    if which == "max_b" and s.b_values:
+        return s.stacks[int(np.argmax(s.b_values))]
+    return s.stacks[0]
+
+
+def axial_crop(image: sitk.Image, centre_mm, fov_mm: float, pixels: int = 64) -> np.ndarray:
+    """An axial pixels x pixels crop (LPS, rows = anterior to posterior) centred on a world point (linear)."""
+    sp = fov_mm / pixels
+    ref = sitk.Image([pixels, pixels, 1], sitk.sitkFloat32)
+    ref.SetSpacing((sp, sp, sp))
+    c = np.asarray(centre_mm, float)
+    ref.SetOrigin(tuple(c - np.array([sp * (pixels - 1) / 2, sp * (pixels - 1) / 2, 0.0])))
+    out = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), ref, sitk.Transform(), sitk.sitkLinear, 0.0)
+    return sitk.GetArrayFromImage(out)[0]
+
+
+def _window(study, image: sitk.Image, role: str) -> tuple[float, float]:
+    if role == "adc_scanner":
+        return ADC_WINDOW
+    a = sitk.GetArrayViewFromImage(image)
+    vals = a[a > 0]
+    if vals.size == 0:
+        return 0.0, 1.0
+    p99 = float(np.percentile(vals, 99.0))
+    liver_label = next((s["label"] for s in study.segments if s["id"] == "liver"), None)
+    if liver_label is None:
+        return 0.0, p99
+    liver = sitk.GetArrayViewFromImage(study.labelmap_on(role, image)) == liver_label
+    if not liver.any():
+        return 0.0, p99
+    hi = LIVER_WINDOW_FACTOR.get(role, DEFAULT_LIVER_WINDOW_FACTOR) * float(np.median(a[liver]))
+    if role == "dixon_fat":
+        hi = max(hi, 0.25 * p99)
+    return 0.0, hi if hi > 0 else p99
+
+
+def montage_tiles(study, fov_min_mm: float = 48.0, pixels: int = 64) -> dict[str, Any]:
+    """The crops (lesion x column) with their windows, without plotting (testable without matplotlib)."""
+    lesions = study.truth["lesions"]
+    cols = [(t, r, w) for t, r, w in COLUMNS if _stack(study, r, w) is not None]
+    tiles = np.zeros((len(lesions), len(cols), pixels, pixels), np.float32)
+    windows = []
+    for j, (_t, role, which) in enumerate(cols):
+        img = _stack(study, role, which)
+        windows.append(_window(study, img, role))
+        for i, les in enumerate(lesions):
+            fov = max(fov_min_mm, 2.6 * float(les["diameter_mm"]))
+            centre = les["per_series"].get(role, {}).get("centre_mm", les["centre_mm"])
+            tiles[i, j] = axial_crop(img, centre, fov, pixels)
+    return {"tiles": tiles, "columns": cols, "windows": windows, "lesions": lesions}
+
+
+def write_montage(study, path: str | Path, fov_min_mm: float = 48.0, pixels: int = 64) -> Path:
+    """Render the montage to a PNG (needs matplotlib, the CLI's 'demo' extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise LiverMetsError("the montage needs matplotlib; install the 'demo' extra (pip install matplotlib)") from exc
+    m = montage_tiles(study, fov_min_mm, pixels)
+    tiles, cols, windows, lesions = m["tiles"], m["columns"], m["windows"], m["lesions"]
+    nr, nc = tiles.shape[:2]
+    fig, axes = plt.subplots(nr, nc, figsize=(1.35 * nc + 1.6, 1.35 * nr + 0.6), squeeze=False)
+    for i in range(nr):
+        for j in range(nc):
+            ax = axes[i, j]
+            lo, hi = windows[j]
+            ax.imshow(tiles[i, j], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(cols[j][0], fontsize=8)
+            if j == 0:
+                les = lesions[i]
+                ax.set_ylabel(f"{les['type'].replace('_', ' ')}\n{les['id']} ({les['couinaud_name']}, "
+                              f"{les['diameter_mm']:g} mm)", fontsize=6.5)
+    sc = study.truth["scenario"]
+    fig.suptitle(f"LiverMetsReview phantom - scenario {sc['id']}, {study.truth['field_strength_t']:g} T, "
+                 f"seed {study.truth['seed']} (axial crops centred on each lesion, LPS)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
