@@ -669,3 +669,14 @@ def test_rewriting_a_series_leaves_no_stale_slices(tmp_path):
     reader = sitk.ImageSeriesReader()
     assert len(reader.GetGDCMSeriesFileNames(str(folder))) == 2
     assert pydicom.dcmread(files[0]).PatientAge == "071Y"
+
+
+def test_series_acquisition_words_override_role_defaults_and_bad_numbers_raise(tmp_path):
+    img = sitk.GetImageFromArray(np.ones((2, 3, 3), np.float32))
+    s = _one("t2", img, scanning_sequence="EP\\SE", sequence_variant=["SK"], mr_acquisition_type="3D",
+             repetition_time_ms=3500.0)
+    ds = pydicom.dcmread(sorted(write_series_dicom([s], tmp_path / "ok")[0].glob("*.dcm"))[0])
+    assert list(ds.ScanningSequence) == ["EP", "SE"]
+    assert ds.SequenceVariant == "SK" and ds.MRAcquisitionType == "3D"
+    with pytest.raises(LiverMetsError, match="finite"):
+        write_series_dicom([_one("t2", img, repetition_time_ms=float("nan"))], tmp_path / "bad")

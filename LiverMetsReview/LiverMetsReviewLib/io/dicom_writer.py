@@ -95,6 +95,8 @@ def _cs(text: Any) -> str:
 def _ds(x: float) -> str:
     """Decimal String of at most 16 characters with 10 significant digits (well below 1e-4 mm)."""
     x = float(x)
+    if not np.isfinite(x):
+        raise LiverMetsError(f"a header number is {x}; give finite acquisition parameters (TR, TE, flip, field)")
     if abs(x) < 1e-12:
         return "0"
     for digits in (10, 9, 8, 7, 6):
@@ -215,7 +217,7 @@ class _Pixels:
 
 def _is_adc(series: Series) -> bool:
     units = str(series.meta.get("units", "")).replace(" ", "").lower()
-    return series.role == "adc_scanner" or units in ("10^-6mm^2/s", "1e-6mm2/s", "10^-6mm2/s")
+    return series.role == "adc_scanner" or units in (ADC_UNITS.replace(" ", "").lower(), "1e-6mm2/s", "10^-6mm2/s")
 
 
 def _window(values: np.ndarray, slope: float) -> tuple[float, float]:
@@ -379,7 +381,8 @@ def write_series_dicom(series: list[Series], out_dir: Path, *, study_info: dict 
     patient_weight_kg, study_date (YYYYMMDD), study_time (HHMMSS), accession_number, study_id,
     study_description, referring_physician, institution, station_name, patient_position (HFS/FFS),
     first_acquisition_delay_s (study start to first acquisition), contrast_* (agent text, ingredient, route,
-    volume_ml, injection_offset_s relative to the first acquisition), image_comments. UIDs are deterministic
+    volume_ml, injection_offset_s relative to the first acquisition), image_comments. A series without
+    ``field_strength_t`` is written as 1.5 T. UIDs are deterministic
     for (seed, vendor, patient id, study date/time, accession). Everything is checked before the first file
     is written, so bad input leaves no half-written study.
     """
@@ -438,7 +441,9 @@ def _common(plan: _Plan, profile: VendorProfile, info: dict[str, Any], study_uid
                           ("scan_options", "scan_options"), ("acquisition_type", "mr_acquisition_type")):
         if meta.get(meta_key):  # the series' own acquisition words win over the role's typical ones
             value = meta[meta_key]
-            seq[key] = value if key == "acquisition_type" else ([value] if isinstance(value, str) else list(value))
+            if key != "acquisition_type":
+                value = value.split("\\") if isinstance(value, str) else list(value)
+            seq[key] = value
     study_dt = info["study_datetime"]
     description = profile.description(s.role, plan.description)
     c: dict[str, Any] = {
