@@ -232,7 +232,7 @@ def _nlls(sig: np.ndarray, b: np.ndarray, s0: np.ndarray, adc: np.ndarray, sigma
     act = None
     ya = y
     one_l = np.float32(1.0 + damping)
-    tol = np.float32(1e-5)
+    tol = np.float32(1e-4)
     d_lo, d_hi = np.float32(-1.0), np.float32(10.0)  # scaled ADC bounds during the iterations
     start_cost = None
     for _ in range(iterations):

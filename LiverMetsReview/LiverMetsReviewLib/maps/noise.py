@@ -46,7 +46,7 @@ def _sigma_from_truncated_median(m: float, t: float) -> float | None:
 def background_sigma(values: np.ndarray, threshold: float, min_voxels: int) -> float | None:
     """Rayleigh sigma of the voxels in (0, threshold); None when there are too few or they are not noise-like."""
     finite = values[np.isfinite(values) & (values > 0)]
-    sub = _subsample(finite, 1_000_000)
+    sub = _subsample(finite)
     scale = finite.size / max(sub.size, 1)
     t = float(threshold)
     sigma = None
