@@ -678,5 +678,7 @@ def test_series_acquisition_words_override_role_defaults_and_bad_numbers_raise(t
     ds = pydicom.dcmread(sorted(write_series_dicom([s], tmp_path / "ok")[0].glob("*.dcm"))[0])
     assert list(ds.ScanningSequence) == ["EP", "SE"]
     assert ds.SequenceVariant == "SK" and ds.MRAcquisitionType == "3D"
+    good = _one("t1_pre", img, series_number=2)
     with pytest.raises(LiverMetsError, match="finite"):
-        write_series_dicom([_one("t2", img, repetition_time_ms=float("nan"))], tmp_path / "bad")
+        write_series_dicom([good, _one("t2", img, repetition_time_ms=float("nan"))], tmp_path / "bad")
+    assert not any((tmp_path / "bad").rglob("*.dcm"))  # checked before the first file is written

@@ -418,10 +418,11 @@ def write_series_dicom(series: list[Series], out_dir: Path, *, study_info: dict 
                            geometries=geometries, pixels=_pixels(s, profile, label)))
 
     injection = _injection_offset_s(series, info)
+    commons = [_common(plan, profile, info, study_uid, frame_uid, injection) for plan in plans]  # checks headers
     dwi_b = sorted({b for s in series for b in s.b_values})
     written: list[Path] = []
-    for plan in plans:
-        _write_plan(plan, profile, info, study_uid, frame_uid, entropy, injection, dwi_b)
+    for plan, common in zip(plans, commons, strict=True):
+        _write_plan(plan, common, profile, entropy, dwi_b)
         written.append(plan.folder)
     return written
 
@@ -513,10 +514,9 @@ def _common(plan: _Plan, profile: VendorProfile, info: dict[str, Any], study_uid
     return c
 
 
-def _write_plan(plan: _Plan, profile: VendorProfile, info: dict[str, Any], study_uid: str, frame_uid: str,
-                entropy: list[str], injection: float | None, dwi_b: list[float]) -> None:
+def _write_plan(plan: _Plan, common: dict[str, Any], profile: VendorProfile, entropy: list[str],
+                dwi_b: list[float]) -> None:
     s, meta = plan.series, plan.series.meta
-    common = _common(plan, profile, info, study_uid, frame_uid, injection)
     plan.folder.mkdir(parents=True, exist_ok=True)
     for stale in plan.folder.glob("IM[0-9][0-9][0-9][0-9][0-9].dcm"):  # a previous write of this series
         stale.unlink()
