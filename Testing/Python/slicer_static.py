@@ -19,6 +19,8 @@ What is checked (``check_extension`` runs everything):
   * ``SlicerParameterName`` properties: each names a field of the ``@parameterNodeWrapper`` class, with a type the
     widget can show (``QComboBox`` needs ``Choice``, ``QSpinBox`` an int, ``qMRMLNodeComboBox`` a node class
     listed in its ``nodeTypes``...).
+  * Runtime imports: everything the module folder imports is the standard library or shipped with Slicer
+    (numpy, scipy, SimpleITK, pydicom, Slicer's own modules); optional extras only inside guarded functions.
   * CMake: every module file listed in ``LiverMetsReview/CMakeLists.txt`` and every listed file present; the
     template's required calls in both CMake files.
 
@@ -989,6 +991,64 @@ def check_cmake(module_dir: Path = MODULE_DIR, repo_root: Path = REPO_ROOT) -> R
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Runtime dependencies of what Slicer loads
+
+# What a Slicer installation provides besides the standard library (the project allows only these at runtime).
+SLICER_PROVIDED = frozenset({"numpy", "scipy", "SimpleITK", "pydicom", "slicer", "qt", "ctk", "vtk", "sitkUtils",
+                             "SampleData", "slicerqt", "LiverMetsReviewLib", "LiverMetsReviewSlicer", MODULE_NAME})
+
+
+def _guarded(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """Inside ``try: ... except ImportError`` (an optional extra handled with a clear message)?"""
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.Try) and any(
+                (_dotted(h.type) or [""])[-1] in ("ImportError", "ModuleNotFoundError", "Exception")
+                for h in node.handlers if h.type is not None):
+            return True
+    return False
+
+
+def check_runtime_imports(module_dir: Path = MODULE_DIR, repo_root: Path = REPO_ROOT) -> Report:
+    """Every module-level import in the module folder is the standard library or something Slicer ships; a
+    function-level import of anything else must be guarded by ``except ImportError`` (e.g. matplotlib for the
+    CLI's montage). Slicer has no pip at runtime for this project, so anything else breaks the module."""
+    report = Report()
+    stdlib = set(sys.stdlib_module_names)
+    files = [p for p in module_dir.rglob("*.py") if "__pycache__" not in p.parts and "Testing" not in p.parts
+             and not any(part.endswith(".egg-info") for part in p.parts)]
+    for path in sorted(files):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                tops = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if top in stdlib or top in SLICER_PROVIDED:
+                    continue
+                where = f"{path.relative_to(repo_root)}:{node.lineno}"
+                in_function = any(isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                  for a in _ancestors(node, parents))
+                if in_function and _guarded(node, parents):
+                    continue
+                report.errors.append(Finding("runtime-import", where, top, "not shipped with Slicer: import it only "
+                                             "inside a function, guarded by 'except ImportError'"))
+    return report
+
+
+def _ancestors(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> list[ast.AST]:
+    out = []
+    while node in parents:
+        node = parents[node]
+        out.append(node)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Everything
 
 
@@ -1014,6 +1074,7 @@ def check_extension(repo_root: Path = REPO_ROOT, api_dir: Path = DEFAULT_API_DIR
                                           resources_dir=module_dir / "Resources", other_sources=sources))
     report.extend(check_parameter_bindings(ui_text, sources, ui_rel))
     report.extend(check_cmake(module_dir, repo_root))
+    report.extend(check_runtime_imports(module_dir, repo_root))
     return report
 
 

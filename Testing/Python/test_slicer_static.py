@@ -335,6 +335,21 @@ def test_core_never_imports_slicer():
     assert not offenders, offenders
 
 
+def test_runtime_import_check(tmp_path):
+    assert not ss.check_runtime_imports(MODULE_DIR, REPO_ROOT).errors
+    module = tmp_path / "LiverMetsReview"
+    (module / "LiverMetsReviewLib").mkdir(parents=True)
+    (module / "LiverMetsReviewLib" / "plots.py").write_text(
+        "import json\nimport matplotlib.pyplot as plt\n\n\ndef f():\n    import pandas\n\n\n"
+        "def g():\n    try:\n        import matplotlib\n    except ImportError:\n        raise\n",
+        encoding="utf-8")
+    report = ss.check_runtime_imports(module, tmp_path)
+    assert sorted((f.name, f.where) for f in report.errors) == [
+        ("matplotlib", "LiverMetsReview/LiverMetsReviewLib/plots.py:2"),
+        ("pandas", "LiverMetsReview/LiverMetsReviewLib/plots.py:6"),
+    ]
+
+
 @pytest.fixture()
 def slicer_side(monkeypatch):
     """Import LiverMetsReviewSlicer with empty stand-ins for the modules only Slicer provides."""
