@@ -682,3 +682,27 @@ def test_series_acquisition_words_override_role_defaults_and_bad_numbers_raise(t
     with pytest.raises(LiverMetsError, match="finite"):
         write_series_dicom([good, _one("t2", img, repetition_time_ms=float("nan"))], tmp_path / "bad")
     assert not any((tmp_path / "bad").rglob("*.dcm"))  # checked before the first file is written
+
+
+def test_slicer_style_subseries_split_gives_one_clean_volume_per_stack(study, written):
+    """Slicer's scalar-volume plugin splits a series by SeriesInstanceUID, AcquisitionNumber, ImageType,
+    ImageOrientationPatient and DiffusionGradientOrientation, then needs distinct, equally spaced slice positions
+    along the normal (spacing tolerance 0.01 mm). Every stack must come out as exactly one such volume."""
+    for vendor in VENDORS:
+        for s, folder in zip(study, written[vendor][1], strict=True):
+            groups: dict[tuple, list[pydicom.Dataset]] = {}
+            for _, ds in _headers(folder):
+                key = (ds.SeriesInstanceUID, str(ds.get("AcquisitionNumber", "")), tuple(ds.ImageType),
+                       tuple(round(float(x), 6) for x in ds.ImageOrientationPatient),
+                       str(ds.get("DiffusionGradientOrientation", "")))
+                groups.setdefault(key, []).append(ds)
+            assert len(groups) == len(s.stacks), (vendor, folder.name)
+            for group, stack in zip(sorted(groups.values(), key=lambda g: int(g[0].AcquisitionNumber)), s.stacks,
+                                    strict=True):
+                iop = np.array([float(x) for x in group[0].ImageOrientationPatient])
+                normal = np.cross(iop[:3], iop[3:])
+                dist = np.sort([float(np.dot([float(x) for x in ds.ImagePositionPatient], normal)) for ds in group])
+                assert len(group) == stack.GetSize()[2]
+                steps = np.diff(dist)
+                assert np.all(steps > 0), "two slices at one position"
+                assert np.abs(steps - stack.GetSpacing()[2]).max() < 0.01
