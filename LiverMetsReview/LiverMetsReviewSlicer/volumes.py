@@ -6,6 +6,7 @@ pushes or pulls a volume; points are converted here, in one place.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import SimpleITK as sitk
@@ -54,7 +55,7 @@ def worldLpsToIjk(node: slicer.vtkMRMLScalarVolumeNode, pointLps: Sequence[float
     rasToIjk = vtk.vtkMatrix4x4()
     node.GetRASToIJKMatrix(rasToIjk)
     ijk = rasToIjk.MultiplyPoint([*lpsToRas(pointLps), 1.0])
-    return (int(round(ijk[0])), int(round(ijk[1])), int(round(ijk[2])))
+    return tuple(int(math.floor(v + 0.5)) for v in ijk[:3])  # halves round up, as ITK's physical-point lookup
 
 
 def gridSummary(node: slicer.vtkMRMLScalarVolumeNode) -> str:
