@@ -68,7 +68,7 @@ def private_element(ds: Any, spec: tuple[int, int, str, str]):
             elem_tag = (group << 16) | (block << 8) | low
             return ds[elem_tag] if elem_tag in ds else None
     # creator missing (anonymised copies): trust block 0x10 only when the manufacturer matches
-    has_creator = any(((group << 16) | b) in ds for b in range(0x10, 0x20))
+    has_creator = ((group << 16) | 0x10) in ds  # creators are written from block 0x10 upwards
     if not has_creator and str(ds.get("Manufacturer", "")).upper().startswith(maker):
         elem_tag = (group << 16) | 0x1000 | low
         return ds[elem_tag] if elem_tag in ds else None
@@ -207,7 +207,8 @@ def diffusion_from_dataset(ds: Any, frame_group: Any = None) -> Diffusion:
             out.b_value, out.source = None, f"ignored implausible b from {out.source}"
         elif out.b_value < b_zero_tolerance():
             out.b_value = 0.0
-    image_type = {str(t).upper() for t in ds.get("ImageType", []) or []}
+    image_type = ds.get("ImageType", []) or []
+    image_type = {str(t).upper() for t in ([image_type] if isinstance(image_type, str) else image_type)}
     if out.b_value:
         out.is_trace = out.label in ("I", "ISOTROPIC") or bool(image_type & {"TRACEW", "TRACE"})
         if out.direction is not None and not any(abs(c) > 1e-6 for c in out.direction):

@@ -28,6 +28,7 @@ from pydicom.errors import InvalidDicomError
 
 from ..errors import LiverMetsError
 from .bvalues import Diffusion, diffusion_from_dataset, numbers
+from .fastheader import read_fast_header
 
 MR_IMAGE_SOP = {
     "1.2.840.10008.5.1.4.1.1.4": "MR Image Storage",
@@ -246,22 +247,45 @@ class _SkipFile(Exception):
     pass
 
 
-def read_header(path: str | Path) -> pydicom.Dataset:
-    """Header of one DICOM file (pixels not read); gzip is undone transparently."""
+_CHUNK = 1 << 20  # headers live in the first megabyte; the fast reader never needs more
+
+
+def read_header(path: str | Path) -> Any:
+    """Header of one DICOM file (pixels not read); gzip is undone transparently.
+
+    Classic little-endian files go through :mod:`fastheader` (a pydicom-like read-only view); all
+    others through ``pydicom.dcmread``.
+    """
     path = str(path)
     try:
         with open(path, "rb") as fh:
-            magic = fh.read(2)
-            fh.seek(0)
-            if magic == b"\x1f\x8b":
+            data = fh.read(_CHUNK)
+            complete = len(data) < _CHUNK
+            if data[:2] == b"\x1f\x8b":
+                fh.seek(0)
                 try:
                     data = gzip.GzipFile(fileobj=fh).read()
                 except (OSError, EOFError) as exc:
                     raise _SkipFile(f"gzip file could not be decompressed ({exc})") from exc
+                complete = True
+            fast = read_fast_header(data)
+            if fast is not None:
+                return fast
+            if complete:
                 return _parse(io.BytesIO(data))
+            fh.seek(0)
             return _parse(fh)
     except OSError as exc:
         raise _SkipFile(f"could not be opened ({exc.strerror or exc})") from exc
+
+
+def as_list(value: Any) -> list:
+    """A multi-valued element as a list (pydicom gives a plain string when there is one value)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (str, bytes, int, float)):
+        return [value]
+    return list(value)
 
 
 def open_dataset(path: str | Path, *, pixels: bool) -> pydicom.Dataset:
@@ -312,6 +336,8 @@ def _str(ds: Any, keyword: str) -> str:
     value = ds.get(keyword, "")
     if value is None:
         return ""
+    if isinstance(value, list):
+        value = "\\".join(str(v) for v in value)
     if isinstance(value, bytes):
         value = value.decode("latin-1", "replace")
     return str(value).strip()
@@ -366,7 +392,7 @@ def _first(seq_owner: Any, seq: str) -> Any:
 
 
 def _frames_of(ds: Any, path: str) -> list[FrameInfo]:
-    image_type = tuple(str(t).strip().upper() for t in (ds.get("ImageType") or []))
+    image_type = tuple(str(t).strip().upper() for t in as_list(ds.get("ImageType")))
     rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
     n_frames = int(numbers(ds.get("NumberOfFrames", 1))[0] if "NumberOfFrames" in ds else 1)
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
@@ -444,11 +470,9 @@ def _series_from(ds: Any, series_uid: str) -> SeriesInfo:
         imaging_frequency_mhz=_float(ds, "ImagingFrequency"),
         repetition_time_ms=_float(ds, "RepetitionTime"),
         flip_angle_deg=_float(ds, "FlipAngle"),
-        image_type=tuple(str(t).strip().upper() for t in (ds.get("ImageType") or [])),
-        scanning_sequence="\\".join(str(v) for v in (ds.get("ScanningSequence") or [])) if not isinstance(
-            ds.get("ScanningSequence"), str) else _str(ds, "ScanningSequence"),
-        sequence_variant="\\".join(str(v) for v in (ds.get("SequenceVariant") or [])) if not isinstance(
-            ds.get("SequenceVariant"), str) else _str(ds, "SequenceVariant"),
+        image_type=tuple(str(t).strip().upper() for t in as_list(ds.get("ImageType"))),
+        scanning_sequence="\\".join(str(v) for v in as_list(ds.get("ScanningSequence"))),
+        sequence_variant="\\".join(str(v) for v in as_list(ds.get("SequenceVariant"))),
         sequence_name=_str(ds, "SequenceName") or _str(ds, "PulseSequenceName"),
         mr_acquisition_type=_str(ds, "MRAcquisitionType"),
         contrast_agent=_str(ds, "ContrastBolusAgent"),
