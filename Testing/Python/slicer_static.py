@@ -191,6 +191,9 @@ class Inventory:
                 hit = hit or member in (c.get("static") or [])
             if hit:
                 return "found", n, member in (c.get("deprecated") or [])
+        # Upstream VTK classes are inventoried only in part (templated bases such as vtkAOSDataArrayTemplate<T>
+        # are not): absence there is not proof either.
+        open_chain = open_chain or self.find_class(cls)[0] == "vtk_classes"
         return ("unknown" if open_chain else "missing"), None, False
 
     def near_miss(self, cls: str, member: str) -> str | None:
@@ -299,6 +302,13 @@ def _annotation_class(node: ast.AST | None) -> str | None:
     return None
 
 
+DECLARED = "~"  # suffix of an inferred class that is only a declared type (the object may be a subclass)
+
+
+def _declared(cls: str | None) -> str | None:
+    return cls + DECLARED if cls else None
+
+
 SLICER_CLASS_COMMENT = re.compile(r"#\s*slicer-class:\s*(\w+)")
 
 
@@ -371,6 +381,8 @@ class _PythonChecker(ast.NodeVisitor):
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         parts = self.resolve(node)
+        if parts is not None and not isinstance(node.ctx, ast.Load):
+            return  # assigning an attribute (slicer.modules.x = ...) creates it
         if parts is not None:
             self.check_dotted(parts, node)
             return  # the whole chain is checked at once
@@ -454,21 +466,25 @@ class _PythonChecker(ast.NodeVisitor):
         if not rest:
             return
         attr = rest[0]
-        if self.inv.module_entry(attr) is not None:
+        if attr == attr.lower() and self.inv.module_entry(attr) is not None:  # slicer.modules.<lowercase name>
             return
         for suffix in ("Widget", "Instance"):  # slicer.modules.<ModuleName>Widget set at runtime
-            if attr.endswith(suffix) and self.inv.module_entry(attr[: -len(suffix)]) is not None:
+            entry = self.inv.module_entry(attr[: -len(suffix)]) if attr.endswith(suffix) else None
+            if entry is not None and attr[: -len(suffix)] == entry.get("name"):
                 return
-        if attr in ("sampleDataSources", "sampleDataSourceCategories", "dicomPlugins"):
-            self.note("python-api", node, name, "runtime attribute of slicer.modules (not inventoried)")
+        if attr != attr.lower() and attr[0].islower():
+            self.note("python-api", node, name, "camelCase runtime attribute of slicer.modules (set by Python "
+                                                 "code, not inventoried)")
             return
         self.error("python-api", node, name, f"no Slicer module '{attr}' (modules of extensions are not listed)")
 
-    def _check_member(self, cls: str, member: str, node: ast.AST, name: str) -> None:
+    def _check_member(self, cls: str, member: str, node: ast.AST, name: str, exact: bool = True) -> None:
+        """``exact``: the object is known to be of class ``cls``; otherwise ``cls`` is a declared type (a return
+        type, ``getNode``) and the runtime object may be a subclass with more members: only typos are errors."""
         status, owner, deprecated = self.inv.member(cls, member)
-        if status == "missing":
+        if status == "missing" and exact:
             self.error("method", node, name, f"{cls} (and its superclasses) has no member {member}")
-        elif status == "unknown":
+        elif status in ("unknown", "missing"):
             twin = self.inv.near_miss(cls, member)
             if twin:
                 self.error("method", node, name, f"{cls} has no member {member}; did you mean {twin}?")
@@ -485,9 +501,10 @@ class _PythonChecker(ast.NodeVisitor):
         if parts is not None:
             self._check_call_signature(parts, node)
         elif isinstance(func, ast.Attribute):
-            cls = self.infer(func.value)
-            if cls:
-                self._check_member(cls, func.attr, node, f"{cls}.{func.attr}")
+            inferred = self.infer(func.value)
+            if inferred:
+                cls = inferred.rstrip(DECLARED)
+                self._check_member(cls, func.attr, node, f"{cls}.{func.attr}", exact=not inferred.endswith(DECLARED))
         if isinstance(func, ast.Attribute) and _dotted(func) and _dotted(func)[:2] == ["self", "resourcePath"]:
             self._check_resource(node)
         self.generic_visit(node)
@@ -561,11 +578,12 @@ class _PythonChecker(ast.NodeVisitor):
         if isinstance(func, ast.Attribute):
             owner = self.infer(func.value)
             if owner:
-                if func.attr in ("AddNewNodeByClass", "GetFirstNodeByClass", "CreateNodeByClass") and expr.args:
+                owner = owner.rstrip(DECLARED)
+                if func.attr in ("AddNewNodeByClass", "CreateNodeByClass") and expr.args:
                     first = expr.args[0]
                     if isinstance(first, ast.Constant) and isinstance(first.value, str):
                         return first.value
-                return self.inv.returns(owner, func.attr)
+                return _declared(self.inv.returns(owner, func.attr))
             vparts = _dotted(func.value)
             if vparts and vparts[0] == "self" and func.attr in self.function_returns:
                 return self.function_returns[func.attr]
@@ -575,13 +593,15 @@ class _PythonChecker(ast.NodeVisitor):
         if len(parts) == 2 and parts[0] in ("slicer", "vtk") and self.inv.find_class(parts[1])[0]:
             return parts[1]
         if parts[:2] == ["slicer", "mrmlScene"] and len(parts) == 3:
-            if parts[2] in ("AddNewNodeByClass", "GetFirstNodeByClass", "CreateNodeByClass") and call.args:
+            if parts[2] in ("AddNewNodeByClass", "CreateNodeByClass") and call.args:
                 first = call.args[0]
                 if isinstance(first, ast.Constant) and isinstance(first.value, str):
                     return first.value
-            return self.inv.returns("vtkMRMLScene", parts[2])
+            if parts[2] == "GetFirstNodeByClass" and call.args and isinstance(call.args[0], ast.Constant):
+                return _declared(str(call.args[0].value))  # the first node of that class or of a subclass
+            return _declared(self.inv.returns("vtkMRMLScene", parts[2]))
         if parts[:2] == ["slicer", "app"] and len(parts) == 3:
-            return self.inv.returns("qSlicerApplication", parts[2])
+            return _declared(self.inv.returns("qSlicerApplication", parts[2]))
         if parts[:2] == ["slicer", "modules"] and len(parts) == 4 and parts[3] == "logic":
             entry = self.inv.module_entry(parts[2])
             return entry.get("logic_class") if entry else None
@@ -593,7 +613,7 @@ class _PythonChecker(ast.NodeVisitor):
                 return str(call.args[3].value)
             return "vtkMRMLScalarVolumeNode"
         if parts[:2] == ["slicer", "util"] and len(parts) == 3 and parts[2] in ("getNode", "getFirstNodeByName"):
-            return "vtkMRMLNode"
+            return "vtkMRMLNode" + DECLARED
         return None
 
     # scopes ---------------------------------------------------------------------------------------------------
@@ -761,8 +781,25 @@ def parse_ui(text: str) -> UiInfo:
     return UiInfo(widgets, bindings, props, top.get("name", "") if top is not None else "")
 
 
-def check_ui(text: str, filename: str, inventories: list[Inventory]) -> Report:
+def scene_widgets_set_in_code(sources) -> set[str]:
+    """Names X in ``self.ui.X.setMRMLScene(...)`` calls."""
+    out: set[str] = set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "setMRMLScene":
+                parts = _dotted(node.func.value) or []
+                if len(parts) == 3 and parts[:2] == ["self", "ui"]:
+                    out.add(parts[2])
+    return out
+
+
+def check_ui(text: str, filename: str, inventories: list[Inventory],
+             scene_set_in_code: frozenset[str] | set[str] = frozenset()) -> Report:
+    """``scene_set_in_code``: widgets whose scene the Python code sets (``self.ui.X.setMRMLScene(...)``)."""
     report = Report()
+    standard_qt = set(STANDARD_QT_WIDGETS)
+    for inv in inventories:  # Qt classes Slicer's own .ui files use
+        standard_qt |= set(inv.data.get("ui_widget_classes_used", {}).get("qt", {}))
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
@@ -780,7 +817,7 @@ def check_ui(text: str, filename: str, inventories: list[Inventory]) -> Report:
         if layout.get("class") not in STANDARD_QT_LAYOUTS:
             report.errors.append(Finding("ui-class", filename, layout.get("class", ""), "unknown layout class"))
     for name, cls in info.widgets.items():
-        if cls in STANDARD_QT_WIDGETS:
+        if cls in standard_qt:
             continue
         if cls.startswith("Q"):
             report.errors.append(Finding("ui-class", filename, cls, f"widget '{name}': not a standard Qt widget "
@@ -802,7 +839,7 @@ def check_ui(text: str, filename: str, inventories: list[Inventory]) -> Report:
                 report.errors.append(Finding("ui-connection", filename, obj, f"{role} is not a widget of this .ui"))
         for obj, member in ((sender, signal), (receiver, slot)):
             cls = info.widgets.get(obj)
-            if not cls or cls in STANDARD_QT_WIDGETS:
+            if not cls or cls in standard_qt:
                 continue
             for inv in inventories:
                 bare = member.split("(", 1)[0]
@@ -821,13 +858,13 @@ def check_ui(text: str, filename: str, inventories: list[Inventory]) -> Report:
         if name == info.top_name or not cls.startswith(("qMRML", "qSlicer")):
             continue
         needs_scene = any(inv.member(cls, "setMRMLScene")[0] == "found" for inv in inventories)
-        if needs_scene and name not in connected_scene:
+        if needs_scene and name not in connected_scene and name not in scene_set_in_code:
             report.errors.append(Finding("mrml-scene", filename, name, f"{cls} needs the top widget's "
                                          "mrmlSceneChanged(vtkMRMLScene*) connected to its setMRMLScene slot"))
     # properties of inventoried widgets (dynamic properties excluded)
     for w in root.iter("widget"):
         cls = w.get("class", "")
-        if cls in STANDARD_QT_WIDGETS:
+        if cls in standard_qt:
             continue
         for p in w.findall("property"):
             if p.get("stdset") == "0":
@@ -1066,9 +1103,9 @@ def check_extension(repo_root: Path = REPO_ROOT, api_dir: Path = DEFAULT_API_DIR
     ui_path = module_dir / "Resources" / "UI" / f"{MODULE_NAME}.ui"
     ui_text = ui_path.read_text(encoding="utf-8")
     ui_rel = str(ui_path.relative_to(repo_root))
-    report.extend(check_ui(ui_text, ui_rel, inventories))
     ui_names = set(parse_ui(ui_text).widgets)
     sources = {str(p.relative_to(repo_root)): p.read_text(encoding="utf-8") for p in module_python_files(module_dir)}
+    report.extend(check_ui(ui_text, ui_rel, inventories, scene_widgets_set_in_code(sources.values())))
     for filename, source in sources.items():
         report.extend(check_python_source(source, filename, inventories, ui_names=ui_names,
                                           resources_dir=module_dir / "Resources", other_sources=sources))

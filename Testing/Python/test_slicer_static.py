@@ -61,9 +61,9 @@ def test_module_really_uses_checked_api(inventories):
     checked: list[tuple[str, str]] = []
     original = ss._PythonChecker._check_member
 
-    def spy(self, cls, member, node, name):
+    def spy(self, cls, member, node, name, exact=True):
         checked.append((cls, member))
-        return original(self, cls, member, node, name)
+        return original(self, cls, member, node, name, exact)
 
     ss._PythonChecker._check_member = spy
     try:
@@ -152,6 +152,25 @@ def f(volume: slicer.vtkMRMLScalarVolumeNode, image):
     assert "vtkSegmentation.GetNthSegment" not in names
 
 
+def test_declared_types_do_not_raise_false_errors(inventories):
+    """A declared return type (GetNodeByID -> vtkMRMLNode) may hide a subclass: its members are not errors,
+    but a near-twin typo of a member of the declared class still is."""
+    src = (
+        "import slicer\n"
+        "node = slicer.mrmlScene.GetNodeByID('vtkMRMLScalarVolumeNode1')\n"
+        "node.GetImageData()\n"
+        "node.GetNamee()\n"
+        "slicer.modules.myExtensionRegistry = {}\n"
+        "x = slicer.modules.Segmentations\n"
+    )
+    report = ss.check_python_source(src, "snippet.py", inventories)
+    names = report.error_names()
+    assert "vtkMRMLNode.GetImageData" not in names
+    assert "vtkMRMLNode.GetNamee" in names
+    assert "slicer.modules.myExtensionRegistry" not in names
+    assert "slicer.modules.Segmentations" in names  # module attributes are lowercase
+
+
 def test_catches_wrong_keywords_and_argument_counts(inventories):
     src = (
         "import sitkUtils\nimport SampleData\nimport slicer\n"
@@ -222,6 +241,8 @@ def test_catches_ui_errors(inventories, ui_text):
     no_scene = ui_text[:start] + ui_text[end:]
     report = ss.check_ui(no_scene, "x.ui", inventories)
     assert [f.name for f in _errors(report, "mrml-scene")] == ["displayedVolumeSelector"]
+    in_code = ss.scene_widgets_set_in_code(["self.ui.displayedVolumeSelector.setMRMLScene(slicer.mrmlScene)\n"])
+    assert not _errors(ss.check_ui(no_scene, "x.ui", inventories, in_code), "mrml-scene")
     bad_slot = ui_text.replace("<slot>setMRMLScene(vtkMRMLScene*)</slot>", "<slot>setMRMLScenee(vtkMRMLScene*)</slot>")
     assert "displayedVolumeSelector.setMRMLScenee(vtkMRMLScene*)" in ss.check_ui(bad_slot, "x.ui",
                                                                                inventories).error_names()
