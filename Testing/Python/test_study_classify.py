@@ -371,3 +371,18 @@ def test_series_with_missing_tags(tmp_path):
     by_num = {s.series_number: s for s in classify_folder(tmp_path).series}
     assert by_num[1].role == "unassigned" and "no role matches" in by_num[1].reason
     assert by_num[2].role == "t2"
+
+
+def test_two_single_echo_series_paired_by_physics(tmp_path):
+    study = generate_uid()
+    write_series(tmp_path, study_uid=study, number=1, description="t1_fl2d_tra_bh", te=2.3, tr=150.0,
+                 acq_time="100000")
+    write_series(tmp_path, study_uid=study, number=2, description="t1_fl2d_tra_bh", te=4.6, tr=150.0,
+                 acq_time="100000")
+    # same echo times on another grid and 5 min later: not a pair
+    write_series(tmp_path, study_uid=study, number=3, description="t1_fl2d_tra_bh", te=2.3, tr=150.0,
+                 acq_time="100500", origin=(0.0, 0.0, 80.0))
+    by_num = {s.series_number: s for s in classify_folder(tmp_path).series}
+    assert by_num[1].role == "t1_opposed_phase" and "paired with series 2" in by_num[1].reason
+    assert by_num[2].role == "t1_in_phase"
+    assert by_num[3].role not in ("t1_opposed_phase", "t1_in_phase")

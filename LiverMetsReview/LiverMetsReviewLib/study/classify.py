@@ -322,10 +322,58 @@ def _window_role(dt: float, windows: Mapping[str, Sequence[float]]) -> str | Non
     return None
 
 
-def vote_dynamic(series: Sequence[SeriesInfo]) -> dict[str, Vote]:
+def _same_grid(a: SeriesInfo, b: SeriesInfo) -> bool:
+    fa, fb = a.stacks[0].frames, b.stacks[0].frames
+    if (fa[0].rows, fa[0].cols, len(fa)) != (fb[0].rows, fb[0].cols, len(fb)):
+        return False
+    if fa[0].orientation is None or fb[0].orientation is None or fa[0].position is None or fb[0].position is None:
+        return False
+    ori = max(abs(x - y) for x, y in zip(fa[0].orientation, fb[0].orientation, strict=True))
+    pa = sorted(f.position for f in fa)[0]
+    pb = sorted(f.position for f in fb)[0]
+    return ori < 1e-3 and max(abs(x - y) for x, y in zip(pa, pb, strict=True)) < 1.0
+
+
+def vote_chemical_shift_pairs(series: Sequence[SeriesInfo]) -> dict[str, Vote]:
+    """Two single-echo GRE series on one grid, acquired together, one opposed and one in phase by physics.
+
+    Some scanners export the two echoes of a dual-echo acquisition as two series without a telling
+    ImageType or description; the echo times decide.
+    """
+    phys = rules()["physics"]
+    pair_s = phys["pair_max_time_difference_s"]
+    singles = [s for s in series if len(s.echo_times_ms) == 1 and len(s.stacks) == 1 and not s.b_values
+               and s.echo_times_ms[0] <= phys["chemical_shift_max_te_ms"] and not _dixon_role(s.image_type)
+               and field_strength(s)[0] is not None and not s.contrast_agent]
+    votes: dict[str, Vote] = {}
+    for a in singles:
+        for b in singles:
+            if a is b or a.series_uid in votes or b.series_uid in votes or a.echo_times_ms[0] >= b.echo_times_ms[0]:
+                continue
+            if field_strength(a)[0] != field_strength(b)[0] or not _same_grid(a, b):
+                continue
+            if (a.repetition_time_ms or 0) and abs((a.repetition_time_ms or 0) - (b.repetition_time_ms or 0)) > \
+                    0.02 * (a.repetition_time_ms or 0):
+                continue
+            if a.acquisition_s is not None and b.acquisition_s is not None and \
+                    abs(a.acquisition_s - b.acquisition_s) > pair_s:
+                continue
+            b0 = field_strength(a)[0]
+            sa, sb = echo_phase(a.echo_times_ms[0], b0)[0], echo_phase(b.echo_times_ms[0], b0)[0]
+            if {sa, sb} != {"in", "opposed"}:
+                continue
+            for me, other, state in ((a, b, sa), (b, a, sb)):
+                role = "t1_in_phase" if state == "in" else "t1_opposed_phase"
+                votes[me.series_uid] = Vote(role, 0.85, f"TE {me.echo_times_ms[0]:g} ms at {b0:g} T is {state} phase; "
+                                                        f"paired with {other.label} (TE {other.echo_times_ms[0]:g} ms, "
+                                                        "same grid, acquired together)")
+    return votes
+
+
+def vote_dynamic(series: Sequence[SeriesInfo], exclude: frozenset[str] = frozenset()) -> dict[str, Vote]:
     """Pre-contrast and post-contrast phases of the repeated fat-suppressed 3-D T1 GRE, by timing and words."""
     dyn = rules()["dynamic"]
-    cands = [s for s in series if _is_t1_gre(s)]
+    cands = [s for s in series if _is_t1_gre(s) and s.series_uid not in exclude]
     if not cands:
         return {}
     cands.sort(key=lambda s: (s.acquisition_s is None, s.acquisition_s or 0.0, s.series_number or 0))
@@ -416,11 +464,13 @@ def classify_series(series: Sequence[SeriesInfo]) -> list[SeriesInfo]:
     """Give every series of ONE study a role, a confidence (0..1) and a reason; returns the same objects."""
     conf_rules = rules()["confidence"]
     margin, min_conf = conf_rules["conflict_margin"], conf_rules["min_confidence"]
-    dynamic = vote_dynamic(series)
+    pairs = vote_chemical_shift_pairs(series)
+    dynamic = vote_dynamic(series, exclude=frozenset(pairs))
     for s in series:
         votes = [v for v in (fam(s) for fam in _FAMILIES) if v is not None]
-        if s.series_uid in dynamic:
-            votes.append(dynamic[s.series_uid])
+        for extra in (pairs, dynamic):
+            if s.series_uid in extra:
+                votes.append(extra[s.series_uid])
         if not votes:
             te = "/".join(f"{t:g}" for t in s.echo_times_ms) or "?"
             _unassign(s, f"no role matches (TE {te} ms, TR {s.repetition_time_ms or '?'} ms, ImageType "
