@@ -130,12 +130,12 @@ def test_all_zero_and_negative_inputs_are_refused():
 
 
 # ------------------------------------------------------------------ Dixon swap check
-def _abdomen(n_slices: int = 8):
+def _abdomen(n_slices: int = 8, fat_outer_radius: float = 28.0):
     """Slices of a body: a water-dominant liver disc (FF 5 %) inside a fat-dominant ring (FF 90 %), air outside."""
-    y, x = np.mgrid[:64, :64]
-    r = np.hypot(y - 32, x - 32)
+    y, x = np.mgrid[:80, :80]
+    r = np.hypot(y - 40, x - 40)
     liver = r < 20
-    ring = (r >= 24) & (r < 28)
+    ring = (r >= 24) & (r < fat_outer_radius)
     w = np.where(liver, 950.0, 0.0) + np.where(ring, 100.0, 0.0)
     f = np.where(liver, 50.0, 0.0) + np.where(ring, 900.0, 0.0)
     return np.repeat(w[None], n_slices, 0), np.repeat(f[None], n_slices, 0), np.repeat(liver[None], n_slices, 0)
@@ -171,3 +171,16 @@ def test_whole_volume_swap_says_inputs_exchanged():
     w, f, _ = _abdomen()
     res = dixon_fat(_img(f), _img(w))
     assert any("inputs may be exchanged" in w_ for w_ in res.summary["warnings"])
+
+
+def test_a_fat_rich_body_is_not_called_swapped():
+    """Obese anatomy (fat ring much larger than the liver) is mostly fat-dominant but not upside down."""
+    w, f, _ = _abdomen(fat_outer_radius=39.0)
+    assert np.mean(f[w + f > 0] > w[w + f > 0]) > 0.6
+    clean = dixon_fat(_img(w), _img(f))
+    assert not clean.summary["swap_check"]["suspected"]
+    w2, f2 = w.copy(), f.copy()
+    w2[5:], f2[5:] = f[5:], w[5:]
+    res = dixon_fat(_img(w2), _img(f2))
+    assert res.summary["swap_check"]["body_check_slices"] == [5, 6, 7]
+    assert any("inputs may be exchanged" in m for m in dixon_fat(_img(f), _img(w)).summary["warnings"])

@@ -6,8 +6,9 @@ value near the fold may just as well be 100 - FF. The signal intensity index SII
 drop a reader sees. Both in percent. Echo times are checked against the field strength first, because a pair of
 two in-phase echoes (e.g. 2.3/4.6 ms at 3 T) gives a meaningless "fat fraction" of about 0.
 
-Dixon: FF = F / (W + F) in percent (0-100, no fold), with a check for fat-water swaps (slices in which most
-of the body, or of a reference tissue, is on the wrong side of 50 %), reported with where (slice index, LPS mm).
+Dixon: FF = F / (W + F) in percent (0-100, no fold), with a check for fat-water swaps (slices whose fat fraction
+mirrors their neighbours', a body that is mostly fat-dominant, or a reference tissue on the wrong side of 50 %),
+reported with where (slice index, LPS mm).
 
 Flags (uint8): 0 valid, 1 background (below the noise floor / outside the mask / outside the grid), 2 invalid
 (OP brighter than IP beyond the tolerance), 3 ambiguous (near the 50 % fold). Map values are 0 where flag is 1
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from ..errors import LiverMetsError
 from .defaults import defaults
@@ -201,6 +203,72 @@ def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: floa
     return FatResult(to_image(ff, ip), to_image(flags, ip, np.uint8), summary, to_image(sii, ip), metadata)
 
 
+def _body_swap_check(ff: np.ndarray, body: np.ndarray, spacing_zyx: tuple[float, float, float],
+                     cfg: dict[str, Any]) -> tuple[list[int], bool, list[int]]:
+    """Slices whose fat fraction looks mirrored (swapped), without any reference tissue.
+
+    Neighbouring slices show nearly the same anatomy, so between a normal and a swapped slice most voxels agree
+    better with 100 - FF of the neighbour than with its FF. Such "flips" between consecutive slices split the
+    volume into two groups; the group whose anatomy looks upside down (:func:`_anatomy_score`) is reported.
+    Without flips, the whole volume is reported when its anatomy looks upside down.
+    Returns (slices, whole_volume, flip boundaries: k for a flip between slices k and k+1).
+    """
+    margin = float(cfg["swap_margin_percent"])
+    min_vox = int(cfg["swap_min_voxels_per_slice"])
+    n = ff.shape[0]
+    decisive = body & (np.abs(ff - 50.0) > margin)
+    flips: list[int] = []
+    for k in range(n - 1):  # one comparison per pair of slices
+        both = decisive[k] & decisive[k + 1]
+        if np.count_nonzero(both) < min_vox:
+            continue
+        a, b = ff[k][both], ff[k + 1][both]
+        if np.mean(np.abs(a + b - 100.0) < np.abs(a - b)) > cfg["swap_neighbour_mirror_fraction"]:
+            flips.append(k)
+    usable = body.reshape(n, -1).sum(axis=1) >= min_vox
+    if not usable.any():
+        return [], False, flips
+    shell, inner = _shell_and_inner(body, spacing_zyx, cfg)
+    if flips:
+        group = np.zeros(n, dtype=int)
+        for k in flips:
+            group[k + 1:] ^= 1
+        scores = [_anatomy_score(ff, shell, inner, (group == g) & usable) for g in (0, 1)]
+        swapped = int(np.argmin([s if s is not None else 0.0 for s in scores]))
+        if scores[0] == scores[1]:  # undecidable: report the smaller group
+            swapped = int(np.count_nonzero(group[usable] == 1) < np.count_nonzero(group[usable] == 0))
+        return [int(k) for k in np.flatnonzero((group == swapped) & usable)], False, flips
+    score = _anatomy_score(ff, shell, inner, usable)
+    if score is not None and score < cfg["swap_shell_minus_inner_limit"]:
+        return [int(k) for k in np.flatnonzero(usable)], True, flips
+    return [], False, flips
+
+
+def _shell_and_inner(body: np.ndarray, spacing_zyx: tuple[float, float, float],
+                     cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The body's outer layer (where subcutaneous fat lies, by in-plane depth in mm) and its interior."""
+    in_plane = np.zeros((3, 3, 3), dtype=bool)
+    in_plane[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+    filled = ndimage.binary_fill_holes(body, structure=in_plane)
+    depth = ndimage.distance_transform_edt(filled, sampling=(1e6, spacing_zyx[1], spacing_zyx[2]))
+    lo, hi = cfg["swap_shell_depth_mm"]
+    return body & (depth >= lo) & (depth <= hi), body & (depth > hi)
+
+
+def _anatomy_score(ff: np.ndarray, shell: np.ndarray, inner: np.ndarray, slices: np.ndarray) -> float | None:
+    """Fat-dominant fraction of the outer layer minus that of the interior, over the given slices.
+
+    Normal anatomy: subcutaneous fat makes the outer layer the fattier part (score > 0). Water and fat
+    exchanged: the outer layer reads water-dominant, the organs inside fat-dominant (score < 0). A patient
+    without subcutaneous fat cannot be judged this way. None when either region is empty.
+    """
+    sh, inn = shell[slices], inner[slices]
+    f = ff[slices]
+    if not sh.any() or not inn.any():
+        return None
+    return float(np.mean(f[sh] > 50.0) - np.mean(f[inn] > 50.0))
+
+
 def _swap_slices(wrong: np.ndarray, region: np.ndarray, limit: float, min_vox: int) -> list[int]:
     """Slices (last index axis) where more than ``limit`` of ``region`` is ``wrong``."""
     n_region = region.reshape(region.shape[0], -1).sum(axis=1)
@@ -214,9 +282,9 @@ def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image 
               noise_floor: float | None = None) -> FatResult:
     """Dixon fat fraction FF = F / (W + F) in percent, on the water image's grid, with a fat-water swap check.
 
-    The swap check warns (never silently fixes) when, in a slice, most of the body is fat-dominant, or most of a
-    ``reference_mask`` tissue is on the wrong side of 50 % (``reference_kind`` 'water' for liver/spleen/muscle,
-    'fat' for subcutaneous fat). Warnings give the slice indices and their LPS positions.
+    The swap check warns (never silently fixes) when slices mirror their neighbours (see :func:`_body_swap_check`),
+    or most of a ``reference_mask`` tissue in a slice is on the wrong side of 50 % (``reference_kind`` 'water'
+    for liver/spleen/muscle, 'fat' for subcutaneous fat). Warnings give the slice indices and LPS positions.
     """
     if reference_kind not in ("water", "fat"):
         raise LiverMetsError(f"reference_kind must be 'water' or 'fat' (got '{reference_kind}')")
@@ -234,18 +302,18 @@ def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image 
     flags = np.where(body, FLAG_VALID, FLAG_BACKGROUND).astype(np.uint8)
 
     swap: dict[str, Any] = {"body_check_slices": [], "reference_check_slices": []}
-    body_slices = _swap_slices(ff > 50.0, body, cfg["swap_body_fat_dominant_fraction"],
-                               cfg["swap_min_voxels_per_slice"])
-    n_slices = int(np.count_nonzero(body.reshape(body.shape[0], -1).sum(axis=1) >= cfg["swap_min_voxels_per_slice"]))
+    body_slices, whole, flips = _body_swap_check(ff, body, water.GetSpacing()[::-1], cfg)
+    swap["neighbour_flips_between_slices"] = flips
     if body_slices:
         swap["body_check_slices"] = body_slices
         swap["body_check_positions_mm_lps"] = slice_positions_mm(water, body_slices)
-        whole = n_slices > 0 and len(body_slices) == n_slices
         warnings.append(
-            f"possible fat-water swap in every slice ({len(body_slices)}): the water and fat inputs may be exchanged"
-             if whole else
-             f"possible fat-water swap in slice(s) {body_slices} (z = "
-             f"{[p[2] for p in swap['body_check_positions_mm_lps']]} mm LPS): most of the body is fat-dominant there"
+            f"possible fat-water swap in every slice ({len(body_slices)}): the body's outer layer reads "
+            "water-dominant and its interior fat-dominant, so the water and fat inputs may be exchanged"
+            if whole else
+            f"possible fat-water swap in slice(s) {body_slices} (z = "
+            f"{[p[2] for p in swap['body_check_positions_mm_lps']]} mm LPS): their fat fraction mirrors "
+            "(100 - FF) that of the neighbouring slices"
         )
     if reference_mask is not None:
         ref, _, rnote = match_to_reference(water, reference_mask, "reference mask", label=True)
