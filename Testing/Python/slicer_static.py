@@ -302,6 +302,10 @@ def _annotation_class(node: ast.AST | None) -> str | None:
     return None
 
 
+# What ``self.parent`` is in each scripted-module base class (see the inventory's cpp_parent_classes).
+SLM_PARENT_CLASSES = {"ScriptedLoadableModule": "qSlicerScriptedLoadableModule",
+                      "ScriptedLoadableModuleWidget": "qSlicerScriptedLoadableModuleWidget"}
+
 DECLARED = "~"  # suffix of an inferred class that is only a declared type (the object may be a subclass)
 
 
@@ -710,6 +714,19 @@ class _PythonChecker(ast.NodeVisitor):
                 return members, False  # an unknown base: cannot judge self.X
         return members, derived
 
+    def _slm_base(self, cls: ast.ClassDef, depth: int = 0) -> str | None:
+        """The ScriptedLoadableModule* class ``cls`` derives from (through local classes), if any."""
+        slm = self.inv.data["ScriptedLoadableModule"]["classes"]
+        for base in cls.bases:
+            bname = (self.resolve(base) or _dotted(base) or [""])[-1]
+            if bname in slm:
+                return bname
+            if bname in self.local_classes and depth < 10:
+                found = self._slm_base(self.local_classes[bname], depth + 1)
+                if found:
+                    return found
+        return None
+
     def _check_self_attribute(self, node: ast.Attribute) -> None:
         parts = _dotted(node)
         if not parts or parts[0] != "self" or not self.class_stack:
@@ -719,6 +736,11 @@ class _PythonChecker(ast.NodeVisitor):
                 if parts[2] not in self.ui_names:
                     self.error("ui-name", node, f"self.ui.{parts[2]}", "no widget with this objectName in the .ui")
                 return
+        if len(parts) == 3 and parts[1] == "parent" and isinstance(node.value, ast.Attribute):
+            cpp = SLM_PARENT_CLASSES.get(self._slm_base(self.class_stack[-1]) or "")
+            if cpp:  # self.parent is Slicer's C++ module / module widget (title, categories, isEntered...)
+                self._check_member(cpp, parts[2], node, f"self.parent.{parts[2]}")
+            return
         if len(parts) != 2 or not isinstance(node.ctx, ast.Load):
             return
         members, derived = self._slm_members(self.class_stack[-1])

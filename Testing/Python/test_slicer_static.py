@@ -190,7 +190,8 @@ def test_catches_wrong_keywords_and_argument_counts(inventories):
 def test_catches_wrong_ui_names_and_self_attributes(inventories, ui_text):
     src = '''
 import slicer
-from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleTest
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 
 
 class W(ScriptedLoadableModuleWidget):
@@ -202,6 +203,13 @@ class W(ScriptedLoadableModuleWidget):
         self.layout.addStretch(1)
         self.resourcePath("UI/Missing.ui")
         self.resourcePath("UI/LiverMetsReview.ui")
+
+
+class M(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "M"
+        self.parent.categorie = ["Quantification"]
 
 
 class T(ScriptedLoadableModuleTest):
@@ -216,6 +224,7 @@ class T(ScriptedLoadableModuleTest):
     errs = report.error_names()
     assert "self.ui.applyButton" in errs and "self.ui.generatePhantomButton" not in errs
     assert "self.delayDisplayy" in errs
+    assert "self.parent.categorie" in errs and "self.parent.title" not in errs
     assert not {"self.delayDisplay", "self.assertEqual", "self.layout", "self.ui"} & errs
     assert "UI/Missing.ui" in errs and "UI/LiverMetsReview.ui" not in errs
 
