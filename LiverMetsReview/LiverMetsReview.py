@@ -207,6 +207,8 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onLoadDicomButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to load the DICOM study."), waitCursor=True):
             folder = self._parameterNode.dicomFolder
+            if str(folder) in ("", "."):  # the unset default: never scan the application's working folder
+                raise LiverMetsError("Choose the study folder first (the button next to 'Study folder').")
             slicer.util.showStatusMessage(_("Reading and classifying {folder}...").format(folder=folder))
             nodes = self.logic.loadDicomStudy(folder)
             slicer.util.showStatusMessage(_("Study loaded: {count} series stacks with a role").format(
