@@ -386,3 +386,23 @@ def test_two_single_echo_series_paired_by_physics(tmp_path):
     assert by_num[1].role == "t1_opposed_phase" and "paired with series 2" in by_num[1].reason
     assert by_num[2].role == "t1_in_phase"
     assert by_num[3].role not in ("t1_opposed_phase", "t1_in_phase")
+
+
+def test_dixon_based_dynamics(tmp_path):
+    """Water images of a Dixon dynamic: the pre-contrast pair is the Dixon W/F, post-contrast W are the phases."""
+    study = generate_uid()
+    w = ["DERIVED", "PRIMARY", "DIXON", "WATER"]
+    f = ["DERIVED", "PRIMARY", "DIXON", "FAT"]
+    write_series(tmp_path, study_uid=study, number=1, description="vibe dixon", te=2.39, image_type=w,
+                 acq_time="100000")
+    write_series(tmp_path, study_uid=study, number=2, description="vibe dixon", te=2.39, image_type=f,
+                 acq_time="100000")
+    posts = {3: ("100125", "t1_arterial"), 4: ("100210", "t1_portal_venous"), 5: ("100400", "t1_transitional"),
+             6: ("102100", "t1_hepatobiliary")}
+    for n, (clock, _) in posts.items():
+        write_series(tmp_path, study_uid=study, number=n, description="vibe dixon", te=2.39, image_type=w,
+                     acq_time=clock, contrast="Primovist", contrast_start="100100")
+    write_series(tmp_path, study_uid=study, number=7, description="vibe dixon", te=2.39, image_type=f,
+                 acq_time="100125", contrast="Primovist")
+    roles = _roles(tmp_path)
+    assert roles == {1: "dixon_water", 2: "dixon_fat", **{n: r for n, (_, r) in posts.items()}, 7: "unassigned"}

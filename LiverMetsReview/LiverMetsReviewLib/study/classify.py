@@ -175,6 +175,11 @@ def vote_dixon(s: SeriesInfo) -> Vote | None:
         return Vote(UNASSIGNED, 0.6, "some images carry Dixon ImageType values and some do not")
     if len(s.echo_times_ms) > 2:
         return None  # a multi-echo acquisition tagged IP/OP is handled by the multi-echo family
+    if s.contrast_agent and len(set(per_stack)) == 1:
+        if per_stack[0] == "dixon_water":
+            return None  # a post-contrast Dixon water series is a dynamic phase (Dixon-based dynamics)
+        return Vote(UNASSIGNED, 0.8, f"post-contrast Dixon {role_label(per_stack[0]).lower()} image "
+                                     "(ContrastBolusAgent present): the dynamic phases use the water images")
     labels = sorted({"\\".join(st.image_type[2:]) for st in s.stacks})
     is_dixon = "DIXON" in _tokens(s.image_type) or keyword(s, "dixon") or any(r.startswith("dixon") for r in per_stack)
     kind = "Dixon" if is_dixon else "chemical-shift"
@@ -290,7 +295,10 @@ def _is_t1_gre(s: SeriesInfo) -> bool:
     phys = rules()["physics"]
     if s.b_values or _is_diffusion_like(s) or len(s.echo_times_ms) > 1 or len(s.stacks) > 1:
         return False
-    if _has_type(s.image_type, "adc_scanner") or _dixon_role(s.image_type) or vote_ignore(s):
+    dixon = _dixon_role(s.image_type)
+    if _has_type(s.image_type, "adc_scanner") or vote_ignore(s):
+        return False
+    if dixon and not (dixon == "dixon_water" and s.contrast_agent):
         return False
     if keyword(s, "chemical_shift") and not keyword(s, "t1_dynamic"):
         return False
