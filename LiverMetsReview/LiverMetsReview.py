@@ -55,10 +55,13 @@ class LiverMetsReview(ScriptedLoadableModule):
         self.parent.contributors = ["LiverMetsReview developers"]
         self.parent.helpText = _("""
 Supports the reading of gadoxetate (Gd-EOB-DTPA) liver MRI in patients with known or suspected liver
-metastases: it organises the series of a study by role (dual-echo T1, Dixon, T2, diffusion, dynamic phases up
-to the hepatobiliary phase) and provides a digital phantom with known ground truth for training and testing.
-It supports the radiologist's reading and never makes a diagnosis: every automatic result is evidence that the
-reader accepts or overrides.
+metastases. <b>Study</b>: loads a DICOM study and proposes a role for each series (dual-echo T1, Dixon, T2,
+diffusion, dynamic phases up to the hepatobiliary phase), which the reader checks and corrects in the table; or
+generates a digital phantom with known ground truth for training and testing. <b>Maps</b>: ADC
+(10<sup>-6</sup> mm<sup>2</sup>/s), fat fraction and relative enhancement (percent), with masked voxels and
+warnings listed. World coordinates of the computations are LPS; Slicer shows RAS.
+The module supports the radiologist's reading and never makes a diagnosis: every automatic result is evidence
+that the reader accepts or overrides.
 See the <a href="https://github.com/livermetsreview/LiverMetsReview">project page</a>.
 """)
         self.parent.acknowledgementText = _("""
