@@ -181,3 +181,30 @@ def test_register_command_writes_transform(capsys, tmp_path):
     p = fixed.TransformContinuousIndexToPhysicalPoint((20.0, 20.0, 12.0))
     # moving(x) = fixed(x + (-4, 2, -6)): the fixed -> moving map is x -> x + (4, -2, 6)
     np.testing.assert_allclose(np.subtract(t.TransformPoint(p), p), (4.0, -2.0, 6.0), atol=0.5)
+
+
+def test_adc_command_combines_directions_with_trace_flag(capsys, tmp_path):
+    s0 = np.full((2, 4, 5), 700.0)
+    paths = [_write(tmp_path / "b0.nrrd", s0)]
+    for k, d in enumerate((600.0, 1000.0, 1700.0)):
+        paths.append(_write(tmp_path / f"b800_{k}.nrrd", s0 * np.exp(-800e-6 * d)))
+    out = tmp_path / "adc.nrrd"
+    code, _, err = _run(capsys, ["adc", *paths, "--bvalues", "0", "800", "800", "800", "-o", str(out)])
+    assert code != 0 and "more than once" in err
+    code, stdout, err = _run(capsys, ["adc", *paths, "--bvalues", "0", "800", "800", "800", "--trace", "-o",
+                                      str(out), "--json"])
+    assert code == 0, err
+    np.testing.assert_allclose(sitk.GetArrayFromImage(sitk.ReadImage(str(out))), (600 + 1000 + 1700) / 3, rtol=1e-4)
+    assert any("geometric mean" in n for n in json.loads(stdout)["summary"]["notes"])
+
+
+def test_resampling_is_stated_in_the_output_file(capsys, tmp_path):
+    pre = _write(tmp_path / "pre.nrrd", np.full((3, 6, 8), 400.0))
+    post = _write(tmp_path / "post.nrrd", np.full((3, 6, 8), 600.0), origin=(-40.0 + 3.0, -30.0, 10.0))
+    code, _, err = _run(capsys, ["enhancement", "--pre", pre, "--post", post, "-o", str(tmp_path / "re.nrrd")])
+    assert code == 0, err
+    meta = get_metadata(sitk.ReadImage(str(tmp_path / "re.nrrd")))
+    assert any("resampled onto the reference grid" in n for n in meta["notes"])
+    re = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "re.nrrd")))
+    np.testing.assert_allclose(re[:, :, 2:], 50.0, rtol=1e-5)   # covered by the post image
+    assert np.all(re[:, :, :2] == 0) and meta["masked_voxels"] == 3 * 6 * 2

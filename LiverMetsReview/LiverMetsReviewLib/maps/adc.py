@@ -26,6 +26,7 @@ from ..errors import LiverMetsError, MissingDataError
 from .defaults import defaults
 from .noise import noise_floor as estimate_noise_floor
 from .resample import as_float_array, describe_grid, match_to_reference, to_image
+from .summary import stated
 
 ADC_UNITS = "1e-6 mm2/s"
 METHODS = ("lls", "wls", "nlls")
@@ -466,7 +467,7 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         "warnings": warnings,
     }
     common = {"method": method, "b_values_used": summary["b_values_used"], "masked_voxels": int(masked),
-              "coordinate_system": "LPS"}
+              "coordinate_system": "LPS", **stated(summary)}
     metadata = {
         "adc": {"quantity": "apparent diffusion coefficient", "units": ADC_UNITS, **common},
         "s0": {"quantity": "S0 (signal extrapolated to b=0)", "units": "signal units of the input", **common},

@@ -19,6 +19,7 @@ from ..errors import LiverMetsError, MissingDataError
 from .defaults import defaults
 from .noise import noise_floor as estimate_noise_floor
 from .resample import as_float_array, describe_grid, match_to_reference, to_image
+from .summary import stated
 
 RE_UNITS = "percent"
 
@@ -90,7 +91,7 @@ def relative_enhancement(pre: sitk.Image, post: sitk.Image, *, mask: sitk.Image 
         "notes": notes,
         "warnings": [],
     }
-    common = {"masked_voxels": summary["masked_voxels"], "coordinate_system": "LPS"}
+    common = {"masked_voxels": summary["masked_voxels"], "coordinate_system": "LPS", **stated(summary)}
     if phase:
         common["phase"] = phase
     metadata = {

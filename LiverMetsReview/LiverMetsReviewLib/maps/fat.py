@@ -28,6 +28,7 @@ from ..errors import LiverMetsError
 from .defaults import defaults
 from .noise import noise_floor as estimate_noise_floor
 from .resample import as_float_array, describe_grid, match_to_reference, slice_positions_mm, to_image
+from .summary import stated
 
 FF_UNITS = "percent"
 FLAG_VALID, FLAG_BACKGROUND, FLAG_INVALID, FLAG_AMBIGUOUS = 0, 1, 2, 3
@@ -192,7 +193,7 @@ def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: floa
         "warnings": warnings,
     }
     common = {"method": "two-point chemical shift (magnitude)", "masked_voxels": summary["masked_voxels"],
-              "coordinate_system": "LPS"}
+              "coordinate_system": "LPS", **stated(summary)}
     if echo_times_ms:
         common["echo_times_ms"] = [float(echo_times_ms[0]), float(echo_times_ms[1])]
     metadata = {
@@ -353,7 +354,7 @@ def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image 
         "warnings": warnings,
     }
     common = {"method": "Dixon F / (W + F)", "masked_voxels": summary["masked_voxels"], "coordinate_system": "LPS",
-              "swap_suspected": swap["suspected"]}
+              "swap_suspected": swap["suspected"], **stated(summary)}
     metadata = {
         "ff": {"quantity": "Dixon fat fraction", "units": FF_UNITS, **common},
         "flags": {"quantity": "flags", "units": "1", "legend": summary["flags"], **common},
