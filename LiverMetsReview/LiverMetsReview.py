@@ -16,6 +16,7 @@ from LiverMetsReviewSlicer import maps as sceneMaps
 from LiverMetsReviewSlicer.dicom_study import loadDicomStudy
 from LiverMetsReviewSlicer.layouts import showStudy
 from LiverMetsReviewSlicer.phantom import (
+    COUINAUD_KEY,
     SEGMENTATION_KEY,
     generatePhantomStudy,
     loadPhantomStudy,
@@ -204,7 +205,7 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             nodes = self.logic.generatePhantom(p.phantomSeed, p.phantomScenario, p.phantomFieldStrength,
                                                p.phantomSize)
             slicer.util.showStatusMessage(_("Phantom loaded: {count} series stacks").format(
-                count=len(nodes) - 1), 5000)
+                count=len(nodes) - 2), 5000)
             self.updateSeriesTable()
 
     def onLoadDicomButton(self) -> None:
@@ -373,7 +374,7 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         stacks = [(stackNodeName(s, k), s, k) for s in study.series for k in range(len(s.stacks))]
 
         # One volume node per stack, in the dict and in the scene.
-        volumeNames = [name for name in nodes if name != SEGMENTATION_KEY]
+        volumeNames = [name for name in nodes if name not in (SEGMENTATION_KEY, COUINAUD_KEY)]
         self.assertEqual(sorted(volumeNames), sorted(name for name, _s, _k in stacks))
         self.assertEqual(len(logic.seriesNodes()), len(stacks))
 
@@ -419,6 +420,8 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         self.assertEqual(sorted(names), sorted(str(s["name"]) for s in study.segments))
         lesionSegments = [s for s in study.segments if s.get("kind") == "lesion"]
         self.assertEqual(len(lesionSegments), len(lesions))
+        couinaud = nodes[COUINAUD_KEY].GetSegmentation()
+        self.assertEqual(couinaud.GetNumberOfSegments(), 8)  # segments I to VIII
         self.delayDisplay("Phantom test passed")
 
     def test_dicom_study_loads(self):

@@ -19,6 +19,7 @@ from .segmentations import importLabelmapSegmentation
 from .volumes import pushImage, showAutoWindowLevel
 
 SEGMENTATION_KEY = "ground_truth"
+COUINAUD_KEY = "couinaud"
 BACKGROUND_ROLES = ("t1_hepatobiliary", "t1_portal_venous", "t2")  # shown first after loading, if present
 
 
@@ -64,11 +65,16 @@ def loadSeries(seriesList: list[Series], source: str) -> dict[str, slicer.vtkMRM
 def loadPhantomStudy(study: Any, name: str = "LiverMetsPhantom", show: bool = True) -> dict[str, Any]:
     """Push a ``PhantomStudy`` (series, labelmap, segments) into the scene.
 
-    Returns the loaded nodes by name; the ground-truth segmentation is under ``"ground_truth"``.
+    Returns the loaded nodes by name; the ground-truth segmentation (organs and lesions) is under
+    ``"ground_truth"``, the Couinaud segments (hidden at first) under ``"couinaud"``.
     """
     nodes: dict[str, Any] = loadSeries(study.series, source="phantom")
     segmentationNode = importLabelmapSegmentation(study.labelmap, study.segments, name + "_ground_truth")
     nodes[SEGMENTATION_KEY] = segmentationNode
+    from LiverMetsReviewLib.phantom.truth import couinaud_segments
+
+    nodes[COUINAUD_KEY] = importLabelmapSegmentation(study.couinaud, couinaud_segments(), name + "_couinaud")
+    nodes[COUINAUD_KEY].GetDisplayNode().SetVisibility(False)  # on request: it would hide the lesions
     if show:
         background = next((nodes[r] for r in BACKGROUND_ROLES if r in nodes), None)
         showStudy(background)
