@@ -406,3 +406,20 @@ def test_dixon_based_dynamics(tmp_path):
                  acq_time="100125", contrast="Primovist")
     roles = _roles(tmp_path)
     assert roles == {1: "dixon_water", 2: "dixon_fat", **{n: r for n, (_, r) in posts.items()}, 7: "unassigned"}
+
+
+def test_multi_phase_series_gets_one_role_per_phase(tmp_path):
+    """One series holding three post-contrast phases (same positions, distinct times), like GE multi-phase LAVA."""
+    study, multi = generate_uid(), generate_uid()
+    write_series(tmp_path / "pre", study_uid=study, number=5, description="lava", te=1.7, tr=3.9,
+                 acq_time="100000")
+    for clock in ("100125", "100210", "100400"):  # injection 10:01:00 -> +25 s, +70 s, +3 min
+        write_series(tmp_path / clock, study_uid=study, number=6, description="lava multiphase", te=1.7, tr=3.9,
+                     acq_time=clock, contrast="Gd-EOB-DTPA", contrast_start="100100", series_uid=multi)
+    write_series(tmp_path / "hbp", study_uid=study, number=7, description="lava", te=1.7, tr=3.9,
+                 acq_time="102100", contrast="Gd-EOB-DTPA", contrast_start="100100")
+    by_num = {s.series_number: s for s in classify_folder(tmp_path).series}
+    assert by_num[5].role == "t1_pre"
+    assert by_num[6].stack_roles == ["t1_arterial", "t1_portal_venous", "t1_transitional"]
+    assert "multi-phase" in by_num[6].reason
+    assert by_num[7].role == "t1_hepatobiliary"

@@ -291,9 +291,11 @@ def vote_t2(s: SeriesInfo) -> Vote | None:
     return None
 
 
-def _is_t1_gre(s: SeriesInfo) -> bool:
+def _is_t1_gre(s: SeriesInfo, allow_phases: bool = False) -> bool:
     phys = rules()["physics"]
-    if s.b_values or _is_diffusion_like(s) or len(s.echo_times_ms) > 1 or len(s.stacks) > 1:
+    if s.b_values or _is_diffusion_like(s) or len(s.echo_times_ms) > 1:
+        return False
+    if len(s.stacks) > 1 and not (allow_phases and _phase_units(s)):
         return False
     dixon = _dixon_role(s.image_type)
     if _has_type(s.image_type, "adc_scanner") or vote_ignore(s):
@@ -378,77 +380,135 @@ def vote_chemical_shift_pairs(series: Sequence[SeriesInfo]) -> dict[str, Vote]:
     return votes
 
 
+@dataclass
+class _Unit:
+    """One dynamic acquisition: a whole series, or one temporal phase (stack) of a multi-phase series."""
+
+    s: SeriesInfo
+    k: int | None
+    t: float | None
+
+    @property
+    def label(self) -> str:
+        return self.s.label if self.k is None else f"{self.s.label} phase {self.k + 1}"
+
+
+def _phase_units(s: SeriesInfo) -> list[_Unit] | None:
+    """Stacks of a multi-phase T1 series (one TE, stacks at distinct times) as units, else None."""
+    if len(s.stacks) < 2 or len(s.echo_times_ms) > 1 or s.b_values or any(_dixon_role(st.image_type)
+                                                                            for st in s.stacks):
+        return None
+    times = [st.acquisition_s for st in s.stacks]
+    if any(t is None for t in times) or len({round(t, 1) for t in times}) != len(times):
+        return None
+    if len({len(st.frames) for st in s.stacks}) != 1:
+        return None
+    return [_Unit(s, k, t) for k, t in enumerate(times)]
+
+
 def vote_dynamic(series: Sequence[SeriesInfo], exclude: frozenset[str] = frozenset()) -> dict[str, Vote]:
-    """Pre-contrast and post-contrast phases of the repeated fat-suppressed 3-D T1 GRE, by timing and words."""
-    dyn = rules()["dynamic"]
-    cands = [s for s in series if _is_t1_gre(s) and s.series_uid not in exclude]
-    if not cands:
-        return {}
-    cands.sort(key=lambda s: (s.acquisition_s is None, s.acquisition_s or 0.0, s.series_number or 0))
-    with_agent = [s for s in cands if s.contrast_agent]
+    """Pre-contrast and post-contrast phases of the repeated fat-suppressed 3-D T1 GRE, by timing and words.
+
+    Separate series are the usual case; a multi-phase series (one stack per temporal position) is split
+    into its phases and gets one role per stack.
+    """
+    units: list[_Unit] = []
+    for s in series:
+        if s.series_uid in exclude or not _is_t1_gre(s, allow_phases=True):
+            continue
+        units.extend(_phase_units(s) or ([_Unit(s, None, s.acquisition_s)] if len(s.stacks) == 1 else []))
+    unit_votes = _vote_units(units)
     votes: dict[str, Vote] = {}
+    for s in series:
+        mine = [(u, v) for u, v in unit_votes if u.s is s]
+        if not mine:
+            continue
+        if mine[0][0].k is None:
+            votes[s.series_uid] = mine[0][1]
+            continue
+        stack_roles = [UNASSIGNED] * len(s.stacks)
+        for u, v in mine:
+            stack_roles[u.k] = v.role
+        reason = "multi-phase series: " + "; ".join(f"phase {u.k + 1}: {v.role} ({v.reason})" for u, v in mine)
+        votes[s.series_uid] = Vote("+".join(dict.fromkeys(stack_roles)), min(v.confidence for _, v in mine), reason,
+                                   stack_roles=stack_roles)
+    return votes
+
+
+def _vote_units(units: list[_Unit]) -> list[tuple[_Unit, Vote]]:
+    dyn = rules()["dynamic"]
+    if not units:
+        return []
+    units.sort(key=lambda u: (u.t is None, u.t or 0.0, u.s.series_number or 0, u.k or 0))
+    injection = next((u.s.contrast_start_s for u in units if u.s.contrast_start_s is not None), None)
+
+    def has_agent(u: _Unit) -> bool:
+        if not u.s.contrast_agent:
+            return False
+        return injection is None or u.t is None or u.t >= injection
+
+    with_agent = [u for u in units if has_agent(u)]
+    out: dict[int, Vote] = {}
     if with_agent:
-        pre_c = [s for s in cands if not s.contrast_agent]
+        pre_c = [u for u in units if not has_agent(u)]
         posts = with_agent
         how_post = "ContrastBolusAgent present"
     else:
-        pre_c = [s for s in cands if keyword(s, "pre")]
-        posts = [s for s in cands if s not in pre_c]
-        if not pre_c and len(cands) >= 2 and cands[0].acquisition_s is not None and not _keyword_phase(cands[0]):
-            pre_c, posts = [cands[0]], cands[1:]
+        pre_c = [u for u in units if keyword(u.s, "pre") and u.k is None]
+        posts = [u for u in units if u not in pre_c]
+        if not pre_c and len(units) >= 2 and units[0].t is not None and not _keyword_phase(units[0].s):
+            pre_c, posts = [units[0]], units[1:]
         how_post = "after the pre-contrast series (no ContrastBolusAgent in the headers)"
     pre = None
     if pre_c:
-        first_post_t = min((p.acquisition_s for p in posts if p.acquisition_s is not None), default=None)
-        before = [p for p in pre_c
-                  if first_post_t is None or p.acquisition_s is None or p.acquisition_s <= first_post_t]
-        same = [p for p in before if posts and _signature(p) == _signature(posts[0])] or before
+        first_post_t = min((p.t for p in posts if p.t is not None), default=None)
+        before = [p for p in pre_c if first_post_t is None or p.t is None or p.t <= first_post_t]
+        same = [p for p in before if posts and _signature(p.s) == _signature(posts[0].s)] or before
         if same:
             pre = same[-1]
-            clue = "no ContrastBolusAgent" if with_agent else (f"description '{keyword(pre, 'pre')}'"
-                                                               if keyword(pre, "pre") else "earliest T1 GRE")
-            n_post = len(posts)
-            votes[pre.series_uid] = Vote("t1_pre", 0.9 if (with_agent or keyword(pre, "pre")) and posts else 0.7,
-                                         f"T1 GRE before contrast ({clue}); {n_post} post-contrast T1 series follow")
+            clue = "no ContrastBolusAgent" if with_agent else (f"description '{keyword(pre.s, 'pre')}'"
+                                                               if keyword(pre.s, "pre") else "earliest T1 GRE")
+            conf = 0.9 if (with_agent or keyword(pre.s, "pre")) and posts else 0.7
+            out[id(pre)] = Vote("t1_pre", conf, f"T1 GRE before contrast ({clue}); {len(posts)} post-contrast "
+                                                "T1 acquisitions follow")
         for p in pre_c:
             if p is not pre:
                 other = pre.label if pre else "another series"
-                votes[p.series_uid] = Vote(UNASSIGNED, 0.6, f"T1 GRE without contrast; {other} was taken as the "
-                                                            "pre-contrast series")
-    timed = [p for p in posts if p.acquisition_s is not None]
-    injection = next((p.contrast_start_s for p in posts if p.contrast_start_s is not None), None)
+                out[id(p)] = Vote(UNASSIGNED, 0.6, f"T1 GRE without contrast; {other} was taken as the "
+                                                   "pre-contrast series")
+    timed = [p for p in posts if p.t is not None]
     if injection is not None:
         ref_t, windows, ref_name = injection, dyn["after_injection_s"], "injection"
     elif timed:
-        ref_t, windows, ref_name = timed[0].acquisition_s, dyn["after_first_post_s"], "the first post-contrast series"
+        ref_t, windows, ref_name = timed[0].t, dyn["after_first_post_s"], "the first post-contrast acquisition"
     else:
         ref_t, windows, ref_name = None, {}, ""
     for k, p in enumerate(posts):
-        word_role = _keyword_phase(p)
+        word_role = _keyword_phase(p.s) if p.k is None else None
         time_role = None
         timing = ""
-        if ref_t is not None and p.acquisition_s is not None:
-            dt = p.acquisition_s - ref_t
+        if ref_t is not None and p.t is not None:
+            dt = p.t - ref_t
             time_role = _window_role(dt, windows)
             parts = [f"{_ordinal(k + 1)} post-contrast T1 ({how_post})"]
-            if pre is not None and pre.acquisition_s is not None:
-                parts.append(f"{_fmt_time(p.acquisition_s - pre.acquisition_s)} after pre-contrast")
+            if pre is not None and pre.t is not None:
+                parts.append(f"{_fmt_time(p.t - pre.t)} after pre-contrast")
             parts.append(f"{_fmt_time(dt)} after {ref_name}")
             timing = ", ".join(parts)
         if time_role and word_role and time_role != word_role:
-            votes[p.series_uid] = Vote(UNASSIGNED, 0.8, f"{timing} suggests {role_label(time_role).lower()} but the "
-                                                        f"description says {role_label(word_role).lower()}")
+            out[id(p)] = Vote(UNASSIGNED, 0.8, f"{timing} suggests {role_label(time_role).lower()} but the "
+                                               f"description says {role_label(word_role).lower()}")
         elif time_role:
             conf = 0.95 if word_role else (0.85 if injection is not None else 0.8)
-            extra = f"; description '{keyword(p, word_role)}'" if word_role else ""
-            votes[p.series_uid] = Vote(time_role, conf, f"{timing}: {role_label(time_role).lower()}{extra}")
+            extra = f"; description '{keyword(p.s, word_role)}'" if word_role else ""
+            out[id(p)] = Vote(time_role, conf, f"{timing}: {role_label(time_role).lower()}{extra}")
         elif word_role:
             why = f"{timing}; " if timing else "no acquisition time; "
-            votes[p.series_uid] = Vote(word_role, 0.7, f"{why}description '{keyword(p, word_role)}'")
+            out[id(p)] = Vote(word_role, 0.7, f"{why}description '{keyword(p.s, word_role)}'")
         else:
             why = timing or "no acquisition time and no phase word in the description"
-            votes[p.series_uid] = Vote(UNASSIGNED, 0.7, f"post-contrast T1 GRE but the phase is unclear ({why})")
-    return votes
+            out[id(p)] = Vote(UNASSIGNED, 0.7, f"post-contrast T1 GRE but the phase is unclear ({why})")
+    return [(u, out[id(u)]) for u in units if id(u) in out]
 
 
 def _ordinal(n: int) -> str:
