@@ -268,3 +268,27 @@ def test_chemical_shift_fat_on_the_phantom(steatosis):
     # drops more than the background: fat-containing metastasis and hypersteatosis; less: sparing and its mimic
     assert ff["fat_met.core"] > ff["liver"] + 10 and ff["hypersteatosis.core"] > ff["liver"] + 10
     assert ff["fat_sparing.core"] < ff["liver"] - 10 and ff["sparing_mimic_met.core"] < ff["liver"] - 10
+
+
+def test_montage_tiles_are_centred_on_the_lesions(shifted):
+    """The montage crops follow each series' grid and shift: the lesion sits in the middle of its tile."""
+    from LiverMetsReviewLib.phantom.montage import montage_tiles
+
+    m = montage_tiles(shifted)
+    roles = [c[1] for c in m["columns"]]
+    assert len(roles) == 12 and m["tiles"].shape[:2] == (len(shifted.truth["lesions"]), 12)
+    rows = {les["id"]: i for i, les in enumerate(m["lesions"])}
+    tiles = m["tiles"]
+    c = tiles.shape[-1] // 2
+
+    def centre_vs_border(lesion: str, role: str) -> float:
+        t = tiles[rows[lesion], roles.index(role)]
+        border = np.concatenate([t[:4].ravel(), t[-4:].ravel()])
+        return float(t[c - 1:c + 2, c - 1:c + 2].mean() / np.median(border[border > 0]))
+
+    assert centre_vs_border("cyst", "t2") > 2.0               # fluid on T2
+    assert centre_vs_border("cyst", "t1_hepatobiliary") < 0.5  # no hepatocytes
+    assert centre_vs_border("hemangioma", "t1_arterial") > 1.3
+    assert centre_vs_border("melanoma_met", "t1_pre") > 1.1
+    lo, hi = m["windows"][roles.index("adc_scanner")]
+    assert (lo, hi) == (0.0, 3000.0)

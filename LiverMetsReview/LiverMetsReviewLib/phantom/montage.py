@@ -29,6 +29,7 @@ ADC_WINDOW = (0.0, 3000.0)  # 10^-6 mm^2/s
 # the same in every tile of a column); the fat image also keeps a floor tied to its brightest fat.
 LIVER_WINDOW_FACTOR = {"t2": 4.0, "dwi": 3.0, "dixon_fat": 3.0}
 DEFAULT_LIVER_WINDOW_FACTOR = 2.0
+SHARED_WINDOW = {"t1_opposed_phase": "t1_in_phase"}
 
 
 def _stack(study, role: str, which: str | None) -> sitk.Image | None:
@@ -80,7 +81,11 @@ def montage_tiles(study, fov_min_mm: float = 48.0, pixels: int = 64) -> dict[str
     windows = []
     for j, (_t, role, which) in enumerate(cols):
         img = _stack(study, role, which)
-        windows.append(_window(study, img, role))
+        if role in SHARED_WINDOW and any(c[1] == SHARED_WINDOW[role] for c in cols[:j]):
+            # opposed phase on the in-phase window, so that fat shows as a signal drop between the columns
+            windows.append(windows[[c[1] for c in cols].index(SHARED_WINDOW[role])])
+        else:
+            windows.append(_window(study, img, role))
         for i, les in enumerate(lesions):
             fov = max(fov_min_mm, 2.6 * float(les["diameter_mm"]))
             centre = les["per_series"].get(role, {}).get("centre_mm", les["centre_mm"])
