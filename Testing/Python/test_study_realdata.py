@@ -8,6 +8,7 @@ Siemens XA30 scanner ADC vs ln(b0/TRACEW)/b within ~1 %), and SimpleITK/GDCM's o
 from __future__ import annotations
 
 import gzip
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +21,19 @@ from LiverMetsReviewLib.errors import LiverMetsError
 from LiverMetsReviewLib.study.classify import classify_folder
 from LiverMetsReviewLib.study.csa import csa_floats, parse_csa
 from LiverMetsReviewLib.study.load import combine_trace, load_dwi, load_series
-from LiverMetsReviewLib.study.scan import scan_folder
 
 
 def _bval(path: Path) -> list[float]:
     return [0.0 if v < 1.0 else v for v in (float(x) for x in path.read_text().split())]
 
 
+@cache
+def _classified(folder: Path):
+    return classify_folder(folder)  # scans are read-only in these tests: share them
+
+
 def _dwi(folder: Path):
-    scan = classify_folder(folder)
+    scan = _classified(folder)
     dwi = [s for s in scan.series if s.role == "dwi"]
     assert len(dwi) == 1, [(s.label, s.role, s.reason) for s in scan.series]
     return scan, dwi[0]
@@ -122,7 +127,7 @@ def test_ge_geometry_matches_gdcm():
 
 def test_siemens_xa_enhanced_without_csa():
     folder = shared_path("data", "siemens-xa30-dwi-pa", "In")
-    scan = classify_folder(folder)
+    scan = _classified(folder)
     by_num = {s.series_number: s for s in scan.series}
     assert by_num[10].role == "dwi" and by_num[10].b_sources == ["per-frame (0018,9087)"]
     assert by_num[11].role == "adc_scanner"
@@ -132,7 +137,7 @@ def test_siemens_xa_enhanced_without_csa():
 
 def test_siemens_xa_scanner_adc_matches_b0_and_tracew():
     """README reference: ln(b0/TRACEW)/2500 vs the scanner's ADC, median relative difference 0.3 % (< 1 %)."""
-    scan = scan_folder(shared_path("data", "siemens-xa30-dwi-pa", "In"))
+    scan = _classified(shared_path("data", "siemens-xa30-dwi-pa", "In"))
     by_num = {s.series_number: s for s in scan.series}
     b0 = sitk.GetArrayFromImage(load_series(by_num[10], "dwi", stack_indices=[0]).image).astype(float)
     trace = sitk.GetArrayFromImage(load_series(by_num[12], "dwi").image).astype(float)
