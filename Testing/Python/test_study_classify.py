@@ -423,3 +423,15 @@ def test_multi_phase_series_gets_one_role_per_phase(tmp_path):
     assert by_num[6].stack_roles == ["t1_arterial", "t1_portal_venous", "t1_transitional"]
     assert "multi-phase" in by_num[6].reason
     assert by_num[7].role == "t1_hepatobiliary"
+
+
+@pytest.mark.parametrize("description,role", [("t1 vibe late art", "t1_arterial"),
+                                              ("t1 vibe delayed", "t1_hepatobiliary"),
+                                              ("t1 vibe portal venous", "t1_portal_venous"),
+                                              ("t1 vibe 3 min", "t1_transitional")])
+def test_phase_words_without_times(tmp_path, description, role):
+    """No acquisition time at all: the description decides, the most specific word first."""
+    write_series(tmp_path, study_uid=generate_uid(), description=description, te=1.8, tr=4.0, contrast="Gd",
+                 omit=("AcquisitionTime",))
+    s = classify_folder(tmp_path).series[0]
+    assert s.role == role and s.confidence <= 0.7 and "no acquisition time" in s.reason

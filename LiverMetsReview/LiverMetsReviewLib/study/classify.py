@@ -319,10 +319,20 @@ def _signature(s: SeriesInfo) -> tuple:
 
 
 def _keyword_phase(s: SeriesInfo) -> str | None:
-    for role in ("t1_hepatobiliary", "t1_transitional", "t1_portal_venous", "t1_arterial"):
-        if keyword(s, role):
-            return role
-    return None
+    """The phase named in the description; the longest matching word wins ('late art' over 'late')."""
+    text = _text(s)
+    best, best_len = None, 0
+    for role in ("t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary"):
+        for word in rules()["keywords"][role]:
+            if len(word) > best_len and _pattern(word).search(text):
+                best, best_len = role, len(word)
+    return best
+
+
+def _phase_word(s: SeriesInfo, role: str) -> str:
+    text = _text(s)
+    words = [w for w in rules()["keywords"][role] if _pattern(w).search(text)]
+    return max(words, key=len) if words else role
 
 
 def _window_role(dt: float, windows: Mapping[str, Sequence[float]]) -> str | None:
@@ -500,11 +510,11 @@ def _vote_units(units: list[_Unit]) -> list[tuple[_Unit, Vote]]:
                                                f"description says {role_label(word_role).lower()}")
         elif time_role:
             conf = 0.95 if word_role else (0.85 if injection is not None else 0.8)
-            extra = f"; description '{keyword(p.s, word_role)}'" if word_role else ""
+            extra = f"; description '{_phase_word(p.s, word_role)}'" if word_role else ""
             out[id(p)] = Vote(time_role, conf, f"{timing}: {role_label(time_role).lower()}{extra}")
         elif word_role:
             why = f"{timing}; " if timing else "no acquisition time; "
-            out[id(p)] = Vote(word_role, 0.7, f"{why}description '{keyword(p.s, word_role)}'")
+            out[id(p)] = Vote(word_role, 0.7, f"{why}description '{_phase_word(p.s, word_role)}'")
         else:
             why = timing or "no acquisition time and no phase word in the description"
             out[id(p)] = Vote(UNASSIGNED, 0.7, f"post-contrast T1 GRE but the phase is unclear ({why})")
