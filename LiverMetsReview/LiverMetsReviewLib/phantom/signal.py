@@ -14,11 +14,30 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import LiverMetsError
+from ..resources import load_json
 
 ArrayLike = np.ndarray | float
+PROTOCOL_FILE = "phantom_protocol.json"
 
 
 # --- fat spectrum -----------------------------------------------------------------------------------------------
+
+def default_fat_spectrum() -> dict:
+    """The project's one multi-peak fat spectrum (``phantom_protocol.json`` physics), shared by phantom and maps.
+
+    Returns a new dict: ``ppm`` (relative to water), ``amplitudes`` (relative, sum 1), ``gamma_mhz_per_t``,
+    ``model`` and ``source``, so that the PDFF fit assumes exactly the spectrum the phantom simulates.
+    """
+    phys = load_json(PROTOCOL_FILE)["physics"]
+    spec = phys["fat_spectrum"]
+    amps = [float(a) for a in spec["relative_amplitudes"]]
+    total = sum(amps)
+    return {"model": str(spec.get("model", "multi-peak fat spectrum")),
+            "ppm": [float(v) for v in spec["ppm_relative_to_water"]],
+            "amplitudes": [a / total for a in amps],
+            "gamma_mhz_per_t": float(phys["gyromagnetic_ratio_mhz_per_t"]),
+            "source": str(spec.get("source", ""))}
+
 
 def fat_peak_frequencies_hz(field_strength_t: float, ppm: Sequence[float], gamma_mhz_per_t: float) -> np.ndarray:
     """Off-resonance of each fat peak relative to water: f_p = gamma/2pi * B0 * ppm_p (MHz*ppm = Hz)."""

@@ -1,0 +1,388 @@
+"""Multi-echo PDFF / R2*: analytic multi-peak signals (noise-free and Rician), the phantom's multi_echo_gre against
+its ground truth, real complex multi-echo data (plausibility), properties and bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+
+from conftest import shared_path
+from LiverMetsReviewLib.cli import pdff_cmd
+from LiverMetsReviewLib.errors import LiverMetsError
+from LiverMetsReviewLib.io.images import get_metadata, write_image
+from LiverMetsReviewLib.maps.pdff import FLAG_AMBIGUOUS, fit_pdff, pdff_defaults
+from LiverMetsReviewLib.phantom.signal import default_fat_spectrum, fat_phasor, spoiled_gre_factor
+
+TE = {1.5: np.array([1.2 + 1.2 * k for k in range(6)]), 3.0: np.array([1.0 + 0.8 * k for k in range(6)])}
+
+
+def _signal(ff: np.ndarray, r2s: np.ndarray, b0: float, te: np.ndarray, s0: float = 1000.0) -> np.ndarray:
+    """Noise-free magnitudes |W + F c(TE)| exp(-R2* TE), last axis = echo (the model's own equation)."""
+    spec = default_fat_spectrum()
+    c = fat_phasor(te, b0, spec["ppm"], spec["amplitudes"], spec["gamma_mhz_per_t"])
+    return s0 * np.abs((1 - ff)[..., None] + ff[..., None] * c) * np.exp(-r2s[..., None] * te / 1000.0)
+
+
+def _images(sig: np.ndarray) -> list[sitk.Image]:
+    """One float32 image per echo from a (..., n_echo) array of 2-D planes (z = 1)."""
+    sig = sig if sig.ndim == 4 else sig[None]
+    return [sitk.GetImageFromArray(np.ascontiguousarray(sig[..., k], dtype=np.float32)) for k in range(sig.shape[-1])]
+
+
+def _arr(img: sitk.Image) -> np.ndarray:
+    return sitk.GetArrayFromImage(img)
+
+
+# --- analytic truth ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("b0", [1.5, 3.0])
+def test_noise_free_pdff_r2star_exact_over_0_to_100_percent(b0):
+    ff = np.linspace(0.0, 1.0, 101)
+    r2 = np.array([0.0, 30.0, 100.0, 200.0, 300.0])
+    FF, R2 = np.meshgrid(ff, r2, indexing="ij")
+    res = fit_pdff(_images(_signal(FF, R2, b0, TE[b0]).astype(np.float64)), TE[b0], field_strength_t=b0,
+                   noise_floor=0.0)
+    p, r = _arr(res.pdff)[0], _arr(res.r2star)[0]
+    assert np.all(_arr(res.mask)[0] == 1)
+    np.testing.assert_allclose(p, FF * 100, atol=1e-3)          # includes > 50 %: the ambiguity resolved
+    np.testing.assert_allclose(r, R2, atol=1e-3)
+    np.testing.assert_allclose(_arr(res.water)[0] + _arr(res.fat)[0], 1000.0, rtol=1e-5)
+    assert res.summary["ambiguous_voxels"] == 0
+    assert res.summary["units"]["pdff"] == "percent" and res.summary["units"]["r2star"] == "1/s"
+    assert res.summary["fat_model"]["source"] == default_fat_spectrum()["source"]
+
+
+def test_single_peak_model_is_used_when_given():
+    """A one-peak fat model fits one-peak data exactly; the default six-peak model does not (it is not ignored)."""
+    te, b0 = TE[1.5], 1.5
+    one = {"ppm": [-3.4], "amplitudes": [1.0], "source": "single peak (test)"}
+    df = default_fat_spectrum()["gamma_mhz_per_t"] * b0 * -3.4
+    ff = np.linspace(0.05, 0.95, 19)[None, :]
+    c = np.exp(2j * np.pi * df * te / 1000.0)
+    sig = 1000 * np.abs((1 - ff)[..., None] + ff[..., None] * c) * np.exp(-40.0 * te / 1000.0)
+    res = fit_pdff(_images(sig), te, field_strength_t=b0, fat_model=one, noise_floor=0.0)
+    assert res.summary["fat_model"]["source"] == "single peak (test)"
+    low = ff[0] < 0.5  # one peak: magnitude is symmetric in W <-> F, so only the folded value is identifiable
+    np.testing.assert_allclose(np.minimum(_arr(res.pdff)[0, 0], 100 - _arr(res.pdff)[0, 0]),
+                               np.where(low, ff[0], 1 - ff[0]) * 100, atol=1e-2)
+    res6 = fit_pdff(_images(sig), te, field_strength_t=b0, noise_floor=0.0)
+    assert np.max(_arr(res6.quality)) > 10 * np.max(_arr(res.quality))
+
+
+def _patches(values, size):
+    """Block image: one homogeneous size x size patch per value (tissue-like, so the neighbourhood vote applies)."""
+    return np.kron(np.asarray(values, float)[None, :], np.ones((size, size)))
+
+
+@pytest.mark.parametrize("b0,snr", [(1.5, 40.0), (3.0, 30.0)])
+def test_rician_noise_bias_within_stated_limits(b0, snr):
+    """SNR (first-echo total signal / sigma) 30-50: median PDFF within 1.5 points and median R2* within 8 1/s of
+    the truth in each patch's interior; fat-water swaps (> 20 points off) in fewer than 2 % of interior voxels."""
+    rng = np.random.default_rng(7)
+    ffs = [0.0, 2.0, 10.0, 18.0, 35.0, 65.0, 82.0, 95.0, 100.0]
+    size = 24
+    FF = _patches(ffs, size) / 100.0
+    R2 = np.full_like(FF, 45.0)
+    sig = _signal(FF, R2, b0, TE[b0])
+    sigma = 1000.0 / snr
+    noisy = np.abs(sig + rng.normal(0, sigma, sig.shape) + 1j * rng.normal(0, sigma, sig.shape))
+    res = fit_pdff(_images(noisy), TE[b0], field_strength_t=b0, noise_floor=0.0, noise_sigma=sigma)
+    p, r = _arr(res.pdff)[0], _arr(res.r2star)[0]
+    inner = np.zeros((size, size), bool)
+    inner[3:-3, 3:-3] = True
+    inner = np.tile(inner, (1, len(ffs)))
+    for k, f in enumerate(ffs):
+        m = inner & (np.arange(p.shape[1])[None, :] // size == k)
+        assert abs(np.median(p[m]) - f) < 1.5, (f, np.median(p[m]))
+        assert abs(np.median(r[m]) - 45.0) < 8.0, (f, np.median(r[m]))
+        assert np.mean(np.abs(p[m] - f) > 20) < 0.02, (f, np.mean(np.abs(p[m] - f) > 20))
+    assert np.all(np.isfinite(p)) and p.min() >= 0 and p.max() <= 100
+
+
+def test_decided_alone_a_noisy_voxel_can_swap_and_is_flagged():
+    """Without the neighbourhood (window 1x1x1), magnitude data at SNR 40 (1.5 T, PDFF 15 %) swap in several % of
+    voxels and at least 40 % of those are flagged; with the default neighbourhood fewer than 1 % swap."""
+    rng = np.random.default_rng(3)
+    FF = np.full((40, 40), 0.15)
+    sig = _signal(FF, np.full_like(FF, 45.0), 1.5, TE[1.5])
+    sigma = 1000 / 40
+    noisy = np.abs(sig + rng.normal(0, sigma, sig.shape) + 1j * rng.normal(0, sigma, sig.shape))
+    alone = fit_pdff(_images(noisy), TE[1.5], field_strength_t=1.5, noise_floor=0.0, noise_sigma=sigma,
+                     vote_window=(1, 1, 1))
+    voted = fit_pdff(_images(noisy), TE[1.5], field_strength_t=1.5, noise_floor=0.0, noise_sigma=sigma)
+    pa, pv = _arr(alone.pdff)[0], _arr(voted.pdff)[0]
+    swapped = np.abs(pa - 15) > 20
+    assert swapped.mean() > 0.03
+    assert np.mean(_arr(alone.flags)[0][swapped] == FLAG_AMBIGUOUS) > 0.4
+    assert np.mean(np.abs(pv[4:-4, 4:-4] - 15) > 20) < 0.01
+    assert "neighbourhood" in voted.summary["ambiguity_resolution"]
+
+
+# --- the phantom ---------------------------------------------------------------------------------------------------
+
+def _apparent_pdff(ff_percent: float, t1_water_ms: float, study) -> float:
+    """PDFF the fit should see: the protocol's spoiled-GRE T1 weighting of water and fat (not corrected by the fit)."""
+    me = study.series_by_role("multi_echo_gre").meta
+    fat_t1 = study.truth["acquisition"]["fat_relaxation"]["t1_ms"] if "fat_relaxation" in study.truth.get(
+        "acquisition", {}) else None
+    if fat_t1 is None:
+        from LiverMetsReviewLib.resources import load_json
+        fat_t1 = load_json("phantom_protocol.json")["physics"]["fat_relaxation"]["by_field_strength"]["1.5"]["t1_ms"]
+    gw = spoiled_gre_factor(1000.0 / t1_water_ms, me["repetition_time_ms"], me["flip_angle_deg"])
+    gf = spoiled_gre_factor(1000.0 / fat_t1, me["repetition_time_ms"], me["flip_angle_deg"])
+    f = ff_percent / 100.0
+    return float(100.0 * f * gf / (f * gf + (1 - f) * gw))
+
+
+def _compartment(study, key: str, name: str) -> dict:
+    for item in study.truth[key]:
+        if item["id"] == name:
+            return item
+    raise KeyError(name)
+
+
+@pytest.fixture(scope="module")
+def small_steatosis():
+    from LiverMetsReviewLib.phantom import generate_phantom
+
+    study = generate_phantom(seed=5, scenario="steatosis", size="small")
+    s = study.series_by_role("multi_echo_gre")
+    res = fit_pdff(s.stacks, s.echo_times_ms, field_strength_t=s.meta["field_strength_t"])
+    return study, res
+
+
+@pytest.mark.parametrize("organ", ["liver", "spleen", "subcutaneous_fat", "abdominal_wall_muscle"])
+def test_phantom_organ_pdff_and_r2star(small_steatosis, organ):
+    """Median over the eroded organ: PDFF within 1.0 point of the T1-weighted truth, R2* within 10 % of 1/T2*."""
+    study, res = small_steatosis
+    item = _compartment(study, "organs", organ)
+    params = item["compartments"][0]["params"]
+    lab = _arr(study.labelmap_on("multi_echo_gre"))
+    m = ndimage.binary_erosion(lab == item["label"], structure=np.ones((1, 3, 3)))
+    assert m.sum() > 100
+    p, r = _arr(res.pdff)[m], _arr(res.r2star)[m]
+    expected = _apparent_pdff(params["pdff_percent"], params["t1_ms"], study)
+    assert abs(np.median(p) - expected) < 1.0, (organ, np.median(p), expected)
+    assert abs(np.median(r) - 1000.0 / params["t2star_ms"]) < 0.10 * 1000.0 / params["t2star_ms"], np.median(r)
+    assert np.all(_arr(res.mask)[m] == 1)
+
+
+def test_phantom_background_masked_and_maps_finite(small_steatosis):
+    study, res = small_steatosis
+    lab = _arr(study.labelmap_on("multi_echo_gre"))
+    outside = ndimage.binary_erosion(lab == 0, iterations=2)
+    assert np.mean(_arr(res.mask)[outside] == 0) > 0.95
+    for img in (res.pdff, res.r2star, res.water, res.fat, res.quality):
+        assert np.all(np.isfinite(_arr(img)))
+    assert res.summary["masked_voxels"] == int(np.count_nonzero(_arr(res.mask) == 0))
+
+
+@pytest.fixture(scope="module")
+def standard_lesions():
+    from LiverMetsReviewLib.phantom import generate_phantom
+
+    study = generate_phantom(seed=2, scenario="steatosis", size="standard")
+    s = study.series_by_role("multi_echo_gre")
+    lab = _arr(study.labelmap_on("multi_echo_gre"))
+    ids = {name: _compartment(study, "lesions", name) for name in ("fat_met", "hypersteatosis", "fat_sparing")}
+    roi = ndimage.binary_dilation(np.isin(lab, [v["label"] for v in ids.values()]), np.ones((1, 3, 3)), iterations=4)
+    mask = sitk.GetImageFromArray(roi.astype(np.uint8))
+    mask.CopyInformation(s.image)
+    res = fit_pdff(s.stacks, s.echo_times_ms, field_strength_t=s.meta["field_strength_t"], mask=mask)
+    return study, lab, ids, res
+
+
+@pytest.mark.parametrize("lesion", ["fat_met", "hypersteatosis", "fat_sparing"])
+def test_phantom_fat_containing_lesions(standard_lesions, lesion):
+    """Standard-size phantom, eroded lesion: median PDFF within 2.5 points of the T1-weighted truth."""
+    study, lab, ids, res = standard_lesions
+    item = ids[lesion]
+    params = item["compartments"][-1]["params"]
+    m = ndimage.binary_erosion(lab == item["label"], structure=np.ones((1, 3, 3)))
+    assert m.sum() >= 20
+    expected = _apparent_pdff(params["pdff_percent"], params["t1_ms"], study)
+    assert abs(np.median(_arr(res.pdff)[m]) - expected) < 2.5, (lesion, np.median(_arr(res.pdff)[m]), expected)
+
+
+# --- real data -----------------------------------------------------------------------------------------------------
+
+def _load_mat(name: str) -> tuple[np.ndarray, np.ndarray, float]:
+    from scipy.io import loadmat
+
+    d = loadmat(str(shared_path("data", "multiecho-fatwater-mat", name)))
+    return np.abs(d["data"]).astype(np.float32), d["te"].ravel().astype(float) * 1000.0, float(d["Tesla"].ravel()[0])
+
+
+def test_real_16_echo_phantom_three_vials():
+    """1.5 T oil/water vials (no published truth): three separated vials with distinct fat levels, low spread."""
+    data, te, b0 = _load_mat("phantom_16echo_bipolar.mat")
+    res = fit_pdff(_images(data[None]), te, field_strength_t=b0)
+    p, r = _arr(res.pdff)[0], _arr(res.r2star)[0]
+    assert np.all(np.isfinite(p)) and p.min() >= 0 and p.max() <= 100
+    lab, n = ndimage.label(ndimage.binary_erosion(_arr(res.mask)[0] == 1, iterations=3))
+    sizes = ndimage.sum(np.ones_like(p), lab, range(1, n + 1))
+    vials = [i + 1 for i in np.argsort(sizes)[::-1][:3]]
+    assert n >= 3 and min(sizes[np.array(vials) - 1]) > 500
+    med = np.array([np.median(p[lab == v]) for v in vials])
+    iqr = np.array([np.subtract(*np.percentile(p[lab == v], [75, 25])) for v in vials])
+    assert np.all(iqr < 3.0), iqr                                  # homogeneous vials read homogeneously
+    order = np.argsort(med)                                          # three distinct fat levels: the
+    q = [np.percentile(p[lab == vials[i]], [25, 75]) for i in order]  # interquartile ranges do not overlap
+    assert q[0][1] < q[1][0] and q[1][1] < q[2][0], q
+    assert med.min() < 5 and med.max() > 15
+    rv = np.concatenate([r[lab == v] for v in vials])
+    assert 0 <= np.median(rv) < 150 and np.percentile(rv, 95) < 300   # doped water / oil at 1.5 T
+    # the first 8 echoes alone rank the vials the same way (values move by a few points: the oil's spectrum and
+    # relaxation are not exactly the liver-fat model's, so the fit depends somewhat on the echo sampling)
+    half = fit_pdff(_images(data[None, ..., :8]), te[:8], field_strength_t=b0)
+    med8 = np.array([np.median(_arr(half.pdff)[0][lab == v]) for v in vials])
+    assert list(np.argsort(med8)) == list(order)
+    assert np.all(np.diff(med8[order]) > 1.0)
+
+
+def test_real_invivo_low_field_is_finite_and_plausible():
+    """0.35 T body, 6 echoes, no truth: finite maps in range; R2* plausible for soft tissue; the fold-free fat
+    signal min(PDFF, 100 - PDFF) agrees with the 2-point estimate from the echoes nearest opposed and in phase."""
+    data, te, b0 = _load_mat("invivo.mat")
+    res = fit_pdff(_images(data[None]), te, field_strength_t=b0)
+    p, r, m = _arr(res.pdff)[0], _arr(res.r2star)[0], _arr(res.mask)[0] == 1
+    assert m.mean() > 0.5
+    assert np.all(np.isfinite(p)) and p.min() >= 0 and p.max() <= 100
+    assert np.all(np.isfinite(r)) and r.min() >= 0 and r.max() <= pdff_defaults()["r2star_max_per_s"]
+    assert 5 < np.median(r[m]) < 100
+    assert np.percentile(r[m], 95) < 250
+    assert res.summary["noise_sigma"] is None or res.summary["noise_sigma"] > 0
+
+
+# --- properties and errors -----------------------------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.0, 1e-3, 1.0, 1e4, 1e30]), st.integers(3, 8),
+       st.sampled_from([0.35, 1.5, 3.0]))
+def test_property_never_nan_or_inf(seed, amp, n_echo, b0):
+    rng = np.random.default_rng(seed)
+    te = np.cumsum(rng.uniform(0.3, 3.0, n_echo))
+    data = rng.uniform(0, 1, (1, 6, 7, n_echo)) * amp
+    data[0, rng.integers(0, 6), :, :] = 0.0                    # a row of zero voxels
+    if amp == 0.0:
+        data[0, 0, 0, 0] = 1.0
+    res = fit_pdff(_images(data), te, field_strength_t=b0)
+    for img in (res.pdff, res.r2star, res.water, res.fat, res.quality):
+        a = _arr(img)
+        assert np.all(np.isfinite(a))
+    p = _arr(res.pdff)
+    assert p.min() >= 0 and p.max() <= 100
+    assert _arr(res.r2star).min() >= 0
+    assert set(np.unique(_arr(res.flags))) <= {0, 1, 2, 3}
+    assert res.summary["masked_voxels"] + res.summary["voxels_fitted"] == res.summary["voxels_total"]
+
+
+def _good(n=6):
+    FF = np.array([[0.2, 0.7]])
+    return _images(_signal(FF, np.full_like(FF, 40.0), 1.5, TE[1.5][:n])), list(TE[1.5][:n])
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda e, t: (e[:2], t[:2]), "at least 3 echoes"),
+    (lambda e, t: (e, t[:-1]), "one echo time"),
+    (lambda e, t: (e, t[::-1]), "increasing"),
+    (lambda e, t: (e, [t[0]] * len(t)), "increasing"),
+    (lambda e, t: (e, [0.0, *t[1:]]), "positive"),
+    (lambda e, t: ([sitk.GetImageFromArray(-sitk.GetArrayFromImage(e[0])), *e[1:]], t), "negative"),
+    (lambda e, t: ([sitk.GetImageFromArray(sitk.GetArrayFromImage(e[0]) * np.nan), *e[1:]], t), "NaN"),
+    (lambda e, t: ([sitk.GetImageFromArray(np.zeros((1, 1, 2), np.float32))] * len(e), t), "all zero"),
+    (lambda e, t: (e[0], t), "list of images"),
+])
+def test_bad_input_is_refused_with_a_reason(mutate, match):
+    echoes, tes = _good()
+    e, t = mutate(echoes, tes)
+    with pytest.raises(LiverMetsError, match=match):
+        fit_pdff(e, t, field_strength_t=1.5)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"field_strength_t": None}, "field strength"),
+    ({"field_strength_t": 0.0}, "field strength"),
+    ({"field_strength_t": float("nan")}, "field strength"),
+    ({"field_strength_t": 1.5, "method": "dixon"}, "unknown PDFF method"),
+    ({"field_strength_t": 1.5, "method": "complex"}, "not available"),
+    ({"field_strength_t": 1.5, "fat_model": {"ppm": [-3.4, 1.0], "amplitudes": [1.0]}}, "fat model"),
+    ({"field_strength_t": 1.5, "fat_model": {"ppm": [-3.4], "amplitudes": [-1.0]}}, "fat model"),
+    ({"field_strength_t": 1.5, "noise_floor": -1.0}, "noise floor"),
+])
+def test_bad_options_are_refused(kwargs, match):
+    echoes, tes = _good()
+    with pytest.raises(LiverMetsError, match=match):
+        fit_pdff(echoes, tes, **kwargs)
+
+
+def test_echo_on_another_grid_is_resampled_with_a_note():
+    FF = np.full((1, 12, 12), 0.25)
+    sig = _signal(FF, np.full_like(FF, 40.0), 1.5, TE[1.5])
+    echoes = _images(sig)
+    moved = sitk.Image(echoes[2])
+    moved.SetOrigin((1.5, 0.0, 0.0))                      # 1.5 voxels: column 0 lies outside this echo
+    echoes[2] = moved
+    res = fit_pdff(echoes, TE[1.5], field_strength_t=1.5, noise_floor=0.0)
+    assert any("resampled" in n for n in res.summary["notes"])
+    inner = _arr(res.pdff)[0, 2:-2, 2:-2]
+    np.testing.assert_allclose(inner, 25.0, atol=1e-3)
+    assert res.summary["masked_reasons"]["outside_input_grid"] > 0
+
+
+def test_few_cycles_spanned_warns():
+    te = [1.0, 1.2, 1.4]
+    FF = np.full((1, 4, 4), 0.1)
+    res = fit_pdff(_images(_signal(FF, np.full_like(FF, 40.0), 1.5, np.array(te))), te, field_strength_t=1.5,
+                   noise_floor=0.0)
+    assert any("cycles of fat-water" in w for w in res.summary["warnings"])
+
+
+# --- CLI -----------------------------------------------------------------------------------------------------------
+
+def _run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="livermets")
+    pdff_cmd.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_files_and_json(tmp_path, capsys):
+    FF = np.linspace(0, 1, 21)[None, None, :].repeat(3, axis=1)
+    sig = _signal(FF, np.full_like(FF, 60.0), 3.0, TE[3.0])
+    paths = []
+    for k, img in enumerate(_images(sig)):
+        paths.append(str(write_image(img, tmp_path / f"e{k + 1}.nrrd")))
+    out, r2 = tmp_path / "pdff.nrrd", tmp_path / "r2.nrrd"
+    rc = _run_cli(["pdff", *paths, "--echo-times", *[str(t) for t in TE[3.0]], "--field-strength", "3",
+                   "-o", str(out), "--r2star", str(r2), "--noise-floor", "0", "--json"])
+    assert rc == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["units"]["pdff"] == "percent" and payload["inputs"]["field_strength_t"] == 3.0
+    pd = sitk.ReadImage(str(out))
+    np.testing.assert_allclose(_arr(pd)[0, 1], FF[0, 1] * 100, atol=1e-3)
+    np.testing.assert_allclose(_arr(sitk.ReadImage(str(r2)))[0, 1], 60.0, atol=1e-3)
+    meta = get_metadata(pd)
+    assert meta["units"] == "percent" and meta["echo_times_ms"] == pytest.approx(list(TE[3.0]))
+
+
+def test_cli_study_folder_and_errors(tmp_path, small_steatosis, capsys):
+    from LiverMetsReviewLib.io.study_folder import write_study_folder
+
+    study, res = small_steatosis
+    write_study_folder([study.series_by_role("multi_echo_gre")], tmp_path / "study")
+    out = tmp_path / "p.nrrd"
+    assert _run_cli(["pdff", str(tmp_path / "study"), "-o", str(out)]) == 0
+    np.testing.assert_allclose(_arr(sitk.ReadImage(str(out))), _arr(res.pdff), atol=1e-4)
+    e1 = str(tmp_path / "study" / "multi_echo_gre_e1.nrrd")
+    with pytest.raises(LiverMetsError, match="field strength"):
+        _run_cli(["pdff", e1, e1, e1, "--echo-times", "1", "2", "3", "-o", str(out)])
+    with pytest.raises(LiverMetsError, match="also an input"):
+        _run_cli(["pdff", e1, e1, e1, "--echo-times", "1", "2", "3", "--field-strength", "1.5", "-o", e1])
