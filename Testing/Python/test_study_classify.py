@@ -435,3 +435,32 @@ def test_phase_words_without_times(tmp_path, description, role):
                  omit=("AcquisitionTime",))
     s = classify_folder(tmp_path).series[0]
     assert s.role == role and s.confidence <= 0.7 and "no acquisition time" in s.reason
+
+
+def test_t2_choice_axial_fat_suppressed_and_mrcp(tmp_path):
+    study = generate_uid()
+    coronal = (1, 0, 0, 0, 0, -1)
+    write_series(tmp_path, study_uid=study, number=1, description="haste_cor", te=90.0, tr=1400.0,
+                 orientation=coronal)
+    write_series(tmp_path, study_uid=study, number=2, description="t2_tse_fs_tra", te=85.0, tr=3000.0)
+    write_series(tmp_path, study_uid=study, number=3, description="t2_haste_tra", te=90.0, tr=1400.0)
+    write_series(tmp_path, study_uid=study, number=4, description="3d_cor_thick_slab", te=700.0, tr=4500.0,
+                 orientation=coronal)
+    by_num = {s.series_number: s for s in classify_folder(tmp_path).series}
+    assert by_num[2].role == "t2" and "fat-suppressed" in by_num[2].reason
+    assert by_num[1].role == "unassigned" and "preferred" in by_num[1].reason
+    assert by_num[3].role == "unassigned" and "preferred" in by_num[3].reason
+    assert by_num[4].role == "unassigned" and "MRCP" in by_num[4].reason
+
+
+def test_coronal_post_contrast_does_not_take_a_phase(tmp_path):
+    study = generate_uid()
+    clocks = {1: "100000", 2: "100125", 3: "100210", 4: "100400", 6: "102100"}  # injection 10:01:00
+    for n, clock in clocks.items():
+        write_series(tmp_path, study_uid=study, number=n, description="t1 vibe fs", te=1.8, tr=4.0, acq_time=clock,
+                     contrast=None if n == 1 else "Gd-EOB-DTPA", contrast_start=None if n == 1 else "100100")
+    write_series(tmp_path, study_uid=study, number=5, description="t1 vibe fs cor", te=1.8, tr=4.0,
+                 acq_time="100430", contrast="Gd-EOB-DTPA", contrast_start="100100", orientation=(1, 0, 0, 0, 0, -1))
+    roles = _roles(tmp_path)
+    assert roles == {1: "t1_pre", 2: "t1_arterial", 3: "t1_portal_venous", 4: "t1_transitional", 5: "unassigned",
+                     6: "t1_hepatobiliary"}

@@ -281,6 +281,9 @@ def vote_t2(s: SeriesInfo) -> Vote | None:
         return None
     word = keyword(s, "t2")
     te = s.echo_times_ms[0] if s.echo_times_ms else None
+    if te is not None and te > phys["t2_max_te_ms"]:
+        return Vote(UNASSIGNED, 0.8, f"very long echo time (TE {te:g} ms): heavily T2-weighted (MRCP-like), not the "
+                                     "T2 series of the liver protocol")
     if te is not None and te >= phys["t2_min_te_ms"]:
         extra = f"; description '{word}'" if word else ""
         return Vote("t2", 0.9 if word else 0.75, f"long echo time (TE {te:g} ms): T2-weighted{extra}")
@@ -567,6 +570,25 @@ def classify_series(series: Sequence[SeriesInfo]) -> list[SeriesInfo]:
     return list(series)
 
 
+def _is_axial(s: SeriesInfo) -> bool:
+    ori = s.stacks[0].frames[0].orientation if s.stacks and s.stacks[0].frames else None
+    if ori is None:
+        return False
+    normal = (ori[1] * ori[5] - ori[2] * ori[4], ori[2] * ori[3] - ori[0] * ori[5], ori[0] * ori[4] - ori[1] * ori[3])
+    return abs(normal[2]) >= rules()["preference"]["axial_min_abs_normal_z"]
+
+
+def _preference(s: SeriesInfo, role: str) -> tuple[int, int]:
+    """Tie-break between series claiming one role: axial first, then (for T2) fat-suppressed."""
+    fat_sat = int(role == "t2" and bool(keyword(s, "fat_suppressed") or "FS" in s.sequence_variant.upper().split("\\")))
+    return int(_is_axial(s)), fat_sat
+
+
+def _preference_text(s: SeriesInfo, role: str) -> str:
+    axial, fs = _preference(s, role)
+    return ", ".join([w for w, ok in (("axial", axial), ("fat-suppressed", fs)) if ok]) or "preferred"
+
+
 def _resolve_duplicates(series: Sequence[SeriesInfo], margin: float) -> None:
     claims: dict[str, list[SeriesInfo]] = {}
     for s in series:
@@ -578,16 +600,26 @@ def _resolve_duplicates(series: Sequence[SeriesInfo], margin: float) -> None:
             continue
         owners = sorted(owners, key=lambda s: -s.confidence)
         top = owners[0]
+        name = role_label(role).lower()
         if top.confidence - owners[1].confidence >= margin:
-            losers = owners[1:]
-            for s in losers:
-                _drop_role(s, role, f"also looks like {role_label(role).lower()} ({s.reason}) but {top.label} is "
-                                    "more certain")
+            for s in owners[1:]:
+                _drop_role(s, role, f"also looks like {name} but {top.label} is more certain")
+            continue
+        close = [s for s in owners if top.confidence - s.confidence < margin]
+        prefs = [_preference(s, role) for s in close]
+        best = max(prefs)
+        if prefs.count(best) == 1:
+            winner = close[prefs.index(best)]
+            for s in owners:
+                if s is not winner:
+                    _drop_role(s, role, f"also looks like {name} but {winner.label} is "
+                                        f"{_preference_text(winner, role)} and was preferred")
+            winner.reason += f" ({_preference_text(winner, role)}, preferred over " + \
+                ", ".join(s.label for s in owners if s is not winner) + ")"
         else:
             names = " and ".join(s.label for s in owners)
             for s in owners:
-                _drop_role(s, role, f"ambiguous: {names} all look like {role_label(role).lower()}; set the role by "
-                                    f"hand ({s.reason})")
+                _drop_role(s, role, f"ambiguous: {names} all look like {name}; set the role by hand ({s.reason})")
 
 
 def _drop_role(s: SeriesInfo, role: str, reason: str) -> None:
