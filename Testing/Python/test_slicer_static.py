@@ -7,12 +7,14 @@ reports each kind of error (a checker that never fails proves nothing).
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import inspect
 import json
 import shutil
 import sys
 import types
+import unittest
 from pathlib import Path
 
 import numpy as np
@@ -404,6 +406,9 @@ class _FakeMatrix4x4:
     def MultiplyPoint(self, point):  # noqa: N802 - VTK's spelling
         return tuple(self.m @ np.asarray(point, dtype=float))
 
+    def GetElement(self, row, col):  # noqa: N802
+        return float(self.m[row, col])
+
 
 class _FakeVolumeNode:
     """A volume node's geometry as sitkUtils.PushVolumeToSlicer sets it (Slicer's Base/Python/sitkUtils.py):
@@ -666,3 +671,283 @@ def test_maps_from_the_scene_equal_the_core_maps(fake_scene, slicer_side, small_
     with pytest.raises(MissingDataError, match="not a contrast phase"):
         maps.computeEnhancement("t2")
     assert "Masked voxels" in maps.summaryText(summary)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The module's own self-test, run headless against a small fake of the Slicer API it uses.
+#
+# The fake follows Slicer's documented behaviour for the calls LiverMetsReview makes (sitkUtils' LPS -> RAS
+# geometry, labelmap import naming segments from the colour table, unique node names). It cannot prove the
+# module works in Slicer (the static checks cover the names); it runs every line of the logic and of the
+# self-test, so Python mistakes (a wrong key, a wrong variable, a wrong comparison) surface here.
+
+_ANCESTORS = {
+    "vtkMRMLScalarVolumeNode": ("vtkMRMLScalarVolumeNode", "vtkMRMLVolumeNode", "vtkMRMLNode"),
+    "vtkMRMLLabelMapVolumeNode": ("vtkMRMLLabelMapVolumeNode", "vtkMRMLScalarVolumeNode", "vtkMRMLVolumeNode",
+                                  "vtkMRMLNode"),
+    "vtkMRMLColorTableNode": ("vtkMRMLColorTableNode", "vtkMRMLColorNode", "vtkMRMLNode"),
+    "vtkMRMLSegmentationNode": ("vtkMRMLSegmentationNode", "vtkMRMLNode"),
+}
+
+
+class _FakeDisplayNode:
+    def __init__(self) -> None:
+        self.color_node_id, self.visible, self.auto_wl = None, True, False
+
+    def SetAndObserveColorNodeID(self, node_id):  # noqa: N802
+        self.color_node_id = node_id
+
+    def SetVisibility(self, visible):  # noqa: N802
+        self.visible = bool(visible)
+
+    def AutoWindowLevelOn(self):  # noqa: N802
+        self.auto_wl = True
+
+
+class _FakeMrmlNode:
+    def __init__(self, scene, class_name: str, name: str, node_id: str) -> None:
+        self.scene, self.class_name, self.name, self.id = scene, class_name, name, node_id
+        self.attributes: dict[str, str] = {}
+        self.display = None
+
+    def GetID(self):  # noqa: N802
+        return self.id
+
+    def GetName(self):  # noqa: N802
+        return self.name
+
+    def SetName(self, name):  # noqa: N802
+        self.name = name
+
+    def IsA(self, class_name):  # noqa: N802
+        return class_name in _ANCESTORS[self.class_name]
+
+    def SetAttribute(self, key, value):  # noqa: N802
+        assert isinstance(value, str), f"MRML attributes are strings, got {type(value).__name__} for {key}"
+        self.attributes[key] = value
+
+    def GetAttribute(self, key):  # noqa: N802
+        return self.attributes.get(key)
+
+    def CreateDefaultDisplayNodes(self):  # noqa: N802
+        self.display = self.display or _FakeDisplayNode()
+
+    def GetDisplayNode(self):  # noqa: N802
+        return self.display
+
+
+class _FakeVolume(_FakeMrmlNode):
+    image: sitk.Image | None = None
+
+    def set_image(self, image: sitk.Image) -> None:
+        self.image = sitk.Image(image)
+        d = np.array(image.GetDirection()).reshape(3, 3)
+        ijk_to_lps = np.eye(4)
+        ijk_to_lps[:3, :3] = d * np.array(image.GetSpacing())
+        ijk_to_lps[:3, 3] = image.GetOrigin()
+        self.ijk_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ijk_to_lps
+
+    def GetSpacing(self):  # noqa: N802
+        return self.image.GetSpacing()
+
+    def GetOrigin(self):  # noqa: N802
+        return tuple(self.ijk_to_ras[:3, 3])
+
+    def GetIJKToRASDirectionMatrix(self, matrix):  # noqa: N802
+        matrix.m[:3, :3] = self.ijk_to_ras[:3, :3] / np.array(self.image.GetSpacing())
+
+    def GetRASToIJKMatrix(self, matrix):  # noqa: N802
+        matrix.m = np.linalg.inv(self.ijk_to_ras)
+
+    def GetScalarVolumeDisplayNode(self):  # noqa: N802
+        return self.display
+
+    def GetImageData(self):  # noqa: N802
+        return types.SimpleNamespace(GetDimensions=lambda: self.image.GetSize())
+
+
+class _FakeColorTable(_FakeMrmlNode):
+    def SetTypeToUser(self):  # noqa: N802
+        self.names: dict[int, str] = {}
+
+    def SetNumberOfColors(self, n):  # noqa: N802
+        self.n = n
+
+    def SetColor(self, index, name, r, g, b, a=1.0):  # noqa: N802
+        assert 0 <= index < self.n, "colour index outside the table"
+        self.names[index] = name
+
+
+class _FakeSegment:
+    def __init__(self, name: str, label: int) -> None:
+        self.name, self.label, self.color, self.tags = name, label, None, {}
+
+    def GetName(self):  # noqa: N802
+        return self.name
+
+    def SetName(self, name):  # noqa: N802
+        self.name = name
+
+    def GetLabelValue(self):  # noqa: N802
+        return self.label
+
+    def SetColor(self, r, g, b):  # noqa: N802
+        self.color = (r, g, b)
+
+    def SetTag(self, key, value):  # noqa: N802
+        assert isinstance(value, str)
+        self.tags[key] = value
+
+
+class _FakeSegmentation(_FakeMrmlNode):
+    def SetReferenceImageGeometryParameterFromVolumeNode(self, node):  # noqa: N802
+        self.reference = node.id
+
+    def GetSegmentation(self):  # noqa: N802
+        segments = self.segments
+        return types.SimpleNamespace(GetNumberOfSegments=lambda: len(segments),
+                                     GetNthSegment=lambda i: segments[i])
+
+
+class _FakeScene:
+    CLASSES = {"vtkMRMLScalarVolumeNode": _FakeVolume, "vtkMRMLLabelMapVolumeNode": _FakeVolume,
+               "vtkMRMLColorTableNode": _FakeColorTable, "vtkMRMLSegmentationNode": _FakeSegmentation}
+
+    def __init__(self) -> None:
+        self.nodes: list[_FakeMrmlNode] = []
+        self.counter = 0
+
+    def Clear(self, *args):  # noqa: N802
+        self.nodes.clear()
+
+    def unique_name(self, name: str) -> str:
+        names = {n.name for n in self.nodes}
+        if name not in names:
+            return name
+        k = 1
+        while f"{name}_{k}" in names:
+            k += 1
+        return f"{name}_{k}"
+
+    def AddNewNodeByClass(self, class_name, name=""):  # noqa: N802
+        self.counter += 1
+        node = self.CLASSES[class_name](self, class_name, name or class_name, f"{class_name}{self.counter}")
+        if class_name == "vtkMRMLSegmentationNode":
+            node.segments = []
+        self.nodes.append(node)
+        return node
+
+    def RemoveNode(self, node):  # noqa: N802
+        self.nodes.remove(node)
+
+    def GetNodeByID(self, node_id):  # noqa: N802
+        return next((n for n in self.nodes if n.id == node_id), None)
+
+
+def _import_labelmap(label_node, segmentation_node) -> bool:
+    """Slicer's importer: one segment per label present, named from the labelmap's colour table."""
+    colors = label_node.scene.GetNodeByID(label_node.display.color_node_id) if label_node.display else None
+    present = [int(v) for v in np.unique(sitk.GetArrayViewFromImage(label_node.image)) if v > 0]
+    names = getattr(colors, "names", {})
+    segmentation_node.segments = [_FakeSegment(names.get(v, f"Label_{v}"), v) for v in present]
+    return True
+
+
+@pytest.fixture()
+def fake_slicer(monkeypatch, tmp_path):
+    scene = _FakeScene()
+
+    def push(image, targetNode=None, name=None, className="vtkMRMLScalarVolumeNode"):  # noqa: N803
+        node = scene.AddNewNodeByClass(className, scene.unique_name(name))
+        node.set_image(image)
+        node.CreateDefaultDisplayNodes()
+        return node
+
+    @contextlib.contextmanager
+    def try_with_error_display(message=None, show=True, waitCursor=False):  # noqa: N803
+        yield  # errors propagate, as in Slicer's testing mode they are not shown in a dialog
+
+    modules = {name: types.ModuleType(name) for name in (
+        "slicer", "slicer.util", "slicer.i18n", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper",
+        "sitkUtils", "vtk", "qt")}
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    slicer = modules["slicer"]
+    slicer.mrmlScene = scene
+    slicer.app = types.SimpleNamespace(connect=lambda *a: None, temporaryPath=str(tmp_path),
+                                       layoutManager=lambda: None)
+    slicer.modules = types.SimpleNamespace(
+        segmentations=types.SimpleNamespace(logic=lambda: types.SimpleNamespace(
+            ImportLabelmapToSegmentationNode=_import_labelmap)))
+    slicer.vtkMRMLScalarVolumeNode = type("vtkMRMLScalarVolumeNode", (), {})
+    slicer.vtkMRMLSegmentationNode = type("vtkMRMLSegmentationNode", (), {})
+    slicer.vtkMRMLLabelMapVolumeNode = type("vtkMRMLLabelMapVolumeNode", (), {})
+    slicer.vtkMRMLColorTableNode = type("vtkMRMLColorTableNode", (), {})
+    slicer.vtkSegment = types.SimpleNamespace(GetTerminologyEntryTagName=lambda: "TerminologyEntry")
+    slicer.vtkMRMLLayoutNode = types.SimpleNamespace(SlicerLayoutFourUpView=3)
+    for sub in ("util", "i18n", "ScriptedLoadableModule", "parameterNodeWrapper"):
+        setattr(slicer, sub, modules[f"slicer.{sub}"])
+
+    util = modules["slicer.util"]
+    util.getNodesByClass = lambda class_name: [n for n in scene.nodes if n.IsA(class_name)]
+    util.arrayFromVolume = lambda node: sitk.GetArrayFromImage(node.image)
+    util.tryWithErrorDisplay = try_with_error_display
+    util.setSliceViewerLayers = lambda **kwargs: None
+    util.showStatusMessage = lambda *args: None
+    util.VTKObservationMixin = type("VTKObservationMixin", (), {"__init__": lambda self: None})
+
+    modules["slicer.i18n"].tr = lambda text: text
+    modules["slicer.i18n"].translate = lambda context, text: text
+    slm = modules["slicer.ScriptedLoadableModule"]
+    slm.ScriptedLoadableModule = type("ScriptedLoadableModule", (), {"__init__": lambda self, parent: None})
+    slm.ScriptedLoadableModuleWidget = type("ScriptedLoadableModuleWidget", (), {})
+    slm.ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (), {"__init__": lambda self: None})
+    slm.ScriptedLoadableModuleTest = type("ScriptedLoadableModuleTest", (unittest.TestCase,),
+                                          {"delayDisplay": lambda self, message, *a, **k: None})
+    pnw = modules["slicer.parameterNodeWrapper"]
+    pnw.parameterNodeWrapper = lambda cls: cls
+    pnw.Choice = lambda choices: ("Choice", list(choices))
+    pnw.WithinRange = lambda lo, hi: ("WithinRange", lo, hi)
+
+    modules["sitkUtils"].PushVolumeToSlicer = push
+    modules["sitkUtils"].PullVolumeFromSlicer = lambda node: sitk.Image(node.image)
+    modules["vtk"].vtkMatrix4x4 = _FakeMatrix4x4
+    modules["vtk"].vtkCommand = types.SimpleNamespace(ModifiedEvent=33)
+
+    monkeypatch.syspath_prepend(str(MODULE_DIR))
+    stale = [m for m in sys.modules if m.startswith("LiverMetsReviewSlicer") or m == "LiverMetsReview"]
+    for name in stale:
+        monkeypatch.delitem(sys.modules, name)
+    module = importlib.import_module("LiverMetsReview")
+    assert Path(module.__file__) == MODULE_DIR / "LiverMetsReview.py"
+    yield module, scene
+    for name in [m for m in sys.modules if m.startswith("LiverMetsReviewSlicer") or m == "LiverMetsReview"]:
+        del sys.modules[name]
+
+
+def test_module_self_test_runs_on_a_fake_slicer(fake_slicer):
+    """LiverMetsReviewTest.runTest (phantom, DICOM study, maps, role edit) passes end to end on the fake."""
+    module, scene = fake_slicer
+    module.LiverMetsReviewTest("runTest").runTest()
+    # the last sub-test leaves its node; the earlier ones were cleared by setUp
+    assert [n.name for n in scene.nodes] == ["series"]
+
+
+def test_logic_loads_the_phantom_with_display_defaults(fake_slicer):
+    module, scene = fake_slicer
+    logic = module.LiverMetsReviewLogic()
+    nodes = logic.generatePhantom(seed=1, size="small")  # show=True: layout and views code runs too
+    volumes = [n for n in scene.nodes if n.IsA("vtkMRMLScalarVolumeNode")]
+    assert len(volumes) == sum(len(s.stacks) for s in logic.lastPhantomStudy.series)
+    assert all(v.display.auto_wl for v in volumes)
+    assert not nodes["couinaud"].display.visible and nodes["ground_truth"].display.visible
+    # the temporary labelmap and colour table of the import are gone
+    assert not [n for n in scene.nodes if n.class_name in ("vtkMRMLLabelMapVolumeNode", "vtkMRMLColorTableNode")]
+    segments = nodes["ground_truth"].GetSegmentation()
+    liver = next(segments.GetNthSegment(i) for i in range(segments.GetNumberOfSegments())
+                 if segments.GetNthSegment(i).GetName() == "Liver")
+    assert liver.tags["TerminologyEntry"].count("~") == 6 and "LiverMetsReview.Kind" in liver.tags
+    # a second phantom gets unique node names, and the role table's source lists both
+    logic.generatePhantom(seed=2, size="small", show=False)
+    names = [n.GetName() for n in logic.seriesNodes()]
+    assert len(names) == 2 * len(volumes) and len(set(names)) == len(names)
