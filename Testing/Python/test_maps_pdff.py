@@ -248,8 +248,9 @@ def test_real_16_echo_phantom_three_vials():
 
 
 def test_real_invivo_low_field_is_finite_and_plausible():
-    """0.35 T body, 6 echoes, no truth: finite maps in range; R2* plausible for soft tissue; the fold-free fat
-    signal min(PDFF, 100 - PDFF) agrees with the 2-point estimate from the echoes nearest opposed and in phase."""
+    """0.35 T body, 6 echoes, SNR about 5, no truth: finite maps in range, R2* plausible for soft tissue at low
+    field. Fat- versus water-dominant cannot be asserted per region: at 0.35 T the fat peaks dephase too little
+    within 21 ms for magnitude data at this SNR (the flags say so for many voxels)."""
     data, te, b0 = _load_mat("invivo.mat")
     res = fit_pdff(_images(data[None]), te, field_strength_t=b0)
     p, r, m = _arr(res.pdff)[0], _arr(res.r2star)[0], _arr(res.mask)[0] == 1
@@ -259,6 +260,7 @@ def test_real_invivo_low_field_is_finite_and_plausible():
     assert 5 < np.median(r[m]) < 100
     assert np.percentile(r[m], 95) < 250
     assert res.summary["noise_sigma"] is None or res.summary["noise_sigma"] > 0
+    assert res.summary["ambiguous_voxels"] == int(np.count_nonzero(_arr(res.flags) == FLAG_AMBIGUOUS))
 
 
 # --- properties and errors -----------------------------------------------------------------------------------------

@@ -186,14 +186,16 @@ def _grid_starts(y: np.ndarray, ff_g: np.ndarray, r_g: np.ndarray, curves: np.nd
     1.5 T): a single start per side may stall in the shallower one.
     """
     n = y.shape[1]
-    gg = np.sum(curves * curves, axis=0)
-    proj = y.T @ curves                                    # (n, n_grid), >= 0 since y, curves >= 0
-    cost = np.sum(y * y, axis=0)[:, None] - proj * proj / gg[None, :]
+    # cost(g) = |y|^2 - (y.u_g)^2 with u_g the unit-norm curve: the best grid points maximise y.u_g (>= 0)
+    norm = np.sqrt(np.sum(curves * curves, axis=0))
+    unit = (curves / norm).astype(np.float32)
     ffs = np.unique(ff_g)
     n_r = ff_g.size // ffs.size                            # grid is ff-major: (n_ff, n_r)
-    c3 = cost.reshape(n, ffs.size, n_r)
-    r_best = np.argmin(c3, axis=2)                         # (n, n_ff)
-    prof = np.take_along_axis(c3, r_best[:, :, None], axis=2)[:, :, 0]
+    c3 = (unit.T @ y.astype(np.float32)).reshape(ffs.size, n_r, n)
+    r_idx = np.argmax(c3, axis=1)                          # (n_ff, n): best R2* per PDFF
+    best_proj = np.take_along_axis(c3, r_idx[:, None, :], axis=1)[:, 0, :]
+    r_best = np.ascontiguousarray(r_idx.T)                 # (n, n_ff)
+    prof = -np.ascontiguousarray(best_proj.T)              # minus the best projection per PDFF (a cost)
     rows = np.arange(n)
     starts = []
     for side in (ffs < 0.5, ffs > 0.5):
@@ -208,7 +210,7 @@ def _grid_starts(y: np.ndarray, ff_g: np.ndarray, r_g: np.ndarray, curves: np.nd
         for j in (first, second):
             fi = cols[j]
             k = fi * n_r + r_best[rows, fi]
-            rho = proj[rows, k] / gg[k]
+            rho = -prof[rows, fi].astype(np.float64) / norm[k]
             starts.append(np.stack([rho * (1.0 - ff_g[k]), rho * ff_g[k], r_g[k]]))
     return starts
 
