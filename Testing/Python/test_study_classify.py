@@ -464,3 +464,26 @@ def test_coronal_post_contrast_does_not_take_a_phase(tmp_path):
     roles = _roles(tmp_path)
     assert roles == {1: "t1_pre", 2: "t1_arterial", 3: "t1_portal_venous", 4: "t1_transitional", 5: "unassigned",
                      6: "t1_hepatobiliary"}
+
+
+def test_uih_and_canon_b_values(tmp_path):
+    """UIH: (0065,1009) FD (as dcm2niix reads it); Canon/Toshiba without (0018,9087): 'b=800(...)' in ImageComments."""
+    for vendor, bs in (("uih", [0.0, 600.0]), ("canon", [0.0, 800.0])):  # two studies: one DWI each
+        folder = write_series(tmp_path / vendor, study_uid=generate_uid(), number=1 if vendor == "uih" else 2,
+                              description="dwi", te=60.0, tr=4000.0, b_values=bs, vendor="siemens", b_standard=False)
+        for f in folder.iterdir():
+            ds = pydicom.dcmread(f)
+            b = int(ds[0x0019, 0x100C].value)
+            del ds[0x0019, 0x100C], ds[0x0019, 0x0010]
+            if vendor == "uih":
+                ds.Manufacturer = "UIH"
+                ds.private_block(0x0065, "Image Private Header", create=True).add_new(0x09, "FD", float(b))
+            else:
+                ds.Manufacturer = "CANON_MEC"
+                ds.ImageComments = f"b={b}(0.000,0.000,1.000)"
+            save(ds, f)
+    by_num = {s.series_number: s for s in classify_folder(tmp_path).series}
+    assert by_num[1].role == "dwi" and by_num[1].b_values == [0.0, 600.0]
+    assert by_num[1].b_sources == ["UIH (0065,1009)"]
+    assert by_num[2].role == "dwi" and by_num[2].b_values == [0.0, 800.0]
+    assert by_num[2].b_sources == ["ImageComments text"]

@@ -32,8 +32,9 @@ _PHILIPS_LABEL = (0x2001, 0x04, "Philips Imaging DD 001", "PHILIPS")
 _PHILIPS_DIRECTION = ((0x2005, 0xB0, "Philips MR Imaging DD 001", "PHILIPS"),
                       (0x2005, 0xB1, "Philips MR Imaging DD 001", "PHILIPS"),
                       (0x2005, 0xB2, "Philips MR Imaging DD 001", "PHILIPS"))
-_UIH_B = (0x0065, 0x09, "Image Private Header", "UIH")
-_UIH_DIRECTION = (0x0065, 0x37, "Image Private Header", "UIH")
+# UIH: dcm2niix reads (0065,1009) b and (0065,1037) direction whenever the manufacturer is UIH ("*" = any creator)
+_UIH_B = (0x0065, 0x09, "*", "UIH")
+_UIH_DIRECTION = (0x0065, 0x37, "*", "UIH")
 _B_TEXT = re.compile(r"\bb\s*[=:_]?\s*(\d{1,5}(?:\.\d+)?)\b", re.IGNORECASE)
 
 GE_B_OFFSET = 1_000_000_000  # some GE software adds 1e9 to (0043,xx39)[0]
@@ -67,9 +68,9 @@ def private_element(ds: Any, spec: tuple[int, int, str, str]):
         if str(value).strip().upper() == creator.upper():
             elem_tag = (group << 16) | (block << 8) | low
             return ds[elem_tag] if elem_tag in ds else None
-    # creator missing (anonymised copies): trust block 0x10 only when the manufacturer matches
+    # creator missing (anonymised copies) or not fixed by the vendor ("*"): block 0x10 when the manufacturer matches
     has_creator = ((group << 16) | 0x10) in ds  # creators are written from block 0x10 upwards
-    if not has_creator and str(ds.get("Manufacturer", "")).upper().startswith(maker):
+    if (creator == "*" or not has_creator) and str(ds.get("Manufacturer", "")).upper().startswith(maker):
         elem_tag = (group << 16) | 0x1000 | low
         return ds[elem_tag] if elem_tag in ds else None
     return None
