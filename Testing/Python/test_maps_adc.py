@@ -137,26 +137,34 @@ def _rician(s: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray
     return np.abs(s + sigma * rng.standard_normal(s.shape) + 1j * sigma * rng.standard_normal(s.shape))
 
 
-@pytest.fixture(scope="module")
-def rician_study():
-    """SNR 20 at b=0 (sigma 1), ADC 1000/2000/3000 in three bands of 12,000 voxels, b = 0/400/800."""
-    rng = np.random.default_rng(1234)
+def _rician_study(snr: float, seed: int = 1234):
+    """SNR ``snr`` at b=0 (sigma 1), ADC 1000/2000/3000 in three bands of 12,000 voxels, b = 0/400/800."""
+    rng = np.random.default_rng(seed)
     adc = np.repeat(np.array([1000.0, 2000.0, 3000.0]), 12000).reshape(3, 60, 200)
-    s0 = np.full(adc.shape, 20.0)
+    s0 = np.full(adc.shape, float(snr))
     imgs = [_img(_rician(s0 * np.exp(-b * adc * 1e-6), 1.0, rng)) for b in B3]
     return imgs, adc
 
 
-# Stated bias limits (median over 12,000 voxels, SNR 20, b 0/400/800): the nonlinear fit with the Rician
-# correction within 3 % for ADC 1.0-3.0 x10^-3 mm^2/s; log-linear LLS/WLS within 2.5 % up to 2.0 and 8 % at 3.0,
-# where the b=800 signal (SNR ~1.8) sits on the noise floor.
-LIMITS = {"lls": {1000: 2.5, 2000: 2.5, 3000: 8.0}, "wls": {1000: 2.5, 2000: 2.5, 3000: 8.0},
-          "nlls": {1000: 3.0, 2000: 3.0, 3000: 3.0}}
+@pytest.fixture(scope="module")
+def rician_study():
+    return _rician_study(20.0)
 
 
+# Stated bias limits, |median ADC / true - 1| in percent over 12,000 voxels, b 0/400/800, by SNR at b=0.
+# The nonlinear fit with the Rician correction stays within 3 % for ADC 1.0-3.0 x10^-3 mm^2/s down to SNR 10;
+# the log-linear fits are biased low where the b=800 signal nears the noise floor (ADC 3.0 at SNR 10: ~1 sigma).
+LIMITS = {
+    10: {"lls": (4.0, 10.0, 25.0), "wls": (4.0, 9.0, 16.0), "nlls": (3.0, 3.0, 3.0)},
+    20: {"lls": (2.5, 2.5, 8.0), "wls": (2.5, 2.5, 6.0), "nlls": (3.0, 3.0, 3.0)},
+    50: {"lls": (1.0, 1.0, 2.0), "wls": (1.0, 1.0, 1.5), "nlls": (1.0, 1.0, 1.0)},
+}
+
+
+@pytest.mark.parametrize("snr", [10, 20, 50])
 @pytest.mark.parametrize("method", ["lls", "wls", "nlls"])
-def test_rician_bias_within_stated_limits(rician_study, method):
-    imgs, adc = rician_study
+def test_rician_bias_within_stated_limits(snr, method):
+    imgs, adc = _rician_study(float(snr), seed=1000 + snr)
     res = fit_adc(imgs, B3, method=method, noise_floor=0.0, noise_sigma=1.0)
     got = sitk.GetArrayFromImage(res.adc)
     fitted = sitk.GetArrayFromImage(res.mask) == 1
@@ -164,7 +172,7 @@ def test_rician_bias_within_stated_limits(rician_study, method):
         band = got[k][fitted[k]]
         assert band.size > 0.95 * got[k].size
         bias = 100 * (np.median(band) / d - 1)
-        assert abs(bias) < LIMITS[method][d], f"{method} ADC {d}: median bias {bias:.2f} %"
+        assert abs(bias) < LIMITS[snr][method][k], f"{method} SNR {snr} ADC {d}: median bias {bias:.2f} %"
     assert np.all(np.isfinite(got))
 
 
