@@ -91,7 +91,7 @@ class LiverMetsReviewParameterNode:
     phantomScenario, phantomSeed, phantomFieldStrength (T), phantomSize - options of the generated phantom.
     dicomFolder - folder of a DICOM study to load.
     adcMethod - ADC fit (log-linear, weighted, or Rician-corrected non-linear); enhancementPhase - phase compared
-    with the pre-contrast T1.
+    with the pre-contrast T1. alignReferenceVolume, alignMovingVolume, alignAffine - series alignment.
     displayedVolume - the series shown in the slice views.
     """
 
@@ -102,6 +102,9 @@ class LiverMetsReviewParameterNode:
     dicomFolder: Path
     adcMethod: Annotated[str, Choice(list(sceneMaps.ADC_METHODS))] = "lls"
     enhancementPhase: Annotated[str, Choice(list(sceneMaps.CONTRAST_PHASES))] = "t1_hepatobiliary"
+    alignReferenceVolume: vtkMRMLScalarVolumeNode
+    alignMovingVolume: vtkMRMLScalarVolumeNode
+    alignAffine: bool = False
     displayedVolume: vtkMRMLScalarVolumeNode
 
 
@@ -150,6 +153,9 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.computeDixonFatButton.connect("clicked(bool)", lambda: self.runMap(self.logic.computeDixonFat))
         self.ui.computeEnhancementButton.connect(
             "clicked(bool)", lambda: self.runMap(self.logic.computeEnhancement, self._parameterNode.enhancementPhase))
+        self.ui.alignButton.connect("clicked(bool)", lambda: self.runMap(
+            self.logic.alignSeries, self._parameterNode.alignReferenceVolume, self._parameterNode.alignMovingVolume,
+            self._parameterNode.alignAffine))
         self.ui.seriesTableWidget.connect("cellClicked(int,int)", self.onSeriesCellClicked)
 
         self.initializeParameterNode()
@@ -317,6 +323,10 @@ class LiverMetsReviewLogic(ScriptedLoadableModuleLogic):
     def computeEnhancement(self, phase: str = "t1_hepatobiliary") -> tuple:
         """Relative enhancement (percent) of ``phase`` against the pre-contrast T1."""
         return sceneMaps.computeEnhancement(phase)
+
+    def alignSeries(self, referenceNode, movingNode, affine: bool = False) -> tuple:
+        """``movingNode`` registered (rigid or affine) and resampled onto ``referenceNode``'s grid."""
+        return sceneMaps.alignSeries(referenceNode, movingNode, affine)
 
     @staticmethod
     def loadDicomStudy(folder, show: bool = True) -> dict:
@@ -492,6 +502,17 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
                                     study.series_by_role("t1_hepatobiliary").image, phase="t1_hepatobiliary")
         np.testing.assert_array_equal(sceneArray(nodes["enhancement_t1_hepatobiliary"]),
                                       sitk.GetArrayViewFromImage(core.re))
+
+        # The phantom has no breath-hold shift here: aligning the HBP to the pre-contrast T1 must find (almost)
+        # no motion, put the result on the reference grid and keep the role.
+        pre = next(n for n in logic.seriesNodes() if n.GetAttribute(attributes.ROLE) == "t1_pre")
+        hbp = next(n for n in logic.seriesNodes() if n.GetAttribute(attributes.ROLE) == "t1_hepatobiliary")
+        nodes, summary = logic.alignSeries(pre, hbp)
+        aligned = next(iter(nodes.values()))  # slicer-class: vtkMRMLScalarVolumeNode
+        self.assertEqual(aligned.GetAttribute(attributes.ROLE), "t1_hepatobiliary")
+        self.assertEqual(sceneArray(aligned).shape, sceneArray(pre).shape)
+        np.testing.assert_allclose(aligned.GetOrigin(), pre.GetOrigin(), atol=1e-4)
+        self.assertLess(float(np.max(np.abs(summary["transform_parameters"][3:6]))), 1.0)  # translation, mm
         self.delayDisplay("Maps test passed")
 
     def test_role_edit(self):

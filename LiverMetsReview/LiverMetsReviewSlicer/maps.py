@@ -109,11 +109,41 @@ def computeEnhancement(phase: str = "t1_hepatobiliary") -> tuple[dict[str, Any],
     return {name: _push(result.re, name, result.metadata["re"])}, result.summary
 
 
+def alignSeries(fixedNode, movingNode, affine: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``movingNode`` registered to ``fixedNode`` (rigid, or affine) and resampled on its grid.
+
+    The aligned copy keeps the moving series' role and acquisition attributes, so maps computed afterwards use
+    it (the most recently loaded series of a role is the one used).
+    """
+    from LiverMetsReviewLib.maps import register
+
+    if fixedNode is None or movingNode is None:
+        raise MissingDataError("Choose the reference series and the series to align.")
+    if fixedNode.GetID() == movingNode.GetID():
+        raise MissingDataError("The reference and the series to align are the same: choose two different series.")
+    result = register(pullImage(fixedNode), pullImage(movingNode), affine=affine)
+    name = f"{movingNode.GetName()}_aligned"
+    node = pushImage(result.resampled, name)
+    for key in (attributes.ROLE, attributes.B_VALUE, attributes.ECHO_TIME_MS, attributes.FIELD_STRENGTH_T,
+                attributes.DESCRIPTION):
+        value = movingNode.GetAttribute(key)
+        if value is not None:
+            node.SetAttribute(key, value)
+    setMapAttributes(node, result.metadata)
+    node.SetAttribute(attributes.SOURCE, "aligned")
+    node.SetAttribute(attributes.PREFIX + "AlignedTo", fixedNode.GetName())
+    showAutoWindowLevel(node)
+    return {name: node}, result.summary
+
+
 def summaryText(summary: dict[str, Any]) -> str:
-    """A few lines for the reader: masked voxels and every warning (warnings are never hidden)."""
+    """A few lines for the reader: masked voxels, alignment quality and every warning (never hidden)."""
     lines = []
     if "masked_voxels" in summary:
         lines.append(f"Masked voxels: {summary['masked_voxels']}")
+    if "ncc_before" in summary and "ncc_after" in summary:
+        lines.append(f"Correlation with the reference: {summary['ncc_before']:.3f} before, "
+                     f"{summary['ncc_after']:.3f} after alignment")
     lines += [f"Warning: {w}" for w in summary.get("warnings", [])]
     lines += [f"Note: {n}" for n in summary.get("notes", [])]
     return "\n".join(lines)
