@@ -59,6 +59,20 @@ def test_noise_free_pdff_r2star_exact_over_0_to_100_percent(b0):
     assert res.summary["fat_model"]["source"] == default_fat_spectrum()["source"]
 
 
+def test_default_fat_model_is_the_phantom_spectrum():
+    """One spectrum for simulation and fit: the accessor returns phantom_protocol.json's peaks, normalised."""
+    from LiverMetsReviewLib.resources import load_json
+
+    phys = load_json("phantom_protocol.json")["physics"]
+    spec = default_fat_spectrum()
+    assert spec["ppm"] == phys["fat_spectrum"]["ppm_relative_to_water"]
+    amps = np.array(phys["fat_spectrum"]["relative_amplitudes"])
+    np.testing.assert_allclose(spec["amplitudes"], amps / amps.sum(), rtol=1e-12)
+    assert spec["gamma_mhz_per_t"] == phys["gyromagnetic_ratio_mhz_per_t"]
+    spec["ppm"].append(99.0)                                   # a copy: callers cannot alter the shared data
+    assert 99.0 not in default_fat_spectrum()["ppm"]
+
+
 def test_single_peak_model_is_used_when_given():
     """A one-peak fat model fits one-peak data exactly; the default six-peak model does not (it is not ignored)."""
     te, b0 = TE[1.5], 1.5
@@ -318,6 +332,8 @@ def test_bad_input_is_refused_with_a_reason(mutate, match):
     ({"field_strength_t": 1.5, "fat_model": {"ppm": [-3.4, 1.0], "amplitudes": [1.0]}}, "fat model"),
     ({"field_strength_t": 1.5, "fat_model": {"ppm": [-3.4], "amplitudes": [-1.0]}}, "fat model"),
     ({"field_strength_t": 1.5, "noise_floor": -1.0}, "noise floor"),
+    ({"field_strength_t": 1.5, "noise_sigma": float("inf")}, "noise sigma"),
+    ({"field_strength_t": 1.5, "vote_window": (0, 5, 5)}, "vote_window"),
 ])
 def test_bad_options_are_refused(kwargs, match):
     echoes, tes = _good()
@@ -388,3 +404,20 @@ def test_cli_study_folder_and_errors(tmp_path, small_steatosis, capsys):
         _run_cli(["pdff", e1, e1, e1, "--echo-times", "1", "2", "3", "-o", str(out)])
     with pytest.raises(LiverMetsError, match="also an input"):
         _run_cli(["pdff", e1, e1, e1, "--echo-times", "1", "2", "3", "--field-strength", "1.5", "-o", e1])
+    with pytest.raises(LiverMetsError, match="no multi_echo_gre"):
+        write_study_folder([study.series_by_role("t2")], tmp_path / "other")
+        _run_cli(["pdff", str(tmp_path / "other"), "-o", str(out)])
+
+
+def test_livermets_main_dispatches_pdff_and_reports_errors(tmp_path, capsys):
+    from LiverMetsReviewLib.cli import main
+
+    echoes, tes = _good()
+    paths = [str(write_image(img, tmp_path / f"e{k}.nrrd")) for k, img in enumerate(echoes)]
+    rc = main(["pdff", *paths, "--echo-times", *map(str, tes[::-1]), "--field-strength", "1.5",
+               "-o", str(tmp_path / "p.nrrd")])
+    assert rc == 2
+    assert "increasing" in capsys.readouterr().err
+    assert main(["pdff", *paths, "--echo-times", *map(str, tes), "--field-strength", "1.5", "--noise-floor", "0",
+                 "-o", str(tmp_path / "p.nrrd")]) == 0
+    np.testing.assert_allclose(_arr(sitk.ReadImage(str(tmp_path / "p.nrrd")))[0, 0], [20.0, 70.0], atol=1e-3)

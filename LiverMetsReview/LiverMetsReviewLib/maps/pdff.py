@@ -347,9 +347,10 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     ``fat_model``: dict with ``ppm`` (relative to water) and ``amplitudes`` (optional ``gamma_mhz_per_t``,
     ``source``); default the project's multi-peak spectrum. ``mask``: nonzero voxels are fitted. ``noise_floor``:
     mean echo signal below which a voxel is background (default from the first echo's background).
-    ``noise_sigma``: Rician sigma of the magnitudes for the ambiguity test (default estimated from the background,
-    else from each voxel's residual). Echoes on other grids are resampled onto the first echo's grid (stated in
-    the notes). ``method``: only 'magnitude' is available; complex echo images are fitted by their magnitudes.
+    ``noise_sigma``: Rician sigma of the magnitudes for the fat-water evidence (default estimated from the
+    background, else from the median fit residual). Echoes on other grids are resampled onto the first echo's
+    grid (stated in the notes). ``method``: only 'magnitude' is available; complex echo images are fitted by
+    their magnitudes.
     ``vote_window``: (z, y, x) neighbourhood, in voxels, whose evidence decides fat- versus water-dominant where a
     voxel's own evidence is weak (default from ``pdff_defaults.json``; (1, 1, 1) decides every voxel alone).
     """
@@ -359,6 +360,10 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
         raise LiverMetsError("method 'complex' is not available in this version: fit the magnitudes "
                              "(method 'magnitude'), which needs no phase data")
     cfg = pdff_defaults()
+    if vote_window is not None and (len(vote_window) not in (2, 3) or not all(
+            isinstance(v, (int, np.integer)) and v >= 1 for v in vote_window)):
+        raise LiverMetsError(f"vote_window must be 2 or 3 positive whole numbers of voxels, (z,) y, x "
+                             f"(got {vote_window!r})")
     if isinstance(echoes, sitk.Image) or not isinstance(echoes, Sequence):
         raise LiverMetsError("give the echoes as a list of images, one per echo time")
     te = _check_times(echo_times_ms, len(echoes), int(cfg["min_echoes"]))
@@ -441,7 +446,7 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     grid_shape = ref.GetSize()[::-1]
     dfull = np.zeros(n_vox)
     dfull[idx] = delta
-    window = list(vote_window) if vote_window is not None else list(cfg["vote_window_zyx"])[-len(grid_shape):]
+    window = list(vote_window if vote_window is not None else cfg["vote_window_zyx"])[-len(grid_shape):]
     vote = _vote(dfull.reshape(grid_shape), window, float(cfg["vote_strong_sigma2"])).reshape(-1)[idx]
     fat_wins = vote > 0
     best = np.where(fat_wins, sides["pf"], sides["pw"])
@@ -497,8 +502,9 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
             "50 % and the two deepest above 50 %; the best fit ending below and the best ending above 50 % are "
             "compared by their chi-square difference (residual difference / sigma^2, clipped at "
             f"{clip:g}); a voxel whose own difference reaches {cfg['vote_strong_sigma2']:g} keeps its lower-residual "
-            f"side, otherwise the sum of the differences over a {'x'.join(str(v) for v in window)} (z, y, x) "
-            "neighbourhood decides; flagged ambiguous when that evidence is below "
+            f"side, otherwise the sum of the differences over a {'x'.join(str(v) for v in window)} "
+            f"({'z, y, x' if len(window) == 3 else 'y, x'}) neighbourhood decides; flagged ambiguous when that "
+            "evidence is below "
             f"{cfg['ambiguity_cost_difference_sigma2']:g} and the two PDFFs differ by more than "
             f"{cfg['ambiguity_min_pdff_difference_percent']:g} points"),
         "voxels_decided_by_neighbourhood": n_neigh,
