@@ -212,7 +212,8 @@ def _body_sdf(x, y, z, shrink: float = 0.0):
 
 def _liver_sdf(x, y, z, opts: dict[str, Any]):
     """Right lobe + left lobe + caudate joined smoothly, with a gently irregular surface."""
-    right = ellipsoid((-76.0, 22.0, 16.0), (66.0, 82.0, 70.0), rot_z_deg=-8.0).sdf(x, y, z)
+    rs = float(opts.get("right_lobe_scale", 1.0))
+    right = ellipsoid((-76.0, 22.0, 16.0), (66.0 * rs, 82.0 * rs, 70.0 * rs), rot_z_deg=-8.0).sdf(x, y, z)
     # Left lobe: thinner towards its tip (patient left), a wedge across the midline.
     taper = np.clip(1.0 - 0.45 * (x - 5.0) / 90.0, 0.45, 1.0)
     left = (np.sqrt(((x - 14.0) / 76.0) ** 2 + ((y + 40.0) / (40.0 * taper)) ** 2
@@ -237,7 +238,8 @@ def _liver_sdf(x, y, z, opts: dict[str, Any]):
 def build_anatomy(size: str = "standard", options: dict[str, Any] | None = None) -> Anatomy:
     """Paint every organ on the truth grid; ``options`` are the scenario's anatomy changes.
 
-    Recognised options: ``caudate_scale`` (1 = normal), ``nodular_contour_mm`` (0 = smooth),
+    Recognised options: ``caudate_scale`` (1 = normal), ``right_lobe_scale`` (1 = normal; < 1 = volume loss),
+    ``nodular_contour_mm`` (0 = smooth),
     ``capsular_retractions`` (list of {centre_mm, radius_mm}: spheres carved out of the liver surface),
     ``ascites_mm`` (thickness of perihepatic/perisplenic fluid, 0 = none).
     """
