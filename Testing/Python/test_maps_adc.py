@@ -152,10 +152,11 @@ def rician_study():
 
 
 # Stated bias limits, |median ADC / true - 1| in percent over 12,000 voxels, b 0/400/800, by SNR at b=0.
-# The nonlinear fit with the Rician correction stays within 3 % for ADC 1.0-3.0 x10^-3 mm^2/s down to SNR 10;
-# the log-linear fits are biased low where the b=800 signal nears the noise floor (ADC 3.0 at SNR 10: ~1 sigma).
+# The nonlinear fit with the Rician correction stays within 3 % for ADC 1.0-3.0 x10^-3 mm^2/s at SNR >= 20 and
+# within 5 % at SNR 10; the log-linear fits are biased low where the b=800 signal nears the noise floor (ADC 3.0
+# at SNR 10: about 1 sigma).
 LIMITS = {
-    10: {"lls": (4.0, 10.0, 25.0), "wls": (4.0, 9.0, 16.0), "nlls": (3.0, 3.0, 3.0)},
+    10: {"lls": (4.0, 10.0, 25.0), "wls": (4.0, 9.0, 16.0), "nlls": (5.0, 5.0, 5.0)},
     20: {"lls": (2.5, 2.5, 8.0), "wls": (2.5, 2.5, 6.0), "nlls": (3.0, 3.0, 3.0)},
     50: {"lls": (1.0, 1.0, 2.0), "wls": (1.0, 1.0, 1.5), "nlls": (1.0, 1.0, 1.0)},
 }

@@ -163,18 +163,17 @@ def _wls(logs: np.ndarray, b: np.ndarray, adc: np.ndarray, ln_s0: np.ndarray) ->
     return -slope, icpt
 
 
-def _normal_sums(y: np.ndarray, b: np.ndarray, q0: np.ndarray, q1: np.ndarray, two_s2: float, s2: float,
-                 with_grad: bool = True) -> tuple[np.ndarray, ...]:
+def _normal_sums(y: np.ndarray, b: np.ndarray, q0: np.ndarray, q1: np.ndarray, two_s2: float,
+                 s2: float) -> tuple[np.ndarray, ...]:
     """Per-voxel weighted Gauss-Newton sums for f_k = S0^2 exp(-2 b_k ADC), one b-value at a time (1-D, in place).
 
     With J0 = df/dS0 = 2 S0 exp(-2 b_k ADC) and J1 = df/dADC = -b_k S0 J0, every entry of J^T W J and J^T W r is a
     b-moment of t_k = w_k J0_k^2 or u_k = w_k J0_k r_k, so only five accumulators are needed.
-    Returns (cost, A0, A1, A2, G0, G1) with A_m = sum b^m t, G_m = sum b^m u (cost only when not with_grad).
+    Returns (A0, A1, A2, G0, G1) with A_m = sum b^m t, G_m = sum b^m u.
     """
     n = q0.size
     q0sq = q0 * q0
-    cost = np.zeros(n, np.float32)
-    acc = [np.zeros(n, np.float32) for _ in range(5)] if with_grad else []
+    acc = [np.zeros(n, np.float32) for _ in range(5)]
     e = np.empty(n, np.float32)
     f = np.empty(n, np.float32)
     w = np.empty(n, np.float32)
@@ -189,11 +188,6 @@ def _normal_sums(y: np.ndarray, b: np.ndarray, q0: np.ndarray, q1: np.ndarray, t
         np.reciprocal(w, out=w)               # weight 1 / (S^2 + sigma^2)
         np.subtract(y[k], f, out=r)
         r -= two_s2                           # residual
-        np.multiply(r, r, out=t)
-        t *= w
-        cost += t
-        if not with_grad:
-            continue
         # with e = exp(-2 b ADC): J0 = 2 S0 e, so w J0^2 = 4 w f e and w J0 r = 2 S0 (w r e)
         np.multiply(w, f, out=t)
         t *= e
@@ -208,11 +202,9 @@ def _normal_sums(y: np.ndarray, b: np.ndarray, q0: np.ndarray, q1: np.ndarray, t
         acc[3] += t
         t *= bk
         acc[4] += t
-    if not with_grad:
-        return (cost,)
     acc[3] *= np.float32(2.0) * q0
     acc[4] *= np.float32(2.0) * q0
-    return (cost, *acc)
+    return tuple(acc)
 
 
 def _nlls(sig: np.ndarray, b: np.ndarray, s0: np.ndarray, adc: np.ndarray, sigma: float,
@@ -220,9 +212,9 @@ def _nlls(sig: np.ndarray, b: np.ndarray, s0: np.ndarray, adc: np.ndarray, sigma
     """Damped Gauss-Newton on squared magnitudes, M^2 ~ S0^2 exp(-2 b ADC) + 2 sigma^2, all voxels at once.
 
     Weights 1/(S^2 + sigma^2) follow the variance of M^2 (re-evaluated each iteration); a small Marquardt
-    damping keeps the 2x2 systems regular. Converged voxels leave the active set, so iterations get cheaper; a
-    voxel whose final weighted cost is not below its starting (WLS) cost keeps the WLS estimate. ``sig`` is scaled
-    so that signals are O(1); (S0, ADC) in the same scaled units.
+    damping keeps the 2x2 systems regular. Converged voxels (relative step < 1e-3, far below the noise) leave the
+    active set, so iterations get cheaper; an unsettled voxel whose weighted cost did not fall keeps its WLS
+    estimate. ``sig`` is scaled so that signals are O(1); (S0, ADC) in the same scaled units.
     """
     s0 = np.abs(s0).astype(np.float32)
     adc = adc.astype(np.float32)
@@ -233,15 +225,12 @@ def _nlls(sig: np.ndarray, b: np.ndarray, s0: np.ndarray, adc: np.ndarray, sigma
     act = None
     ya = y
     one_l = np.float32(1.0 + damping)
-    tol = np.float32(1e-4)
+    tol = np.float32(1e-3)
     d_lo, d_hi = np.float32(-1.0), np.float32(10.0)  # scaled ADC bounds during the iterations
-    start_cost = None
     for _ in range(iterations):
         q0 = p0 if act is None else p0[act]
         q1 = p1 if act is None else p1[act]
-        cost, a0, a1, a2, g0, g1 = _normal_sums(ya, b, q0, q1, two_s2, s2)
-        if start_cost is None:
-            start_cost = cost
+        a0, a1, a2, g0, g1 = _normal_sums(ya, b, q0, q1, two_s2, s2)
         # J^T W J = [[A0, -S0 A1], [-S0 A1, S0^2 A2]], J^T W r = [G0, -S0 G1]
         a = a0 * one_l
         c = (q0 * q0) * a2 * one_l
@@ -259,15 +248,40 @@ def _nlls(sig: np.ndarray, b: np.ndarray, s0: np.ndarray, adc: np.ndarray, sigma
             p0[act] = n0
             p1[act] = n1
         moving = (np.abs(d0) > tol * np.abs(q0)) | (np.abs(d1) > tol * (np.abs(q1) + np.float32(1e-3)))
-        if not moving.any():
-            break
         act = np.flatnonzero(moving) if act is None else act[moving]
+        if act.size == 0:
+            break
         ya = ya[:, moving]
-    (end_cost,) = _normal_sums(y, b, p0, p1, two_s2, s2, with_grad=False)
-    keep = ~(end_cost <= start_cost)
-    p0[keep] = s0[keep]
-    p1[keep] = adc[keep]
+    # Safety net where Gauss-Newton may have gone astray: voxels still moving, at a bound, or not finite keep the
+    # WLS estimate unless they fit the data better (converged voxels solve the estimating equations).
+    suspect = np.zeros(p0.size, dtype=bool)
+    if act is not None:
+        suspect[act] = True
+    suspect |= (p1 <= d_lo) | (p1 >= d_hi) | ~np.isfinite(p0) | ~np.isfinite(p1)
+    idx = np.flatnonzero(suspect)
+    if idx.size:
+        end_cost, start_cost = _fixed_weight_costs(y[:, idx], b, (p0[idx], p1[idx]), (s0[idx], adc[idx]),
+                                                   two_s2, s2)
+        back = idx[~(end_cost <= start_cost)]
+        p0[back] = s0[back]
+        p1[back] = adc[back]
     return p0, p1
+
+
+def _fixed_weight_costs(y: np.ndarray, b: np.ndarray, end: tuple[np.ndarray, np.ndarray],
+                        start: tuple[np.ndarray, np.ndarray], two_s2: np.float32,
+                        s2: np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted squared residuals of the end and start parameters, both with the weights of the end point.
+
+    The iteration solves the quasi-likelihood equations (weights re-evaluated, then held fixed), not a minimum
+    of a cost whose weights move with the parameters, so the fair comparison holds the weights fixed.
+    """
+    bb = b.astype(np.float32)[:, None]
+    f_end = (end[0] * end[0])[None, :] * np.exp(np.float32(-2.0) * bb * end[1][None, :])
+    f_start = (start[0] * start[0])[None, :] * np.exp(np.float32(-2.0) * bb * start[1][None, :])
+    w = 1.0 / (f_end + s2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return ((y - f_end - two_s2) ** 2 * w).sum(axis=0), ((y - f_start - two_s2) ** 2 * w).sum(axis=0)
 
 
 def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: str = "lls",
