@@ -89,3 +89,21 @@ def test_bad_input_exit_codes(tmp_path, capsys):
     bad.write_text("{")
     assert main(["classify", str(tmp_path / "a"), "--roles", str(bad)]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_load_resampled_onto_one_grid(tmp_path):
+    """--resample-to puts every volume on the reference grid; a constant image stays constant inside it."""
+    study = generate_uid()
+    write_series(tmp_path / "dicom", study_uid=study, number=1, description="t2 haste", te=90.0, tr=1500.0,
+                 n_slices=6, rows=10, cols=12, spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0))
+    write_series(tmp_path / "dicom", study_uid=study, number=2, description="dwi", te=60.0, tr=4000.0,
+                 b_values=[50.0, 800.0], n_slices=4, rows=5, cols=6, spacing=(2.5, 2.5, 3.0), origin=(-1.0, -1.0, 1.0),
+                 pixels=lambda k, b, te: np.full((5, 6), 500 if b == 50 else 100, np.uint16))
+    assert main(["load", str(tmp_path / "dicom"), "-o", str(tmp_path / "out"), "--resample-to", "t2"]) == 0
+    t2 = sitk.ReadImage(str(tmp_path / "out" / "t2.nrrd"))
+    for name, value in (("dwi_b50.nrrd", 500.0), ("dwi_b800.nrrd", 100.0)):
+        img = sitk.ReadImage(str(tmp_path / "out" / name))
+        assert img.GetSize() == t2.GetSize() and np.allclose(img.GetOrigin(), t2.GetOrigin())
+        arr = sitk.GetArrayFromImage(img)
+        assert np.allclose(arr[1:4, 1:8, 1:10], value)  # voxels well inside the DWI field of view
+    assert main(["load", str(tmp_path / "dicom"), "-o", str(tmp_path / "out2"), "--resample-to", "t1_pre"]) == 2

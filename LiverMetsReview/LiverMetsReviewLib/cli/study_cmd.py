@@ -78,7 +78,7 @@ def run_classify(args: argparse.Namespace) -> int:
 
 def run_load(args: argparse.Namespace) -> int:
     from ..io.study_folder import write_study_folder
-    from ..study.load import load_study
+    from ..study.load import load_study, resample_to_reference
 
     scan = _scan(args)
     studies = scan.by_study()
@@ -94,6 +94,13 @@ def run_load(args: argparse.Namespace) -> int:
     else:
         infos = next(iter(studies.values()))
     series = load_study(infos, dwi_trace=not args.keep_directions)
+    if args.resample_to:
+        refs = [s for s in series if s.role == args.resample_to]
+        if not refs:
+            raise LiverMetsError(f"--resample-to {args.resample_to}: no series has that role; roles loaded: "
+                                 f"{', '.join(s.role for s in series)}")
+        reference = refs[0].image
+        series = [s if s is refs[0] else resample_to_reference(s, reference) for s in series]
     extra = {
         "source_folder": str(args.dicom_dir),
         "classification": [s.summary() for s in infos],
@@ -126,6 +133,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--roles", help='override file {"overrides": {"<series UID or number>": "<role>"}}')
     p.add_argument("--study", help="StudyInstanceUID to load when the folder holds several studies")
+    p.add_argument("--resample-to", metavar="ROLE",
+                   help="resample every series onto the grid of the series with this role (e.g. t1_hepatobiliary)")
     p.add_argument("--keep-directions", action="store_true",
                    help="write every diffusion direction instead of one trace image per b-value")
     p.set_defaults(func=run_load)
