@@ -194,3 +194,16 @@ def test_philips_gzip_private_objects_and_tiny_b():
     assert "DICOMDIR" in reasons["DICOMDIR"]
     assert s.n_instances == 544  # the private object sharing the SeriesInstanceUID is not counted
     assert sum(st.b_value == 0.0 for st in s.stacks) == 5  # b=0 and four b≈0.001-0.004 volumes
+
+
+def test_enhanced_multiframe_volume_matches_gdcm():
+    """An XA30 enhanced file (39 frames, per-frame geometry) loads like GDCM's multi-frame reader."""
+    scan = _classified(shared_path("data", "siemens-xa30-dwi-pa", "In"))
+    adc = next(s for s in scan.series if s.series_number == 11)
+    img = load_series(adc, "adc_scanner").image
+    ref = sitk.ReadImage(adc.files[0])
+    assert img.GetSize() == ref.GetSize() == (72, 72, 39)
+    assert np.allclose(img.GetOrigin(), ref.GetOrigin(), atol=1e-3)
+    assert np.allclose(img.GetSpacing(), ref.GetSpacing(), atol=1e-4)
+    assert np.allclose(img.GetDirection(), ref.GetDirection(), atol=1e-6)
+    assert np.array_equal(sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(ref).astype(np.float32))
