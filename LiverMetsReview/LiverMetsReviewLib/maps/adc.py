@@ -413,12 +413,18 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
 
     # fit quality: R^2 of the fitted curve against the measured signal (signal domain, scaled units)
     s0_n = s0_v * np.float32(1.0 / scale)
-    adc_n = adc_v * np.float32(1e-6 / _B_SCALE)
+    adc_n = adc_v * np.float32(-1e-6 / _B_SCALE)
     ss_res = np.zeros_like(s0_n)
-    for k in range(len(b_s)):
-        d = sig[k] - s0_n * np.exp(np.float32(-b_s[k]) * adc_n)
-        ss_res += d * d
-    ss_tot = ((sig - sig.mean(axis=0)) ** 2).sum(axis=0)
+    d = np.empty_like(s0_n)
+    for k in range(len(b_s)):  # in place, one b at a time
+        np.multiply(adc_n, np.float32(b_s[k]), out=d)
+        np.exp(d, out=d)
+        d *= s0_n
+        np.subtract(sig[k], d, out=d)
+        d *= d
+        ss_res += d
+    dev = sig - sig.mean(axis=0)
+    ss_tot = np.einsum("kv,kv->v", dev, dev)  # deviations first: no cancellation for nearly flat curves
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.float32(1.0))
     r2 = np.clip(np.nan_to_num(r2, nan=0.0), 0.0, 1.0).astype(np.float32)
