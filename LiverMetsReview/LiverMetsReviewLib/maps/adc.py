@@ -383,7 +383,7 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     sig = np.take(stack, idx, axis=1)
     scale = float(np.max(sig[0])) if sig.size else 1.0
     scale = scale if scale > 0 else 1.0
-    sig = sig * np.float32(1.0 / scale)
+    sig *= np.float32(1.0 / scale)  # a fresh copy from take(): scale in place
     tiny = np.float32(max(floor / scale * 1e-2, 1e-6))
     logs = np.log(np.maximum(sig, tiny))
     b_s = sel_b * _B_SCALE
