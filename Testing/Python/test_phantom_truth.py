@@ -292,3 +292,92 @@ def test_montage_tiles_are_centred_on_the_lesions(shifted):
     assert centre_vs_border("melanoma_met", "t1_pre") > 1.1
     lo, hi = m["windows"][roles.index("adc_scanner")]
     assert (lo, hi) == (0.0, 3000.0)
+
+
+# ---------------------------------------------------------------- every stated hallmark holds in the physics
+
+# Reading thresholds used to decide a hallmark on noise-free signals (ratios to the liver in the same series).
+BRIGHTER, DARKER = 1.2, 0.9
+
+
+def _hallmark_holds(h: str, les: dict, liver_adc: float, raw) -> bool:
+    comps = {c["name"]: c for c in les["compartments"]}
+    r = {n: c["expected_noise_free"]["to_liver"] for n, c in comps.items()}
+    adc = {n: c["params"]["adc_1e6_mm2_s"] for n, c in comps.items()}
+    main = "rim" if "rim" in comps else "core"
+    allc = list(comps)
+    if h == "arterial_rim_enhancement":
+        return r["rim"]["t1_arterial"] > BRIGHTER and r["rim"]["t1_arterial"] > 1.3 * r["core"]["t1_arterial"]
+    if h == "arterial_hyperenhancement":
+        return max(r[n]["t1_arterial"] for n in allc) > BRIGHTER
+    if h == "peripheral_washout":
+        return all(r["rim"][p] < r["core"][p] for p in ("t1_portal_venous", "t1_transitional"))
+    if h == "washout":  # some tissue that enhanced arterially is darker than liver later
+        return any(r[n]["t1_arterial"] > 1.0 and r[n]["t1_transitional"] < 1.0 for n in allc)
+    if h == "persistent_enhancement":
+        return all(r[n]["t1_portal_venous"] > BRIGHTER and r[n]["t1_transitional"] > 1.0 for n in allc)
+    if h == "no_enhancement":  # post-contrast equals pre-contrast in the dominant compartment
+        name = "core"
+        return all(abs(raw(comps[name], p) / raw(comps[name], "t1_pre") - 1) < 0.02
+                   for p in ("t1_arterial", "t1_portal_venous", "t1_transitional"))
+    if h == "delayed_central_enhancement":
+        core = r["core"]
+        return core["t1_hepatobiliary"] > core["t1_arterial"] and core["t1_transitional"] > r["rim"]["t1_transitional"]
+    if h == "hbp_hypointense":
+        return min(r[n]["t1_hepatobiliary"] for n in allc) < DARKER and max(r[n]["t1_hepatobiliary"] for n in allc) < 1
+    if h == "hbp_target":
+        rim, core = r["rim"]["t1_hepatobiliary"], r["core"]["t1_hepatobiliary"]
+        return rim < DARKER and core > 1.2 * rim
+    if h == "hbp_iso_or_hyperintense":
+        return min(r[n]["t1_hepatobiliary"] for n in allc) >= 0.95
+    if h == "diffusion_restriction":
+        return any(r[n]["dwi_high_b"] > BRIGHTER and adc[n] < liver_adc for n in allc)
+    if h == "rim_restriction":
+        return adc["rim"] < liver_adc < adc["core"]
+    if h == "t2_shine_through":
+        return any(r[n]["dwi_high_b"] > 1.0 and adc[n] > 1.3 * liver_adc for n in allc)
+    if h == "t2_mild_hyperintense":
+        return 1.2 < r[main]["t2"] < 4.5
+    if h == "t2_very_hyperintense":
+        return r[main]["t2"] >= 4.5
+    if h == "t2_hypointense":
+        return r[main]["t2"] < 0.95
+    if h == "t1_pre_hyperintense":
+        return max(r[n]["t1_pre"] for n in allc) > 1.1
+    if h == "opposed_phase_signal_drop":
+        return comps[main]["expected_noise_free"]["two_point_ff_percent"] > raw(None, "liver_ff") + 10
+    if h == "opposed_phase_less_drop":
+        return comps[main]["expected_noise_free"]["two_point_ff_percent"] < raw(None, "liver_ff") - 5
+    if h == "thin_uniform_rim":
+        return r["rim"]["t1_arterial"] > BRIGHTER and "nodule" not in comps
+    if h == "nodular_rim_enhancement":
+        return r["nodule"]["t1_arterial"] > 1.3 and r["nodule"]["t1_arterial"] > r["rim"]["t1_arterial"]
+    if h == "subcentimetre":
+        return les["diameter_mm"] < 10
+    if h == "vessels_undisplaced":
+        return True  # geometry: checked on the labelmap in test_phantom_anatomy (vessels painted through)
+    raise AssertionError(f"no rule for hallmark {h}")
+
+
+@pytest.mark.parametrize("scenario,field", [("normal", 1.5), ("steatosis", 1.5), ("normal", 3.0), ("steatosis", 3.0),
+                                            ("reduced_hbp", 1.5), ("pseudocirrhosis", 1.5)])
+def test_every_expected_hallmark_holds_in_the_physics(scenario, field):
+    st = generate_phantom(0, scenario, size="small", field_strength_t=field, snr=math.inf)
+    facts = st.truth["acquisition"]["series"]
+    liver_ff = st.truth["liver_background"]["expected_noise_free"]["two_point_ff_percent"]
+    liver_adc = st.truth["liver_background"]["params"]["adc_1e6_mm2_s"]
+
+    def raw(comp, role):
+        if role == "liver_ff":
+            return liver_ff
+        return facts[role]["noise_free_signal_by_label"][str(comp["compartment_label"])][0]
+
+    low_function = "low_hbp_function" in st.truth["scenario"]["scenario_pitfalls"]
+    failures = []
+    for les in st.truth["lesions"]:
+        for h in les["expected_hallmarks"]:
+            if low_function and h.startswith("hbp_"):
+                continue  # the scenario's point: HBP hallmarks become unreliable
+            if not _hallmark_holds(h, les, liver_adc, raw):
+                failures.append((les["id"], h))
+    assert failures == [], str(failures)

@@ -79,12 +79,46 @@ def geometry(img: sitk.Image) -> dict[str, Any]:
             "direction": list(img.GetDirection())}
 
 
-def _compartment_doc(c, voxel_ml: float, counts: np.ndarray) -> dict[str, Any]:
+# Series whose noise-free compartment-to-liver signal ratio the truth reports (what a reader compares).
+RATIO_ROLES = ("t1_in_phase", "t1_opposed_phase", "t2", "t1_pre", "t1_arterial", "t1_portal_venous",
+               "t1_transitional", "t1_hepatobiliary")
+
+
+def expected_signals(c, liver_label: int, acquisition: dict[str, Any]) -> dict[str, Any]:
+    """Noise-free expectations for one compartment from the signal physics' facts (None when unavailable):
+    signal relative to the liver per series, the two-point (IP/OP) fat fraction and the DWI signal ratio."""
+    series = acquisition.get("series", {})
+
+    def sig(role: str, label: int, k: int = 0) -> float | None:
+        table = series.get(role, {}).get("noise_free_signal_by_label", {})
+        vals = table.get(str(label))
+        return float(vals[k]) if vals and len(vals) > k else None
+
+    out: dict[str, Any] = {"to_liver": {}}
+    for role in RATIO_ROLES:
+        v, liv = sig(role, c.label), sig(role, liver_label)
+        if v is not None and liv:
+            out["to_liver"][role] = round(v / liv, 4)
+    b_values = series.get("dwi", {}).get("b_values") or []
+    if b_values:
+        k = int(np.argmax(b_values))
+        v, liv = sig("dwi", c.label, k), sig("dwi", liver_label, k)
+        if v is not None and liv:
+            out["to_liver"]["dwi_high_b"] = round(v / liv, 4)
+    ip, op = sig("t1_in_phase", c.label), sig("t1_opposed_phase", c.label)
+    if ip and op is not None:
+        out["two_point_ff_percent"] = round(100.0 * (ip - op) / (2.0 * ip), 3)
+    return out
+
+
+def _compartment_doc(c, voxel_ml: float, counts: np.ndarray, liver_label: int,
+                     acquisition: dict[str, Any]) -> dict[str, Any]:
     return {"name": c.info.get("compartment", c.name), "compartment_label": c.label,
             "volume_ml": round(float(counts[c.label]) * voxel_ml, 3),
             "params": {k: round(float(v), 4) for k, v in c.params.items()},
             "gd_ecs_mM": {k: round(float(v), 4) for k, v in c.gd_ecs_mM.items()},
-            "gd_hep_mM": {k: round(float(v), 4) for k, v in c.gd_hep_mM.items()}}
+            "gd_hep_mM": {k: round(float(v), 4) for k, v in c.gd_hep_mM.items()},
+            "expected_noise_free": expected_signals(c, liver_label, acquisition)}
 
 
 def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strength_t: float,
@@ -93,6 +127,7 @@ def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strengt
                 acquisition: dict[str, Any]) -> dict[str, Any]:
     """The truth document (JSON-able). Units and the LPS convention are stated inside it."""
     cat = catalogue()
+    liver = next(c for c in model.compartments if c.name == "liver")
     voxel_ml = float(np.prod(anatomy.grid.GetSpacing())) / 1000.0
     counts = np.bincount(anatomy.labels.ravel(), minlength=len(anatomy.compartment_names))
     by_structure: dict[str, list] = {}
@@ -127,7 +162,8 @@ def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strengt
                                                                      if les.get("couinaud_subsegment") else ""),
             "volume_ml": round(float(label_counts[int(les["label"])]) * voxel_ml, 3),
             "typical_primary": les.get("typical_primary"), "treated_by": les.get("treated_by"),
-            "compartments": [_compartment_doc(c, voxel_ml, counts) for c in by_structure.get(les["id"], [])],
+            "compartments": [_compartment_doc(c, voxel_ml, counts, liver.label, acquisition)
+                             for c in by_structure.get(les["id"], [])],
             "expected_hallmarks": list(les["expected_hallmarks"]), "expected_pitfalls": pitfalls,
             "expected_impression": les["expected_impression"], "per_series": per_series,
         })
@@ -138,8 +174,8 @@ def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strengt
             continue
         organ_docs.append({"id": o["id"], "name": o["name"], "label": i + 1,
                            "volume_ml": round(float(label_counts[i + 1]) * voxel_ml, 2),
-                           "compartments": [_compartment_doc(c, voxel_ml, counts) for c in comps]})
-    liver = next(c for c in model.compartments if c.name == "liver")
+                           "compartments": [_compartment_doc(c, voxel_ml, counts, liver.label, acquisition)
+                                            for c in comps]})
     tissues = load_json("phantom_tissues.json")
     return {
         "format": "livermets-phantom-truth", "version": 1,
@@ -167,7 +203,11 @@ def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strengt
                                "portal plane (segments II/III split at their own level); caudate ellipsoid = I",
                      "landmarks": anatomy.landmarks},
         "liver_background": {"pdff_percent": float(liver.params["pdff_percent"]), "params": liver.params,
-                             "gd_ecs_mM": liver.gd_ecs_mM, "gd_hep_mM": liver.gd_hep_mM},
+                             "gd_ecs_mM": liver.gd_ecs_mM, "gd_hep_mM": liver.gd_hep_mM,
+                             "expected_noise_free": expected_signals(liver, liver.label, acquisition)},
+        "expected_noise_free_note": "compartment signal / liver signal per series (dwi_high_b: the highest b-value) "
+                                    "and the two-point fat fraction (IP-OP)/(2 IP) in percent, from the noise-free "
+                                    "signal physics of this study",
         "organs": organ_docs,
         "lesions": lesion_docs,
         "hallmark_definitions": cat["hallmarks"], "pitfall_definitions": cat["pitfalls"],
