@@ -60,7 +60,7 @@ def test_ge_headers_give_the_documented_b_values(ge_phantom):
 
 @pytest.mark.parametrize("subset", [(0, 100, 750, 1500), (0, 1500), (0, 750), (100, 750), (750, 1500),
                                     (100, 1500)])
-@pytest.mark.parametrize("method", ["lls", "nlls"])
+@pytest.mark.parametrize("method", ["lls", "wls", "nlls"])
 def test_ge_phantom_adc_750_for_any_b_subset(ge_phantom, subset, method):
     images, bs = [], []
     for b in subset:
