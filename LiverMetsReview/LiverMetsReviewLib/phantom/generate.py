@@ -21,7 +21,7 @@ from ..io.images import write_image
 from ..io.segmentation import write_segmentation
 from ..io.study_folder import write_study_folder
 from ..series import Series
-from .anatomy import GRID_SPACING_MM, build_anatomy
+from .anatomy import GRID_SPACING_MM, Anatomy, build_anatomy
 from .lesions import paint_lesions, select_lesions
 from .model import TissueModel
 from .scenarios import get_scenario
@@ -82,7 +82,7 @@ def _check_args(seed: int, size: str, b_values: Sequence[float], snr: float | No
 
 
 def build_model(scenario: str = "normal", *, field_strength_t: float = 1.5, liver_fat_percent: float | None = None,
-                size: str = "standard"):
+                size: str = "standard") -> tuple[Anatomy, list[dict[str, Any]], TissueModel, dict[str, Any]]:
     """Anatomy + lesions + tissue parameters without any signal: (anatomy, lesions, tissue model, scenario)."""
     fs = check_field_strength(field_strength_t)
     sc = get_scenario(scenario, liver_fat_percent)
