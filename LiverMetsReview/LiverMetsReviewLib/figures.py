@@ -1,0 +1,68 @@
+"""PNG figures for people to look at (demo, reports). matplotlib is a CLI-only extra, imported inside functions.
+
+Axial slices are shown in radiological convention (patient's left on the image's right, anterior up), which
+is the natural numpy orientation of an LPS grid with identity direction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+# name -> (title, colour map, display range, units)
+MAP_DISPLAY: dict[str, tuple[str, str, tuple[float, float], str]] = {
+    "adc": ("ADC", "gray", (0.0, 3000.0), "10^-6 mm^2/s"),
+    "dwi_computed_b1500": ("Computed DWI b=1500", "gray", (0.0, 0.0), "a.u."),
+    "ff_chemical_shift": ("Fat fraction (IP/OP)", "magma", (0.0, 50.0), "%"),
+    "ff_dixon": ("Fat fraction (Dixon)", "magma", (0.0, 50.0), "%"),
+    "pdff": ("PDFF (multi-echo)", "magma", (0.0, 50.0), "%"),
+    "r2star": ("R2*", "viridis", (0.0, 150.0), "1/s"),
+    "re_arterial": ("Rel. enhancement arterial", "inferno", (-20.0, 150.0), "%"),
+    "re_hepatobiliary": ("Rel. enhancement HBP", "inferno", (-20.0, 150.0), "%"),
+    "sub_arterial": ("Subtraction arterial", "gray", (0.0, 0.0), "a.u."),
+}
+
+
+def axial_slice_at(image: sitk.Image, point_lps: Any) -> np.ndarray:
+    """The axial slice of ``image`` nearest to a world point (LPS mm)."""
+    k = image.TransformPhysicalPointToContinuousIndex([float(v) for v in point_lps])[2]
+    k = int(np.clip(round(k), 0, image.GetSize()[2] - 1))
+    return sitk.GetArrayViewFromImage(image)[k]
+
+
+def write_maps_figure(study, maps, path: str | Path, names: tuple[str, ...] | None = None) -> Path:
+    """A grid of the study's maps on one axial level through the first lesion, with colour bars and units."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = tuple(n for n in (names or MAP_DISPLAY) if n in maps.images)
+    lesion = study.truth["lesions"][0]
+    centre = lesion["centre_mm"]
+    cols = 3
+    rows = max(1, int(np.ceil(len(names) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.9 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), names, strict=False):
+        title, cmap, (lo, hi), units = MAP_DISPLAY[name]
+        arr = axial_slice_at(maps.images[name], centre)
+        if hi <= lo:  # signal images: window on the slice's robust range
+            lo, hi = 0.0, float(np.percentile(arr, 99.5)) or 1.0
+        sp = maps.images[name].GetSpacing()
+        im = ax.imshow(arr, cmap=cmap, vmin=lo, vmax=hi, aspect=sp[1] / sp[0], interpolation="nearest")
+        ax.set_title(f"{title}", fontsize=10)
+        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        bar.set_label(units, fontsize=8)
+    fig.suptitle(f"LiverMetsReview maps on the digital phantom: axial level of '{lesion['name']}' "
+                 f"(z = {centre[2]:.0f} mm LPS); radiological view", fontsize=11)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
