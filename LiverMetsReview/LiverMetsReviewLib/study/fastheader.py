@@ -142,46 +142,49 @@ _LONG_VR_BYTES = {vr.encode() for vr in _LONG_VRS}
 _STOP_AFTER = max(max(_WANTED), 0x2005FFFF)  # nothing the classifier reads lies beyond this tag
 
 
-def _walk(buf: bytes, pos: int, end: int, implicit: bool, keep: Any, stop_at_pixels: bool = True
-          ) -> tuple[dict[int, tuple[str, bytes]], int]:
-    """Elements from ``pos`` to ``end`` (or to an item delimiter); returns the kept ones and the end position."""
+def _walk(buf: bytes, pos: int, end: int, implicit: bool, keep: frozenset[int] | None,
+          stop_at_pixels: bool = True) -> tuple[dict[int, tuple[str, bytes]], int]:
+    """Elements from ``pos`` to ``end`` (or to an item delimiter); returns the kept ones and the end position.
+
+    ``keep`` is the set of tags to keep (None keeps all); the loop is the hot path of a folder scan.
+    """
     unpack = struct.unpack_from
     long_vrs = _LONG_VR_BYTES
     needs = _NEEDS_PYDICOM
+    stop = _STOP_AFTER if stop_at_pixels else 0xFFFFFFFF
     out: dict[int, tuple[str, bytes]] = {}
-    while pos + 8 <= end:
-        group, elem = unpack("<HH", buf, pos)
-        tag = (group << 16) | elem
-        if group == 0xFFFE:  # item / delimiters inside undefined-length content
-            return out, pos
-        if stop_at_pixels and tag > _STOP_AFTER:
-            return out, pos
+    end8 = end - 8
+    while pos <= end8:
         if implicit:
+            group, elem, length = unpack("<HHI", buf, pos)
             vr_b = None
-            (length,) = unpack("<I", buf, pos + 4)
-            pos += 8
+            start = pos + 8
         else:
-            vr_b = buf[pos + 4:pos + 6]
+            group, elem, vr_b, length = unpack("<HH2sH", buf, pos)
             if vr_b in long_vrs:
                 (length,) = unpack("<I", buf, pos + 8)
-                pos += 12
+                start = pos + 12
             else:
-                (length,) = unpack("<H", buf, pos + 6)
-                pos += 8
+                start = pos + 8
+        if group == 0xFFFE:  # item / delimiters inside undefined-length content
+            return out, pos
+        tag = (group << 16) | elem
+        if tag > stop:
+            return out, pos
         if tag in needs:
             raise _Unsupported("needs sequence parsing")
         if length == 0xFFFFFFFF:
             if not implicit and vr_b not in (b"SQ", b"UN"):
                 raise _Unsupported("undefined length outside a sequence")
-            pos = _skip_undefined(buf, pos, end, implicit)
+            pos = _skip_undefined(buf, start, end, implicit)
             continue
-        if pos + length > end:
+        pos = start + length
+        if pos > end:
             raise _Unsupported("truncated element")
-        if keep(tag):
+        if keep is None or tag in keep:
             vr = _implicit_vr(tag) if vr_b is None else vr_b.decode("latin-1")
             if vr != "SQ":
-                out[tag] = (vr, buf[pos:pos + length])
-        pos += length
+                out[tag] = (vr, buf[start:pos])
     return out, pos
 
 
@@ -201,7 +204,7 @@ def _skip_undefined(buf: bytes, pos: int, end: int, implicit: bool) -> int:
             pos += length
             continue
         # undefined-length item: walk its elements until the item delimiter
-        _, pos = _walk(buf, pos, end, True if implicit else False, lambda t: False, stop_at_pixels=False)
+        _, pos = _walk(buf, pos, end, implicit, frozenset(), stop_at_pixels=False)
         if pos + 8 > end or unpack("<HH", buf, pos) != (0xFFFE, 0xE00D):
             raise _Unsupported("unterminated item")
         pos += 8
@@ -209,10 +212,6 @@ def _skip_undefined(buf: bytes, pos: int, end: int, implicit: bool) -> int:
 
 
 _KEEP = frozenset(_WANTED) | _PRIVATE_KEEP
-
-
-def _keep(tag: int, _set: frozenset = _KEEP) -> bool:
-    return tag in _set
 
 
 def read_fast_header(data: bytes) -> FastHeader | None:
@@ -227,7 +226,7 @@ def read_fast_header(data: bytes) -> FastHeader | None:
                 pos += 12 + struct.unpack_from("<I", data, pos + 8)[0]
             else:
                 pos += 8 + struct.unpack_from("<H", data, pos + 6)[0]
-        meta, _ = _walk(data, 132, pos, False, lambda t: True)
+        meta, _ = _walk(data, 132, pos, False, None)
         file_meta = FastHeader(meta)
         syntax = str(file_meta.get("TransferSyntaxUID", "")).strip("\x00 ")
         sop_class = str(file_meta.get("MediaStorageSOPClassUID", "")).strip("\x00 ")
@@ -239,7 +238,7 @@ def read_fast_header(data: bytes) -> FastHeader | None:
             implicit = False  # encapsulated pixel data: the data set itself is explicit VR little endian
         else:
             return None
-        raw, _ = _walk(data, pos, len(data), implicit, _keep)
+        raw, _ = _walk(data, pos, len(data), implicit, _KEEP)
     except (_Unsupported, struct.error, UnicodeDecodeError):
         return None
     header = FastHeader(raw, file_meta)
