@@ -42,15 +42,42 @@ def _stack(study, role: str, which: str | None) -> sitk.Image | None:
     return s.stacks[0]
 
 
-def axial_crop(image: sitk.Image, centre_mm, fov_mm: float, pixels: int = 64) -> np.ndarray:
+def axial_crop(image: sitk.Image, centre_mm, fov_mm: float, pixels: int = 64, nearest: bool = False) -> np.ndarray:
     """An axial pixels x pixels crop (LPS, rows = anterior to posterior) centred on a world point (linear)."""
     sp = fov_mm / pixels
     ref = sitk.Image([pixels, pixels, 1], sitk.sitkFloat32)
     ref.SetSpacing((sp, sp, sp))
     c = np.asarray(centre_mm, float)
     ref.SetOrigin(tuple(c - np.array([sp * (pixels - 1) / 2, sp * (pixels - 1) / 2, 0.0])))
-    out = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), ref, sitk.Transform(), sitk.sitkLinear, 0.0)
+    interp = sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear
+    out = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), ref, sitk.Transform(), interp, 0.0)
     return sitk.GetArrayFromImage(out)[0]
+
+
+# Shade of each lesion compartment in the truth column (liver parenchyma mid-grey, outside black).
+TRUTH_SHADES = {"rim": 1.0, "nodule": 0.8, "core": 0.6, "scar": 0.45}
+
+
+def truth_tiles(study, fov_min_mm: float = 48.0, pixels: int = 64) -> np.ndarray | None:
+    """Per lesion, the compartments as painted on the truth grid (what each tile should show), or None."""
+    model = study.model
+    if model is None:
+        return None
+    shade = np.zeros(len(model.compartments) + int(model.labels.max()) + 1, np.float32)
+    for c in model.compartments:
+        if c.info.get("kind") == "lesion":
+            shade[c.label] = TRUTH_SHADES.get(c.info.get("compartment", "core"), 0.6)
+        elif c.name == "liver":
+            shade[c.label] = 0.3
+        else:
+            shade[c.label] = 0.12
+    img = sitk.GetImageFromArray(shade[model.labels])
+    img.CopyInformation(model.grid)
+    out = []
+    for les in study.truth["lesions"]:
+        fov = max(fov_min_mm, 2.6 * float(les["diameter_mm"]))
+        out.append(axial_crop(img, les["centre_mm"], fov, pixels, nearest=True))
+    return np.asarray(out)
 
 
 def _window(study, image: sitk.Image, role: str) -> tuple[float, float]:
@@ -103,7 +130,12 @@ def write_montage(study, path: str | Path, fov_min_mm: float = 48.0, pixels: int
     except ImportError as exc:
         raise LiverMetsError("the montage needs matplotlib; install the 'demo' extra (pip install matplotlib)") from exc
     m = montage_tiles(study, fov_min_mm, pixels)
-    tiles, cols, windows, lesions = m["tiles"], m["columns"], m["windows"], m["lesions"]
+    tiles, cols, windows, lesions = m["tiles"], list(m["columns"]), list(m["windows"]), m["lesions"]
+    truth = truth_tiles(study, fov_min_mm, pixels)
+    if truth is not None:  # last column: the painted compartments (rim bright, nodule, core), liver grey
+        tiles = np.concatenate([tiles, truth[:, None]], axis=1)
+        cols.append(("Truth (rim/nodule/core)", "", None))
+        windows.append((0.0, 1.0))
     nr, nc = tiles.shape[:2]
     fig, axes = plt.subplots(nr, nc, figsize=(1.35 * nc + 1.6, 1.35 * nr + 0.6), squeeze=False)
     for i in range(nr):
