@@ -59,6 +59,9 @@ class Element:
         self.tag, self.VR, self.value = tag, vr, value
 
 
+_TAG_OF: dict[str, int | None] = {}
+
+
 @cache
 def _keyword_tag(keyword: str) -> int | None:
     return tag_for_keyword(keyword)
@@ -106,29 +109,35 @@ class FastHeader:
         if type(key) is int:
             return key
         if isinstance(key, str):
-            return _keyword_tag(key)
+            tag = _TAG_OF.get(key)
+            if tag is None:
+                tag = _TAG_OF[key] = _keyword_tag(key)
+            return tag
         if isinstance(key, tuple):
             return (key[0] << 16) | key[1]
         return int(key)
 
     def __contains__(self, key: Any) -> bool:
-        if type(key) is int:
-            return key in self._raw
-        tag = self._tag(key)
-        return tag is not None and tag in self._raw
+        return (key if type(key) is int else self._tag(key)) in self._raw
 
-    def __getitem__(self, key: Any) -> Element:
-        tag = self._tag(key)
-        if tag is None or tag not in self._raw:
-            raise KeyError(key)
+    def _element(self, tag: int | None) -> Element | None:
         elem = self._cache.get(tag)
         if elem is None:
-            vr, raw = self._raw[tag]
-            elem = self._cache[tag] = Element(tag, vr, _decode(vr, raw))
+            item = self._raw.get(tag)
+            if item is None:
+                return None
+            elem = self._cache[tag] = Element(tag, item[0], _decode(item[0], item[1]))
+        return elem
+
+    def __getitem__(self, key: Any) -> Element:
+        elem = self._element(key if type(key) is int else self._tag(key))
+        if elem is None:
+            raise KeyError(key)
         return elem
 
     def get(self, key: Any, default: Any = None) -> Any:
-        return self[key].value if key in self else default
+        elem = self._element(key if type(key) is int else self._tag(key))
+        return default if elem is None else elem.value
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or not name[:1].isupper():
