@@ -139,6 +139,67 @@ def test_decided_alone_a_noisy_voxel_can_swap_and_is_flagged():
     assert "neighbourhood" in voted.summary["ambiguity_resolution"]
 
 
+def _complex_signal(ff, r2s, psi_hz, phi, b0, te, s0=1000.0):
+    """Noise-free complex echoes (W + F c(TE)) exp(-R2* TE) exp(i (2 pi psi TE + phi)), last axis = echo."""
+    spec = default_fat_spectrum()
+    c = fat_phasor(te, b0, spec["ppm"], spec["amplitudes"], spec["gamma_mhz_per_t"])
+    return s0 * ((1 - ff)[..., None] + ff[..., None] * c) * np.exp(
+        -r2s[..., None] * te / 1000.0 + 1j * (2 * np.pi * psi_hz[..., None] * te / 1000.0 + phi[..., None]))
+
+
+def _complex_images(sig: np.ndarray) -> list[sitk.Image]:
+    sig = sig if sig.ndim == 4 else sig[None]
+    return [sitk.RealAndImaginaryToComplex(sitk.GetImageFromArray(np.ascontiguousarray(sig[..., k].real)),
+                                           sitk.GetImageFromArray(np.ascontiguousarray(sig[..., k].imag)))
+            for k in range(sig.shape[-1])]
+
+
+@pytest.mark.parametrize("b0", [1.5, 3.0])
+def test_complex_noise_free_exact_with_field_map(b0):
+    FF, R2 = np.meshgrid(np.linspace(0.0, 1.0, 101), [0.0, 30.0, 100.0, 300.0], indexing="ij")
+    psi = np.linspace(-150.0, 150.0, FF.size).reshape(FF.shape)       # Hz, within +-1/(2 dTE)
+    phi = np.linspace(-3.0, 3.0, FF.size).reshape(FF.shape)[::-1]
+    res = fit_pdff(_complex_images(_complex_signal(FF, R2, psi, phi, b0, TE[b0])), TE[b0], field_strength_t=b0,
+                   method="complex", noise_floor=0.0)
+    np.testing.assert_allclose(_arr(res.pdff)[0], FF * 100, atol=1e-3)
+    np.testing.assert_allclose(_arr(res.r2star)[0], R2, atol=1e-3)
+    np.testing.assert_allclose(_arr(res.field_map)[0], psi, atol=1e-3)
+    assert res.summary["method"] == "complex" and res.metadata["field_map"]["units"] == "Hz"
+
+
+@pytest.mark.parametrize("b0,snr", [(1.5, 40.0), (3.0, 30.0)])
+def test_complex_noise_resolves_fat_water_per_voxel_better_than_magnitude(b0, snr):
+    """Deciding every voxel alone (window 1x1x1) at SNR 30-40: the complex fit (phase of water and fat tied
+    together) swaps in fewer than 5 % of voxels of any PDFF with median bias < 1 point, and fewer voxels than the
+    magnitude fit of the same data."""
+    rng = np.random.default_rng(11)
+    vals = [0.0, 5.0, 18.0, 35.0, 65.0, 90.0, 100.0]
+    FF = _patches(vals, 20) / 100.0
+    yy, xx = np.mgrid[: FF.shape[0], : FF.shape[1]]
+    sig = _complex_signal(FF, np.full_like(FF, 45.0), 30 + 40 * np.sin(xx / 40.0), 0.5 + 0.01 * yy, b0, TE[b0])
+    sigma = 1000.0 / snr
+    sig = sig + rng.normal(0, sigma, sig.shape) + 1j * rng.normal(0, sigma, sig.shape)
+    swaps = {}
+    for method in ("complex", "magnitude"):
+        res = fit_pdff(_complex_images(sig), TE[b0], field_strength_t=b0, method=method, noise_floor=0.0,
+                       noise_sigma=sigma, vote_window=(1, 1, 1))
+        p = _arr(res.pdff)[0]
+        err = p - FF * 100
+        swaps[method] = float(np.mean(np.abs(err) > 20))
+        if method == "complex":
+            for k, v in enumerate(vals):
+                e = err[:, 20 * k:20 * (k + 1)]
+                assert np.mean(np.abs(e) > 20) < 0.05, (v, np.mean(np.abs(e) > 20))
+                assert abs(np.median(e)) < 1.0, (v, np.median(e))
+    assert swaps["complex"] < swaps["magnitude"], swaps
+
+
+def test_complex_method_needs_complex_images():
+    echoes, tes = _good()
+    with pytest.raises(LiverMetsError, match="needs complex echo images"):
+        fit_pdff(echoes, tes, field_strength_t=1.5, method="complex")
+
+
 # --- the phantom ---------------------------------------------------------------------------------------------------
 
 def _apparent_pdff(ff_percent: float, t1_water_ms: float, study) -> float:
@@ -261,12 +322,17 @@ def test_real_16_echo_phantom_three_vials():
     assert np.all(np.diff(med8[order]) > 1.0)
 
 
-def test_real_invivo_low_field_is_finite_and_plausible():
+@pytest.fixture(scope="module")
+def invivo_magnitude():
+    data, te, b0 = _load_mat("invivo.mat")
+    return fit_pdff(_images(data[None]), te, field_strength_t=b0)
+
+
+def test_real_invivo_low_field_is_finite_and_plausible(invivo_magnitude):
     """0.35 T body, 6 echoes, SNR about 5, no truth: finite maps in range, R2* plausible for soft tissue at low
     field. Fat- versus water-dominant cannot be asserted per region: at 0.35 T the fat peaks dephase too little
     within 21 ms for magnitude data at this SNR (the flags say so for many voxels)."""
-    data, te, b0 = _load_mat("invivo.mat")
-    res = fit_pdff(_images(data[None]), te, field_strength_t=b0)
+    res = invivo_magnitude
     p, r, m = _arr(res.pdff)[0], _arr(res.r2star)[0], _arr(res.mask)[0] == 1
     assert m.mean() > 0.5
     assert np.all(np.isfinite(p)) and p.min() >= 0 and p.max() <= 100
@@ -275,6 +341,30 @@ def test_real_invivo_low_field_is_finite_and_plausible():
     assert np.percentile(r[m], 95) < 250
     assert res.summary["noise_sigma"] is None or res.summary["noise_sigma"] > 0
     assert res.summary["ambiguous_voxels"] == int(np.count_nonzero(_arr(res.flags) == FLAG_AMBIGUOUS))
+
+
+def test_real_invivo_complex_fit_gives_a_smooth_field_map(invivo_magnitude):
+    """The same data fitted with their phase: maps finite and in range, fewer fat-water ambiguous voxels than the
+    magnitude fit, and a field map that is spatially smooth as B0 is (median neighbour difference under a quarter
+    of that of the same values shuffled)."""
+    from scipy.io import loadmat
+
+    d = loadmat(str(shared_path("data", "multiecho-fatwater-mat", "invivo.mat")))
+    data = d["data"].astype(np.complex128)[None]
+    te, b0 = d["te"].ravel() * 1000.0, float(d["Tesla"].ravel()[0])
+    res = fit_pdff(_complex_images(data), te, field_strength_t=b0, method="complex")
+    mag = invivo_magnitude
+    p, m, fm = _arr(res.pdff)[0], _arr(res.mask)[0] == 1, _arr(res.field_map)[0]
+    assert m.mean() > 0.5
+    for img in (res.pdff, res.r2star, res.field_map, res.quality):
+        assert np.all(np.isfinite(_arr(img)))
+    assert p.min() >= 0 and p.max() <= 100
+    assert res.summary["ambiguous_voxels"] < mag.summary["ambiguous_voxels"]
+    both = m[:, 1:] & m[:, :-1]
+    rough = np.median(np.abs(np.diff(fm, axis=1))[both])
+    shuffled = fm.copy()
+    shuffled[m] = np.random.default_rng(0).permutation(fm[m])
+    assert rough < 0.25 * np.median(np.abs(np.diff(shuffled, axis=1))[both]), rough
 
 
 # --- properties and errors -----------------------------------------------------------------------------------------
@@ -328,7 +418,6 @@ def test_bad_input_is_refused_with_a_reason(mutate, match):
     ({"field_strength_t": 0.0}, "field strength"),
     ({"field_strength_t": float("nan")}, "field strength"),
     ({"field_strength_t": 1.5, "method": "dixon"}, "unknown PDFF method"),
-    ({"field_strength_t": 1.5, "method": "complex"}, "not available"),
     ({"field_strength_t": 1.5, "fat_model": {"ppm": [-3.4, 1.0], "amplitudes": [1.0]}}, "fat model"),
     ({"field_strength_t": 1.5, "fat_model": {"ppm": [-3.4], "amplitudes": [-1.0]}}, "fat model"),
     ({"field_strength_t": 1.5, "noise_floor": -1.0}, "noise floor"),

@@ -58,7 +58,8 @@ class PdffResult:
 
     ``pdff`` percent (0..100), ``r2star`` 1/s, ``water``/``fat`` signal units of the input (at TE = 0),
     ``quality`` RMS residual in percent of the voxel's mean echo signal, ``mask`` 1 where the fit is reported,
-    ``flags`` uint8 (see ``FLAG_LEGEND``). ``metadata[name]`` holds the key/value pairs for each output.
+    ``flags`` uint8 (see ``FLAG_LEGEND``), ``field_map`` Hz (method 'complex' only). ``metadata[name]`` holds the
+    key/value pairs for each output.
     """
 
     pdff: sitk.Image
@@ -70,6 +71,7 @@ class PdffResult:
     flags: sitk.Image
     summary: dict[str, Any]
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    field_map: sitk.Image | None = None
 
 
 # --- inputs --------------------------------------------------------------------------------------------------------
@@ -162,6 +164,40 @@ def _echo_stack(echoes: Sequence[sitk.Image], notes: list[str]) -> tuple[np.ndar
         raise LiverMetsError("every echo image is all zero; check that the right files were given")
     if took_abs:
         notes.append("complex echo images were given: their magnitudes were fitted (method 'magnitude')")
+    return stack, cover, ref
+
+
+def _complex_stack(echoes: Sequence[sitk.Image], notes: list[str]) -> tuple[np.ndarray, np.ndarray, sitk.Image]:
+    """(complex echoes (n_echo, n_vox), covered voxels, magnitude reference image) on the first echo's grid.
+
+    Echoes on another grid are resampled part by part (real and imaginary, linear), which keeps the phase.
+    """
+    for k, img in enumerate(echoes):
+        if not isinstance(img, sitk.Image) or img.GetPixelID() not in _COMPLEX_IDS:
+            raise LiverMetsError(f"method 'complex' needs complex echo images (echo {k + 1} is not complex); "
+                                 "combine magnitude and phase first, or use method 'magnitude'")
+    ref = sitk.ComplexToModulus(echoes[0])
+    if ref.GetDimension() not in (2, 3):
+        raise LiverMetsError(f"echo images must be 2-D or 3-D (got {ref.GetDimension()}-D)")
+    n_vox = int(np.prod(ref.GetSize()))
+    stack = np.empty((len(echoes), n_vox), dtype=np.complex128)
+    cover = np.ones(n_vox, dtype=bool)
+    for k, img in enumerate(echoes):
+        what = f"echo {k + 1} image"
+        parts = []
+        for part in (sitk.ComplexToReal(img), sitk.ComplexToImaginary(img)):
+            moved, cov, note = match_to_reference(ref, part, what)
+            if note and part is not None and not parts:
+                notes.append(note)
+            if cov is not None:
+                cover &= cov.reshape(-1)
+            parts.append(sitk.GetArrayViewFromImage(moved).reshape(-1).astype(np.float64))
+        z = parts[0] + 1j * parts[1]
+        if not np.all(np.isfinite(z)):
+            raise LiverMetsError(f"the {what} holds NaN or infinite values; give finite complex images")
+        stack[k] = z
+    if not np.any(np.abs(stack) > 0):
+        raise LiverMetsError("every echo image is all zero; check that the right files were given")
     return stack, cover, ref
 
 
@@ -280,7 +316,9 @@ def _levenberg_marquardt(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.nda
         p[:, act] = np.where(ok, new, pa)
         cost[act] = np.where(ok, new_cost, ca)
         lam[act] = np.where(ok, np.maximum(la * 0.3, 1e-12), la * 10.0)
-        done = (ok & (gain <= tol * ca + 1e-28)) | (lam[act] > 1e10) | (cost[act] <= 1e-28)
+        step = np.maximum.reduce([np.abs(d[0]), np.abs(d[1]), np.abs(d[2]) * 1e3]) / (
+            np.abs(pa[0]) + np.abs(pa[1]) + 1.0)            # relative step; R in 1/ms weighs like 1e-3 of signal
+        done = (ok & (gain <= tol * ca + 1e-28)) | (lam[act] > 1e10) | (cost[act] <= 1e-28) | (step < 1e-10)
         act = act[~done]
     return p, cost
 
@@ -320,6 +358,78 @@ def _fit_chunk(y: np.ndarray, te: np.ndarray, c: np.ndarray, grid: tuple, r_lo: 
     return pw, cw, pf, cf
 
 
+def _complex_model(p: np.ndarray, te: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """S_n = (W + F c_n) exp(-R t_n) exp(i (2 pi psi t_n + phi)) and its derivatives; p = (W, F, R, psi, phi),
+    t in ms, R in 1/ms, psi (field map) in kHz."""
+    w, f, r, psi, phi = p
+    e = np.exp(-te[:, None] * r + 1j * (2.0 * np.pi * te[:, None] * psi + phi))
+    model = (w + f * c[:, None]) * e
+    return model, [e, c[:, None] * e, -te[:, None] * model, 2j * np.pi * te[:, None] * model, 1j * model]
+
+
+def _complex_start(yc: np.ndarray, p: np.ndarray, te: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(W, F, R) plus the field map and initial phase that best explain the measured phase given that mixture."""
+    a = (p[0] + p[1] * c[:, None]) * np.exp(-te[:, None] * p[2])
+    z = yc * np.conj(a)                                    # phase left: phi + 2 pi psi t
+    pairs = z[1:] * np.conj(z[:-1])
+    dt = np.diff(te)[:, None]
+    wts = np.abs(pairs)
+    psi = np.sum(wts * np.angle(pairs) / (2.0 * np.pi * dt), axis=0) / np.maximum(np.sum(wts, axis=0), 1e-300)
+    phi = np.angle(np.sum(z * np.exp(-2j * np.pi * te[:, None] * psi), axis=0))
+    return np.concatenate([p[:3], psi[None], phi[None]])
+
+
+def _complex_lm(yc: np.ndarray, p: np.ndarray, te: np.ndarray, c: np.ndarray, r_lo: float, r_hi: float,
+                cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Bounded LM on the complex residual (W, F >= 0 real with one phase), all columns at once."""
+    p = p.copy()
+    model, _ = _complex_model(p, te, c)
+    cost = np.sum(np.abs(yc - model) ** 2, axis=0)
+    lam = np.full(yc.shape[1], float(cfg["initial_damping"]))
+    tol = float(cfg["relative_cost_tolerance"])
+    act = np.arange(yc.shape[1])
+    eye = np.eye(5)
+    for _ in range(int(cfg["iterations"])):
+        if act.size == 0:
+            break
+        ya, pa, ca, la = yc[:, act], p[:, act], cost[act], lam[act]
+        model, jac = _complex_model(pa, te, c)
+        res = ya - model
+        jj = np.stack(jac)                                 # (5, n_echo, n)
+        h = np.einsum("aen,ben->nab", jj.conj(), jj).real
+        g = np.einsum("aen,en->na", jj.conj(), res).real
+        diag = np.einsum("naa->na", h)
+        h = h + (la[:, None, None] * diag[:, :, None] + 1e-12 * diag.sum(1)[:, None, None] + 1e-300) * eye
+        d = np.linalg.solve(h, g[:, :, None])[:, :, 0].T
+        new = pa + d
+        new[0] = np.maximum(new[0], 0.0)
+        new[1] = np.maximum(new[1], 0.0)
+        new[2] = np.clip(new[2], r_lo, r_hi)
+        new[4] = np.angle(np.exp(1j * new[4]))
+        new_model, _ = _complex_model(new, te, c)
+        new_cost = np.sum(np.abs(ya - new_model) ** 2, axis=0)
+        ok = np.isfinite(new_cost) & (new_cost < ca)
+        gain = np.where(ok, ca - new_cost, 0.0)
+        p[:, act] = np.where(ok, new, pa)
+        cost[act] = np.where(ok, new_cost, ca)
+        lam[act] = np.where(ok, np.maximum(la * 0.3, 1e-12), la * 10.0)
+        step = np.max(np.abs(d) * np.array([[1.0], [1.0], [1e3], [1e3], [1.0]]), axis=0) / (
+            np.abs(pa[0]) + np.abs(pa[1]) + 1.0)
+        done = (ok & (gain <= tol * ca + 1e-28)) | (lam[act] > 1e10) | (cost[act] <= 1e-28) | (step < 1e-10)
+        act = act[~done]
+    return p, cost
+
+
+def _complex_sides(yc: np.ndarray, pw: np.ndarray, pf: np.ndarray, te: np.ndarray, c: np.ndarray, r_lo: float,
+                   r_hi: float, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Both magnitude solutions refined on the complex data: (water-side params, cost, fat-side params, cost)."""
+    n = yc.shape[1]
+    y2 = np.concatenate([yc, yc], axis=1)
+    start = _complex_start(y2, np.concatenate([pw, pf], axis=1), te, c)
+    p, cost = _complex_lm(y2, start, te, c, r_lo, r_hi, cfg)
+    return p[:, :n], cost[:n], p[:, n:], cost[n:]
+
+
 def _vote(delta: np.ndarray, window: Sequence[int], strong: float) -> np.ndarray:
     """Fat-side evidence per voxel: its own chi-square difference when strong, else the sum over its neighbourhood.
 
@@ -356,9 +466,6 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     """
     if method not in METHODS:
         raise LiverMetsError(f"unknown PDFF method '{method}': choose one of {', '.join(METHODS)}")
-    if method == "complex":
-        raise LiverMetsError("method 'complex' is not available in this version: fit the magnitudes "
-                             "(method 'magnitude'), which needs no phase data")
     cfg = pdff_defaults()
     if vote_window is not None and (len(vote_window) not in (2, 3) or not all(
             isinstance(v, (int, np.integer)) and v >= 1 for v in vote_window)):
@@ -371,7 +478,12 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     fm = _fat_model(fat_model)
     notes: list[str] = []
     warnings: list[str] = []
-    stack, cover, ref = _echo_stack(echoes, notes)
+    stack_c = None
+    if method == "complex":
+        stack_c, cover, ref = _complex_stack(echoes, notes)
+        stack = np.abs(stack_c)
+    else:
+        stack, cover, ref = _echo_stack(echoes, notes)
     n_echo, n_vox = stack.shape
 
     c = np.asarray(fat_phasor(te, b0, fm["ppm"], fm["amplitudes"], fm["gamma_mhz_per_t"]), dtype=np.complex128)
@@ -413,7 +525,8 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     valid &= ~bg & (stack.max(axis=0) > 0)
 
     idx = np.flatnonzero(valid)
-    sides = {k: np.zeros((3, idx.size)) for k in ("pw", "pf")}
+    n_par = 5 if stack_c is not None else 3
+    sides = {k: np.zeros((n_par, idx.size)) for k in ("pw", "pf")}
     costs = {k: np.zeros(idx.size) for k in ("cw", "cf")}
     scales = np.zeros(idx.size)
     grid = _start_grid(te, c, cfg)
@@ -425,6 +538,8 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
         y = stack[:, sel]
         scale = y.max(axis=0)
         pw, cw, pf, cf = _fit_chunk(y / scale, te, c, grid, r_lo, r_hi, cfg)
+        if stack_c is not None:
+            pw, cw, pf, cf = _complex_sides(stack_c[:, sel] / scale, pw, pf, te, c, r_lo, r_hi, cfg)
         part = slice(s, s + sel.size)
         sides["pw"][:, part], sides["pf"][:, part] = pw, pf
         costs["cw"][part], costs["cf"][part] = cw * scale**2, cf * scale**2   # signal units^2
@@ -433,7 +548,7 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     # fat-water choice: chi-square difference of the two sides, own evidence or neighbourhood vote
     best_cost = np.minimum(costs["cw"], costs["cf"])
     if sigma is None or sigma <= 0:
-        s2_res = best_cost / max(n_echo - 3, 1)
+        s2_res = best_cost / (max(2 * n_echo - 5, 1) if stack_c is not None else max(n_echo - 3, 1))
         s2 = float(np.median(s2_res)) if idx.size else 0.0
         notes.append("noise sigma taken from the fit residuals (no background to estimate it)")
     else:
@@ -459,12 +574,14 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     ms = stack[:, idx].mean(axis=0)
     out = {"pdff": ff_b, "r2star": best[2] * 1000.0, "water": best[0] * scales, "fat": best[1] * scales,
            "quality": np.sqrt(np.maximum(cost_b, 0.0) / n_echo) / np.where(ms > 0, ms, 1.0) * 100.0}
+    if stack_c is not None:
+        out["field_map"] = best[3] * 1000.0                 # kHz -> Hz
     flags_fit = np.where(amb, FLAG_AMBIGUOUS, np.where(at_bound, FLAG_R2STAR_BOUND, FLAG_VALID)).astype(np.uint8)
     n_neigh = int(np.count_nonzero(np.abs(delta) < float(cfg["vote_strong_sigma2"])))
 
     finite = np.ones(idx.size, dtype=bool)
-    for k in ("pdff", "r2star", "water", "fat", "quality"):
-        finite &= np.isfinite(out[k])
+    for v in out.values():
+        finite &= np.isfinite(v)
     reasons["fit_failed"] = int(np.count_nonzero(~finite))
 
     def full(values: np.ndarray, dtype: type = np.float32) -> np.ndarray:
@@ -493,10 +610,15 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
                   "gamma_mhz_per_t": fm["gamma_mhz_per_t"], "source": fm["source"]}
     summary: dict[str, Any] = {
         "map": "pdff",
-        "model": "|S(TE)| = |W + F c(TE)| exp(-R2* TE), c(TE) = sum_p a_p exp(i 2 pi f_p TE); PDFF = F/(W+F) x 100",
+        "model": ("|S(TE)| = |W + F c(TE)| exp(-R2* TE)" if stack_c is None else
+                  "S(TE) = (W + F c(TE)) exp(-R2* TE) exp(i (2 pi psi TE + phi))")
+                 + ", c(TE) = sum_p a_p exp(i 2 pi f_p TE), W, F >= 0; PDFF = F/(W+F) x 100",
         "method": method,
-        "method_description": "magnitude multi-echo fit, multi-peak fat, single R2*; Levenberg-Marquardt on all "
-                              "voxels at once from grid-searched starts",
+        "method_description": (
+            "magnitude multi-echo fit, multi-peak fat, single R2*; Levenberg-Marquardt on all voxels at once from "
+            "grid-searched starts" + ("" if stack_c is None else "; both sides' solutions then refined on the "
+                                      "complex data with a field map psi and one phase phi per voxel (no spatial "
+                                      "smoothness of psi is imposed)")),
         "ambiguity_resolution": (
             "up to four fits per voxel, started from the two deepest minima of a grid search over (PDFF, R2*) below "
             "50 % and the two deepest above 50 %; the best fit ending below and the best ending above 50 % are "
@@ -510,7 +632,7 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
         "voxels_decided_by_neighbourhood": n_neigh,
         "units": {"pdff": PDFF_UNITS, "r2star": R2STAR_UNITS, "water": "signal units of the input (TE = 0)",
                   "fat": "signal units of the input (TE = 0)", "quality": "percent (RMS residual / mean signal)",
-                  "echo_times": "ms", "field_strength": "T"},
+                  "echo_times": "ms", "field_strength": "T", "field_map": "Hz (method complex)"},
         "echo_times_ms": te.tolist(),
         "field_strength_t": b0,
         "fat_water_hz_main_peak": round(float(main_hz), 2),
@@ -542,9 +664,10 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
         "quality": {"quantity": "RMS residual / mean signal", "units": "percent", **common},
         "mask": {"quantity": "fitted voxels (1) / masked (0)", "units": "1", **common},
         "flags": {"quantity": "flags", "units": "1", "legend": FLAG_LEGEND, **common},
+        "field_map": {"quantity": "B0 field map (water off-resonance)", "units": "Hz", **common},
     }
     return PdffResult(
         pdff=to_image(pdff, ref), r2star=to_image(full(out["r2star"]), ref), water=to_image(full(out["water"]), ref),
         fat=to_image(full(out["fat"]), ref), quality=to_image(full(out["quality"]), ref),
         mask=to_image(mask_arr, ref, np.uint8), flags=to_image(flags, ref, np.uint8), summary=summary,
-        metadata=metadata)
+        metadata=metadata, field_map=to_image(full(out["field_map"]), ref) if "field_map" in out else None)
