@@ -498,6 +498,28 @@ def test_cli_study_folder_and_errors(tmp_path, small_steatosis, capsys):
         _run_cli(["pdff", str(tmp_path / "other"), "-o", str(out)])
 
 
+def test_cli_magnitude_and_phase_files_give_the_complex_fit(tmp_path, capsys):
+    """Phase stored as raw scanner integers (-4096..4096 for -pi..pi): with --phase-range the complex fit recovers
+    PDFF, R2* and the field map; without it the raw values are refused."""
+    FF = np.linspace(0, 1, 21)[None, :].repeat(3, axis=0)
+    psi = np.full_like(FF, 55.0)
+    sig = _complex_signal(FF, np.full_like(FF, 40.0), psi, np.full_like(FF, -1.0), 1.5, TE[1.5])[None]
+    mags, phases = [], []
+    for k in range(sig.shape[-1]):
+        mags.append(str(write_image(sitk.GetImageFromArray(np.abs(sig[..., k])), tmp_path / f"m{k}.nrrd")))
+        raw = np.angle(sig[..., k]) / np.pi * 4096.0
+        phases.append(str(write_image(sitk.GetImageFromArray(raw), tmp_path / f"p{k}.nrrd")))
+    out, fmap = tmp_path / "pdff.nrrd", tmp_path / "fm.nrrd"
+    common = ["pdff", *mags, "--echo-times", *map(str, TE[1.5]), "--field-strength", "1.5", "--noise-floor", "0",
+              "-o", str(out), "--phase", *phases]
+    with pytest.raises(LiverMetsError, match="phase-range"):
+        _run_cli(common)
+    assert _run_cli([*common, "--phase-range", "-4096", "4096", "--field-map", str(fmap), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "complex"
+    np.testing.assert_allclose(_arr(sitk.ReadImage(str(out)))[0], FF * 100, atol=1e-2)
+    np.testing.assert_allclose(_arr(sitk.ReadImage(str(fmap)))[0], psi, atol=1e-2)
+
+
 def test_livermets_main_dispatches_pdff_and_reports_errors(tmp_path, capsys):
     from LiverMetsReviewLib.cli import main
 

@@ -40,6 +40,39 @@ def _number(meta: dict[str, Any], key: str) -> float | None:
         return None
 
 
+def _with_phase(magnitudes: list[sitk.Image], phase_paths: list[str], phase_range: list[float] | None
+                ) -> list[sitk.Image]:
+    """Complex echoes from magnitude and phase images; phase in radians, or raw values mapped from ``phase_range``."""
+    import numpy as np
+
+    if len(phase_paths) != len(magnitudes):
+        raise LiverMetsError(f"{len(magnitudes)} echo images but {len(phase_paths)} phase images: give one phase "
+                             "image per echo, in the same order")
+    out = []
+    for mag, path in zip(magnitudes, phase_paths, strict=True):
+        ph = read_image(path)
+        if ph.GetSize() != mag.GetSize():
+            raise LiverMetsError(f"the phase image {path} has size {ph.GetSize()} but its magnitude has "
+                                 f"{mag.GetSize()}; give the phase of the same echo and grid")
+        v = sitk.GetArrayFromImage(ph).astype(np.float64)
+        if phase_range:
+            lo, hi = phase_range
+            if not hi > lo:
+                raise LiverMetsError(f"--phase-range {lo:g} {hi:g}: the second value must be larger")
+            v = (v - lo) / (hi - lo) * 2.0 * np.pi - np.pi
+        elif v.size and np.max(np.abs(v)) > np.pi + 1e-3:
+            raise LiverMetsError(f"the phase image {path} holds values up to {np.max(np.abs(v)):g}, not radians; "
+                                 "give --phase-range with the raw values that stand for -pi and +pi "
+                                 "(e.g. -4096 4096)")
+        m = sitk.GetArrayFromImage(mag).astype(np.float64)
+        z = m * np.exp(1j * v)
+        re, im = sitk.GetImageFromArray(z.real), sitk.GetImageFromArray(z.imag)
+        re.CopyInformation(mag)
+        im.CopyInformation(mag)
+        out.append(sitk.RealAndImaginaryToComplex(re, im))
+    return out
+
+
 def _cmd_pdff(args: argparse.Namespace) -> int:
     from ..maps.pdff import PDFF_UNITS, R2STAR_UNITS, fit_pdff
 
@@ -62,10 +95,13 @@ def _cmd_pdff(args: argparse.Namespace) -> int:
         raise LiverMetsError("give --echo-times with one echo time (ms) per echo image, in the same order")
     if field is None:
         raise MissingDataError("the field strength is unknown; give --field-strength in tesla (e.g. 1.5 or 3)")
-    outs = [args.output, args.r2star, args.water, args.fat, args.quality, args.flags]
-    for out in outs:
-        if out and any(Path(out).resolve() == Path(p).resolve() for p in inputs):
-            raise LiverMetsError(f"output {out} is also an input; choose another output path")
+    method = "magnitude"
+    if args.phase:
+        echoes = _with_phase(echoes, [str(p) for p in args.phase], args.phase_range)
+        method = "complex"
+        inputs = inputs + [str(p) for p in args.phase]
+    elif args.field_map:
+        raise LiverMetsError("--field-map needs --phase images (the field map comes from the complex fit)")
     mask = read_image(args.mask) if args.mask else None
     fat_model = None
     if args.fat_model:
@@ -73,11 +109,15 @@ def _cmd_pdff(args: argparse.Namespace) -> int:
             fat_model = json.loads(Path(args.fat_model).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise LiverMetsError(f"the fat model {args.fat_model} is not a readable JSON file ({exc})") from exc
-    res = fit_pdff(echoes, tes, field_strength_t=field, fat_model=fat_model, mask=mask,
+    outs = [args.output, args.r2star, args.water, args.fat, args.quality, args.flags, args.field_map]
+    for out in outs:
+        if out and any(Path(out).resolve() == Path(p).resolve() for p in inputs):
+            raise LiverMetsError(f"output {out} is also an input; choose another output path")
+    res = fit_pdff(echoes, tes, field_strength_t=field, fat_model=fat_model, mask=mask, method=method,
                    noise_floor=args.noise_floor, noise_sigma=args.noise_sigma)
     outputs = {"pdff": str(write_image(res.pdff, args.output, res.metadata["pdff"]))}
     for name, path in (("r2star", args.r2star), ("water", args.water), ("fat", args.fat),
-                       ("quality", args.quality), ("flags", args.flags)):
+                       ("quality", args.quality), ("flags", args.flags), ("field_map", args.field_map)):
         if path:
             outputs[name] = str(write_image(getattr(res, name), path, res.metadata[name]))
     s = res.summary
@@ -115,6 +155,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fat", metavar="PATH", help="fat signal output image")
     p.add_argument("--quality", metavar="PATH", help="fit-quality output image (RMS residual, percent of signal)")
     p.add_argument("--flags", metavar="PATH", help="flags output image (0 valid, 1 masked, 2 ambiguous, 3 R2* bound)")
+    p.add_argument("--phase", nargs="+", metavar="PHASE",
+                   help="one phase image per echo (same order): fit the complex signal, with a field map")
+    p.add_argument("--phase-range", nargs=2, type=float, metavar=("LO", "HI"),
+                   help="raw phase values that stand for -pi and +pi (default: the phase images are in radians)")
+    p.add_argument("--field-map", metavar="PATH", help="field map output image (Hz; needs --phase)")
     p.add_argument("--mask", help="only fit voxels where this image is nonzero")
     p.add_argument("--noise-floor", type=float, help="mean echo signal below which a voxel is background")
     p.add_argument("--noise-sigma", type=float, help="noise sigma of the magnitudes (default: from the background)")

@@ -1,22 +1,29 @@
-"""Proton-density fat fraction (PDFF, percent 0-100) and R2* (1/s) from a multi-echo gradient echo, every voxel at once.
+"""Proton-density fat fraction (PDFF, percent 0-100) and R2* (1/s) from a multi-echo gradient echo, all voxels at once.
 
-Model (magnitude, one R2* for water and fat, water on resonance):
+Model (method 'magnitude', one R2* for water and fat):
 
     |S(TE_n)| = |W + F * c(TE_n)| * exp(-R2* TE_n),   c(TE) = sum_p a_p exp(i 2 pi f_p TE),  W, F >= 0
 
 with the multi-peak fat spectrum ``c`` (by default the project's one spectrum, the same the phantom simulates:
-:func:`..phantom.signal.default_fat_spectrum`). PDFF = F / (W + F) x 100. Because only magnitudes are fitted, (W, F)
-and roughly (F, W) explain the data almost equally well (the fat-water ambiguity); only the multi-peak spectrum
-tells them apart. It is resolved explicitly: a coarse grid search over (PDFF, R2*) gives the best start below 50 %
-and the best start above 50 %, both are refined by Levenberg-Marquardt, and the solution with the lower residual is
-kept. Voxels where the other solution is a different PDFF with a residual within a few noise variances are flagged
-ambiguous (their value is reported but should not be trusted).
+:func:`..phantom.signal.default_fat_spectrum`). PDFF = F / (W + F) x 100. From magnitudes, (W, F) and roughly
+(F, W) explain the data almost equally well (the fat-water ambiguity); only the multi-peak spectrum tells them apart.
+It is resolved explicitly: a grid search over (PDFF, R2*) gives the two deepest starts below 50 % and the two above,
+Levenberg-Marquardt refines them, and the best solution of each side is kept. Their residual difference in noise
+variances (chi-square) decides; where one voxel's evidence is weak, the summed evidence of a small neighbourhood
+decides (tissue is locally homogeneous). Voxels whose evidence stays weak while the two PDFFs differ are flagged
+ambiguous (the value is reported but should not be trusted).
+
+Method 'complex' (complex echo images): both sides' solutions are refined on the complex signal
+S_n = (W + F c_n) exp(-R2* TE_n) exp(i (2 pi psi TE_n + phi)) with a field map psi (Hz) and one phase phi for water
+and fat per voxel; tying the two phases together makes most voxels decide alone. psi must lie within
++-1/(2 echo spacing) (no unwrapping, no spatial smoothness imposed).
 
 Levenberg-Marquardt runs on all voxels of a chunk at once (numpy; per-voxel damping, accept/reject and convergence;
 converged voxels leave the active set): no per-voxel Python loop. Signals are scaled per voxel so that the largest
 echo is 1. Background (mean over echoes below the noise floor), voxels outside the mask or the grid of an echo are
 masked (0 in every map) and counted. No map ever holds NaN or inf. Not corrected: T1 weighting (low flip angles
-assumed), noise bias of magnitude data at very low SNR, water off-resonance (no phase is used).
+assumed), noise bias of magnitude data at very low SNR, bipolar-readout phase errors, T2* differences between fat
+peaks.
 """
 
 from __future__ import annotations
