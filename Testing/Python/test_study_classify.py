@@ -487,3 +487,17 @@ def test_uih_and_canon_b_values(tmp_path):
     assert by_num[1].b_sources == ["UIH (0065,1009)"]
     assert by_num[2].role == "dwi" and by_num[2].b_values == [0.0, 800.0]
     assert by_num[2].b_sources == ["ImageComments text"]
+
+
+def test_exam_wide_contrast_tag_does_not_hide_the_pre_contrast(tmp_path):
+    """ContrastBolusAgent on every series (filled at registration), pre named 'pre': ordering by time."""
+    study = generate_uid()
+    clocks = {1: ("100000", "t1 vibe pre"), 2: ("100130", "t1 vibe"), 3: ("100215", "t1 vibe"),
+              4: ("100430", "t1 vibe"), 5: ("102130", "t1 vibe")}
+    for n, (clock, desc) in clocks.items():
+        write_series(tmp_path, study_uid=study, number=n, description=desc, te=1.8, tr=4.0, acq_time=clock,
+                     contrast="Primovist")
+    by_num = {s.series_number: s for s in classify_folder(tmp_path).series}
+    assert [by_num[n].role for n in range(1, 6)] == ["t1_pre", "t1_arterial", "t1_portal_venous", "t1_transitional",
+                                                      "t1_hepatobiliary"]
+    assert "not used" in by_num[2].reason

@@ -461,6 +461,10 @@ def _vote_units(units: list[_Unit]) -> list[tuple[_Unit, Vote]]:
         return injection is None or u.t is None or u.t >= injection
 
     with_agent = [u for u in units if has_agent(u)]
+    agent_note = ""
+    if with_agent and len(with_agent) == len(units) > 1 and injection is None and keyword(units[0].s, "pre"):
+        # some sites fill ContrastBolusAgent for the whole exam: a series named 'pre' says otherwise
+        with_agent, agent_note = [], "; ContrastBolusAgent is on every T1 series, so it was not used"
     out: dict[int, Vote] = {}
     if with_agent:
         pre_c = [u for u in units if not has_agent(u)]
@@ -471,7 +475,7 @@ def _vote_units(units: list[_Unit]) -> list[tuple[_Unit, Vote]]:
         posts = [u for u in units if u not in pre_c]
         if not pre_c and len(units) >= 2 and units[0].t is not None and not _keyword_phase(units[0].s):
             pre_c, posts = [units[0]], units[1:]
-        how_post = "after the pre-contrast series (no ContrastBolusAgent in the headers)"
+        how_post = "after the pre-contrast series" + (agent_note or " (no ContrastBolusAgent in the headers)")
     pre = None
     if pre_c:
         first_post_t = min((p.t for p in posts if p.t is not None), default=None)
