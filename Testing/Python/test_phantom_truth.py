@@ -62,7 +62,7 @@ def _interior(mask: np.ndarray, strict: bool = False) -> np.ndarray:
 # ---------------------------------------------------------------- truth document
 
 def test_truth_document_schema(shifted):
-    t = json.loads(json.dumps(shifted.truth))  # JSON-able
+    t = json.loads(json.dumps(shifted.truth, allow_nan=False))  # strict JSON (no NaN/Infinity)
     assert t["coordinate_system"] == "LPS"
     assert t["units"]["adc"] == "10^-6 mm^2/s" and t["units"]["pdff"] == "percent" and t["units"]["length"] == "mm"
     assert t["seed"] == 0 and t["scenario"]["id"] == "normal" and t["software"]["version"]

@@ -150,7 +150,7 @@ def write_phantom(study: PhantomStudy, out_dir: str | Path, fmt: str = "nrrd", *
     write_image(study.labelmap, out / "ground_truth_labels.nrrd",
                 {"content": "phantom ground-truth labels (organs 1..99, lesions 101..)", "grid": "truth_grid"})
     write_segmentation(study.couinaud, couinaud_segments(), out / "couinaud.seg.nrrd")
-    (out / "ground_truth.json").write_text(json.dumps(study.truth, indent=1), encoding="utf-8")
+    (out / "ground_truth.json").write_text(json.dumps(study.truth, indent=1, allow_nan=False), encoding="utf-8")
     manifest["files"].update({"ground_truth": "ground_truth.json", "segmentation": "ground_truth.seg.nrrd",
                               "labels": "ground_truth_labels.nrrd", "couinaud": "couinaud.seg.nrrd"})
     manifest["lesions"] = [{"id": les["id"], "type": les["type"], "couinaud": les["couinaud_name"],

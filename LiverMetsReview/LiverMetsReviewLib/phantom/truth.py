@@ -8,6 +8,7 @@ own view is obtained by resampling with that series' breath-hold shift (see ``Ph
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -181,7 +182,9 @@ def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strengt
         "format": "livermets-phantom-truth", "version": 1,
         "software": {"name": "LiverMetsReview", "version": __version__},
         "seed": int(seed), "size": size, "field_strength_t": float(field_strength_t),
-        "b_values": [float(b) for b in b_values], "snr_override": snr, "breath_hold_shift_max_mm": breath_hold_shift_mm,
+        "b_values": [float(b) for b in b_values],
+        "snr_override": None if snr is None or math.isinf(snr) else float(snr),
+        "noise_free": snr is not None and math.isinf(snr), "breath_hold_shift_max_mm": breath_hold_shift_mm,
         "scenario": {"id": scenario["id"], "label": scenario["label"], "description": scenario["description"],
                      "liver_pdff_percent": float(scenario["liver_pdff_percent"]),
                      "hepatocyte_uptake_factor": float(scenario.get("hepatocyte_uptake_factor", 1.0)),
