@@ -410,6 +410,19 @@ def test_property_never_nan_or_inf(seed, amp, n_echo, b0):
     assert res.summary["masked_voxels"] + res.summary["voxels_fitted"] == res.summary["voxels_total"]
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**31 - 1), st.sampled_from([1e-3, 1.0, 1e4, 1e30]), st.integers(3, 7))
+def test_property_complex_never_nan_or_inf(seed, amp, n_echo):
+    rng = np.random.default_rng(seed)
+    te = np.cumsum(rng.uniform(0.5, 2.5, n_echo))
+    data = (rng.normal(size=(1, 5, 6, n_echo)) + 1j * rng.normal(size=(1, 5, 6, n_echo))) * amp
+    data[0, 0] = 0.0                                           # a row of zero voxels
+    res = fit_pdff(_complex_images(data), te, field_strength_t=3.0, method="complex")
+    for img in (res.pdff, res.r2star, res.water, res.fat, res.quality, res.field_map):
+        assert np.all(np.isfinite(_arr(img)))
+    assert 0 <= _arr(res.pdff).min() and _arr(res.pdff).max() <= 100
+
+
 def _good(n=6):
     FF = np.array([[0.2, 0.7]])
     return _images(_signal(FF, np.full_like(FF, 40.0), 1.5, TE[1.5][:n])), list(TE[1.5][:n])
