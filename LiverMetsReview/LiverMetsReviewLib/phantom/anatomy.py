@@ -289,7 +289,9 @@ def build_anatomy(size: str = "standard", options: dict[str, Any] | None = None)
     # Ascites: a fluid film around the liver and spleen (scenario option).
     asc = float(opts.get("ascites_mm", 0.0))
     if asc > 0:
-        shell = (liver_d > 0) & (liver_d <= asc) & (lab[liver_sl] == cv.label("visceral_fat"))
+        # the film lies between the liver and the abdominal wall too (it displaces the wall's inner layer)
+        shell = (liver_d > 0) & (liver_d <= asc) & np.isin(lab[liver_sl], [cv.label("visceral_fat"),
+                                                                           cv.label("abdominal_wall_muscle")])
         lab[liver_sl][shell] = cv.label("ascites")
 
     # Gallbladder in its fossa under the middle hepatic vein plane.
