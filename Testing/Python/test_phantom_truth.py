@@ -106,6 +106,7 @@ def test_lesion_centres_land_in_the_lesion_in_every_series(shifted):
     assert any(np.linalg.norm(shifted.shift_mm(r)) > 2.0 for r in ROLES)  # the shifts are really there
     for s in shifted.series:
         lab = sitk.GetArrayFromImage(shifted.labelmap_on(s.role))
+        seg = sitk.GetArrayFromImage(shifted.couinaud_on(s.role))
         half_diag = 0.5 * float(np.linalg.norm(s.image.GetSpacing()))
         checked = 0
         for les in shifted.truth["lesions"]:
@@ -113,6 +114,7 @@ def test_lesion_centres_land_in_the_lesion_in_every_series(shifted):
                 continue  # the nearest voxel centre may lie outside a lesion smaller than the voxel
             idx = np.round(les["per_series"][s.role]["centre_index"]).astype(int)
             assert lab[idx[2], idx[1], idx[0]] == les["label"], (s.role, les["id"])
+            assert seg[idx[2], idx[1], idx[0]] == les["couinaud_segment"], (s.role, les["id"])
             checked += 1
         assert checked >= 5, s.role
 

@@ -58,12 +58,19 @@ class PhantomStudy:
         facts = self.truth.get("acquisition", {}).get("series", {}).get(role, {})
         return [float(v) for v in facts.get("shift_mm", [0.0, 0.0, 0.0])]
 
-    def labelmap_on(self, role: str, image: sitk.Image | None = None) -> sitk.Image:
-        """The ground-truth labelmap seen on a series' grid (nearest neighbour, breath-hold shift applied)."""
+    def _on(self, truth_image: sitk.Image, role: str, image: sitk.Image | None) -> sitk.Image:
         ref = image if image is not None else self.series_by_role(role).image
         # a point p of the series shows the anatomy found at p - shift in the truth grid
         tx = sitk.TranslationTransform(3, [-v for v in self.shift_mm(role)])
-        return sitk.Resample(self.labelmap, ref, tx, sitk.sitkNearestNeighbor, 0, self.labelmap.GetPixelID())
+        return sitk.Resample(truth_image, ref, tx, sitk.sitkNearestNeighbor, 0, truth_image.GetPixelID())
+
+    def labelmap_on(self, role: str, image: sitk.Image | None = None) -> sitk.Image:
+        """The ground-truth labelmap seen on a series' grid (nearest neighbour, breath-hold shift applied)."""
+        return self._on(self.labelmap, role, image)
+
+    def couinaud_on(self, role: str, image: sitk.Image | None = None) -> sitk.Image:
+        """The Couinaud segment map (1..8) seen on a series' grid (nearest neighbour, shift applied)."""
+        return self._on(self.couinaud, role, image)
 
 
 def _check_args(seed: int, size: str, b_values: Sequence[float], snr: float | None, shift: float) -> list[float]:
