@@ -171,8 +171,8 @@ def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strengt
     organ_docs = []
     for i, o in enumerate(organ_table()):
         comps = by_structure.get(o["id"], [])
-        if not comps:
-            continue
+        if not comps or label_counts[i + 1] == 0:
+            continue  # organ absent in this scenario (e.g. ascites)
         organ_docs.append({"id": o["id"], "name": o["name"], "label": i + 1,
                            "volume_ml": round(float(label_counts[i + 1]) * voxel_ml, 2),
                            "compartments": [_compartment_doc(c, voxel_ml, counts, liver.label, acquisition)
