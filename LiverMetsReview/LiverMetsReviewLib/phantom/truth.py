@@ -64,9 +64,12 @@ def _organ_terminology(t: dict[str, Any]) -> dict[str, Any]:
 
 
 def couinaud_segments() -> list[dict[str, Any]]:
-    """Segment list for the Couinaud labelmap (1..8)."""
+    """Segment list for the Couinaud labelmap (1..8); the DICOM lists have no code per segment, so each is
+    tagged as liver (the organ's code from the data) and named by its segment."""
+    liver = next(o for o in organ_table() if o["id"] == "liver")
     return [{"label": k, "id": f"couinaud_{k}", "name": f"Couinaud segment {ROMAN[k]}", "kind": "couinaud",
-             "color": COUINAUD_COLORS[k]} for k in range(1, 9)]
+             "color": COUINAUD_COLORS[k], "terminology": _organ_terminology(liver["terminology"])}
+            for k in range(1, 9)]
 
 
 def image_like(array: np.ndarray, grid: sitk.Image) -> sitk.Image:
