@@ -196,7 +196,7 @@ class _Canvas:
         if where is not None:
             inside &= where[sl]
         if only_over is not None:
-            inside &= np.isin(self.labels[sl], [self.label(n) for n in only_over])
+            inside &= np.isin(self.labels[sl], [self.names.index(n) for n in only_over if n in self.names])
         self.labels[sl][inside] = self.label(name)
 
 
