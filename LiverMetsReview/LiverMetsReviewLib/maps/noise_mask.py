@@ -1,0 +1,128 @@
+"""Which voxels of a magnitude image hold signal, decided with a stated false-positive rate for pure noise.
+
+Background of a magnitude image is Rayleigh distributed with the noise sigma: P(M > k sigma) = exp(-k^2 / 2), and
+the sum of M^2 / sigma^2 over n independent background voxels is chi-square with 2n degrees of freedom. One
+threshold on one voxel cannot both keep tissue at SNR 5 (needs k about 2.5) and reject noise at 1e-4 (needs
+k about 4.3), so the decision pools a small neighbourhood, where tissue and noise separate widely:
+
+* a voxel is kept when it alone exceeds ``k_single`` sigma (single-voxel rate ``false_positive_rate_single``), or
+* when it exceeds ``tissue_threshold_sigmas`` sigma *and* its neighbourhood's sum of squares exceeds the chi-square
+  quantile of rate ``false_positive_rate_pooled`` (edges of the volume: fewer neighbours, their own quantile);
+* kept voxels in a connected group smaller than ``min_component_voxels`` are dropped (isolated speckle).
+
+For a background voxel whose neighbourhood is all background, the rate of being kept is at most the sum of the two
+rates (union bound). Background voxels touching tissue are decided by the tissue threshold alone (partial volume).
+Settings and sources: the ``noise_mask`` section of ``resources/maps_defaults.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.stats import chi2
+
+from ..errors import LiverMetsError
+from .defaults import defaults
+
+
+@dataclass
+class NoiseMask:
+    """``keep`` (bool, the image's shape), the deciding rule per voxel and how many voxels each rule removed.
+
+    ``stage`` (uint8): 0 not usable, 1 below the tissue threshold, 2 failed the neighbourhood test, 3 isolated
+    group, 4 kept - so a caller can count the reasons inside its own region (``np.bincount(stage[region])``).
+    """
+
+    keep: np.ndarray
+    stage: np.ndarray
+    counts: dict[str, int]
+    settings: dict[str, Any]
+
+
+def k_for_rayleigh_rate(rate: float) -> float:
+    """The k with P(Rayleigh > k sigma) = rate, i.e. sqrt(-2 ln rate)."""
+    if not 0.0 < rate < 1.0:
+        raise LiverMetsError(f"a false-positive rate must lie strictly between 0 and 1 (got {rate})")
+    return float(np.sqrt(-2.0 * np.log(rate)))
+
+
+def _edge_counts(n: int, size: int) -> np.ndarray:
+    """How many of a centred window of ``size`` voxels fall inside an axis of length ``n``, per position."""
+    half = size // 2
+    pos = np.arange(n)
+    return (np.minimum(pos + half, n - 1) - np.maximum(pos - half, 0) + 1).astype(np.int32)
+
+
+def _pooled_pass(values: np.ndarray, sigma: float, size: tuple[int, ...], rate: float) -> np.ndarray:
+    """Neighbourhood sum of (M/sigma)^2 above the chi-square(2n) quantile of ``rate`` (n: neighbours inside)."""
+    sq = np.square(values, dtype=np.float32)
+    sq *= np.float32(1.0 / (sigma * sigma))
+    window = int(np.prod(size))
+    total = ndi.uniform_filter(sq, size=size, mode="constant", cval=0.0)
+    total *= np.float32(window)  # mean over the full window (zeros outside) -> sum over the voxels inside
+    counts = np.ones(values.shape, np.int32)
+    for axis, (n, s) in enumerate(zip(values.shape, size, strict=True)):
+        shape = [1] * values.ndim
+        shape[axis] = n
+        counts = counts * _edge_counts(n, s).reshape(shape)
+    thresholds = {int(c): np.float32(chi2.isf(rate, 2 * int(c))) for c in np.unique(counts)}
+    if len(thresholds) == 1:
+        return total > next(iter(thresholds.values()))
+    lut = np.zeros(window + 1, np.float32)
+    for c, t in thresholds.items():
+        lut[c] = t
+    return total > lut[counts]
+
+
+def noise_mask(values: np.ndarray, sigma: float, usable: np.ndarray | None = None,
+               settings: dict[str, Any] | None = None) -> NoiseMask:
+    """Voxels of ``values`` (magnitude, z,y,x) that hold signal above Rayleigh noise of ``sigma``.
+
+    ``usable`` (bool) marks voxels whose value can be trusted (finite, inside the grid); others count as zero and
+    are never kept. The result's counts: ``below_tissue_threshold``, ``failed_neighbourhood_test``,
+    ``isolated_component`` (each among usable voxels, exclusive). ``settings`` overrides the JSON section.
+    """
+    cfg = dict(defaults("noise_mask") if settings is None else settings)
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise LiverMetsError(f"the noise sigma must be a positive number (got {sigma}); give it or leave it estimated")
+    v = np.asarray(values, dtype=np.float32)
+    if v.ndim == 2:
+        v = v[None]
+    use = np.ones(v.shape, bool) if usable is None else np.asarray(usable, bool).reshape(v.shape)
+    v = np.where(use, v, np.float32(0.0))
+    k_single = k_for_rayleigh_rate(float(cfg["false_positive_rate_single"]))
+    k_tissue = float(cfg["tissue_threshold_sigmas"])
+    size = tuple(int(s) for s in cfg["neighbourhood_voxels"])
+    if len(size) != 3 or any(s < 1 or s % 2 == 0 for s in size):
+        raise LiverMetsError(f"neighbourhood_voxels must be three odd sizes (z, y, x), got {list(size)}")
+    strong = v > np.float32(k_single * sigma)
+    above = v > np.float32(k_tissue * sigma)
+    pooled = _pooled_pass(v, sigma, size, float(cfg["false_positive_rate_pooled"]))
+    keep = strong | (above & pooled)
+    keep &= use
+    stage = np.where(keep, np.uint8(4), np.where(above, np.uint8(2), np.uint8(1)))
+    stage[~use] = 0
+    min_comp = int(cfg["min_component_voxels"])
+    if min_comp > 1 and keep.any():
+        labels, n = ndi.label(keep, structure=np.ones((3, 3, 3), bool))
+        sizes = np.bincount(labels.reshape(-1), minlength=n + 1)
+        small = sizes < min_comp
+        small[0] = False
+        if small.any():
+            drop = small[labels]
+            keep &= ~drop
+            stage[drop] = 3
+    tally = np.bincount(stage.reshape(-1), minlength=5)
+    counts = {"below_tissue_threshold": int(tally[1]), "failed_neighbourhood_test": int(tally[2]),
+              "isolated_component": int(tally[3])}
+    used = {"sigma": float(sigma), "k_single": k_single, "k_tissue": k_tissue,
+            "false_positive_rate_single": float(cfg["false_positive_rate_single"]),
+            "false_positive_rate_pooled": float(cfg["false_positive_rate_pooled"]),
+            "false_positive_rate_background": float(cfg["false_positive_rate_single"])
+            + float(cfg["false_positive_rate_pooled"]),
+            "neighbourhood_voxels": list(size), "min_component_voxels": min_comp}
+    shape = np.shape(values)
+    return NoiseMask(keep.reshape(shape), stage.reshape(shape), counts, used)

@@ -1,0 +1,138 @@
+"""Signal/noise decision of magnitude images against the Rayleigh/Rician statistics it claims.
+
+Every expected figure comes from the noise distribution: Rayleigh P(M > k sigma) = exp(-k^2/2), chi-square(2n) for
+the neighbourhood sum, Rician for tissue. Noise is drawn from complex Gaussians, so the test does not reuse the
+phantom's noise code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy.stats import rice
+
+from LiverMetsReviewLib.errors import LiverMetsError
+from LiverMetsReviewLib.maps.adc import fit_adc
+from LiverMetsReviewLib.maps.defaults import defaults
+from LiverMetsReviewLib.maps.noise_mask import k_for_rayleigh_rate, noise_mask
+
+SIGMA = 10.0
+SHAPE = (24, 128, 160)  # 491 520 voxels
+
+
+def _rician(signal: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    re = signal + rng.normal(0.0, sigma, signal.shape)
+    im = rng.normal(0.0, sigma, signal.shape)
+    return np.hypot(re, im).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def volume():
+    """Background (signal 0) with a tissue slab at SNR 5 and one at SNR 8; returns (magnitude, tissue snr map)."""
+    rng = np.random.default_rng(2026)
+    snr = np.zeros(SHAPE)
+    snr[4:20, 40:90, 30:80] = 5.0
+    snr[4:20, 40:90, 80:130] = 8.0
+    return _rician(snr * SIGMA, SIGMA, rng), snr
+
+
+def _away_from_tissue(snr: np.ndarray, margin: int = 1) -> np.ndarray:
+    from scipy import ndimage as ndi
+
+    return ~ndi.binary_dilation(snr > 0, iterations=margin, structure=np.ones((3, 3, 3), bool))
+
+
+def test_k_is_the_rayleigh_quantile():
+    assert k_for_rayleigh_rate(1e-4) == pytest.approx(np.sqrt(2 * np.log(1e4)), rel=1e-12)
+    rng = np.random.default_rng(1)
+    m = _rician(np.zeros(2_000_000), 1.0, rng)
+    k = k_for_rayleigh_rate(1e-2)
+    assert np.mean(m > k) == pytest.approx(1e-2, rel=0.05)  # 20 000 expected exceedances: 0.7 % standard error
+    with pytest.raises(LiverMetsError):
+        k_for_rayleigh_rate(0.0)
+
+
+def test_background_rate_below_stated_and_tissue_at_snr5_kept(volume):
+    values, snr = volume
+    res = noise_mask(values, SIGMA)
+    stated = res.settings["false_positive_rate_background"]
+    assert stated == pytest.approx(1e-4)  # the rate maps_defaults.json states
+    bg = _away_from_tissue(snr)
+    assert bg.sum() > 350_000
+    assert np.count_nonzero(res.keep & bg) / bg.sum() < stated
+    for level in (5.0, 8.0):
+        tissue = snr == level
+        assert np.mean(res.keep[tissue]) >= 0.99, level
+    # SNR 5 tissue is lost only below the tissue threshold: Rician P(M < 2 sigma | S = 5 sigma)
+    lost = 1.0 - np.mean(res.keep[snr == 5.0])
+    assert lost < 3 * rice.cdf(res.settings["k_tissue"], 5.0) + 1e-3
+    # the counts cover exactly the removed usable voxels
+    assert sum(res.counts.values()) == values.size - int(res.keep.sum())
+
+
+def test_without_pooling_or_groups_the_single_voxel_rate_is_what_rayleigh_says():
+    """The rule's parts in isolation: single-voxel threshold alone passes noise at its nominal rate."""
+    rng = np.random.default_rng(5)
+    noise = _rician(np.zeros(SHAPE), SIGMA, rng)
+    cfg = dict(defaults("noise_mask"), false_positive_rate_single=1e-3, false_positive_rate_pooled=1e-12,
+               min_component_voxels=1)
+    frac = np.mean(noise_mask(noise, SIGMA, settings=cfg).keep)
+    assert frac == pytest.approx(1e-3 + 1e-12, rel=0.1)  # 491 expected: 4.5 % standard error
+
+
+def test_neighbourhood_test_passes_noise_at_its_chi_square_rate():
+    """Pooled test alone (tissue threshold 0): the per-voxel pass rate equals the chi-square tail, edges included."""
+    rng = np.random.default_rng(6)
+    noise = _rician(np.zeros(SHAPE), SIGMA, rng)
+    cfg = dict(defaults("noise_mask"), false_positive_rate_single=1e-12, false_positive_rate_pooled=1e-3,
+               tissue_threshold_sigmas=0.0, min_component_voxels=1)
+    keep = noise_mask(noise, SIGMA, settings=cfg).keep
+    assert np.mean(keep) == pytest.approx(1e-3, rel=0.25)  # exceedances come in clusters: wider band
+    # the faces of the volume (fewer neighbours, their own quantile) pass at the same rate
+    faces = np.zeros(SHAPE, bool)
+    faces[[0, -1]] = True
+    faces[:, [0, -1]] = True
+    faces[:, :, [0, -1]] = True
+    assert np.mean(keep[faces]) < 3e-3
+
+
+def test_isolated_groups_are_removed_and_counted():
+    values = np.zeros((9, 30, 30), np.float32)
+    values[4, 5, 5:8] = 1000.0                # 3 bright voxels alone: speckle
+    values[2:7, 15:20, 15:20] = 1000.0        # 125 voxels: anatomy
+    res = noise_mask(values, SIGMA)
+    assert not res.keep[4, 5, 5:8].any()
+    assert res.keep[2:7, 15:20, 15:20].all()
+    assert res.counts["isolated_component"] == 3
+    assert int(res.keep.sum()) == 125
+
+
+def test_bad_sigma_is_refused():
+    with pytest.raises(LiverMetsError, match="sigma"):
+        noise_mask(np.ones((3, 3, 3)), 0.0)
+
+
+def test_adc_masks_background_at_the_stated_rate_with_estimated_sigma(volume):
+    """Through fit_adc: sigma estimated from the background, reasons counted, background left at < 1e-4."""
+    values, snr = volume
+    rng = np.random.default_rng(11)
+    bs = (50.0, 400.0, 800.0)
+    s0 = snr * SIGMA / np.exp(-50e-6 * 1000.0)  # SNR 5 / 8 at the lowest b, ADC 1.0e-3 mm2/s
+    imgs = []
+    for b in bs:
+        a = values if b == 50.0 else _rician(s0 * np.exp(-b * 1e-3), SIGMA, rng)
+        imgs.append(sitk.GetImageFromArray(a))
+    res = fit_adc(imgs, bs)
+    assert res.summary["noise_sigma"] == pytest.approx(SIGMA, rel=0.05)
+    m = sitk.GetArrayFromImage(res.mask).astype(bool)
+    bg = _away_from_tissue(snr)
+    assert np.count_nonzero(m & bg) / bg.sum() < res.summary["noise_rule"]["false_positive_rate_background"]
+    reasons = res.summary["masked_reasons"]
+    tissue = snr > 0
+    # tissue lost to the noise decision (negative-ADC fits at SNR 5 are a separate, counted reason)
+    noise_lost = np.count_nonzero(tissue & ~m) - reasons["negative_adc"] - reasons["fit_failed"]
+    assert noise_lost <= 0.01 * tissue.sum()
+    noise_keys = ("below_noise_floor", "noise_like_neighbourhood", "isolated_voxels")
+    assert sum(reasons[k] for k in noise_keys) + reasons["negative_adc"] + reasons["fit_failed"] == \
+        res.summary["masked_voxels"]
