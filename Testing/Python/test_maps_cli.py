@@ -208,3 +208,19 @@ def test_resampling_is_stated_in_the_output_file(capsys, tmp_path):
     re = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "re.nrrd")))
     np.testing.assert_allclose(re[:, :, 2:], 50.0, rtol=1e-5)   # covered by the post image
     assert np.all(re[:, :, :2] == 0) and meta["masked_voxels"] == 3 * 6 * 2
+
+
+def test_map_commands_import_nothing_heavy_at_start_up():
+    """Building the map commands' parsers (what every ``livermets`` call does) loads no SimpleITK, numpy or maps."""
+    import subprocess
+    import sys
+
+    code = (
+        "import argparse, sys\n"
+        "from LiverMetsReviewLib.cli import maps_cmd\n"
+        "maps_cmd.register(argparse.ArgumentParser().add_subparsers())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('SimpleITK', 'numpy', 'scipy')"
+        " or m.startswith('LiverMetsReviewLib.maps')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -3,6 +3,9 @@
 Inputs are image files SimpleITK reads (NRRD, NIfTI, MHA...) or, for ``adc``, one DICOM folder holding one DWI
 series. Outputs are written in the format their extension names, with units, method and inputs as key/value
 metadata. ``--json`` prints one JSON object on stdout: output paths, units, inputs used, masked voxels, warnings.
+
+SimpleITK, numpy and the maps are imported inside the command functions: ``livermets`` builds every command's
+parser at start-up, and ``livermets classify --help`` should not pay for them.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-import SimpleITK as sitk
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LiverMetsError
-from ..io.images import get_metadata, read_image, write_image
+
+if TYPE_CHECKING:  # annotations only: the imports happen inside the commands
+    import SimpleITK as sitk
 
 
 def _emit(args: argparse.Namespace, payload: dict[str, Any], lines: list[str]) -> int:
@@ -31,6 +34,8 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], lines: list[str]) -
 
 
 def _read(path: str) -> sitk.Image:
+    from ..io.images import read_image
+
     return read_image(path)
 
 
@@ -61,6 +66,7 @@ def _load_dicom_dwi(folder: Path) -> tuple[list[sitk.Image], list[float], list[b
 
 
 def _cmd_adc(args: argparse.Namespace) -> int:
+    from ..io.images import get_metadata, write_image
     from ..maps.adc import ADC_UNITS, combine_directions, fit_adc
 
     inputs = [str(p) for p in args.inputs]
@@ -121,6 +127,8 @@ def _cmd_adc(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- fat
 def _echo_time(img: sitk.Image) -> float | None:
+    from ..io.images import get_metadata
+
     v = get_metadata(img).get("echo_time_ms")
     try:
         return float(v) if v is not None else None
@@ -129,6 +137,7 @@ def _echo_time(img: sitk.Image) -> float | None:
 
 
 def _cmd_fat(args: argparse.Namespace) -> int:
+    from ..io.images import get_metadata, write_image
     from ..maps.fat import chemical_shift_fat, dixon_fat
 
     cs = args.in_phase or args.opposed_phase
@@ -182,6 +191,7 @@ def _cmd_fat(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- enhancement
 def _cmd_enhancement(args: argparse.Namespace) -> int:
+    from ..io.images import write_image
     from ..maps.enhancement import liver_function, relative_enhancement
 
     inputs = [args.pre, args.post]
@@ -210,6 +220,9 @@ def _cmd_enhancement(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- register
 def _cmd_register(args: argparse.Namespace) -> int:
+    import SimpleITK as sitk
+
+    from ..io.images import write_image
     from ..maps.registration import register
 
     inputs = [args.fixed, args.moving]
