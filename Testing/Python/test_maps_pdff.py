@@ -370,16 +370,17 @@ def test_real_invivo_complex_fit_gives_a_smooth_field_map(invivo_magnitude):
     from scipy.io import loadmat
 
     d = loadmat(str(shared_path("data", "multiecho-fatwater-mat", "invivo.mat")))
-    data = d["data"].astype(np.complex128)[None]
+    crop = (slice(40, 200), slice(30, 190))                    # central 160 x 160 (keeps the test short)
+    data = d["data"].astype(np.complex128)[crop][None]
     te, b0 = d["te"].ravel() * 1000.0, float(d["Tesla"].ravel()[0])
     res = fit_pdff(_complex_images(data), te, field_strength_t=b0, method="complex")
-    mag = invivo_magnitude
+    mag_flags = _arr(invivo_magnitude.flags)[0][crop]
     p, m, fm = _arr(res.pdff)[0], _arr(res.mask)[0] == 1, _arr(res.field_map)[0]
     assert m.mean() > 0.5
     for img in (res.pdff, res.r2star, res.field_map, res.quality):
         assert np.all(np.isfinite(_arr(img)))
     assert p.min() >= 0 and p.max() <= 100
-    assert res.summary["ambiguous_voxels"] < mag.summary["ambiguous_voxels"]
+    assert res.summary["ambiguous_voxels"] < np.count_nonzero(mag_flags == FLAG_AMBIGUOUS)
     both = m[:, 1:] & m[:, :-1]
     rough = np.median(np.abs(np.diff(fm, axis=1))[both])
     shuffled = fm.copy()
