@@ -59,8 +59,9 @@ Supports the reading of gadoxetate (Gd-EOB-DTPA) liver MRI in patients with know
 metastases. <b>Study</b>: loads a DICOM study and proposes a role for each series (dual-echo T1, Dixon, T2,
 diffusion, dynamic phases up to the hepatobiliary phase), which the reader checks and corrects in the table; or
 generates a digital phantom with known ground truth for training and testing. <b>Maps</b>: ADC
-(10<sup>-6</sup> mm<sup>2</sup>/s), fat fraction and relative enhancement (percent), with masked voxels and
-warnings listed. World coordinates of the computations are LPS; Slicer shows RAS.
+(10<sup>-6</sup> mm<sup>2</sup>/s), fat fraction (in/opposed phase, Dixon, multi-echo PDFF) and relative
+enhancement (percent), R2* (1/s), series alignment; masked voxels and warnings are listed. World coordinates of
+the computations are LPS; Slicer shows RAS.
 The module supports the radiologist's reading and never makes a diagnosis: every automatic result is evidence
 that the reader accepts or overrides.
 See the <a href="https://github.com/livermetsreview/LiverMetsReview">project page</a>.
@@ -151,6 +152,7 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             "clicked(bool)", lambda: self.runMap(self.logic.computeAdc, self._parameterNode.adcMethod))
         self.ui.computeFatButton.connect("clicked(bool)", lambda: self.runMap(self.logic.computeChemicalShiftFat))
         self.ui.computeDixonFatButton.connect("clicked(bool)", lambda: self.runMap(self.logic.computeDixonFat))
+        self.ui.computePdffButton.connect("clicked(bool)", lambda: self.runMap(self.logic.computePdff))
         self.ui.computeEnhancementButton.connect(
             "clicked(bool)", lambda: self.runMap(self.logic.computeEnhancement, self._parameterNode.enhancementPhase))
         self.ui.alignButton.connect("clicked(bool)", lambda: self.runMap(
@@ -320,6 +322,10 @@ class LiverMetsReviewLogic(ScriptedLoadableModuleLogic):
         """Dixon fat fraction (percent)."""
         return sceneMaps.computeDixonFat()
 
+    def computePdff(self) -> tuple:
+        """Proton-density fat fraction (percent) and R2* (1/s) from the multi-echo GRE."""
+        return sceneMaps.computePdff()
+
     def computeEnhancement(self, phase: str = "t1_hepatobiliary") -> tuple:
         """Relative enhancement (percent) of ``phase`` against the pre-contrast T1."""
         return sceneMaps.computeEnhancement(phase)
@@ -474,6 +480,7 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         import SimpleITK as sitk
 
         from LiverMetsReviewLib.maps import ADC_UNITS, chemical_shift_fat, fit_adc, relative_enhancement
+        from LiverMetsReviewLib.maps.pdff import fit_pdff
 
         self.delayDisplay("Computing maps on the small phantom")
         logic = LiverMetsReviewLogic()
@@ -496,6 +503,12 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
                                   echo_times_ms=(ip.meta["echo_time_ms"], op.meta["echo_time_ms"]))
         np.testing.assert_array_equal(sceneArray(nodes["fat_fraction_chemical_shift"]),
                                       sitk.GetArrayViewFromImage(core.ff))
+
+        echoes = study.series_by_role("multi_echo_gre")
+        nodes, _summary = logic.computePdff()
+        core = fit_pdff(echoes.stacks, echoes.echo_times_ms, field_strength_t=1.5)
+        np.testing.assert_array_equal(sceneArray(nodes["pdff"]), sitk.GetArrayViewFromImage(core.pdff))
+        np.testing.assert_array_equal(sceneArray(nodes["r2star"]), sitk.GetArrayViewFromImage(core.r2star))
 
         nodes, _summary = logic.computeEnhancement("t1_hepatobiliary")
         core = relative_enhancement(study.series_by_role("t1_pre").image,

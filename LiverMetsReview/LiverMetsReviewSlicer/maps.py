@@ -96,6 +96,25 @@ def computeDixonFat() -> tuple[dict[str, Any], dict[str, Any]]:
     return {"fat_fraction_dixon": _push(result.ff, "fat_fraction_dixon", result.metadata["ff"])}, result.summary
 
 
+def computePdff() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Proton-density fat fraction (percent) and R2* (1/s) from the multi-echo GRE echoes (three or more)."""
+    from LiverMetsReviewLib.maps.pdff import fit_pdff
+
+    echoes = [n for n in nodesByRole("multi_echo_gre") if _float_attribute(n, attributes.ECHO_TIME_MS) is not None]
+    times = sorted({_float_attribute(n, attributes.ECHO_TIME_MS) for n in echoes})
+    if len(times) < 3 or len(times) != len(echoes):
+        raise MissingDataError("PDFF needs one multi-echo GRE series with three or more echoes of distinct echo "
+                               "times (role 'multi_echo_gre' with an echo time); load a study that has one.")
+    echoes.sort(key=lambda n: _float_attribute(n, attributes.ECHO_TIME_MS))
+    field = _float_attribute(echoes[0], attributes.FIELD_STRENGTH_T)
+    if field is None:
+        raise MissingDataError("The multi-echo series has no field strength: PDFF needs it for the fat spectrum.")
+    result = fit_pdff([pullImage(n) for n in echoes], times, field_strength_t=field)
+    nodes = {"pdff": _push(result.pdff, "pdff", result.metadata["pdff"]),
+             "r2star": _push(result.r2star, "r2star", result.metadata["r2star"])}
+    return nodes, result.summary
+
+
 def computeEnhancement(phase: str = "t1_hepatobiliary") -> tuple[dict[str, Any], dict[str, Any]]:
     """Relative enhancement (percent) of a contrast phase against the pre-contrast T1."""
     from LiverMetsReviewLib.maps import relative_enhancement

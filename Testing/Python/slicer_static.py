@@ -838,6 +838,15 @@ def check_ui(text: str, filename: str, inventories: list[Inventory],
     for layout in root.iter("layout"):
         if layout.get("class") not in STANDARD_QT_LAYOUTS:
             report.errors.append(Finding("ui-class", filename, layout.get("class", ""), "unknown layout class"))
+        cells: dict[tuple[str, str], int] = {}
+        for item in layout.findall("item"):
+            if item.get("row") is not None:
+                cell = (item.get("row", ""), item.get("column", "0"))
+                cells[cell] = cells.get(cell, 0) + 1
+        for (row, col), count in cells.items():
+            if count > 1:  # Qt Designer never writes this; a hand edit gone wrong hides one of the widgets
+                report.errors.append(Finding("ui-layout", filename, f"{layout.get('name')}[{row},{col}]",
+                                             f"{count} items share row {row}, column {col}"))
     for name, cls in info.widgets.items():
         if cls in standard_qt:
             continue

@@ -257,6 +257,10 @@ def test_catches_ui_errors(inventories, ui_text):
     bad_slot = ui_text.replace("<slot>setMRMLScene(vtkMRMLScene*)</slot>", "<slot>setMRMLScenee(vtkMRMLScene*)</slot>")
     assert "displayedVolumeSelector.setMRMLScenee(vtkMRMLScene*)" in ss.check_ui(bad_slot, "x.ui",
                                                                                inventories).error_names()
+    overlap = ui_text.replace('<item row="1" column="0">\n          <widget class="QLabel" name="seedLabel">',
+                              '<item row="0" column="0">\n          <widget class="QLabel" name="seedLabel">')
+    assert overlap != ui_text
+    assert "phantomFormLayout[0,0]" in ss.check_ui(overlap, "x.ui", inventories).error_names()
     duplicate = ui_text.replace('name="seedLabel"', 'name="scenarioLabel"')
     assert "scenarioLabel" in ss.check_ui(duplicate, "x.ui", inventories).error_names()
 
