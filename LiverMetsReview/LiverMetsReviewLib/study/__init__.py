@@ -3,15 +3,38 @@
 ``scan_folder`` reads headers (classic and enhanced MR, gzip too) into :class:`SeriesInfo`/:class:`StackInfo`;
 ``classify_scan`` / ``classify_folder`` give each series a role, a confidence and a reason; ``load_study``,
 ``load_series`` and ``load_dwi`` turn them into :class:`~LiverMetsReviewLib.series.Series` volumes (LPS);
-``resample_to_reference`` puts a series on another grid. Rules are data: ``resources/role_rules.json``.
+``resample_to_reference`` puts a series on another grid; ``choose_layout`` turns roles into a hanging-protocol
+plan. Rules are data: ``resources/role_rules.json``, ``resources/hanging_protocols.json``.
+
+Names are imported on first use (PEP 562), so ``import LiverMetsReviewLib.study.hanging`` or the classifier
+does not pull in SimpleITK, and the command line starts quickly.
 """
 
-from .classify import apply_overrides, classify_folder, classify_scan, classify_series, echo_phase, load_overrides
-from .load import combine_trace, load_dwi, load_series, load_study, resample_to_reference
-from .scan import SeriesInfo, Skipped, StackInfo, StudyScan, scan_folder
+from __future__ import annotations
 
-__all__ = [
-    "SeriesInfo", "Skipped", "StackInfo", "StudyScan", "apply_overrides", "classify_folder", "classify_scan",
-    "classify_series", "combine_trace", "echo_phase", "load_dwi", "load_overrides", "load_series", "load_study",
-    "resample_to_reference", "scan_folder",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "apply_overrides": "classify", "classify_folder": "classify", "classify_scan": "classify",
+    "classify_series": "classify", "echo_phase": "classify", "load_overrides": "classify",
+    "combine_trace": "load", "load_dwi": "load", "load_series": "load", "load_study": "load",
+    "resample_to_reference": "load",
+    "SeriesInfo": "scan", "Skipped": "scan", "StackInfo": "scan", "StudyScan": "scan", "scan_folder": "scan",
+    "LayoutPlan": "hanging", "ViewportPlan": "hanging", "choose_layout": "hanging", "protocol_ids": "hanging",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
