@@ -26,8 +26,7 @@ import SimpleITK as sitk
 
 from ..errors import LiverMetsError, MissingDataError
 from .defaults import defaults
-from .noise import noise_floor as estimate_noise_floor
-from .noise_mask import noise_mask
+from .noise_mask import decide_signal
 from .resample import as_float_array, describe_grid, match_to_reference, to_image
 from .summary import stated
 
@@ -372,35 +371,13 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         reasons["outside_mask"] = int(np.count_nonzero(valid & ~user))
         valid &= user
     low = stack[0] if reasons["non_finite_input"] == 0 else np.where(finite_all, stack[0], np.float32(0.0))
-    floor, sigma_est = estimate_noise_floor(low, cfg["noise_floor_fraction_of_p99"],
-                                            cfg["min_background_voxels_for_sigma"], noise_sigma)
-    noise_rule: dict[str, Any]
-    if noise_floor is not None:
-        if not np.isfinite(noise_floor) or noise_floor < 0:
-            raise LiverMetsError(f"noise floor must be a finite number >= 0 (got {noise_floor})")
-        floor = float(noise_floor)
-        noise_rule = {"rule": "given floor: lowest-b signal <= floor is background"}
-    elif sigma_est is not None and sigma_est > 0:
-        # statistical decision with a stated false-positive rate for pure noise (see .noise_mask)
-        nm = noise_mask(low.reshape(ref.GetSize()[::-1]), sigma_est, usable=(finite_all & cover).reshape(
-            ref.GetSize()[::-1]))
-        floor = nm.settings["k_tissue"] * sigma_est
-        noise_rule = {"rule": "Rayleigh/chi-square test of the lowest-b image (single voxel or 3x3x3 neighbourhood) "
-                              "and removal of isolated groups", **nm.settings}
-    else:
-        nm = None
-        noise_rule = {"rule": "no noise sigma (no background to estimate it): lowest-b signal <= "
-                              f"{cfg['noise_floor_fraction_of_p99']:g} x its 99th percentile is background"}
-    if noise_floor is None and sigma_est is not None and sigma_est > 0:
-        tally = np.bincount(nm.stage.reshape(-1)[valid], minlength=5)
-        reasons["below_noise_floor"] = int(tally[1])
-        reasons["noise_like_neighbourhood"] = int(tally[2])
-        reasons["isolated_voxels"] = int(tally[3])
-        valid &= nm.keep.reshape(-1)
-    else:
-        bg = valid & (low <= floor)
-        reasons["below_noise_floor"] = int(np.count_nonzero(bg))
-        valid &= ~bg
+    shape = ref.GetSize()[::-1]
+    dec = decide_signal(low.reshape(shape), (finite_all & cover).reshape(shape), cfg["noise_floor_fraction_of_p99"],
+                        noise_floor=noise_floor, noise_sigma=noise_sigma,
+                        min_background_voxels=int(cfg["min_background_voxels_for_sigma"]))
+    floor, sigma_est, noise_rule = dec.floor, dec.sigma, dec.rule
+    reasons.update(dec.reasons(valid.reshape(shape)))
+    valid &= dec.keep.reshape(-1)
 
     idx = np.flatnonzero(valid)
     sig = np.take(stack, idx, axis=1)

@@ -3,8 +3,9 @@ hepatobiliary-phase liver-function figures (liver relative enhancement, liver-to
 
 RE = (S_post - S_pre) / S_pre x 100 (percent) and subtraction S_post - S_pre (signal units), both on the
 pre-contrast grid (the post image is resampled onto it when the grids differ; say so). Register first when the
-body moved between breath-holds (:mod:`.registration`). Voxels whose pre-contrast signal is at the noise floor
-have no meaningful RE: masked (0) and counted.
+body moved between breath-holds (:mod:`.registration`). Voxels whose pre-contrast signal is at the noise level (a
+test with a stated false-positive rate for pure noise, :mod:`.noise_mask`) have no meaningful RE: masked (0) and
+counted by reason.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import SimpleITK as sitk
 
 from ..errors import LiverMetsError, MissingDataError
 from .defaults import defaults
-from .noise import noise_floor as estimate_noise_floor
+from .noise_mask import decide_signal
 from .resample import as_float_array, describe_grid, match_to_reference, to_image
 from .summary import stated
 
@@ -69,10 +70,9 @@ def relative_enhancement(pre: sitk.Image, post: sitk.Image, *, mask: sitk.Image 
         usable &= sitk.GetArrayViewFromImage(m) != 0
     a_pre = np.nan_to_num(a_pre, nan=0.0, posinf=0.0, neginf=0.0)
     a_post = np.nan_to_num(a_post, nan=0.0, posinf=0.0, neginf=0.0)
-    floor, _ = estimate_noise_floor(np.where(usable, a_pre, 0.0), cfg["noise_floor_fraction_of_p99"], 500)
-    if noise_floor is not None:
-        floor = float(noise_floor)
-    valid = usable & (a_pre > floor)
+    dec = decide_signal(a_pre, usable, cfg["noise_floor_fraction_of_p99"], noise_floor=noise_floor,
+                        min_snr=float(cfg["min_pre_snr"]))
+    floor, valid = dec.floor, dec.keep
     with np.errstate(divide="ignore", invalid="ignore"):
         re = np.where(valid, (a_post - a_pre) / np.where(valid, a_pre, 1.0) * 100.0, 0.0).astype(np.float32)
     sub = np.where(usable, a_post - a_pre, 0.0).astype(np.float32)
@@ -83,6 +83,9 @@ def relative_enhancement(pre: sitk.Image, post: sitk.Image, *, mask: sitk.Image 
         "formula": {"re": "(post - pre) / pre x 100", "subtraction": "post - pre"},
         "units": {"re": RE_UNITS, "subtraction": "signal units of the input"},
         "noise_floor": float(floor),
+        "noise_sigma": dec.sigma,
+        "noise_rule": dec.rule,
+        "masked_reasons": {**dec.reasons(), "outside_mask_grid_or_not_finite": int(n - np.count_nonzero(usable))},
         "voxels_total": n,
         "masked_voxels": int(n - np.count_nonzero(valid)),
         "subtraction_masked_voxels": int(n - np.count_nonzero(usable)),

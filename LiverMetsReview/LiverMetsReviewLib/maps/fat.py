@@ -10,7 +10,10 @@ Dixon: FF = F / (W + F) in percent (0-100, no fold), with a check for fat-water 
 mirrors their neighbours', a body that is mostly fat-dominant, or a reference tissue on the wrong side of 50 %),
 reported with where (slice index, LPS mm).
 
-Flags (uint8): 0 valid, 1 background (below the noise floor / outside the mask / outside the grid), 2 invalid
+Background: a test with a stated false-positive rate for pure noise (:mod:`.noise_mask`) when the noise sigma can be
+estimated, else a fraction of the 99th percentile; the summary counts masked voxels by reason.
+
+Flags (uint8): 0 valid, 1 background (at the noise level / outside the mask / outside the grid), 2 invalid
 (OP brighter than IP beyond the tolerance), 3 ambiguous (near the 50 % fold). Map values are 0 where flag is 1
 or 2. No output holds NaN or inf.
 """
@@ -26,7 +29,7 @@ from scipy import ndimage
 
 from ..errors import LiverMetsError
 from .defaults import defaults
-from .noise import noise_floor as estimate_noise_floor
+from .noise_mask import decide_signal
 from .resample import as_float_array, describe_grid, match_to_reference, slice_positions_mm, to_image
 from .summary import stated
 
@@ -145,10 +148,8 @@ def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: floa
         notes.append("echo times not checked (field strength or echo times unknown)")
 
     a_ip, a_op, usable = _pair_on_grid(ip, op, "in-phase", "opposed-phase", mask, notes)
-    floor, _ = estimate_noise_floor(np.where(usable, a_ip, 0.0), cfg["noise_floor_fraction_of_p99"], 500)
-    if noise_floor is not None:
-        floor = float(noise_floor)
-    body = usable & (a_ip > floor)
+    dec = decide_signal(a_ip, usable, cfg["noise_floor_fraction_of_p99"], noise_floor=noise_floor)
+    floor, body = dec.floor, dec.keep
     with np.errstate(divide="ignore", invalid="ignore"):
         sii = np.where(body, (a_ip - a_op) / np.where(body, a_ip, 1.0) * 100.0, 0.0).astype(np.float32)
     ff = (sii * np.float32(0.5)).astype(np.float32)
@@ -182,6 +183,10 @@ def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: floa
         "echo_times_ms": {"in_phase": echo_times_ms[0], "opposed_phase": echo_times_ms[1]} if echo_times_ms else None,
         "echo_check": echo_check if echo_check else ("overridden" if warnings and allow_any_echo_times else None),
         "noise_floor": float(floor),
+        "noise_sigma": dec.sigma,
+        "noise_rule": dec.rule,
+        "masked_reasons": {**dec.reasons(), "outside_mask_grid_or_not_finite": int(n - np.count_nonzero(usable)),
+                           "opposed_phase_brighter": n_invalid},
         "voxels_total": n,
         "masked_voxels": int(n - n_body + n_invalid),
         "invalid_voxels": n_invalid,
@@ -296,10 +301,11 @@ def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image 
     warnings: list[str] = []
     a_w, a_f, usable = _pair_on_grid(water, fat, "water", "fat", mask, notes)
     total = a_w + a_f
-    floor, _ = estimate_noise_floor(np.where(usable, total, 0.0), cfg["noise_floor_fraction_of_p99"], 500)
-    if noise_floor is not None:
-        floor = float(noise_floor)
-    body = usable & (total > floor)
+    # background test on sqrt(W^2 + F^2): four Gaussian noise components (chi-square, 4 degrees of freedom per
+    # voxel) when the two images' noise is independent; sigma from the water image's Rayleigh background
+    dec = decide_signal(np.hypot(a_w, a_f), usable, cfg["noise_floor_fraction_of_p99"], noise_floor=noise_floor,
+                        sigma_values=a_w, dof=4)
+    floor, body = dec.floor, dec.keep
     with np.errstate(divide="ignore", invalid="ignore"):
         ff = np.where(body, a_f / np.where(body, total, 1.0) * 100.0, 0.0).astype(np.float32)
     flags = np.where(body, FLAG_VALID, FLAG_BACKGROUND).astype(np.uint8)
@@ -346,6 +352,9 @@ def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image 
         "units": {"ff": FF_UNITS},
         "valid_range_percent": [0.0, 100.0],
         "noise_floor": float(floor),
+        "noise_sigma": dec.sigma,
+        "noise_rule": dec.rule,
+        "masked_reasons": {**dec.reasons(), "outside_mask_grid_or_not_finite": int(n - np.count_nonzero(usable))},
         "voxels_total": n,
         "masked_voxels": int(n - np.count_nonzero(body)),
         "swap_check": swap,

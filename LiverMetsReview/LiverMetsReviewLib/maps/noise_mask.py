@@ -56,8 +56,8 @@ def _edge_counts(n: int, size: int) -> np.ndarray:
     return (np.minimum(pos + half, n - 1) - np.maximum(pos - half, 0) + 1).astype(np.int32)
 
 
-def _pooled_pass(values: np.ndarray, sigma: float, size: tuple[int, ...], rate: float) -> np.ndarray:
-    """Neighbourhood sum of (M/sigma)^2 above the chi-square(2n) quantile of ``rate`` (n: neighbours inside)."""
+def _pooled_pass(values: np.ndarray, sigma: float, size: tuple[int, ...], rate: float, dof: int) -> np.ndarray:
+    """Neighbourhood sum of (M/sigma)^2 above the chi-square(dof n) quantile of ``rate`` (n: neighbours inside)."""
     sq = np.square(values, dtype=np.float32)
     sq *= np.float32(1.0 / (sigma * sigma))
     window = int(np.prod(size))
@@ -68,7 +68,7 @@ def _pooled_pass(values: np.ndarray, sigma: float, size: tuple[int, ...], rate: 
         shape = [1] * values.ndim
         shape[axis] = n
         counts = counts * _edge_counts(n, s).reshape(shape)
-    thresholds = {int(c): np.float32(chi2.isf(rate, 2 * int(c))) for c in np.unique(counts)}
+    thresholds = {int(c): np.float32(chi2.isf(rate, dof * int(c))) for c in np.unique(counts)}
     if len(thresholds) == 1:
         return total > next(iter(thresholds.values()))
     lut = np.zeros(window + 1, np.float32)
@@ -78,8 +78,11 @@ def _pooled_pass(values: np.ndarray, sigma: float, size: tuple[int, ...], rate: 
 
 
 def noise_mask(values: np.ndarray, sigma: float, usable: np.ndarray | None = None,
-               settings: dict[str, Any] | None = None) -> NoiseMask:
+               settings: dict[str, Any] | None = None, dof: int = 2) -> NoiseMask:
     """Voxels of ``values`` (magnitude, z,y,x) that hold signal above Rayleigh noise of ``sigma``.
+
+    ``dof``: Gaussian noise components behind each value: 2 for one magnitude image (Rayleigh background), 4 for
+    the root-sum-of-squares of two independent magnitudes (e.g. Dixon water and fat), and so on.
 
     ``usable`` (bool) marks voxels whose value can be trusted (finite, inside the grid); others count as zero and
     are never kept. The result's counts: ``below_tissue_threshold``, ``failed_neighbourhood_test``,
@@ -93,14 +96,17 @@ def noise_mask(values: np.ndarray, sigma: float, usable: np.ndarray | None = Non
         v = v[None]
     use = np.ones(v.shape, bool) if usable is None else np.asarray(usable, bool).reshape(v.shape)
     v = np.where(use, v, np.float32(0.0))
-    k_single = k_for_rayleigh_rate(float(cfg["false_positive_rate_single"]))
+    if int(dof) < 1:
+        raise LiverMetsError(f"dof must be a positive number of noise components (got {dof})")
+    rate_single = float(cfg["false_positive_rate_single"])
+    k_single = k_for_rayleigh_rate(rate_single) if dof == 2 else float(np.sqrt(chi2.isf(rate_single, int(dof))))
     k_tissue = float(cfg["tissue_threshold_sigmas"])
     size = tuple(int(s) for s in cfg["neighbourhood_voxels"])
     if len(size) != 3 or any(s < 1 or s % 2 == 0 for s in size):
         raise LiverMetsError(f"neighbourhood_voxels must be three odd sizes (z, y, x), got {list(size)}")
     strong = v > np.float32(k_single * sigma)
     above = v > np.float32(k_tissue * sigma)
-    pooled = _pooled_pass(v, sigma, size, float(cfg["false_positive_rate_pooled"]))
+    pooled = _pooled_pass(v, sigma, size, float(cfg["false_positive_rate_pooled"]), int(dof))
     keep = strong | (above & pooled)
     keep &= use
     stage = np.where(keep, np.uint8(4), np.where(above, np.uint8(2), np.uint8(1)))
@@ -123,6 +129,73 @@ def noise_mask(values: np.ndarray, sigma: float, usable: np.ndarray | None = Non
             "false_positive_rate_pooled": float(cfg["false_positive_rate_pooled"]),
             "false_positive_rate_background": float(cfg["false_positive_rate_single"])
             + float(cfg["false_positive_rate_pooled"]),
-            "neighbourhood_voxels": list(size), "min_component_voxels": min_comp}
+            "neighbourhood_voxels": list(size), "min_component_voxels": min_comp, "noise_components": int(dof)}
     shape = np.shape(values)
     return NoiseMask(keep.reshape(shape), stage.reshape(shape), counts, used)
+
+
+_REASONS = {1: "below_noise_floor", 2: "noise_like_neighbourhood", 3: "isolated_voxels", 5: "below_min_snr"}
+
+
+@dataclass
+class SignalDecision:
+    """Which voxels hold signal (``keep``), the deciding stage per voxel (as :class:`NoiseMask`), the floor and
+    sigma used and the rule (JSON-able)."""
+
+    keep: np.ndarray
+    stage: np.ndarray
+    floor: float
+    sigma: float | None
+    rule: dict[str, Any]
+
+    def reasons(self, region: np.ndarray | None = None) -> dict[str, int]:
+        """Voxels removed per reason, among ``region`` (default: all usable voxels)."""
+        st = self.stage if region is None else self.stage[np.asarray(region, bool)]
+        tally = np.bincount(st.reshape(-1), minlength=6)
+        keys = [1] if self.rule.get("k_single") is None else [1, 2, 3]
+        if self.rule.get("min_snr") is not None:
+            keys.append(5)
+        return {_REASONS[k]: int(tally[k]) for k in keys}
+
+
+def decide_signal(values: np.ndarray, usable: np.ndarray, fraction_of_p99: float, *, noise_floor: float | None = None,
+                  noise_sigma: float | None = None, sigma_values: np.ndarray | None = None, dof: int = 2,
+                  min_background_voxels: int = 500, min_snr: float | None = None) -> SignalDecision:
+    """The one signal/background decision every map uses.
+
+    In order of precedence: a given ``noise_floor`` (values <= floor are background); the statistical test of
+    :func:`noise_mask` when a noise sigma is given or can be estimated from the background (of ``sigma_values``,
+    default ``values``; Rayleigh); otherwise ``fraction_of_p99`` of the 99th percentile. ``min_snr`` (with a known
+    sigma): signal that is real but too weak for the map (e.g. the denominator of a ratio) is also masked, counted
+    as ``below_min_snr``.
+    """
+    from .noise import noise_floor as estimate_noise_floor
+
+    usable = np.asarray(usable, bool)
+    base = np.where(usable, values, np.float32(0.0))
+    probe = base if sigma_values is None else np.where(usable, sigma_values, np.float32(0.0))
+    floor, sigma = estimate_noise_floor(probe, fraction_of_p99, min_background_voxels, noise_sigma)
+
+    def simple(threshold: float, rule: dict[str, Any]) -> SignalDecision:
+        keep = usable & (base > threshold)
+        stage = np.where(keep, np.uint8(4), np.uint8(1))
+        stage[~usable] = 0
+        return SignalDecision(keep, stage, float(threshold), sigma, rule)
+
+    if noise_floor is not None:
+        if not np.isfinite(noise_floor) or noise_floor < 0:
+            raise LiverMetsError(f"noise floor must be a finite number >= 0 (got {noise_floor})")
+        return simple(float(noise_floor), {"rule": "given floor: signal <= floor is background"})
+    if sigma is not None and sigma > 0:
+        nm = noise_mask(base, sigma, usable=usable, dof=dof)
+        rule = {"rule": "chi-square test with a stated false-positive rate for pure noise: single voxel or "
+                        "neighbourhood, isolated groups removed", **nm.settings}
+        keep, stage = nm.keep, nm.stage
+        if min_snr is not None:
+            weak = keep & (base <= np.float32(float(min_snr) * sigma))
+            keep = keep & ~weak
+            stage[weak] = 5
+            rule["min_snr"] = float(min_snr)
+        return SignalDecision(keep, stage, nm.settings["k_tissue"] * sigma, sigma, rule)
+    return simple(floor, {"rule": f"no noise sigma (no background to estimate it): signal <= {fraction_of_p99:g} x "
+                                  "its 99th percentile is background"})
