@@ -404,8 +404,25 @@ def test_dixon_based_dynamics(tmp_path):
                      acq_time=clock, contrast="Primovist", contrast_start="100100")
     write_series(tmp_path, study_uid=study, number=7, description="vibe dixon", te=2.39, image_type=f,
                  acq_time="100125", contrast="Primovist")
+    # a separate Dixon for fat quantification (other flip angle and TR) is not part of the dynamic
+    write_series(tmp_path, study_uid=study, number=8, description="vibe dixon", te=2.39, tr=7.0, flip=5.0,
+                 image_type=w, acq_time="095500")
     roles = _roles(tmp_path)
-    assert roles == {1: "dixon_water", 2: "dixon_fat", **{n: r for n, (_, r) in posts.items()}, 7: "unassigned"}
+    assert roles == {1: "t1_pre", 2: "dixon_fat", **{n: r for n, (_, r) in posts.items()}, 7: "unassigned",
+                     8: "dixon_water"}
+    pre = next(s for s in classify_folder(tmp_path).series if s.series_number == 1)
+    assert "Dixon water image with the sequence and grid of the post-contrast water series" in pre.reason
+
+
+def test_dixon_pre_on_another_grid_stays_dixon_water(tmp_path):
+    """Same sequence but another matrix: not the dynamic's pre-contrast series."""
+    study = generate_uid()
+    w = ["DERIVED", "PRIMARY", "DIXON", "WATER"]
+    write_series(tmp_path, study_uid=study, number=1, description="vibe dixon", te=2.39, image_type=w,
+                 acq_time="100000", rows=8)
+    write_series(tmp_path, study_uid=study, number=2, description="vibe dixon", te=2.39, image_type=w,
+                 acq_time="100125", contrast="Primovist", contrast_start="100100")
+    assert _roles(tmp_path) == {1: "dixon_water", 2: "t1_arterial"}
 
 
 def test_multi_phase_series_gets_one_role_per_phase(tmp_path):
@@ -501,3 +518,54 @@ def test_exam_wide_contrast_tag_does_not_hide_the_pre_contrast(tmp_path):
     assert [by_num[n].role for n in range(1, 6)] == ["t1_pre", "t1_arterial", "t1_portal_venous", "t1_transitional",
                                                       "t1_hepatobiliary"]
     assert "not used" in by_num[2].reason
+
+
+def _exam_wide(tmp_path, series):
+    study = generate_uid()
+    for n, (clock, desc) in enumerate(series, start=1):
+        write_series(tmp_path, study_uid=study, number=n, description=desc, te=1.8, tr=4.0, acq_time=clock,
+                     contrast="Primovist")
+    return {s.series_number: s for s in classify_folder(tmp_path).series}
+
+
+def test_exam_wide_contrast_tag_with_the_earliest_standing_apart_in_time(tmp_path):
+    """No 'pre' anywhere; the earliest precedes the next by 90 s, the next two are 45 s apart: pre-contrast."""
+    by_num = _exam_wide(tmp_path, [("100000", "t1 vibe"), ("100130", "t1 vibe"), ("100215", "t1 vibe"),
+                                   ("100430", "t1 vibe"), ("102130", "t1 vibe")])
+    assert [by_num[n].role for n in range(1, 6)] == ["t1_pre", "t1_arterial", "t1_portal_venous", "t1_transitional",
+                                                      "t1_hepatobiliary"]
+    assert "longer gap" in by_num[1].reason and "not used" in by_num[2].reason
+
+
+def test_exam_wide_contrast_tag_without_evidence_leaves_the_earliest_unassigned(tmp_path):
+    """Earliest only 40 s before the next: pre + arterial or arterial + portal venous? Only what both agree on."""
+    by_num = _exam_wide(tmp_path, [("100000", "t1 vibe"), ("100040", "t1 vibe"), ("100130", "t1 vibe"),
+                                   ("100400", "t1 vibe"), ("102100", "t1 vibe")])
+    # if 1 is pre: 2 arterial, 3 +50 s portal venous, 4 +200 s transitional, 5 HBP;
+    # if 1 is arterial: 2 +40 s portal venous, 3 +90 s portal venous, 4 +240 s transitional, 5 HBP
+    assert [by_num[n].role for n in range(1, 6)] == ["unassigned", "unassigned", "t1_portal_venous",
+                                                      "t1_transitional", "t1_hepatobiliary"]
+    assert "pre-contrast or already arterial" in by_num[1].reason
+    assert "arterial if" in by_num[2].reason and "whether or not" in by_num[5].reason
+
+
+def test_exam_wide_contrast_tag_next_series_named_arterial(tmp_path):
+    by_num = _exam_wide(tmp_path, [("100000", "t1 vibe"), ("100040", "t1 vibe art"), ("100125", "t1 vibe pv")])
+    assert [by_num[n].role for n in range(1, 4)] == ["t1_pre", "t1_arterial", "t1_portal_venous"]
+    assert "named arterial" in by_num[1].reason
+
+
+def test_exam_wide_contrast_tag_earliest_named_arterial_is_post_contrast(tmp_path):
+    by_num = _exam_wide(tmp_path, [("100000", "t1 vibe art"), ("100045", "t1 vibe pv"), ("102000", "t1 vibe hbp")])
+    assert [by_num[n].role for n in range(1, 4)] == ["t1_arterial", "t1_portal_venous", "t1_hepatobiliary"]
+
+
+def test_no_contrast_tags_and_no_clear_gap_is_not_guessed(tmp_path):
+    """Without any contrast tag the same evidence is needed: two T1 series 5 min apart, no words."""
+    study = generate_uid()
+    for n, clock in ((1, "100000"), (2, "100500")):
+        write_series(tmp_path, study_uid=study, number=n, description="t1 vibe", te=1.8, tr=4.0, acq_time=clock)
+    by_num = {s.series_number: s for s in classify_folder(tmp_path).series}
+    # pre + arterial, or arterial + transitional: nothing is certain
+    assert by_num[1].role == by_num[2].role == "unassigned"
+    assert "set the role by hand" in by_num[1].reason

@@ -294,7 +294,7 @@ def vote_t2(s: SeriesInfo) -> Vote | None:
     return None
 
 
-def _is_t1_gre(s: SeriesInfo, allow_phases: bool = False) -> bool:
+def _is_t1_gre(s: SeriesInfo, allow_phases: bool = False, dixon_pre: frozenset[str] = frozenset()) -> bool:
     phys = rules()["physics"]
     if s.b_values or _is_diffusion_like(s) or len(s.echo_times_ms) > 1:
         return False
@@ -303,7 +303,7 @@ def _is_t1_gre(s: SeriesInfo, allow_phases: bool = False) -> bool:
     dixon = _dixon_role(s.image_type)
     if _has_type(s.image_type, "adc_scanner") or vote_ignore(s):
         return False
-    if dixon and not (dixon == "dixon_water" and s.contrast_agent):
+    if dixon and not (dixon == "dixon_water" and (s.contrast_agent or s.series_uid in dixon_pre)):
         return False
     if keyword(s, "chemical_shift") and not keyword(s, "t1_dynamic"):
         return False
@@ -419,15 +419,41 @@ def _phase_units(s: SeriesInfo) -> list[_Unit] | None:
     return [_Unit(s, k, t) for k, t in enumerate(times)]
 
 
-def vote_dynamic(series: Sequence[SeriesInfo], exclude: frozenset[str] = frozenset()) -> dict[str, Vote]:
+def dixon_dynamic_pre(series: Sequence[SeriesInfo]) -> frozenset[str]:
+    """Pre-contrast Dixon water series that belong to a Dixon-based dynamic.
+
+    A water image without contrast is the dynamic's pre-contrast series when a post-contrast water series has
+    the same sequence (TR, TE, flip angle, matrix) on the same grid and was acquired later; a Dixon acquired
+    for fat quantification with other parameters stays ``dixon_water``.
+    """
+    def water(s: SeriesInfo) -> bool:
+        return len(s.stacks) == 1 and _dixon_role(s.image_type) == "dixon_water" and \
+            all(_dixon_role(st.image_type) == "dixon_water" for st in s.stacks)
+
+    posts = [s for s in series if water(s) and s.contrast_agent]
+    out = set()
+    for s in series:
+        if not water(s) or s.contrast_agent:
+            continue
+        for p in posts:
+            later = s.acquisition_s is None or p.acquisition_s is None or p.acquisition_s > s.acquisition_s
+            if later and _signature(p) == _signature(s) and _same_grid(p, s):
+                out.add(s.series_uid)
+                break
+    return frozenset(out)
+
+
+def vote_dynamic(series: Sequence[SeriesInfo], exclude: frozenset[str] = frozenset(),
+                 dixon_pre: frozenset[str] = frozenset()) -> dict[str, Vote]:
     """Pre-contrast and post-contrast phases of the repeated fat-suppressed 3-D T1 GRE, by timing and words.
 
     Separate series are the usual case; a multi-phase series (one stack per temporal position) is split
-    into its phases and gets one role per stack.
+    into its phases and gets one role per stack. ``dixon_pre``: pre-contrast Dixon water series that take part
+    (see :func:`dixon_dynamic_pre`).
     """
     units: list[_Unit] = []
     for s in series:
-        if s.series_uid in exclude or not _is_t1_gre(s, allow_phases=True):
+        if s.series_uid in exclude or not _is_t1_gre(s, allow_phases=True, dixon_pre=dixon_pre):
             continue
         units.extend(_phase_units(s) or ([_Unit(s, None, s.acquisition_s)] if len(s.stacks) == 1 else []))
     unit_votes = _vote_units(units)
@@ -449,7 +475,6 @@ def vote_dynamic(series: Sequence[SeriesInfo], exclude: frozenset[str] = frozens
 
 
 def _vote_units(units: list[_Unit]) -> list[tuple[_Unit, Vote]]:
-    dyn = rules()["dynamic"]
     if not units:
         return []
     units.sort(key=lambda u: (u.t is None, u.t or 0.0, u.s.series_number or 0, u.k or 0))
@@ -461,21 +486,27 @@ def _vote_units(units: list[_Unit]) -> list[tuple[_Unit, Vote]]:
         return injection is None or u.t is None or u.t >= injection
 
     with_agent = [u for u in units if has_agent(u)]
-    agent_note = ""
-    if with_agent and len(with_agent) == len(units) > 1 and injection is None and keyword(units[0].s, "pre"):
-        # some sites fill ContrastBolusAgent for the whole exam: a series named 'pre' says otherwise
-        with_agent, agent_note = [], "; ContrastBolusAgent is on every T1 series, so it was not used"
+    # some sites fill ContrastBolusAgent for the whole exam: on every T1 and without an injection time it says
+    # nothing about which series came before the contrast
+    exam_wide = bool(with_agent) and len(with_agent) == len(units) > 1 and injection is None
     out: dict[int, Vote] = {}
-    if with_agent:
+    if with_agent and not exam_wide:
         pre_c = [u for u in units if not has_agent(u)]
         posts = with_agent
         how_post = "ContrastBolusAgent present"
+        clue_of = {id(u): "no ContrastBolusAgent" for u in pre_c}
     else:
+        note = ("; ContrastBolusAgent is on every T1 series and no injection time is recorded, so it was not used"
+                if exam_wide else " (no ContrastBolusAgent in the headers)")
         pre_c = [u for u in units if keyword(u.s, "pre") and u.k is None]
-        posts = [u for u in units if u not in pre_c]
+        clue_of = {id(u): f"description '{keyword(u.s, 'pre')}'" for u in pre_c}
         if not pre_c and len(units) >= 2 and units[0].t is not None and not _keyword_phase(units[0].s):
-            pre_c, posts = [units[0]], units[1:]
-        how_post = "after the pre-contrast series" + (agent_note or " (no ContrastBolusAgent in the headers)")
+            evidence = _pre_evidence(units)
+            if evidence is None:
+                return _undecided_start(units, note)
+            pre_c, clue_of = [units[0]], {id(units[0]): evidence}
+        posts = [u for u in units if u not in pre_c]
+        how_post = ("after the pre-contrast series" if pre_c else "no pre-contrast series identified") + note
     pre = None
     if pre_c:
         first_post_t = min((p.t for p in posts if p.t is not None), default=None)
@@ -483,9 +514,11 @@ def _vote_units(units: list[_Unit]) -> list[tuple[_Unit, Vote]]:
         same = [p for p in before if posts and _signature(p.s) == _signature(posts[0].s)] or before
         if same:
             pre = same[-1]
-            clue = "no ContrastBolusAgent" if with_agent else (f"description '{keyword(pre.s, 'pre')}'"
-                                                               if keyword(pre.s, "pre") else "earliest T1 GRE")
-            conf = 0.9 if (with_agent or keyword(pre.s, "pre")) and posts else 0.7
+            clue = clue_of[id(pre)]
+            if _dixon_role(pre.s.image_type) == "dixon_water":
+                clue += "; Dixon water image with the sequence and grid of the post-contrast water series"
+            strong = with_agent and not exam_wide or keyword(pre.s, "pre")
+            conf = (0.9 if strong else 0.75) if posts else 0.7
             out[id(pre)] = Vote("t1_pre", conf, f"T1 GRE before contrast ({clue}); {len(posts)} post-contrast "
                                                 "T1 acquisitions follow")
         for p in pre_c:
@@ -493,6 +526,56 @@ def _vote_units(units: list[_Unit]) -> list[tuple[_Unit, Vote]]:
                 other = pre.label if pre else "another series"
                 out[id(p)] = Vote(UNASSIGNED, 0.6, f"T1 GRE without contrast; {other} was taken as the "
                                                    "pre-contrast series")
+    out.update(_post_votes(posts, pre, injection, how_post))
+    return [(u, out[id(u)]) for u in units if id(u) in out]
+
+
+def _pre_evidence(units: list[_Unit]) -> str | None:
+    """Why the earliest T1 GRE (no 'pre' or phase word, no usable contrast tag) is pre-contrast, or None.
+
+    Either the next acquisition is named arterial, or the earliest stands apart in time: post-contrast phases
+    follow the injection at growing intervals (arterial -> portal venous ~40 s, -> transitional minutes later),
+    so a first gap longer than the second (and at least ``min_gap_s``) does not fit an arterial first series.
+    """
+    ev = rules()["dynamic"]["pre_evidence"]
+    nxt = units[1]
+    if nxt.k is None and _keyword_phase(nxt.s) == "t1_arterial":
+        return f"the next T1 GRE, {nxt.label}, is named arterial ('{_phase_word(nxt.s, 't1_arterial')}')"
+    timed = [u for u in units if u.t is not None]
+    if len(timed) < 3:
+        return None
+    g0, g1 = timed[1].t - timed[0].t, timed[2].t - timed[1].t
+    if g0 >= ev["min_gap_s"] and g0 > ev["gap_ratio"] * g1:
+        return (f"acquired {_fmt_time(g0).lstrip('+')} before the next T1 GRE, a longer gap than the "
+                f"{_fmt_time(g1).lstrip('+')} between the next two: post-contrast phases follow at growing intervals")
+    return None
+
+
+def _undecided_start(units: list[_Unit], note: str) -> list[tuple[_Unit, Vote]]:
+    """The earliest T1 may be pre-contrast or already arterial: keep only what both readings agree on."""
+    first = units[0]
+    as_pre = _post_votes(units[1:], first, None, "if the earliest is pre-contrast" + note)
+    as_post = _post_votes(units, None, None, "if the earliest is already post-contrast" + note)
+    out: dict[int, Vote] = {id(first): Vote(
+        UNASSIGNED, 0.8, f"earliest T1 GRE: pre-contrast or already arterial cannot be told{note}; no 'pre' or "
+                         "phase word in the description and no clear gap before the next T1 GRE; set the role by "
+                         "hand")}
+    for u in units[1:]:
+        a, b = as_pre[id(u)], as_post[id(u)]
+        if a.role == b.role:
+            out[id(u)] = Vote(a.role, min(a.confidence, b.confidence),
+                              f"{a.reason} (the same whether or not {first.label} is pre-contrast)")
+        else:
+            out[id(u)] = Vote(UNASSIGNED, 0.8, f"{role_label(a.role).lower()} if {first.label} is pre-contrast, "
+                                               f"{role_label(b.role).lower()} if it is already arterial; set the role "
+                                               "by hand")
+    return [(u, out[id(u)]) for u in units]
+
+
+def _post_votes(posts: list[_Unit], pre: _Unit | None, injection: float | None, how_post: str) -> dict[int, Vote]:
+    """Phase of each post-contrast acquisition from its time after the injection (or the first post) and words."""
+    dyn = rules()["dynamic"]
+    out: dict[int, Vote] = {}
     timed = [p for p in posts if p.t is not None]
     if injection is not None:
         ref_t, windows, ref_name = injection, dyn["after_injection_s"], "injection"
@@ -525,7 +608,7 @@ def _vote_units(units: list[_Unit]) -> list[tuple[_Unit, Vote]]:
         else:
             why = timing or "no acquisition time and no phase word in the description"
             out[id(p)] = Vote(UNASSIGNED, 0.7, f"post-contrast T1 GRE but the phase is unclear ({why})")
-    return [(u, out[id(u)]) for u in units if id(u) in out]
+    return out
 
 
 def _ordinal(n: int) -> str:
@@ -550,9 +633,12 @@ def classify_series(series: Sequence[SeriesInfo]) -> list[SeriesInfo]:
     conf_rules = rules()["confidence"]
     margin, min_conf = conf_rules["conflict_margin"], conf_rules["min_confidence"]
     pairs = vote_chemical_shift_pairs(series)
-    dynamic = vote_dynamic(series, exclude=frozenset(pairs))
+    dixon_pre = dixon_dynamic_pre(series)
+    dynamic = vote_dynamic(series, exclude=frozenset(pairs), dixon_pre=dixon_pre)
     for s in series:
-        votes = [v for v in (fam(s) for fam in _FAMILIES) if v is not None]
+        # the pre-contrast water image of a Dixon dynamic is the dynamic's t1_pre, not the fat-map water image
+        families = [f for f in _FAMILIES if not (f is vote_dixon and s.series_uid in dixon_pre)]
+        votes = [v for v in (fam(s) for fam in families) if v is not None]
         for extra in (pairs, dynamic):
             if s.series_uid in extra:
                 votes.append(extra[s.series_uid])
