@@ -11,7 +11,7 @@ from typing import Annotated
 import qt
 import slicer
 import vtk
-from LiverMetsReviewSlicer import attributes
+from LiverMetsReviewSlicer import attributes, hanging
 from LiverMetsReviewSlicer import maps as sceneMaps
 from LiverMetsReviewSlicer.dicom_study import loadDicomStudy
 from LiverMetsReviewSlicer.layouts import showStudy
@@ -39,6 +39,7 @@ from slicer.util import VTKObservationMixin
 
 from LiverMetsReviewLib.errors import LiverMetsError
 from LiverMetsReviewLib.roles import role_ids, role_label
+from LiverMetsReviewLib.study.hanging import protocol_ids, protocol_label
 
 #
 # LiverMetsReview
@@ -90,7 +91,7 @@ class LiverMetsReviewParameterNode:
     """GUI state saved with the scene.
 
     phantomScenario, phantomSeed, phantomFieldStrength (T), phantomSize - options of the generated phantom.
-    dicomFolder - folder of a DICOM study to load.
+    dicomFolder - folder of a DICOM study to load. hangingProtocol - which series the views show side by side.
     adcMethod - ADC fit (log-linear, weighted, or Rician-corrected non-linear); enhancementPhase - phase compared
     with the pre-contrast T1. alignReferenceVolume, alignMovingVolume, alignAffine - series alignment.
     displayedVolume - the series shown in the slice views.
@@ -101,6 +102,7 @@ class LiverMetsReviewParameterNode:
     phantomFieldStrength: Annotated[float, Choice([1.5, 3.0])] = 1.5
     phantomSize: Annotated[str, Choice(["standard", "small"])] = "standard"
     dicomFolder: Path
+    hangingProtocol: Annotated[str, Choice(protocol_ids())] = "overview"
     adcMethod: Annotated[str, Choice(list(sceneMaps.ADC_METHODS))] = "lls"
     enhancementPhase: Annotated[str, Choice(list(sceneMaps.CONTRAST_PHASES))] = "t1_hepatobiliary"
     alignReferenceVolume: vtkMRMLScalarVolumeNode
@@ -148,6 +150,8 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.ui.generatePhantomButton.connect("clicked(bool)", self.onGeneratePhantomButton)
         self.ui.loadDicomButton.connect("clicked(bool)", self.onLoadDicomButton)
+        self.ui.showLayoutButton.connect("clicked(bool)", self.onShowLayoutButton)
+        self.ui.hangingProtocolComboBox.setToolTip("\n".join(protocol_label(p) for p in protocol_ids()))
         self.ui.computeAdcButton.connect(
             "clicked(bool)", lambda: self.runMap(self.logic.computeAdc, self._parameterNode.adcMethod))
         self.ui.computeFatButton.connect("clicked(bool)", lambda: self.runMap(self.logic.computeChemicalShiftFat))
@@ -226,6 +230,14 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.showStatusMessage(_("Study loaded: {count} series stacks with a role").format(
                 count=len(nodes)), 5000)
             self.updateSeriesTable()
+
+    def onShowLayoutButton(self) -> None:
+        """Show the chosen hanging protocol with the series and maps in the scene; say what could not be shown."""
+        self.ui.layoutResultLabel.text = ""
+        with slicer.util.tryWithErrorDisplay(_("Failed to show the layout."), waitCursor=True):
+            _plan, shown = self.logic.showHangingProtocol(self._parameterNode.hangingProtocol)
+            lines = [f"{view}: {reason}" for view, reason in shown["missing"].items()]
+            self.ui.layoutResultLabel.text = "\n".join(lines) if lines else _("All views filled.")
 
     def runMap(self, compute, *args) -> None:
         """Compute one map with the logic, show it, and list masked voxels and warnings under the buttons."""
@@ -329,6 +341,11 @@ class LiverMetsReviewLogic(ScriptedLoadableModuleLogic):
     def computeEnhancement(self, phase: str = "t1_hepatobiliary") -> tuple:
         """Relative enhancement (percent) of ``phase`` against the pre-contrast T1."""
         return sceneMaps.computeEnhancement(phase)
+
+    @staticmethod
+    def showHangingProtocol(protocolId: str) -> tuple:
+        """Lay out the views for ``protocolId`` (see LiverMetsReviewLib.study.hanging): (plan, what was shown)."""
+        return hanging.showProtocol(protocolId)
 
     def alignSeries(self, referenceNode, movingNode, affine: bool = False) -> tuple:
         """``movingNode`` registered (rigid or affine) and resampled onto ``referenceNode``'s grid."""
@@ -501,7 +518,7 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         nodes, _summary = logic.computeChemicalShiftFat()
         core = chemical_shift_fat(ip.image, op.image, field_strength_t=1.5,
                                   echo_times_ms=(ip.meta["echo_time_ms"], op.meta["echo_time_ms"]))
-        np.testing.assert_array_equal(sceneArray(nodes["fat_fraction_chemical_shift"]),
+        np.testing.assert_array_equal(sceneArray(nodes["ff_chemical_shift"]),
                                       sitk.GetArrayViewFromImage(core.ff))
 
         echoes = study.series_by_role("multi_echo_gre")
@@ -513,7 +530,7 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         nodes, _summary = logic.computeEnhancement("t1_hepatobiliary")
         core = relative_enhancement(study.series_by_role("t1_pre").image,
                                     study.series_by_role("t1_hepatobiliary").image, phase="t1_hepatobiliary")
-        np.testing.assert_array_equal(sceneArray(nodes["enhancement_t1_hepatobiliary"]),
+        np.testing.assert_array_equal(sceneArray(nodes["re_hepatobiliary"]),
                                       sitk.GetArrayViewFromImage(core.re))
 
         # The phantom has no breath-hold shift here: aligning the HBP to the pre-contrast T1 must find (almost)

@@ -2,7 +2,9 @@
 
 The computations are the core's (``LiverMetsReviewLib.maps``, the same as ``livermets adc|fat|enhancement``).
 Here: find the input volumes by their role attribute, pull them as SimpleITK images (LPS), push the results
-with the core's metadata (quantity, units, method, masked voxels) as node attributes.
+with the core's metadata (quantity, units, method, masked voxels) as node attributes. Node names are the
+pipeline's map names (``adc``, ``ff_chemical_shift``, ``sii``, ``ff_dixon``, ``pdff``, ``r2star``, ``re_<phase>``,
+``sub_<phase>``), which the CLI, the demo and the hanging protocols use too.
 """
 
 from __future__ import annotations
@@ -81,9 +83,9 @@ def computeChemicalShiftFat() -> tuple[dict[str, Any], dict[str, Any]]:
     field = _float_attribute(ip, attributes.FIELD_STRENGTH_T)
     result = chemical_shift_fat(pullImage(ip), pullImage(op), field_strength_t=field,
                                 echo_times_ms=(te_ip, te_op) if te_ip is not None and te_op is not None else None)
-    nodes = {"fat_fraction_chemical_shift": _push(result.ff, "fat_fraction_chemical_shift", result.metadata["ff"])}
+    nodes = {"ff_chemical_shift": _push(result.ff, "ff_chemical_shift", result.metadata["ff"])}
     if result.sii is not None:
-        nodes["signal_intensity_index"] = _push(result.sii, "signal_intensity_index", result.metadata["sii"])
+        nodes["sii"] = _push(result.sii, "sii", result.metadata["sii"])
     return nodes, result.summary
 
 
@@ -93,7 +95,7 @@ def computeDixonFat() -> tuple[dict[str, Any], dict[str, Any]]:
 
     result = dixon_fat(pullImage(_one("dixon_water", "the Dixon fat fraction")),
                        pullImage(_one("dixon_fat", "the Dixon fat fraction")))
-    return {"fat_fraction_dixon": _push(result.ff, "fat_fraction_dixon", result.metadata["ff"])}, result.summary
+    return {"ff_dixon": _push(result.ff, "ff_dixon", result.metadata["ff"])}, result.summary
 
 
 def computePdff() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -116,7 +118,7 @@ def computePdff() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def computeEnhancement(phase: str = "t1_hepatobiliary") -> tuple[dict[str, Any], dict[str, Any]]:
-    """Relative enhancement (percent) of a contrast phase against the pre-contrast T1."""
+    """Relative enhancement (percent) and subtraction of a contrast phase against the pre-contrast T1."""
     from LiverMetsReviewLib.maps import relative_enhancement
 
     if phase not in CONTRAST_PHASES:
@@ -124,8 +126,10 @@ def computeEnhancement(phase: str = "t1_hepatobiliary") -> tuple[dict[str, Any],
     pre = _one("t1_pre", "the relative enhancement")
     post = _one(phase, "the relative enhancement")
     result = relative_enhancement(pullImage(pre), pullImage(post), phase=phase)
-    name = f"enhancement_{phase}"
-    return {name: _push(result.re, name, result.metadata["re"])}, result.summary
+    short = phase.removeprefix("t1_")
+    nodes = {f"re_{short}": _push(result.re, f"re_{short}", result.metadata["re"]),
+             f"sub_{short}": _push(result.subtraction, f"sub_{short}", result.metadata["subtraction"])}
+    return nodes, result.summary
 
 
 def alignSeries(fixedNode, movingNode, affine: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:

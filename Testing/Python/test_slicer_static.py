@@ -658,20 +658,23 @@ def test_maps_from_the_scene_equal_the_core_maps(fake_scene, slicer_side, small_
     nodes, _ = maps.computeChemicalShiftFat()
     core = chemical_shift_fat(ip.image, op.image, field_strength_t=ip.meta["field_strength_t"],
                               echo_times_ms=(ip.meta["echo_time_ms"], op.meta["echo_time_ms"]))
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(nodes["fat_fraction_chemical_shift"].image),
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(nodes["ff_chemical_shift"].image),
                                   sitk.GetArrayViewFromImage(core.ff))
-    assert json.loads(nodes["fat_fraction_chemical_shift"].attributes["LiverMetsReview.echo_times_ms"]) == [
+    assert json.loads(nodes["ff_chemical_shift"].attributes["LiverMetsReview.echo_times_ms"]) == [
         ip.meta["echo_time_ms"], op.meta["echo_time_ms"]]
 
     nodes, _ = maps.computeDixonFat()
     core = dixon_fat(study.series_by_role("dixon_water").image, study.series_by_role("dixon_fat").image)
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(nodes["fat_fraction_dixon"].image),
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(nodes["ff_dixon"].image),
                                   sitk.GetArrayViewFromImage(core.ff))
 
     nodes, _ = maps.computeEnhancement("t1_arterial")
     core = relative_enhancement(study.series_by_role("t1_pre").image, study.series_by_role("t1_arterial").image)
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(nodes["enhancement_t1_arterial"].image),
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(nodes["re_arterial"].image),
                                   sitk.GetArrayViewFromImage(core.re))
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(nodes["sub_arterial"].image),
+                                  sitk.GetArrayViewFromImage(core.subtraction))
+    assert nodes["re_arterial"].attributes["LiverMetsReview.Units"] == "percent"
     with pytest.raises(MissingDataError, match="not a contrast phase"):
         maps.computeEnhancement("t2")
     assert "Masked voxels" in maps.summaryText(summary)
@@ -955,3 +958,24 @@ def test_logic_loads_the_phantom_with_display_defaults(fake_slicer):
     logic.generatePhantom(seed=2, size="small", show=False)
     names = [n.GetName() for n in logic.seriesNodes()]
     assert len(names) == 2 * len(volumes) and len(set(names)) == len(names)
+
+
+def test_scene_feeds_the_hanging_protocols(fake_slicer):
+    """The series and maps this module puts in the scene are what the hanging protocols look for (role attribute,
+    pipeline map names): every viewport of every built-in protocol is filled after loading and computing."""
+    from LiverMetsReviewLib.study.hanging import choose_layout, protocol_ids
+
+    module, _scene = fake_slicer
+    logic = module.LiverMetsReviewLogic()
+    logic.generatePhantom(seed=4, size="small", show=False)
+    logic.computeAdc()
+    logic.computeChemicalShiftFat()
+    logic.computeEnhancement("t1_arterial")
+    hanging = importlib.import_module("LiverMetsReviewSlicer.hanging")
+    available = hanging.availableFromScene()
+    for protocol in protocol_ids():
+        plan = choose_layout(protocol, available)
+        empty = [v.reason for v in plan.viewports if v.node_id is None]
+        assert not empty, (protocol, empty)
+    with pytest.raises(LiverMetsError, match="application window"):
+        logic.showHangingProtocol("overview")  # the fake has no layout manager, as Slicer without its window
