@@ -54,3 +54,40 @@ def test_study_folder_rejects_foreign_index(tmp_path):
     (tmp_path / "roles.json").write_text('{"format": "other"}')
     with pytest.raises(LiverMetsError, match="not a LiverMetsReview study index"):
         read_study_folder(tmp_path)
+
+
+def test_each_file_carries_series_facts_with_stack_values_winning(tmp_path):
+    ip = Series("t1_in_phase", [_img(4)], [{"echo_time_ms": 4.6}],
+                {"field_strength_t": 1.5, "echo_time_ms": 2.3, "image_type": ["ORIGINAL", "PRIMARY", "M", "IN_PHASE"],
+                 "not_plain": {"nested": 1}})
+    write_study_folder([ip], tmp_path)
+    meta = get_metadata(read_image(tmp_path / "t1_in_phase.nrrd"))
+    assert meta["role"] == "t1_in_phase"
+    assert meta["field_strength_t"] == 1.5
+    assert meta["echo_time_ms"] == 4.6  # the stack's own echo time, not the series default
+    assert meta["image_type"] == ["ORIGINAL", "PRIMARY", "M", "IN_PHASE"]
+    assert "not_plain" not in meta
+
+
+def test_write_image_refuses_folders_and_unknown_formats(tmp_path):
+    with pytest.raises(LiverMetsError, match="is a folder"):
+        write_image(_img(0), tmp_path)
+    with pytest.raises(LiverMetsError, match="could not be written"):
+        write_image(_img(0), tmp_path / "out.unknownformat")
+
+
+def test_read_json_file_names_what_was_expected(tmp_path):
+    from LiverMetsReviewLib.resources import read_json_file
+
+    with pytest.raises(LiverMetsError, match="not found: give the path of a thing"):
+        read_json_file(tmp_path / "none.json", "a thing")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops")
+    with pytest.raises(LiverMetsError, match="not valid JSON .* expected a thing"):
+        read_json_file(bad, "a thing")
+    assert read_json_file(_write(tmp_path / "ok.json", '{"a": 1}'), "a thing") == {"a": 1}
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

@@ -43,9 +43,11 @@ def test_liver_background_matches_truth(study, table):
     assert liver["adc"] == pytest.approx(truth["adc_1e6_mm2_s"], rel=0.06)
     # multi-echo PDFF models the fat spectrum and R2*: close to the truth
     assert liver["pdff"] == pytest.approx(truth["pdff_percent"], abs=2.5)
-    # two-point methods carry known biases (spectrum, T1 weighting) but stay near the truth in a 20 % liver
-    assert liver["ff_chemical_shift"] == pytest.approx(truth["pdff_percent"], abs=6.0)
-    assert liver["ff_dixon"] == pytest.approx(truth["pdff_percent"], abs=8.0)
+    # two-point chemical shift: the truth predicts its noise-free value (multi-peak spectrum, T2*, T1 weighting);
+    # the median over thousands of liver voxels has a standard error far below 1 point. Dixon against its
+    # T1-weighted expectation is checked per compartment in test_maps_phantom.py.
+    expected_cs = study.truth["liver_background"]["expected_noise_free"]["two_point_ff_percent"]
+    assert liver["ff_chemical_shift"] == pytest.approx(expected_cs, abs=1.0)
 
 
 def test_lesion_adc_within_tolerance_where_large_enough():

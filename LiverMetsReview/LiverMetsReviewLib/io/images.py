@@ -28,8 +28,7 @@ def read_image(path: str | Path) -> sitk.Image:
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
-        raise LiverMetsError(f"{path} could not be read as an image ({first})") from exc
+        raise LiverMetsError(f"{path} could not be read as an image ({_last_line(exc)})") from exc
 
 
 def set_metadata(image: sitk.Image, meta: Mapping[str, Any]) -> sitk.Image:
@@ -58,8 +57,20 @@ def write_image(image: sitk.Image, path: str | Path, meta: Mapping[str, Any] | N
     """Write ``image`` (metadata attached first), creating the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise LiverMetsError(f"{path} is a folder; give an output file name such as {path / 'out.nrrd'}")
     if meta:
         image = sitk.Image(image)
         set_metadata(image, meta)
-    sitk.WriteImage(image, str(path), compress)
+    try:
+        sitk.WriteImage(image, str(path), compress)
+    except RuntimeError as exc:
+        raise LiverMetsError(
+            f"{path} could not be written ({_last_line(exc)}); use a format SimpleITK writes, e.g. .nrrd, .nii.gz, .mha"
+        ) from exc
     return path
+
+
+def _last_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1].strip() if text else "unknown reason"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LiverMetsError
+from ..resources import read_json_file
 from ..series import Series
 from .images import read_image, write_image
 
@@ -31,6 +32,25 @@ def _stack_name(series: Series, k: int) -> str:
     return f"{series.role}_e{k + 1}.nrrd"
 
 
+def _plain(value: Any) -> bool:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return False
+
+
+def _file_metadata(series: Series, k: int) -> dict[str, Any]:
+    """What each file carries by itself: role, the series' acquisition facts, then the stack's own (which win).
+
+    Commands given single files (``livermets fat``, ``adc``) read field strength, echo times and image type
+    from here, so a file keeps what is needed to check that it is used as what it is.
+    """
+    meta = {key: v for key, v in series.meta.items() if _plain(v)}
+    meta.update({key: v for key, v in series.stack_meta[k].items() if _plain(v)})
+    return {"role": series.role, **meta}
+
+
 def write_study_folder(series: list[Series], out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write every series and the ``roles.json`` index; returns the index path."""
     out = Path(out_dir)
@@ -44,7 +64,7 @@ def write_study_folder(series: list[Series], out_dir: str | Path, extra: dict[st
             if name in used:  # two series with one role: keep both, never overwrite
                 name = name.replace(".nrrd", f"_{len(used)}.nrrd")
             used.add(name)
-            write_image(stack, out / name, {"role": s.role, **s.stack_meta[k]})
+            write_image(stack, out / name, _file_metadata(s, k))
             files.append(name)
         entries.append({"role": s.role, "files": files, "stack_meta": s.stack_meta, "meta": s.meta})
     index = {"format": FORMAT, "version": VERSION, "coordinate_system": "LPS", "series": entries}
@@ -59,16 +79,10 @@ def read_study_folder(path: str | Path) -> list[Series]:
     """Read a folder (or its ``roles.json``) back into :class:`Series` objects."""
     path = Path(path)
     index_path = path / INDEX if path.is_dir() else path
-    if not index_path.exists():
-        raise LiverMetsError(
-            f"{index_path} not found: give a folder written by 'livermets phantom' or 'livermets load'"
-        )
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise LiverMetsError(f"{index_path} is not valid JSON ({exc.msg}, line {exc.lineno})") from exc
-    if index.get("format") != FORMAT:
-        raise LiverMetsError(f"{index_path} is not a LiverMetsReview study index (format '{index.get('format')}')")
+    index = read_json_file(index_path, "a study folder written by 'livermets phantom' or 'livermets load'")
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        found = index.get("format") if isinstance(index, dict) else type(index).__name__
+        raise LiverMetsError(f"{index_path} is not a LiverMetsReview study index (format '{found}')")
     base = index_path.parent
     out = []
     for entry in index["series"]:
