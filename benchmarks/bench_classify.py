@@ -137,13 +137,29 @@ def run(n_files: int = 3000, keep: Path | None = None) -> dict:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
             t_ref = best(ref)
+        # start-up alone: the CLI on a one-series folder, and which heavy packages the command pulled in
+        tiny = tmp / "tiny"
+        tiny.mkdir()
+        shutil.copytree(next(p for p in sorted(src.iterdir()) if p.is_dir()), tiny / "s", dirs_exist_ok=True)
+        for extra in sorted((tiny / "s").iterdir())[1:]:
+            extra.unlink()
+        t_start = best(lambda: subprocess.run([sys.executable, "-m", "LiverMetsReviewLib.cli", "classify", str(tiny),
+                                               "--json"], check=True, stdout=subprocess.DEVNULL,
+                                              cwd=REPO / "LiverMetsReview"), repeat=5)
+        probe = ("import sys, io, contextlib\nfrom LiverMetsReviewLib.cli import main\n"
+                 "with contextlib.redirect_stdout(io.StringIO()):\n    main(['classify', sys.argv[1], '--json'])\n"
+                 "print(' '.join(m for m in ('numpy', 'pydicom', 'SimpleITK', 'scipy') if m in sys.modules))")
+        loaded = subprocess.run([sys.executable, "-c", probe, str(tiny)], check=True, capture_output=True, text=True,
+                                cwd=REPO / "LiverMetsReview").stdout.strip()
         result = {"files": n_files, "series": n_series, "make_s": t_make, "ours_s": t_ours, "ours_cli_s": t_cli,
-                  "dcm2niix_s": t_ref}
+                  "dcm2niix_s": t_ref, "cli_start_s": t_start, "cli_start_modules": loaded}
         print(f"bench_classify: {n_files} files in {n_series} series (written in {t_make:.1f} s); best of 3 runs, "
               "wall / CPU seconds")
         print(f"  livermets scan+classify (in process): {t_ours[0]:.2f} / {t_ours[1]:.2f} s  "
               f"({t_ours[0] / n_files * 1e3:.2f} ms/file wall)")
         print(f"  livermets classify --json (CLI, incl. Python start): {t_cli[0]:.2f} / {t_cli[1]:.2f} s")
+        print(f"  CLI start-up (classify on a one-file folder): {t_start[0]:.2f} / {t_start[1]:.2f} s; "
+              f"packages loaded: {loaded or 'none of numpy/pydicom/SimpleITK/scipy'}")
         if t_ref:
             print(f"  dcm2niix -b o (parse + BIDS sidecars): {t_ref[0]:.2f} / {t_ref[1]:.2f} s  "
                   f"({t_ref[0] / n_files * 1e3:.2f} ms/file wall)")
