@@ -385,7 +385,8 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     scale = scale if scale > 0 else 1.0
     sig *= np.float32(1.0 / scale)  # a fresh copy from take(): scale in place
     tiny = np.float32(max(floor / scale * 1e-2, 1e-6))
-    logs = np.log(np.maximum(sig, tiny))
+    logs = np.maximum(sig, tiny)
+    np.log(logs, out=logs)
     b_s = sel_b * _B_SCALE
     adc_s, ln_s0 = _lls(logs, b_s)
     if method in ("wls", "nlls"):
@@ -423,12 +424,19 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         np.subtract(sig[k], d, out=d)
         d *= d
         ss_res += d
-    dev = sig - sig.mean(axis=0)
-    ss_tot = np.einsum("kv,kv->v", dev, dev)  # deviations first: no cancellation for nearly flat curves
+    mean = sig.mean(axis=0)
+    ss_tot = np.zeros_like(s0_n)
+    for k in range(len(b_s)):  # deviations first: no cancellation for nearly flat curves; in place
+        np.subtract(sig[k], mean, out=d)
+        d *= d
+        ss_tot += d
     with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.float32(1.0))
-    r2 = np.clip(np.nan_to_num(r2, nan=0.0), 0.0, 1.0).astype(np.float32)
-    r2 = np.where(drop, np.float32(0.0), r2)
+        np.divide(ss_res, ss_tot, out=ss_res)   # becomes 1 - R^2 (inf/nan where the curve is flat)
+    r2 = np.subtract(np.float32(1.0), ss_res, out=ss_res)
+    r2[ss_tot <= 0] = 1.0
+    np.nan_to_num(r2, copy=False, nan=0.0)
+    np.clip(r2, 0.0, 1.0, out=r2)
+    r2[drop] = 0.0
 
     fitted = idx[~drop]
 

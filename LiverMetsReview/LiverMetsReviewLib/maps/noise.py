@@ -16,17 +16,24 @@ _REFINE_SIGMAS = 4.0      # threshold used to collect background once a first si
 _REFINE_STEPS = 4
 
 
-def _subsample(v: np.ndarray, target: int = 200_000) -> np.ndarray:
-    """A regular subsample: plenty for a percentile and keeps it fast on whole volumes."""
-    return v[:: v.size // target] if v.size > 2 * target else v
+def _positive_sample(values: np.ndarray, target: int = 200_000) -> tuple[np.ndarray, float]:
+    """A regular subsample of the positive finite values and how many voxels each sample stands for.
+
+    Subsampling first (a strided view), then filtering, keeps a whole volume to one cheap pass; a regular stride is
+    plenty for a percentile or a median of the background.
+    """
+    flat = np.asarray(values).reshape(-1)
+    step = flat.size // target if flat.size > 2 * target else 1
+    sub = flat[::step]
+    return sub[np.isfinite(sub) & (sub > 0)], float(step)
 
 
 def robust_max(values: np.ndarray) -> float:
     """99th percentile of the positive finite values (0 when there are none)."""
-    v = values[np.isfinite(values) & (values > 0)]
+    v, _ = _positive_sample(values)
     if v.size == 0:
         return 0.0
-    return float(np.percentile(_subsample(v), 99.0))
+    return float(np.percentile(v, 99.0))
 
 
 def _sigma_from_truncated_median(m: float, t: float) -> float | None:
@@ -45,9 +52,7 @@ def _sigma_from_truncated_median(m: float, t: float) -> float | None:
 
 def background_sigma(values: np.ndarray, threshold: float, min_voxels: int) -> float | None:
     """Rayleigh sigma of the voxels in (0, threshold); None when there are too few or they are not noise-like."""
-    finite = values[np.isfinite(values) & (values > 0)]
-    sub = _subsample(finite)
-    scale = finite.size / max(sub.size, 1)
+    sub, scale = _positive_sample(values)
     t = float(threshold)
     sigma = None
     for _ in range(_REFINE_STEPS):
