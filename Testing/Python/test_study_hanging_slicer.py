@@ -3,7 +3,7 @@
 What is checked against the plan (the truth here): the layout XML has rows x cols slice views in the protocol's
 order and orientations; every view gets the planned volume as background, linked control, its own view group;
 empty viewports are reported with the core's reason; the scene inventory finds series by role attribute and
-maps by node name (aliases and Slicer's "_1" suffix).
+maps by node name (with Slicer's "_1" suffix for a second copy).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _study_scene(scene: list[FakeVolume]) -> None:
         scene.append(FakeVolume(f"vtkMRMLScalarVolumeNode{k}", f"dwi_b{b}", {ROLE: "dwi",
                                                                             "LiverMetsReview.BValue": str(b)}))
     scene.append(FakeVolume("vtkMRMLScalarVolumeNode20", "adc", {"LiverMetsReview.Source": "map"}))
-    scene.append(FakeVolume("vtkMRMLScalarVolumeNode21", "fat_fraction_chemical_shift_1",
+    scene.append(FakeVolume("vtkMRMLScalarVolumeNode21", "ff_chemical_shift_1",
                             {"LiverMetsReview.Source": "map"}))
     scene.append(FakeVolume("vtkMRMLLabelMapVolumeNode1", "labels", {ROLE: "t2"}, labelmap=True))
     scene.append(FakeVolume("vtkMRMLScalarVolumeNode30", "localizer", {ROLE: "unassigned"}))
@@ -161,7 +161,7 @@ def test_scene_inventory_by_role_and_map_name(edge):
     assert [i for i, _ in av["t2"]] == ["vtkMRMLScalarVolumeNode40", "vtkMRMLScalarVolumeNode1"]  # newest first
     assert sorted(m["b_value"] for _, m in av["dwi"]) == [50.0, 400.0, 800.0]
     assert av["adc"] == [("vtkMRMLScalarVolumeNode20", {"name": "adc"})]
-    assert [i for i, _ in av["fat_fraction_chemical_shift"]] == ["vtkMRMLScalarVolumeNode21"]
+    assert [i for i, _ in av["ff_chemical_shift"]] == ["vtkMRMLScalarVolumeNode21"]
     assert "unassigned" not in av and all("LabelMap" not in i for v in av.values() for i, _ in v)
 
 

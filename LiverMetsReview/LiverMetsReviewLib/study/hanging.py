@@ -192,7 +192,7 @@ def validate_protocols(data: Any) -> dict[str, Any]:
                         "orientation": orientation, "allow_repeat": bool(vp.get("allow_repeat", False))})
         out.append({"id": pid, "label": str(proto.get("label") or pid), "why": str(proto.get("why", "")),
                     "rows": rows, "cols": cols, "linked": bool(proto.get("linked", True)), "viewports": vps})
-    return {"protocols": out, "maps": maps}
+    return {"protocols": out, "maps": maps, "validated": True}
 
 
 _BUILTIN: dict[str, Any] | None = None
@@ -305,7 +305,9 @@ def choose_layout(protocol_id: str, available: Mapping[str, Any],
     image already shown in an earlier viewport is not repeated unless the viewport allows it. Deterministic:
     the same inputs give the same plan, whatever the order of the roles in ``available``.
     """
-    protos = protocols or builtin_protocols()
+    protos = builtin_protocols() if protocols is None else protocols
+    if not protos.get("validated"):
+        protos = validate_protocols(protos)  # a raw document, e.g. read with json.load
     proto = _protocol(protocol_id, protos)
     cands = _normalise(available, protos["maps"])
     used: dict[str, int] = {}
@@ -351,7 +353,9 @@ def choose_layout(protocol_id: str, available: Mapping[str, Any],
 def protocol_choices(available: Mapping[str, Any], protocols: Mapping[str, Any] | None = None
                      ) -> list[tuple[str, str, int, int]]:
     """(id, label, viewports filled, viewports) for every protocol: lets a UI grey out or rank protocols."""
-    protos = protocols or builtin_protocols()
+    protos = builtin_protocols() if protocols is None else protocols
+    if not protos.get("validated"):
+        protos = validate_protocols(protos)
     out = []
     for pid in protocol_ids(protos):
         plan = choose_layout(pid, available, protos)
