@@ -447,6 +447,58 @@ def test_bad_input_is_refused_with_a_reason(mutate, match):
         fit_pdff(e, t, field_strength_t=1.5)
 
 
+# (echo index, (y, x)) of corrupt voxels: NaN, +inf and -inf, one voxel hit in two echoes
+_BAD_VOXELS = [(1, (2, 3), np.nan), (3, (2, 3), np.inf), (0, (5, 1), -np.inf), (5, (0, 7), np.nan)]
+
+
+def _corrupt(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """planes (1, y, x, n_echo) with _BAD_VOXELS written in; also the (y, x) mask of corrupt voxels."""
+    bad = np.zeros(planes.shape[1:3], dtype=bool)
+    for k, (y, x), v in _BAD_VOXELS:
+        planes[0, y, x, k] = v
+        bad[y, x] = True
+    return planes, bad
+
+
+@pytest.mark.parametrize("method", ["magnitude", "complex"])
+def test_non_finite_voxels_are_masked_and_counted_not_refused(method):
+    """NaN/inf in some voxels of some echoes: those voxels are masked (0, flag 1) and counted; every other voxel
+    keeps its exact analytic PDFF and R2*; no map holds NaN or inf."""
+    rng = np.random.default_rng(3)
+    FF = rng.uniform(0.0, 0.45, (1, 8, 9))
+    R2 = rng.uniform(20.0, 120.0, FF.shape)
+    te = TE[1.5]
+    if method == "complex":
+        sig = _complex_signal(FF, R2, np.full_like(FF, 30.0), np.full_like(FF, 0.4), 1.5, te)
+        planes, bad = _corrupt(sig.astype(np.complex128))
+        echoes = _complex_images(planes)
+    else:
+        planes, bad = _corrupt(_signal(FF, R2, 1.5, te))
+        echoes = _images(planes)
+    res = fit_pdff(echoes, te, field_strength_t=1.5, method=method, noise_floor=0.0, vote_window=(1, 1, 1))
+    assert res.summary["masked_reasons"]["non_finite_input"] == int(bad.sum()) == 3
+    assert any("NaN or infinite" in w for w in res.summary["warnings"])
+    for img in (res.pdff, res.r2star, res.water, res.fat, res.quality):
+        assert np.all(np.isfinite(_arr(img)))
+    mask, flags, pdff, r2 = (_arr(i)[0] for i in (res.mask, res.flags, res.pdff, res.r2star))
+    assert np.all(mask[bad] == 0) and np.all(flags[bad] == 1) and np.all(pdff[bad] == 0)
+    assert np.all(mask[~bad] == 1)
+    np.testing.assert_allclose(pdff[~bad], FF[0][~bad] * 100, atol=1e-2)
+    np.testing.assert_allclose(r2[~bad], R2[0][~bad], atol=1e-2)
+    assert res.summary["masked_voxels"] == 3
+
+
+def test_an_echo_without_any_finite_voxel_is_refused():
+    echoes, tes = _good()
+    z = np.full((1, 1, 2), np.inf, dtype=np.complex128)
+    cx = _complex_images(np.stack([np.ones((1, 1, 2), np.complex128)] * 3 + [z] * 3, axis=-1))
+    with pytest.raises(LiverMetsError, match="echo 4 image holds only NaN or infinite"):
+        fit_pdff(cx, tes, field_strength_t=1.5, method="complex")
+    inf = sitk.GetImageFromArray(np.full((1, 1, 2), np.inf, np.float32))
+    with pytest.raises(LiverMetsError, match="echo 3 image holds only NaN or infinite"):
+        fit_pdff([*echoes[:2], inf, *echoes[3:]], tes, field_strength_t=1.5)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"field_strength_t": None}, "field strength"),
     ({"field_strength_t": 0.0}, "field strength"),
@@ -523,13 +575,36 @@ def test_cli_study_folder_and_errors(tmp_path, small_steatosis, capsys):
     assert _run_cli(["pdff", str(tmp_path / "study"), "-o", str(out)]) == 0
     np.testing.assert_allclose(_arr(sitk.ReadImage(str(out))), _arr(res.pdff), atol=1e-4)
     e1 = str(tmp_path / "study" / "multi_echo_gre_e1.nrrd")
+    # the study folder's files carry their field strength: used when --field-strength is not given
+    assert get_metadata(sitk.ReadImage(e1))["field_strength_t"] == pytest.approx(1.5)
+    capsys.readouterr()
+    assert _run_cli(["pdff", e1, e1, e1, "--echo-times", "1", "2", "3", "-o", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["inputs"]["field_strength_t"] == 1.5
+    read = sitk.ReadImage(e1)
+    bare_img = sitk.GetImageFromArray(sitk.GetArrayFromImage(read))
+    bare_img.CopyInformation(read)                          # geometry only, no field strength
+    bare = str(write_image(bare_img, tmp_path / "bare.nrrd"))
     with pytest.raises(LiverMetsError, match="field strength"):
-        _run_cli(["pdff", e1, e1, e1, "--echo-times", "1", "2", "3", "-o", str(out)])
+        _run_cli(["pdff", bare, bare, bare, "--echo-times", "1", "2", "3", "-o", str(out)])
     with pytest.raises(LiverMetsError, match="also an input"):
         _run_cli(["pdff", e1, e1, e1, "--echo-times", "1", "2", "3", "--field-strength", "1.5", "-o", e1])
     with pytest.raises(LiverMetsError, match="no multi_echo_gre"):
         write_study_folder([study.series_by_role("t2")], tmp_path / "other")
         _run_cli(["pdff", str(tmp_path / "other"), "-o", str(out)])
+
+
+def test_cli_nan_voxels_are_masked_not_refused(tmp_path, capsys):
+    """The command line keeps a map when some voxels are NaN/inf: exit 0, those voxels 0 and counted."""
+    planes, bad = _corrupt(_signal(np.full((1, 8, 9), 0.2), np.full((1, 8, 9), 50.0), 1.5, TE[1.5]))
+    paths = [str(write_image(img, tmp_path / f"e{k}.nrrd")) for k, img in enumerate(_images(planes))]
+    out = tmp_path / "p.nrrd"
+    assert _run_cli(["pdff", *paths, "--echo-times", *map(str, TE[1.5]), "--field-strength", "1.5",
+                     "--noise-floor", "0", "-o", str(out), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["summary"]["masked_reasons"]["non_finite_input"] == int(bad.sum())
+    p = _arr(sitk.ReadImage(str(out)))[0]
+    assert np.all(np.isfinite(p)) and np.all(p[bad] == 0)
+    np.testing.assert_allclose(p[~bad], 20.0, atol=1e-2)
 
 
 def test_cli_magnitude_and_phase_files_give_the_complex_fit(tmp_path, capsys):

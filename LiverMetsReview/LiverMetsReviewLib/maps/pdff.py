@@ -20,10 +20,10 @@ and fat per voxel; tying the two phases together makes most voxels decide alone.
 
 Levenberg-Marquardt runs on all voxels of a chunk at once (numpy; per-voxel damping, accept/reject and convergence;
 converged voxels leave the active set): no per-voxel Python loop. Signals are scaled per voxel so that the largest
-echo is 1. Background (mean over echoes below the noise floor), voxels outside the mask or the grid of an echo are
-masked (0 in every map) and counted. No map ever holds NaN or inf. Not corrected: T1 weighting (low flip angles
-assumed), noise bias of magnitude data at very low SNR, bipolar-readout phase errors, T2* differences between fat
-peaks.
+echo is 1. Background (mean over echoes below the noise floor), voxels outside the mask or the grid of an echo and
+voxels that are NaN or infinite in any echo are masked (0 in every map) and counted. No map ever holds NaN or inf.
+Not corrected: T1 weighting (low flip angles assumed), noise bias of magnitude data at very low SNR, bipolar-readout
+phase errors, T2* differences between fat peaks.
 """
 
 from __future__ import annotations
@@ -133,79 +133,106 @@ def _check_field(field_strength_t: float | None, cfg: dict[str, Any]) -> float:
     return b0
 
 
-def _echo_stack(echoes: Sequence[sitk.Image], notes: list[str]) -> tuple[np.ndarray, np.ndarray, sitk.Image]:
-    """(magnitudes (n_echo, n_vox) float64, covered voxels, reference image) on the first echo's grid."""
+def _check_echo(img: Any, k: int, *, need_complex: bool) -> bool:
+    """Refuse what cannot be an echo image (with a reason); True if ``img`` is complex."""
+    if not isinstance(img, sitk.Image):
+        raise LiverMetsError(f"echo {k + 1} is not an image (got {type(img).__name__})")
+    is_complex = img.GetPixelID() in _COMPLEX_IDS
+    if need_complex and not is_complex:
+        raise LiverMetsError(f"method 'complex' needs complex echo images (echo {k + 1} is not complex); "
+                             "combine magnitude and phase first, or use method 'magnitude'")
+    if not is_complex and img.GetNumberOfComponentsPerPixel() != 1:
+        raise LiverMetsError(f"the echo {k + 1} image has several components per voxel; "
+                             "give one magnitude image per echo")
+    return is_complex
+
+
+def _check_reference(ref: sitk.Image) -> int:
+    """Number of voxels of the first echo's grid, which must be 2-D or 3-D."""
+    if ref.GetDimension() not in (2, 3):
+        raise LiverMetsError(f"echo images must be 2-D or 3-D (got {ref.GetDimension()}-D)")
+    return int(np.prod(ref.GetSize()))
+
+
+def _on_reference(ref: sitk.Image, img: sitk.Image, what: str, notes: list[str], cover: np.ndarray) -> np.ndarray:
+    """``img``'s values on ``ref``'s grid (flat float64); a resampling note goes to ``notes`` and the reference
+    voxels the image does not cover leave ``cover`` (in place)."""
+    moved, cov, note = match_to_reference(ref, img, what)
+    if note:
+        notes.append(note)
+    if cov is not None:
+        cover &= cov.reshape(-1)
+    return sitk.GetArrayViewFromImage(moved).reshape(-1).astype(np.float64)
+
+
+def _finite_voxels(values: np.ndarray, what: str, kind: str) -> np.ndarray:
+    """Where ``values`` is finite. NaN/inf voxels are masked and counted by the caller, not refused: one corrupt
+    voxel must not cost the whole map. An echo without a single finite voxel is unusable and refused."""
+    ok = np.isfinite(values)
+    if values.size and not ok.any():
+        raise LiverMetsError(f"the {what} holds only NaN or infinite values; give finite {kind} images")
+    return ok
+
+
+def _echo_stack(echoes: Sequence[sitk.Image], notes: list[str]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, sitk.Image]:
+    """(magnitudes (n_echo, n_vox) float64, covered voxels, finite voxels, reference image) on the first echo's
+    grid. Non-finite input voxels are 0 in the stack and False in the finite mask."""
     mags: list[sitk.Image] = []
     took_abs = False
     for k, img in enumerate(echoes):
-        if not isinstance(img, sitk.Image):
-            raise LiverMetsError(f"echo {k + 1} is not an image (got {type(img).__name__})")
-        if img.GetPixelID() in _COMPLEX_IDS:
+        if _check_echo(img, k, need_complex=False):
             img = sitk.ComplexToModulus(img)
             took_abs = True
-        elif img.GetNumberOfComponentsPerPixel() != 1:
-            raise LiverMetsError(f"the echo {k + 1} image has several components per voxel; "
-                                 "give one magnitude image per echo")
         mags.append(img)
     ref = mags[0]
-    if ref.GetDimension() not in (2, 3):
-        raise LiverMetsError(f"echo images must be 2-D or 3-D (got {ref.GetDimension()}-D)")
-    n_vox = int(np.prod(ref.GetSize()))
+    n_vox = _check_reference(ref)
     stack = np.empty((len(mags), n_vox), dtype=np.float64)
     cover = np.ones(n_vox, dtype=bool)
+    finite = np.ones(n_vox, dtype=bool)
     for k, img in enumerate(mags):
         what = f"echo {k + 1} image"
-        moved, cov, note = match_to_reference(ref, img, what)
-        if note:
-            notes.append(note)
-        if cov is not None:
-            cover &= cov.reshape(-1)
-        a = sitk.GetArrayViewFromImage(moved).reshape(-1)
-        if not np.all(np.isfinite(a)):
-            raise LiverMetsError(f"the {what} holds NaN or infinite values; give finite magnitude images")
+        a = _on_reference(ref, img, what, notes, cover)
+        ok = _finite_voxels(a, what, "magnitude")
+        a[~ok] = 0.0
         if a.size and float(a.min()) < 0:
             raise LiverMetsError(f"the {what} has negative values (min {float(a.min()):g}); give magnitude "
                                  "images, not phase, real-part or difference images")
+        finite &= ok
         stack[k] = a
     if not np.any(stack > 0):
         raise LiverMetsError("every echo image is all zero; check that the right files were given")
     if took_abs:
         notes.append("complex echo images were given: their magnitudes were fitted (method 'magnitude')")
-    return stack, cover, ref
+    return stack, cover, finite, ref
 
 
-def _complex_stack(echoes: Sequence[sitk.Image], notes: list[str]) -> tuple[np.ndarray, np.ndarray, sitk.Image]:
-    """(complex echoes (n_echo, n_vox), covered voxels, magnitude reference image) on the first echo's grid.
+def _complex_stack(echoes: Sequence[sitk.Image], notes: list[str]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, sitk.Image]:
+    """(complex echoes (n_echo, n_vox), covered voxels, finite voxels, magnitude reference image) on the first
+    echo's grid. Non-finite input voxels are 0 in the stack and False in the finite mask.
 
     Echoes on another grid are resampled part by part (real and imaginary, linear), which keeps the phase.
     """
     for k, img in enumerate(echoes):
-        if not isinstance(img, sitk.Image) or img.GetPixelID() not in _COMPLEX_IDS:
-            raise LiverMetsError(f"method 'complex' needs complex echo images (echo {k + 1} is not complex); "
-                                 "combine magnitude and phase first, or use method 'magnitude'")
+        _check_echo(img, k, need_complex=True)
     ref = sitk.ComplexToModulus(echoes[0])
-    if ref.GetDimension() not in (2, 3):
-        raise LiverMetsError(f"echo images must be 2-D or 3-D (got {ref.GetDimension()}-D)")
-    n_vox = int(np.prod(ref.GetSize()))
+    n_vox = _check_reference(ref)
     stack = np.empty((len(echoes), n_vox), dtype=np.complex128)
     cover = np.ones(n_vox, dtype=bool)
+    finite = np.ones(n_vox, dtype=bool)
     for k, img in enumerate(echoes):
         what = f"echo {k + 1} image"
-        parts = []
-        for part in (sitk.ComplexToReal(img), sitk.ComplexToImaginary(img)):
-            moved, cov, note = match_to_reference(ref, part, what)
-            if note and part is not None and not parts:
-                notes.append(note)
-            if cov is not None:
-                cover &= cov.reshape(-1)
-            parts.append(sitk.GetArrayViewFromImage(moved).reshape(-1).astype(np.float64))
-        z = parts[0] + 1j * parts[1]
-        if not np.all(np.isfinite(z)):
-            raise LiverMetsError(f"the {what} holds NaN or infinite values; give finite complex images")
+        re = _on_reference(ref, sitk.ComplexToReal(img), what, notes, cover)
+        im = _on_reference(ref, sitk.ComplexToImaginary(img), what, [], cover)   # one note per echo
+        z = re + 1j * im
+        ok = _finite_voxels(z, what, "complex")
+        z[~ok] = 0.0
+        finite &= ok
         stack[k] = z
     if not np.any(np.abs(stack) > 0):
         raise LiverMetsError("every echo image is all zero; check that the right files were given")
-    return stack, cover, ref
+    return stack, cover, finite, ref
 
 
 # --- the fit -------------------------------------------------------------------------------------------------------
@@ -487,10 +514,10 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     warnings: list[str] = []
     stack_c = None
     if method == "complex":
-        stack_c, cover, ref = _complex_stack(echoes, notes)
+        stack_c, cover, finite_in, ref = _complex_stack(echoes, notes)
         stack = np.abs(stack_c)
     else:
-        stack, cover, ref = _echo_stack(echoes, notes)
+        stack, cover, finite_in, ref = _echo_stack(echoes, notes)
     n_echo, n_vox = stack.shape
 
     c = np.asarray(fat_phasor(te, b0, fm["ppm"], fm["amplitudes"], fm["gamma_mhz_per_t"]), dtype=np.complex128)
@@ -500,8 +527,12 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
         warnings.append(f"the echoes span only {cycles:.2f} cycles of fat-water precession ({abs(main_hz):.0f} Hz "
                         f"at {b0:g} T): fat and water are poorly separated, PDFF is unreliable")
 
-    reasons: dict[str, int] = {"outside_input_grid": int(n_vox - np.count_nonzero(cover))}
-    valid = cover.copy()
+    reasons: dict[str, int] = {"outside_input_grid": int(n_vox - np.count_nonzero(cover)),
+                               "non_finite_input": int(np.count_nonzero(cover & ~finite_in))}
+    valid = cover & finite_in
+    if reasons["non_finite_input"]:
+        warnings.append(f"{reasons['non_finite_input']} voxels hold NaN or infinite values in at least one echo: "
+                        "they were masked (0 in every map)")
     if mask is not None:
         m, _, note = match_to_reference(ref, mask, "mask", label=True)
         if note:
@@ -510,7 +541,8 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
         reasons["outside_mask"] = int(np.count_nonzero(valid & ~user))
         valid &= user
     mean_sig = stack.mean(axis=0)
-    floor, sigma_est = estimate_noise_floor(np.where(cover, stack[0], 0.0), cfg["noise_floor_fraction_of_p99"],
+    first_echo = np.where(cover & finite_in, stack[0], 0.0)
+    floor, sigma_est = estimate_noise_floor(first_echo, cfg["noise_floor_fraction_of_p99"],
                                             int(cfg["min_background_voxels_for_sigma"]), noise_sigma)
     if noise_floor is not None:
         if not np.isfinite(noise_floor) or noise_floor < 0:
@@ -521,7 +553,7 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     if noise_floor is None and noise_sigma is None and sigma_est is not None and np.count_nonzero(
             valid & (mean_sig <= floor)) > float(cfg["max_background_fraction"]) * max(np.count_nonzero(valid), 1):
         # no real background (body fills the field of view): the "noise" found was dim tissue
-        floor0 = float(cfg["noise_floor_fraction_of_p99"]) * robust_max(np.where(cover, stack[0], 0.0))
+        floor0 = float(cfg["noise_floor_fraction_of_p99"]) * robust_max(first_echo)
         notes.append(f"the estimated noise floor ({floor:.4g}) would mask most of the image: no background to "
                      f"estimate the noise from, so the floor is {cfg['noise_floor_fraction_of_p99']:g} x the 99th "
                      "percentile and sigma comes from the fit residuals")
