@@ -152,6 +152,34 @@ def test_log_linear_adc_fit_exact_masked_and_clipped():
         sg.adc_log_linear(stacks[:1], b[:1])
 
 
+def _adc_values(node) -> list[float]:
+    """Every numeric "adc_1e6_mm2_s" in a JSON tree."""
+    if isinstance(node, dict):
+        own = [float(node["adc_1e6_mm2_s"])] if isinstance(node.get("adc_1e6_mm2_s"), (int, float)) else []
+        return own + [v for child in node.values() for v in _adc_values(child)]
+    if isinstance(node, list):
+        return [v for child in node for v in _adc_values(child)]
+    return []
+
+
+def test_scanner_adc_ceiling_is_data_with_a_source_and_clips_nothing_real():
+    """The default ceiling is phantom_protocol.json's, states its source, lies above free water at 37 C
+    (about 3000 x 10^-6 mm^2/s, Holz et al. 2000) and above every ADC the phantom's tissues and lesions use, and
+    is what adc_log_linear clips to when no ceiling is given."""
+    adc_seq = PROTOCOL["sequences"]["adc"]
+    ceiling = sg.scanner_adc_max()
+    assert ceiling == adc_seq["max_1e6_mm2_s"]
+    assert "Holz" in adc_seq["max_source"]
+    assert ceiling > 3000.0
+    used = [v for f in ("phantom_tissues.json", "phantom_lesions.json", "phantom_scenarios.json")
+            for v in _adc_values(load_json(f))]
+    assert len(used) > 10 and max(used) < ceiling
+    b = [50, 400, 800]
+    adc = np.array([[max(used), ceiling + 1500.0]])
+    fit = sg.adc_log_linear([sg.diffusion_weighted(1000.0, adc, v) for v in b], b)
+    np.testing.assert_allclose(fit, [[max(used), ceiling]], rtol=1e-9)
+
+
 # --- gadoxetate ----------------------------------------------------------------------------------------------------
 
 def test_gadoxetate_raises_t1_gre_signal_monotonically():

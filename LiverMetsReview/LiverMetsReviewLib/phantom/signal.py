@@ -165,13 +165,21 @@ def diffusion_weighted(s0: ArrayLike, adc_1e6_mm2_s: ArrayLike, b_s_mm2: float) 
     return np.asarray(s0, dtype=np.float64) * np.exp(-float(b_s_mm2) * np.asarray(adc_1e6_mm2_s) * 1e-6)
 
 
+def scanner_adc_max() -> float:
+    """Ceiling (10^-6 mm^2/s) of the simulated scanner ADC map, from ``phantom_protocol.json`` (with its source)."""
+    return float(load_json(PROTOCOL_FILE)["sequences"]["adc"]["max_1e6_mm2_s"])
+
+
 def adc_log_linear(stacks: Sequence[np.ndarray], b_values: Sequence[float], mask: np.ndarray | None = None,
-                   max_adc: float = 5000.0) -> np.ndarray:
+                   max_adc: float | None = None) -> np.ndarray:
     """Scanner-style ADC (10^-6 mm^2/s): unweighted least-squares slope of ln S against b, negated.
 
     ADC = -sum_i (b_i - mean b)(ln S_i - mean ln S) / sum_i (b_i - mean b)^2. Signals are floored at a tiny
-    positive value before the log; the result is clipped to [0, max_adc] and set to 0 outside ``mask``.
+    positive value before the log; the result is clipped to [0, max_adc] (default :func:`scanner_adc_max`) and set
+    to 0 outside ``mask``.
     """
+    if max_adc is None:
+        max_adc = scanner_adc_max()
     b = np.asarray(b_values, dtype=np.float64)
     if b.size < 2 or np.ptp(b) <= 0:
         raise LiverMetsError("an ADC fit needs at least two different b-values; acquire or select more b-values")
