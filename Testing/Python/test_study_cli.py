@@ -107,3 +107,20 @@ def test_load_resampled_onto_one_grid(tmp_path):
         arr = sitk.GetArrayFromImage(img)
         assert np.allclose(arr[1:4, 1:8, 1:10], value)  # voxels well inside the DWI field of view
     assert main(["load", str(tmp_path / "dicom"), "-o", str(tmp_path / "out2"), "--resample-to", "t1_pre"]) == 2
+
+
+def test_classify_with_a_hanging_protocol(study, capsys):
+    root, expected = study
+    assert main(["classify", str(root / "dicom"), "--json", "--layout", "lesion_review"]) == 0
+    (plan,) = json.loads(capsys.readouterr().out)["layouts"]
+    number = {role: n for n, role in expected.items()}
+    shown = [v["node_id"] for v in plan["viewports"]]
+    # series 7 holds b 50/400/800 as stacks 0/1/2; no computed ADC in a DICOM folder, so the scanner's
+    assert shown == [str(number["t2"]), "7[2]", str(number["adc_scanner"]), str(number["t1_arterial"]),
+                     str(number["t1_portal_venous"]), str(number["t1_hepatobiliary"])]
+    assert plan["viewports"][2]["fallback"] and plan["viewports"][1]["stack_meta"]["b_value"] == 800.0
+    assert main(["classify", str(root / "dicom"), "--layout", "chemical_shift"]) == 0
+    text = capsys.readouterr().out
+    assert "hanging protocol for study" in text and "2[0]" in text and "2[1]" in text
+    assert main(["classify", str(root / "dicom"), "--layout", "nope"]) == 2
+    assert "unknown hanging protocol 'nope'" in capsys.readouterr().err

@@ -3,6 +3,8 @@
 Roles override file (``--roles``): JSON ``{"overrides": {"<SeriesInstanceUID or series number>": "<role>"}}``;
 the value may also be a list with one role per stack (order as in ``classify --json`` "stack_roles"), and
 "unassigned" leaves a series out. A ``roles.json`` written by ``load`` is not an override file.
+``classify --layout PROTOCOL`` also prints which series a hanging protocol would put in each view.
+Heavy packages (pydicom, SimpleITK, numpy) and the study modules are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _layouts(scan, protocol: str | None) -> list[tuple[str, Any]]:
+    """(study UID, LayoutPlan) per study for ``--layout``; ids in the plan are series numbers ('7[2]' = stack 2)."""
+    if not protocol:
+        return []
+    from ..study.hanging import available_from_scan, choose_layout
+
+    return [(uid, choose_layout(protocol, available_from_scan(members))) for uid, members in scan.by_study().items()]
+
+
 def run_classify(args: argparse.Namespace) -> int:
     scan = _scan(args)
     rows = [s.summary() for s in scan.series]
@@ -59,14 +70,20 @@ def run_classify(args: argparse.Namespace) -> int:
         reasons = sorted({s.reason for s in scan.skipped})
         raise LiverMetsError(f"{args.dicom_dir} holds no MR image series ({len(scan.skipped)} files skipped: "
                              f"{'; '.join(reasons[:3])})")
+    layouts = _layouts(scan, getattr(args, "layout", None))
     if args.json:
-        json.dump({"folder": str(args.dicom_dir), "studies": scan.study_uids, "series": rows, "skipped": skipped},
-                  sys.stdout, indent=2)
+        out = {"folder": str(args.dicom_dir), "studies": scan.study_uids, "series": rows, "skipped": skipped}
+        if layouts:
+            out["layouts"] = [{"study_uid": uid, **plan.to_dict()} for uid, plan in layouts]
+        json.dump(out, sys.stdout, indent=2)
         print()
         return 0
     if len(scan.study_uids) > 1:
         print(f"note: {len(scan.study_uids)} studies in this folder; each is classified on its own")
     print(_table(rows))
+    for uid, plan in layouts:
+        print(f"\nhanging protocol for study {uid} (ids are series numbers, [k] = stack k):")
+        print(plan.text())
     if skipped:
         print(f"\nskipped {len(skipped)} of {scan.n_files} files:")
         for s in skipped[:50]:
@@ -124,6 +141,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dicom_dir", help="folder with the study's DICOM files (searched recursively; .gz files too)")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
     p.add_argument("--roles", help='override file {"overrides": {"<series UID or number>": "<role>"}}')
+    p.add_argument("--layout", metavar="PROTOCOL",
+                   help="also show which series a hanging protocol puts in each view (dynamic, diffusion, "
+                        "chemical_shift, overview, lesion_review, subtraction)")
     p.set_defaults(func=run_classify)
 
     p = subparsers.add_parser("load", help="write the classified series as NRRD files plus roles.json",

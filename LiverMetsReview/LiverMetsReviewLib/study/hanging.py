@@ -386,3 +386,24 @@ def available_from_series(series: Iterable[Any], maps: Mapping[str, Any] | Itera
         out.setdefault(str(name), []).append((f"map:{name}", {}))
     return out
 
+
+def available_from_scan(series: Iterable[Any]) -> dict[str, list[Candidate]]:
+    """``available`` for :func:`choose_layout` from classified :class:`~LiverMetsReviewLib.study.scan.SeriesInfo`.
+
+    One entry per stack with an assigned role, id ``"<series number>"`` (``"<series number>[k]"`` for stack k of
+    a multi-stack series); the stack meta adds the series description and UID. Within a role, trace diffusion
+    images come before single-direction ones (the reading image).
+    """
+    out: dict[str, list[Candidate]] = {}
+    for s in series:
+        roles = s.stack_roles if len(s.stack_roles) == len(s.stacks) else [s.role] * len(s.stacks)
+        num = s.series_number if s.series_number is not None else s.series_uid
+        for k, (st, role) in enumerate(zip(s.stacks, roles, strict=True)):
+            if role == UNASSIGNED or "+" in role:
+                continue
+            meta = {**st.meta(), "description": s.description, "series_uid": s.series_uid}
+            out.setdefault(role, []).append((f"{num}[{k}]" if len(s.stacks) > 1 else str(num), meta))
+    for cands in out.values():
+        cands.sort(key=lambda c: "diffusion_direction" in c[1] and not c[1].get("is_trace"))
+    return out
+
