@@ -141,9 +141,11 @@ def _select(bs: list[float], include: Sequence[float] | None, exclude_below: flo
 def _lls(logs: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form log-linear fit: (ADC, ln S0) in the scaled units, for logs of shape (n_b, n_vox)."""
     x = b - b.mean()
-    w = (x / np.sum(x * x)).astype(np.float32)
-    slope = w @ logs
-    ln_s0 = logs.mean(axis=0) - slope * np.float32(b.mean())
+    w = x / np.sum(x * x)
+    # slope = w . ln S and ln S0 = mean(ln S) - slope * mean(b): both linear in ln S, so one (2, n_b) matrix
+    # product (BLAS) gives them without a temporary per b-value
+    coef = np.stack([w, 1.0 / b.size - b.mean() * w]).astype(np.float32)
+    slope, ln_s0 = coef @ logs
     return -slope, ln_s0
 
 
@@ -409,8 +411,9 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     reasons["fit_failed"] = int(np.count_nonzero(bad))
     reasons["negative_adc"] = int(np.count_nonzero(neg))
     drop = bad | neg
-    adc_v = np.where(drop, np.float32(0.0), np.minimum(adc_v, np.float32(cfg["adc_max_1e6_mm2_s"])))
-    s0_v = np.where(drop, np.float32(0.0), s0_v)
+    np.minimum(adc_v, np.float32(cfg["adc_max_1e6_mm2_s"]), out=adc_v)
+    adc_v[drop] = 0.0
+    s0_v[drop] = 0.0
 
     # fit quality: R^2 of the fitted curve against the measured signal (signal domain, scaled units)
     s0_n = s0_v * np.float32(1.0 / scale)
@@ -424,7 +427,7 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         np.subtract(sig[k], d, out=d)
         d *= d
         ss_res += d
-    mean = sig.mean(axis=0)
+    mean = np.full(sig.shape[0], 1.0 / sig.shape[0], dtype=np.float32) @ sig  # BLAS, no strided reduction
     ss_tot = np.zeros_like(s0_n)
     for k in range(len(b_s)):  # deviations first: no cancellation for nearly flat curves; in place
         np.subtract(sig[k], mean, out=d)
@@ -434,16 +437,16 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         np.divide(ss_res, ss_tot, out=ss_res)   # becomes 1 - R^2 (inf/nan where the curve is flat)
     r2 = np.subtract(np.float32(1.0), ss_res, out=ss_res)
     r2[ss_tot <= 0] = 1.0
-    np.nan_to_num(r2, copy=False, nan=0.0)
-    np.clip(r2, 0.0, 1.0, out=r2)
-    r2[drop] = 0.0
+    np.minimum(r2, np.float32(1.0), out=r2)
+    r2[~(r2 >= 0) | drop] = 0.0   # negative or NaN (comparison with NaN is False), and the dropped voxels
 
     fitted = idx[~drop]
 
+    scratch = np.zeros(n_vox, dtype=np.float32)  # one buffer: only the fitted positions are ever written
+
     def full(values: np.ndarray) -> np.ndarray:
-        out = np.zeros(n_vox, dtype=np.float32)
-        out[idx] = values
-        return out.reshape(grid_shape)
+        scratch[idx] = values      # to_image copies, so the buffer can be reused for the next map
+        return scratch.reshape(grid_shape)
 
     grid_shape = ref.GetSize()[::-1]
     adc_img = to_image(full(adc_v), ref)
@@ -457,7 +460,9 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         cbf = float(cb)
         if not np.isfinite(cbf) or cbf < 0:
             raise LiverMetsError(f"computed b-value must be finite and >= 0 (got {cb})")
-        vals = np.where(drop, np.float32(0.0), s0_v * np.exp(np.float32(-cbf * 1e-6) * adc_v))
+        vals = np.multiply(adc_v, np.float32(-cbf * 1e-6))
+        np.exp(vals, out=vals)
+        vals *= s0_v                # s0_v is 0 where dropped
         computed[cbf] = to_image(full(vals), ref)
 
     masked = n_vox - int(fitted.size)

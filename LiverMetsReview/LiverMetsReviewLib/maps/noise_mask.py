@@ -187,10 +187,8 @@ def noise_mask(values: np.ndarray, sigma: float, usable: np.ndarray | None = Non
     v = np.asarray(values, dtype=np.float32)
     if v.ndim == 2:
         v = v[None]
-    if usable is None:
-        use = np.ones(v.shape, bool)
-    else:
-        use = np.asarray(usable, bool).reshape(v.shape)
+    use = None if usable is None else np.asarray(usable, bool).reshape(v.shape)
+    if use is not None:
         v = np.where(use, v, np.float32(0.0))
     rate_single = float(cfg["false_positive_rate_single"])
     k_single = k_for_rayleigh_rate(rate_single) if dof == 2 else float(np.sqrt(chi2.isf(rate_single, int(dof))))
@@ -199,7 +197,8 @@ def noise_mask(values: np.ndarray, sigma: float, usable: np.ndarray | None = Non
     above = v > np.float32(k_tissue * sigma)
     keep = above & _pooled_pass(v, sigma, size, float(cfg["false_positive_rate_pooled"]), int(dof))
     keep |= strong
-    keep &= use
+    if use is not None:
+        keep &= use
     above |= strong
     # stage: 1 below the tissue threshold, 2 failed the neighbourhood test, 4 kept (3 isolated, 0 unusable below)
     stage = above.astype(np.uint8)
@@ -210,7 +209,8 @@ def noise_mask(values: np.ndarray, sigma: float, usable: np.ndarray | None = Non
         drop = _drop_small_groups(keep, min_comp)
         keep &= ~drop
         stage -= drop.view(np.uint8)
-    stage *= use.view(np.uint8)
+    if use is not None:
+        stage *= use.view(np.uint8)
     tally = np.bincount(stage.reshape(-1), minlength=5)
     counts = {"below_tissue_threshold": int(tally[1]), "failed_neighbourhood_test": int(tally[2]),
               "isolated_component": int(tally[3])}
@@ -237,14 +237,17 @@ class SignalDecision:
     floor: float
     sigma: float | None
     rule: dict[str, Any]
+    tally: np.ndarray | None = None  # bincount of ``stage`` over the whole image, when already known
 
     def reasons(self, region: np.ndarray | None = None) -> dict[str, int]:
         """Voxels removed per reason, among ``region`` (default: all usable voxels)."""
         if region is not None and not np.all(region):
-            st = self.stage * np.asarray(region, bool).reshape(self.stage.shape)
+            tally = np.bincount((self.stage * np.asarray(region, bool).reshape(self.stage.shape)).reshape(-1),
+                                minlength=6)
+        elif self.tally is not None:
+            tally = self.tally
         else:
-            st = self.stage
-        tally = np.bincount(st.reshape(-1), minlength=6)
+            tally = np.bincount(self.stage.reshape(-1), minlength=6)
         keys = [1] if self.rule.get("k_single") is None else [1, 2, 3]
         if self.rule.get("min_snr") is not None:
             keys.append(5)
@@ -293,6 +296,11 @@ def decide_signal(values: np.ndarray, usable: np.ndarray, fraction_of_p99: float
             keep = keep & ~weak
             stage[weak] = 5
             rule["min_snr"] = float(min_snr)
-        return SignalDecision(keep, stage, nm.settings["k_tissue"] * sigma, sigma, rule)
+        tally = None
+        if min_snr is None:
+            tally = np.zeros(6, np.int64)
+            for k, key in ((1, "below_tissue_threshold"), (2, "failed_neighbourhood_test"), (3, "isolated_component")):
+                tally[k] = nm.counts[key]
+        return SignalDecision(keep, stage, nm.settings["k_tissue"] * sigma, sigma, rule, tally)
     return simple(floor, {"rule": f"no noise sigma (no background to estimate it): signal <= {fraction_of_p99:g} x "
                                   "its 99th percentile is background"})
