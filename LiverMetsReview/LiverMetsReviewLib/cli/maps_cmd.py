@@ -263,8 +263,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trace", action="store_true",
                    help="several inputs share a b-value (diffusion directions): combine them by geometric mean")
     p.add_argument("--mask", help="only fit voxels where this image is nonzero")
-    p.add_argument("--noise-floor", type=float, help="lowest-b signal below which a voxel is background")
-    p.add_argument("--noise-sigma", type=float, help="Rician noise sigma for nlls (default: from the background)")
+    p.add_argument("--noise-floor", type=float,
+                   help="lowest-b signal at or below which a voxel is background (replaces the statistical test)")
+    p.add_argument("--noise-sigma", type=float,
+                   help="Rician noise sigma for the background test and nlls (default: estimated from the background)")
     p.add_argument("--s0", help="S0 output image")
     p.add_argument("--quality", help="fit-quality (R^2) output image")
     p.add_argument("--mask-out", help="output image of fitted (1) / masked (0) voxels")
