@@ -195,7 +195,11 @@ def test_private_b_value_decoder_reads_real_scanner_files(folder, pattern, expec
     assert private_b_value(_read_real(path)) == expected
 
 
-def test_private_tag_layout_matches_real_files(written):
+def _role_folder(study: list[Series], written, vendor: str, role: str) -> Path:
+    return next(f for s, f in zip(study, written[vendor][1], strict=True) if s.role == role)
+
+
+def test_private_tag_layout_matches_real_files(study, written):
     """Same group, element, VR and creator as the real scanners' files (the element a reader would hard-code)."""
     real = {
         "siemens": _read_real(shared_path("data", "header-only-dwi-tags", "nibabel", "siemens_dwi_1000.dcm.gz")),
@@ -206,7 +210,7 @@ def test_private_tag_layout_matches_real_files(written):
     tags = {"siemens": [(0x0019, 0x100C), (0x0019, 0x100D)], "ge": [(0x0043, 0x1039)],
             "philips": [(0x2001, 0x1003), (0x2001, 0x1004)]}
     for vendor, ref in real.items():
-        folder = next(f for f in written[vendor][1] if "diff" in f.name and "ADC" not in f.name)
+        folder = _role_folder(study, written, vendor, "dwi")
         ours = pydicom.dcmread(sorted(folder.glob("*.dcm"))[-1], stop_before_pixels=True)
         for tag in tags[vendor]:
             creator_tag = (tag[0], tag[1] >> 8)
@@ -214,10 +218,10 @@ def test_private_tag_layout_matches_real_files(written):
             assert ours[tag].VR == ref[tag].VR, (vendor, tag)
         assert ours.Manufacturer == ref.Manufacturer
     # real files' words for a trace-weighted DWI: ours use the same
-    ours_ph = pydicom.dcmread(sorted(next(f for f in written["philips"][1] if "TRACEW" in f.name).glob("*.dcm"))[-1])
+    ours_ph = pydicom.dcmread(sorted(_role_folder(study, written, "philips", "dwi").glob("*.dcm"))[-1])
     assert ours_ph[0x2001, 0x1004].value == real["philips"][0x2001, 0x1004].value == "I"
     assert list(ours_ph.ImageType) == list(real["philips"].ImageType)
-    ours_ge = pydicom.dcmread(sorted(next(f for f in written["ge"][1] if "TRACEW" in f.name).glob("*.dcm"))[0])
+    ours_ge = pydicom.dcmread(sorted(_role_folder(study, written, "ge", "dwi").glob("*.dcm"))[0])
     assert list(ours_ge.ImageType) == list(real["ge"].ImageType)
     assert int(ours_ge[0x0043, 0x1039].value[0]) // 1_000_000_000 == int(real["ge"][0x0043, 0x1039].value[0]) // 10**9
 
@@ -353,7 +357,8 @@ def test_header_values_per_stack(study, written, vendor):
             assert float(ds.RepetitionTime) == pytest.approx(s.meta["repetition_time_ms"])
             assert float(ds.FlipAngle) == pytest.approx(s.meta["flip_angle_deg"])
             assert int(ds.SeriesNumber) == s.meta["series_number"]
-            assert s.meta["description"] in ds.SeriesDescription
+            if vendor == "siemens":  # Siemens keeps the series' own (Siemens-style) names
+                assert ds.SeriesDescription == ds.ProtocolName == s.meta["description"]
             assert ds.BodyPartExamined == "ABDOMEN"
             assert ds.PatientPosition in ("HFS", "FFS")
             assert float(ds.SliceThickness) == pytest.approx(s.stacks[0].GetSpacing()[2])
@@ -401,6 +406,56 @@ def test_image_type_words_per_vendor(study, written):
                 assert list(ds.ImageType) == s.meta["image_type"] if "image_type" in s.meta else True
     ge_water = next(f for s, f in zip(study, written["ge"][1], strict=True) if s.role == "dixon_water")
     assert pydicom.dcmread(sorted(ge_water.glob("*.dcm"))[0]).SeriesDescription.startswith("WATER: ")
+
+
+# Console names of the written study (B_VALUES 50/400/800), spelled out from the vendors' naming conventions.
+GE_NAMES = {"t1_in_phase": "InPhase: Ax T1 DUAL ECHO", "t1_opposed_phase": "OutPhase: Ax T1 DUAL ECHO",
+            "multi_echo_gre": "Ax IDEAL IQ BH", "dixon_water": "WATER: Ax LAVA-Flex", "dixon_fat": "FAT: Ax LAVA-Flex",
+            "t2": "Ax T2 FSE FS RTr", "dwi": "Ax DWI b50-400-800",
+            "adc_scanner": "ADC (10^-6 mm2/s):Ax DWI b50-400-800",
+            "t1_pre": "Ax LAVA-Flex PRE", "t1_arterial": "Ax LAVA-Flex ART", "t1_portal_venous": "Ax LAVA-Flex PV",
+            "t1_transitional": "Ax LAVA-Flex 3 MIN", "t1_hepatobiliary": "Ax LAVA-Flex HBP 20 MIN"}
+PHILIPS_NAMES = {"t1_in_phase": "T1_FFE_DUAL_ECHO", "t1_opposed_phase": "T1_FFE_DUAL_ECHO",
+                 "multi_echo_gre": "mDIXON-Quant_BH", "dixon_water": "T1_mDIXON_BH", "dixon_fat": "T1_mDIXON_BH",
+                 "t2": "T2W_SPAIR", "dwi": "DWI_b50-400-800", "adc_scanner": "dADC_DWI_b50-400-800",
+                 "t1_pre": "eTHRIVE_BH_PRE", "t1_arterial": "eTHRIVE_BH_ART", "t1_portal_venous": "eTHRIVE_BH_PV",
+                 "t1_transitional": "eTHRIVE_BH_3MIN", "t1_hepatobiliary": "eTHRIVE_BH_HBP_20MIN"}
+
+
+def test_series_and_protocol_names_per_vendor(study, written):
+    """GE and Philips series carry their own console names, not the Siemens ones the series were built with;
+    GE's ProtocolName is the exam protocol (one value for the whole study), Philips repeats the scan name."""
+    got = {}
+    for vendor in VENDORS:
+        for s, folder in zip(study, written[vendor][1], strict=True):
+            heads = [ds for _, ds in _headers(folder)]
+            assert len({(ds.SeriesDescription, ds.ProtocolName) for ds in heads}) == 1
+            got[vendor, s.role] = (heads[0].SeriesDescription, heads[0].ProtocolName)
+    roles = [s.role for s in study]
+    assert {r: got["ge", r][0] for r in roles} == GE_NAMES
+    assert {r: got["philips", r][0] for r in roles} == PHILIPS_NAMES
+    assert {got["siemens", s.role] for s in study} == {(s.meta["description"],) * 2 for s in study}
+    ge_protocols = {got["ge", r][1] for r in roles}
+    assert len(ge_protocols) == 1 and ge_protocols.isdisjoint(GE_NAMES.values())
+    assert all(got["philips", r][1] == got["philips", r][0] for r in roles)
+    for vendor in ("ge", "philips"):  # no Siemens words left in the other vendors' names
+        assert not any(w in got[vendor, r][0].lower() for r in roles for w in ("vibe", "ep2d", "tse", "fl2d", "haste"))
+        assert len({got[vendor, r][0] for r in DYNAMIC}) == len(DYNAMIC)  # each phase named apart
+
+
+def test_series_names_fall_back_and_can_be_kept(study, tmp_path):
+    adc = next(s for s in study if s.role == "adc_scanner")
+    water = next(s for s in study if s.role == "dixon_water")
+    alone = write_series_dicom([adc], tmp_path / "alone", vendor="ge")[0]  # no DWI in the study: no b list
+    assert pydicom.dcmread(next(alone.glob("*.dcm"))).SeriesDescription == "ADC (10^-6 mm2/s):Ax DWI"
+    kept = write_series_dicom([adc, water], tmp_path / "kept", vendor="philips", names="series")
+    for s, folder in zip((adc, water), kept, strict=True):
+        ds = pydicom.dcmread(next(folder.glob("*.dcm")))
+        assert ds.SeriesDescription == ds.ProtocolName == s.meta["description"]
+    ge_kept = write_series_dicom([water], tmp_path / "gekept", vendor="ge", names="series")[0]
+    assert pydicom.dcmread(next(ge_kept.glob("*.dcm"))).SeriesDescription == "WATER: " + water.meta["description"]
+    with pytest.raises(LiverMetsError, match="names="):
+        write_series_dicom([adc], tmp_path / "bad", names="console")
 
 
 def test_acquisition_times_order_dynamic_phases_and_contrast(study, written):

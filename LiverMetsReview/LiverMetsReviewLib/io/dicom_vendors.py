@@ -7,6 +7,8 @@ them and applies them to a pydicom dataset, so that a reader tuned on real Sieme
 
 from __future__ import annotations
 
+import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,12 +106,33 @@ class VendorProfile:
         except (KeyError, IndexError, ValueError):
             return str(template).split("{")[0] or None
 
-    def description(self, role: str, text: str) -> str:
-        """SeriesDescription with the vendor's prefix for the role (GE writes 'WATER: ...')."""
+    def description(self, role: str, text: str, *, own_names: bool = True, **fields: Any) -> str:
+        """SeriesDescription: the vendor's scanner-like name for the role, else ``text`` with the vendor's prefix.
+
+        With ``own_names`` a profile that lists ``series_descriptions`` names each role as that scanner's
+        console would (GE 'Ax LAVA-Flex ART', Philips 'eTHRIVE_BH_ART'); templates may use {b_list}, {b_min},
+        {b_max} and the first template whose fields are all known is used. Otherwise (Siemens, or a role the
+        profile does not name) the caller's text is kept and only the vendor's prefix is added (GE 'WATER: ...').
+        """
+        if own_names:
+            named = _first_template(self.data.get("series_descriptions", {}).get(role), fields)
+            if named:
+                return named
         prefix = self.data.get("description_prefixes", {}).get(role, "")
         if prefix and text.lower().startswith(prefix.strip().lower().rstrip(":")):
             return text
         return prefix + text
+
+    def protocol_name(self, series_value: str | None, description: str, *, own_names: bool = True) -> str:
+        """ProtocolName: GE writes the exam protocol on every series, Philips repeats the scan name.
+
+        The profile's ``protocol_name`` is a template with {description}; without one (Siemens) or without
+        ``own_names`` the series' own protocol name, else its description, is kept.
+        """
+        rule = self.data.get("protocol_name") if own_names else None
+        if not rule:
+            return str(series_value or description)
+        return str(rule).replace("{description}", description)
 
     def add_private_sequence_name(self, ds: Dataset, role: str) -> None:
         """GE keeps its pulse-sequence name in a private tag; other profiles write none."""
@@ -141,6 +164,17 @@ class VendorProfile:
             return [str(b_int + int(self.data.get("ge_b_value_offset", 0))), "0", "0", "0"]
         raise LiverMetsError(f"the vendor profile '{self.name}' asks for an unknown private value '{kind}'; "
                              f"fix {PROFILE_FILE}")
+
+
+def _first_template(candidates: str | Sequence[str] | None, fields: dict[str, Any]) -> str | None:
+    """The first template whose fields are all given and non-empty, filled in; None when none fits."""
+    if not candidates:
+        return None
+    for template in [candidates] if isinstance(candidates, str) else list(candidates):
+        names = {name for _, name, _, _ in string.Formatter().parse(str(template)) if name}
+        if all(fields.get(name) not in (None, "") for name in names):
+            return str(template).format(**{name: fields[name] for name in names})
+    return None
 
 
 def vendor_profile(vendor: str) -> VendorProfile:

@@ -11,6 +11,12 @@ Geometry: world coordinates are LPS, as in DICOM and ITK. For a stack with origi
 projected on ``u × v``. A left-handed direction (``w = −u × v``) is written faithfully, but readers sort
 slices along ``u × v`` and give back the right-handed equivalent (same voxels in space, ``k`` flipped).
 
+Slicer import (checked against DICOMScalarVolumePlugin of Slicer 5.10/main and the bundled MultiVolumeImporter,
+Testing/Python/test_dicom_slicer_import.py): every stack of a series has its own AcquisitionNumber and
+the same ImageType, orientation, AcquisitionTime/ContentTime and no TriggerTime or gradient direction, so
+the scalar plugin splits by AcquisitionNumber alone (one volume per b-value or echo) and MultiVolumeImporter
+frames the series by the b-value tag or EchoTime, not by time. Instance numbers run stack by stack.
+
 Pixels: unsigned 16-bit, one RescaleSlope per series (so all stacks of a series share it — ITK applies
 the first file's slope to the whole volume), intercept 0, stored value = round(value / slope): the
 read-back error is at most slope/2. Integer data that fit (and scanner ADC in 10^-6 mm^2/s, rounded to
@@ -366,7 +372,8 @@ def _save(ds: Dataset, path: Path) -> None:
 class _Plan:
     series: Series
     number: int
-    description: str
+    description: str       # as written in SeriesDescription (the vendor's name for the role, or the series' own)
+    protocol_name: str
     folder: Path
     uid: str
     geometries: list[_Geometry]
@@ -374,7 +381,7 @@ class _Plan:
 
 
 def write_series_dicom(series: list[Series], out_dir: Path, *, study_info: dict | None = None,
-                       vendor: str = "siemens", seed: int = 0) -> list[Path]:
+                       vendor: str = "siemens", seed: int = 0, names: str = "vendor") -> list[Path]:
     """Write every series as classic MR DICOM under ``out_dir``; returns the series folders, in input order.
 
     ``study_info`` may set patient_name, patient_id, patient_birth_date, patient_sex, patient_age,
@@ -382,7 +389,9 @@ def write_series_dicom(series: list[Series], out_dir: Path, *, study_info: dict 
     study_description, referring_physician, institution, station_name, patient_position (HFS/FFS),
     first_acquisition_delay_s (study start to first acquisition), contrast_* (agent text, ingredient, route,
     volume_ml, injection_offset_s relative to the first acquisition), image_comments. A series without
-    ``field_strength_t`` is written as 1.5 T. UIDs are deterministic
+    ``field_strength_t`` is written as 1.5 T. ``names="vendor"`` names each series as the vendor's console
+    would (GE 'Ax LAVA-Flex ART', Philips 'eTHRIVE_BH_ART'; Siemens keeps the series' own Siemens-style
+    description); ``names="series"`` always writes the series' own description and protocol name. UIDs are deterministic
     for (seed, vendor, patient id, study date/time, accession). Everything is checked before the first file
     is written, so bad input leaves no half-written study.
     """
@@ -392,6 +401,8 @@ def write_series_dicom(series: list[Series], out_dir: Path, *, study_info: dict 
         if not isinstance(s, Series):
             raise LiverMetsError(f"write_series_dicom takes Series objects, not {type(s).__name__}")
     profile = vendor_profile(vendor)
+    if names not in ("vendor", "series"):
+        raise LiverMetsError(f"names='{names}' is unknown; use 'vendor' (scanner-like names) or 'series' (as given)")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise LiverMetsError(f"seed {seed!r} is not an integer; give an integer seed")
     info = _study(study_info)
@@ -403,23 +414,30 @@ def write_series_dicom(series: list[Series], out_dir: Path, *, study_info: dict 
     study_uid = derived_uid(*entropy, "study")
     frame_uid = derived_uid(*entropy, "frame-of-reference")
 
+    dwi_b = sorted({b for s in series for b in s.b_values})
+    b_fields = {"b_list": "-".join(f"{b:g}" for b in dwi_b), "b_min": f"{dwi_b[0]:g}" if dwi_b else "",
+                "b_max": f"{dwi_b[-1]:g}" if dwi_b else ""}
+    own = names == "vendor"
     plans: list[_Plan] = []
     folders: set[str] = set()
     for s, number in zip(series, numbers, strict=True):
-        description = str(s.meta.get("description") or role_label(s.role))
+        given = str(s.meta.get("description") or role_label(s.role))
+        description = profile.description(s.role, given, own_names=own, **b_fields)
+        protocol = profile.protocol_name(s.meta.get("protocol_name"), given if not own else description,
+                                         own_names=own)
         label = f"series {number} '{description}' ({s.role})"
         folder = _folder_name(number, description, s.role)
         if folder in folders:  # pragma: no cover - numbers are unique, so folders are too
             raise LiverMetsError(f"two series map to the folder {folder}; give them distinct series numbers")
         folders.add(folder)
         geometries = [_geometry(img, f"{label} stack {k + 1}") for k, img in enumerate(s.stacks)]
-        plans.append(_Plan(series=s, number=number, description=description, folder=out_dir / folder,
+        plans.append(_Plan(series=s, number=number, description=description, protocol_name=protocol,
+                           folder=out_dir / folder,
                            uid=derived_uid(*entropy, "series", str(number)),
                            geometries=geometries, pixels=_pixels(s, profile, label)))
 
     injection = _injection_offset_s(series, info)
     commons = [_common(plan, profile, info, study_uid, frame_uid, injection) for plan in plans]  # checks headers
-    dwi_b = sorted({b for s in series for b in s.b_values})
     written: list[Path] = []
     for plan, common in zip(plans, commons, strict=True):
         _write_plan(plan, common, profile, entropy, dwi_b)
@@ -446,7 +464,6 @@ def _common(plan: _Plan, profile: VendorProfile, info: dict[str, Any], study_uid
                 value = value.split("\\") if isinstance(value, str) else list(value)
             seq[key] = value
     study_dt = info["study_datetime"]
-    description = profile.description(s.role, plan.description)
     c: dict[str, Any] = {
         "SpecificCharacterSet": "ISO_IR 100",
         "SOPClassUID": MR_IMAGE_STORAGE,
@@ -459,7 +476,7 @@ def _common(plan: _Plan, profile: VendorProfile, info: dict[str, Any], study_uid
         "ReferringPhysicianName": _text(info["referring_physician"], "PN"),
         "StationName": _text(info["station_name"], "SH"),
         "StudyDescription": _text(info["study_description"]),
-        "SeriesDescription": _text(description),
+        "SeriesDescription": _text(plan.description),
         "ManufacturerModelName": _text(profile.model_name(field_t)),
         "PatientName": _text(info["patient_name"], "PN"),
         "PatientID": _text(info["patient_id"]),
@@ -481,7 +498,7 @@ def _common(plan: _Plan, profile: VendorProfile, info: dict[str, Any], study_uid
         "EchoTrainLength": str(int(meta.get("echo_train_length", seq.get("echo_train_length", 1)))),
         "DeviceSerialNumber": _text(profile.device_serial_number),
         "SoftwareVersions": [_text(v) for v in profile.software_versions],
-        "ProtocolName": _text(meta.get("protocol_name") or plan.description),
+        "ProtocolName": _text(plan.protocol_name),
         "PatientPosition": str(info["patient_position"]).upper(),
         "StudyInstanceUID": study_uid,
         "SeriesInstanceUID": plan.uid,
@@ -536,7 +553,8 @@ def _write_plan(plan: _Plan, common: dict[str, Any], profile: VendorProfile, ent
             "ImageType": image_type,
             "EchoTime": _ds(te) if te is not None else "",
             "EchoNumbers": str(int(smeta.get("echo_number", k + 1 if multi_echo else 1))),
-            # one acquisition number per stack: Slicer splits a series into volumes by it
+            # one acquisition number per stack: Slicer's scalar plugin splits a series into volumes by it; times stay
+            # per series, or a second splitting tag would make Slicer load the stacks merged (see module docstring)
             "AcquisitionNumber": str(k + 1),
             "WindowCenter": _ds(center),
             "WindowWidth": _ds(width),
