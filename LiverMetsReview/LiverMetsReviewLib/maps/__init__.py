@@ -4,16 +4,20 @@ Pure functions: SimpleITK images and options in, a small result dataclass out (i
 grid + a JSON-able summary with units, method, inputs used, masked-voxel count, warnings). No file I/O here: the
 CLI (``livermets adc|fat|enhancement|register``) and the Slicer module call these same functions.
 Units: ADC 10^-6 mm^2/s, fat fraction / SII / enhancement percent, lengths mm, world coordinates LPS.
+Every map decides background the same way (:mod:`.noise_mask`): a test with a stated false-positive rate for pure
+Rician noise, settings and sources in ``resources/maps_defaults.json`` (section ``noise_mask``).
 """
 
 from .adc import ADC_UNITS, AdcResult, combine_directions, fit_adc
 from .enhancement import EnhancementResult, liver_function, relative_enhancement
 from .fat import FatResult, check_echo_pair, chemical_shift_fat, dixon_fat, echo_phase
+from .noise_mask import NoiseMask, SignalDecision, decide_signal, noise_mask
 from .registration import RegistrationResult, register
 from .resample import match_to_reference, resample_to, same_grid
 
 __all__ = [
-    "ADC_UNITS", "AdcResult", "EnhancementResult", "FatResult", "RegistrationResult",
-    "check_echo_pair", "chemical_shift_fat", "combine_directions", "dixon_fat", "echo_phase", "fit_adc",
-    "liver_function", "match_to_reference", "register", "relative_enhancement", "resample_to", "same_grid",
+    "ADC_UNITS", "AdcResult", "EnhancementResult", "FatResult", "NoiseMask", "RegistrationResult", "SignalDecision",
+    "check_echo_pair", "chemical_shift_fat", "combine_directions", "decide_signal", "dixon_fat", "echo_phase",
+    "fit_adc", "liver_function", "match_to_reference", "noise_mask", "register", "relative_enhancement",
+    "resample_to", "same_grid",
 ]
