@@ -113,6 +113,15 @@ def _enhancement(maps: StudyMaps, pre: Series, post: Series) -> None:
     maps.summaries[f"enhancement_{short}"] = res.summary
 
 
+def _dixon_water(roles: dict[str, Series]) -> Series | None:
+    """The Dixon water series; in a Dixon-based dynamic the pre-contrast water image carries the role ``t1_pre``."""
+    if "dixon_water" in roles:
+        return roles["dixon_water"]
+    pre = roles.get("t1_pre")
+    words = {str(w).upper() for w in (pre.meta.get("image_type") or [])} if pre else set()
+    return pre if "WATER" in words else None
+
+
 def compute_study_maps(series: Sequence[Series], *, adc_method: str = "lls", computed_b: Sequence[float] = (1500,),
                        exclude_below: float | None = None, which: Sequence[str] | None = None) -> StudyMaps:
     """Compute ADC (+ computed DWI), chemical-shift and Dixon fat, PDFF/R2* and enhancement where possible.
@@ -122,6 +131,9 @@ def compute_study_maps(series: Sequence[Series], *, adc_method: str = "lls", com
     the reason; the others are still computed.
     """
     roles = _by_role(series)
+    water = _dixon_water(roles)
+    if water is not None:
+        roles.setdefault("dixon_water", water)
     wanted = set(which or ("adc", "fat_chemical_shift", "fat_dixon", "pdff", "enhancement"))
     maps = StudyMaps()
     jobs: list[tuple[str, tuple[str, ...], Any]] = [

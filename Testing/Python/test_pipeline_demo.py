@@ -104,3 +104,21 @@ def test_demo_writes_its_outputs(tmp_path):
     rows = list(csv.DictReader((tmp_path / "lesion_table.csv").open()))
     assert {r["lesion"] for r in rows} >= {"liver", *summary["lesions"]}
     assert (tmp_path / "maps" / "adc.nrrd").exists()
+
+
+def test_dixon_dynamic_pre_contrast_water_serves_as_dixon_water(study):
+    """When the pre-contrast image of a Dixon dynamic is the only water image, it still yields the Dixon FF."""
+    from LiverMetsReviewLib.series import Series
+
+    water = study.series_by_role("dixon_water")
+    renamed = [s for s in study.series if s.role not in ("dixon_water", "t1_pre")]
+    renamed.append(Series("t1_pre", water.stacks, water.stack_meta, water.meta))
+    maps = compute_study_maps(renamed, which=["fat_dixon"])
+    assert "ff_dixon" in maps.images
+    reference = compute_study_maps(study.series, which=["fat_dixon"]).images["ff_dixon"]
+    import SimpleITK as sitk
+
+    assert (sitk.GetArrayViewFromImage(maps.images["ff_dixon"]) == sitk.GetArrayViewFromImage(reference)).all()
+    # a non-Dixon pre-contrast series is never taken for water
+    no_water = [s for s in study.series if s.role != "dixon_water"]
+    assert "fat_dixon" in compute_study_maps(no_water, which=["fat_dixon"]).skipped
