@@ -53,13 +53,16 @@ def write_maps_figure(study, maps, path: str | Path, names: tuple[str, ...] | No
         arr = axial_slice_at(maps.images[name], centre)
         if hi <= lo:  # signal images: window on the slice's robust range
             lo, hi = 0.0, float(np.percentile(arr, 99.5)) or 1.0
+        valid = maps.valid.get(name)
+        shown = np.ma.masked_where(axial_slice_at(valid, centre) == 0, arr) if valid is not None else arr
+        colours = matplotlib.colormaps[cmap].with_extremes(bad="black")
         sp = maps.images[name].GetSpacing()
-        im = ax.imshow(arr, cmap=cmap, vmin=lo, vmax=hi, aspect=sp[1] / sp[0], interpolation="nearest")
+        im = ax.imshow(shown, cmap=colours, vmin=lo, vmax=hi, aspect=sp[1] / sp[0], interpolation="nearest")
         ax.set_title(f"{title}", fontsize=10)
         bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
         bar.set_label(units, fontsize=8)
     fig.suptitle(f"LiverMetsReview maps on the digital phantom: axial level of '{lesion['name']}' "
-                 f"(z = {centre[2]:.0f} mm LPS); radiological view", fontsize=11)
+                 f"(z = {centre[2]:.0f} mm LPS); radiological view; masked voxels black", fontsize=11)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,10 +29,19 @@ class StudyMaps:
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # 1 where the map holds a measurement, 0 where the voxel was masked (background, invalid input)
+    valid: dict[str, sitk.Image] = field(default_factory=dict)
 
-    def add(self, name: str, image: sitk.Image, meta: dict[str, Any] | None) -> None:
+    def add(self, name: str, image: sitk.Image, meta: dict[str, Any] | None, valid: sitk.Image | None = None) -> None:
         self.images[name] = image
         self.metadata[name] = dict(meta or {})
+        if valid is not None:
+            self.valid[name] = valid
+
+
+def _not_background(flags: sitk.Image) -> sitk.Image:
+    """Fat maps flag background as 1; every other flag is still a measured (if caveated) voxel."""
+    return sitk.Cast(sitk.NotEqual(flags, 1), sitk.sitkUInt8)
 
 
 def _by_role(series: Sequence[Series]) -> dict[str, Series]:
@@ -61,7 +70,7 @@ def _adc(maps: StudyMaps, dwi: Series, method: str, computed_b: Sequence[float],
     if len(dwi.b_values) != len(dwi.stacks):
         raise LiverMetsError("the DWI series lacks a b-value for some of its images; set them before fitting an ADC")
     res = fit_adc(dwi.stacks, dwi.b_values, method=method, exclude_below=exclude_below, computed_b=computed_b)
-    maps.add("adc", res.adc, res.metadata.get("adc"))
+    maps.add("adc", res.adc, res.metadata.get("adc"), res.mask)
     maps.add("adc_s0", res.s0, res.metadata.get("s0"))
     maps.add("adc_quality", res.quality, res.metadata.get("quality"))
     for b, img in res.computed.items():
@@ -75,9 +84,9 @@ def _chemical_shift(maps: StudyMaps, ip: Series, op: Series) -> None:
     te_ip, te_op = _echo_time(ip), _echo_time(op)
     echo_times = (te_ip, te_op) if te_ip and te_op else None
     res = chemical_shift_fat(ip.image, op.image, field_strength_t=_field_strength(ip, op), echo_times_ms=echo_times)
-    maps.add("ff_chemical_shift", res.ff, res.metadata.get("ff"))
+    maps.add("ff_chemical_shift", res.ff, res.metadata.get("ff"), _not_background(res.flags))
     if res.sii is not None:
-        maps.add("sii", res.sii, res.metadata.get("sii"))
+        maps.add("sii", res.sii, res.metadata.get("sii"), _not_background(res.flags))
     maps.summaries["fat_chemical_shift"] = res.summary
 
 
@@ -85,7 +94,7 @@ def _dixon(maps: StudyMaps, water: Series, fat: Series) -> None:
     from .maps.fat import dixon_fat
 
     res = dixon_fat(water.image, fat.image)
-    maps.add("ff_dixon", res.ff, res.metadata.get("ff"))
+    maps.add("ff_dixon", res.ff, res.metadata.get("ff"), _not_background(res.flags))
     maps.summaries["fat_dixon"] = res.summary
 
 
@@ -98,8 +107,8 @@ def _pdff(maps: StudyMaps, me: Series) -> None:
     if len(me.echo_times_ms) != len(me.stacks):
         raise LiverMetsError("the multi-echo series lacks an echo time for some echoes; set them to fit PDFF")
     res = fit_pdff(me.stacks, me.echo_times_ms, field_strength_t=fs)
-    maps.add("pdff", res.pdff, res.metadata.get("pdff"))
-    maps.add("r2star", res.r2star, res.metadata.get("r2star"))
+    maps.add("pdff", res.pdff, res.metadata.get("pdff"), res.mask)
+    maps.add("r2star", res.r2star, res.metadata.get("r2star"), res.mask)
     maps.summaries["pdff"] = res.summary
 
 
@@ -108,8 +117,8 @@ def _enhancement(maps: StudyMaps, pre: Series, post: Series) -> None:
 
     res = relative_enhancement(pre.image, post.image, phase=post.role)
     short = post.role.removeprefix("t1_")
-    maps.add(f"re_{short}", res.re, res.metadata.get("re"))
-    maps.add(f"sub_{short}", res.subtraction, res.metadata.get("subtraction"))
+    maps.add(f"re_{short}", res.re, res.metadata.get("re"), res.mask)
+    maps.add(f"sub_{short}", res.subtraction, res.metadata.get("subtraction"))  # defined wherever both are
     maps.summaries[f"enhancement_{short}"] = res.summary
 
 

@@ -37,6 +37,21 @@ def test_every_map_family_is_computed(maps):
     assert maps.metadata["adc"]["units"] == "1e-6 mm2/s"
 
 
+def test_masked_voxels_are_known_and_hold_zero(maps):
+    """Every measured map says which voxels it masked; masked voxels carry 0, measured ones are finite."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    for name in ("adc", "ff_chemical_shift", "ff_dixon", "pdff", "re_arterial", "re_hepatobiliary"):
+        valid = sitk.GetArrayViewFromImage(maps.valid[name]).astype(bool)
+        values = sitk.GetArrayViewFromImage(maps.images[name])
+        assert valid.shape == values.shape, name
+        assert 0 < valid.mean() < 1, name  # some background is masked, some tissue measured
+        assert np.isfinite(values).all(), name
+        if name.startswith(("adc", "re_", "pdff")):
+            assert not values[~valid].any(), name
+
+
 def test_liver_background_matches_truth(study, table):
     liver = table[("liver", "parenchyma")]
     truth = study.truth["liver_background"]["params"]
