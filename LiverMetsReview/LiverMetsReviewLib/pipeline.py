@@ -112,11 +112,18 @@ def _pdff(maps: StudyMaps, me: Series) -> None:
     maps.summaries["pdff"] = res.summary
 
 
-def _enhancement(maps: StudyMaps, pre: Series, post: Series) -> None:
+def _enhancement(maps: StudyMaps, pre: Series, post: Series, register: bool) -> None:
     from .maps.enhancement import relative_enhancement
 
-    res = relative_enhancement(pre.image, post.image, phase=post.role)
     short = post.role.removeprefix("t1_")
+    moving = post.image
+    if register:  # breath-holds differ between phases: align each phase to the pre-contrast image first
+        from .maps.registration import register as align
+
+        reg = align(pre.image, post.image)
+        moving = reg.resampled
+        maps.summaries[f"registration_{short}"] = reg.summary
+    res = relative_enhancement(pre.image, moving, phase=post.role)
     maps.add(f"re_{short}", res.re, res.metadata.get("re"), res.mask)
     maps.add(f"sub_{short}", res.subtraction, res.metadata.get("subtraction"))  # defined wherever both are
     maps.summaries[f"enhancement_{short}"] = res.summary
@@ -132,12 +139,15 @@ def _dixon_water(roles: dict[str, Series]) -> Series | None:
 
 
 def compute_study_maps(series: Sequence[Series], *, adc_method: str = "lls", computed_b: Sequence[float] = (1500,),
-                       exclude_below: float | None = None, which: Sequence[str] | None = None) -> StudyMaps:
+                       exclude_below: float | None = None, which: Sequence[str] | None = None,
+                       register_dynamic: bool = False) -> StudyMaps:
     """Compute ADC (+ computed DWI), chemical-shift and Dixon fat, PDFF/R2* and enhancement where possible.
 
     ``which`` restricts the families: any of ``adc``, ``fat_chemical_shift``, ``fat_dixon``, ``pdff``,
     ``enhancement`` (default all). A family whose inputs are missing or invalid is listed in ``skipped`` with
-    the reason; the others are still computed.
+    the reason; the others are still computed. ``register_dynamic`` aligns every post-contrast phase to the
+    pre-contrast image (rigid, mutual information) before enhancement and subtraction; the registration
+    summaries are kept under ``registration_<phase>``.
     """
     roles = _by_role(series)
     water = _dixon_water(roles)
@@ -154,7 +164,7 @@ def compute_study_maps(series: Sequence[Series], *, adc_method: str = "lls", com
     ]
     for phase in POST_CONTRAST:
         jobs.append(("enhancement", ("t1_pre", phase),
-                     lambda phase=phase: _enhancement(maps, roles["t1_pre"], roles[phase])))
+                     lambda phase=phase: _enhancement(maps, roles["t1_pre"], roles[phase], register_dynamic)))
     for family, needed, run in jobs:
         if family not in wanted:
             continue
