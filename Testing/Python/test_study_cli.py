@@ -75,6 +75,57 @@ def test_load_with_reader_overrides(study, tmp_path):
     assert np.allclose(img.GetSpacing(), (1.5, 2.0, 4.0))
 
 
+def _entries(index: dict) -> dict[tuple[int, tuple[int, ...]], str]:
+    """(series number, stack indices) -> role of every series entry of a study index."""
+    return {(e["meta"]["series_number"], tuple(e["meta"]["stack_indices"])): e["role"] for e in index["series"]}
+
+
+def test_roles_json_written_by_load_is_accepted_by_load_roles(study, tmp_path, capsys):
+    """classify -> load -> edit one role in roles.json -> load --roles roles.json: the edited role is used."""
+    root, expected = study
+    assert main(["classify", str(root / "dicom"), "--json"]) == 0
+    classified = {r["series_number"]: r["role"] for r in json.loads(capsys.readouterr().out)["series"]}
+    assert classified == expected
+    first = tmp_path / "first"
+    assert main(["load", str(root / "dicom"), "-o", str(first)]) == 0
+    index = json.loads((first / "roles.json").read_text())
+    before = _entries(index)
+    # the dual-echo series 2 came out as two entries, one per stack
+    assert before[(2, (0,))] == "t1_opposed_phase" and before[(2, (1,))] == "t1_in_phase"
+    # the reader decides the Dixon water image (series 3) is the pre-contrast image of the dynamic
+    (dixon,) = [e for e in index["series"] if e["meta"]["series_number"] == 3]
+    dixon["role"] = "t1_pre"
+    (first / "roles.json").write_text(json.dumps(index, indent=2))
+    second = tmp_path / "second"
+    assert main(["load", str(root / "dicom"), "-o", str(second), "--roles", str(first / "roles.json")]) == 0
+    after_index = json.loads((second / "roles.json").read_text())
+    after = _entries(after_index)
+    assert after == {**before, (3, (0,)): "t1_pre"}
+    (edited,) = [e for e in after_index["series"] if e["meta"]["series_number"] == 3]
+    assert edited["meta"]["role_reason"] == "set by the reader"
+    same = sitk.GetArrayFromImage(sitk.ReadImage(str(second / edited["files"][0])))
+    assert np.array_equal(same, sitk.GetArrayFromImage(sitk.ReadImage(str(first / "dixon_water.nrrd"))))
+    assert not (second / "dixon_water.nrrd").exists()
+
+
+def test_series_left_out_stay_out_when_roles_json_is_reused(study, tmp_path, capsys):
+    """A series the first load left out (here by an overrides file) is not brought back by its roles.json."""
+    root, expected = study
+    overrides = tmp_path / "role_overrides.json"
+    overrides.write_text(json.dumps({"overrides": {"6": "unassigned", "2": ["unassigned", "t1_in_phase"]}}))
+    assert main(["load", str(root / "dicom"), "-o", str(tmp_path / "a"), "--roles", str(overrides)]) == 0
+    first = _entries(json.loads((tmp_path / "a" / "roles.json").read_text()))
+    assert 6 not in {n for n, _ in first} and first[(2, (1,))] == "t1_in_phase" and (2, (0,)) not in first
+    # the study folder itself may be given instead of its roles.json
+    assert main(["load", str(root / "dicom"), "-o", str(tmp_path / "b"), "--roles", str(tmp_path / "a")]) == 0
+    assert _entries(json.loads((tmp_path / "b" / "roles.json").read_text())) == first
+    bad = tmp_path / "other.json"
+    bad.write_text(json.dumps({"format": "some-other-tool", "series": []}))
+    assert main(["load", str(root / "dicom"), "-o", str(tmp_path / "c"), "--roles", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert '"overrides"' in err and "livermets-study-folder" in err
+
+
 def test_bad_input_exit_codes(tmp_path, capsys):
     assert main(["classify", str(tmp_path)]) == 2
     assert "empty" in capsys.readouterr().err

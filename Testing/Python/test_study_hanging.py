@@ -203,7 +203,7 @@ def test_bad_calls_are_refused(tmp_path):
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(LiverMetsError, match="not valid JSON"):
         load_protocols(path)
-    with pytest.raises(LiverMetsError, match="does not exist"):
+    with pytest.raises(LiverMetsError, match="not found: give the path of a hanging protocols file"):
         load_protocols(tmp_path / "absent.json")
 
 

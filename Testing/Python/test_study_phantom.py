@@ -79,3 +79,56 @@ def test_load_dwi_on_the_phantom_dwi_folder(written):
     series = load_dwi(folder.pop())
     assert series.role == "dwi"
     assert series.b_values == pytest.approx(study.series_by_role("dwi").b_values)
+
+
+# the words each role's console name must carry, whatever the vendor (GE and Philips names from the writer's
+# vendor profiles, Siemens from the phantom protocol): role -> keyword families of which at least one must hit
+ROLE_WORDS = {
+    "t1_in_phase": ("chemical_shift", "t1_in_phase"), "t1_opposed_phase": ("chemical_shift", "t1_opposed_phase"),
+    "multi_echo_gre": ("multi_echo_gre",), "dixon_water": ("dixon",), "dixon_fat": ("dixon",), "t2": ("t2",),
+    "dwi": ("dwi",), "adc_scanner": ("adc",), "t1_pre": ("pre",), "t1_arterial": ("t1_dynamic",),
+    "t1_portal_venous": ("t1_dynamic",), "t1_transitional": ("t1_dynamic",), "t1_hepatobiliary": ("t1_dynamic",),
+}
+
+
+def test_vendor_series_names_carry_their_role_words(written):
+    """GE 'Ax LAVA-Flex ART', Philips 'eTHRIVE_BH_ART', 'mDIXON-Quant_BH', 'dADC_DWI_b...': the words are found."""
+    from LiverMetsReviewLib.study.classify import _keyword_phase, keyword
+
+    study, _, scan = written
+    roles = {s.meta["series_number"]: s.role for s in study.series}
+    for info in scan.series:
+        role = roles[info.series_number]
+        hits = [f for f in ROLE_WORDS[role] if keyword(info, f)]
+        assert hits, (role, info.description)
+        if role in ("t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary"):
+            assert _keyword_phase(info) == role, info.description
+            assert "description" in info.reason and info.confidence >= 0.95  # timing and the word agree
+        if role.startswith("t1_") and role not in ("t1_in_phase", "t1_opposed_phase"):
+            assert not keyword(info, "multi_echo_gre"), info.description
+
+
+def test_phantom_roles_json_overrides_the_phantom_dicom(written, tmp_path):
+    """The roles.json of the phantom's NRRD folder names series by number; used as overrides on its DICOM export."""
+    import copy
+    import json
+
+    from LiverMetsReviewLib.io.study_folder import write_study_folder
+    from LiverMetsReviewLib.study.classify import apply_overrides, load_overrides
+
+    study, _, scan = written
+    index_path = write_study_folder(study.series, tmp_path / "nrrd")
+    index = json.loads(index_path.read_text())
+    hbp = next(e for e in index["series"] if e["role"] == "t1_hepatobiliary")
+    hbp["role"] = "unassigned"  # the reader drops a hepatobiliary phase (e.g. motion)
+    t2 = next(e for e in index["series"] if e["role"] == "t2")
+    t2["role"] = "t1_hepatobiliary"  # and, for the test, calls the T2 series something else
+    index_path.write_text(json.dumps(index))
+    series = copy.deepcopy(scan.series)
+    apply_overrides(series, load_overrides(index_path))
+    got = {s.series_number: s.role for s in series}
+    want = {s.meta["series_number"]: s.role for s in study.series}
+    want[hbp["meta"]["series_number"]] = "unassigned"
+    want[t2["meta"]["series_number"]] = "t1_hepatobiliary"
+    assert got == want
+    assert all(s.reason == "set by the reader" for s in series)

@@ -1,8 +1,11 @@
 """``livermets classify`` and ``livermets load``: a DICOM folder -> series roles -> NRRD study folder.
 
-Roles override file (``--roles``): JSON ``{"overrides": {"<SeriesInstanceUID or series number>": "<role>"}}``;
-the value may also be a list with one role per stack (order as in ``classify --json`` "stack_roles"), and
-"unassigned" leaves a series out. A ``roles.json`` written by ``load`` is not an override file.
+``--roles`` takes either of two files. (1) An overrides file (call it e.g. ``role_overrides.json``):
+``{"overrides": {"<SeriesInstanceUID or series number>": "<role>"}}``; the value may also be a list with one
+role per stack (order as in ``classify --json`` "stack_roles"), and "unassigned" leaves a series out.
+(2) The ``roles.json`` that ``load`` or ``phantom`` wrote (or its folder), edited or not: each entry's role is
+used for the series it names (meta.series_uid, else series_number); series it lists under "classification"
+but did not load stay out, series it does not mention keep the classifier's role.
 ``classify --layout PROTOCOL`` also prints which series a hanging protocol would put in each view.
 Heavy packages (pydicom, SimpleITK, numpy) and the study modules are imported inside the commands.
 """
@@ -15,6 +18,9 @@ import sys
 from typing import Any
 
 from ..errors import LiverMetsError
+
+ROLES_HELP = ('the reader\'s roles: an overrides file {"overrides": {"<series UID or number>": "<role>"}}, or a '
+              "roles.json written by 'livermets load'/'phantom' (edited or not), or its folder")
 
 
 def _scan(args: argparse.Namespace):
@@ -140,7 +146,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "role (t2, dwi, t1_arterial, ...), a confidence and the reason.")
     p.add_argument("dicom_dir", help="folder with the study's DICOM files (searched recursively; .gz files too)")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
-    p.add_argument("--roles", help='override file {"overrides": {"<series UID or number>": "<role>"}}')
+    p.add_argument("--roles", help=ROLES_HELP)
     p.add_argument("--layout", metavar="PROTOCOL",
                    help="also show which series a hanging protocol puts in each view (dynamic, diffusion, "
                         "chemical_shift, overview, lesion_review, subtraction)")
@@ -151,7 +157,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "role (DWI one file per b-value, dwi_bvalues.json) and roles.json.")
     p.add_argument("dicom_dir")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--roles", help='override file {"overrides": {"<series UID or number>": "<role>"}}')
+    p.add_argument("--roles", help=ROLES_HELP)
     p.add_argument("--study", help="StudyInstanceUID to load when the folder holds several studies")
     p.add_argument("--resample-to", metavar="ROLE",
                    help="resample every series onto the grid of the series with this role (e.g. t1_hepatobiliary)")

@@ -11,7 +11,6 @@ joined by '+'. Rules, keywords and constants are data: ``resources/role_rules.js
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LiverMetsError
-from ..resources import load_json
+from ..resources import load_json, read_json_file
 from ..roles import DYNAMIC_ROLES, UNASSIGNED, role_ids, role_label
 from .bvalues import describe_b_values
 from .scan import SeriesInfo, StudyScan, scan_folder
@@ -42,16 +41,32 @@ def rules() -> dict:
     return load_json("role_rules.json")
 
 
+def _conf(vote: str) -> float:
+    """Confidence of one kind of vote: ``role_rules.json`` confidence.votes names its tier, the tier its value."""
+    conf = rules()["confidence"]
+    return float(conf["tiers"][conf["votes"][vote]]["value"])
+
+
 # ----------------------------------------------------------------------------------------- helpers
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def normalise_text(text: str) -> str:
+    """Lower case with '_', '-' and runs of white space as one space: vendors join words either way
+    ('mDIXON-Quant_BH', 'Ax LAVA-Flex', 'ep2d_diff'), so keywords and descriptions are compared in this form."""
+    return _SEPARATORS.sub(" ", text.lower()).strip()
+
+
 @cache
 def _pattern(word: str) -> re.Pattern:
-    word = word.lower().replace("_", " ")
+    """A keyword as a regex: it starts a word; short words (<= 3 letters) must also end one ('art' not 'artefact')."""
+    word = normalise_text(word)
     tail = r"(?![a-z0-9])" if len(word) <= 3 or not word[-1].isalnum() else ""
     return re.compile(r"(?<![a-z0-9])" + re.escape(word) + tail)
 
 
 def _text(s: SeriesInfo) -> str:
-    return f"{s.description} {s.protocol_name}".lower().replace("_", " ")
+    return normalise_text(f"{s.description} {s.protocol_name}")
 
 
 def keyword(s: SeriesInfo, family: str) -> str | None:
@@ -126,19 +141,20 @@ def vote_ignore(s: SeriesInfo) -> Vote | None:
     """Localizers, derived maps we do not use (FA, subtraction, MPR...): unassigned, said so."""
     hit = _has_type(s.image_type, "ignore")
     if hit:
-        return Vote(UNASSIGNED, 0.9, f"ImageType {hit}: a derived or localizer image, not a reading series")
+        return Vote(UNASSIGNED, _conf("ignore_image_type"),
+                    f"ImageType {hit}: a derived or localizer image, not a reading series")
     word = keyword(s, "not_liver")
     if word:
-        return Vote(UNASSIGNED, 0.8, f"description '{word}': localizer/calibration/derived series")
+        return Vote(UNASSIGNED, _conf("ignore_keyword"), f"description '{word}': localizer/calibration/derived series")
     return None
 
 
 def vote_adc(s: SeriesInfo) -> Vote | None:
     if _has_type(s.image_type, "adc_scanner"):
-        return Vote("adc_scanner", 0.95, "ImageType contains ADC: the scanner's ADC map")
+        return Vote("adc_scanner", _conf("adc_image_type"), "ImageType contains ADC: the scanner's ADC map")
     word = keyword(s, "adc")
     if word and len(s.b_values) < 2:
-        return Vote("adc_scanner", 0.7, f"description '{word}' (no ADC in ImageType)")
+        return Vote("adc_scanner", _conf("adc_keyword"), f"description '{word}' (no ADC in ImageType)")
     return None
 
 
@@ -148,14 +164,16 @@ def vote_dwi(s: SeriesInfo) -> Vote | None:
     min_b = rules()["physics"]["dwi_min_b_values"]
     if len(bvals) >= min_b:
         trace = " (scanner trace images present)" if any(st.is_trace for st in s.stacks) else ""
-        return Vote("dwi", 0.95, f"b-values {describe_b_values(bvals)} s/mm² from {sources}{trace}")
+        return Vote("dwi", _conf("dwi_b_values"), f"b-values {describe_b_values(bvals)} s/mm² from {sources}{trace}")
     if len(bvals) == 1:
-        return Vote(UNASSIGNED, 0.9, f"diffusion series with a single b-value ({bvals[0]:g} s/mm² from {sources}): "
-                                     "not a DWI set on its own; set its role if it belongs with another series")
+        return Vote(UNASSIGNED, _conf("dwi_single_b"),
+                    f"diffusion series with a single b-value ({bvals[0]:g} s/mm² from {sources}): "
+                    "not a DWI set on its own; set its role if it belongs with another series")
     why = _is_diffusion_like(s)
     if why and not _has_type(s.image_type, "adc_scanner") and not keyword(s, "adc"):
-        return Vote(UNASSIGNED, 0.9, f"looks like diffusion ({why}) but no b-value is readable in "
-                                     f"{', '.join(_PRIVATE_B_TAGS)}; set the role and b-values by hand")
+        return Vote(UNASSIGNED, _conf("dwi_no_b_value"),
+                    f"looks like diffusion ({why}) but no b-value is readable in "
+                    f"{', '.join(_PRIVATE_B_TAGS)}; set the role and b-values by hand")
     return None
 
 
@@ -172,30 +190,34 @@ def vote_dixon(s: SeriesInfo) -> Vote | None:
     if not any(per_stack):
         return None
     if any(r is None for r in per_stack):
-        return Vote(UNASSIGNED, 0.6, "some images carry Dixon ImageType values and some do not")
+        return Vote(UNASSIGNED, _conf("dixon_partial_image_type"),
+                    "some images carry Dixon ImageType values and some do not")
     if len(s.echo_times_ms) > 2:
         return None  # a multi-echo acquisition tagged IP/OP is handled by the multi-echo family
     if s.contrast_agent and len(set(per_stack)) == 1:
         if per_stack[0] == "dixon_water":
             return None  # a post-contrast Dixon water series is a dynamic phase (Dixon-based dynamics)
-        return Vote(UNASSIGNED, 0.8, f"post-contrast Dixon {role_label(per_stack[0]).lower()} image "
-                                     "(ContrastBolusAgent present): the dynamic phases use the water images")
+        return Vote(UNASSIGNED, _conf("dixon_post_contrast_not_water"),
+                    f"post-contrast Dixon {role_label(per_stack[0]).lower()} image "
+                    "(ContrastBolusAgent present): the dynamic phases use the water images")
     labels = sorted({"\\".join(st.image_type[2:]) for st in s.stacks})
     is_dixon = "DIXON" in _tokens(s.image_type) or keyword(s, "dixon") or any(r.startswith("dixon") for r in per_stack)
     kind = "Dixon" if is_dixon else "chemical-shift"
     if len(set(per_stack)) == 1:
         role = per_stack[0]
-        conf = 0.95 if role.startswith("dixon") else 0.9
+        conf = _conf("dixon_water_fat_image_type" if role.startswith("dixon") else "in_opposed_image_type")
         physics = ""
         if not role.startswith("dixon"):
             check = _physics_check(s, role)
             if check is False:
-                return Vote(UNASSIGNED, 0.8, f"ImageType says {role_label(role).lower()} but " + _physics_text(s))
+                return Vote(UNASSIGNED, _conf("in_opposed_physics_contradicts"),
+                            f"ImageType says {role_label(role).lower()} but " + _physics_text(s))
             if check:
                 physics = "; " + _physics_text(s)
         name = role_label(role) if role.startswith("dixon") else f"{kind} {role_label(role)}"
         return Vote(role, conf, f"{name} image (ImageType {labels[0]}){physics}")
-    return Vote("+".join(dict.fromkeys(per_stack)), 0.9, f"{kind} reconstructions by ImageType ({', '.join(labels)})",
+    return Vote("+".join(dict.fromkeys(per_stack)), _conf("dixon_stacks_image_type"),
+                f"{kind} reconstructions by ImageType ({', '.join(labels)})",
                 stack_roles=list(per_stack))
 
 
@@ -228,19 +250,21 @@ def vote_chemical_shift(s: SeriesInfo) -> Vote | None:
     word = keyword(s, "chemical_shift")
     if len(tes) == 2:
         if b0 is None:
-            return Vote(UNASSIGNED, 0.8, f"two echoes (TE {tes[0]:g}/{tes[1]:g} ms) but the field strength is "
-                                         "missing: cannot tell opposed from in phase")
+            return Vote(UNASSIGNED, _conf("dual_echo_no_field"),
+                        f"two echoes (TE {tes[0]:g}/{tes[1]:g} ms) but the field strength is "
+                        "missing: cannot tell opposed from in phase")
         states = [echo_phase(te, b0)[0] for te in tes]
         text = f"TE {tes[0]:g}/{tes[1]:g} ms at {b0:g} T ({b0_source})"
         if sorted(states, key=str) != ["in", "opposed"]:
             names = "/".join(st or "neither" for st in states)
-            return Vote(UNASSIGNED, 0.8, f"two echoes but {text} are {names} phase, not an opposed/in-phase pair")
+            return Vote(UNASSIGNED, _conf("dual_echo_not_a_pair"),
+                        f"two echoes but {text} are {names} phase, not an opposed/in-phase pair")
         role_of = {te: ("t1_in_phase" if st == "in" else "t1_opposed_phase")
                    for te, st in zip(tes, states, strict=True)}
         stack_roles = [role_of.get(round(st.echo_time_ms, 3), UNASSIGNED) if st.echo_time_ms is not None
                        else UNASSIGNED for st in s.stacks]
         names = "/".join("opposed" if st == "opposed" else "in" for st in states)
-        conf = 0.95 if word else 0.85
+        conf = _conf("dual_echo_physics_and_word" if word else "dual_echo_physics")
         extra = f"; description '{word}'" if word else ""
         return Vote("+".join(dict.fromkeys(stack_roles)), conf, f"{text}: {names} phase{extra}",
                     stack_roles=stack_roles)
@@ -254,12 +278,15 @@ def vote_chemical_shift(s: SeriesInfo) -> Vote | None:
         text = f"TE {tes[0]:g} ms at {b0:g} T ({b0_source})"
         said = "opposed" if wants_op and not wants_ip else ("in" if wants_ip and not wants_op else None)
         if state is None:
-            return Vote(UNASSIGNED, 0.7, f"description '{word or wants_ip or wants_op}' suggests chemical shift but "
-                                         f"{text} is neither in nor opposed phase")
+            return Vote(UNASSIGNED, _conf("single_echo_word_neither_phase"),
+                        f"description '{word or wants_ip or wants_op}' suggests chemical shift but "
+                        f"{text} is neither in nor opposed phase")
         if said and said != state:
-            return Vote(UNASSIGNED, 0.8, f"description says {said} phase but {text} is {state} phase")
+            return Vote(UNASSIGNED, _conf("single_echo_word_contradicts"),
+                        f"description says {said} phase but {text} is {state} phase")
         role = "t1_in_phase" if state == "in" else "t1_opposed_phase"
-        return Vote(role, 0.9, f"{text}: {state} phase; description '{word or wants_ip or wants_op}'")
+        return Vote(role, _conf("single_echo_physics_and_word"),
+                    f"{text}: {state} phase; description '{word or wants_ip or wants_op}'")
     return None
 
 
@@ -268,7 +295,7 @@ def vote_multi_echo(s: SeriesInfo) -> Vote | None:
     tes = s.echo_times_ms
     if len(tes) < phys["multi_echo_min_echoes"] or max(tes) > phys["multi_echo_max_te_ms"] or s.b_values:
         return None
-    conf = 0.95 if len(tes) >= 6 else 0.8
+    conf = _conf("multi_echo_many" if len(tes) >= phys["multi_echo_confident_echoes"] else "multi_echo_few")
     word = keyword(s, "multi_echo_gre")
     extra = f"; description '{word}'" if word else ""
     return Vote("multi_echo_gre", conf, f"{len(tes)} echoes, TE {tes[0]:g}-{tes[-1]:g} ms: multi-echo GRE for "
@@ -282,15 +309,17 @@ def vote_t2(s: SeriesInfo) -> Vote | None:
     word = keyword(s, "t2")
     te = s.echo_times_ms[0] if s.echo_times_ms else None
     if te is not None and te > phys["t2_max_te_ms"]:
-        return Vote(UNASSIGNED, 0.8, f"very long echo time (TE {te:g} ms): heavily T2-weighted (MRCP-like), not the "
-                                     "T2 series of the liver protocol")
+        return Vote(UNASSIGNED, _conf("t2_very_long_te"),
+                    f"very long echo time (TE {te:g} ms): heavily T2-weighted (MRCP-like), not the "
+                    "T2 series of the liver protocol")
     if te is not None and te >= phys["t2_min_te_ms"]:
         extra = f"; description '{word}'" if word else ""
-        return Vote("t2", 0.9 if word else 0.75, f"long echo time (TE {te:g} ms): T2-weighted{extra}")
+        return Vote("t2", _conf("t2_long_te_and_word" if word else "t2_long_te"),
+                    f"long echo time (TE {te:g} ms): T2-weighted{extra}")
     if word and te is None:
-        return Vote("t2", 0.6, f"description '{word}' (echo time missing)")
+        return Vote("t2", _conf("t2_word_no_te"), f"description '{word}' (echo time missing)")
     if word and te is not None:
-        return Vote(UNASSIGNED, 0.6, f"description '{word}' says T2 but TE {te:g} ms is short")
+        return Vote(UNASSIGNED, _conf("t2_word_short_te"), f"description '{word}' says T2 but TE {te:g} ms is short")
     return None
 
 
@@ -376,7 +405,7 @@ def vote_chemical_shift_pairs(series: Sequence[SeriesInfo]) -> dict[str, Vote]:
             if field_strength(a)[0] != field_strength(b)[0] or not _same_grid(a, b):
                 continue
             if (a.repetition_time_ms or 0) and abs((a.repetition_time_ms or 0) - (b.repetition_time_ms or 0)) > \
-                    0.02 * (a.repetition_time_ms or 0):
+                    phys["pair_max_tr_relative_difference"] * (a.repetition_time_ms or 0):
                 continue
             if a.acquisition_s is not None and b.acquisition_s is not None and \
                     abs(a.acquisition_s - b.acquisition_s) > pair_s:
@@ -387,9 +416,10 @@ def vote_chemical_shift_pairs(series: Sequence[SeriesInfo]) -> dict[str, Vote]:
                 continue
             for me, other, state in ((a, b, sa), (b, a, sb)):
                 role = "t1_in_phase" if state == "in" else "t1_opposed_phase"
-                votes[me.series_uid] = Vote(role, 0.85, f"TE {me.echo_times_ms[0]:g} ms at {b0:g} T is {state} phase; "
-                                                        f"paired with {other.label} (TE {other.echo_times_ms[0]:g} ms, "
-                                                        "same grid, acquired together)")
+                votes[me.series_uid] = Vote(role, _conf("echo_pair_series"),
+                                            f"TE {me.echo_times_ms[0]:g} ms at {b0:g} T is {state} phase; "
+                                            f"paired with {other.label} (TE {other.echo_times_ms[0]:g} ms, "
+                                            "same grid, acquired together)")
     return votes
 
 
@@ -518,14 +548,15 @@ def _vote_units(units: list[_Unit]) -> list[tuple[_Unit, Vote]]:
             if _dixon_role(pre.s.image_type) == "dixon_water":
                 clue += "; Dixon water image with the sequence and grid of the post-contrast water series"
             strong = with_agent and not exam_wide or keyword(pre.s, "pre")
-            conf = (0.9 if strong else 0.75) if posts else 0.7
+            which = ("pre_contrast_tagged" if strong else "pre_contrast_inferred") if posts else "pre_contrast_alone"
+            conf = _conf(which)
             out[id(pre)] = Vote("t1_pre", conf, f"T1 GRE before contrast ({clue}); {len(posts)} post-contrast "
                                                 "T1 acquisitions follow")
         for p in pre_c:
             if p is not pre:
                 other = pre.label if pre else "another series"
-                out[id(p)] = Vote(UNASSIGNED, 0.6, f"T1 GRE without contrast; {other} was taken as the "
-                                                   "pre-contrast series")
+                out[id(p)] = Vote(UNASSIGNED, _conf("pre_contrast_second"),
+                                  f"T1 GRE without contrast; {other} was taken as the pre-contrast series")
     out.update(_post_votes(posts, pre, injection, how_post))
     return [(u, out[id(u)]) for u in units if id(u) in out]
 
@@ -557,18 +588,19 @@ def _undecided_start(units: list[_Unit], note: str) -> list[tuple[_Unit, Vote]]:
     as_pre = _post_votes(units[1:], first, None, "if the earliest is pre-contrast" + note)
     as_post = _post_votes(units, None, None, "if the earliest is already post-contrast" + note)
     out: dict[int, Vote] = {id(first): Vote(
-        UNASSIGNED, 0.8, f"earliest T1 GRE: pre-contrast or already arterial cannot be told{note}; no 'pre' or "
-                         "phase word in the description and no clear gap before the next T1 GRE; set the role by "
-                         "hand")}
+        UNASSIGNED, _conf("pre_or_arterial_undecided"),
+        f"earliest T1 GRE: pre-contrast or already arterial cannot be told{note}; no 'pre' or phase word in the "
+        "description and no clear gap before the next T1 GRE; set the role by hand")}
     for u in units[1:]:
         a, b = as_pre[id(u)], as_post[id(u)]
         if a.role == b.role:
             out[id(u)] = Vote(a.role, min(a.confidence, b.confidence),
                               f"{a.reason} (the same whether or not {first.label} is pre-contrast)")
         else:
-            out[id(u)] = Vote(UNASSIGNED, 0.8, f"{role_label(a.role).lower()} if {first.label} is pre-contrast, "
-                                               f"{role_label(b.role).lower()} if it is already arterial; set the role "
-                                               "by hand")
+            out[id(u)] = Vote(UNASSIGNED, _conf("phase_depends_on_pre"),
+                              f"{role_label(a.role).lower()} if {first.label} is pre-contrast, "
+                              f"{role_label(b.role).lower()} if it is already arterial; set the role "
+                              "by hand")
     return [(u, out[id(u)]) for u in units]
 
 
@@ -596,18 +628,21 @@ def _post_votes(posts: list[_Unit], pre: _Unit | None, injection: float | None, 
             parts.append(f"{_fmt_time(dt)} after {ref_name}")
             timing = ", ".join(parts)
         if time_role and word_role and time_role != word_role:
-            out[id(p)] = Vote(UNASSIGNED, 0.8, f"{timing} suggests {role_label(time_role).lower()} but the "
-                                               f"description says {role_label(word_role).lower()}")
+            out[id(p)] = Vote(UNASSIGNED, _conf("phase_time_contradicts_word"),
+                              f"{timing} suggests {role_label(time_role).lower()} but the "
+                              f"description says {role_label(word_role).lower()}")
         elif time_role:
-            conf = 0.95 if word_role else (0.85 if injection is not None else 0.8)
+            conf = _conf("phase_time_and_word" if word_role else ("phase_time_from_injection" if injection is not None
+                                                                    else "phase_time_from_first_post"))
             extra = f"; description '{_phase_word(p.s, word_role)}'" if word_role else ""
             out[id(p)] = Vote(time_role, conf, f"{timing}: {role_label(time_role).lower()}{extra}")
         elif word_role:
             why = f"{timing}; " if timing else "no acquisition time; "
-            out[id(p)] = Vote(word_role, 0.7, f"{why}description '{_phase_word(p.s, word_role)}'")
+            out[id(p)] = Vote(word_role, _conf("phase_word_only"), f"{why}description '{_phase_word(p.s, word_role)}'")
         else:
             why = timing or "no acquisition time and no phase word in the description"
-            out[id(p)] = Vote(UNASSIGNED, 0.7, f"post-contrast T1 GRE but the phase is unclear ({why})")
+            out[id(p)] = Vote(UNASSIGNED, _conf("phase_unclear"),
+                              f"post-contrast T1 GRE but the phase is unclear ({why})")
     return out
 
 
@@ -617,6 +652,11 @@ def _ordinal(n: int) -> str:
 
 # ----------------------------------------------------------------------------------------- combiner
 _FAMILIES = (vote_ignore, vote_adc, vote_dwi, vote_dixon, vote_chemical_shift, vote_multi_echo, vote_t2)
+
+
+def _close(a: float, b: float, margin: float) -> bool:
+    """Whether confidences ``a`` >= ``b`` are within ``margin`` (decimal, so 0.9 vs 0.8 is exactly 0.1 apart)."""
+    return round(a - b, 9) < margin
 
 
 def _assign(s: SeriesInfo, vote: Vote) -> None:
@@ -649,7 +689,7 @@ def classify_series(series: Sequence[SeriesInfo]) -> list[SeriesInfo]:
             continue
         votes.sort(key=lambda v: -v.confidence)
         best = votes[0]
-        rivals = [v for v in votes[1:] if v.role != best.role and best.confidence - v.confidence < margin]
+        rivals = [v for v in votes[1:] if v.role != best.role and _close(best.confidence, v.confidence, margin)]
         if rivals:
             _unassign(s, f"conflicting clues: {best.reason} vs {rivals[0].reason}")
         elif best.role != UNASSIGNED and best.confidence < min_conf:
@@ -691,11 +731,11 @@ def _resolve_duplicates(series: Sequence[SeriesInfo], margin: float) -> None:
         owners = sorted(owners, key=lambda s: -s.confidence)
         top = owners[0]
         name = role_label(role).lower()
-        if top.confidence - owners[1].confidence >= margin:
+        if not _close(top.confidence, owners[1].confidence, margin):
             for s in owners[1:]:
                 _drop_role(s, role, f"also looks like {name} but {top.label} is more certain")
             continue
-        close = [s for s in owners if top.confidence - s.confidence < margin]
+        close = [s for s in owners if _close(top.confidence, s.confidence, margin)]
         prefs = [_preference(s, role) for s in close]
         best = max(prefs)
         if prefs.count(best) == 1:
@@ -735,33 +775,109 @@ def classify_folder(folder: str | Path) -> StudyScan:
 
 
 # ----------------------------------------------------------------------------------------- reader's choice
-def load_overrides(path: str | Path) -> dict[str, str | list[str]]:
-    """Read a roles override file: ``{"overrides": {"<SeriesInstanceUID or series number>": role}}``.
+_OVERRIDES_FORMATS = ('an overrides file {"overrides": {"<series UID or number>": "<role>"}} or the roles.json that '
+                      "'livermets load' or 'livermets phantom' writes (format livermets-study-folder)")
 
-    A role is a role id (applied to every stack) or a list with one role id per stack (in the order
-    'livermets classify --json' lists them), e.g. ``["t1_opposed_phase", "t1_in_phase"]``; "unassigned"
-    removes a series from the study.
+
+Override = str | Sequence[str] | Mapping[int, str]
+
+
+def load_overrides(path: str | Path) -> dict[str, Override]:
+    """The reader's roles, ``{"<SeriesInstanceUID or series number>": role or [role per stack]}``, from either file.
+
+    1. An overrides file ``{"overrides": {key: role}}``. A role is a role id (applied to every stack) or a list
+       with one role id per stack (in the order 'livermets classify --json' lists them), e.g.
+       ``["t1_opposed_phase", "t1_in_phase"]``; "unassigned" removes a series from the study.
+    2. The ``roles.json`` of a study folder (``livermets load``/``phantom``, possibly edited), or that folder:
+       see :func:`overrides_from_study_index`.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise LiverMetsError(f"roles override file {path} does not exist") from exc
-    except json.JSONDecodeError as exc:
-        raise LiverMetsError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    if path.is_dir():
+        path = path / "roles.json"
+    data = read_json_file(path, _OVERRIDES_FORMATS)
+    if isinstance(data, dict) and data.get("format") == "livermets-study-folder":
+        return overrides_from_study_index(data, path)
     overrides = data.get("overrides") if isinstance(data, dict) else None
     if not isinstance(overrides, dict):
-        raise LiverMetsError(f'{path} must hold {{"overrides": {{"<series UID or number>": "<role>"}}}}')
+        raise LiverMetsError(f"{path} is neither of the two role files: give {_OVERRIDES_FORMATS}")
     return {str(k): v for k, v in overrides.items()}
 
 
-def apply_overrides(series: Sequence[SeriesInfo], overrides: Mapping[str, str | Sequence[str]]) -> None:
-    """Set roles chosen by the reader (confidence 1, reason 'set by the reader')."""
+def _index_key(meta: Any) -> str | None:
+    if not isinstance(meta, dict):
+        return None
+    for key in ("series_uid", "series_number"):
+        if meta.get(key) not in (None, ""):
+            return str(meta[key])
+    return None
+
+
+def overrides_from_study_index(index: Mapping[str, Any], path: str | Path = "roles.json") -> dict[str, Override]:
+    """Overrides from a study folder's ``roles.json``: each series entry's ``role`` for the DICOM series it came from.
+
+    An entry names its series by ``meta.series_uid`` (``livermets load``) or ``meta.series_number`` (the phantom,
+    whose DICOM export keeps its numbers). Entries of one series that hold different stacks (a dual-echo series
+    loaded as opposed and in phase) list them in ``meta.stack_indices``; its other stacks become unassigned. A
+    series the index knows from ``classification`` but does not list among ``series`` was not loaded and stays
+    out (unassigned); series the file does not mention keep the classifier's role.
+    """
+    entries = index.get("series")
+    if not isinstance(entries, list):
+        raise LiverMetsError(f'{path}: a study index needs a "series" list; give {_OVERRIDES_FORMATS}')
+    grouped: dict[str, list[tuple[str, Any]]] = {}
+    for k, entry in enumerate(entries):
+        role = entry.get("role") if isinstance(entry, dict) else None
+        key = _index_key(entry.get("meta")) if isinstance(entry, dict) else None
+        if not isinstance(role, str) or key is None:
+            raise LiverMetsError(f"{path}: series entry {k + 1} lacks a role or a meta.series_uid/series_number, so "
+                                 "it cannot be matched to a DICOM series; fix the entry or use an overrides file")
+        grouped.setdefault(key, []).append((role, entry["meta"].get("stack_indices")))
+    out: dict[str, Override] = {}
+    for key, parts in grouped.items():
+        if len(parts) == 1 and parts[0][1] is None:
+            out[key] = parts[0][0]
+            continue
+        indices = [ix for _, ix in parts]
+        if any(not isinstance(ix, list) or not all(isinstance(i, int) and i >= 0 for i in ix) for ix in indices):
+            raise LiverMetsError(f"{path}: series {key} has {len(parts)} entries but not every one lists its "
+                                 "meta.stack_indices, so the stacks cannot be told apart; use an overrides file with "
+                                 "one role per stack")
+        by_stack: dict[int, str] = {}
+        for role, ix in parts:
+            for i in ix:
+                if i in by_stack:
+                    raise LiverMetsError(f"{path}: stack {i} of series {key} is listed by two entries; keep one")
+                by_stack[i] = role
+        out[key] = by_stack
+    mentioned = {str(e["meta"][k]) for e in entries for k in ("series_uid", "series_number")
+                 if e["meta"].get(k) not in (None, "")}
+    for row in index.get("classification") or []:
+        ids = {str(row[k]) for k in ("series_uid", "series_number") if isinstance(row, dict) and row.get(k)}
+        key = _index_key(row)
+        if key is not None and not ids & mentioned:
+            out[key] = UNASSIGNED
+    return out
+
+
+def apply_overrides(series: Sequence[SeriesInfo], overrides: Mapping[str, Override]) -> None:
+    """Set roles chosen by the reader (confidence 1, reason 'set by the reader').
+
+    A value is one role for every stack, a list with one role per stack, or {stack index: role} (the stacks
+    it does not name become unassigned).
+    """
     valid = set(role_ids())
     scan = StudyScan("(study)", list(series), [], 0)
     for key, value in overrides.items():
         s = scan.find(key)
-        roles = [value] * len(s.stacks) if isinstance(value, str) else list(value)
+        if isinstance(value, Mapping):
+            roles = [UNASSIGNED] * len(s.stacks)
+            for i, r in value.items():
+                if not str(i).isdigit() or int(i) >= len(s.stacks):
+                    raise LiverMetsError(f"{s.label} has stacks 0-{len(s.stacks) - 1}; the override names stack "
+                                         f"'{i}', which does not exist")
+                roles[int(i)] = r
+        else:
+            roles = [value] * len(s.stacks) if isinstance(value, str) else list(value)
         if len(roles) != len(s.stacks):
             raise LiverMetsError(f"{s.label} has {len(s.stacks)} stacks but the override lists {len(roles)} roles")
         bad = [r for r in roles if r not in valid]

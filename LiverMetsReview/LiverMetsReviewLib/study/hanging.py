@@ -15,14 +15,13 @@ find the image again (a Slicer node ID, ``"dwi[2]"``...). Stack meta keys are th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import LiverMetsError
-from ..resources import load_json
+from ..resources import load_json, read_json_file
 from ..roles import UNASSIGNED, role_ids, role_label
 
 Candidate = tuple[str, Mapping[str, Any]]
@@ -208,13 +207,7 @@ def builtin_protocols() -> dict[str, Any]:
 
 def load_protocols(path: str | Path) -> dict[str, Any]:
     """A site's own protocols file (same shape as the shipped one), validated."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise LiverMetsError(f"hanging protocols file {path} does not exist") from exc
-    except json.JSONDecodeError as exc:
-        raise LiverMetsError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); fix the file") from exc
+    data = read_json_file(path, "a hanging protocols file (the shape of resources/hanging_protocols.json)")
     return validate_protocols(data)
 
 

@@ -24,7 +24,7 @@ from ..errors import GeometryError, LiverMetsError, MissingDataError
 from ..roles import UNASSIGNED
 from ..series import Series
 from .bvalues import numbers
-from .classify import apply_overrides, classify_scan, stack_roles_of
+from .classify import Override, apply_overrides, classify_scan, stack_roles_of
 from .scan import FrameInfo, SeriesInfo, StackInfo, StudyScan, open_dataset, scan_folder
 
 _SPACING_TOLERANCE = 0.05  # relative deviation of a slice gap from the median gap still called uniform
@@ -172,6 +172,7 @@ def load_series(info: SeriesInfo, role: str | None = None, *, stack_indices: Seq
             meta["philips_scale_slope_not_applied"] = ss
         metas.append(meta)
     meta = _series_meta(info, t0)
+    meta["stack_indices"] = indices  # which stacks of the DICOM series (classify order): roles.json -> --roles
     units = "10^-6 mm^2/s" if role == "adc_scanner" else "a.u."
     meta["units"] = units
     if role == "adc_scanner":
@@ -219,7 +220,7 @@ def combine_trace(series: Series) -> Series:
     return Series(series.role, stacks, metas, dict(series.meta))
 
 
-def load_study(infos: Sequence[SeriesInfo] | StudyScan, roles: Mapping[str, str | Sequence[str]] | None = None, *,
+def load_study(infos: Sequence[SeriesInfo] | StudyScan, roles: Mapping[str, Override] | None = None, *,
                dwi_trace: bool = True) -> list[Series]:
     """Every assigned series as :class:`Series`, one per role (a dual-echo series gives two).
 
