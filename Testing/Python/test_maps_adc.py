@@ -275,3 +275,41 @@ def test_non_finite_input_voxels_are_masked_and_counted():
     assert res.summary["masked_reasons"]["non_finite_input"] == 3
     got = sitk.GetArrayFromImage(res.adc)
     assert np.all(np.isfinite(got)) and np.count_nonzero(got == 0) == 3
+
+
+def _raise_on_runtime_warnings(fn, *args, **kwargs):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)   # the same as running pytest with -W error::RuntimeWarning
+        return fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize("method", ["lls", "wls", "nlls"])
+@pytest.mark.parametrize("arrays", [
+    [np.full((2, 3, 4), 1.0), np.full((2, 3, 4), 1e30), np.full((2, 3, 4), 3e38)],      # rising by 38 decades
+    [np.full((2, 3, 4), 1e-30), np.full((2, 3, 4), 1e30), np.full((2, 3, 4), 2e30)],    # tiny first b, huge later
+])
+def test_absurd_signals_raise_no_floating_point_warning_and_stay_finite(method, arrays):
+    """Signals that rise by tens of decades overflow naive intermediate products (exp of the WLS weights, the
+    Gauss-Newton sums, the residuals); the fit must neither warn nor leak NaN/inf, and a rising signal is a
+    negative ADC: masked and counted."""
+    res = _raise_on_runtime_warnings(fit_adc, [_img(a) for a in arrays], B3, method=method, noise_floor=0.0)
+    for img in (res.adc, res.s0, res.quality):
+        assert np.all(np.isfinite(sitk.GetArrayFromImage(img)))
+    assert res.summary["masked_reasons"]["negative_adc"] == 24 and res.summary["voxels_fitted"] == 0
+
+
+def test_nlls_voxel_with_non_finite_sums_is_not_converged_and_keeps_its_start():
+    """A start whose S0 overflows S0^2 makes the Gauss-Newton sums non-finite: that voxel leaves the iteration
+    unconverged and keeps its (WLS) start, while a normal voxel beside it converges to the analytic truth."""
+    from LiverMetsReviewLib.maps.adc import _nlls
+
+    b = np.array([0.0, 0.4, 0.8])                      # scaled units (10^3 s/mm^2)
+    truth_s0, truth_adc = 0.9, 1.2                     # scaled ADC 1.2 = 1200 x10^-6 mm^2/s
+    sig = np.stack([np.full(2, truth_s0 * np.exp(-bk * truth_adc)) for bk in b]).astype(np.float32)
+    s0_start = np.array([1e30, 0.8], np.float32)
+    adc_start = np.array([1.0, 1.0], np.float32)
+    p0, p1 = _raise_on_runtime_warnings(_nlls, sig, b, s0_start, adc_start, 0.0, 30, 1e-3)
+    assert p0[0] == np.float32(1e30) and p1[0] == np.float32(1.0)
+    assert p0[1] == pytest.approx(truth_s0, rel=1e-4) and p1[1] == pytest.approx(truth_adc, rel=1e-4)

@@ -80,3 +80,53 @@ def test_bad_inputs():
         relative_enhancement(_img(np.full((2, 4, 4), -2.0)), good)
     with pytest.raises(GeometryError, match="does not overlap"):
         relative_enhancement(good, _img(np.full((2, 4, 4), 100.0), origin=(500.0, 0.0, 0.0)))
+
+
+# ------------------------------------------------------------------ one user-mask helper for every map (review B, D1)
+def test_apply_user_mask_counts_only_voxels_the_mask_removed():
+    from LiverMetsReviewLib.maps.resample import apply_user_mask
+
+    ref = _img(np.zeros((2, 4, 6)))
+    mask = np.zeros((2, 4, 6), np.uint8)
+    mask[:, :, :3] = 1
+    valid = np.ones((2, 4, 6), bool)
+    valid[0, 0, :] = False                     # already invalid: 3 of these are outside the mask, not counted again
+    expected = valid & (mask == 1)
+    notes, warnings, reasons = [], [], {}
+    apply_user_mask(ref, _img(mask, dtype=np.uint8), valid, notes, reasons, warnings)
+    assert reasons == {"outside_mask": 2 * 4 * 3 - 3} and not notes and not warnings
+    assert np.array_equal(valid, expected)
+    # a mask on another grid (origin one column = 1.5 mm further): nearest neighbour, stated as note and warning;
+    # a flat 'valid' works as well
+    flat = np.ones(2 * 4 * 6, bool)
+    apply_user_mask(ref, _img(mask, origin=(1.5, 0.0, 0.0), dtype=np.uint8), flat, notes, reasons, warnings)
+    shifted = np.zeros((2, 4, 6), bool)
+    shifted[:, :, 1:4] = True                  # the mask's columns 0..2 lie on the reference's columns 1..3
+    assert np.array_equal(flat.reshape(2, 4, 6), shifted) and reasons["outside_mask"] == 2 * 4 * 3
+    assert len(notes) == 1 and "mask was resampled" in notes[0] and warnings == notes
+
+
+def test_every_map_counts_the_user_mask_the_same_way():
+    """ADC, both fat maps, enhancement and PDFF mask through one helper: the same mask gives the same
+    'outside_mask' count, and the reasons add up to the masked voxels."""
+    from LiverMetsReviewLib.maps import chemical_shift_fat, dixon_fat, fit_adc
+    from LiverMetsReviewLib.maps.pdff import fit_pdff
+
+    shape = (2, 6, 8)
+    mask = np.zeros(shape, np.uint8)
+    mask[:, 1:5, 2:7] = 1
+    m = _img(mask, dtype=np.uint8)
+    sig = np.full(shape, 500.0)
+    runs = {
+        "adc": fit_adc([_img(sig), _img(sig * 0.5)], [0.0, 800.0], mask=m, noise_floor=0.0),
+        "chemical_shift": chemical_shift_fat(_img(sig), _img(sig * 0.8), mask=m, noise_floor=0.0),
+        "dixon": dixon_fat(_img(sig), _img(sig * 0.1), mask=m, noise_floor=0.0),
+        "enhancement": relative_enhancement(_img(sig), _img(sig * 1.5), mask=m, noise_floor=0.0),
+        "pdff": fit_pdff([_img(sig * f) for f in (1.0, 0.9, 0.8)], [1.2, 2.4, 3.6], field_strength_t=1.5, mask=m,
+                         noise_floor=0.0),
+    }
+    outside = int(np.count_nonzero(mask == 0))
+    for name, res in runs.items():
+        reasons = res.summary["masked_reasons"]
+        assert reasons["outside_mask"] == outside, name
+        assert sum(reasons.values()) == res.summary["masked_voxels"], name

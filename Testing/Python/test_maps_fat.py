@@ -170,7 +170,40 @@ def test_swap_check_with_a_reference_tissue():
 def test_whole_volume_swap_says_inputs_exchanged():
     w, f, _ = _abdomen()
     res = dixon_fat(_img(f), _img(w))
-    assert any("inputs may be exchanged" in w_ for w_ in res.summary["warnings"])
+    assert any("water and fat inputs look exchanged" in w_ for w_ in res.summary["warnings"])
+    assert res.summary["swap_check"]["body_check_slices"] == list(range(8))
+
+
+def _with_end_cap(w, f, liver):
+    """The abdomen plus a top slice that is only a smaller disc of subcutaneous fat (the body's end cap): between
+    the last organ slice and the cap the anatomy changes, so voxel by voxel they look mirrored."""
+    y, x = np.mgrid[:80, :80]
+    cap = np.hypot(y - 40, x - 40) < 17
+    return (np.concatenate([w, np.where(cap, 100.0, 0.0)[None]]), np.concatenate([f, np.where(cap, 900.0, 0.0)[None]]),
+            np.concatenate([liver, np.zeros_like(cap)[None]]))
+
+
+def test_body_end_cap_is_neither_a_false_swap_nor_left_out_of_a_whole_swap():
+    """Review B L4: on the phantom the top slice (a fat cap) was called swapped in a normal study, and left out
+    when the whole volume was swapped. Neighbours are compared only where they share most of their body."""
+    w, f, liver = _with_end_cap(*_abdomen())
+    clean = dixon_fat(_img(w), _img(f))
+    assert not clean.summary["swap_check"]["suspected"] and not clean.summary["warnings"]
+    swapped = dixon_fat(_img(f), _img(w))
+    assert swapped.summary["swap_check"]["body_check_slices"] == list(range(9))     # the cap included
+    assert any("water and fat inputs look exchanged" in m for m in swapped.summary["warnings"])
+    w2, f2 = w.copy(), f.copy()
+    w2[[3, 4]], f2[[3, 4]] = f[[3, 4]], w[[3, 4]]          # a local swap is still found with the cap present
+    assert dixon_fat(_img(w2), _img(f2)).summary["swap_check"]["body_check_slices"] == [3, 4]
+
+
+def test_swap_of_most_slices_says_inputs_exchanged():
+    w, f, _ = _abdomen()
+    w2, f2 = w.copy(), f.copy()
+    w2[:6], f2[:6] = f[:6], w[:6]
+    res = dixon_fat(_img(w2), _img(f2))
+    assert res.summary["swap_check"]["body_check_slices"] == [0, 1, 2, 3, 4, 5]
+    assert any("look exchanged in most slices (6 of 8" in m for m in res.summary["warnings"])
 
 
 def test_a_fat_rich_body_is_not_called_swapped():
@@ -183,4 +216,4 @@ def test_a_fat_rich_body_is_not_called_swapped():
     w2[5:], f2[5:] = f[5:], w[5:]
     res = dixon_fat(_img(w2), _img(f2))
     assert res.summary["swap_check"]["body_check_slices"] == [5, 6, 7]
-    assert any("inputs may be exchanged" in m for m in dixon_fat(_img(f), _img(w)).summary["warnings"])
+    assert any("inputs look exchanged" in m for m in dixon_fat(_img(f), _img(w)).summary["warnings"])

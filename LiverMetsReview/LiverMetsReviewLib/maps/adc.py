@@ -27,7 +27,7 @@ import SimpleITK as sitk
 from ..errors import LiverMetsError, MissingDataError
 from .defaults import defaults
 from .noise_mask import decide_signal
-from .resample import as_float_array, describe_grid, match_to_reference, to_image
+from .resample import apply_user_mask, as_float_array, describe_grid, match_to_reference, to_image
 from .summary import stated
 
 ADC_UNITS = "1e-6 mm2/s"
@@ -152,8 +152,11 @@ def _lls(logs: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _wls(logs: np.ndarray, b: np.ndarray, adc: np.ndarray, ln_s0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted log-linear fit, weights = squared signal predicted by the unweighted fit."""
     bb = b.astype(np.float32)[:, None]
-    w = np.exp(2.0 * (ln_s0[None, :] - bb * adc[None, :]))
-    w /= np.maximum(w.max(axis=0, keepdims=True), np.float32(1e-30))  # scale-free weights, no overflow
+    # weights are scale-free (largest 1 per voxel): subtracting the largest exponent before exp gives the same
+    # weights and cannot overflow, however steep the first fit's curve
+    w = 2.0 * (ln_s0[None, :] - bb * adc[None, :])
+    w -= w.max(axis=0, keepdims=True)
+    np.exp(w, out=w)
     sw = w.sum(axis=0)
     sx = (w * bb).sum(axis=0)
     sy = (w * logs).sum(axis=0)
@@ -219,18 +222,30 @@ def _nlls(sig: np.ndarray, b: np.ndarray, s0: np.ndarray, adc: np.ndarray, sigma
     damping keeps the 2x2 systems regular. Converged voxels (relative step < 1e-3, far below the noise) leave the
     active set, so iterations get cheaper; an unsettled voxel whose weighted cost did not fall keeps its WLS
     estimate. ``sig`` is scaled so that signals are O(1); (S0, ADC) in the same scaled units.
+
+    Absurd inputs cannot overflow the iteration: the ADC is clipped to its bounds before any exp, and a voxel whose
+    sums or step are not finite stops iterating and counts as not converged (so it keeps its WLS estimate).
     """
+    d_lo, d_hi = np.float32(-1.0), np.float32(10.0)  # scaled ADC bounds during the iterations
     s0 = np.abs(s0).astype(np.float32)
     adc = adc.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        return _gauss_newton(sig, b, s0, adc, sigma, iterations, damping, d_lo, d_hi)
+
+
+def _gauss_newton(sig: np.ndarray, b: np.ndarray, s0: np.ndarray, adc: np.ndarray, sigma: float, iterations: int,
+                  damping: float, d_lo: np.float32, d_hi: np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """The iteration of :func:`_nlls` (called inside ``np.errstate``: non-finite values are handled explicitly)."""
     two_s2 = np.float32(2.0 * sigma * sigma)
     s2 = np.float32(sigma * sigma) + np.float32(1e-12)
     y = sig * sig
-    p0, p1 = s0.copy(), adc.copy()
+    p0 = np.where(np.isfinite(s0), s0, np.float32(0.0)).astype(np.float32)
+    p1 = np.clip(np.where(np.isfinite(adc), adc, np.float32(0.0)), d_lo, d_hi).astype(np.float32)
+    failed = np.zeros(p0.size, dtype=bool)   # sums or step not finite: left the iteration unconverged
     act = None
     ya = y
     one_l = np.float32(1.0 + damping)
     tol = np.float32(1e-3)
-    d_lo, d_hi = np.float32(-1.0), np.float32(10.0)  # scaled ADC bounds during the iterations
     for _ in range(iterations):
         q0 = p0 if act is None else p0[act]
         q1 = p1 if act is None else p1[act]
@@ -244,6 +259,11 @@ def _nlls(sig: np.ndarray, b: np.ndarray, s0: np.ndarray, adc: np.ndarray, sigma
         det = np.where(np.abs(det) > np.float32(1e-30), det, np.float32(1e-30))
         d0 = (c * g0 - bx * h1) / det
         d1 = (a * h1 - bx * g0) / det
+        broken = ~(np.isfinite(d0) & np.isfinite(d1) & np.isfinite(q0 + d0))
+        if broken.any():     # keep the previous iterate; the voxel leaves the iteration as not converged
+            d0[broken] = 0.0
+            d1[broken] = 0.0
+            failed[np.flatnonzero(broken) if act is None else act[broken]] = True
         n0 = np.abs(q0 + d0)
         n1 = np.clip(q1 + d1, d_lo, d_hi)
         if act is None:
@@ -251,14 +271,14 @@ def _nlls(sig: np.ndarray, b: np.ndarray, s0: np.ndarray, adc: np.ndarray, sigma
         else:
             p0[act] = n0
             p1[act] = n1
-        moving = (np.abs(d0) > tol * np.abs(q0)) | (np.abs(d1) > tol * (np.abs(q1) + np.float32(1e-3)))
+        moving = ~broken & ((np.abs(d0) > tol * np.abs(q0)) | (np.abs(d1) > tol * (np.abs(q1) + np.float32(1e-3))))
         act = np.flatnonzero(moving) if act is None else act[moving]
         if act.size == 0:
             break
         ya = ya[:, moving]
     # Safety net where Gauss-Newton may have gone astray: voxels still moving, at a bound, or not finite keep the
     # WLS estimate unless they fit the data better (converged voxels solve the estimating equations).
-    suspect = np.zeros(p0.size, dtype=bool)
+    suspect = failed.copy()
     if act is not None:
         suspect[act] = True
     suspect |= (p1 <= d_lo) | (p1 >= d_hi) | ~np.isfinite(p0) | ~np.isfinite(p1)
@@ -334,8 +354,9 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     cover = np.ones(n_vox, dtype=bool)
     for k, i in enumerate(keep):
         img, cov, note = match_to_reference(ref, images[i], f"b={bs[i]:g} image")
-        if note:
+        if note:  # a b-image on another grid is worth a look (wrong series?): a warning, not only a note
             notes.append(note)
+            warnings.append(note)
         if cov is not None:
             cover &= cov.reshape(-1)
         if img.GetNumberOfComponentsPerPixel() != 1 or img.GetPixelID() in (sitk.sitkComplexFloat32,
@@ -365,13 +386,7 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     valid = finite_all & cover
     reasons["non_finite_input"] = int(n_vox - np.count_nonzero(finite_all))
     reasons["outside_input_grid"] = int(n_vox - np.count_nonzero(cover))
-    if mask is not None:
-        m, _, note = match_to_reference(ref, mask, "mask", label=True)
-        if note:
-            notes.append(note)
-        user = sitk.GetArrayViewFromImage(m).reshape(-1) != 0
-        reasons["outside_mask"] = int(np.count_nonzero(valid & ~user))
-        valid &= user
+    apply_user_mask(ref, mask, valid, notes, reasons, warnings)
     low = stack[0] if reasons["non_finite_input"] == 0 else np.where(finite_all, stack[0], np.float32(0.0))
     shape = ref.GetSize()[::-1]
     dec = decide_signal(low.reshape(shape), (finite_all & cover).reshape(shape), cfg["noise_floor_fraction_of_p99"],
@@ -381,64 +396,68 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     reasons.update(dec.reasons(valid.reshape(shape)))
     valid &= dec.keep.reshape(-1)
 
-    idx = np.flatnonzero(valid)
-    sig = np.take(stack, idx, axis=1)
-    scale = float(np.max(sig[0])) if sig.size else 1.0
-    scale = scale if scale > 0 else 1.0
-    sig *= np.float32(1.0 / scale)  # a fresh copy from take(): scale in place
-    tiny = np.float32(max(floor / scale * 1e-2, 1e-6))
-    logs = np.maximum(sig, tiny)
-    np.log(logs, out=logs)
-    b_s = sel_b * _B_SCALE
-    adc_s, ln_s0 = _lls(logs, b_s)
-    if method in ("wls", "nlls"):
-        adc_s, ln_s0 = _wls(logs, b_s, adc_s, ln_s0)
-    s0_s = np.exp(np.minimum(ln_s0, np.float32(80.0)))
-    sigma_used = None
-    if method == "nlls":
-        sigma_used = float(noise_sigma) if noise_sigma is not None else (sigma_est or 0.0)
-        if noise_sigma is None and sigma_est is None:
-            notes.append("no background to estimate the noise level: nlls fitted without the Rician correction")
-        s0_s, adc_s = _nlls(sig, b_s, s0_s, adc_s, sigma_used / scale, int(cfg["nlls_iterations"]),
-                            float(cfg["nlls_damping"]))
+    # absurd inputs (e.g. 1e-30 next to 3e38) may overflow intermediate products: such voxels end up non-finite
+    # and are masked as fit_failed below, so numpy's overflow warnings carry no information here
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        idx = np.flatnonzero(valid)
+        sig = np.take(stack, idx, axis=1)
+        # every signal at most 1 after scaling (the largest may sit at any b when the input is absurd)
+        scale = float(np.max(sig)) if sig.size else 1.0
+        scale = scale if 0 < scale < np.inf else 1.0
+        sig *= np.float32(1.0 / scale)  # a fresh copy from take(): scale in place
+        tiny = np.float32(max(floor / scale * 1e-2, 1e-6))
+        logs = np.maximum(sig, tiny)
+        np.log(logs, out=logs)
+        b_s = sel_b * _B_SCALE
+        adc_s, ln_s0 = _lls(logs, b_s)
+        if method in ("wls", "nlls"):
+            adc_s, ln_s0 = _wls(logs, b_s, adc_s, ln_s0)
+        s0_s = np.exp(np.minimum(ln_s0, np.float32(80.0)))
+        sigma_used = None
+        if method == "nlls":
+            sigma_used = float(noise_sigma) if noise_sigma is not None else (sigma_est or 0.0)
+            if noise_sigma is None and sigma_est is None:
+                notes.append("no background to estimate the noise level: nlls fitted without the Rician correction")
+            s0_s, adc_s = _nlls(sig, b_s, s0_s, adc_s, sigma_used / scale, int(cfg["nlls_iterations"]),
+                                float(cfg["nlls_damping"]))
 
-    with np.errstate(over="ignore", invalid="ignore"):
-        adc_v = adc_s * np.float32(_B_SCALE * 1e6)  # scaled units -> 10^-6 mm^2/s
-        s0_v = s0_s * np.float32(scale)  # may overflow float32 for absurd inputs: such voxels are masked below
-    bad = ~np.isfinite(adc_v) | ~np.isfinite(s0_v)
-    neg = ~bad & (adc_v < 0)
-    high = ~bad & (adc_v > cfg["adc_max_1e6_mm2_s"])
-    reasons["fit_failed"] = int(np.count_nonzero(bad))
-    reasons["negative_adc"] = int(np.count_nonzero(neg))
-    drop = bad | neg
-    np.minimum(adc_v, np.float32(cfg["adc_max_1e6_mm2_s"]), out=adc_v)
-    adc_v[drop] = 0.0
-    s0_v[drop] = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            adc_v = adc_s * np.float32(_B_SCALE * 1e6)  # scaled units -> 10^-6 mm^2/s
+            s0_v = s0_s * np.float32(scale)  # may overflow float32 for absurd inputs: such voxels are masked below
+        bad = ~np.isfinite(adc_v) | ~np.isfinite(s0_v)
+        neg = ~bad & (adc_v < 0)
+        high = ~bad & (adc_v > cfg["adc_max_1e6_mm2_s"])
+        reasons["fit_failed"] = int(np.count_nonzero(bad))
+        reasons["negative_adc"] = int(np.count_nonzero(neg))
+        drop = bad | neg
+        np.minimum(adc_v, np.float32(cfg["adc_max_1e6_mm2_s"]), out=adc_v)
+        adc_v[drop] = 0.0
+        s0_v[drop] = 0.0
 
-    # fit quality: R^2 of the fitted curve against the measured signal (signal domain, scaled units)
-    s0_n = s0_v * np.float32(1.0 / scale)
-    adc_n = adc_v * np.float32(-1e-6 / _B_SCALE)
-    ss_res = np.zeros_like(s0_n)
-    d = np.empty_like(s0_n)
-    for k in range(len(b_s)):  # in place, one b at a time
-        np.multiply(adc_n, np.float32(b_s[k]), out=d)
-        np.exp(d, out=d)
-        d *= s0_n
-        np.subtract(sig[k], d, out=d)
-        d *= d
-        ss_res += d
-    mean = np.full(sig.shape[0], 1.0 / sig.shape[0], dtype=np.float32) @ sig  # BLAS, no strided reduction
-    ss_tot = np.zeros_like(s0_n)
-    for k in range(len(b_s)):  # deviations first: no cancellation for nearly flat curves; in place
-        np.subtract(sig[k], mean, out=d)
-        d *= d
-        ss_tot += d
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(ss_res, ss_tot, out=ss_res)   # becomes 1 - R^2 (inf/nan where the curve is flat)
-    r2 = np.subtract(np.float32(1.0), ss_res, out=ss_res)
-    r2[ss_tot <= 0] = 1.0
-    np.minimum(r2, np.float32(1.0), out=r2)
-    r2[~(r2 >= 0) | drop] = 0.0   # negative or NaN (comparison with NaN is False), and the dropped voxels
+        # fit quality: R^2 of the fitted curve against the measured signal (signal domain, scaled units)
+        s0_n = s0_v * np.float32(1.0 / scale)
+        adc_n = adc_v * np.float32(-1e-6 / _B_SCALE)
+        ss_res = np.zeros_like(s0_n)
+        d = np.empty_like(s0_n)
+        for k in range(len(b_s)):  # in place, one b at a time
+            np.multiply(adc_n, np.float32(b_s[k]), out=d)
+            np.exp(d, out=d)
+            d *= s0_n
+            np.subtract(sig[k], d, out=d)
+            d *= d
+            ss_res += d
+        mean = np.full(sig.shape[0], 1.0 / sig.shape[0], dtype=np.float32) @ sig  # BLAS, no strided reduction
+        ss_tot = np.zeros_like(s0_n)
+        for k in range(len(b_s)):  # deviations first: no cancellation for nearly flat curves; in place
+            np.subtract(sig[k], mean, out=d)
+            d *= d
+            ss_tot += d
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(ss_res, ss_tot, out=ss_res)   # becomes 1 - R^2 (inf/nan where the curve is flat)
+        r2 = np.subtract(np.float32(1.0), ss_res, out=ss_res)
+        r2[ss_tot <= 0] = 1.0
+        np.minimum(r2, np.float32(1.0), out=r2)
+        r2[~(r2 >= 0) | drop] = 0.0   # negative or NaN (comparison with NaN is False), and the dropped voxels
 
     fitted = idx[~drop]
 

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from ..errors import LiverMetsError, MissingDataError
 from .defaults import defaults
 from .noise_mask import decide_signal
-from .resample import as_float_array, describe_grid, match_to_reference, to_image
+from .resample import apply_user_mask, as_float_array, describe_grid, match_to_reference, to_image
 from .summary import stated
 
 RE_UNITS = "percent"
@@ -55,19 +55,18 @@ def relative_enhancement(pre: sitk.Image, post: sitk.Image, *, mask: sitk.Image 
     """
     cfg = defaults("enhancement")
     notes: list[str] = []
+    warnings: list[str] = []
     a_pre = _signal(pre, "pre-contrast")
     moved, cover, note = match_to_reference(pre, post, "post-contrast image")
-    if note:
+    if note:  # breath-hold series on different grids: stated as a warning, not only a note
         notes.append(note)
+        warnings.append(note)
     a_post = _signal(moved, "post-contrast")
-    usable = np.isfinite(a_pre) & np.isfinite(a_post)
-    if cover is not None:
-        usable &= cover
-    if mask is not None:
-        m, _, mnote = match_to_reference(pre, mask, "mask", label=True)
-        if mnote:
-            notes.append(mnote)
-        usable &= sitk.GetArrayViewFromImage(m) != 0
+    finite = np.isfinite(a_pre) & np.isfinite(a_post)
+    usable = finite.copy() if cover is None else finite & cover
+    reasons = {"non_finite_input": int(np.count_nonzero(~finite)),
+               "outside_input_grid": 0 if cover is None else int(np.count_nonzero(finite & ~cover))}
+    apply_user_mask(pre, mask, usable, notes, reasons, warnings)
     a_pre = np.nan_to_num(a_pre, nan=0.0, posinf=0.0, neginf=0.0)
     a_post = np.nan_to_num(a_post, nan=0.0, posinf=0.0, neginf=0.0)
     dec = decide_signal(a_pre, usable, cfg["noise_floor_fraction_of_p99"], noise_floor=noise_floor,
@@ -85,14 +84,14 @@ def relative_enhancement(pre: sitk.Image, post: sitk.Image, *, mask: sitk.Image 
         "noise_floor": float(floor),
         "noise_sigma": dec.sigma,
         "noise_rule": dec.rule,
-        "masked_reasons": {**dec.reasons(), "outside_mask_grid_or_not_finite": int(n - np.count_nonzero(usable))},
+        "masked_reasons": {**reasons, **dec.reasons()},
         "voxels_total": n,
         "masked_voxels": int(n - np.count_nonzero(valid)),
         "subtraction_masked_voxels": int(n - np.count_nonzero(usable)),
         "coordinate_system": "LPS",
         "grid": describe_grid(pre),
         "notes": notes,
-        "warnings": [],
+        "warnings": warnings,
     }
     common = {"masked_voxels": summary["masked_voxels"], "coordinate_system": "LPS", **stated(summary)}
     if phase:

@@ -30,7 +30,7 @@ from scipy import ndimage
 from ..errors import LiverMetsError
 from .defaults import defaults
 from .noise_mask import decide_signal
-from .resample import as_float_array, describe_grid, match_to_reference, slice_positions_mm, to_image
+from .resample import apply_user_mask, as_float_array, describe_grid, match_to_reference, slice_positions_mm, to_image
 from .summary import stated
 
 FF_UNITS = "percent"
@@ -101,22 +101,22 @@ def _magnitude(image: sitk.Image, what: str) -> np.ndarray:
 
 
 def _pair_on_grid(ref_img: sitk.Image, other: sitk.Image, ref_name: str, other_name: str,
-                  mask: sitk.Image | None, notes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Both magnitudes on ``ref_img``'s grid plus a boolean 'usable' array (finite, covered, in mask)."""
+                  mask: sitk.Image | None, notes: list[str], warnings: list[str]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Both magnitudes on ``ref_img``'s grid, a boolean 'usable' array (finite, covered, in mask) and the count of
+    unusable voxels per reason. A resampled input is stated in ``notes`` and ``warnings``."""
     a = _magnitude(ref_img, ref_name)
     moved, cover, note = match_to_reference(ref_img, other, f"{other_name} image")
     if note:
         notes.append(note)
+        warnings.append(note)
     b = _magnitude(moved, other_name)
-    usable = np.isfinite(a) & np.isfinite(b)
-    if cover is not None:
-        usable &= cover
-    if mask is not None:
-        m, _, mnote = match_to_reference(ref_img, mask, "mask", label=True)
-        if mnote:
-            notes.append(mnote)
-        usable &= sitk.GetArrayViewFromImage(m) != 0
-    return np.nan_to_num(a, nan=0.0), np.nan_to_num(b, nan=0.0), usable
+    finite = np.isfinite(a) & np.isfinite(b)
+    usable = finite.copy() if cover is None else finite & cover
+    reasons = {"non_finite_input": int(np.count_nonzero(~finite)),
+               "outside_input_grid": 0 if cover is None else int(np.count_nonzero(finite & ~cover))}
+    apply_user_mask(ref_img, mask, usable, notes, reasons, warnings)
+    return np.nan_to_num(a, nan=0.0), np.nan_to_num(b, nan=0.0), usable, reasons
 
 
 def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: float | None = None,
@@ -147,7 +147,7 @@ def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: floa
     else:
         notes.append("echo times not checked (field strength or echo times unknown)")
 
-    a_ip, a_op, usable = _pair_on_grid(ip, op, "in-phase", "opposed-phase", mask, notes)
+    a_ip, a_op, usable, unusable = _pair_on_grid(ip, op, "in-phase", "opposed-phase", mask, notes, warnings)
     dec = decide_signal(a_ip, usable, cfg["noise_floor_fraction_of_p99"], noise_floor=noise_floor)
     floor, body = dec.floor, dec.keep
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -185,8 +185,7 @@ def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: floa
         "noise_floor": float(floor),
         "noise_sigma": dec.sigma,
         "noise_rule": dec.rule,
-        "masked_reasons": {**dec.reasons(), "outside_mask_grid_or_not_finite": int(n - np.count_nonzero(usable)),
-                           "opposed_phase_brighter": n_invalid},
+        "masked_reasons": {**unusable, **dec.reasons(), "opposed_phase_brighter": n_invalid},
         "voxels_total": n,
         "masked_voxels": int(n - n_body + n_invalid),
         "invalid_voxels": n_invalid,
@@ -221,12 +220,16 @@ def _body_swap_check(ff: np.ndarray, body: np.ndarray, spacing_zyx: tuple[float,
     """
     margin = float(cfg["swap_margin_percent"])
     min_vox = int(cfg["swap_min_voxels_per_slice"])
+    shared = float(cfg["swap_min_shared_body_fraction"])
     n = ff.shape[0]
     decisive = body & (np.abs(ff - 50.0) > margin)
+    per_slice = decisive.reshape(n, -1).sum(axis=1)
     flips: list[int] = []
     for k in range(n - 1):  # one comparison per pair of slices
         both = decisive[k] & decisive[k + 1]
-        if np.count_nonzero(both) < min_vox:
+        n_both = np.count_nonzero(both)
+        # only slices showing largely the same cross-section are comparable (not the body's end cap)
+        if n_both < min_vox or n_both < shared * max(per_slice[k], per_slice[k + 1]):
             continue
         a, b = ff[k][both], ff[k + 1][both]
         if np.mean(np.abs(a + b - 100.0) < np.abs(a - b)) > cfg["swap_neighbour_mirror_fraction"]:
@@ -299,7 +302,7 @@ def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image 
     cfg = defaults("dixon")
     notes: list[str] = []
     warnings: list[str] = []
-    a_w, a_f, usable = _pair_on_grid(water, fat, "water", "fat", mask, notes)
+    a_w, a_f, usable, unusable = _pair_on_grid(water, fat, "water", "fat", mask, notes, warnings)
     total = a_w + a_f
     # background test on sqrt(W^2 + F^2): four Gaussian noise components (chi-square, 4 degrees of freedom per
     # voxel) when the two images' noise is independent; sigma from the water image's Rayleigh background
@@ -316,14 +319,23 @@ def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image 
     if body_slices:
         swap["body_check_slices"] = body_slices
         swap["body_check_positions_mm_lps"] = slice_positions_mm(water, body_slices)
-        warnings.append(
-            f"possible fat-water swap in every slice ({len(body_slices)}): the body's outer layer reads "
-            "water-dominant and its interior fat-dominant, so the water and fat inputs may be exchanged"
-            if whole else
-            f"possible fat-water swap in slice(s) {body_slices} (z = "
-            f"{[p[2] for p in swap['body_check_positions_mm_lps']]} mm LPS): their fat fraction mirrors "
-            "(100 - FF) that of the neighbouring slices"
-        )
+        n_usable = int(np.count_nonzero(body.reshape(body.shape[0], -1).sum(axis=1)
+                                        >= int(cfg["swap_min_voxels_per_slice"])))
+        z_mm = [p[2] for p in swap["body_check_positions_mm_lps"]]
+        if whole:
+            warnings.append(
+                f"the water and fat inputs look exchanged: in all {len(body_slices)} slices with enough body "
+                "(z = {:g} to {:g} mm LPS) the outer layer reads water-dominant and the interior fat-dominant; "
+                "check which file is water and which is fat".format(min(z_mm), max(z_mm)))
+        elif len(body_slices) > n_usable / 2:
+            warnings.append(
+                f"the water and fat inputs look exchanged in most slices ({len(body_slices)} of {n_usable}: "
+                f"{body_slices}, z = {z_mm} mm LPS); the other slices mirror these, so check which file is water "
+                "and which is fat, and those slices")
+        else:
+            warnings.append(
+                f"possible fat-water swap in slice(s) {body_slices} (z = {z_mm} mm LPS): their fat fraction "
+                "mirrors (100 - FF) that of the neighbouring slices")
     if reference_mask is not None:
         ref, _, rnote = match_to_reference(water, reference_mask, "reference mask", label=True)
         if rnote:
@@ -354,7 +366,7 @@ def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image 
         "noise_floor": float(floor),
         "noise_sigma": dec.sigma,
         "noise_rule": dec.rule,
-        "masked_reasons": {**dec.reasons(), "outside_mask_grid_or_not_finite": int(n - np.count_nonzero(usable))},
+        "masked_reasons": {**unusable, **dec.reasons()},
         "voxels_total": n,
         "masked_voxels": int(n - np.count_nonzero(body)),
         "swap_check": swap,

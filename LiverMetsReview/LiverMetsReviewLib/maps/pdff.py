@@ -41,7 +41,7 @@ from ..phantom.signal import default_fat_spectrum, fat_phasor
 from ..resources import load_json
 from .noise import noise_floor as estimate_noise_floor
 from .noise import robust_max
-from .resample import describe_grid, match_to_reference, to_image
+from .resample import apply_user_mask, describe_grid, match_to_reference, to_image
 
 DEFAULTS_FILE = "pdff_defaults.json"
 PDFF_UNITS = "percent"
@@ -155,8 +155,8 @@ def _check_reference(ref: sitk.Image) -> int:
 
 
 def _on_reference(ref: sitk.Image, img: sitk.Image, what: str, notes: list[str], cover: np.ndarray) -> np.ndarray:
-    """``img``'s values on ``ref``'s grid (flat float64); a resampling note goes to ``notes`` and the reference
-    voxels the image does not cover leave ``cover`` (in place)."""
+    """``img``'s values on ``ref``'s grid (flat float64); a resampling note goes to ``notes`` (the caller also
+    raises it as a warning) and the reference voxels the image does not cover leave ``cover`` (in place)."""
     moved, cov, note = match_to_reference(ref, img, what)
     if note:
         notes.append(note)
@@ -513,11 +513,14 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     notes: list[str] = []
     warnings: list[str] = []
     stack_c = None
+    grid_notes: list[str] = []
     if method == "complex":
-        stack_c, cover, finite_in, ref = _complex_stack(echoes, notes)
+        stack_c, cover, finite_in, ref = _complex_stack(echoes, grid_notes)
         stack = np.abs(stack_c)
     else:
-        stack, cover, finite_in, ref = _echo_stack(echoes, notes)
+        stack, cover, finite_in, ref = _echo_stack(echoes, grid_notes)
+    notes += grid_notes
+    warnings += [n for n in grid_notes if n.startswith("the echo")]   # echoes on another grid: worth a look
     n_echo, n_vox = stack.shape
 
     c = np.asarray(fat_phasor(te, b0, fm["ppm"], fm["amplitudes"], fm["gamma_mhz_per_t"]), dtype=np.complex128)
@@ -533,13 +536,7 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     if reasons["non_finite_input"]:
         warnings.append(f"{reasons['non_finite_input']} voxels hold NaN or infinite values in at least one echo: "
                         "they were masked (0 in every map)")
-    if mask is not None:
-        m, _, note = match_to_reference(ref, mask, "mask", label=True)
-        if note:
-            notes.append(note)
-        user = sitk.GetArrayViewFromImage(m).reshape(-1) != 0
-        reasons["outside_mask"] = int(np.count_nonzero(valid & ~user))
-        valid &= user
+    apply_user_mask(ref, mask, valid, notes, reasons, warnings)
     mean_sig = stack.mean(axis=0)
     first_echo = np.where(cover & finite_in, stack[0], 0.0)
     floor, sigma_est = estimate_noise_floor(first_echo, cfg["noise_floor_fraction_of_p99"],

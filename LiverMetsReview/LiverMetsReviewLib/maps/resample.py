@@ -133,3 +133,25 @@ def slice_positions_mm(reference: sitk.Image, slices: list[int]) -> list[list[fl
             [(size[0] - 1) / 2.0, (size[1] - 1) / 2.0, float(k)])]
         for k in slices
     ]
+
+
+def apply_user_mask(reference: sitk.Image, mask: sitk.Image | None, valid: np.ndarray, notes: list[str],
+                    reasons: dict[str, int], warnings: list[str] | None = None) -> np.ndarray:
+    """Restrict ``valid`` (bool, any shape with the reference's voxel count; changed in place) to the user's mask.
+
+    The mask is put on the reference grid with nearest-neighbour interpolation (stated in ``notes`` and, when given,
+    ``warnings``: a mask drawn on another series is worth a look). ``reasons['outside_mask']`` counts the voxels
+    that were valid until the mask removed them, so every masked voxel is counted under exactly one reason.
+    Every map (ADC, fat, enhancement, PDFF) masks through here. Returns ``valid``.
+    """
+    if mask is None:
+        return valid
+    m, _, note = match_to_reference(reference, mask, "mask", label=True)
+    if note:
+        notes.append(note)
+        if warnings is not None:
+            warnings.append(note)
+    user = sitk.GetArrayViewFromImage(m).reshape(valid.shape) != 0
+    reasons["outside_mask"] = int(np.count_nonzero(valid & ~user))
+    valid &= user
+    return valid
