@@ -224,3 +224,205 @@ def test_map_commands_import_nothing_heavy_at_start_up():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ------------------------------------------------------------------ study folders as input (review B, M4)
+@pytest.fixture()
+def study(tmp_path):
+    """A study folder with analytic truth: DWI (ADC 600..2800), IP/OP at 1.5 T (FF 0..40 %), Dixon (FF 0..100 %),
+    T1 pre, arterial and hepatobiliary (RE 20 % and 80 %)."""
+    from LiverMetsReviewLib.io.study_folder import write_study_folder
+    from LiverMetsReviewLib.series import Series
+
+    shape = (2, 6, 12)
+    x = np.broadcast_to(np.arange(12, dtype=float), shape)
+
+    def img(a):
+        i = sitk.GetImageFromArray(np.ascontiguousarray(a, dtype=np.float32))
+        i.SetSpacing((1.5, 1.5, 4.0))
+        i.SetOrigin((-40.0, -30.0, 10.0))
+        return i
+
+    adc = 600.0 + 200.0 * x
+    ff_cs = x / 11 * 0.4
+    ff_dx = x / 11
+    meta = {"field_strength_t": 1.5}
+    series = [
+        Series("dwi", [img(900.0 * np.exp(-b * adc * 1e-6)) for b in (50.0, 400.0, 800.0)],
+               [{"b_value": b} for b in (50.0, 400.0, 800.0)], dict(meta)),
+        Series("t1_in_phase", [img(1000.0 * np.ones(shape))], [{"echo_time_ms": 4.6}], {**meta, "echo_time_ms": 4.6}),
+        Series("t1_opposed_phase", [img(1000.0 * np.abs(1 - 2 * ff_cs))], [{"echo_time_ms": 2.3}],
+               {**meta, "echo_time_ms": 2.3}),
+        Series("dixon_water", [img(800.0 * (1 - ff_dx))], [{}], dict(meta)),
+        Series("dixon_fat", [img(800.0 * ff_dx)], [{}], dict(meta)),
+        Series("t1_pre", [img(np.full(shape, 400.0))], [{}], dict(meta)),
+        Series("t1_arterial", [img(np.full(shape, 480.0))], [{}], dict(meta)),
+        Series("t1_hepatobiliary", [img(np.full(shape, 720.0))], [{}], dict(meta)),
+    ]
+    folder = tmp_path / "study"
+    write_study_folder(series, folder)
+    return folder, {"adc": adc, "ff_cs": 100 * ff_cs, "ff_dx": 100 * ff_dx}
+
+
+def _map(path):
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+@pytest.mark.parametrize("how", ["folder", "roles.json", "--study"])
+def test_adc_from_a_study_folder_picks_the_dwi_series(capsys, tmp_path, study, how):
+    folder, truth = study
+    where = {"folder": [str(folder)], "roles.json": [str(folder / "roles.json")],
+             "--study": ["--study", str(folder)]}[how]
+    out = tmp_path / "adc.nrrd"
+    code, stdout, err = _run(capsys, ["adc", *where, "-o", str(out), "--noise-floor", "0", "--json"])
+    assert code == 0, err
+    payload = json.loads(stdout)
+    assert payload["inputs"]["b_values_used"] == [50.0, 400.0, 800.0]
+    assert [p.rsplit("/", 1)[-1] for p in payload["inputs"]["files"]] == ["dwi_b50.nrrd", "dwi_b400.nrrd",
+                                                                           "dwi_b800.nrrd"]
+    np.testing.assert_allclose(_map(out), truth["adc"], rtol=1e-4)
+
+
+def test_fat_from_a_study_folder_chemical_shift_and_dixon(capsys, tmp_path, study):
+    folder, truth = study
+    code, stdout, err = _run(capsys, ["fat", "--study", str(folder), "-o", str(tmp_path / "cs.nrrd"),
+                                      "--noise-floor", "0", "--json"])
+    assert code == 0, err
+    used = json.loads(stdout)["inputs"]
+    # echo times and field strength come from the study index: the pair was checked at 1.5 T
+    assert used["echo_times_ms"] == {"in_phase": 4.6, "opposed_phase": 2.3} and used["field_strength_t"] == 1.5
+    assert json.loads(stdout)["summary"]["echo_check"]["opposed_phase"]["state"] == "opposed_phase"
+    np.testing.assert_allclose(_map(tmp_path / "cs.nrrd"), truth["ff_cs"], atol=1e-3)
+    code, stdout, err = _run(capsys, ["fat", "--study", str(folder / "roles.json"), "--dixon", "-o",
+                                      str(tmp_path / "dx.nrrd"), "--noise-floor", "0", "--json"])
+    assert code == 0, err
+    assert json.loads(stdout)["method"] == "dixon_fat"
+    np.testing.assert_allclose(_map(tmp_path / "dx.nrrd"), truth["ff_dx"], atol=1e-3)
+    # at 3 T the index's echo times (2.3/4.6 ms) are both in phase: refused, so the index really drove the check
+    code, _, err = _run(capsys, ["fat", "--study", str(folder), "--field-strength", "3", "-o",
+                                 str(tmp_path / "x.nrrd")])
+    assert code != 0 and "not an in-phase/opposed-phase pair" in err
+
+
+def test_enhancement_from_a_study_folder_picks_the_phase(capsys, tmp_path, study):
+    folder, _ = study
+    for phase, re in (("t1_hepatobiliary", 80.0), ("t1_arterial", 20.0)):
+        out = tmp_path / f"{phase}.nrrd"
+        code, stdout, err = _run(capsys, ["enhancement", "--study", str(folder), "--phase", phase, "-o", str(out),
+                                          "--noise-floor", "0", "--json"])
+        assert code == 0, err
+        np.testing.assert_allclose(_map(out), re, rtol=1e-5)
+        payload = json.loads(stdout)
+        assert payload["inputs"]["phase"] == phase and payload["warnings"] == []
+        assert get_metadata(sitk.ReadImage(str(out)))["phase"] == phase
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["enhancement", "--study", "{s}", "-o", "{o}"], "give --phase as one of"),
+    (["enhancement", "--study", "{s}", "--phase", "t1_portal_venous", "-o", "{o}"], "has no t1_portal_venous series"),
+    (["enhancement", "--study", "{s}", "--phase", "t1_arterial", "--pre", "{s}/t1_pre.nrrd", "-o", "{o}"],
+     "not both"),
+    (["fat", "--study", "{s}", "--water", "{s}/dixon_water.nrrd", "-o", "{o}"], "not both"),
+    (["fat", "--dixon", "--water", "{s}/dixon_water.nrrd", "--fat", "{s}/dixon_fat.nrrd", "-o", "{o}"],
+     "--dixon picks the Dixon series of --study"),
+    (["fat", "--study", "{s}", "--dixon", "--sii", "{t}/sii.nrrd", "-o", "{o}"], "--sii needs in-phase"),
+    (["adc", "{s}", "--bvalues", "50", "400", "800", "-o", "{o}"], "--bvalues is for image files"),
+    (["adc", "--study", "{s}", "{s}/dwi_b50.nrrd", "-o", "{o}"], "not both"),
+    (["adc", "-o", "{o}"], "give one image per b-value"),
+    (["adc", "{t}/overrides/roles.json", "-o", "{o}"], "is not a study index"),
+    (["fat", "--study", "{t}/no_study", "-o", "{o}"], "is not a study folder (no roles.json in it)"),
+])
+def test_study_folder_errors_are_one_sentence(capsys, tmp_path, study, argv, message):
+    folder, _ = study
+    (tmp_path / "no_study").mkdir()                               # a folder without roles.json
+    (tmp_path / "overrides").mkdir()
+    (tmp_path / "overrides" / "roles.json").write_text('{"overrides": {}}')   # a classify override file
+    argv = [a.format(s=folder, o=tmp_path / "x.nrrd", t=tmp_path) for a in argv]
+    code, stdout, err = _run(capsys, argv)
+    assert code != 0 and stdout == ""
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.nrrd").exists()
+
+
+def test_a_study_with_two_series_of_a_role_is_refused(capsys, tmp_path, study):
+    folder, _ = study
+    index = json.loads((folder / "roles.json").read_text())
+    index["series"].append(dict(next(e for e in index["series"] if e["role"] == "t1_pre")))
+    (folder / "roles.json").write_text(json.dumps(index))
+    code, _, err = _run(capsys, ["enhancement", "--study", str(folder), "--phase", "t1_arterial", "-o",
+                                 str(tmp_path / "x.nrrd")])
+    assert code != 0 and "has 2 t1_pre series" in err
+
+
+# ------------------------------------------------------------------ output paths checked first (review B, M3)
+@pytest.mark.parametrize("bad, message", [
+    ("{t}/out.xyz", "cannot write this image as '.xyz'"),
+    ("{t}/out.png", "cannot write this image as '.png'"),
+    ("{t}/out", "has no file extension"),
+    ("{t}", "is a folder"),
+    ("{t}/afile.txt/out.nrrd", "is a file, so the folder"),
+    ("{t}/b0.nrrd", "also an input"),
+    ("{t}/adc.nrrd", "given for two outputs"),
+])
+def test_every_output_path_is_checked_before_anything_is_written(capsys, tmp_path, dwi_files, bad, message):
+    """The ADC map must not be written when a later output (here --s0, then --quality) is unusable: every path is
+    checked before the fit, so nothing at all is written."""
+    paths, _, _ = dwi_files
+    (tmp_path / "afile.txt").write_text("not a folder")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    code, stdout, err = _run(capsys, ["adc", *paths, "-o", str(tmp_path / "adc.nrrd"), "--s0",
+                                      bad.format(t=tmp_path), "--quality", str(tmp_path / "q.nrrd")])
+    assert code != 0 and stdout == ""
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("argv", [
+    ["fat", "--water", "{s}/dixon_water.nrrd", "--fat", "{s}/dixon_fat.nrrd", "-o", "{t}/ff.nrrd", "--flags",
+     "{t}/flags.jpg"],
+    ["enhancement", "--study", "{s}", "--phase", "t1_arterial", "-o", "{t}/re.nrrd", "--subtraction", "{t}"],
+    ["pdff", "{s}/t1_pre.nrrd", "{s}/t1_pre.nrrd", "{s}/t1_pre.nrrd", "--echo-times", "1", "2", "3",
+     "--field-strength", "1.5", "-o", "{t}/p.nrrd", "--r2star", "{t}/r2.bmp"],
+    ["register", "--fixed", "{s}/t1_pre.nrrd", "--moving", "{s}/t1_arterial.nrrd", "-o", "{t}/r.nrrd",
+     "--transform", "{t}/t.nrrd"],
+])
+def test_other_commands_check_their_outputs_first(capsys, tmp_path, study, argv):
+    folder, _ = study
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, stdout, err = _run(capsys, [a.format(s=folder, t=out_dir) for a in argv])
+    assert code != 0 and stdout == "" and len(err.strip().splitlines()) == 1
+    assert ("cannot write this" in err or "is a folder" in err) and not any(out_dir.iterdir())
+
+
+# ------------------------------------------------------------------ warnings (review B, L2 and L3)
+def test_adc_resampling_is_a_top_level_warning(capsys, tmp_path, dwi_files):
+    paths, _, _ = dwi_files
+    arr = sitk.GetArrayFromImage(sitk.ReadImage(paths[2]))
+    wider = _write(tmp_path / "b1000_wide.nrrd", np.concatenate([arr, arr[:, :, -1:]], axis=2))   # 13 columns
+    code, stdout, err = _run(capsys, ["adc", paths[0], paths[1], wider, "--bvalues", "0", "500", "1000", "-o",
+                                      str(tmp_path / "a.nrrd"), "--json"])
+    assert code == 0, err
+    assert any("b=1000 image was resampled" in w for w in json.loads(stdout)["warnings"])
+    code, _, err = _run(capsys, ["adc", paths[0], paths[1], wider, "--bvalues", "0", "500", "1000", "-o",
+                                 str(tmp_path / "a.nrrd")])
+    assert code == 0 and "warning: the b=1000 image was resampled" in err
+
+
+def test_enhancement_warns_when_the_roles_are_not_t1_dynamic(capsys, tmp_path, study):
+    folder, _ = study
+    code, stdout, err = _run(capsys, ["enhancement", "--pre", str(folder / "t1_pre.nrrd"), "--post",
+                                      str(folder / "dwi_b50.nrrd"), "-o", str(tmp_path / "re.nrrd"), "--json"])
+    assert code == 0, err
+    warnings = json.loads(stdout)["warnings"]
+    assert any("post-contrast input is a Diffusion-weighted image (role dwi)" in w for w in warnings)
+    assert "warnings" in get_metadata(sitk.ReadImage(str(tmp_path / "re.nrrd")))
+    code, stdout, _ = _run(capsys, ["enhancement", "--pre", str(folder / "t1_arterial.nrrd"), "--post",
+                                    str(folder / "t1_hepatobiliary.nrrd"), "-o", str(tmp_path / "re.nrrd"), "--json"])
+    assert any("pre-contrast input is a Late arterial image" in w for w in json.loads(stdout)["warnings"])
+    # the right pair: no warning, and the phase is taken from the post file's role
+    code, stdout, _ = _run(capsys, ["enhancement", "--pre", str(folder / "t1_pre.nrrd"), "--post",
+                                    str(folder / "t1_hepatobiliary.nrrd"), "-o", str(tmp_path / "re.nrrd"),
+                                    "--noise-floor", "0", "--json"])
+    payload = json.loads(stdout)
+    assert payload["warnings"] == [] and payload["inputs"]["phase"] == "t1_hepatobiliary"

@@ -1,8 +1,9 @@
 """``livermets pdff``: multi-echo PDFF (percent) and R2* (1/s) maps; file I/O and argument parsing only.
 
 Inputs: one magnitude image per echo with ``--echo-times`` (or files carrying ``echo_time_ms`` metadata), or one
-NRRD study folder (``roles.json``) whose ``multi_echo_gre`` series gives the echoes, echo times and field strength.
-Outputs carry units, method, echo times and the fat model's source as key/value metadata.
+NRRD study folder (the folder or its ``roles.json``, also as ``--study``) whose ``multi_echo_gre`` series gives the
+echoes, echo times and field strength. Every output path is checked before anything is computed (the same check as
+the other map commands). Outputs carry units, method, echo times and the fat model's source as key/value metadata.
 """
 
 from __future__ import annotations
@@ -19,18 +20,17 @@ from ..errors import LiverMetsError, MissingDataError
 from ..io.images import get_metadata, read_image, write_image
 
 
-def _from_study_folder(folder: Path) -> tuple[list[sitk.Image], list[float], float | None, str]:
-    """Echoes, echo times and field strength of the study folder's multi_echo_gre series."""
-    from ..io.study_folder import read_study_folder
+def _from_study_folder(folder: Path) -> tuple[list[sitk.Image], list[float], float | None, str, list[str]]:
+    """Echoes, echo times, field strength, a description and the files of the study folder's multi_echo_gre
+    series (the folder or its roles.json)."""
+    from .maps_cmd import study_index, study_series
 
-    if not (folder / "roles.json").is_file():
+    if study_index(folder) is None:
         raise LiverMetsError(f"{folder} is a folder without roles.json; give echo image files or a study folder")
-    for s in read_study_folder(folder):
-        if s.role == "multi_echo_gre":
-            tes = s.echo_times_ms or [float(t) for t in s.meta.get("echo_times_ms", [])]
-            fs = s.meta.get("field_strength_t")
-            return list(s.stacks), tes, (float(fs) if fs is not None else None), f"study folder {folder}"
-    raise MissingDataError(f"the study folder {folder} has no multi_echo_gre series; give echo image files instead")
+    s, files = study_series(folder, "multi_echo_gre", "give echo image files instead")
+    tes = s.echo_times_ms or [float(t) for t in s.meta.get("echo_times_ms", [])]
+    fs = s.meta.get("field_strength_t")
+    return list(s.stacks), tes, (float(fs) if fs is not None else None), f"study folder {folder}", files
 
 
 def _number(meta: dict[str, Any], key: str) -> float | None:
@@ -75,11 +75,21 @@ def _with_phase(magnitudes: list[sitk.Image], phase_paths: list[str], phase_rang
 
 def _cmd_pdff(args: argparse.Namespace) -> int:
     from ..maps.pdff import PDFF_UNITS, R2STAR_UNITS, fit_pdff
+    from .maps_cmd import check_outputs, study_index
 
     inputs = [str(p) for p in args.echoes]
+    if args.study and inputs:
+        raise LiverMetsError("give either echo image files (or one study folder) or --study, not both")
+    if not (args.study or inputs):
+        raise LiverMetsError("give one magnitude image per echo, or a study folder (or --study STUDY)")
+    outs = [args.output, args.r2star, args.water, args.fat, args.quality, args.flags, args.field_map]
+    check_outputs(outs, inputs + [str(p) for p in args.phase or []])    # before anything is read or computed
     field = args.field_strength
-    if len(inputs) == 1 and Path(inputs[0]).is_dir():
-        echoes, tes, fs, source = _from_study_folder(Path(inputs[0]))
+    study = args.study or (inputs[0] if len(inputs) == 1 and (Path(inputs[0]).is_dir()
+                                                               or study_index(inputs[0]) is not None) else None)
+    if study:
+        echoes, tes, fs, source, inputs = _from_study_folder(Path(study))
+        check_outputs(outs, inputs + [str(p) for p in args.phase or []])
         field = field if field is not None else fs
     else:
         echoes = [read_image(p) for p in inputs]
@@ -109,10 +119,6 @@ def _cmd_pdff(args: argparse.Namespace) -> int:
             fat_model = json.loads(Path(args.fat_model).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise LiverMetsError(f"the fat model {args.fat_model} is not a readable JSON file ({exc})") from exc
-    outs = [args.output, args.r2star, args.water, args.fat, args.quality, args.flags, args.field_map]
-    for out in outs:
-        if out and any(Path(out).resolve() == Path(p).resolve() for p in inputs):
-            raise LiverMetsError(f"output {out} is also an input; choose another output path")
     res = fit_pdff(echoes, tes, field_strength_t=field, fat_model=fat_model, mask=mask, method=method,
                    noise_floor=args.noise_floor, noise_sigma=args.noise_sigma)
     outputs = {"pdff": str(write_image(res.pdff, args.output, res.metadata["pdff"]))}
@@ -144,8 +150,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "pdff", help="PDFF (percent, 0-100) and R2* (1/s) from a multi-echo gradient echo",
         description="Multi-echo magnitude fit with a multi-peak fat spectrum and one R2*; the fat-water ambiguity "
                     "of magnitude data is resolved by fitting from both sides of 50 %% and flagged where unsure.")
-    p.add_argument("echoes", nargs="+", metavar="ECHO",
-                   help="one magnitude image per echo, or one NRRD study folder with a multi_echo_gre series")
+    p.add_argument("echoes", nargs="*", metavar="ECHO",
+                   help="one magnitude image per echo, or one NRRD study folder (or its roles.json) with a "
+                        "multi_echo_gre series")
+    p.add_argument("--study", metavar="STUDY",
+                   help="study folder written by 'livermets load'/'phantom' (or its roles.json): use its "
+                        "multi_echo_gre series (echo times and field strength from its index)")
     p.add_argument("--echo-times", nargs="+", type=float, metavar="MS",
                    help="echo times (ms) in the order of the images (default: from the files' metadata)")
     p.add_argument("--field-strength", type=float, metavar="T", help="field strength in tesla (e.g. 1.5 or 3)")
