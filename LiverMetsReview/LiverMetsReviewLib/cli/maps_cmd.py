@@ -126,11 +126,6 @@ def check_outputs(outputs: Sequence[str | Path | None], inputs: Sequence[str | P
                 raise LiverMetsError(f"output {raw} cannot be written: {problem}; choose another output path")
 
 
-def _check_out(path: str | None, inputs: list[str]) -> None:
-    """Refuse to overwrite an input with an output (kept for callers checking one path)."""
-    check_outputs([path], inputs)
-
-
 # ---------------------------------------------------------------- study folders
 def study_index(path: str | Path) -> Path | None:
     """The ``roles.json`` of a study folder given as the folder or as the index file; None when it is neither."""
@@ -263,6 +258,8 @@ def _cmd_adc(args: argparse.Namespace) -> int:
     res = fit_adc(images, b_values, method=args.method, exclude_below=args.exclude_below, include=args.include,
                   mask=mask, noise_floor=args.noise_floor, noise_sigma=args.noise_sigma, computed_b=computed_b)
     res.summary["notes"] = notes + res.summary["notes"]
+    # directions resampled before the fit (combine_directions) are warnings too, like the fit's own resampling
+    res.summary["warnings"] = [n for n in notes if "resampled onto the reference grid" in n] + res.summary["warnings"]
     outputs = {"adc": str(write_image(res.adc, args.output, res.metadata["adc"]))}
     if args.s0:
         outputs["s0"] = str(write_image(res.s0, args.s0, res.metadata["s0"]))

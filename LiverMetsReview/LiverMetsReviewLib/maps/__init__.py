@@ -4,8 +4,10 @@ Pure functions: SimpleITK images and options in, a small result dataclass out (i
 grid + a JSON-able summary with units, method, inputs used, masked-voxel count, warnings). No file I/O here: the
 CLI (``livermets adc|fat|enhancement|register``) and the Slicer module call these same functions.
 Units: ADC 10^-6 mm^2/s, fat fraction / SII / enhancement percent, lengths mm, world coordinates LPS.
-Every map decides background the same way (:mod:`.noise_mask`): a test with a stated false-positive rate for pure
-Rician noise, settings and sources in ``resources/maps_defaults.json`` (section ``noise_mask``).
+ADC, fat and enhancement decide background the same way (:mod:`.noise_mask`): a test with a stated false-positive
+rate for pure Rician noise, settings and sources in ``resources/maps_defaults.json`` (section ``noise_mask``); PDFF
+still uses its own floor on the mean echo signal (:mod:`.pdff`). Every map, PDFF included, restricts itself to a
+user's mask the same way (:func:`.resample.apply_user_mask`).
 """
 
 from .adc import ADC_UNITS, AdcResult, combine_directions, fit_adc
@@ -13,11 +15,11 @@ from .enhancement import EnhancementResult, liver_function, relative_enhancement
 from .fat import FatResult, check_echo_pair, chemical_shift_fat, dixon_fat, echo_phase
 from .noise_mask import NoiseMask, SignalDecision, decide_signal, noise_mask
 from .registration import RegistrationResult, register
-from .resample import match_to_reference, resample_to, same_grid
+from .resample import apply_user_mask, match_to_reference, resample_to, same_grid
 
 __all__ = [
     "ADC_UNITS", "AdcResult", "EnhancementResult", "FatResult", "NoiseMask", "RegistrationResult", "SignalDecision",
-    "check_echo_pair", "chemical_shift_fat", "combine_directions", "decide_signal", "dixon_fat", "echo_phase",
-    "fit_adc", "liver_function", "match_to_reference", "noise_mask", "register", "relative_enhancement",
+    "apply_user_mask", "check_echo_pair", "chemical_shift_fat", "combine_directions", "decide_signal", "dixon_fat",
+    "echo_phase", "fit_adc", "liver_function", "match_to_reference", "noise_mask", "register", "relative_enhancement",
     "resample_to", "same_grid",
 ]
