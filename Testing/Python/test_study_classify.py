@@ -324,6 +324,12 @@ def test_overrides_are_validated(tmp_path):
         apply_overrides(scan.series, {"4": "t3"})
     with pytest.raises(LiverMetsError, match="no series"):
         apply_overrides(scan.series, {"99": "t2"})
+    with pytest.raises(LiverMetsError, match="give a role"):
+        apply_overrides(scan.series, {"4": 5})
+    with pytest.raises(LiverMetsError, match="stack '1', which does not exist"):
+        apply_overrides(scan.series, {"4": {"1": "t2"}})
+    apply_overrides(scan.series, {"4": {"0": "t2"}})
+    assert scan.series[0].stack_roles == ["t2"]
     bad = tmp_path / "roles.json"
     bad.write_text('{"series": []}')
     with pytest.raises(LiverMetsError, match="overrides"):

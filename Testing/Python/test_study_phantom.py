@@ -131,4 +131,8 @@ def test_phantom_roles_json_overrides_the_phantom_dicom(written, tmp_path):
     want[hbp["meta"]["series_number"]] = "unassigned"
     want[t2["meta"]["series_number"]] = "t1_hepatobiliary"
     assert got == want
-    assert all(s.reason == "set by the reader" for s in series)
+    edited = {hbp["meta"]["series_number"], t2["meta"]["series_number"]}
+    for s in series:  # the edited ones are the reader's; the others keep the classifier's evidence
+        assert s.confidence == 1.0
+        assert s.reason == "set by the reader" if s.series_number in edited else \
+            s.reason.startswith("set by the reader, as classified (")

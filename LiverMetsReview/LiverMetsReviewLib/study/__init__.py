@@ -18,6 +18,7 @@ from typing import Any
 _EXPORTS = {
     "apply_overrides": "classify", "classify_folder": "classify", "classify_scan": "classify",
     "classify_series": "classify", "echo_phase": "classify", "load_overrides": "classify",
+    "overrides_from_study_index": "classify",
     "combine_trace": "load", "load_dwi": "load", "load_series": "load", "load_study": "load",
     "resample_to_reference": "load",
     "SeriesInfo": "scan", "Skipped": "scan", "StackInfo": "scan", "StudyScan": "scan", "scan_folder": "scan",

@@ -860,7 +860,7 @@ def overrides_from_study_index(index: Mapping[str, Any], path: str | Path = "rol
 
 
 def apply_overrides(series: Sequence[SeriesInfo], overrides: Mapping[str, Override]) -> None:
-    """Set roles chosen by the reader (confidence 1, reason 'set by the reader').
+    """Set roles chosen by the reader (confidence 1, reason 'set by the reader', plus the classifier's if it agreed).
 
     A value is one role for every stack, a list with one role per stack, or {stack index: role} (the stacks
     it does not name become unassigned).
@@ -876,17 +876,24 @@ def apply_overrides(series: Sequence[SeriesInfo], overrides: Mapping[str, Overri
                     raise LiverMetsError(f"{s.label} has stacks 0-{len(s.stacks) - 1}; the override names stack "
                                          f"'{i}', which does not exist")
                 roles[int(i)] = r
+        elif isinstance(value, str):
+            roles = [value] * len(s.stacks)
+        elif isinstance(value, list | tuple):
+            roles = list(value)
         else:
-            roles = [value] * len(s.stacks) if isinstance(value, str) else list(value)
+            raise LiverMetsError(f"the override for {s.label} is {value!r}; give a role, a list of roles (one per "
+                                 "stack) or {stack index: role}")
         if len(roles) != len(s.stacks):
             raise LiverMetsError(f"{s.label} has {len(s.stacks)} stacks but the override lists {len(roles)} roles")
         bad = [r for r in roles if r not in valid]
         if bad:
             raise LiverMetsError(f"unknown role '{bad[0]}' for {s.label}; known roles: {', '.join(sorted(valid))}")
+        agreed = stack_roles_of(s) == roles and s.reason and not s.reason.startswith("set by the reader")
         s.stack_roles = roles
         s.role = "+".join(dict.fromkeys(roles))
         s.confidence = 1.0
-        s.reason = "set by the reader"
+        # a reused roles.json repeats the classifier's choices: keep why, so the reader still sees the evidence
+        s.reason = f"set by the reader, as classified ({s.reason})" if agreed else "set by the reader"
 
 
 def stack_roles_of(s: SeriesInfo) -> list[str]:
