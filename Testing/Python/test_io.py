@@ -52,7 +52,7 @@ def test_study_folder_roundtrip(tmp_path):
 
 def test_study_folder_rejects_foreign_index(tmp_path):
     (tmp_path / "roles.json").write_text('{"format": "other"}')
-    with pytest.raises(LiverMetsError, match="not a LiverMetsReview study index"):
+    with pytest.raises(LiverMetsError, match="not a study index written by"):
         read_study_folder(tmp_path)
 
 
@@ -91,3 +91,14 @@ def test_read_json_file_names_what_was_expected(tmp_path):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+def test_study_folder_reads_only_the_roles_asked_for(tmp_path):
+    dwi = Series("dwi", [_img(1), _img(2)], [{"b_value": 50}, {"b_value": 800}])
+    t2 = Series("t2", [_img(3)])
+    write_study_folder([dwi, t2], tmp_path)
+    (tmp_path / "dwi_b800.nrrd").unlink()  # a broken series elsewhere must not matter when it is not read
+    (only,) = read_study_folder(tmp_path, roles=["t2"])
+    assert only.role == "t2"
+    with pytest.raises(LiverMetsError, match="does not exist"):
+        read_study_folder(tmp_path)

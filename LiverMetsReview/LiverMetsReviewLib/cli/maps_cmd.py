@@ -144,37 +144,25 @@ def study_series(path: str | Path, role: str, why: str) -> tuple[Any, list[str]]
     when the role is missing (what to do instead). Two series with the role are refused: which one to use is the
     reader's choice, so give that series' files instead.
     """
-    from ..io.images import read_image
-    from ..io.study_folder import FORMAT
-    from ..resources import read_json_file
+    from ..io.study_folder import read_study_folder, read_study_index
     from ..roles import role_label
-    from ..series import Series
 
     index_path = study_index(path)
     if index_path is None:
         raise LiverMetsError(f"{path} is not a study folder (no roles.json in it); give a folder written by "
                              "'livermets load' or 'livermets phantom', or its roles.json")
-    index = read_json_file(index_path, "a study folder's roles.json")
-    if not isinstance(index, dict) or index.get("format") != FORMAT or not isinstance(index.get("series"), list):
-        raise LiverMetsError(f"{index_path} is not a study index written by 'livermets load' or 'livermets phantom' "
-                             f"(format '{index.get('format') if isinstance(index, dict) else type(index).__name__}')")
+    index_path, index = read_study_index(index_path)
     entries = [e for e in index["series"] if isinstance(e, dict)]
     chosen = [e for e in entries if e.get("role") == role]
     if not chosen:
         present = sorted({str(e.get("role")) for e in entries})
         raise MissingDataError(f"the study folder {index_path.parent} has no {role} series ({role_label(role)}); it "
-                             f"holds {', '.join(present) or 'no series'}; {why}")
+                               f"holds {', '.join(present) or 'no series'}; {why}")
     if len(chosen) > 1:
         raise LiverMetsError(f"the study folder {index_path.parent} has {len(chosen)} {role} series; give the image "
                              "files of the one to use instead")
-    entry = chosen[0]
-    files = [str(index_path.parent / f) for f in entry.get("files") or []]
-    try:
-        series = Series(role, [read_image(f) for f in files], entry.get("stack_meta") or [], entry.get("meta") or {})
-    except ValueError as exc:  # no file, or stack descriptions that do not match the files
-        raise LiverMetsError(f"the {role} series in {index_path} is incomplete ({exc}); write the study folder "
-                             "again with 'livermets load'") from exc
-    return series, files
+    (series,) = read_study_folder(index_path, roles=[role])
+    return series, [str(index_path.parent / f) for f in chosen[0].get("files") or []]
 
 
 # ---------------------------------------------------------------- adc

@@ -9,6 +9,7 @@ series metadata. Coordinates in the files are LPS (NRRD ``space: left-posterior-
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -75,17 +76,35 @@ def write_study_folder(series: list[Series], out_dir: str | Path, extra: dict[st
     return path
 
 
-def read_study_folder(path: str | Path) -> list[Series]:
-    """Read a folder (or its ``roles.json``) back into :class:`Series` objects."""
+def read_study_index(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The validated ``roles.json`` of a study folder (given as the folder or the file) and its path."""
     path = Path(path)
     index_path = path / INDEX if path.is_dir() else path
     index = read_json_file(index_path, "a study folder written by 'livermets phantom' or 'livermets load'")
-    if not isinstance(index, dict) or index.get("format") != FORMAT:
+    if not isinstance(index, dict) or index.get("format") != FORMAT or not isinstance(index.get("series"), list):
         found = index.get("format") if isinstance(index, dict) else type(index).__name__
-        raise LiverMetsError(f"{index_path} is not a LiverMetsReview study index (format '{found}')")
+        raise LiverMetsError(f"{index_path} is not a study index written by 'livermets load' or 'livermets phantom' "
+                             f"(format '{found}')")
+    return index_path, index
+
+
+def read_study_folder(path: str | Path, roles: Iterable[str] | None = None) -> list[Series]:
+    """Read a folder (or its ``roles.json``) back into :class:`Series` objects; only ``roles`` when given.
+
+    Restricting the roles reads only those series' image files (a study folder holds the whole study).
+    """
+    index_path, index = read_study_index(path)
+    wanted = set(roles) if roles is not None else None
     base = index_path.parent
     out = []
     for entry in index["series"]:
-        stacks = [read_image(base / f) for f in entry["files"]]
-        out.append(Series(entry["role"], stacks, entry.get("stack_meta") or [], entry.get("meta") or {}))
+        if not isinstance(entry, dict) or (wanted is not None and entry.get("role") not in wanted):
+            continue
+        role = str(entry.get("role"))
+        try:
+            stacks = [read_image(base / f) for f in entry.get("files") or []]
+            out.append(Series(role, stacks, entry.get("stack_meta") or [], entry.get("meta") or {}))
+        except ValueError as exc:  # no file, or stack descriptions that do not match the files
+            raise LiverMetsError(f"the {role} series in {index_path} is incomplete ({exc}); write the study folder "
+                                 "again with 'livermets load'") from exc
     return out
