@@ -12,12 +12,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-import SimpleITK as sitk
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LiverMetsError, MissingDataError
-from ..io.images import get_metadata, read_image, write_image
+
+if TYPE_CHECKING:  # heavy modules are imported inside the commands: `livermets --help` stays fast
+    import SimpleITK as sitk
 
 
 def _from_study_folder(folder: Path) -> tuple[list[sitk.Image], list[float], float | None, str, list[str]]:
@@ -44,6 +44,9 @@ def _with_phase(magnitudes: list[sitk.Image], phase_paths: list[str], phase_rang
                 ) -> list[sitk.Image]:
     """Complex echoes from magnitude and phase images; phase in radians, or raw values mapped from ``phase_range``."""
     import numpy as np
+    import SimpleITK as sitk
+
+    from ..io.images import read_image
 
     if len(phase_paths) != len(magnitudes):
         raise LiverMetsError(f"{len(magnitudes)} echo images but {len(phase_paths)} phase images: give one phase "
@@ -74,6 +77,7 @@ def _with_phase(magnitudes: list[sitk.Image], phase_paths: list[str], phase_rang
 
 
 def _cmd_pdff(args: argparse.Namespace) -> int:
+    from ..io.images import get_metadata, read_image, write_image
     from ..maps.pdff import PDFF_UNITS, R2STAR_UNITS, fit_pdff
     from .maps_cmd import check_outputs, study_index
 
