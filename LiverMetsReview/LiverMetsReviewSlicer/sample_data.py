@@ -27,7 +27,10 @@ def registerSampleData(iconsPath: str) -> None:
     """Add the phantom to the Sample Data module (called once the application has started)."""
     import SampleData
 
-    SampleData.SampleDataLogic.registerCustomSampleDataCategory(CATEGORY, title=_("LiverMetsReview"))
+    # Category titles arrived in Slicer 5.12 (registerCustomSampleDataCategory); on 5.10 the source is still
+    # registered and the category is shown under its id.
+    if hasattr(SampleData.SampleDataLogic, "registerCustomSampleDataCategory"):
+        SampleData.SampleDataLogic.registerCustomSampleDataCategory(CATEGORY, title=_("LiverMetsReview"))
     SampleData.SampleDataLogic.registerCustomSampleDataSource(
         category=CATEGORY,
         sampleName=SAMPLE_NAME,

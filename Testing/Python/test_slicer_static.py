@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import inspect
 import json
+import os
 import shutil
 import sys
 import types
@@ -979,3 +980,41 @@ def test_scene_feeds_the_hanging_protocols(fake_slicer):
         assert not empty, (protocol, empty)
     with pytest.raises(LiverMetsError, match="application window"):
         logic.showHangingProtocol("overview")  # the fake has no layout manager, as Slicer without its window
+
+
+def _stand_in_sample_data(with_category: bool) -> types.ModuleType:
+    """SampleData as Slicer 5.10 has it (sources only) or as 5.12 has it (sources and category titles)."""
+    calls: list[tuple[str, dict]] = []
+
+    class SampleDataLogic:
+        @staticmethod
+        def registerCustomSampleDataSource(**kwargs):  # noqa: N802 - Slicer's API
+            calls.append(("source", kwargs))
+
+    if with_category:
+        def register_category(category, title=None):
+            calls.append(("category", {"category": category, "title": title}))
+
+        SampleDataLogic.registerCustomSampleDataCategory = staticmethod(register_category)
+    module = types.ModuleType("SampleData")
+    module.SampleDataLogic = SampleDataLogic
+    module.calls = calls
+    return module
+
+
+@pytest.mark.parametrize("with_category", [False, True], ids=["slicer-5.10", "slicer-5.12"])
+def test_sample_data_registers_on_slicer_5_10_and_5_12(slicer_side, monkeypatch, with_category):
+    """Slicer 5.10's SampleDataLogic has no registerCustomSampleDataCategory (review B H4): the phantom source is
+    still registered there, under the category id; on 5.12 the category also gets its title."""
+    stand_in = _stand_in_sample_data(with_category)
+    monkeypatch.setitem(sys.modules, "SampleData", stand_in)
+    sample_data = importlib.import_module("LiverMetsReviewSlicer.sample_data")
+    sample_data.registerSampleData("/icons")
+    kinds = [kind for kind, _ in stand_in.calls]
+    assert kinds == (["category", "source"] if with_category else ["source"])
+    source = stand_in.calls[-1][1]
+    assert source["category"] == sample_data.CATEGORY and source["sampleName"] == sample_data.SAMPLE_NAME
+    assert source["customDownloader"] is sample_data.loadDefaultPhantom
+    assert source["thumbnailFileName"] == os.path.join("/icons", "LiverMetsReview.png")
+    if with_category:
+        assert stand_in.calls[0][1] == {"category": sample_data.CATEGORY, "title": "LiverMetsReview"}
