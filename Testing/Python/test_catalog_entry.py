@@ -9,6 +9,7 @@ import ast
 import json
 import re
 import struct
+import subprocess
 
 import jsonschema
 import pytest
@@ -88,9 +89,26 @@ def test_icon_and_screenshot_urls_point_into_this_repository(cmake_vars):
     icon = REPO_ROOT / icon_url[len(RAW_PREFIX):]
     assert icon == REPO_ROOT / "Resources" / "Icons" / "LiverMetsReview.png"
     assert _png_size(icon) == (128, 128)
-    shot_url = cmake_vars["EXTENSION_SCREENSHOTURLS"]
-    assert shot_url.startswith(RAW_PREFIX)
-    assert shot_url[len(RAW_PREFIX):] == "Resources/Screenshots/demo-montage.png"  # added from the demo output
+    assert icon.relative_to(REPO_ROOT).as_posix() in _tracked_files()
+    shot_urls = cmake_vars["EXTENSION_SCREENSHOTURLS"].split()
+    assert shot_urls, "EXTENSION_SCREENSHOTURLS is empty"
+    for shot_url in shot_urls:
+        assert shot_url.startswith(RAW_PREFIX), shot_url
+        shot = REPO_ROOT / shot_url[len(RAW_PREFIX):]
+        assert shot.is_file(), f"{shot_url} names no file in this repository"
+        width, height = _png_size(shot)  # also checks the PNG signature
+        assert width >= 200 and height >= 200, f"{shot} is {width}x{height}: too small for a screenshot"
+        # the raw URL serves committed files only
+        assert shot.relative_to(REPO_ROOT).as_posix() in _tracked_files(), f"{shot} is not committed"
+    assert "Resources/Screenshots/demo-montage.png" in [u[len(RAW_PREFIX):] for u in shot_urls]
+
+
+def _tracked_files() -> set[str]:
+    """Files git tracks in this repository (skips when the checkout has no git metadata)."""
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout: cannot tell which files a raw URL would serve")
+    out = subprocess.run(["git", "ls-files", "Resources"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
 
 
 def test_module_icon_is_where_slicer_looks_for_it():
