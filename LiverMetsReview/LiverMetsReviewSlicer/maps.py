@@ -42,6 +42,39 @@ def _float_attribute(node, key: str) -> float | None:
     return float(text) if text not in (None, "") else None
 
 
+def latestPerValue(role: str, key: str) -> tuple[list, list]:
+    """Per distinct value of attribute ``key`` (b-value, echo time) the most recent node of ``role``, sorted by value.
+
+    A second phantom load or an aligned copy adds nodes with the same role and value; as ``_one`` does, the most
+    recently loaded one wins, so a fit never sees one b-value (echo) twice. Returns (used, ignored) nodes.
+    """
+    latest: dict[float, Any] = {}
+    ignored = []
+    for node in nodesByRole(role):  # scene order: later nodes replace earlier ones
+        value = _float_attribute(node, key)
+        if value is None:
+            continue
+        if value in latest:
+            ignored.append(latest[value])
+        latest[value] = node
+    return [latest[v] for v in sorted(latest)], ignored
+
+
+def _inputs_note(used: list, ignored: list, label: str) -> str:
+    """Which nodes went into a map (and which older duplicates did not): the reader sees what was fitted."""
+    text = "Inputs: " + ", ".join(f"{n.GetName()} ({label} {_attribute_text(n)})" for n in used)
+    if ignored:
+        text += "; not used (an older node with the same value): " + ", ".join(n.GetName() for n in ignored)
+    return text
+
+
+def _attribute_text(node) -> str:
+    value = _float_attribute(node, attributes.B_VALUE)
+    if value is None:
+        value = _float_attribute(node, attributes.ECHO_TIME_MS)
+    return f"{value:g}" if value is not None else "?"
+
+
 def setMapAttributes(node, meta: dict[str, Any]) -> None:
     """The core's per-output metadata as node attributes (strings; lists and dicts as JSON)."""
     for key, value in meta.items():
@@ -62,15 +95,19 @@ def computeAdc(method: str = "lls") -> tuple[dict[str, Any], dict[str, Any]]:
     """ADC (10^-6 mm^2/s) from the DWI stacks in the scene (one node per b-value, b from the attribute)."""
     from LiverMetsReviewLib.maps import fit_adc
 
-    dwi = [n for n in nodesByRole("dwi") if _float_attribute(n, attributes.B_VALUE) is not None]
-    if len({_float_attribute(n, attributes.B_VALUE) for n in dwi}) < 2:
+    dwi, ignored = latestPerValue("dwi", attributes.B_VALUE)
+    if len(dwi) < 2:
         raise MissingDataError("An ADC needs diffusion-weighted series at two or more b-values (role 'dwi' with a "
                                "b-value); load a study that has them.")
-    dwi.sort(key=lambda n: _float_attribute(n, attributes.B_VALUE))
     result = fit_adc([pullImage(n) for n in dwi], [_float_attribute(n, attributes.B_VALUE) for n in dwi],
                      method=method)
     nodes = {"adc": _push(result.adc, "adc", result.metadata["adc"])}
-    return nodes, result.summary
+    return nodes, _with_inputs(result.summary, _inputs_note(dwi, ignored, "b"))
+
+
+def _with_inputs(summary: dict[str, Any], note: str) -> dict[str, Any]:
+    """The core's summary plus which nodes were used, under 'inputs' (shown first by summaryText)."""
+    return {**summary, "inputs": note}
 
 
 def computeChemicalShiftFat() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -102,19 +139,18 @@ def computePdff() -> tuple[dict[str, Any], dict[str, Any]]:
     """Proton-density fat fraction (percent) and R2* (1/s) from the multi-echo GRE echoes (three or more)."""
     from LiverMetsReviewLib.maps.pdff import fit_pdff
 
-    echoes = [n for n in nodesByRole("multi_echo_gre") if _float_attribute(n, attributes.ECHO_TIME_MS) is not None]
-    times = sorted({_float_attribute(n, attributes.ECHO_TIME_MS) for n in echoes})
-    if len(times) < 3 or len(times) != len(echoes):
+    echoes, ignored = latestPerValue("multi_echo_gre", attributes.ECHO_TIME_MS)
+    times = [_float_attribute(n, attributes.ECHO_TIME_MS) for n in echoes]
+    if len(times) < 3:
         raise MissingDataError("PDFF needs one multi-echo GRE series with three or more echoes of distinct echo "
                                "times (role 'multi_echo_gre' with an echo time); load a study that has one.")
-    echoes.sort(key=lambda n: _float_attribute(n, attributes.ECHO_TIME_MS))
     field = _float_attribute(echoes[0], attributes.FIELD_STRENGTH_T)
     if field is None:
         raise MissingDataError("The multi-echo series has no field strength: PDFF needs it for the fat spectrum.")
     result = fit_pdff([pullImage(n) for n in echoes], times, field_strength_t=field)
     nodes = {"pdff": _push(result.pdff, "pdff", result.metadata["pdff"]),
              "r2star": _push(result.r2star, "r2star", result.metadata["r2star"])}
-    return nodes, result.summary
+    return nodes, _with_inputs(result.summary, _inputs_note(echoes, ignored, "TE ms"))
 
 
 def computeEnhancement(phase: str = "t1_hepatobiliary") -> tuple[dict[str, Any], dict[str, Any]]:
@@ -161,7 +197,7 @@ def alignSeries(fixedNode, movingNode, affine: bool = False) -> tuple[dict[str, 
 
 def summaryText(summary: dict[str, Any]) -> str:
     """A few lines for the reader: masked voxels, alignment quality and every warning (never hidden)."""
-    lines = []
+    lines = [summary["inputs"]] if summary.get("inputs") else []
     if "masked_voxels" in summary:
         lines.append(f"Masked voxels: {summary['masked_voxels']}")
     if "ncc_before" in summary and "ncc_after" in summary:

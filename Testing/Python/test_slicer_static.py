@@ -445,6 +445,9 @@ class _FakeScalarVolumeNode(_FakeVolumeNode):
     def GetAttribute(self, key: str) -> str | None:  # noqa: N802
         return self.attributes.get(key)
 
+    def GetName(self) -> str:  # noqa: N802
+        return self.name
+
     def IsA(self, class_name: str) -> bool:  # noqa: N802
         return class_name in ("vtkMRMLScalarVolumeNode", "vtkMRMLVolumeNode")
 
@@ -1018,3 +1021,56 @@ def test_sample_data_registers_on_slicer_5_10_and_5_12(slicer_side, monkeypatch,
     assert source["thumbnailFileName"] == os.path.join("/icons", "LiverMetsReview.png")
     if with_category:
         assert stand_in.calls[0][1] == {"category": sample_data.CATEGORY, "title": "LiverMetsReview"}
+
+
+def test_maps_use_the_latest_node_per_b_value_and_echo(fake_scene, slicer_side, small_phantom):
+    """Review B M2: a second load and an aligned copy add nodes with the same role and b-value (echo time). The fit
+    uses, per b-value (echo), the most recently loaded node, as _one() does for single series, and the summary names
+    the nodes used and the older ones left out. The second load's images are altered, so using the wrong set or
+    mixing them gives another map."""
+    from LiverMetsReviewLib.maps import fit_adc
+    from LiverMetsReviewLib.maps.pdff import fit_pdff
+
+    maps = importlib.import_module("LiverMetsReviewSlicer.maps")
+    dwi, gre = small_phantom.series_by_role("dwi"), small_phantom.series_by_role("multi_echo_gre")
+    first = slicer_side.loadSeries([dwi, gre], source="phantom")
+    second = slicer_side.loadSeries([dwi, gre], source="phantom")
+    for node in second.values():
+        node.name += "_1"  # Slicer makes node names unique; the stand-in push does not
+    second_dwi = sorted((n for n in second.values() if n.attributes["LiverMetsReview.Role"] == "dwi"),
+                        key=lambda n: float(n.attributes["LiverMetsReview.BValue"]))
+    second_dwi[1].image = sitk.Cast(second_dwi[1].image * 0.8, second_dwi[1].image.GetPixelID())
+    # an aligned copy of b=800 as alignSeries makes it: same role and b-value, loaded last
+    aligned = slicer_side.loadSeries([dwi], source="phantom")
+    aligned_b800 = next(n for n in aligned.values() if n.attributes["LiverMetsReview.BValue"] == "800")
+    aligned_b800.name = "dwi_b800_aligned"
+    aligned_b800.image = sitk.Cast(aligned_b800.image * 0.9, aligned_b800.image.GetPixelID())
+    for node in aligned.values():
+        if node is not aligned_b800:
+            fake_scene.remove(node)
+
+    nodes, summary = maps.computeAdc("lls")
+    expected = fit_adc([second_dwi[0].image, second_dwi[1].image, aligned_b800.image], [50.0, 400.0, 800.0],
+                       method="lls")
+    original = fit_adc(dwi.stacks, dwi.b_values, method="lls")
+    got = sitk.GetArrayViewFromImage(nodes["adc"].image)
+    np.testing.assert_array_equal(got, sitk.GetArrayViewFromImage(expected.adc))
+    assert not np.array_equal(got, sitk.GetArrayViewFromImage(original.adc))
+    text = maps.summaryText(summary)
+    for node in (second_dwi[0], second_dwi[1], aligned_b800):
+        assert f"{node.name} (b " in text
+    left_out = summary["inputs"].split("not used")[1]
+    assert sorted(left_out.split(": ")[1].split(", ")) == sorted(
+        [first[slicer_side.stackNodeName(dwi, k)].name for k in range(3)] + [second_dwi[2].name])
+
+    second_gre = sorted((n for n in second.values() if n.attributes["LiverMetsReview.Role"] == "multi_echo_gre"),
+                        key=lambda n: float(n.attributes["LiverMetsReview.EchoTimeMs"]))
+    assert len(second_gre) == len(gre.stacks) == 6
+    second_gre[1].image = sitk.Cast(second_gre[1].image * 0.9, second_gre[1].image.GetPixelID())
+    nodes, summary = maps.computePdff()
+    times = [float(m["echo_time_ms"]) for m in gre.stack_meta]
+    expected = fit_pdff([n.image for n in second_gre], times, field_strength_t=gre.meta["field_strength_t"])
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(nodes["pdff"].image),
+                                  sitk.GetArrayViewFromImage(expected.pdff))
+    used, ignored = summary["inputs"].split("not used")
+    assert all(n.name in used for n in second_gre) and len(ignored.split(",")) == 6
