@@ -12,18 +12,23 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-# name -> (title, colour map, display range, units)
-MAP_DISPLAY: dict[str, tuple[str, str, tuple[float, float], str]] = {
-    "adc": ("ADC", "gray", (0.0, 3000.0), "10^-6 mm^2/s"),
-    "dwi_computed_b1500": ("Computed DWI b=1500", "gray", (0.0, 0.0), "a.u."),
-    "ff_chemical_shift": ("Fat fraction (IP/OP)", "magma", (0.0, 50.0), "%"),
-    "ff_dixon": ("Fat fraction (Dixon)", "magma", (0.0, 50.0), "%"),
-    "pdff": ("PDFF (multi-echo)", "magma", (0.0, 50.0), "%"),
-    "r2star": ("R2*", "viridis", (0.0, 150.0), "1/s"),
-    "re_arterial": ("Rel. enhancement arterial", "inferno", (-20.0, 150.0), "%"),
-    "re_hepatobiliary": ("Rel. enhancement HBP", "inferno", (-20.0, 150.0), "%"),
-    "sub_arterial": ("Subtraction arterial", "gray", (0.0, 0.0), "a.u."),
-}
+from .resources import load_json
+
+
+def _map_display() -> dict[str, tuple[str, str, tuple[float, float], str]]:
+    """name -> (title, matplotlib colour map, display range, units), from resources/map_display.json.
+
+    The same file sets the colour tables and windows of the maps in Slicer, so the figures and the viewer agree.
+    """
+    data = load_json("map_display.json")
+    tables, maps = data["colour_tables"], data["maps"]
+    return {name: (maps[name]["title"], tables[maps[name]["colour"]]["matplotlib"],
+                   (float(maps[name]["range"][0]), float(maps[name]["range"][1])), maps[name]["units"])
+            for name in data["figure_order"]}
+
+
+# the maps figure's panels, in order
+MAP_DISPLAY: dict[str, tuple[str, str, tuple[float, float], str]] = _map_display()
 
 
 def axial_slice_at(image: sitk.Image, point_lps: Any) -> np.ndarray:

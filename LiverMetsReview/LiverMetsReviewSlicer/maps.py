@@ -84,10 +84,44 @@ def setMapAttributes(node, meta: dict[str, Any]) -> None:
     node.SetAttribute(attributes.SOURCE, "map")
 
 
+def mapDisplay(name: str) -> dict[str, Any] | None:
+    """Display defaults of map ``name`` (colour node ID, range, units) from the core's map_display.json, or None.
+
+    The demo figures read the same file, so a map looks the same in the PNG and in Slicer.
+    """
+    from LiverMetsReviewLib.resources import load_json
+
+    data = load_json("map_display.json")
+    entry = data["maps"].get(name)
+    if entry is None:
+        return None
+    return {"colorNodeId": data["colour_tables"][entry["colour"]]["slicer_color_node_id"],
+            "range": (float(entry["range"][0]), float(entry["range"][1])), "units": entry["units"]}
+
+
+def applyMapDisplay(node, name: str) -> None:
+    """Colour table and fixed window of a map (ADC 0-3000, fat fraction 0-50 %...); signal images keep auto W/L."""
+    display = mapDisplay(name)
+    if display is None:
+        showAutoWindowLevel(node)
+        return
+    node.CreateDefaultDisplayNodes()
+    displayNode = node.GetScalarVolumeDisplayNode()
+    if not displayNode:
+        return
+    displayNode.SetAndObserveColorNodeID(display["colorNodeId"])
+    low, high = display["range"]
+    if high > low:
+        displayNode.SetAutoWindowLevel(0)
+        displayNode.SetWindowLevelMinMax(low, high)
+    else:
+        displayNode.AutoWindowLevelOn()
+
+
 def _push(image, name: str, meta: dict[str, Any]):
     node = pushImage(image, name)
     setMapAttributes(node, meta)
-    showAutoWindowLevel(node)
+    applyMapDisplay(node, name)
     return node
 
 

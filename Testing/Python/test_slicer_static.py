@@ -460,6 +460,16 @@ class _FakeScalarVolumeNode(_FakeVolumeNode):
     def AutoWindowLevelOn(self) -> None:  # noqa: N802
         self.auto_window_level = True
 
+    def SetAutoWindowLevel(self, on) -> None:  # noqa: N802
+        self.auto_window_level = bool(on)
+
+    def SetAndObserveColorNodeID(self, node_id) -> None:  # noqa: N802
+        self.color_node_id = node_id
+
+    def SetWindowLevelMinMax(self, low, high) -> None:  # noqa: N802
+        assert not self.auto_window_level, "Slicer's auto window/level would overwrite a fixed window"
+        self.window_min_max = (float(low), float(high))
+
 
 class _FakeNode:
     def __init__(self) -> None:
@@ -713,6 +723,12 @@ class _FakeDisplayNode:
 
     def AutoWindowLevelOn(self):  # noqa: N802
         self.auto_wl = True
+
+    def SetAutoWindowLevel(self, on):  # noqa: N802
+        self.auto_wl = bool(on)
+
+    def SetWindowLevelMinMax(self, low, high):  # noqa: N802
+        self.window_min_max = (float(low), float(high))
 
 
 class _FakeMrmlNode:
@@ -1074,3 +1090,62 @@ def test_maps_use_the_latest_node_per_b_value_and_echo(fake_scene, slicer_side, 
                                   sitk.GetArrayViewFromImage(expected.pdff))
     used, ignored = summary["inputs"].split("not used")
     assert all(n.name in used for n in second_gre) and len(ignored.split(",")) == 6
+
+
+# Colour files shipped in Slicer's Base/Logic/Resources/ColorFiles in v5.10.0, v5.12.3 and main (checked in the
+# Slicer source); a file colour node's ID is "vtkMRMLColorTableNodeFile" + the file name (vtkMRMLColorLogic).
+_SLICER_COLOUR_FILES = {"Viridis.txt", "Magma.txt", "Inferno.txt", "Plasma.txt", "Cividis.txt"}
+
+
+def test_map_display_colour_nodes_exist_in_slicer():
+    """Every colour of map_display.json names a Slicer default colour node (a vtkMRMLColorTableNode type of both
+    inventories, or a shipped colour file) and a matplotlib colour map; ranges are ordered."""
+    import matplotlib
+
+    from LiverMetsReviewLib.resources import load_json
+
+    data = load_json("map_display.json")
+    assert data["sources"]
+    inventories = [json.loads(shared_path("slicer-api", f"slicer-api-{v}.json").read_text(encoding="utf-8"))
+                   for v in ("5.12", "main")]
+    types_ = [set(inv["mrml_classes"]["vtkMRMLColorTableNode"]["constants"]) for inv in inventories]
+    for name, table in data["colour_tables"].items():
+        node_id = table["slicer_color_node_id"]
+        suffix = node_id.removeprefix("vtkMRMLColorTableNode")
+        assert suffix != node_id, node_id
+        if suffix.startswith("File"):
+            assert suffix.removeprefix("File") in _SLICER_COLOUR_FILES, node_id
+        else:
+            assert all(suffix in t for t in types_), node_id
+        assert table["matplotlib"] in matplotlib.colormaps, name
+    for name, entry in data["maps"].items():
+        assert entry["colour"] in data["colour_tables"], name
+        low, high = entry["range"]
+        assert high > low or (low, high) == (0.0, 0.0), name
+    assert set(data["figure_order"]) <= set(data["maps"])
+
+
+def test_maps_get_their_colour_table_and_fixed_window(fake_scene, slicer_side, small_phantom):
+    """Review B H5: ADC shows grey 0-3000 (10^-6 mm^2/s), fat fractions a colour table 0-50 %, relative enhancement
+    -20..150 %, R2* 0-200 1/s, with auto window/level off; signal images (subtraction) keep the auto window."""
+    maps = importlib.import_module("LiverMetsReviewSlicer.maps")
+    slicer_side.loadSeries(small_phantom.series, source="phantom")
+    nodes = {}
+    for compute in (maps.computeAdc, maps.computeChemicalShiftFat, maps.computePdff):
+        nodes.update(compute()[0])
+    nodes.update(maps.computeEnhancement("t1_hepatobiliary")[0])
+    expected = {"adc": ("vtkMRMLColorTableNodeGrey", (0.0, 3000.0)),
+                "ff_chemical_shift": ("vtkMRMLColorTableNodeFileMagma.txt", (0.0, 50.0)),
+                "pdff": ("vtkMRMLColorTableNodeFileMagma.txt", (0.0, 50.0)),
+                "r2star": ("vtkMRMLColorTableNodeFileViridis.txt", (0.0, 200.0)),
+                "re_hepatobiliary": ("vtkMRMLColorTableNodeFileInferno.txt", (-20.0, 150.0))}
+    for name, (colour, window) in expected.items():
+        node = nodes[name]
+        assert (node.color_node_id, node.window_min_max, node.auto_window_level) == (colour, window, False), name
+    assert nodes["sub_hepatobiliary"].auto_window_level
+    assert nodes["sub_hepatobiliary"].color_node_id == "vtkMRMLColorTableNodeGrey"
+    assert not hasattr(nodes["sub_hepatobiliary"], "window_min_max")
+    # the demo figure reads the same table
+    from LiverMetsReviewLib.figures import MAP_DISPLAY
+
+    assert MAP_DISPLAY["adc"][2] == (0.0, 3000.0) and MAP_DISPLAY["r2star"][2] == (0.0, 200.0)
