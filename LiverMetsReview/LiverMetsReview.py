@@ -23,6 +23,7 @@ from LiverMetsReviewSlicer.phantom import (
     phantomScenarioNames,
     stackNodeName,
 )
+from LiverMetsReviewSlicer.progress import busy
 from LiverMetsReviewSlicer.sample_data import registerSampleData
 from LiverMetsReviewSlicer.volumes import gridSummary, lpsToRas, worldLpsToIjk
 from slicer import vtkMRMLScalarVolumeNode
@@ -153,14 +154,20 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.showLayoutButton.connect("clicked(bool)", self.onShowLayoutButton)
         self.ui.hangingProtocolComboBox.setToolTip("\n".join(protocol_label(p) for p in protocol_ids()))
         self.ui.computeAdcButton.connect(
-            "clicked(bool)", lambda: self.runMap(self.logic.computeAdc, self._parameterNode.adcMethod))
-        self.ui.computeFatButton.connect("clicked(bool)", lambda: self.runMap(self.logic.computeChemicalShiftFat))
-        self.ui.computeDixonFatButton.connect("clicked(bool)", lambda: self.runMap(self.logic.computeDixonFat))
-        self.ui.computePdffButton.connect("clicked(bool)", lambda: self.runMap(self.logic.computePdff))
+            "clicked(bool)", lambda: self.runMap(_("Computing the ADC..."), self.logic.computeAdc,
+                                                 self._parameterNode.adcMethod))
+        self.ui.computeFatButton.connect("clicked(bool)", lambda: self.runMap(
+            _("Computing the chemical-shift fat fraction..."), self.logic.computeChemicalShiftFat))
+        self.ui.computeDixonFatButton.connect("clicked(bool)", lambda: self.runMap(
+            _("Computing the Dixon fat fraction..."), self.logic.computeDixonFat))
+        self.ui.computePdffButton.connect("clicked(bool)", lambda: self.runMap(
+            _("Fitting PDFF and R2* (this can take a minute)..."), self.logic.computePdff))
         self.ui.computeEnhancementButton.connect(
-            "clicked(bool)", lambda: self.runMap(self.logic.computeEnhancement, self._parameterNode.enhancementPhase))
+            "clicked(bool)", lambda: self.runMap(_("Computing the relative enhancement..."),
+                                                 self.logic.computeEnhancement, self._parameterNode.enhancementPhase))
         self.ui.alignButton.connect("clicked(bool)", lambda: self.runMap(
-            self.logic.alignSeries, self._parameterNode.alignReferenceVolume, self._parameterNode.alignMovingVolume,
+            _("Aligning the series (registration)..."), self.logic.alignSeries,
+            self._parameterNode.alignReferenceVolume, self._parameterNode.alignMovingVolume,
             self._parameterNode.alignAffine))
         self.ui.seriesTableWidget.connect("cellClicked(int,int)", self.onSeriesCellClicked)
 
@@ -213,9 +220,9 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onGeneratePhantomButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to generate the phantom."), waitCursor=True):
             p = self._parameterNode
-            slicer.util.showStatusMessage(_("Generating the phantom..."))
-            nodes = self.logic.generatePhantom(p.phantomSeed, p.phantomScenario, p.phantomFieldStrength,
-                                               p.phantomSize)
+            with busy(_("Generating the phantom...")):
+                nodes = self.logic.generatePhantom(p.phantomSeed, p.phantomScenario, p.phantomFieldStrength,
+                                                   p.phantomSize)
             slicer.util.showStatusMessage(_("Phantom loaded: {count} series stacks").format(
                 count=len(nodes) - 2), 5000)
             self.updateSeriesTable()
@@ -225,8 +232,8 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             folder = self._parameterNode.dicomFolder
             if str(folder) in ("", "."):  # the unset default: never scan the application's working folder
                 raise LiverMetsError("Choose the study folder first (the button next to 'Study folder').")
-            slicer.util.showStatusMessage(_("Reading and classifying {folder}...").format(folder=folder))
-            nodes = self.logic.loadDicomStudy(folder)
+            with busy(_("Reading and classifying {folder}...").format(folder=folder)):
+                nodes = self.logic.loadDicomStudy(folder)
             slicer.util.showStatusMessage(_("Study loaded: {count} series stacks with a role").format(
                 count=len(nodes)), 5000)
             self.updateSeriesTable()
@@ -239,11 +246,13 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             lines = [f"{view}: {reason}" for view, reason in shown["missing"].items()]
             self.ui.layoutResultLabel.text = "\n".join(lines) if lines else _("All views filled.")
 
-    def runMap(self, compute, *args) -> None:
-        """Compute one map with the logic, show it, and list masked voxels and warnings under the buttons."""
+    def runMap(self, label: str, compute, *args) -> None:
+        """Compute one map with the logic (a busy dialog says what runs), show it, and list the inputs, masked voxels
+        and warnings under the buttons."""
         self.ui.mapsResultLabel.text = ""
         with slicer.util.tryWithErrorDisplay(_("Failed to compute the map."), waitCursor=True):
-            nodes, summary = compute(*args)
+            with busy(label):
+                nodes, summary = compute(*args)
             self.ui.mapsResultLabel.text = sceneMaps.summaryText(summary)
             first = next(iter(nodes.values()))
             if self._parameterNode:

@@ -8,6 +8,7 @@ import slicer
 from slicer.i18n import tr as _
 
 from .phantom import generatePhantomStudy, loadPhantomStudy
+from .progress import busy
 
 CATEGORY = "LiverMetsReview"
 SAMPLE_NAME = "LiverMetsPhantom"
@@ -18,8 +19,8 @@ GENERATED_URI = "generated://LiverMetsReview/phantom"
 def loadDefaultPhantom(source=None) -> dict:
     """SampleData's custom downloader: generate the default phantom (seed 0, normal, 1.5 T) and load it."""
     with slicer.util.tryWithErrorDisplay(_("Failed to generate the LiverMetsReview phantom."), waitCursor=True):
-        slicer.util.showStatusMessage(_("Generating the LiverMetsReview phantom..."), 3000)
-        return loadPhantomStudy(generatePhantomStudy())
+        with busy(_("Generating the LiverMetsReview phantom...")):
+            return loadPhantomStudy(generatePhantomStudy())
     return {}
 
 

@@ -1149,3 +1149,32 @@ def test_maps_get_their_colour_table_and_fixed_window(fake_scene, slicer_side, s
     from LiverMetsReviewLib.figures import MAP_DISPLAY
 
     assert MAP_DISPLAY["adc"][2] == (0.0, 3000.0) and MAP_DISPLAY["r2star"][2] == (0.0, 200.0)
+
+
+def test_busy_dialog_closes_after_the_computation_and_on_error(slicer_side):
+    """The progress dialog (an indeterminate bar: maximum 0) is shown and painted before the blocking call and
+    closed afterwards, also when the call raises (the error then reaches tryWithErrorDisplay)."""
+    events: list[str] = []
+
+    class Dialog:
+        def close(self):
+            events.append("close")
+
+    def create(labelText="", maximum=100, windowTitle="", **kwargs):  # noqa: N803 - Slicer's API
+        events.append(f"open {labelText} max={maximum}")
+        return Dialog()
+
+    util = types.ModuleType("slicer.util")
+    util.createProgressDialog = create
+    util.showStatusMessage = lambda text, *a: events.append(f"status {text}")
+    sys.modules["slicer"].util = util
+    sys.modules["slicer"].app = types.SimpleNamespace(processEvents=lambda: events.append("paint"))
+    progress = importlib.import_module("LiverMetsReviewSlicer.progress")
+
+    with progress.busy("Fitting"):
+        events.append("work")
+    assert events == ["status Fitting", "open Fitting max=0", "paint", "work", "close", "status "]
+    events.clear()
+    with pytest.raises(LiverMetsError), progress.busy("Aligning"):
+        raise LiverMetsError("no overlap")
+    assert events[-2:] == ["close", "status "] and "open Aligning max=0" in events
