@@ -400,6 +400,8 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_dicom_study_loads()
         self.setUp()
+        self.test_dicom_module_imports_the_phantom()
+        self.setUp()
         self.test_maps_match_the_core()
         self.setUp()
         self.test_role_edit()
@@ -499,6 +501,70 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         self.delayDisplay("DICOM study test passed")
+
+    def test_dicom_module_imports_the_phantom(self):
+        """Slicer's own DICOM module (database import, then loadSeriesByUID with the scalar volume plugin) gives one
+        volume per stack of every phantom series (DWI: one per b-value, multi-echo GRE: one per echo), with the
+        pixels and LPS -> RAS geometry of the core's reading of the same files."""
+        import shutil
+
+        import numpy as np
+        import SimpleITK as sitk
+        from DICOMLib import DICOMUtils
+
+        from LiverMetsReviewLib.phantom import write_phantom
+        from LiverMetsReviewLib.study.classify import classify_folder
+        from LiverMetsReviewLib.study.load import load_study
+
+        self.delayDisplay("Importing the small phantom through Slicer's DICOM database")
+        study = generatePhantomStudy(seed=3, scenario=DEFAULT_SCENARIO, fieldStrength=3.0, size="small")
+        stackCounts = {s.role: len(s.stacks) for s in study.series}  # from the generator, not from the files
+        self.assertEqual(stackCounts["dwi"], 3)
+        self.assertEqual(stackCounts["multi_echo_gre"], 6)
+        folder = Path(slicer.app.temporaryPath) / "LiverMetsReviewSelfTestDicomDb"
+        shutil.rmtree(folder, ignore_errors=True)
+        write_phantom(study, folder, fmt="dicom")
+        try:
+            core = load_study(classify_folder(folder / "dicom"))
+            self.assertEqual(sorted(s.role for s in core), sorted(stackCounts))
+            with DICOMUtils.TemporaryDICOMDatabase(str(folder / "db")) as database:
+                DICOMUtils.importDicom(str(folder / "dicom"), database)
+                inDatabase = {uid for patient in database.patients() for studyUid in database.studiesForPatient(patient)
+                              for uid in database.seriesForStudy(studyUid)}
+                for series in core:
+                    uid = series.meta["series_uid"]
+                    self.assertIn(uid, inDatabase)
+                    # the browser de-duplicates loadables, loadSeriesByUID does not: only the scalar volume plugin
+                    loadedIds = DICOMUtils.loadSeriesByUID([uid], enabledPluginClassNames=["DICOMScalarVolumePlugin"])
+                    volumes = [slicer.mrmlScene.GetNodeByID(nodeId) for nodeId in loadedIds]
+                    volumes = [v for v in volumes if v is not None and v.IsA("vtkMRMLScalarVolumeNode")]
+                    self.assertEqual(len(volumes), stackCounts[series.role], f"{series.role}: volumes per series")
+                    self._assertVolumesAreTheStacks(volumes, series, np, sitk)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.delayDisplay("DICOM module import test passed")
+
+    def _assertVolumesAreTheStacks(self, volumes, series, np, sitk) -> None:
+        """Each volume equals exactly one of the series' stacks: pixels (within float rounding) and geometry."""
+        matched = []
+        for volume in volumes:  # slicer-class: vtkMRMLScalarVolumeNode
+            array = slicer.util.arrayFromVolume(volume).astype(float)
+            candidates = [k for k, stack in enumerate(series.stacks)
+                          if sitk.GetArrayViewFromImage(stack).shape == array.shape
+                          and np.allclose(array, sitk.GetArrayViewFromImage(stack), rtol=1e-5,
+                                          atol=1e-4 * max(1.0, float(np.abs(array).max())))]
+            self.assertEqual(len(candidates), 1, f"{series.role}: {volume.GetName()} matches stacks {candidates}")
+            image = series.stacks[candidates[0]]
+            np.testing.assert_allclose(volume.GetSpacing(), image.GetSpacing(), rtol=0, atol=1e-4)
+            np.testing.assert_allclose(volume.GetOrigin(), lpsToRas(image.GetOrigin()), rtol=0, atol=1e-3)
+            directions = vtk.vtkMatrix4x4()
+            volume.GetIJKToRASDirectionMatrix(directions)
+            lpsDirections = np.array(image.GetDirection()).reshape(3, 3)
+            for row, sign in enumerate((-1.0, -1.0, 1.0)):
+                for col in range(3):
+                    self.assertAlmostEqual(directions.GetElement(row, col), sign * lpsDirections[row, col], places=5)
+            matched.append(candidates[0])
+        self.assertEqual(sorted(matched), list(range(len(series.stacks))), f"{series.role}: stacks merged or missed")
 
     def test_maps_match_the_core(self):
         """Maps computed from the scene equal the core's maps computed from the core's own images."""

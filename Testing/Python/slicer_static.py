@@ -366,8 +366,9 @@ class _PythonChecker(ast.NodeVisitor):
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         mod = node.module or ""
-        if not (mod == "slicer" or mod.startswith("slicer.") or self.inv.python_namespace(mod)):
-            return
+        if not (mod == "slicer" or mod.startswith("slicer.") or self.inv.python_namespace(mod) or any(
+                self.inv.python_namespace(f"{mod}.{alias.name}") for alias in node.names)):
+            return  # not Slicer's (``from DICOMLib import DICOMUtils`` is: a Slicer module's submodule)
         for alias in node.names:
             if alias.name == "*":
                 continue
@@ -1063,7 +1064,8 @@ def check_cmake(module_dir: Path = MODULE_DIR, repo_root: Path = REPO_ROOT) -> R
 
 # What a Slicer installation provides besides the standard library (the project allows only these at runtime).
 SLICER_PROVIDED = frozenset({"numpy", "scipy", "SimpleITK", "pydicom", "slicer", "qt", "ctk", "vtk", "sitkUtils",
-                             "SampleData", "slicerqt", "LiverMetsReviewLib", "LiverMetsReviewSlicer", MODULE_NAME})
+                             "SampleData", "DICOMLib", "slicerqt", "LiverMetsReviewLib", "LiverMetsReviewSlicer",
+                             MODULE_NAME})
 
 
 def _guarded(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:

@@ -190,6 +190,27 @@ def test_catches_wrong_keywords_and_argument_counts(inventories):
     assert "slicer.util.setSliceViewerLayers" in names
 
 
+def test_checks_dicom_utils_imported_from_dicomlib(inventories):
+    """``from DICOMLib import DICOMUtils`` (the self-test's DICOM database import) is checked like sitkUtils: a
+    misspelt function or keyword is reported, the real calls pass, and DICOMLib counts as shipped with Slicer."""
+    good = (
+        "from DICOMLib import DICOMUtils\n"
+        "with DICOMUtils.TemporaryDICOMDatabase('/tmp/db') as db:\n"
+        "    DICOMUtils.importDicom('/tmp/dicom', db)\n"
+        "    DICOMUtils.loadSeriesByUID(['1.2'], enabledPluginClassNames=['DICOMScalarVolumePlugin'])\n"
+    )
+    assert not ss.check_python_source(good, "snippet.py", inventories).errors
+    bad = (
+        "from DICOMLib import DICOMUtils\n"
+        "DICOMUtils.loadSeriesByUIDs(['1.2'])\n"
+        "DICOMUtils.loadSeriesByUID(['1.2'], enabledPlugins=['DICOMScalarVolumePlugin'])\n"
+    )
+    names = ss.check_python_source(bad, "snippet.py", inventories).error_names()
+    assert "DICOMLib.DICOMUtils.loadSeriesByUIDs" in names
+    assert "DICOMLib.DICOMUtils.loadSeriesByUID(enabledPlugins=)" in names
+    assert "DICOMLib" in ss.SLICER_PROVIDED
+
+
 def test_catches_wrong_ui_names_and_self_attributes(inventories, ui_text):
     src = '''
 import slicer
@@ -880,6 +901,43 @@ def _import_labelmap(label_node, segmentation_node) -> bool:
     return True
 
 
+def _stand_in_dicom_utils(push) -> types.SimpleNamespace:
+    """DICOMUtils reduced to the self-test's calls. It loads through the core (one node per stack, which is what
+    Slicer's scalar volume plugin gives for the phantom according to test_dicom_slicer_import's emulation), so it
+    runs the self-test's bookkeeping and comparisons, not Slicer's DICOM reader."""
+    from LiverMetsReviewLib.study.classify import classify_folder
+    from LiverMetsReviewLib.study.load import load_study
+
+    series_by_uid: dict[str, object] = {}
+
+    class Database:
+        def patients(self):
+            return ["patient"] if series_by_uid else []
+
+        def studiesForPatient(self, patient):  # noqa: N802 - ctkDICOMDatabase's spelling
+            return ["study"]
+
+        def seriesForStudy(self, study):  # noqa: N802
+            return list(series_by_uid)
+
+    @contextlib.contextmanager
+    def temporary_database(directory=None):
+        series_by_uid.clear()
+        yield Database()
+        series_by_uid.clear()
+
+    def import_dicom(folder, database=None, copyFiles=False):  # noqa: N803
+        series_by_uid.update({s.meta["series_uid"]: s for s in load_study(classify_folder(folder))})
+
+    def load_series_by_uid(uids, messages=None, progressCallback=None, enabledPluginClassNames=None):  # noqa: N803
+        assert enabledPluginClassNames == ["DICOMScalarVolumePlugin"]
+        return [push(stack, name=f"{series_by_uid[uid].role}_{k}").GetID()
+                for uid in uids for k, stack in enumerate(series_by_uid[uid].stacks)]
+
+    return types.SimpleNamespace(TemporaryDICOMDatabase=temporary_database, importDicom=import_dicom,
+                                 loadSeriesByUID=load_series_by_uid)
+
+
 @pytest.fixture()
 def fake_slicer(monkeypatch, tmp_path):
     scene = _FakeScene()
@@ -896,7 +954,8 @@ def fake_slicer(monkeypatch, tmp_path):
 
     modules = {name: types.ModuleType(name) for name in (
         "slicer", "slicer.util", "slicer.i18n", "slicer.ScriptedLoadableModule", "slicer.parameterNodeWrapper",
-        "sitkUtils", "vtk", "qt")}
+        "sitkUtils", "vtk", "qt", "DICOMLib")}
+    modules["DICOMLib"].DICOMUtils = _stand_in_dicom_utils(push)
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     slicer = modules["slicer"]
