@@ -13,6 +13,7 @@ import slicer
 import vtk
 from LiverMetsReviewSlicer import attributes, hanging
 from LiverMetsReviewSlicer import maps as sceneMaps
+from LiverMetsReviewSlicer.dicom_database import databaseStudies, loadDatabaseStudy
 from LiverMetsReviewSlicer.dicom_study import loadDicomStudy
 from LiverMetsReviewSlicer.layouts import showStudy
 from LiverMetsReviewSlicer.phantom import (
@@ -151,6 +152,8 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.ui.generatePhantomButton.connect("clicked(bool)", self.onGeneratePhantomButton)
         self.ui.loadDicomButton.connect("clicked(bool)", self.onLoadDicomButton)
+        self.ui.refreshDatabaseButton.connect("clicked(bool)", self.onRefreshDatabaseButton)
+        self.ui.loadDatabaseStudyButton.connect("clicked(bool)", self.onLoadDatabaseStudyButton)
         self.ui.showLayoutButton.connect("clicked(bool)", self.onShowLayoutButton)
         self.ui.hangingProtocolComboBox.setToolTip("\n".join(protocol_label(p) for p in protocol_ids()))
         self.ui.computeAdcButton.connect(
@@ -234,6 +237,25 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 raise LiverMetsError("Choose the study folder first (the button next to 'Study folder').")
             with busy(_("Reading and classifying {folder}...").format(folder=folder)):
                 nodes = self.logic.loadDicomStudy(folder)
+            slicer.util.showStatusMessage(_("Study loaded: {count} series stacks with a role").format(
+                count=len(nodes)), 5000)
+            self.updateSeriesTable()
+
+    def onRefreshDatabaseButton(self) -> None:
+        """List the studies of Slicer's DICOM database in the picker (study UID as item data)."""
+        with slicer.util.tryWithErrorDisplay(_("Failed to read the DICOM database.")):
+            combo = self.ui.databaseStudyComboBox
+            combo.clear()
+            for studyUid, label in databaseStudies():
+                combo.addItem(label, studyUid)
+
+    def onLoadDatabaseStudyButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to load the study from the DICOM database."), waitCursor=True):
+            studyUid = self.ui.databaseStudyComboBox.currentData
+            if not studyUid:
+                raise LiverMetsError("Choose a study first (press Refresh to list the DICOM database's studies).")
+            with busy(_("Reading and classifying the database study...")):
+                nodes = self.logic.loadDatabaseStudy(studyUid)
             slicer.util.showStatusMessage(_("Study loaded: {count} series stacks with a role").format(
                 count=len(nodes)), 5000)
             self.updateSeriesTable()
@@ -364,6 +386,11 @@ class LiverMetsReviewLogic(ScriptedLoadableModuleLogic):
     def loadDicomStudy(folder, show: bool = True) -> dict:
         """Scan and classify a DICOM folder with the core and load every series that got a role."""
         return loadDicomStudy(folder, show=show)
+
+    @staticmethod
+    def loadDatabaseStudy(studyUid: str, show: bool = True) -> dict:
+        """Load one study of Slicer's DICOM database through the same core classification as a folder."""
+        return loadDatabaseStudy(studyUid, show=show)
 
     @staticmethod
     def seriesNodes() -> list:

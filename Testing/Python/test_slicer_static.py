@@ -1237,3 +1237,95 @@ def test_busy_dialog_closes_after_the_computation_and_on_error(slicer_side):
     with pytest.raises(LiverMetsError), progress.busy("Aligning"):
         raise LiverMetsError("no overlap")
     assert events[-2:] == ["close", "status "] and "open Aligning max=0" in events
+
+
+class _StandInDicomDatabase:
+    """ctkDICOMDatabase reduced to the calls of LiverMetsReviewSlicer.dicom_database, indexed with pydicom (not with
+    the core's scanner): patient -> studies -> series -> files, as the database lists files imported by reference."""
+
+    def __init__(self, files) -> None:
+        import pydicom
+
+        self.isOpen = True
+        self.series: dict[str, list[str]] = {}
+        self.studies: dict[str, list[str]] = {}
+        self.fields: dict[str, dict[str, str]] = {}
+        for path in files:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            study, series = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
+            self.series.setdefault(series, []).append(str(path))
+            if series not in self.studies.setdefault(study, []):
+                self.studies[study].append(series)
+            self.fields[study] = {"StudyDate": str(ds.get("StudyDate", "")),
+                                  "StudyDescription": str(ds.get("StudyDescription", ""))}
+
+    def patients(self):
+        return ["patient1"]
+
+    def displayedNameForPatient(self, patient):  # noqa: N802 - ctkDICOMDatabase's spelling
+        return "Phantom"
+
+    def studiesForPatient(self, patient):  # noqa: N802
+        return list(self.studies)
+
+    def fieldForStudy(self, field, study):  # noqa: N802
+        return self.fields[study][field]
+
+    def descriptionForStudy(self, study):  # noqa: N802
+        return self.fields[study]["StudyDescription"]
+
+    def seriesForStudy(self, study):  # noqa: N802
+        return list(self.studies[study])
+
+    def filesForSeries(self, series, hits=-1):  # noqa: N802
+        return list(self.series[series])
+
+
+def test_database_study_loads_only_its_own_series(fake_scene, slicer_side, small_phantom, tmp_path):
+    """A study picked from the DICOM database whose files sit next to another study's files (import by reference)
+    loads exactly its own series, as a folder holding only that study would; the links folder is removed; a
+    closed database, a study without existing files are one sentence each."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from LiverMetsReviewLib.phantom import write_phantom
+
+    write_phantom(small_phantom, tmp_path / "a", fmt="dicom")
+    own = sorted(p for p in (tmp_path / "a" / "dicom").rglob("*") if p.is_file())
+    # a second study (new study/series/instance UIDs) in a subfolder of the first one's folder
+    other_study, new_series = generate_uid(), {}
+    for k, path in enumerate(own[::4]):
+        ds = pydicom.dcmread(path)
+        ds.StudyInstanceUID = other_study
+        ds.SeriesInstanceUID = new_series.setdefault(str(ds.SeriesInstanceUID), generate_uid())
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        (tmp_path / "a" / "dicom" / "other").mkdir(exist_ok=True)
+        ds.save_as(tmp_path / "a" / "dicom" / "other" / f"{k}.dcm")
+    database = _StandInDicomDatabase(sorted(p for p in (tmp_path / "a" / "dicom").rglob("*") if p.is_file()))
+    study_uid = str(pydicom.dcmread(own[0], stop_before_pixels=True).StudyInstanceUID)
+    temporary = tmp_path / "slicer-temp"
+    temporary.mkdir()
+    sys.modules["slicer"].dicomDatabase = database
+    sys.modules["slicer"].app = types.SimpleNamespace(temporaryPath=str(temporary))
+    dicom_database = importlib.import_module("LiverMetsReviewSlicer.dicom_database")
+
+    assert [uid for uid, _ in dicom_database.databaseStudies()] == list(database.studies)
+    with pytest.raises(LiverMetsError, match="2 studies"):  # the folder itself mixes the two studies
+        dicom_database.loadDicomStudy(tmp_path / "a" / "dicom", show=False)
+    nodes = dicom_database.loadDatabaseStudy(study_uid, show=False)
+    expected = {slicer_side.stackNodeName(s, k): s for s in small_phantom.series for k in range(len(s.stacks))}
+    assert sorted(nodes) == sorted(expected)
+    for name, series in expected.items():
+        assert nodes[name].attributes["LiverMetsReview.Role"] == series.role
+    assert list(temporary.iterdir()) == [], "the folder of links must be removed after loading"
+
+    database.series[database.studies[study_uid][0]].append(str(tmp_path / "gone.dcm"))
+    assert str(tmp_path / "gone.dcm") not in dicom_database.studyFiles(study_uid)
+    for series in database.studies[study_uid]:
+        database.series[series] = [str(tmp_path / "gone.dcm")]
+    with pytest.raises(LiverMetsError, match="no existing file"):
+        dicom_database.loadDatabaseStudy(study_uid, show=False)
+    database.isOpen = False
+    with pytest.raises(LiverMetsError, match="not open"):
+        dicom_database.databaseStudies()
