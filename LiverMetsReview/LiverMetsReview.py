@@ -421,6 +421,20 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
     def setUp(self):
         slicer.mrmlScene.Clear()
 
+    def assertSameGeometry(self, node: vtkMRMLScalarVolumeNode, image, spacingTol: float, originTol: float,
+                           places: int) -> None:
+        """A volume node (RAS) and a core image (LPS) describe the same grid: spacing, origin, axis directions."""
+        import numpy as np
+
+        np.testing.assert_allclose(node.GetSpacing(), image.GetSpacing(), rtol=0, atol=spacingTol)
+        np.testing.assert_allclose(node.GetOrigin(), lpsToRas(image.GetOrigin()), rtol=0, atol=originTol)
+        directions = vtk.vtkMatrix4x4()
+        node.GetIJKToRASDirectionMatrix(directions)
+        lpsDirections = np.array(image.GetDirection()).reshape(3, 3)
+        for row, sign in enumerate((-1.0, -1.0, 1.0)):
+            for col in range(3):
+                self.assertAlmostEqual(directions.GetElement(row, col), sign * lpsDirections[row, col], places=places)
+
     def runTest(self):
         self.setUp()
         self.test_phantom_loads()
@@ -459,14 +473,7 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
                 self.assertAlmostEqual(float(node.GetAttribute(attributes.B_VALUE)),
                                        float(series.stack_meta[k]["b_value"]))
             # Geometry: spacing equal, origin and axis directions flipped LPS -> RAS.
-            np.testing.assert_allclose(node.GetSpacing(), image.GetSpacing(), rtol=0, atol=1e-6)
-            np.testing.assert_allclose(node.GetOrigin(), lpsToRas(image.GetOrigin()), rtol=0, atol=1e-4)
-            directions = vtk.vtkMatrix4x4()
-            node.GetIJKToRASDirectionMatrix(directions)
-            lpsDirections = np.array(image.GetDirection()).reshape(3, 3)
-            for row, sign in enumerate((-1.0, -1.0, 1.0)):
-                for col in range(3):
-                    self.assertAlmostEqual(directions.GetElement(row, col), sign * lpsDirections[row, col], places=6)
+            self.assertSameGeometry(node, image, spacingTol=1e-6, originTol=1e-4, places=6)
 
             # Voxel values at every lesion centre inside this stack: same voxel, same value as the core.
             sceneArray = slicer.util.arrayFromVolume(node)
@@ -582,14 +589,7 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
                                           atol=1e-4 * max(1.0, float(np.abs(array).max())))]
             self.assertEqual(len(candidates), 1, f"{series.role}: {volume.GetName()} matches stacks {candidates}")
             image = series.stacks[candidates[0]]
-            np.testing.assert_allclose(volume.GetSpacing(), image.GetSpacing(), rtol=0, atol=1e-4)
-            np.testing.assert_allclose(volume.GetOrigin(), lpsToRas(image.GetOrigin()), rtol=0, atol=1e-3)
-            directions = vtk.vtkMatrix4x4()
-            volume.GetIJKToRASDirectionMatrix(directions)
-            lpsDirections = np.array(image.GetDirection()).reshape(3, 3)
-            for row, sign in enumerate((-1.0, -1.0, 1.0)):
-                for col in range(3):
-                    self.assertAlmostEqual(directions.GetElement(row, col), sign * lpsDirections[row, col], places=5)
+            self.assertSameGeometry(volume, image, spacingTol=1e-4, originTol=1e-3, places=5)
             matched.append(candidates[0])
         self.assertEqual(sorted(matched), list(range(len(series.stacks))), f"{series.role}: stacks merged or missed")
 
