@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 from .io.images import write_image
 from .phantom import PhantomStudy, generate_phantom, write_phantom
@@ -27,20 +26,12 @@ MAP_SOURCE_ROLE = {
     "adc": "dwi", "ff_chemical_shift": "t1_in_phase", "ff_dixon": "dixon_water", "pdff": "multi_echo_gre",
     "re_arterial": "t1_pre", "re_portal_venous": "t1_pre", "re_transitional": "t1_pre", "re_hepatobiliary": "t1_pre",
 }
-MAP_TRUTH_PARAMETER = {"adc": "adc_1e6_mm2_s", "ff_chemical_shift": "pdff_percent", "ff_dixon": "pdff_percent",
-                       "pdff": "pdff_percent"}
 TABLE_MAPS = tuple(MAP_SOURCE_ROLE)
-
-
-def _compartment_image(study: PhantomStudy) -> sitk.Image:
-    img = sitk.GetImageFromArray(study.model.labels.astype(np.int32))
-    img.CopyInformation(study.labelmap)
-    return img
 
 
 def lesion_table(study: PhantomStudy, maps: StudyMaps) -> list[dict[str, Any]]:
     """One row per lesion compartment and one for the liver: truth parameters beside the maps' medians."""
-    compartments = _compartment_image(study)
+    compartments = study.compartment_labels()
     liver_label = next(s["label"] for s in study.segments if s["id"] == "liver")
     rows: list[dict[str, Any]] = []
     regions: list[tuple[dict[str, Any], str, int]] = []  # (row, which label image, label)

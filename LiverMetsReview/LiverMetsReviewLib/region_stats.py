@@ -15,6 +15,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
+from .maps.resample import resample_to
+
 
 @dataclass
 class RegionValue:
@@ -23,11 +25,14 @@ class RegionValue:
     eroded: bool
 
 
+def resample_labels(labels: sitk.Image, grid: sitk.Image, shift_mm: Sequence[float] = (0.0, 0.0, 0.0)) -> sitk.Image:
+    """``labels`` as seen on ``grid`` (nearest neighbour); a grid point p shows the label found at p − shift."""
+    return resample_to(grid, labels, label=True, transform=sitk.TranslationTransform(3, [-float(v) for v in shift_mm]))
+
+
 def labels_on_grid(labels: sitk.Image, grid: sitk.Image, shift_mm: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
-    """``labels`` as seen on ``grid`` (int array z,y,x); a grid point p shows the label found at p − shift."""
-    tx = sitk.TranslationTransform(3, [-float(v) for v in shift_mm])
-    out = sitk.Resample(labels, grid, tx, sitk.sitkNearestNeighbor, 0, labels.GetPixelID())
-    return sitk.GetArrayViewFromImage(out).astype(np.int32)
+    """:func:`resample_labels` as an int32 array (z, y, x)."""
+    return sitk.GetArrayViewFromImage(resample_labels(labels, grid, shift_mm)).astype(np.int32)
 
 
 def region_medians(values: sitk.Image, labels_zyx: np.ndarray, wanted: Iterable[int],

@@ -57,9 +57,7 @@ def noise_free(study):
 
 @pytest.fixture(scope="module")
 def compartment_labels(study):
-    img = sitk.GetImageFromArray(study.model.labels.astype(np.int32))
-    img.CopyInformation(study.labelmap)
-    return img
+    return study.compartment_labels()
 
 
 def _compartments(truth: dict) -> list[tuple[str, dict]]:

@@ -42,11 +42,7 @@ def _liver_label(study) -> int:
 
 def _compartments_on(study, role: str) -> np.ndarray:
     """Compartment labels of the tissue model seen on a series' grid (nearest neighbour, shift applied)."""
-    img = sitk.GetImageFromArray(study.model.labels.astype(np.int32))
-    img.CopyInformation(study.model.grid)
-    ref = study.series_by_role(role).image
-    tx = sitk.TranslationTransform(3, [-v for v in study.shift_mm(role)])
-    return sitk.GetArrayFromImage(sitk.Resample(img, ref, tx, sitk.sitkNearestNeighbor, 0, sitk.sitkInt32))
+    return sitk.GetArrayFromImage(study.compartments_on(role))
 
 
 def _interior(mask: np.ndarray, strict: bool = False) -> np.ndarray:

@@ -67,11 +67,9 @@ def test_liver_background_matches_truth(study, table):
 
 def test_lesion_adc_within_tolerance_where_large_enough():
     """Standard-size study: compartments with interior voxels on the DWI grid recover their ADC."""
-    from LiverMetsReviewLib.demo import _compartment_image
-
     study = generate_phantom(5, "steatosis")
     adc = compute_study_maps(study.series, which=["adc"]).images["adc"]
-    labels = labels_on_grid(_compartment_image(study), adc, study.shift_mm("dwi"))
+    labels = labels_on_grid(study.compartment_labels(), adc, study.shift_mm("dwi"))
     comps = [(lesion["id"], c) for lesion in study.truth["lesions"] for c in lesion["compartments"]]
     stats = region_medians(adc, labels, [c["compartment_label"] for _, c in comps])
     checked = 0

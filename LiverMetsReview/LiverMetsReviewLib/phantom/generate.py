@@ -59,10 +59,20 @@ class PhantomStudy:
         return [float(v) for v in facts.get("shift_mm", [0.0, 0.0, 0.0])]
 
     def _on(self, truth_image: sitk.Image, role: str, image: sitk.Image | None) -> sitk.Image:
+        from ..region_stats import resample_labels
+
         ref = image if image is not None else self.series_by_role(role).image
-        # a point p of the series shows the anatomy found at p - shift in the truth grid
-        tx = sitk.TranslationTransform(3, [-v for v in self.shift_mm(role)])
-        return sitk.Resample(truth_image, ref, tx, sitk.sitkNearestNeighbor, 0, truth_image.GetPixelID())
+        return resample_labels(truth_image, ref, self.shift_mm(role))
+
+    def compartment_labels(self) -> sitk.Image:
+        """The tissue model's compartment labels (rim, core, nodule… as in the truth) on the truth grid."""
+        img = sitk.GetImageFromArray(self.model.labels.astype(np.int32))
+        img.CopyInformation(self.labelmap)
+        return img
+
+    def compartments_on(self, role: str, image: sitk.Image | None = None) -> sitk.Image:
+        """Compartment labels seen on a series' grid (nearest neighbour, breath-hold shift applied)."""
+        return self._on(self.compartment_labels(), role, image)
 
     def labelmap_on(self, role: str, image: sitk.Image | None = None) -> sitk.Image:
         """The ground-truth labelmap seen on a series' grid (nearest neighbour, breath-hold shift applied)."""
