@@ -101,9 +101,7 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis",
     log(f"phantom: scenario '{scenario}', seed {seed}: {len(study.series)} series, "
         f"{len(study.truth['lesions'])} lesions ({timings['phantom_s']:.1f} s)")
 
-    write_phantom(study, out / "phantom", "nrrd")
-    if dicom:
-        write_phantom(study, out / "phantom", "dicom")
+    write_phantom(study, out / "phantom", ("nrrd", "dicom") if dicom else "nrrd")
     log(f"study written to {out / 'phantom'} (NRRD{' and DICOM' if dicom else ''}, ground truth beside it)")
 
     t0 = time.perf_counter()

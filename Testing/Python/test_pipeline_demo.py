@@ -8,6 +8,7 @@ import json
 import pytest
 
 from LiverMetsReviewLib.demo import lesion_table, run_demo
+from LiverMetsReviewLib.errors import LiverMetsError
 from LiverMetsReviewLib.phantom import generate_phantom
 from LiverMetsReviewLib.pipeline import compute_study_maps
 from LiverMetsReviewLib.region_stats import labels_on_grid, region_medians
@@ -151,3 +152,16 @@ def test_dynamic_phases_registered_to_pre_recover_the_breath_hold_shifts():
     for r in rows:
         assert r["error_mm"] < half_voxel, r
         assert max(abs(v) for v in r["rotation_deg"]) < 1.0, r
+
+
+def test_write_phantom_both_formats_in_one_folder(study, tmp_path):
+    from LiverMetsReviewLib.io.study_folder import read_study_folder
+    from LiverMetsReviewLib.phantom import write_phantom
+
+    manifest = write_phantom(study, tmp_path, ("nrrd", "dicom"))
+    assert manifest["format"] == "nrrd+dicom"
+    assert [s.role for s in read_study_folder(tmp_path)] == [s.role for s in study.series]
+    assert len(manifest["files"]["dicom"]) == len(study.series)
+    assert (tmp_path / "ground_truth.json").exists() and (tmp_path / "ground_truth.seg.nrrd").exists()
+    with pytest.raises(LiverMetsError, match="'png' is unknown"):
+        write_phantom(study, tmp_path, ("nrrd", "png"))

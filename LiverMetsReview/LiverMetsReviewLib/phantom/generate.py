@@ -137,25 +137,28 @@ def _study_info(study: PhantomStudy) -> dict[str, Any]:
             "patient_id": f"LMR-PHANTOM-{study.truth['scenario']['id'].upper()}-{study.truth['seed']}"}
 
 
-def write_phantom(study: PhantomStudy, out_dir: str | Path, fmt: str = "nrrd", *, vendor: str = "siemens"
-                  ) -> dict[str, Any]:
-    """Write the series (NRRD study folder or DICOM under ``dicom/``) and the ground truth; returns a manifest.
+def write_phantom(study: PhantomStudy, out_dir: str | Path, fmt: str | Sequence[str] = "nrrd", *,
+                  vendor: str = "siemens") -> dict[str, Any]:
+    """Write the series (NRRD study folder and/or DICOM under ``dicom/``) and, once, the ground truth.
 
-    ``vendor`` chooses the DICOM writer's vendor profile (header conventions, private b-value tags).
+    ``fmt`` is ``"nrrd"``, ``"dicom"`` or both as a sequence. ``vendor`` chooses the DICOM writer's vendor
+    profile (header conventions, private b-value tags). Returns a manifest.
     """
     out = Path(out_dir)
-    if fmt not in ("nrrd", "dicom"):
-        raise LiverMetsError(f"output format '{fmt}' is unknown; use nrrd or dicom")
+    formats = (fmt,) if isinstance(fmt, str) else tuple(fmt)
+    unknown = [f for f in formats if f not in ("nrrd", "dicom")]
+    if unknown or not formats:
+        raise LiverMetsError(f"output format '{', '.join(unknown)}' is unknown; use nrrd or dicom")
     if out.exists() and not out.is_dir():
         raise LiverMetsError(f"{out} exists and is not a folder; give a folder path")
     out.mkdir(parents=True, exist_ok=True)
-    manifest: dict[str, Any] = {"format": fmt, "out_dir": str(out), "series": [], "files": {}}
-    if fmt == "nrrd":
+    manifest: dict[str, Any] = {"format": "+".join(formats), "out_dir": str(out), "series": [], "files": {}}
+    if "nrrd" in formats:
         index = write_study_folder(study.series, out, extra={"phantom": {"seed": study.truth["seed"],
                                                                         "scenario": study.truth["scenario"]["id"],
                                                                         "ground_truth": "ground_truth.json"}})
         manifest["files"]["roles"] = index.name
-    else:
+    if "dicom" in formats:
         from ..io.dicom_writer import write_series_dicom  # engineer C's writer
 
         folders = write_series_dicom(study.series, out / "dicom", study_info=_study_info(study),
