@@ -44,13 +44,17 @@ def lesion_table(study: PhantomStudy, maps: StudyMaps) -> list[dict[str, Any]]:
             regions.append(({"lesion": lesion["id"], "type": lesion["type"], "compartment": comp["name"],
                              **{f"truth_{p}": comp["params"][p] for p in ("adc_1e6_mm2_s", "pdff_percent")}},
                             "compartments", comp["compartment_label"]))
+    label_views: dict[str, dict[str, Any]] = {}  # per source series: the maps computed on it share its grid
     for name in TABLE_MAPS:
         if name not in maps.images:
             continue
         image = maps.images[name]
-        shift = study.shift_mm(MAP_SOURCE_ROLE[name])
-        on_grid = {"organs": labels_on_grid(study.labelmap, image, shift),
-                   "compartments": labels_on_grid(compartments, image, shift)}
+        role = MAP_SOURCE_ROLE[name]
+        if role not in label_views:
+            shift = study.shift_mm(role)
+            label_views[role] = {"organs": labels_on_grid(study.labelmap, image, shift),
+                                 "compartments": labels_on_grid(compartments, image, shift)}
+        on_grid = label_views[role]
         for kind in on_grid:
             wanted = [label for _, k, label in regions if k == kind]
             stats = region_medians(image, on_grid[kind], wanted)
