@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverMetsReview"))
 
 from LiverMetsReviewLib.maps.pdff import fit_pdff, pdff_defaults  # noqa: E402
-from LiverMetsReviewLib.phantom.signal import default_fat_spectrum, fat_phasor  # noqa: E402
+from LiverMetsReviewLib.physics.fat import default_fat_spectrum, fat_phasor  # noqa: E402
 
 B0 = 1.5
 TE = np.array([1.2 + 1.2 * k for k in range(6)])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +53,46 @@ def test_series_rejects_mismatched_stack_meta():
         Series("dwi", [img, img], [{"b_value": 0}])
     s = Series("dwi", [img, img], [{"b_value": 50}, {"b_value": 800}])
     assert s.b_values == [50.0, 800.0]
+
+
+def _imported_modules(path: Path, package: str) -> set[str]:
+    """Absolute names of every module a file imports (relative imports resolved against ``package``), including
+    ``from pkg import name`` as ``pkg.name`` (it may be a submodule) and imports inside functions."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = ".".join(parts[: len(parts) - node.level + 1]) if node.level else ""
+            mod = ".".join(p for p in (base, node.module or "") if p)
+            names.add(mod)
+            names.update(f"{mod}.{a.name}" for a in node.names)
+    return names
+
+
+@pytest.mark.parametrize(("layer", "forbidden"), [("maps", ("phantom",)), ("physics", ("phantom", "maps"))])
+def test_inverse_and_physics_never_import_the_phantom(layer, forbidden):
+    """The maps (inverse) and the shared physics stand on their own: a map never borrows the simulator's code."""
+    root = MODULE_DIR / "LiverMetsReviewLib"
+    files = sorted((root / layer).rglob("*.py"))
+    assert files, f"{layer} package not found"
+    bad = tuple(f"LiverMetsReviewLib.{f}" for f in forbidden)
+    offenders = {}
+    for f in files:
+        package = ".".join(("LiverMetsReviewLib", *f.relative_to(root).parent.parts))
+        hits = sorted(m for m in _imported_modules(f, package) if m in bad or m.startswith(tuple(b + "." for b in bad)))
+        if hits:
+            offenders[f.name] = hits
+    assert offenders == {}
+
+
+def test_importing_every_map_module_loads_no_phantom_module():
+    """Also indirectly (through a shared helper): importing all of maps/ leaves the phantom package unloaded."""
+    maps_dir = MODULE_DIR / "LiverMetsReviewLib" / "maps"
+    mods = [f"LiverMetsReviewLib.maps.{p.stem}" for p in sorted(maps_dir.glob("*.py"))]
+    code = ("import importlib, sys\n"
+            f"for m in {mods!r}:\n    importlib.import_module(m)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('LiverMetsReviewLib.phantom')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -18,7 +18,8 @@ from LiverMetsReviewLib.cli import pdff_cmd
 from LiverMetsReviewLib.errors import LiverMetsError
 from LiverMetsReviewLib.io.images import get_metadata, write_image
 from LiverMetsReviewLib.maps.pdff import FLAG_AMBIGUOUS, fit_pdff, pdff_defaults
-from LiverMetsReviewLib.phantom.signal import default_fat_spectrum, fat_phasor, spoiled_gre_factor
+from LiverMetsReviewLib.physics.fat import default_fat_spectrum, fat_phasor
+from LiverMetsReviewLib.physics.signal import spoiled_gre_factor
 
 TE = {1.5: np.array([1.2 + 1.2 * k for k in range(6)]), 3.0: np.array([1.0 + 0.8 * k for k in range(6)])}
 

@@ -27,8 +27,9 @@ from scipy.stats import rice
 from LiverMetsReviewLib.maps.adc import fit_adc
 from LiverMetsReviewLib.maps.enhancement import liver_function
 from LiverMetsReviewLib.phantom import generate_phantom
-from LiverMetsReviewLib.phantom import signal as sg
 from LiverMetsReviewLib.phantom.protocol import echo_times_ms, load_protocol, noise_free_compartment_signals
+from LiverMetsReviewLib.physics import fat as fp
+from LiverMetsReviewLib.physics import signal as sg
 from LiverMetsReviewLib.pipeline import compute_study_maps
 from LiverMetsReviewLib.region_stats import labels_on_grid
 
@@ -201,15 +202,15 @@ def test_t1_weighting_explains_the_two_point_bias(study, maps):
     protocol = load_protocol(study.truth["size"])
     field = study.truth["field_strength_t"]
     tes = echo_times_ms(protocol, field)
-    spec = sg.default_fat_spectrum()
-    c_op, c_ip = (complex(sg.fat_phasor(te, field, spec["ppm"], spec["amplitudes"], spec["gamma_mhz_per_t"]))
+    spec = fp.default_fat_spectrum()
+    c_op, c_ip = (complex(fp.fat_phasor(te, field, spec["ppm"], spec["amplitudes"], spec["gamma_mhz_per_t"]))
                   for te in (tes["opposed_phase"], tes["in_phase"]))
     stats = _medians(study, maps.images["ff_chemical_shift"], "t1_in_phase")
     for owner, comp in _compartments(study.truth):
         if owner not in ("liver", "fat_met", "hypersteatosis"):
             continue
         p = comp["params"]
-        pd_weighted = 100.0 * float(sg.expected_two_point_fat_fraction(
+        pd_weighted = 100.0 * float(fp.expected_two_point_fat_fraction(
             p["pdff_percent"] / 100.0, p["t2star_ms"], tes["opposed_phase"], tes["in_phase"], c_op, c_ip))
         t1_weighted = comp["expected_noise_free"]["two_point_ff_percent"]
         measured = stats[comp["compartment_label"]].median
@@ -363,8 +364,8 @@ def _dynamic_signal(truth: dict, params: dict, c_ecs: float, c_hep: float) -> fl
     fat = protocol["physics"]["fat_relaxation"]["by_field_strength"][key]
     dyn = protocol["sequences"]["dynamic"]
     te = float(dyn["by_field_strength"][key]["te_ms"])
-    spec = sg.default_fat_spectrum()
-    c_te = complex(sg.fat_phasor(te, field, spec["ppm"], spec["amplitudes"], spec["gamma_mhz_per_t"]))
+    spec = fp.default_fat_spectrum()
+    c_te = complex(fp.fat_phasor(te, field, spec["ppm"], spec["amplitudes"], spec["gamma_mhz_per_t"]))
     r1 = sg.r1_with_gadoxetate(params["t1_ms"], c_ecs, c_hep, rel["r1_ecs"], rel["r1_hep"])
     r2s = sg.r2_with_gadoxetate(params["t2star_ms"], c_ecs, c_hep, rel["r2_ecs"], rel["r2_hep"])
     return float(sg.gre_magnitude(params["pd"], params["pdff_percent"] / 100.0, r1, 1000.0 / fat["t1_ms"], r2s, te,

@@ -15,9 +15,9 @@ import pytest
 import SimpleITK as sitk
 
 from LiverMetsReviewLib.errors import LiverMetsError
-from LiverMetsReviewLib.phantom import signal as sg
 from LiverMetsReviewLib.phantom.model import Compartment, TissueModel
 from LiverMetsReviewLib.phantom.protocol import load_protocol, noise_free_compartment_signals, simulate_study
+from LiverMetsReviewLib.physics import fat as fp
 from LiverMetsReviewLib.roles import DYNAMIC_ROLES
 
 SPACING = 1.5
@@ -437,7 +437,7 @@ def test_expected_two_point_table_against_closed_forms(clean):
         for pdff, got in zip(row["pdff_percent"], row["expected_two_point_ff_percent"], strict=True):
             f = pdff / 100.0
             single = _two_point_single_peak(f, r2s, te_op, te_ip)
-            mod_single = 100.0 * float(sg.expected_two_point_fat_fraction(f, row["t2star_ms"] or 0.0, te_op, te_ip,
+            mod_single = 100.0 * float(fp.expected_two_point_fat_fraction(f, row["t2star_ms"] or 0.0, te_op, te_ip,
                                                                           -1.0 + 0j, 1.0 + 0j))
             assert mod_single == pytest.approx(single, abs=1e-9)
             assert got == pytest.approx(_two_point_six_peaks(f, r2s, te_op, te_ip, b0), abs=1.5e-3)

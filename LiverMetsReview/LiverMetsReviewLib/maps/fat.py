@@ -28,6 +28,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..errors import LiverMetsError
+from ..physics.fat import dephasing_cycles, fat_water_shift_hz
 from .defaults import defaults
 from .noise_mask import decide_signal
 from .resample import apply_user_mask, as_float_array, describe_grid, match_to_reference, slice_positions_mm, to_image
@@ -53,12 +54,12 @@ class FatResult:
 def fat_water_frequency_hz(field_strength_t: float) -> float:
     """Fat-water frequency difference (Hz) at a field strength, from the configured shift (ppm) and gamma."""
     cfg = defaults("chemical_shift")
-    return float(cfg["fat_water_shift_ppm"]) * float(cfg["gyromagnetic_mhz_per_t"]) * float(field_strength_t)
+    return fat_water_shift_hz(field_strength_t, cfg["fat_water_shift_ppm"], cfg["gyromagnetic_mhz_per_t"])
 
 
 def echo_phase(field_strength_t: float, te_ms: float) -> dict[str, Any]:
     """Where an echo sits in the fat-water cycle: {'cycles', 'state': 'in_phase'|'opposed_phase'|'neither'}."""
-    cycles = fat_water_frequency_hz(field_strength_t) * float(te_ms) * 1e-3
+    cycles = dephasing_cycles(fat_water_frequency_hz(field_strength_t), te_ms)
     tol = float(defaults("chemical_shift")["echo_phase_tolerance_cycles"])
     frac = cycles - np.floor(cycles)
     if min(frac, 1.0 - frac) <= tol and cycles > 0.5:

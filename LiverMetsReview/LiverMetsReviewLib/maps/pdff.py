@@ -5,7 +5,7 @@ Model (method 'magnitude', one R2* for water and fat):
     |S(TE_n)| = |W + F * c(TE_n)| * exp(-R2* TE_n),   c(TE) = sum_p a_p exp(i 2 pi f_p TE),  W, F >= 0
 
 with the multi-peak fat spectrum ``c`` (by default the project's one spectrum, the same the phantom simulates:
-:func:`..phantom.signal.default_fat_spectrum`). PDFF = F / (W + F) x 100. From magnitudes, (W, F) and roughly
+:func:`..physics.fat.default_fat_spectrum`). PDFF = F / (W + F) x 100. From magnitudes, (W, F) and roughly
 (F, W) explain the data almost equally well (the fat-water ambiguity); only the multi-peak spectrum tells them apart.
 It is resolved explicitly: a grid search over (PDFF, R2*) gives the two deepest starts below 50 % and the two above,
 Levenberg-Marquardt refines them, and the best solution of each side is kept. Their residual difference in noise
@@ -37,7 +37,7 @@ import SimpleITK as sitk
 from scipy.ndimage import uniform_filter
 
 from ..errors import LiverMetsError, MissingDataError
-from ..phantom.signal import default_fat_spectrum, fat_phasor
+from ..physics.fat import default_fat_spectrum, fat_phasor
 from ..resources import load_json
 from .noise import noise_floor as estimate_noise_floor
 from .noise import robust_max

@@ -1,6 +1,6 @@
 """The phantom's acquisition protocol: series grids, exam order and :func:`simulate_study`.
 
-Signals are computed per compartment from tissue physics (:mod:`.signal`), painted on the fine truth grid
+Signals are computed per compartment from tissue physics (:mod:`..physics`), painted on the fine truth grid
 (complex where the fat-water phase matters: in/opposed phase and multi-echo), box-averaged onto each
 series' own grid (partial volume: in-plane pixel and slice profile), displaced by the series' breath-hold
 shift, and only then given Rician noise. The protocol is data: ``resources/phantom_protocol.json``.
@@ -19,9 +19,10 @@ import SimpleITK as sitk
 from scipy import sparse
 
 from ..errors import LiverMetsError
+from ..physics import fat as fp
+from ..physics import signal as sg
 from ..resources import load_json
 from ..series import Series
-from . import signal as sg
 from .model import SCALAR_PARAMETERS, TissueModel
 from .noise import RAYLEIGH_MEAN_FACTOR, RAYLEIGH_STD_FACTOR, add_rician_noise, sigma_for_snr
 
@@ -68,14 +69,14 @@ def _fat_spectrum(protocol: dict) -> tuple[list[float], list[float], float]:
 def echo_times_ms(protocol: dict, field_strength_t: float) -> dict[str, Any]:
     """Echo times of every GRE at ``field_strength_t``: opposed/in phase computed from the main fat peak."""
     ppm, amps, gamma = _fat_spectrum(protocol)
-    te_op, te_ip = sg.in_opposed_echo_times_ms(field_strength_t, ppm, amps, gamma)
+    te_op, te_ip = fp.in_opposed_echo_times_ms(field_strength_t, ppm, amps, gamma)
     seq = protocol["sequences"]
     me = _field_key(seq["multi_echo"]["by_field_strength"], field_strength_t, "multi-echo timing")
     n = int(seq["multi_echo"]["n_echoes"])
     return {
         "opposed_phase": te_op,
         "in_phase": te_ip,
-        "main_fat_peak_hz": sg.main_peak_shift_hz(field_strength_t, ppm, amps, gamma),
+        "main_fat_peak_hz": fp.main_peak_shift_hz(field_strength_t, ppm, amps, gamma),
         "multi_echo": [float(me["te1_ms"]) + k * float(me["delta_te_ms"]) for k in range(n)],
         "dynamic": float(_field_key(seq["dynamic"]["by_field_strength"], field_strength_t, "dynamic TE")["te_ms"]),
         "t2": float(seq["t2"]["te_ms"]),
@@ -154,7 +155,7 @@ def _signals_by_label(model: TissueModel, protocol: dict, b_values: Sequence[flo
     r1f, r2f = 1000.0 / float(fat["t1_ms"]), 1000.0 / float(fat["t2_ms"])
 
     def phasor(te: float) -> complex:
-        return complex(sg.fat_phasor(te, b0, ppm, amps, gamma))
+        return complex(fp.fat_phasor(te, b0, ppm, amps, gamma))
 
     out: dict[str, list[np.ndarray]] = {}
     de = seq["dual_echo"]
@@ -535,14 +536,14 @@ def _study_facts(protocol: dict, physics: dict, field: float, facts_series: dict
     phys = protocol["physics"]
     ppm, amps, gamma = _fat_spectrum(protocol)
     tes = physics["echo_times_ms"]
-    c_op = complex(sg.fat_phasor(tes["opposed_phase"], field, ppm, amps, gamma))
-    c_ip = complex(sg.fat_phasor(tes["in_phase"], field, ppm, amps, gamma))
+    c_op = complex(fp.fat_phasor(tes["opposed_phase"], field, ppm, amps, gamma))
+    c_ip = complex(fp.fat_phasor(tes["in_phase"], field, ppm, amps, gamma))
     table = []
     for t2s in (10.0, 20.0, 30.0, 50.0, 0.0):
         row = {"t2star_ms": t2s or None,
                "pdff_percent": [5.0, 10.0, 20.0, 30.0, 40.0]}
         row["expected_two_point_ff_percent"] = [
-            round(100.0 * float(sg.expected_two_point_fat_fraction(f / 100.0, t2s, tes["opposed_phase"],
+            round(100.0 * float(fp.expected_two_point_fat_fraction(f / 100.0, t2s, tes["opposed_phase"],
                                                                    tes["in_phase"], c_op, c_ip)), 3)
             for f in row["pdff_percent"]]
         table.append(row)
