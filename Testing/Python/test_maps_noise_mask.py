@@ -223,3 +223,64 @@ def test_small_group_removal_on_sparse_speckle_uses_the_point_grouping():
     labels, _ = ndi.label(keep, structure=np.ones((3, 3, 3), bool))
     sizes = np.bincount(labels.ravel())
     np.testing.assert_array_equal(_drop_small_groups(keep, 5), keep & (sizes[labels] < 5))
+
+
+def test_chi_square_quantiles_equal_scipys():
+    """The closed-form (Poisson sum) quantiles that replace scipy.stats at import time equal scipy's chi2.isf,
+    for drawn rates and every neighbourhood size up to 7x7x7, with 2 and 4 noise components, and odd dof too."""
+    from scipy.stats import chi2
+
+    from LiverMetsReviewLib.maps.noise_mask import chi2_isf
+
+    rng = np.random.default_rng(11)
+    dof = np.concatenate([2 * np.arange(1, 344), 4 * np.arange(1, 28), [1, 3, 7, 51]])
+    for rate in np.concatenate([10.0 ** rng.uniform(-9, -1, 4), [5e-5, 0.5]]):
+        np.testing.assert_allclose(chi2_isf(rate, dof), chi2.isf(rate, dof), rtol=1e-12)
+        # the thresholds as the mask uses them (float32 after scaling by sigma^2) are the same numbers
+        s2 = rng.uniform(1.0, 1e4)
+        assert np.array_equal(np.float32(chi2_isf(rate, dof[:343]) * s2), np.float32(chi2.isf(rate, dof[:343]) * s2))
+    assert float(chi2_isf(0.1, 2)) == pytest.approx(-2 * np.log(0.1), rel=1e-14)   # dof 2: exponential, closed form
+    with pytest.raises(LiverMetsError):
+        chi2_isf(0.0, 4)
+
+
+def test_union_find_groups_equal_sparse_graph_components():
+    """The numpy union-find gives the same partition as scipy's connected components, on random graphs and on a
+    long chain whose node numbers zig-zag (the worst order for hooking onto the smaller root)."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    from LiverMetsReviewLib.maps.noise_mask import _components
+
+    rng = np.random.default_rng(12)
+    order = np.argsort(rng.random(3000))
+    graphs = [(3000, order[:-1], order[1:])]                          # one long chain in random node order
+    for n, m in ((1, 0), (50, 20), (2000, 1500), (2000, 4000)):
+        graphs.append((n, rng.integers(0, n, m), rng.integers(0, n, m)))
+    for n, r, c in graphs:
+        ours = _components(n, np.asarray(r), np.asarray(c))
+        ref = connected_components(sparse.coo_matrix((np.ones(len(r)), (r, c)), shape=(n, n)), directed=False)[1]
+        # same partition: a one-to-one map between the two labelings
+        pairs = np.unique(np.stack([ours, ref]), axis=1)
+        assert pairs.shape[1] == np.unique(ours).size == np.unique(ref).size
+
+
+def test_truncated_median_sigma_solves_its_equation_and_recovers_drawn_sigma():
+    """The Rayleigh sigma from a truncated median (bisection instead of scipy's brentq): the median of the
+    truncated distribution is the sample's median to rounding, and drawn noise gives back its sigma."""
+    from LiverMetsReviewLib.maps.noise import _sigma_from_truncated_median
+
+    rng = np.random.default_rng(13)
+    for _ in range(200):
+        m = rng.uniform(0.01, 1e4)
+        t = m * rng.uniform(1.45, 40.0)
+        s = _sigma_from_truncated_median(m, t)   # t / m >= 1.45 > sqrt(2): a root exists, within 0.8..3 x m
+        assert s is not None and m / 20 < s < 1e3 * m
+        cdf_m, cdf_t = (1.0 - np.exp(-v * v / (2 * s * s)) for v in (m, t))
+        assert cdf_m == pytest.approx(0.5 * cdf_t, rel=1e-12)
+    assert _sigma_from_truncated_median(1.0, 1.4) is None          # median above t / sqrt(2): not truncated noise
+    for sigma in rng.uniform(0.5, 50.0, 5):
+        noise = _rician(np.zeros(400_000), sigma, rng)
+        t = 2.5 * sigma
+        est = _sigma_from_truncated_median(float(np.median(noise[noise < t])), t)
+        assert est == pytest.approx(sigma, rel=0.01)   # ~2.5e5 samples: median standard error well below 1 %

@@ -10,12 +10,31 @@ still uses its own floor on the mean echo signal (:mod:`.pdff`). Every map, PDFF
 user's mask the same way (:func:`.resample.apply_user_mask`).
 """
 
-from .adc import ADC_UNITS, AdcResult, combine_directions, fit_adc
-from .enhancement import EnhancementResult, liver_function, relative_enhancement
-from .fat import FatResult, check_echo_pair, chemical_shift_fat, dixon_fat, echo_phase
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# ``noise_mask`` (numpy only) loads eagerly: its function shares the submodule's name, and importing the submodule
+# later would rebind the package attribute to the module.
 from .noise_mask import NoiseMask, SignalDecision, decide_signal, noise_mask
-from .registration import RegistrationResult, register
-from .resample import apply_user_mask, match_to_reference, resample_to, same_grid
+
+# Public name -> submodule, loaded on first use (PEP 562), so that ``livermets adc`` imports neither the
+# registration nor the fat code (nor the scipy parts they need): a whole process per study pays only for its map.
+_LAZY = {
+    "ADC_UNITS": "adc", "AdcResult": "adc", "combine_directions": "adc", "fit_adc": "adc",
+    "EnhancementResult": "enhancement", "liver_function": "enhancement", "relative_enhancement": "enhancement",
+    "FatResult": "fat", "check_echo_pair": "fat", "chemical_shift_fat": "fat", "dixon_fat": "fat", "echo_phase": "fat",
+    "RegistrationResult": "registration", "register": "registration",
+    "apply_user_mask": "resample", "match_to_reference": "resample", "resample_to": "resample", "same_grid": "resample",
+}
+
+if TYPE_CHECKING:  # static analysis sees the names; at run time they load lazily
+    from .adc import ADC_UNITS, AdcResult, combine_directions, fit_adc
+    from .enhancement import EnhancementResult, liver_function, relative_enhancement
+    from .fat import FatResult, check_echo_pair, chemical_shift_fat, dixon_fat, echo_phase
+    from .registration import RegistrationResult, register
+    from .resample import apply_user_mask, match_to_reference, resample_to, same_grid
 
 __all__ = [
     "ADC_UNITS", "AdcResult", "EnhancementResult", "FatResult", "NoiseMask", "RegistrationResult", "SignalDecision",
@@ -23,3 +42,16 @@ __all__ = [
     "echo_phase", "fit_adc", "liver_function", "match_to_reference", "noise_mask", "register", "relative_enhancement",
     "resample_to", "same_grid",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

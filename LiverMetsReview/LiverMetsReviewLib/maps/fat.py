@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
 from ..errors import LiverMetsError
 from ..physics.fat import dephasing_cycles, fat_water_shift_hz
@@ -259,6 +258,8 @@ def _body_swap_check(ff: np.ndarray, body: np.ndarray, spacing_zyx: tuple[float,
 def _shell_and_inner(body: np.ndarray, spacing_zyx: tuple[float, float, float],
                      cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """The body's outer layer (where subcutaneous fat lies, by in-plane depth in mm) and its interior."""
+    from scipy import ndimage  # Dixon swap check only: the chemical-shift map does not pay for the import
+
     in_plane = np.zeros((3, 3, 3), dtype=bool)
     in_plane[1] = [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
     filled = ndimage.binary_fill_holes(body, structure=in_plane)

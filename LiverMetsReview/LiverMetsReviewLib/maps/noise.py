@@ -8,8 +8,9 @@ of the 99th percentile and NOISE_FLOOR_SIGMAS x sigma.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy.optimize import brentq
 
 NOISE_FLOOR_SIGMAS = 3.0  # Rayleigh noise exceeds 3 sigma with probability exp(-4.5) ~ 1 %
 _REFINE_SIGMAS = 4.0      # threshold used to collect background once a first sigma is known
@@ -40,14 +41,24 @@ def _sigma_from_truncated_median(m: float, t: float) -> float | None:
     """Rayleigh sigma whose distribution truncated at ``t`` has median ``m`` (None if no such sigma)."""
     if not (0 < m < t / np.sqrt(2.0)):
         return None  # not a truncated Rayleigh sample (e.g. uniform tissue below the threshold)
-
-    def gap(sigma: float) -> float:
-        return (1 - np.exp(-m * m / (2 * sigma * sigma))) - 0.5 * (1 - np.exp(-t * t / (2 * sigma * sigma)))
-
-    lo, hi = m / 20.0, m * 1e3
-    if gap(lo) * gap(hi) > 0:
+    # CDF(m) = CDF(t) / 2 with CDF(v) = 1 - exp(-v^2 / (2 sigma^2)). With x = exp(-m^2 / (2 sigma^2)) and
+    # r = t^2 / m^2 > 2 this reads h(x) = x^r / 2 - x + 1/2 = 0: h is convex, h(0) = 1/2 and h(1) = 0 with h'(1) > 0,
+    # so exactly one root lies in (0, x_min), x_min = (2 / r)^(1 / (r - 1)) where h is lowest; bisect it to rounding.
+    r = (t / m) ** 2
+    lo, hi = 0.0, (2.0 / r) ** (1.0 / (r - 1.0))
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if 0.5 * mid**r - mid + 0.5 > 0:
+            lo = mid
+        else:
+            hi = mid
+    x = 0.5 * (lo + hi)
+    if not 0.0 < x < 1.0:
         return None
-    return float(brentq(gap, lo, hi, xtol=1e-6 * m))
+    sigma = m / math.sqrt(-2.0 * math.log(x))
+    return sigma if m / 20.0 <= sigma <= m * 1e3 else None  # the range the estimate is trusted in
 
 
 def background_sigma(values: np.ndarray, threshold: float, min_voxels: int) -> float | None:

@@ -13,18 +13,19 @@ k about 4.3), so the decision pools a small neighbourhood, where tissue and nois
 For a background voxel whose neighbourhood is all background, the rate of being kept is at most the sum of the two
 rates (union bound). Background voxels touching tissue are decided by the tissue threshold alone (partial volume).
 Settings and sources: the ``noise_mask`` section of ``resources/maps_defaults.json``.
+
+numpy only at import time: chi-square quantiles of even degrees of freedom (every case here: 2 per magnitude) come
+from the closed-form Poisson sum, and connected groups from a vectorized union-find, so a whole ``livermets``
+process does not pay for importing ``scipy.stats`` (about a second) for a handful of quantiles.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
-from scipy.stats import chi2
 
 from ..errors import LiverMetsError
 from .defaults import defaults
@@ -49,6 +50,43 @@ def k_for_rayleigh_rate(rate: float) -> float:
     if not 0.0 < rate < 1.0:
         raise LiverMetsError(f"a false-positive rate must lie strictly between 0 and 1 (got {rate})")
     return float(np.sqrt(-2.0 * np.log(rate)))
+
+
+def chi2_isf(rate: float, dof: int | np.ndarray) -> np.ndarray:
+    """The x with P(chi-square(dof) > x) = rate (scipy.stats.chi2.isf), for each of ``dof`` (array or int).
+
+    Even dof = 2n: P(chi2 > x) = exp(-x/2) sum_{j<n} (x/2)^j / j! (the Poisson sum, all terms positive, so accurate
+    to rounding), inverted by bisection to machine precision. Odd dof fall back to ``scipy.special.chdtri``.
+    """
+    if not 0.0 < rate < 1.0:
+        raise LiverMetsError(f"a false-positive rate must lie strictly between 0 and 1 (got {rate})")
+    k = np.asarray(dof, dtype=np.int64)
+    if np.any(k < 1):
+        raise LiverMetsError(f"chi-square degrees of freedom must be positive (got {dof})")
+    if np.any(k % 2):
+        from scipy.special import chdtri  # odd degrees of freedom: not needed by the maps' own callers
+
+        return np.asarray(chdtri(k.astype(np.float64), rate), dtype=np.float64)
+    n = (k // 2).reshape(-1)
+    j = np.arange(int(n.max()), dtype=np.float64)
+    log_fact = np.array([math.lgamma(v + 1.0) for v in j])
+    inside = j[None, :] < n[:, None]
+
+    def survival(y: np.ndarray) -> np.ndarray:   # P(Poisson(y) < n) = P(chi2(2n) > 2y), y > 0
+        terms = np.exp(j[None, :] * np.log(y)[:, None] - y[:, None] - log_fact[None, :])
+        return np.where(inside, terms, 0.0).sum(axis=1)
+
+    hi = n + 10.0 * np.sqrt(n) - math.log(rate) + 10.0      # above the quantile for any rate (checked below)
+    while np.any(survival(hi) > rate):
+        hi = np.where(survival(hi) > rate, 2.0 * hi, hi)
+    lo = np.zeros_like(hi)
+    for _ in range(1100):   # bisection; stops once every bracket is a few ulps wide (about 60 halvings)
+        mid = 0.5 * (lo + hi)
+        above = survival(mid) > rate
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+        if np.all(hi - lo <= 4.0 * np.finfo(np.float64).eps * hi):
+            break
+    return (lo + hi).reshape(k.shape)  # 2 * y at the midpoint
 
 
 def _edge_counts(n: int, size: int) -> np.ndarray:
@@ -88,9 +126,10 @@ def _pooled_pass(values: np.ndarray, sigma: float, size: tuple[int, ...], rate: 
     total = box_sum(np.square(values, dtype=np.float32), size)
     s2 = float(sigma) * float(sigma)
     window = int(np.prod(size))
-    passed = total > np.float32(chi2.isf(rate, dof * window) * s2)
+    quantiles = chi2_isf(rate, dof * np.arange(1, window + 1))    # one per possible neighbour count
+    passed = total > np.float32(quantiles[window - 1] * s2)
     per_axis = [_edge_counts(n, s) for n, s in zip(values.shape, size, strict=True)]
-    lut = {int(c): np.float32(chi2.isf(rate, dof * int(c)) * s2) for c in range(1, window + 1)}
+    lut = {c: np.float32(quantiles[c - 1] * s2) for c in range(1, window + 1)}
     for axis, (n, s) in enumerate(zip(values.shape, size, strict=True)):
         half = min(s // 2, n)
         for sl in (slice(0, half), slice(max(n - half, half), n)):
@@ -131,9 +170,31 @@ def _point_groups(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         hit = points[pos] == lin
         rows.append(src[hit])
         cols.append(pos[hit])
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    graph = sparse.coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+    return _components(n, np.concatenate(rows), np.concatenate(cols))
+
+
+def _components(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Connected-component index (0..groups-1) of each of ``n`` nodes joined by the edges (rows[i], cols[i]).
+
+    Vectorized union-find: each round hooks the larger root of every edge that joins two trees onto the smaller
+    one, then jumps pointers until every node points at its root. Parents only ever decrease, so the forest stays
+    acyclic, and every round merges at least one pair of trees.
+    """
+    parent = np.arange(n)
+    r, c = rows, cols
+    while r.size:
+        pr, pc = parent[r], parent[c]
+        cross = pr != pc
+        if not cross.any():
+            break
+        r, c, pr, pc = r[cross], c[cross], pr[cross], pc[cross]   # edges within one tree stay so: drop them
+        np.minimum.at(parent, np.maximum(pr, pc), np.minimum(pr, pc))
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+    return np.unique(parent, return_inverse=True)[1].reshape(-1)
 
 
 def _drop_small_groups(keep: np.ndarray, min_voxels: int) -> np.ndarray:
@@ -154,6 +215,8 @@ def _drop_small_groups(keep: np.ndarray, min_voxels: int) -> np.ndarray:
     if points.size * 50 < keep.size:   # sparse: group the points
         group = _point_groups(points, keep.shape)
     else:                              # dense: one labelling pass over the volume is cheaper
+        from scipy import ndimage as ndi  # only for dense speckle: most volumes never get here
+
         labels = ndi.label(rest, structure=np.ones(cube, bool))[0]
         group = labels.reshape(-1)[points] - 1
     sizes = np.bincount(group)
@@ -191,7 +254,7 @@ def noise_mask(values: np.ndarray, sigma: float, usable: np.ndarray | None = Non
     if use is not None:
         v = np.where(use, v, np.float32(0.0))
     rate_single = float(cfg["false_positive_rate_single"])
-    k_single = k_for_rayleigh_rate(rate_single) if dof == 2 else float(np.sqrt(chi2.isf(rate_single, int(dof))))
+    k_single = k_for_rayleigh_rate(rate_single) if dof == 2 else float(np.sqrt(chi2_isf(rate_single, int(dof))))
     k_tissue = float(cfg["tissue_threshold_sigmas"])
     strong = v > np.float32(k_single * sigma)
     above = v > np.float32(k_tissue * sigma)

@@ -1,0 +1,64 @@
+"""Start-up cost of ``livermets``: a process per study over a cohort pays every import, so `--help` and the
+parser load no heavy package, and the maps' background decision loads no ``scipy.stats``.
+
+Each check runs in a fresh interpreter (``sys.modules`` of the test process is already full).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("scipy.stats", "SimpleITK", "matplotlib")
+
+
+def _loaded_after(code: str) -> set[str]:
+    """Module names loaded by a fresh interpreter after running ``code`` (stdout of the code is discarded)."""
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        + "".join(f"    {line}\n" for line in code.splitlines())
+        + "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _subcommands() -> list[str]:
+    from LiverMetsReviewLib.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return sorted(sub.choices)
+
+
+def _heavy(mods: set[str]) -> list[str]:
+    return sorted(m for m in mods if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+def test_there_are_subcommands_to_check():
+    assert {"adc", "fat", "enhancement", "classify"} <= set(_subcommands())
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], *[[c, "--help"] for c in _subcommands()]],
+                         ids=lambda a: " ".join(a) or "parser-only")
+def test_help_imports_no_heavy_package(argv):
+    code = ("from LiverMetsReviewLib.cli import main\n"
+            + ("try:\n    main(" + repr(argv) + ")\nexcept SystemExit:\n    pass" if argv else "pass"))
+    loaded = _loaded_after(code)
+    assert "LiverMetsReviewLib.cli" in loaded      # the probe really imported the CLI
+    assert _heavy(loaded) == []
+
+
+@pytest.mark.parametrize("module", ["adc", "enhancement", "fat", "noise_mask", "noise"])
+def test_map_modules_load_no_scipy_stats(module):
+    """The background decision of every map uses closed forms: importing a map module loads no scipy.stats (about a
+    second of start-up), and the ADC path no scipy at all."""
+    loaded = _loaded_after(f"import LiverMetsReviewLib.maps.{module}")
+    assert f"LiverMetsReviewLib.maps.{module}" in loaded
+    assert not any(m == "scipy.stats" or m.startswith("scipy.stats.") for m in loaded)
+    if module in ("adc", "noise_mask", "noise"):
+        assert not any(m == "scipy" or m.startswith("scipy.") for m in loaded)
