@@ -172,8 +172,8 @@ def _load_dicom_dwi(folder: Path) -> tuple[list[sitk.Image], list[float], list[b
         from ..study.load import load_dwi  # optional stage, loaded only for DICOM input
     except ImportError as exc:
         raise LiverMetsError(
-            f"{folder} is a folder: DICOM input needs the study loader (LiverMetsReviewLib.study.load.load_dwi), "
-            "which is not available in this installation; give one image file per b-value with --bvalues"
+            f"{folder} is a folder: DICOM input needs the study loader, which is not part of this installation; "
+            "give one image file per b-value with --bvalues"
         ) from exc
     series = load_dwi(folder)
     b_values, trace = [], []
@@ -199,7 +199,7 @@ def _adc_from_study(path: str) -> tuple[list[sitk.Image], list[float], list[bool
 
 def _cmd_adc(args: argparse.Namespace) -> int:
     from ..io.images import get_metadata, write_image
-    from ..maps.adc import ADC_UNITS, combine_directions, fit_adc
+    from ..maps.adc import ADC_UNITS, combine_directions, fit_adc, repeated_b_values
 
     inputs = [str(p) for p in args.inputs]
     if args.study and inputs:
@@ -242,6 +242,11 @@ def _cmd_adc(args: argparse.Namespace) -> int:
         if args.trace:
             images, b_values, cnotes = combine_directions(images, b_values)
             notes += cnotes
+        elif repeated_b_values(b_values):
+            shown = ", ".join(f"{b:g}" for b in repeated_b_values(b_values))
+            raise LiverMetsError(f"b-value {shown} s/mm^2 is given more than once, for several input images "
+                                 "(diffusion directions or repeats): add --trace to combine them into one trace image per "
+                                 "b-value, or leave the extra images out")
     mask = _read(args.mask) if args.mask else None
     res = fit_adc(images, b_values, method=args.method, exclude_below=args.exclude_below, include=args.include,
                   mask=mask, noise_floor=args.noise_floor, noise_sigma=args.noise_sigma, computed_b=computed_b)
@@ -455,8 +460,10 @@ def _cmd_register(args: argparse.Namespace) -> int:
     res = register(_read(args.fixed), _read(args.moving), affine=args.affine, fixed_mask=mask)
     outputs = {"resampled": str(write_image(res.resampled, args.output, res.metadata))}
     if args.transform:
-        Path(args.transform).parent.mkdir(parents=True, exist_ok=True)
-        sitk.WriteTransform(res.transform, str(args.transform))
+        from ..io.atomic import atomic_path
+
+        with atomic_path(args.transform) as tmp:
+            sitk.WriteTransform(res.transform, str(tmp))
         outputs["transform"] = str(args.transform)
     s = res.summary
     payload = {"command": "register", "outputs": outputs, "units": {"metric": "Mattes MI (lower is better)",

@@ -100,6 +100,7 @@ def run_classify(args: argparse.Namespace) -> int:
 
 
 def run_load(args: argparse.Namespace) -> int:
+    from ..io.atomic import write_json_atomic
     from ..io.study_folder import write_study_folder
     from ..study.load import load_study, resample_to_reference
 
@@ -132,8 +133,8 @@ def run_load(args: argparse.Namespace) -> int:
     index = write_study_folder(series, args.output, extra=extra)
     dwi = [s for s in series if s.role == "dwi"]
     if dwi:
-        (index.parent / "dwi_bvalues.json").write_text(json.dumps(
-            {"b_values_s_mm2": dwi[0].b_values, "stack_meta": dwi[0].stack_meta}, indent=2), encoding="utf-8")
+        write_json_atomic(index.parent / "dwi_bvalues.json",
+                          {"b_values_s_mm2": dwi[0].b_values, "stack_meta": dwi[0].stack_meta})
     for s in series:
         print(f"{s.role}: {len(s.stacks)} volume(s) from {s.meta.get('description', '')!r}")
     print(f"wrote {index}")

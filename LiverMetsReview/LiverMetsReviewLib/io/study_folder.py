@@ -8,7 +8,6 @@ series metadata. Coordinates in the files are LPS (NRRD ``space: left-posterior-
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from ..errors import LiverMetsError
 from ..resources import read_json_file
 from ..series import Series
+from .atomic import write_json_atomic
 from .images import read_image, write_image
 
 FORMAT = "livermets-study-folder"
@@ -72,7 +72,7 @@ def write_study_folder(series: list[Series], out_dir: str | Path, extra: dict[st
     if extra:
         index.update(extra)
     path = out / INDEX
-    path.write_text(json.dumps(index, indent=2, default=str), encoding="utf-8")
+    write_json_atomic(path, index, default=str)
     return path
 
 

@@ -29,6 +29,7 @@ from pydicom.errors import InvalidDicomError
 from ..errors import LiverMetsError
 from .bvalues import Diffusion, diffusion_from_dataset, numbers
 from .fastheader import read_fast_header
+from .integrity import truncation_reason
 
 MR_IMAGE_SOP = {
     "1.2.840.10008.5.1.4.1.1.4": "MR Image Storage",
@@ -524,6 +525,9 @@ def scan_folder(folder: str | Path, *, recursive: bool = True) -> StudyScan:
         try:
             ds = read_header(path)
             _check_object(ds)
+            truncated = truncation_reason(ds, path)
+            if truncated:
+                raise _SkipFile(truncated)
             sop_uid = _str(ds, "SOPInstanceUID")
             if sop_uid and sop_uid in seen_sop:
                 raise _SkipFile(f"duplicates {seen_sop[sop_uid]} (same SOPInstanceUID)")
