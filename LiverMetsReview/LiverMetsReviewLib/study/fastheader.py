@@ -38,7 +38,7 @@ _KEYWORDS = (
     "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness", "Rows",
     "Columns", "NumberOfFrames", "ImageComments", "PatientID", "TemporalPositionIdentifier", "DiffusionBValue",
     "DiffusionDirectionality", "DiffusionGradientOrientation", "RescaleSlope", "RescaleIntercept", "BitsAllocated",
-    "SamplesPerPixel",
+    "SamplesPerPixel", "PatientName", "PatientBirthDate",
 )
 _WANTED = {tag_for_keyword(k) for k in _KEYWORDS}
 # sequences that carry what the classifier needs: when present, let pydicom read the file

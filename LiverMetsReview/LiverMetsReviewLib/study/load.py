@@ -277,14 +277,18 @@ def load_dwi(dicom_dir: str | Path) -> Series:
     """
     scan = classify_scan(scan_folder(dicom_dir))
     dwi = _dwi_candidates(scan)
+    if len({s.study_uid for s in dwi}) > 1:
+        scan.one_study(None, f"write the study you want with 'livermets load {dicom_dir} --study UID -o FOLDER' and "
+                             "give FOLDER to 'livermets adc'")
     if not dwi:
         found = ", ".join(f"{s.label}: {s.role}" for s in scan.series) or "no MR image series"
         raise MissingDataError(f"{dicom_dir} holds no DWI series with two or more readable b-values ({found})")
     if len(dwi) > 1:
         names = "; ".join(s.label for s in dwi)
         raise LiverMetsError(f"{dicom_dir} holds {len(dwi)} DWI series ({names}); give the folder of one series")
-    info = dwi[0]
-    return load_series(info, "dwi")
+    series = load_series(dwi[0], "dwi")
+    series.meta["skipped_files"] = [{"path": s.path, "reason": s.reason} for s in scan.skipped]
+    return series
 
 
 def resample_to_reference(series: Series, reference: sitk.Image, *,
