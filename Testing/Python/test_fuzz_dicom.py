@@ -136,7 +136,7 @@ def _run(capsys, argv: list[str]) -> tuple[int, str, str]:
     return code, out, err
 
 
-@settings(max_examples=20, deadline=None, derandomize=False, print_blob=True,
+@settings(max_examples=16, deadline=None, derandomize=False, print_blob=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(m=mutations())
 def test_every_command_survives_a_mutated_header(capsys, tmp_path_factory, base, m):
@@ -163,7 +163,7 @@ def test_every_command_survives_a_mutated_header(capsys, tmp_path_factory, base,
         _check(*_run(capsys, argv), outs)
 
 
-@pytest.mark.parametrize("key, action", [("TransferSyntaxUID", "corrupt"), ("Rows", "delete")])
+@pytest.mark.parametrize("key, action", [("TransferSyntaxUID", "corrupt")])
 def test_commands_as_subprocesses_exit_cleanly(tmp_path, base, key, action):
     root = tmp_path / "in"
     shutil.copytree(base, root)
