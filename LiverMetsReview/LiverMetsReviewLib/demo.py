@@ -9,13 +9,14 @@ Figures need matplotlib (a CLI-only extra) and are skipped with a note when it i
 from __future__ import annotations
 
 import csv
-import json
+import io
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .io.atomic import write_json_atomic, write_text_atomic
 from .io.images import write_image
 from .phantom import PhantomStudy, generate_phantom, write_phantom
 from .pipeline import StudyMaps, compute_study_maps
@@ -127,10 +128,11 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis",
     rows = lesion_table(study, maps)
     columns = ["lesion", "type", "compartment", "truth_adc_1e6_mm2_s", "adc", "truth_pdff_percent",
                "ff_chemical_shift", "ff_dixon", "pdff", *[m for m in TABLE_MAPS if m.startswith("re_")]]
-    with (out / "lesion_table.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out / "lesion_table.csv", table.getvalue())
 
     figure_files: list[str] = []
     if figures:
@@ -153,6 +155,6 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis",
         "figures": figure_files, "timings": timings,
         "note": "Measurements are evidence for a reader; nothing here is a diagnosis.",
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    write_json_atomic(out / "summary.json", summary, default=str)
     log(f"summary: {out / 'summary.json'}; per-lesion truth vs measurement: {out / 'lesion_table.csv'}")
     return summary

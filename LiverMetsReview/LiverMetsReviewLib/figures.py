@@ -70,7 +70,9 @@ def write_maps_figure(study, maps, path: str | Path, names: tuple[str, ...] | No
                  f"(z = {centre[2]:.0f} mm LPS); radiological view; masked voxels black", fontsize=11)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    from .io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return path

@@ -23,3 +23,16 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def phantom_dicom(tmp_path_factory) -> Path:
+    """The small phantom written once per session as DICOM (one folder per series under ``dicom/``).
+
+    Read-only for tests: copy the series you change (see test_hardening.py, test_fuzz_dicom.py).
+    """
+    from LiverMetsReviewLib.phantom import generate_phantom, write_phantom
+
+    out = tmp_path_factory.mktemp("phantom_dicom")
+    write_phantom(generate_phantom(seed=3, size="small"), out, "dicom")
+    return out / "dicom"

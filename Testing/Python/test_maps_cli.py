@@ -82,6 +82,8 @@ def test_adc_command_errors_are_one_sentence(capsys, tmp_path, dwi_files, extra,
     assert code != 0 and stdout == ""
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.nrrd").exists()
+    if "more than once" in message:  # names the option to give, not an internal function
+        assert "--trace" in err and "combine_directions" not in err
 
 
 def test_adc_command_refuses_a_single_image(capsys, tmp_path, dwi_files):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..errors import LiverMetsError
 
@@ -33,6 +35,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Readers' complaints about odd header values (pydicom warns per value) are not for the user: what matters
+    reaches them as a skipped file with its reason or as one error sentence."""
+    import logging
+    import warnings
+
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -40,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _quiet_libraries():
+            return int(args.func(args) or 0)
     except LiverMetsError as exc:
         print(f"livermets {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LiverMetsError, MissingDataError
+from .skipped import attach as attach_skipped
+from .skipped import record as record_skipped
 
 if TYPE_CHECKING:  # annotations only: the imports happen inside the commands
     import SimpleITK as sitk
@@ -166,14 +168,14 @@ def study_series(path: str | Path, role: str, why: str) -> tuple[Any, list[str]]
 
 
 # ---------------------------------------------------------------- adc
-def _load_dicom_dwi(folder: Path) -> tuple[list[sitk.Image], list[float], list[bool], list[str]]:
-    """Stacks, b-values and trace flags of the one DWI series in a DICOM folder (via the study loader)."""
+def _load_dicom_dwi(folder: Path) -> tuple[list[sitk.Image], list[float], list[bool], list[str], list[dict]]:
+    """Stacks, b-values, trace flags, a note and the skipped files of the one DWI series in a DICOM folder."""
     try:
         from ..study.load import load_dwi  # optional stage, loaded only for DICOM input
     except ImportError as exc:
         raise LiverMetsError(
-            f"{folder} is a folder: DICOM input needs the study loader (LiverMetsReviewLib.study.load.load_dwi), "
-            "which is not available in this installation; give one image file per b-value with --bvalues"
+            f"{folder} is a folder: DICOM input needs the study loader, which is not part of this installation; "
+            "give one image file per b-value with --bvalues"
         ) from exc
     series = load_dwi(folder)
     b_values, trace = [], []
@@ -182,7 +184,15 @@ def _load_dicom_dwi(folder: Path) -> tuple[list[sitk.Image], list[float], list[b
             raise LiverMetsError(f"a DWI stack in {folder} has no b-value in its headers; convert it and use --bvalues")
         b_values.append(float(meta["b_value"]))
         trace.append(bool(meta.get("is_trace", False)))
-    return list(series.stacks), b_values, trace, [f"DICOM folder {folder} ({len(series.stacks)} stacks)"]
+    skipped = list(series.meta.pop("skipped_files", []))
+    return list(series.stacks), b_values, trace, [f"DICOM folder {folder} ({len(series.stacks)} stacks)"], skipped
+
+
+def _skipped_of(study: str | None, images: Sequence[Any]) -> list[dict[str, str]]:
+    """Files left out of the inputs: a study folder's record, else what the input images carry."""
+    from . import skipped
+
+    return skipped.from_study_folder(study) if study else skipped.from_images(images)
 
 
 def _adc_from_study(path: str) -> tuple[list[sitk.Image], list[float], list[bool], list[str], list[str]]:
@@ -199,7 +209,7 @@ def _adc_from_study(path: str) -> tuple[list[sitk.Image], list[float], list[bool
 
 def _cmd_adc(args: argparse.Namespace) -> int:
     from ..io.images import get_metadata, write_image
-    from ..maps.adc import ADC_UNITS, combine_directions, fit_adc
+    from ..maps.adc import ADC_UNITS, combine_directions, fit_adc, repeated_b_values
 
     inputs = [str(p) for p in args.inputs]
     if args.study and inputs:
@@ -218,17 +228,19 @@ def _cmd_adc(args: argparse.Namespace) -> int:
         if args.bvalues:
             raise LiverMetsError("--bvalues is for image files; a study folder's b-values are read from its index")
         images, b_values, trace, inputs, notes = _adc_from_study(study)
+        skipped = _skipped_of(study, images)
         check_outputs(outs, inputs)    # now against the study's files too
         images, b_values, cnotes = combine_directions(images, b_values, is_trace=trace)
         notes += cnotes
     elif len(inputs) == 1 and Path(inputs[0]).is_dir():
         if args.bvalues:
             raise LiverMetsError("--bvalues is for image files; a DICOM folder's b-values are read from its headers")
-        images, b_values, trace, notes = _load_dicom_dwi(Path(inputs[0]))
+        images, b_values, trace, notes, skipped = _load_dicom_dwi(Path(inputs[0]))
         images, b_values, cnotes = combine_directions(images, b_values, is_trace=trace)
         notes += cnotes
     else:
         images = [_read(p) for p in inputs]
+        skipped = _skipped_of(None, images)
         if args.bvalues:
             b_values = [float(b) for b in args.bvalues]
         else:
@@ -242,12 +254,18 @@ def _cmd_adc(args: argparse.Namespace) -> int:
         if args.trace:
             images, b_values, cnotes = combine_directions(images, b_values)
             notes += cnotes
+        elif repeated_b_values(b_values):
+            shown = ", ".join(f"{b:g}" for b in repeated_b_values(b_values))
+            raise LiverMetsError(f"b-value {shown} s/mm^2 is given more than once, for several input images "
+                                 "(diffusion directions or repeats): add --trace to combine them into one trace image "
+                                 "per b-value, or leave the extra images out")
     mask = _read(args.mask) if args.mask else None
     res = fit_adc(images, b_values, method=args.method, exclude_below=args.exclude_below, include=args.include,
                   mask=mask, noise_floor=args.noise_floor, noise_sigma=args.noise_sigma, computed_b=computed_b)
     res.summary["notes"] = notes + res.summary["notes"]
     # directions resampled before the fit (combine_directions) are warnings too, like the fit's own resampling
     res.summary["warnings"] = [n for n in notes if "resampled onto the reference grid" in n] + res.summary["warnings"]
+    res.metadata = attach_skipped(res.metadata, skipped)
     outputs = {"adc": str(write_image(res.adc, args.output, res.metadata["adc"]))}
     if args.s0:
         outputs["s0"] = str(write_image(res.s0, args.s0, res.metadata["s0"]))
@@ -263,7 +281,7 @@ def _cmd_adc(args: argparse.Namespace) -> int:
         "command": "adc", "outputs": outputs, "units": s["units"], "method": s["method"],
         "inputs": {"study": study, "files": inputs, "b_values": s["b_values_given"],
                    "b_values_used": s["b_values_used"], "b_values_excluded": s["b_values_excluded"]},
-        "masked_voxels": s["masked_voxels"], "warnings": s["warnings"], "summary": s,
+        "masked_voxels": s["masked_voxels"], "warnings": s["warnings"], "skipped": skipped, "summary": s,
     }
     return _emit(args, payload, [
         f"ADC ({ADC_UNITS}, {s['method']}, b = {', '.join(f'{b:g}' for b in s['b_values_used'])}) -> {args.output}",
@@ -337,6 +355,7 @@ def _cmd_fat(args: argparse.Namespace) -> int:
     inputs = pick["files"]
     check_outputs(outs, inputs)
     images = pick.get("images") or tuple(_read(p) for p in inputs)
+    skipped = _skipped_of(pick["study"], images)
     mask = _read(args.mask) if args.mask else None
     outputs: dict[str, str] = {}
     if pick["kind"] == "chemical_shift":
@@ -350,6 +369,7 @@ def _cmd_fat(args: argparse.Namespace) -> int:
         res = chemical_shift_fat(ip, op, field_strength_t=field, echo_times_ms=tes,
                                  allow_any_echo_times=args.allow_any_echo_times, mask=mask,
                                  noise_floor=args.noise_floor)
+        res.metadata = attach_skipped(res.metadata, skipped)
         if args.sii:
             outputs["sii"] = str(write_image(res.sii, args.sii, res.metadata["sii"]))
         used = {"study": pick["study"], "files": inputs, "field_strength_t": field,
@@ -359,12 +379,13 @@ def _cmd_fat(args: argparse.Namespace) -> int:
         res = dixon_fat(images[0], images[1], reference_mask=ref, reference_kind=args.reference_kind,
                         mask=mask, noise_floor=args.noise_floor)
         used = {"study": pick["study"], "files": inputs, "reference_mask": args.reference_mask}
+        res.metadata = attach_skipped(res.metadata, skipped)
     outputs["ff"] = str(write_image(res.ff, args.output, res.metadata["ff"]))
     if args.flags:
         outputs["flags"] = str(write_image(res.flags, args.flags, res.metadata["flags"]))
     s = res.summary
     payload = {"command": "fat", "outputs": outputs, "units": s["units"], "method": s["map"], "inputs": used,
-               "masked_voxels": s["masked_voxels"], "warnings": s["warnings"], "summary": s}
+               "masked_voxels": s["masked_voxels"], "warnings": s["warnings"], "skipped": skipped, "summary": s}
     return _emit(args, payload, [f"fat fraction (percent, {s['map']}) -> {args.output}",
                                  f"masked {s['masked_voxels']} voxels"])
 
@@ -423,7 +444,8 @@ def _cmd_enhancement(args: argparse.Namespace) -> int:
     res = relative_enhancement(pre, post, mask=mask, noise_floor=args.noise_floor, phase=phase)
     s = res.summary
     s["warnings"] = role_warnings + s["warnings"]
-    meta_re, meta_sub = dict(res.metadata["re"]), dict(res.metadata["subtraction"])
+    skipped = _skipped_of(args.study, (pre, post))
+    meta_re, meta_sub = (dict(m, **record_skipped(skipped)) for m in (res.metadata["re"], res.metadata["subtraction"]))
     if role_warnings:
         for meta in (meta_re, meta_sub):
             meta["warnings"] = list(s["warnings"])
@@ -432,7 +454,8 @@ def _cmd_enhancement(args: argparse.Namespace) -> int:
         outputs["subtraction"] = str(write_image(res.subtraction, args.subtraction, meta_sub))
     payload: dict[str, Any] = {"command": "enhancement", "outputs": outputs, "units": s["units"],
                                "inputs": {"study": args.study, "pre": inputs[0], "post": inputs[1], "phase": phase},
-                               "masked_voxels": s["masked_voxels"], "warnings": s["warnings"], "summary": s}
+                               "masked_voxels": s["masked_voxels"], "warnings": s["warnings"], "skipped": skipped,
+                               "summary": s}
     lines = [f"relative enhancement (percent) -> {args.output}", f"masked {s['masked_voxels']} voxels"]
     if args.labels:
         lf = liver_function(pre, post, _read(args.labels), args.liver_label, args.spleen_label)
@@ -452,17 +475,21 @@ def _cmd_register(args: argparse.Namespace) -> int:
     inputs = [args.fixed, args.moving]
     check_outputs([args.output], inputs, transforms=[args.transform])
     mask = _read(args.fixed_mask) if args.fixed_mask else None
-    res = register(_read(args.fixed), _read(args.moving), affine=args.affine, fixed_mask=mask)
-    outputs = {"resampled": str(write_image(res.resampled, args.output, res.metadata))}
+    fixed, moving = _read(args.fixed), _read(args.moving)
+    res = register(fixed, moving, affine=args.affine, fixed_mask=mask)
+    skipped = _skipped_of(None, (fixed, moving))
+    outputs = {"resampled": str(write_image(res.resampled, args.output, {**res.metadata, **record_skipped(skipped)}))}
     if args.transform:
-        Path(args.transform).parent.mkdir(parents=True, exist_ok=True)
-        sitk.WriteTransform(res.transform, str(args.transform))
+        from ..io.atomic import atomic_path
+
+        with atomic_path(args.transform) as tmp:
+            sitk.WriteTransform(res.transform, str(tmp))
         outputs["transform"] = str(args.transform)
     s = res.summary
     payload = {"command": "register", "outputs": outputs, "units": {"metric": "Mattes MI (lower is better)",
                                                                     "ncc": "1", "translation": "mm"},
                "inputs": {"fixed": args.fixed, "moving": args.moving, "transform_type": s["transform_type"]},
-               "masked_voxels": 0, "warnings": s["warnings"], "summary": s}
+               "masked_voxels": 0, "warnings": s["warnings"], "skipped": skipped, "summary": s}
     return _emit(args, payload, [
         f"{s['transform_type']} registration -> {args.output}",
         f"metric {s['metric_before']:.4f} -> {s['metric_after']:.4f}; "

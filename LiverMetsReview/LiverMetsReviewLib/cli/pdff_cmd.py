@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LiverMetsError, MissingDataError
+from .skipped import attach as attach_skipped
+from .skipped import from_images as skipped_from_images
+from .skipped import from_study_folder as skipped_from_study
 
 if TYPE_CHECKING:  # heavy modules are imported inside the commands: `livermets --help` stays fast
     import SimpleITK as sitk
@@ -123,8 +126,10 @@ def _cmd_pdff(args: argparse.Namespace) -> int:
             fat_model = json.loads(Path(args.fat_model).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise LiverMetsError(f"the fat model {args.fat_model} is not a readable JSON file ({exc})") from exc
+    skipped = skipped_from_study(study) if study else skipped_from_images(echoes)
     res = fit_pdff(echoes, tes, field_strength_t=field, fat_model=fat_model, mask=mask, method=method,
                    noise_floor=args.noise_floor, noise_sigma=args.noise_sigma)
+    res.metadata = attach_skipped(res.metadata, skipped)
     outputs = {"pdff": str(write_image(res.pdff, args.output, res.metadata["pdff"]))}
     for name, path in (("r2star", args.r2star), ("water", args.water), ("fat", args.fat),
                        ("quality", args.quality), ("flags", args.flags), ("field_map", args.field_map)):
@@ -135,7 +140,7 @@ def _cmd_pdff(args: argparse.Namespace) -> int:
                "inputs": {"source": source, "files": inputs, "echo_times_ms": s["echo_times_ms"],
                           "field_strength_t": s["field_strength_t"]},
                "masked_voxels": s["masked_voxels"], "ambiguous_voxels": s["ambiguous_voxels"],
-               "warnings": s["warnings"], "summary": s}
+               "warnings": s["warnings"], "skipped": skipped, "summary": s}
     if args.json:
         print(json.dumps(payload, indent=2, default=str))
     else:

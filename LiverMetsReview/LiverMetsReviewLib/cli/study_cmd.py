@@ -68,6 +68,23 @@ def _layouts(scan, protocol: str | None) -> list[tuple[str, Any]]:
     return [(uid, choose_layout(protocol, available_from_scan(members))) for uid, members in scan.by_study().items()]
 
 
+def _identity(info: Any) -> dict[str, str]:
+    """Patient ID, name and birth date of a series: shown only with --show-identifiers."""
+    pid, name, born = (info.patient_key.split("|") + ["", "", ""])[:3]
+    return {"patient_id": pid, "patient_name": name, "patient_birth_date": born}
+
+
+def _study_list(scan: Any, identifiers: bool) -> list[dict[str, Any]]:
+    folders = scan.study_folders()
+    out = []
+    for uid, members in scan.by_study().items():
+        row: dict[str, Any] = {"study_uid": uid, "n_series": len(members), "folder": folders[uid]}
+        if identifiers:
+            row.update(_identity(members[0]))
+        out.append(row)
+    return out
+
+
 def run_classify(args: argparse.Namespace) -> int:
     scan = _scan(args)
     rows = [s.summary() for s in scan.series]
@@ -78,15 +95,23 @@ def run_classify(args: argparse.Namespace) -> int:
                              f"{'; '.join(reasons[:3])})")
     layouts = _layouts(scan, getattr(args, "layout", None))
     if args.json:
-        out = {"folder": str(args.dicom_dir), "studies": scan.study_uids, "series": rows, "skipped": skipped}
+        out = {"folder": str(args.dicom_dir), "studies": scan.study_uids,
+               "study_list": _study_list(scan, args.show_identifiers), "series": rows, "skipped": skipped}
         if layouts:
             out["layouts"] = [{"study_uid": uid, **plan.to_dict()} for uid, plan in layouts]
         json.dump(out, sys.stdout, indent=2)
         print()
         return 0
-    if len(scan.study_uids) > 1:
-        print(f"note: {len(scan.study_uids)} studies in this folder; each is classified on its own")
-    print(_table(rows))
+    studies = scan.by_study()
+    folders = scan.study_folders()
+    for uid, members in studies.items():
+        if len(studies) > 1:
+            print(f"study {uid} ({len(members)} series, in {folders[uid]}); load it with --study {uid}")
+            if args.show_identifiers:
+                print("  " + ", ".join(f"{k}: {v or '-'}" for k, v in _identity(members[0]).items()))
+        print(_table([s.summary() for s in members]))
+        if len(studies) > 1:
+            print()
     for uid, plan in layouts:
         print(f"\nhanging protocol for study {uid} (ids are series numbers, [k] = stack k):")
         print(plan.text())
@@ -100,22 +125,15 @@ def run_classify(args: argparse.Namespace) -> int:
 
 
 def run_load(args: argparse.Namespace) -> int:
+    from ..io.atomic import write_json_atomic
     from ..io.study_folder import write_study_folder
     from ..study.load import load_study, resample_to_reference
+    from .skipped import record as record_skipped
 
     scan = _scan(args)
-    studies = scan.by_study()
-    if not studies:
+    if not scan.series:
         raise LiverMetsError(f"{args.dicom_dir} holds no MR image series; run 'livermets classify' to see why")
-    if args.study:
-        if args.study not in studies:
-            raise LiverMetsError(f"study {args.study} is not in {args.dicom_dir}; studies: {', '.join(studies)}")
-        infos = studies[args.study]
-    elif len(studies) > 1:
-        raise LiverMetsError(f"{args.dicom_dir} mixes {len(studies)} studies ({', '.join(studies)}); choose one with "
-                             "--study UID")
-    else:
-        infos = next(iter(studies.values()))
+    infos = scan.one_study(args.study, "choose one with --study UID (as listed here or by 'livermets classify')")
     series = load_study(infos, dwi_trace=not args.keep_directions)
     if args.resample_to:
         refs = [s for s in series if s.role == args.resample_to]
@@ -129,13 +147,22 @@ def run_load(args: argparse.Namespace) -> int:
         "classification": [s.summary() for s in infos],
         "skipped": [{"path": s.path, "reason": s.reason} for s in scan.skipped],
     }
-    index = write_study_folder(series, args.output, extra=extra)
+    index = write_study_folder(series, args.output, extra=extra, file_meta=record_skipped(extra["skipped"]))
     dwi = [s for s in series if s.role == "dwi"]
     if dwi:
-        (index.parent / "dwi_bvalues.json").write_text(json.dumps(
-            {"b_values_s_mm2": dwi[0].b_values, "stack_meta": dwi[0].stack_meta}, indent=2), encoding="utf-8")
+        write_json_atomic(index.parent / "dwi_bvalues.json",
+                          {"b_values_s_mm2": dwi[0].b_values, "stack_meta": dwi[0].stack_meta})
+    if args.json:
+        json.dump({"command": "load", "folder": str(args.dicom_dir), "index": str(index),
+                   "series": [{"role": s.role, "stacks": len(s.stacks), "description": s.meta.get("description", ""),
+                               "series_uid": s.meta.get("series_uid")} for s in series],
+                   "skipped": extra["skipped"]}, sys.stdout, indent=2)
+        print()
+        return 0
     for s in series:
         print(f"{s.role}: {len(s.stacks)} volume(s) from {s.meta.get('description', '')!r}")
+    if extra["skipped"]:
+        print(f"skipped {len(extra['skipped'])} file(s) (listed in roles.json; 'livermets classify' shows why)")
     print(f"wrote {index}")
     return 0
 
@@ -147,6 +174,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dicom_dir", help="folder with the study's DICOM files (searched recursively; .gz files too)")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
     p.add_argument("--roles", help=ROLES_HELP)
+    p.add_argument("--show-identifiers", action="store_true",
+                   help="also show each study's patient name, ID and birth date (hidden by default)")
     p.add_argument("--layout", metavar="PROTOCOL",
                    help="also show which series a hanging protocol puts in each view (dynamic, diffusion, "
                         "chemical_shift, overview, lesion_review, subtraction)")
@@ -163,4 +192,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="resample every series onto the grid of the series with this role (e.g. t1_hepatobiliary)")
     p.add_argument("--keep-directions", action="store_true",
                    help="write every diffusion direction instead of one trace image per b-value")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (files written, skipped inputs)")
     p.set_defaults(func=run_load)

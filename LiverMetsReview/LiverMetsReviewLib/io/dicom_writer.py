@@ -43,6 +43,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from ..errors import GeometryError, LiverMetsError
 from ..roles import role_label
 from ..series import Series
+from .atomic import atomic_path
 from .dicom_vendors import (
     VendorProfile,
     gyromagnetic_ratio_mhz_per_t,
@@ -356,12 +357,13 @@ def _folder_name(number: int, description: str, role: str) -> str:
 
 def _save(ds: Dataset, path: Path) -> None:
     """Write with a File Meta on pydicom 2.4 and 3.x alike."""
-    if "enforce_file_format" in inspect.signature(pydicom.dcmwrite).parameters:
-        pydicom.dcmwrite(path, ds, enforce_file_format=True)
-    else:  # pragma: no cover - pydicom 2.x
-        ds.is_little_endian = True
-        ds.is_implicit_VR = False
-        ds.save_as(path, write_like_original=False)
+    with atomic_path(path) as tmp:
+        if "enforce_file_format" in inspect.signature(pydicom.dcmwrite).parameters:
+            pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
+        else:  # pragma: no cover - pydicom 2.x
+            ds.is_little_endian = True
+            ds.is_implicit_VR = False
+            ds.save_as(tmp, write_like_original=False)
 
 
 # ----------------------------------------------------------------------------------------------------------

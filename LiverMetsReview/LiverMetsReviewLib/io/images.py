@@ -14,6 +14,7 @@ from typing import Any
 import SimpleITK as sitk
 
 from ..errors import LiverMetsError
+from .atomic import atomic_path
 
 META_PREFIX = "LiverMetsReview."
 
@@ -63,7 +64,8 @@ def write_image(image: sitk.Image, path: str | Path, meta: Mapping[str, Any] | N
         image = sitk.Image(image)
         set_metadata(image, meta)
     try:
-        sitk.WriteImage(image, str(path), compress)
+        with atomic_path(path) as tmp:
+            sitk.WriteImage(image, str(tmp), compress)
     except RuntimeError as exc:
         raise LiverMetsError(
             f"{path} could not be written ({_last_line(exc)}); use a format SimpleITK writes, e.g. .nrrd, .nii.gz, .mha"

@@ -21,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import LiverMetsError
+from .atomic import atomic_path
 
 CATEGORY_CONTEXT = "Segmentation category and type - DICOM master list"
 ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
@@ -99,8 +100,8 @@ def write_segmentation(labelmap: sitk.Image, segments: Sequence[dict[str, Any]],
     img.SetMetaData("Segmentation_MasterRepresentation", "Binary labelmap")
     img.SetMetaData("Segmentation_ContainedRepresentationNames", "Binary labelmap|")
     img.SetMetaData("Segmentation_ReferenceImageExtentOffset", "0 0 0")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(img, str(path), compress)
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(img, str(tmp), compress)
     return path
 
 

@@ -8,7 +8,6 @@ series metadata. Coordinates in the files are LPS (NRRD ``space: left-posterior-
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from ..errors import LiverMetsError
 from ..resources import read_json_file
 from ..series import Series
+from .atomic import write_json_atomic
 from .images import read_image, write_image
 
 FORMAT = "livermets-study-folder"
@@ -52,8 +52,10 @@ def _file_metadata(series: Series, k: int) -> dict[str, Any]:
     return {"role": series.role, **meta}
 
 
-def write_study_folder(series: list[Series], out_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write every series and the ``roles.json`` index; returns the index path."""
+def write_study_folder(series: list[Series], out_dir: str | Path, extra: dict[str, Any] | None = None,
+                       file_meta: dict[str, Any] | None = None) -> Path:
+    """Write every series and the ``roles.json`` index; returns the index path. ``file_meta`` is added to every
+    image file's key/value record (e.g. the skipped input files)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -65,14 +67,14 @@ def write_study_folder(series: list[Series], out_dir: str | Path, extra: dict[st
             if name in used:  # two series with one role: keep both, never overwrite
                 name = name.replace(".nrrd", f"_{len(used)}.nrrd")
             used.add(name)
-            write_image(stack, out / name, _file_metadata(s, k))
+            write_image(stack, out / name, {**_file_metadata(s, k), **(file_meta or {})})
             files.append(name)
         entries.append({"role": s.role, "files": files, "stack_meta": s.stack_meta, "meta": s.meta})
     index = {"format": FORMAT, "version": VERSION, "coordinate_system": "LPS", "series": entries}
     if extra:
         index.update(extra)
     path = out / INDEX
-    path.write_text(json.dumps(index, indent=2, default=str), encoding="utf-8")
+    write_json_atomic(path, index, default=str)
     return path
 
 

@@ -26,6 +26,7 @@ import SimpleITK as sitk
 
 from ..errors import LiverMetsError, MissingDataError
 from .defaults import defaults
+from .noise import no_background_reason
 from .noise_mask import decide_signal
 from .resample import apply_user_mask, as_float_array, describe_grid, match_to_reference, to_image
 from .summary import stated
@@ -80,6 +81,12 @@ def _groups(bs: Sequence[float]) -> list[list[int]]:
         else:
             groups.append([i])
     return groups
+
+
+def repeated_b_values(b_values: Sequence[float]) -> list[float]:
+    """The b-values given more than once (within the grouping tolerance): directions or repeats to combine."""
+    bs = _normalise_b(b_values)
+    return sorted({bs[g[0]] for g in _groups(bs) if len(g) > 1})
 
 
 def combine_directions(images: Sequence[sitk.Image], b_values: Sequence[float], *,
@@ -328,12 +335,12 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     if len(images) < 2:
         raise MissingDataError("an ADC needs at least two b-values; give images for two or more b-values")
     bs = _normalise_b(b_values)
-    dup = [g for g in _groups(bs) if len(g) > 1]
-    if dup:
-        dups = sorted({bs[g[0]] for g in dup})
+    dups = repeated_b_values(bs)
+    if dups:
         raise LiverMetsError(
-            f"b-value(s) {dups} appear more than once: combine the directions/repeats first "
-            "(combine_directions, or a trace image) or leave the repeats out"
+            f"b-value(s) {', '.join(f'{b:g}' for b in dups)} s/mm^2 appear more than once (diffusion directions or "
+            "repeats): combine each into one trace image per b-value first ('livermets adc --trace' does this) or "
+            "leave the repeats out"
         )
     keep, excluded = _select(bs, include, exclude_below)
     if len(keep) < 2:
@@ -417,7 +424,8 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         if method == "nlls":
             sigma_used = float(noise_sigma) if noise_sigma is not None else (sigma_est or 0.0)
             if noise_sigma is None and sigma_est is None:
-                notes.append("no background to estimate the noise level: nlls fitted without the Rician correction")
+                notes.append(f"noise level unknown ({no_background_reason(low)}): nlls was fitted without the Rician "
+                             "noise-floor correction instead; the map is complete")
             s0_s, adc_s = _nlls(sig, b_s, s0_s, adc_s, sigma_used / scale, int(cfg["nlls_iterations"]),
                                 float(cfg["nlls_damping"]))
 

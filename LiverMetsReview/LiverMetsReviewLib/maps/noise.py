@@ -89,3 +89,23 @@ def noise_floor(values: np.ndarray, fraction_of_p99: float, min_voxels: int,
         sigma = background_sigma(values, floor0, min_voxels)
     floor = floor0 if sigma is None else max(floor0, NOISE_FLOOR_SIGMAS * sigma)
     return float(floor), sigma
+
+
+ZERO_BACKGROUND_FRACTION = 0.05  # this share of exact zeros means a masked background, not a dark object
+
+
+def no_background_reason(values: np.ndarray) -> str:
+    """Why an image has no noise-only background to measure the noise in, as a clause for a note.
+
+    Exact zeros are what a scanner's or an anonymiser's masking leaves: the background is there but holds no
+    noise. Otherwise the body (or the field of view) leaves no air to measure.
+    """
+    flat = np.asarray(values).reshape(-1)
+    step = max(flat.size // 200_000, 1)
+    sub = flat[::step]
+    finite = sub[np.isfinite(sub)]
+    zeros = float(np.count_nonzero(finite == 0)) / max(finite.size, 1)
+    if zeros >= ZERO_BACKGROUND_FRACTION:
+        return (f"the background is exact zeros ({zeros:.0%} of the voxels, as a scanner's or an anonymiser's masking "
+                "leaves it), so it holds no noise to measure")
+    return "the image has no noise-only background (the body fills the field of view)"

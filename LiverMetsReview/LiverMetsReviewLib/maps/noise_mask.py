@@ -365,5 +365,7 @@ def decide_signal(values: np.ndarray, usable: np.ndarray, fraction_of_p99: float
             for k, key in ((1, "below_tissue_threshold"), (2, "failed_neighbourhood_test"), (3, "isolated_component")):
                 tally[k] = nm.counts[key]
         return SignalDecision(keep, stage, nm.settings["k_tissue"] * sigma, sigma, rule, tally)
-    return simple(floor, {"rule": f"no noise sigma (no background to estimate it): signal <= {fraction_of_p99:g} x "
-                                  "its 99th percentile is background"})
+    from .noise import no_background_reason
+
+    return simple(floor, {"rule": f"noise sigma unknown ({no_background_reason(probe)}): instead, signal <= "
+                                  f"{fraction_of_p99:g} x its 99th percentile is background"})

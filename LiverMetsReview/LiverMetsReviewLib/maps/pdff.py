@@ -39,8 +39,8 @@ from scipy.ndimage import uniform_filter
 from ..errors import LiverMetsError, MissingDataError
 from ..physics.fat import default_fat_spectrum, fat_phasor
 from ..resources import load_json
+from .noise import no_background_reason, robust_max
 from .noise import noise_floor as estimate_noise_floor
-from .noise import robust_max
 from .resample import apply_user_mask, describe_grid, match_to_reference, to_image
 
 DEFAULTS_FILE = "pdff_defaults.json"
@@ -551,9 +551,9 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
             valid & (mean_sig <= floor)) > float(cfg["max_background_fraction"]) * max(np.count_nonzero(valid), 1):
         # no real background (body fills the field of view): the "noise" found was dim tissue
         floor0 = float(cfg["noise_floor_fraction_of_p99"]) * robust_max(first_echo)
-        notes.append(f"the estimated noise floor ({floor:.4g}) would mask most of the image: no background to "
-                     f"estimate the noise from, so the floor is {cfg['noise_floor_fraction_of_p99']:g} x the 99th "
-                     "percentile and sigma comes from the fit residuals")
+        notes.append(f"noise level not measurable ({no_background_reason(first_echo)}; the dim voxels found would "
+                     f"have masked most of the image): instead the floor is {cfg['noise_floor_fraction_of_p99']:g} x "
+                     "the 99th percentile and sigma comes from the fit residuals; the map is complete")
         floor, sigma_est = floor0, None
     sigma = float(noise_sigma) if noise_sigma is not None else sigma_est
     bg = valid & (mean_sig <= floor)
@@ -586,7 +586,7 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     if sigma is None or sigma <= 0:
         s2_res = best_cost / (max(2 * n_echo - 5, 1) if stack_c is not None else max(n_echo - 3, 1))
         s2 = float(np.median(s2_res)) if idx.size else 0.0
-        notes.append("noise sigma taken from the fit residuals (no background to estimate it)")
+        notes.append("noise sigma taken from the fit residuals (no noise-only background was measured)")
     else:
         s2 = sigma * sigma
     s2 = max(s2, 1e-30 * float(np.max(scales) ** 2) if idx.size else 1e-30)

@@ -156,7 +156,9 @@ def write_montage(study, path: str | Path, fov_min_mm: float = 48.0, pixels: int
                  f"seed {study.truth['seed']} (axial crops centred on each lesion, LPS)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    from ..io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path

@@ -37,7 +37,8 @@ _KEYWORDS = (
     "AcquisitionTime", "ContentDate", "ContentTime", "SeriesDate", "SeriesTime", "StudyDate", "AcquisitionDateTime",
     "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness", "Rows",
     "Columns", "NumberOfFrames", "ImageComments", "PatientID", "TemporalPositionIdentifier", "DiffusionBValue",
-    "DiffusionDirectionality", "DiffusionGradientOrientation", "RescaleSlope", "RescaleIntercept",
+    "DiffusionDirectionality", "DiffusionGradientOrientation", "RescaleSlope", "RescaleIntercept", "BitsAllocated",
+    "SamplesPerPixel", "PatientName", "PatientBirthDate",
 )
 _WANTED = {tag_for_keyword(k) for k in _KEYWORDS}
 # sequences that carry what the classifier needs: when present, let pydicom read the file

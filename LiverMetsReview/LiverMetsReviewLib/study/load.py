@@ -25,6 +25,7 @@ from ..roles import UNASSIGNED
 from ..series import Series
 from .bvalues import numbers
 from .classify import Override, apply_overrides, classify_scan, stack_roles_of
+from .integrity import expected_pixel_bytes, undecodable_pixels
 from .scan import FrameInfo, SeriesInfo, StackInfo, StudyScan, open_dataset, scan_folder
 
 _SPACING_TOLERANCE = 0.05  # relative deviation of a slice gap from the median gap still called uniform
@@ -50,7 +51,12 @@ class _PixelCache:
 
 
 def _read_pixels(path: str, label: str) -> tuple[np.ndarray, float, float, float | None]:
-    ds = open_dataset(path, pixels=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = open_dataset(path, pixels=True)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on a file cut short
+        raise LiverMetsError(f"{label}: {undecodable_pixels(path, None, exc)}") from exc
     slope = numbers(ds.get("RescaleSlope", 1.0))
     intercept = numbers(ds.get("RescaleIntercept", 0.0))
     scale_slope = None
@@ -62,14 +68,15 @@ def _read_pixels(path: str, label: str) -> tuple[np.ndarray, float, float, float
             warnings.simplefilter("ignore")
             arr = np.asarray(ds.pixel_array)
     except Exception as exc:  # noqa: BLE001 - decoder availability varies; try GDCM through SimpleITK
+        if expected_pixel_bytes(ds) is not None:  # native samples: nothing to decode, the file itself is bad
+            raise LiverMetsError(f"{label}: {undecodable_pixels(path, ds, exc)}") from exc
         try:
             img = sitk.ReadImage(path)  # GDCM applies the rescale itself
             arr = sitk.GetArrayFromImage(img)
             arr = arr[0] if arr.ndim == 3 and arr.shape[0] == 1 else arr
             return arr.astype(np.float32), 1.0, 0.0, scale_slope
         except RuntimeError:
-            raise LiverMetsError(f"{label}: pixel data of {path} cannot be decoded ({type(exc).__name__}); "
-                                 "decompress the files (e.g. with gdcmconv --raw) and try again") from exc
+            raise LiverMetsError(f"{label}: {undecodable_pixels(path, ds, exc)}") from exc
     if arr.ndim == 3 and "NumberOfFrames" not in ds:
         raise LiverMetsError(f"{label}: {path} holds colour or multi-sample pixels; only greyscale MR is supported")
     return arr, (slope[0] if slope else 1.0), (intercept[0] if intercept else 0.0), scale_slope
@@ -270,14 +277,18 @@ def load_dwi(dicom_dir: str | Path) -> Series:
     """
     scan = classify_scan(scan_folder(dicom_dir))
     dwi = _dwi_candidates(scan)
+    if len({s.study_uid for s in dwi}) > 1:
+        scan.one_study(None, f"write the study you want with 'livermets load {dicom_dir} --study UID -o FOLDER' and "
+                             "give FOLDER to 'livermets adc'")
     if not dwi:
         found = ", ".join(f"{s.label}: {s.role}" for s in scan.series) or "no MR image series"
         raise MissingDataError(f"{dicom_dir} holds no DWI series with two or more readable b-values ({found})")
     if len(dwi) > 1:
         names = "; ".join(s.label for s in dwi)
         raise LiverMetsError(f"{dicom_dir} holds {len(dwi)} DWI series ({names}); give the folder of one series")
-    info = dwi[0]
-    return load_series(info, "dwi")
+    series = load_series(dwi[0], "dwi")
+    series.meta["skipped_files"] = [{"path": s.path, "reason": s.reason} for s in scan.skipped]
+    return series
 
 
 def resample_to_reference(series: Series, reference: sitk.Image, *,

@@ -29,6 +29,7 @@ from pydicom.errors import InvalidDicomError
 from ..errors import LiverMetsError
 from .bvalues import Diffusion, diffusion_from_dataset, numbers
 from .fastheader import read_fast_header
+from .integrity import truncation_reason
 
 MR_IMAGE_SOP = {
     "1.2.840.10008.5.1.4.1.1.4": "MR Image Storage",
@@ -139,6 +140,7 @@ class SeriesInfo:
     contrast_start_s: float | None
     sop_class: str
     patient_id: str
+    patient_key: str = ""  # patient ID, name and birth date: only to tell patients apart, never shown
     files: list[str] = field(default_factory=list)
     frames: list[FrameInfo] = field(default_factory=list)
     stacks: list[StackInfo] = field(default_factory=list)
@@ -220,6 +222,40 @@ class StudyScan:
     @property
     def study_uids(self) -> list[str]:
         return sorted({s.study_uid for s in self.series})
+
+    def study_folders(self) -> dict[str, str]:
+        """The deepest folder holding all files of each study (to point a user at one study's subfolder)."""
+        out = {}
+        for uid, members in self.by_study().items():
+            files = [f for s in members for f in s.files]
+            out[uid] = os.path.commonpath([os.path.dirname(f) for f in files]) if files else self.root
+        return out
+
+    def describe_studies(self) -> str:
+        """'UID (n series, in FOLDER); ...': which studies the folder holds, without identifying the patient."""
+        folders = self.study_folders()
+        parts = []
+        for uid, members in self.by_study().items():
+            where = folders[uid]
+            place = f", in {where}" if os.path.abspath(where) != os.path.abspath(self.root) else ""
+            parts.append(f"{uid} ({len(members)} series{place})")
+        return "; ".join(parts)
+
+    def one_study(self, study_uid: str | None, how: str) -> list[SeriesInfo]:
+        """The series of the one study a command works on: ``study_uid`` when given, else the only one.
+
+        ``how`` tells how to choose (e.g. "choose one with --study UID"); a separate subfolder per study is
+        named when the studies are in separate subfolders.
+        """
+        studies = self.by_study()
+        if study_uid:
+            if study_uid not in studies:
+                raise LiverMetsError(f"study {study_uid} is not in {self.root}; it holds: {self.describe_studies()}")
+            return studies[study_uid]
+        if len(studies) > 1:
+            raise LiverMetsError(f"{self.root} holds {len(studies)} studies: {self.describe_studies()}; {how}, or give "
+                                 "the subfolder of one study")
+        return next(iter(studies.values()), [])
 
     def by_study(self) -> dict[str, list[SeriesInfo]]:
         out: dict[str, list[SeriesInfo]] = defaultdict(list)
@@ -479,6 +515,7 @@ def _series_from(ds: Any, series_uid: str) -> SeriesInfo:
         contrast_start_s=contrast_start,
         sop_class=str(ds.get("SOPClassUID", "")),
         patient_id=_str(ds, "PatientID"),
+        patient_key="|".join(_str(ds, k) for k in ("PatientID", "PatientName", "PatientBirthDate")),
     )
 
 
@@ -524,6 +561,9 @@ def scan_folder(folder: str | Path, *, recursive: bool = True) -> StudyScan:
         try:
             ds = read_header(path)
             _check_object(ds)
+            truncated = truncation_reason(ds, path)
+            if truncated:
+                raise _SkipFile(truncated)
             sop_uid = _str(ds, "SOPInstanceUID")
             if sop_uid and sop_uid in seen_sop:
                 raise _SkipFile(f"duplicates {seen_sop[sop_uid]} (same SOPInstanceUID)")
@@ -548,11 +588,25 @@ def scan_folder(folder: str | Path, *, recursive: bool = True) -> StudyScan:
             continue
         info.files.append(path)
         info.frames.extend(frames)
+    _split_patients(series)
     for info in series.values():
         _build_stacks(info)
     ordered = sorted(series.values(), key=lambda s: (s.study_uid, s.series_number if s.series_number is not None
                                                      else 10**9, s.acquisition_s or 0.0, s.series_uid))
     return StudyScan(str(root), ordered, skipped, len(paths))
+
+
+def _split_patients(series: dict[str, SeriesInfo]) -> None:
+    """Series of different patients never share a study: when one StudyInstanceUID (or a missing one) covers
+    several patients (an anonymiser's or a merge's mistake), each patient gets its own study key, numbered."""
+    patients: dict[str, set[str]] = defaultdict(set)
+    for s in series.values():
+        patients[s.study_uid].add(s.patient_key)
+    for s in series.values():
+        keys = sorted(patients[s.study_uid])
+        if len(keys) > 1:
+            s.notes.append("the study's UID is shared by several patients: split by patient")
+            s.study_uid = f"{s.study_uid} (patient {keys.index(s.patient_key) + 1} of {len(keys)})"
 
 
 # --------------------------------------------------------------------------------------------- stacks
