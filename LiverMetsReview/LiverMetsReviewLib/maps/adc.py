@@ -408,6 +408,7 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         idx = np.flatnonzero(valid)
         sig = np.take(stack, idx, axis=1)
+        del stack, low   # the selected voxels are all the fit needs: free the full stack before the fit's arrays
         # every signal at most 1 after scaling (the largest may sit at any b when the input is absurd)
         scale = float(np.max(sig)) if sig.size else 1.0
         scale = scale if 0 < scale < np.inf else 1.0
@@ -419,6 +420,7 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         adc_s, ln_s0 = _lls(logs, b_s)
         if method in ("wls", "nlls"):
             adc_s, ln_s0 = _wls(logs, b_s, adc_s, ln_s0)
+        del logs
         s0_s = np.exp(np.minimum(ln_s0, np.float32(80.0)))
         sigma_used = None
         if method == "nlls":
@@ -466,6 +468,7 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         r2[ss_tot <= 0] = 1.0
         np.minimum(r2, np.float32(1.0), out=r2)
         r2[~(r2 >= 0) | drop] = 0.0   # negative or NaN (comparison with NaN is False), and the dropped voxels
+        del sig, d, s0_n, adc_n, ss_tot, adc_s, s0_s, ln_s0   # before the output images are built (memory peak)
 
     fitted = idx[~drop]
 

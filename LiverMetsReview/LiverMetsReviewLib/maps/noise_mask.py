@@ -96,16 +96,20 @@ def _edge_counts(n: int, size: int) -> np.ndarray:
     return (np.minimum(pos + half, n - 1) - np.maximum(pos - half, 0) + 1).astype(np.int32)
 
 
-def box_sum(values: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+def box_sum(values: np.ndarray, size: tuple[int, ...], *, consume: bool = False) -> np.ndarray:
     """Sum over a centred box of odd ``size`` per axis, zeros outside the volume (separable shifted adds: several
-    times faster than a uniform filter, and exact in the sense that only voxels inside the volume count)."""
-    out = values
+    times faster than a uniform filter, and exact in the sense that only voxels inside the volume count).
+
+    Two buffers alternate between the axes, so a volume costs at most two new arrays; ``consume=True`` lets the
+    function use ``values`` itself as one of them (the caller's array is then overwritten), one new array in all.
+    """
+    src, spare = values, (values if consume else None)
     for axis, s in enumerate(size):
         half = s // 2
         if half == 0:
             continue
-        src = out
-        res = src.copy()
+        res = np.empty_like(src) if spare is None or spare is src else spare
+        np.copyto(res, src)
         n = src.shape[axis]
         for d in range(1, min(half, n - 1) + 1):
             lo = [slice(None)] * src.ndim
@@ -113,8 +117,9 @@ def box_sum(values: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
             lo[axis], hi[axis] = slice(0, n - d), slice(d, None)
             res[tuple(hi)] += src[tuple(lo)]
             res[tuple(lo)] += src[tuple(hi)]
-        out = res
-    return out if out is not values else values.copy()
+        spare = src if (src is not values or consume) else None
+        src = res
+    return src if src is not values or consume else values.copy()
 
 
 def _pooled_pass(values: np.ndarray, sigma: float, size: tuple[int, ...], rate: float, dof: int) -> np.ndarray:
@@ -123,7 +128,7 @@ def _pooled_pass(values: np.ndarray, sigma: float, size: tuple[int, ...], rate: 
     The interior (full windows) is compared with one threshold; only the slabs along the volume's faces, where
     windows are cut, get per-position thresholds.
     """
-    total = box_sum(np.square(values, dtype=np.float32), size)
+    total = box_sum(np.square(values, dtype=np.float32), size, consume=True)
     s2 = float(sigma) * float(sigma)
     window = int(np.prod(size))
     quantiles = chi2_isf(rate, dof * np.arange(1, window + 1))    # one per possible neighbour count
