@@ -6,7 +6,6 @@ shifts, so one seed gives bit-identical images and another seed different noise 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,9 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from ..context import write_clinical_context
 from ..errors import LiverMetsError, MissingDataError
+from ..io.atomic import write_json_atomic
 from ..io.images import write_image
 from ..io.segmentation import write_segmentation
 from ..io.study_folder import write_study_folder
@@ -170,8 +171,10 @@ def write_phantom(study: PhantomStudy, out_dir: str | Path, fmt: str | Sequence[
     write_image(study.labelmap, out / "ground_truth_labels.nrrd",
                 {"content": "phantom ground-truth labels (organs 1..99, lesions 101..)", "grid": "truth_grid"})
     write_segmentation(study.couinaud, couinaud_segments(), out / "couinaud.seg.nrrd")
-    (out / "ground_truth.json").write_text(json.dumps(study.truth, indent=1, allow_nan=False), encoding="utf-8")
-    manifest["files"].update({"ground_truth": "ground_truth.json", "segmentation": "ground_truth.seg.nrrd",
+    write_json_atomic(out / "ground_truth.json", study.truth, indent=1, allow_nan=False)
+    write_clinical_context(study.truth["clinical_context"], out / "clinical_context.json")
+    manifest["files"].update({"ground_truth": "ground_truth.json", "clinical_context": "clinical_context.json",
+                              "segmentation": "ground_truth.seg.nrrd",
                               "labels": "ground_truth_labels.nrrd", "couinaud": "couinaud.seg.nrrd"})
     manifest["lesions"] = [{"id": les["id"], "type": les["type"], "couinaud": les["couinaud_name"],
                             "diameter_mm": les["diameter_mm"]} for les in study.truth["lesions"]]

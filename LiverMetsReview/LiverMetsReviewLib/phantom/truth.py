@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
+from ..context import clinical_context_document
 from ..resources import load_json
 from ..series import Series
 from .anatomy import Anatomy
@@ -192,7 +193,7 @@ def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strengt
                      "liver_pdff_percent": float(scenario["liver_pdff_percent"]),
                      "hepatocyte_uptake_factor": float(scenario.get("hepatocyte_uptake_factor", 1.0)),
                      "anatomy": scenario.get("anatomy", {}), "scenario_pitfalls": scen_pitfalls},
-        "clinical_context": scenario["clinical_context"],
+        "clinical_context": clinical_context_document(scenario["clinical_context"]),
         "coordinate_system": "LPS",
         "coordinate_note": "world coordinates in mm, LPS (x to the patient's left, y posterior, z superior), as "
                            "DICOM/ITK; centre_mm is where the lesion is in the truth grid; per_series gives where it "
