@@ -83,7 +83,8 @@ def draw_lesion_types(rng: np.random.Generator, primary: str, steatotic: bool) -
     names = [t for t in types if eligible(t)]
     mets = [t for t in names if templates[types[t]["template"]]["expected_impression"] == "typical metastasis"]
     n = int(round(uniform(rng, st["lesion_count"])))
-    out = [mets[int(rng.integers(len(mets)))]] if mets else []
+    wm = np.array([float(types[t]["weight"]) for t in mets])
+    out = [mets[int(rng.choice(len(mets), p=wm / wm.sum()))]] if mets else []
     w = np.array([float(types[t]["weight"]) for t in names])
     while len(out) < n:
         pick = names[int(rng.choice(len(names), p=w / w.sum()))]
@@ -249,7 +250,10 @@ def draw_lesion(rng: np.random.Generator, type_name: str, primary: str, liver: d
         keys = ("hep_fraction",)
         if drawn["hbp_pattern"] != "heterogeneous":
             h = 0.0
-    if h > 0.02:
+    shell = max((float(c.get("thickness_mm", 0.0)) for c in les["compartments"] if c["region"] == "shell"),
+                default=0.0)
+    min_patched = float(lesion_ranges()["shape_parameters"]["heterogeneity_min_radius_mm"]["value"])
+    if h > 0.02 and min_r - shell >= min_patched:
         drawn["patches"] = _split_patches(rng, les, h, keys)
     les["drawn"] = drawn
     return les
