@@ -229,3 +229,21 @@ def test_without_vary_the_fixed_catalogue_stays():
     assert st.truth["vary"] == {"enabled": False} and st.truth["field_strength_t"] == 1.5
     ids = {les["id"] for les in catalogue()["lesions"] if not les.get("requires_steatosis")}
     assert {les["id"] for les in st.truth["lesions"]} == ids
+
+
+def test_every_range_names_its_source():
+    doc = lesion_ranges()
+    keys = set(doc["sources"])
+    found = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            if "range" in node or "choices" in node or "value" in node:
+                cited = {s.strip() for s in str(node.get("source", "")).split(",")}
+                assert cited and cited <= keys, (path, node.get("source"))
+                found.append(path)
+            for k, v in node.items():
+                walk(v, f"{path}.{k}")
+
+    walk(doc, "")
+    assert len(found) > 100
