@@ -154,7 +154,10 @@ def test_compartments_follow_the_catalogue(standard_steatosis):
     assert by_name["crc_met.rim"].params["t1_ms"] == pytest.approx(1.6 * liver.params["t1_ms"])
     assert by_name["crc_met.core"].params["adc_1e6_mm2_s"] > 1.5 * by_name["crc_met.rim"].params["adc_1e6_mm2_s"]
     assert all(v == 0 for v in by_name["crc_met.rim"].gd_hep_mM.values())
-    assert by_name["fnh_like.core"].gd_hep_mM["t1_hepatobiliary"] >= liver.gd_hep_mM["t1_hepatobiliary"]
+    # FNH-like nodule: the rim retains gadoxetate at or above the liver, the centre less (peripheral retention)
+    assert by_name["fnh_like.rim"].gd_hep_mM["t1_hepatobiliary"] >= liver.gd_hep_mM["t1_hepatobiliary"]
+    fnh_hbp = {part: by_name[f"fnh_like.{part}"].gd_hep_mM["t1_hepatobiliary"] for part in ("rim", "core")}
+    assert fnh_hbp["core"] < fnh_hbp["rim"]
     assert by_name["melanoma_met.core"].params["t1_ms"] < liver.params["t1_ms"]
     assert by_name["cyst.core"].params["t2_ms"] > 10 * liver.params["t2_ms"]
     # the hemangioma follows the blood pool: it still holds more contrast than the liver's ECS at PV

@@ -9,6 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from LiverMetsReviewLib.cli import main
+from LiverMetsReviewLib.context import read_clinical_context
 from LiverMetsReviewLib.io.segmentation import read_segmentation
 from LiverMetsReviewLib.io.study_folder import read_study_folder
 from LiverMetsReviewLib.phantom.lesions import catalogue
@@ -35,6 +36,8 @@ def test_cli_writes_study_and_ground_truth(written, capsys):
     assert truth["seed"] == 5 and truth["scenario"]["id"] == "steatosis"
     assert truth["liver_background"]["pdff_percent"] == 22.0  # --liver-fat wins over the scenario's 18 %
     assert len(truth["lesions"]) == len(catalogue()["lesions"])  # steatosis: every lesion present
+    # the clinical context beside the truth: the format --context takes, equal to the truth's copy
+    assert read_clinical_context(out / "clinical_context.json") == truth["clinical_context"]
     # the seg file: one named segment per organ and lesion, the labelmap as written
     lab, segs = read_segmentation(out / "ground_truth.seg.nrrd")
     names = {s["id"]: s["name"] for s in segs}

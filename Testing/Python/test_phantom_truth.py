@@ -334,6 +334,9 @@ def _hallmark_holds(h: str, les: dict, liver_adc: float, raw) -> bool:
         return rim < DARKER and core > 1.2 * rim
     if h == "hbp_iso_or_hyperintense":
         return min(r[n]["t1_hepatobiliary"] for n in allc) >= 0.95
+    if h == "hbp_peripheral_retention":
+        rim, core = r["rim"]["t1_hepatobiliary"], r["core"]["t1_hepatobiliary"]
+        return rim >= 0.95 and core < rim
     if h == "diffusion_restriction":
         return any(r[n]["dwi_high_b"] > BRIGHTER and adc[n] < liver_adc for n in allc)
     if h == "rim_restriction":

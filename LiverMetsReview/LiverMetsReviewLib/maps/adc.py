@@ -408,6 +408,8 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         idx = np.flatnonzero(valid)
         sig = np.take(stack, idx, axis=1)
+        why_no_noise = no_background_reason(low) if method == "nlls" and noise_sigma is None and sigma_est is None \
+            else ""
         del stack, low   # the selected voxels are all the fit needs: free the full stack before the fit's arrays
         # every signal at most 1 after scaling (the largest may sit at any b when the input is absurd)
         scale = float(np.max(sig)) if sig.size else 1.0
@@ -426,7 +428,7 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         if method == "nlls":
             sigma_used = float(noise_sigma) if noise_sigma is not None else (sigma_est or 0.0)
             if noise_sigma is None and sigma_est is None:
-                notes.append(f"noise level unknown ({no_background_reason(low)}): nlls was fitted without the Rician "
+                notes.append(f"noise level unknown ({why_no_noise}): nlls was fitted without the Rician "
                              "noise-floor correction instead; the map is complete")
             s0_s, adc_s = _nlls(sig, b_s, s0_s, adc_s, sigma_used / scale, int(cfg["nlls_iterations"]),
                                 float(cfg["nlls_damping"]))

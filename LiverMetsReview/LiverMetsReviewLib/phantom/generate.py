@@ -1,7 +1,10 @@
 """Generate the digital phantom study and write it (NRRD study folder or DICOM) with its ground truth.
 
-The anatomy and the lesion positions are fixed (data); the seed drives the noise and the breath-hold
-shifts, so one seed gives bit-identical images and another seed different noise over the same truth.
+Fixed catalogue (default): the anatomy and the lesion positions are fixed (data); the seed drives the noise and
+the breath-hold shifts, so one seed gives bit-identical images and another seed different noise over the same
+truth. ``vary=True``: the seed also draws the study and its lesions (:mod:`.vary`); one (seed, scenario, size)
+still gives bit-identical output, but the placement depends on the truth grid, so ``small`` and ``standard``
+studies of one seed hold different lesions.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from ..context import write_clinical_context
 from ..errors import LiverMetsError, MissingDataError
 from ..io.atomic import write_json_atomic
 from ..io.images import write_image
@@ -22,13 +26,15 @@ from ..io.segmentation import write_segmentation
 from ..io.study_folder import write_study_folder
 from ..series import Series
 from .anatomy import GRID_SPACING_MM, Anatomy, build_anatomy
-from .lesions import paint_lesions, select_lesions
+from .lesions import catalogue, paint_lesions, select_lesions
 from .model import TissueModel
 from .scenarios import get_scenario
-from .tissues import build_tissue_model, check_field_strength
+from .tissues import build_tissue_model, check_field_strength, liver_params
 from .truth import build_truth, couinaud_segments, image_like, structure_labels
 
 SIZES = tuple(GRID_SPACING_MM)
+# Second entropy word of the random stream the varied phantom draws from (the noise uses the seed alone).
+VARY_STREAM = 8
 
 
 @dataclass
@@ -110,22 +116,82 @@ def build_model(scenario: str = "normal", *, field_strength_t: float = 1.5, live
     return anatomy, lesions, model, sc
 
 
-def generate_phantom(seed: int = 0, scenario: str = "normal", *, field_strength_t: float = 1.5,
+def build_varied_model(seed: int, scenario: str = "normal", *, field_strength_t: float | None = None,
+                       liver_fat_percent: float | None = None, size: str = "standard"
+                       ) -> tuple[Anatomy, list[dict[str, Any]], TissueModel, dict[str, Any], dict[str, Any]]:
+    """As :func:`build_model`, with everything the seed draws (see :mod:`.vary`); the fifth item records the draw.
+
+    Arguments given explicitly (field strength, liver fat) win over the draw. The draws use their own random
+    stream (``[seed, VARY_STREAM]``), so the noise of a study stays the noise of its seed.
+    """
+    from .placement import place_lesions
+    from .vary import RANGES, draw_lesions, draw_settings, lesion_ranges, name_lesions
+    from .vary_context import draw_context
+
+    rng = np.random.default_rng([int(seed), VARY_STREAM])
+    sc = get_scenario(scenario, liver_fat_percent)
+    settings = draw_settings(rng, sc["id"])
+    fs = check_field_strength(settings["field_strength_t"] if field_strength_t is None else field_strength_t)
+    lv = settings["liver"]
+    if liver_fat_percent is None:
+        sc["liver_pdff_percent"] = lv["pdff_percent"]
+    sc["hepatocyte_uptake_factor"] = lv["hepatocyte_uptake_factor"]
+    sc["liver_overrides"] = {k: lv[k] for k in ("adc_1e6_mm2_s", "t1_factor", "t2_factor")}
+    steatotic = float(sc["liver_pdff_percent"]) >= float(catalogue()["steatosis_dependent_min_liver_pdff_percent"])
+    anatomy = build_anatomy(size, sc.get("anatomy"))
+    ranges = lesion_ranges()
+    lesions = draw_lesions(rng, settings, steatotic, liver_params(sc, fs), fs)
+    placed, dropped = place_lesions(rng, anatomy, lesions, ranges["lesion_types"], ranges["study"]["clearance_mm"])
+    name_lesions(placed)
+    sc["clinical_context"] = draw_context(rng, sc, settings, placed, steatotic, int(seed))
+    model = build_tissue_model(anatomy, placed, paint_lesions(anatomy, placed), sc, fs)
+    record = {"enabled": True, "seed": int(seed), "stream": [int(seed), VARY_STREAM],
+              "ranges": {"file": RANGES, "format": ranges["format"], "version": ranges["version"]},
+              "field_strength_t": fs, "field_strength_drawn": field_strength_t is None,
+              "snr_scale": settings["snr_scale"], "vendor": settings["vendor"],
+              "primary_tumour": settings["primary_tumour"], "liver": lv,
+              "liver_pdff_drawn": liver_fat_percent is None, "steatotic": steatotic,
+              "lesion_types": [les["type"] for les in placed], "dropped": dropped}
+    return anatomy, placed, model, sc, record
+
+
+def _snr_scaled(protocol: dict[str, Any], scale: float) -> dict[str, Any]:
+    for group in protocol["noise_groups"].values():
+        group["snr"] = float(group["snr"]) * scale
+    return protocol
+
+
+def generate_phantom(seed: int = 0, scenario: str = "normal", *, field_strength_t: float | None = None,
                      b_values: Sequence[float] = (50, 400, 800), snr: float | None = None,
                      liver_fat_percent: float | None = None, breath_hold_shift_mm: float = 0.0,
-                     size: str = "standard") -> PhantomStudy:
-    """Build the phantom for a scenario and simulate every series (noise and shifts from ``seed``)."""
-    bl = _check_args(seed, size, b_values, snr, breath_hold_shift_mm)
-    from .protocol import load_protocol, simulate_study  # signal physics (engineer B's module)
+                     size: str = "standard", vary: bool = False) -> PhantomStudy:
+    """Build the phantom for a scenario and simulate every series (noise and shifts from ``seed``).
 
-    anatomy, lesions, model, sc = build_model(scenario, field_strength_t=field_strength_t,
-                                              liver_fat_percent=liver_fat_percent, size=size)
+    ``vary=False``: the fixed lesion catalogue at 1.5 T unless ``field_strength_t`` says otherwise.
+    ``vary=True``: the seed also draws field strength, SNR, vendor, liver background, the lesions (types, count,
+    size, outline, position, heterogeneity, tissue parameters) and the clinical context; the truth's ``vary``
+    key records the draw.
+    """
+    bl = _check_args(seed, size, b_values, snr, breath_hold_shift_mm)
+    from .protocol import load_protocol, simulate_study  # imported here: the series simulation is the heavy part
+
+    protocol = load_protocol(size)
+    if vary:
+        anatomy, lesions, model, sc, record = build_varied_model(
+            seed, scenario, field_strength_t=field_strength_t, liver_fat_percent=liver_fat_percent, size=size)
+        protocol = _snr_scaled(protocol, record["snr_scale"])
+    else:
+        anatomy, lesions, model, sc = build_model(scenario, field_strength_t=1.5 if field_strength_t is None
+                                                  else field_strength_t, liver_fat_percent=liver_fat_percent,
+                                                  size=size)
+        record = {"enabled": False}
     rng = np.random.default_rng(int(seed))
-    series, acquisition = simulate_study(model, rng, load_protocol(size), bl, snr, float(breath_hold_shift_mm))
-    labels, segments = structure_labels(anatomy, model)
+    series, acquisition = simulate_study(model, rng, protocol, bl, snr, float(breath_hold_shift_mm))
+    labels, segments = structure_labels(anatomy, model, lesions)
     truth = build_truth(seed=int(seed), scenario=sc, size=size, field_strength_t=model.field_strength_t,
                         b_values=bl, snr=snr, breath_hold_shift_mm=float(breath_hold_shift_mm), anatomy=anatomy,
                         model=model, lesions=lesions, labels=labels, series=series, acquisition=acquisition)
+    truth["vary"] = record
     return PhantomStudy(series=series, labelmap=image_like(labels, anatomy.grid), segments=segments,
                         couinaud=image_like(anatomy.couinaud, anatomy.grid), truth=truth, model=model)
 
@@ -138,12 +204,14 @@ def _study_info(study: PhantomStudy) -> dict[str, Any]:
 
 
 def write_phantom(study: PhantomStudy, out_dir: str | Path, fmt: str | Sequence[str] = "nrrd", *,
-                  vendor: str = "siemens") -> dict[str, Any]:
+                  vendor: str | None = None) -> dict[str, Any]:
     """Write the series (NRRD study folder and/or DICOM under ``dicom/``) and, once, the ground truth.
 
     ``fmt`` is ``"nrrd"``, ``"dicom"`` or both as a sequence. ``vendor`` chooses the DICOM writer's vendor
-    profile (header conventions, private b-value tags). Returns a manifest.
+    profile (header conventions, private b-value tags); default: the vendor a varied study drew, else siemens.
+    Returns a manifest.
     """
+    vendor = vendor or study.truth.get("vary", {}).get("vendor") or "siemens"
     out = Path(out_dir)
     formats = (fmt,) if isinstance(fmt, str) else tuple(fmt)
     unknown = [f for f in formats if f not in ("nrrd", "dicom")]
@@ -171,7 +239,9 @@ def write_phantom(study: PhantomStudy, out_dir: str | Path, fmt: str | Sequence[
                 {"content": "phantom ground-truth labels (organs 1..99, lesions 101..)", "grid": "truth_grid"})
     write_segmentation(study.couinaud, couinaud_segments(), out / "couinaud.seg.nrrd")
     write_json_atomic(out / "ground_truth.json", study.truth, indent=1, allow_nan=False)
-    manifest["files"].update({"ground_truth": "ground_truth.json", "segmentation": "ground_truth.seg.nrrd",
+    write_clinical_context(study.truth["clinical_context"], out / "clinical_context.json")
+    manifest["files"].update({"ground_truth": "ground_truth.json", "clinical_context": "clinical_context.json",
+                              "segmentation": "ground_truth.seg.nrrd",
                               "labels": "ground_truth_labels.nrrd", "couinaud": "couinaud.seg.nrrd"})
     manifest["lesions"] = [{"id": les["id"], "type": les["type"], "couinaud": les["couinaud_name"],
                             "diameter_mm": les["diameter_mm"]} for les in study.truth["lesions"]]

@@ -57,15 +57,96 @@ def select_lesions(liver_pdff_percent: float) -> list[dict[str, Any]]:
     return out
 
 
+def fibonacci_directions(n: int = 400) -> np.ndarray:
+    """``n`` nearly uniform unit vectors (n, 3): the directions an outline is sampled along."""
+    i = np.arange(n, dtype=float) + 0.5
+    z = 1.0 - 2.0 * i / n
+    phi = np.pi * (1.0 + 5.0 ** 0.5) * i
+    r = np.sqrt(1.0 - z * z)
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+
+
+def radial_modulation(outline: dict[str, Any] | None, ux, uy, uz) -> np.ndarray | float:
+    """Relative radius of the outline along unit directions (lesion frame): 1 for an ellipsoid.
+
+    ``lobes``: [[dx, dy, dz, amplitude], ...] Gaussian bumps of angular width ``width`` (radians) around unit
+    directions (a lobulated mass); ``waves``: [[kx, ky, kz, phase, amplitude], ...] smooth noise on the
+    sphere (an irregular outline). Never below 0.5 (no outline folds through the centre).
+    """
+    if not outline:
+        return 1.0
+    s = 1.0
+    w = float(outline.get("width", 0.5))
+    for dx, dy, dz, amp in outline.get("lobes", []):
+        s = s + amp * np.exp(((ux * dx + uy * dy + uz * dz) - 1.0) / (w * w))
+    for kx, ky, kz, ph, amp in outline.get("waves", []):
+        s = s + amp * np.sin(kx * ux + ky * uy + kz * uz + ph)
+    return np.maximum(s, 0.5)
+
+
 def lesion_sdf(lesion: dict[str, Any], x, y, z) -> np.ndarray:
-    """Approximate signed distance (mm, negative inside) to the lesion outline."""
+    """Approximate signed distance (mm, negative inside) to the lesion outline.
+
+    Exact along each ray from the centre for a sphere with any radial modulation; for an ellipsoid the
+    distance is scaled by its smallest semi-axis (as for the organs).
+    """
     cx, cy, cz = (float(v) for v in lesion["centre_mm"])
     a, b, c = semi_axes_mm(lesion)
     t = np.radians(float(lesion.get("rot_z_deg", 0.0)))
     dx, dy = x - cx, y - cy
-    u, v = np.cos(t) * dx + np.sin(t) * dy, -np.sin(t) * dx + np.cos(t) * dy
-    q = np.sqrt((u / a) ** 2 + (v / b) ** 2 + ((z - cz) / c) ** 2)
-    return (q - 1.0) * min(a, b, c)
+    u, v, w = (np.cos(t) * dx + np.sin(t) * dy) / a, (-np.sin(t) * dx + np.cos(t) * dy) / b, (z - cz) / c
+    q = np.sqrt(u ** 2 + v ** 2 + w ** 2)
+    outline = lesion.get("outline")
+    if outline:
+        qs = np.maximum(q, 1e-6)
+        s = radial_modulation(outline, u / qs, v / qs, w / qs)
+    else:
+        s = 1.0
+    return (q - s) * min(a, b, c)
+
+
+def outline_points_mm(lesion: dict[str, Any], n: int = 400, margin_mm: float = 0.0) -> np.ndarray:
+    """World points (n, 3) on the outline, pushed ``margin_mm`` outwards along each ray from the centre."""
+    d = fibonacci_directions(n)
+    a, b, c = semi_axes_mm(lesion)
+    s = np.asarray(radial_modulation(lesion.get("outline"), d[:, 0], d[:, 1], d[:, 2])) * np.ones(len(d))
+    local = d * np.array([a, b, c]) * s[:, None]
+    t = np.radians(float(lesion.get("rot_z_deg", 0.0)))
+    rot = np.array([[np.cos(t), -np.sin(t), 0.0], [np.sin(t), np.cos(t), 0.0], [0.0, 0.0, 1.0]])
+    world = local @ rot.T
+    r = np.linalg.norm(world, axis=1, keepdims=True)
+    world = world * (1.0 + margin_mm / np.maximum(r, 1e-6))
+    return np.asarray(lesion["centre_mm"], float) + world
+
+
+def bounding_radius_mm(lesion: dict[str, Any]) -> float:
+    """Largest distance from the centre to the outline (for boxes and spacing between lesions)."""
+    if not lesion.get("outline"):
+        return max(semi_axes_mm(lesion))
+    pts = outline_points_mm(lesion, 800) - np.asarray(lesion["centre_mm"], float)
+    return float(np.linalg.norm(pts, axis=1).max()) * 1.02
+
+
+def measured_axial_diameter_mm(lesion: dict[str, Any], step_mm: float = 0.5) -> float:
+    """Longest axial (in-plane) diameter of the outline, measured on a fine local grid (what a reader measures)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    r = bounding_radius_mm(lesion) + step_mm
+    ax = np.arange(-r, r + step_mm / 2, step_mm)
+    c = np.asarray(lesion["centre_mm"], float)
+    inside = lesion_sdf(lesion, c[0] + ax[None, None, :], c[1] + ax[None, :, None], c[2] + ax[:, None, None]) <= 0
+    best = 0.0
+    for k in np.flatnonzero(inside.any(axis=(1, 2))):
+        pts = np.argwhere(inside[k]).astype(float) * step_mm
+        if len(pts) < 3:
+            continue
+        try:
+            pts = pts[ConvexHull(pts).vertices]
+        except QhullError:
+            pass
+        d = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)).max()
+        best = max(best, float(d) + step_mm)
+    return best
 
 
 def _nodule_centre(lesion: dict[str, Any], comp: dict[str, Any]) -> np.ndarray:
@@ -73,6 +154,13 @@ def _nodule_centre(lesion: dict[str, Any], comp: dict[str, Any]) -> np.ndarray:
     d = d / np.linalg.norm(d)
     r = min(semi_axes_mm(lesion))
     return np.asarray(lesion["centre_mm"], float) + (r - float(comp["diameter_mm"]) / 2.0) * d
+
+
+def _in_band(band: dict[str, Any], x, y, z) -> np.ndarray:
+    from .anatomy import smooth_noise
+
+    f = smooth_noise(x, y, z, 1.0, float(band["wavelength_mm"]), seed=int(band["seed"]))
+    return (f >= float(band["low"])) & (f < float(band["high"]))
 
 
 def compartment_masks(lesion: dict[str, Any], x, y, z) -> list[tuple[str, np.ndarray]]:
@@ -93,6 +181,8 @@ def compartment_masks(lesion: dict[str, Any], x, y, z) -> list[tuple[str, np.nda
             m = inside & (d > -float(comp["thickness_mm"]))
         elif reg in ("inner", "all"):
             m = inside.copy()
+            if comp.get("band"):  # a heterogeneity patch: the part of the region where the noise falls in band
+                m &= _in_band(comp["band"], x, y, z)
         else:
             raise LiverMetsError(f"lesion '{lesion['id']}': compartment region '{reg}' is unknown "
                                  "(use all, shell, inner or eccentric)")
@@ -113,7 +203,7 @@ def paint_lesions(anatomy: Anatomy, lesions: list[dict[str, Any]]) -> dict[str, 
     vessel_labels = [anatomy.label_of(n) for n in ("portal_vein", "hepatic_veins") if n in anatomy.compartment_names]
     out: dict[str, dict[str, int]] = {}
     for les in lesions:
-        r = max(semi_axes_mm(les)) + 2.0
+        r = bounding_radius_mm(les) + 2.0
         c = les["centre_mm"]
         sl = tuple(slice(int(np.searchsorted(ax, c[i] - r)), int(np.searchsorted(ax, c[i] + r)))
                    for i, ax in ((2, z_ax), (1, y_ax), (0, x_ax)))

@@ -63,6 +63,13 @@ def liver_params(scenario: dict[str, Any], field_strength_t: float) -> dict[str,
     """The liver background of a scenario: fat fraction set, hepatocyte uptake scaled."""
     liver = tissue_params("liver", field_strength_t)
     liver["params"]["pdff_percent"] = float(scenario["liver_pdff_percent"])
+    # A varied study draws the liver's ADC and scales its T1/T2 (``liver_overrides``, see vary.py).
+    over = scenario.get("liver_overrides", {})
+    if "adc_1e6_mm2_s" in over:
+        liver["params"]["adc_1e6_mm2_s"] = float(over["adc_1e6_mm2_s"])
+    for param, key in (("t1_ms", "t1_factor"), ("t2_ms", "t2_factor")):
+        liver["params"][param] *= float(over.get(key, 1.0))
+    liver["params"]["t2star_ms"] = min(liver["params"]["t2star_ms"], liver["params"]["t2_ms"])
     k = float(scenario.get("hepatocyte_uptake_factor", 1.0))
     liver["gd_hep_mM"] = {ph: k * v for ph, v in liver["gd_hep_mM"].items()}
     return liver
@@ -111,7 +118,10 @@ def build_tissue_model(anatomy: Anatomy, lesions: list[dict[str, Any]], lesion_l
         for comp in les["compartments"]:
             label = lesion_labels[les["id"]][comp["name"]]
             p = lesion_compartment_params(comp, liver, fs)
+            info = {"kind": "lesion", "structure": les["id"], "compartment": comp["name"],
+                    "base": comp.get("base", "liver")}
+            if "patch_of" in comp:  # a heterogeneity patch of a varied lesion (vary.py)
+                info["patch_of"] = comp["patch_of"]
             comps.append(Compartment(label, f"{les['id']}.{comp['name']}", p["params"], p["gd_ecs_mM"],
-                                     p["gd_hep_mM"], {"kind": "lesion", "structure": les["id"],
-                                                      "compartment": comp["name"], "base": comp.get("base", "liver")}))
+                                     p["gd_hep_mM"], info))
     return TissueModel(grid=anatomy.grid, labels=anatomy.labels, compartments=comps, field_strength_t=fs)

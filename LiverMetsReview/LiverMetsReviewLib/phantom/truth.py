@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
+from ..context import clinical_context_document
 from ..resources import load_json
 from ..series import Series
 from .anatomy import Anatomy
@@ -27,11 +28,15 @@ COUINAUD_COLORS = {1: [0.9, 0.6, 0.2], 2: [0.2, 0.6, 0.9], 3: [0.3, 0.8, 0.8], 4
                    5: [0.9, 0.5, 0.5], 6: [0.5, 0.8, 0.3], 7: [0.9, 0.8, 0.3], 8: [0.8, 0.4, 0.7]}
 
 
-def structure_labels(anatomy: Anatomy, model: TissueModel) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Labelmap (uint16, truth grid) with one label per organ and per lesion, and the segment list."""
+def structure_labels(anatomy: Anatomy, model: TissueModel, lesions: list[dict[str, Any]] | None = None
+                     ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Labelmap (uint16, truth grid) with one label per organ and per lesion, and the segment list.
+
+    ``lesions``: the study's lesions (default: the fixed catalogue)."""
     organs = organ_table()
     organ_label = {o["id"]: i + 1 for i, o in enumerate(organs)}
-    lesion_by_id = {les["id"]: les for les in catalogue()["lesions"]}
+    lesion_list = catalogue()["lesions"] if lesions is None else lesions
+    lesion_by_id = {les["id"]: les for les in lesion_list}
     lut = np.zeros(len(anatomy.compartment_names), np.uint16)
     for c in model.compartments:
         sid = c.info["structure"]
@@ -45,7 +50,7 @@ def structure_labels(anatomy: Anatomy, model: TissueModel) -> tuple[np.ndarray, 
         if lab in present:
             segments.append({"label": lab, "id": o["id"], "name": o["name"], "kind": "organ", "color": o["color"],
                              "terminology": _organ_terminology(o["terminology"])})
-    for les in catalogue()["lesions"]:
+    for les in lesion_list:
         if int(les["label"]) in present:
             t = dict(term[les["terminology"]])
             t["anatomic_region"] = term["anatomic_region"]
@@ -122,7 +127,8 @@ def _compartment_doc(c, voxel_ml: float, counts: np.ndarray, liver_label: int,
             "params": {k: round(float(v), 4) for k, v in c.params.items()},
             "gd_ecs_mM": {k: round(float(v), 4) for k, v in c.gd_ecs_mM.items()},
             "gd_hep_mM": {k: round(float(v), 4) for k, v in c.gd_hep_mM.items()},
-            "expected_noise_free": expected_signals(c, liver_label, acquisition)}
+            "expected_noise_free": expected_signals(c, liver_label, acquisition),
+            **({"patch_of": c.info["patch_of"]} if c.info.get("patch_of") else {})}
 
 
 def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strength_t: float,
@@ -170,6 +176,9 @@ def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strengt
                              for c in by_structure.get(les["id"], [])],
             "expected_hallmarks": list(les["expected_hallmarks"]), "expected_pitfalls": pitfalls,
             "expected_impression": les["expected_impression"], "per_series": per_series,
+            "shape": les.get("shape", "sphere"), "rot_z_deg": float(les.get("rot_z_deg", 0.0)),
+            **({"outline": les["outline"]} if les.get("outline") else {}),
+            **({"template": les["template"], "drawn": les["drawn"]} if "drawn" in les else {}),
         })
     organ_docs = []
     for i, o in enumerate(organ_table()):
@@ -192,7 +201,7 @@ def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strengt
                      "liver_pdff_percent": float(scenario["liver_pdff_percent"]),
                      "hepatocyte_uptake_factor": float(scenario.get("hepatocyte_uptake_factor", 1.0)),
                      "anatomy": scenario.get("anatomy", {}), "scenario_pitfalls": scen_pitfalls},
-        "clinical_context": scenario["clinical_context"],
+        "clinical_context": clinical_context_document(scenario["clinical_context"]),
         "coordinate_system": "LPS",
         "coordinate_note": "world coordinates in mm, LPS (x to the patient's left, y posterior, z superior), as "
                            "DICOM/ITK; centre_mm is where the lesion is in the truth grid; per_series gives where it "
