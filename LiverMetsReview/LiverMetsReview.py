@@ -1,36 +1,43 @@
 """LiverMetsReview: a reading aid for gadoxetate liver MRI (3D Slicer scripted module).
 
 The module is a thin shell: the computations live in the headless core ``LiverMetsReviewLib`` (also used by
-the ``livermets`` command line), the scene conversions in ``LiverMetsReviewSlicer``.
+the ``livermets`` command line), the scene conversions and the GUI sections in ``LiverMetsReviewSlicer``. This
+file holds the module, the parameter node (one pack per section), the widget that composes the sections, the
+logic (what scripts call) and the self-test.
+
+From the Python console::
+
+    logic = slicer.util.getModuleLogic("LiverMetsReview")
+    nodes = logic.loadPhantom()  # the Sample Data phantom (seed 0); or loadPhantom(seed=3, size="small")
+    logic.computeAdc()
+    logic.showHangingProtocol("lesion_review")
 """
 
 import os
 from pathlib import Path
-from typing import Annotated
 
-import qt
 import slicer
 import vtk
 from LiverMetsReviewSlicer import attributes, hanging
 from LiverMetsReviewSlicer import maps as sceneMaps
-from LiverMetsReviewSlicer.dicom_database import databaseStudies, loadDatabaseStudy
+from LiverMetsReviewSlicer.dicom_database import loadDatabaseStudy
 from LiverMetsReviewSlicer.dicom_study import loadDicomStudy
-from LiverMetsReviewSlicer.layouts import showStudy
+from LiverMetsReviewSlicer.maps_section import MapsParameters, MapsSection
 from LiverMetsReviewSlicer.phantom import (
     COUINAUD_KEY,
     SEGMENTATION_KEY,
+    defaultScenario,
     generatePhantomStudy,
     loadPhantomStudy,
-    phantomScenarioNames,
     stackNodeName,
 )
-from LiverMetsReviewSlicer.progress import busy
 from LiverMetsReviewSlicer.sample_data import registerSampleData
-from LiverMetsReviewSlicer.volumes import gridSummary, lpsToRas, worldLpsToIjk
+from LiverMetsReviewSlicer.study_section import SCENARIOS, StudyParameters, StudySection
+from LiverMetsReviewSlicer.volumes import lpsToRas, worldLpsToIjk
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -40,8 +47,8 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from LiverMetsReviewLib.errors import LiverMetsError
-from LiverMetsReviewLib.roles import role_ids, role_label
-from LiverMetsReviewLib.study.hanging import protocol_ids, protocol_label
+from LiverMetsReviewLib.maps.adc import ADC_UNITS
+from LiverMetsReviewLib.roles import role_ids
 
 #
 # LiverMetsReview
@@ -59,12 +66,14 @@ class LiverMetsReview(ScriptedLoadableModule):
         self.parent.contributors = ["LiverMetsReview developers"]
         self.parent.helpText = _("""
 Supports the reading of gadoxetate (Gd-EOB-DTPA) liver MRI in patients with known or suspected liver
-metastases. <b>Study</b>: loads a DICOM study and proposes a role for each series (dual-echo T1, Dixon, T2,
-diffusion, dynamic phases up to the hepatobiliary phase), which the reader checks and corrects in the table; or
-generates a digital phantom with known ground truth for training and testing. <b>Maps</b>: ADC
-(10<sup>-6</sup> mm<sup>2</sup>/s), fat fraction (in/opposed phase, Dixon, multi-echo PDFF) and relative
-enhancement (percent), R2* (1/s), series alignment; masked voxels and warnings are listed. World coordinates of
-the computations are LPS; Slicer shows RAS.
+metastases. <b>Study</b>: loads a study from Slicer's DICOM database (or a folder, which is imported into the
+database first) with Slicer's DICOM readers and proposes a role for each series (dual-echo T1, Dixon, T2,
+diffusion, dynamic phases up to the hepatobiliary phase), which the reader checks and corrects in the table;
+hangs the series side by side. A digital phantom with known ground truth (training, testing) is under
+"Phantom" and in Sample Data; from Python: <code>slicer.util.getModuleLogic("LiverMetsReview").loadPhantom()</code>.
+<b>Maps</b>: ADC (10<sup>-6</sup> mm<sup>2</sup>/s), fat fraction (in/opposed phase, Dixon, multi-echo PDFF)
+and relative enhancement (percent), R2* (1/s), series alignment; masked voxels and warnings are listed.
+World coordinates of the computations are LPS; Slicer shows RAS.
 The module supports the radiologist's reading and never makes a diagnosis: every automatic result is evidence
 that the reader accepts or overrides.
 See the <a href="https://github.com/livermetsreview/LiverMetsReview">project page</a>.
@@ -73,8 +82,13 @@ See the <a href="https://github.com/livermetsreview/LiverMetsReview">project pag
 Developed by the LiverMetsReview developers. Built on 3D Slicer's scripted module template and its
 SimpleITK bridge (sitkUtils).
 """)
-        # The phantom appears in the Sample Data module once the application has started.
-        slicer.app.connect("startupCompleted()", lambda: registerSampleData(self._iconsPath()))
+        # Once the application has started: the phantom in Sample Data, and every hanging layout, so that a scene
+        # saved in one reopens in it (a scene stores the layout id only).
+        slicer.app.connect("startupCompleted()", self.onStartupCompleted)
+
+    def onStartupCompleted(self) -> None:
+        registerSampleData(self._iconsPath())
+        hanging.registerLayouts()
 
     def _iconsPath(self) -> str:
         return os.path.join(os.path.dirname(__file__), "Resources", "Icons")
@@ -84,33 +98,15 @@ SimpleITK bridge (sitkUtils).
 # LiverMetsReviewParameterNode
 #
 
-SCENARIOS = phantomScenarioNames()  # the catalogue's default first
 DEFAULT_SCENARIO = SCENARIOS[0]
 
 
 @parameterNodeWrapper
 class LiverMetsReviewParameterNode:
-    """GUI state saved with the scene.
+    """GUI state saved with the scene: one parameter pack per section (bound as ``study.x``, ``maps.x``)."""
 
-    phantomScenario, phantomSeed, phantomFieldStrength (T), phantomSize - options of the generated phantom.
-    dicomFolder - folder of a DICOM study to load. hangingProtocol - which series the views show side by side.
-    adcMethod - ADC fit (log-linear, weighted, or Rician-corrected non-linear); enhancementPhase - phase compared
-    with the pre-contrast T1. alignReferenceVolume, alignMovingVolume, alignAffine - series alignment.
-    displayedVolume - the series shown in the slice views.
-    """
-
-    phantomScenario: Annotated[str, Choice(SCENARIOS)] = DEFAULT_SCENARIO
-    phantomSeed: Annotated[int, WithinRange(0, 999999)] = 0
-    phantomFieldStrength: Annotated[float, Choice([1.5, 3.0])] = 1.5
-    phantomSize: Annotated[str, Choice(["standard", "small"])] = "standard"
-    dicomFolder: Path
-    hangingProtocol: Annotated[str, Choice(protocol_ids())] = "overview"
-    adcMethod: Annotated[str, Choice(list(sceneMaps.ADC_METHODS))] = "lls"
-    enhancementPhase: Annotated[str, Choice(list(sceneMaps.CONTRAST_PHASES))] = "t1_hepatobiliary"
-    alignReferenceVolume: vtkMRMLScalarVolumeNode
-    alignMovingVolume: vtkMRMLScalarVolumeNode
-    alignAffine: bool = False
-    displayedVolume: vtkMRMLScalarVolumeNode
+    study: StudyParameters
+    maps: MapsParameters
 
 
 #
@@ -119,213 +115,76 @@ class LiverMetsReviewParameterNode:
 
 
 class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Binds the .ui to the parameter node and keeps the series table in step with the scene."""
-
-    SERIES_COLUMNS = (_("Series"), _("Role"), _("Grid"))
+    """Composes the sections (each with its own .ui and parameter pack) and passes them the scene's events."""
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
         self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._tableUpdatePending = False
-        self._displayedVolumeID = None
+        self.study = StudySection()
+        self.maps = MapsSection()
+        self.sections = [self.study, self.maps]  # reading order; Lesions, Checklist, Report join here
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LiverMetsReview.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-
         self.logic = LiverMetsReviewLogic()
-
-        self.ui.seriesTableWidget.setColumnCount(len(self.SERIES_COLUMNS))
-        self.ui.seriesTableWidget.setHorizontalHeaderLabels(list(self.SERIES_COLUMNS))
+        for section in self.sections:
+            sectionWidget = slicer.util.loadUI(self.resourcePath(section.UI_FILE))
+            self.layout.addWidget(sectionWidget)
+            sectionWidget.setMRMLScene(slicer.mrmlScene)
+            section.setup(slicer.util.childWidgetVariables(sectionWidget), self.logic)
+        self.layout.addStretch(1)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onSceneNodesChanged)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeRemovedEvent, self.onSceneNodesChanged)
-
-        self.ui.generatePhantomButton.connect("clicked(bool)", self.onGeneratePhantomButton)
-        self.ui.loadDicomButton.connect("clicked(bool)", self.onLoadDicomButton)
-        self.ui.refreshDatabaseButton.connect("clicked(bool)", self.onRefreshDatabaseButton)
-        self.ui.loadDatabaseStudyButton.connect("clicked(bool)", self.onLoadDatabaseStudyButton)
-        self.ui.showLayoutButton.connect("clicked(bool)", self.onShowLayoutButton)
-        self.ui.hangingProtocolComboBox.setToolTip("\n".join(protocol_label(p) for p in protocol_ids()))
-        self.ui.computeAdcButton.connect(
-            "clicked(bool)", lambda: self.runMap(_("Computing the ADC..."), self.logic.computeAdc,
-                                                 self._parameterNode.adcMethod))
-        self.ui.computeFatButton.connect("clicked(bool)", lambda: self.runMap(
-            _("Computing the chemical-shift fat fraction..."), self.logic.computeChemicalShiftFat))
-        self.ui.computeDixonFatButton.connect("clicked(bool)", lambda: self.runMap(
-            _("Computing the Dixon fat fraction..."), self.logic.computeDixonFat))
-        self.ui.computePdffButton.connect("clicked(bool)", lambda: self.runMap(
-            _("Fitting PDFF and R2* (this can take a minute)..."), self.logic.computePdff))
-        self.ui.computeEnhancementButton.connect(
-            "clicked(bool)", lambda: self.runMap(_("Computing the relative enhancement..."),
-                                                 self.logic.computeEnhancement, self._parameterNode.enhancementPhase))
-        self.ui.alignButton.connect("clicked(bool)", lambda: self.runMap(
-            _("Aligning the series (registration)..."), self.logic.alignSeries,
-            self._parameterNode.alignReferenceVolume, self._parameterNode.alignMovingVolume,
-            self._parameterNode.alignAffine))
-        self.ui.seriesTableWidget.connect("cellClicked(int,int)", self.onSeriesCellClicked)
-
         self.initializeParameterNode()
-        self.updateSeriesTable()
+        self.study.refresh()
 
     def cleanup(self) -> None:
         self.removeObservers()
+        for section in self.sections:
+            section.cleanup()
 
     def enter(self) -> None:
         self.initializeParameterNode()
-        self.updateSeriesTable()
+        self.study.refresh()
 
     def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+        self.setParameterNode(None)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
+        """Everything cached refers to the closed scene (node IDs are reused by the next one)."""
+        self.logic.onSceneClosed()
+        for section in self.sections:
+            section.onSceneClosed()
         if self.parent.isEntered:
             self.initializeParameterNode()
-        self.updateSeriesTable()
+
+    def onSceneNodesChanged(self, caller=None, event=None) -> None:
+        self.study.scheduleRefresh()
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
 
     def setParameterNode(self, inputParameterNode) -> None:
-        """Observe the parameter node so that the GUI follows it (and the views follow displayedVolume)."""
+        """Bind every section to the node and follow its changes (None: unbind)."""
         if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
         self._parameterNode = inputParameterNode
+        for section in self.sections:
+            section.setParameterNode(inputParameterNode)
         if self._parameterNode:
-            # Widgets carrying the "SlicerParameterName" dynamic property in the .ui are bound here.
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
 
     def onParameterNodeModified(self, caller=None, event=None) -> None:
-        """Show the chosen series when the choice changes (not on every other parameter change)."""
-        node = self._parameterNode.displayedVolume if self._parameterNode else None
-        nodeID = node.GetID() if node is not None else None
-        if nodeID is not None and nodeID != self._displayedVolumeID:
-            showStudy(node, fourUp=False)
-        self._displayedVolumeID = nodeID
-
-    def onGeneratePhantomButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Failed to generate the phantom."), waitCursor=True):
-            p = self._parameterNode
-            with busy(_("Generating the phantom...")):
-                nodes = self.logic.generatePhantom(p.phantomSeed, p.phantomScenario, p.phantomFieldStrength,
-                                                   p.phantomSize)
-            slicer.util.showStatusMessage(_("Phantom loaded: {count} series stacks").format(
-                count=len(nodes) - 2), 5000)
-            self.updateSeriesTable()
-
-    def onLoadDicomButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Failed to load the DICOM study."), waitCursor=True):
-            folder = self._parameterNode.dicomFolder
-            if str(folder) in ("", "."):  # the unset default: never scan the application's working folder
-                raise LiverMetsError("Choose the study folder first (the button next to 'Study folder').")
-            with busy(_("Reading and classifying {folder}...").format(folder=folder)):
-                nodes = self.logic.loadDicomStudy(folder)
-            slicer.util.showStatusMessage(_("Study loaded: {count} series stacks with a role").format(
-                count=len(nodes)), 5000)
-            self.updateSeriesTable()
-
-    def onRefreshDatabaseButton(self) -> None:
-        """List the studies of Slicer's DICOM database in the picker (study UID as item data)."""
-        with slicer.util.tryWithErrorDisplay(_("Failed to read the DICOM database.")):
-            combo = self.ui.databaseStudyComboBox
-            combo.clear()
-            for studyUid, label in databaseStudies():
-                combo.addItem(label, studyUid)
-
-    def onLoadDatabaseStudyButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Failed to load the study from the DICOM database."), waitCursor=True):
-            studyUid = self.ui.databaseStudyComboBox.currentData
-            if not studyUid:
-                raise LiverMetsError("Choose a study first (press Refresh to list the DICOM database's studies).")
-            with busy(_("Reading and classifying the database study...")):
-                nodes = self.logic.loadDatabaseStudy(studyUid)
-            slicer.util.showStatusMessage(_("Study loaded: {count} series stacks with a role").format(
-                count=len(nodes)), 5000)
-            self.updateSeriesTable()
-
-    def onShowLayoutButton(self) -> None:
-        """Show the chosen hanging protocol with the series and maps in the scene; say what could not be shown."""
-        self.ui.layoutResultLabel.text = ""
-        with slicer.util.tryWithErrorDisplay(_("Failed to show the layout."), waitCursor=True):
-            _plan, shown = self.logic.showHangingProtocol(self._parameterNode.hangingProtocol)
-            lines = [f"{view}: {reason}" for view, reason in shown["missing"].items()]
-            self.ui.layoutResultLabel.text = "\n".join(lines) if lines else _("All views filled.")
-
-    def runMap(self, label: str, compute, *args) -> None:
-        """Compute one map with the logic (a busy dialog says what runs), show it, and list the inputs, masked voxels
-        and warnings under the buttons."""
-        self.ui.mapsResultLabel.text = ""
-        with slicer.util.tryWithErrorDisplay(_("Failed to compute the map."), waitCursor=True):
-            with busy(label):
-                nodes, summary = compute(*args)
-            self.ui.mapsResultLabel.text = sceneMaps.summaryText(summary)
-            first = next(iter(nodes.values()))
-            if self._parameterNode:
-                self._parameterNode.displayedVolume = first
-            self.updateSeriesTable()
-
-    def onSceneNodesChanged(self, caller=None, event=None) -> None:
-        """Many nodes arrive at once when a study loads: rebuild the table once, after the burst."""
-        if not self._tableUpdatePending:
-            self._tableUpdatePending = True
-            qt.QTimer.singleShot(0, self.updateSeriesTable)
-
-    def updateSeriesTable(self) -> None:
-        """One row per scalar volume: name, role drop-down (edits the node attribute), grid."""
-        self._tableUpdatePending = False
-        table = self.ui.seriesTableWidget
-        nodes = self.logic.seriesNodes()
-        table.setRowCount(len(nodes))
-        roles = role_ids()
-        for row, node in enumerate(nodes):
-            nameItem = qt.QTableWidgetItem(node.GetName())
-            nameItem.setData(qt.Qt.UserRole, node.GetID())
-            nameItem.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)
-            reason = node.GetAttribute(attributes.ROLE_REASON)
-            if reason:
-                nameItem.setToolTip(_("Role chosen because: {reason}").format(reason=reason))
-            table.setItem(row, 0, nameItem)
-            combo = qt.QComboBox()
-            for role in roles:
-                combo.addItem(role_label(role), role)
-            current = attributes.nodeRole(node)
-            combo.setCurrentIndex(roles.index(current) if current in roles else roles.index(attributes.UNASSIGNED))
-            combo.setToolTip(_("Role of this series in the study; change it if the automatic one is wrong."))
-            nodeID = node.GetID()
-            combo.connect("currentIndexChanged(int)",
-                          lambda index, nodeID=nodeID, combo=combo: self.onRoleChanged(nodeID, combo))
-            table.setCellWidget(row, 1, combo)
-            gridItem = qt.QTableWidgetItem(gridSummary(node))
-            gridItem.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)
-            table.setItem(row, 2, gridItem)
-        table.resizeColumnsToContents()
-
-    def onRoleChanged(self, nodeID: str, combo) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Failed to change the role.")):
-            self.logic.setRole(slicer.mrmlScene.GetNodeByID(nodeID), combo.currentData)
-
-    def onSeriesCellClicked(self, row: int, column: int) -> None:
-        item = self.ui.seriesTableWidget.item(row, 0)
-        node = slicer.mrmlScene.GetNodeByID(item.data(qt.Qt.UserRole)) if item else None
-        if node is not None and self._parameterNode:
-            self._parameterNode.displayedVolume = node
+        for section in self.sections:
+            section.onParametersModified()
 
 
 #
@@ -334,7 +193,8 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class LiverMetsReviewLogic(ScriptedLoadableModuleLogic):
-    """Scene-level operations; usable without the widget (Python console, self-test)."""
+    """Scene-level operations; usable without the widget (Python console, self-test). Long operations take an
+    optional ``progress(fraction, message)`` callback."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
@@ -342,6 +202,18 @@ class LiverMetsReviewLogic(ScriptedLoadableModuleLogic):
 
     def getParameterNode(self):
         return LiverMetsReviewParameterNode(super().getParameterNode())
+
+    def onSceneClosed(self) -> None:
+        self.lastPhantomStudy = None
+
+    def loadPhantom(self, seed: int = 0, scenario: str | None = None, fieldStrength: float = 1.5,
+                    size: str = "standard", show: bool = True) -> dict:
+        """The phantom from a script; the defaults give the Sample Data entry's study (seed 0, default scenario).
+
+        ``SampleData.downloadSample("LiverMetsPhantom")`` cannot do this: SampleDataLogic.downloadSamples ignores a
+        source's custom downloader (only the Sample Data button calls it, read in Slicer v5.10 and v5.12).
+        """
+        return self.generatePhantom(seed, scenario or defaultScenario(), fieldStrength, size, show)
 
     def generatePhantom(self, seed: int = 0, scenario: str = "normal", fieldStrength: float = 1.5,
                         size: str = "standard", show: bool = True) -> dict:
@@ -353,44 +225,44 @@ class LiverMetsReviewLogic(ScriptedLoadableModuleLogic):
         self.lastPhantomStudy = study
         return loadPhantomStudy(study, show=show)
 
-    def computeAdc(self, method: str = "lls") -> tuple:
+    def computeAdc(self, method: str = "lls", progress=None) -> tuple:
         """ADC map (10^-6 mm^2/s) from the scene's DWI stacks: (nodes by name, core summary)."""
-        return sceneMaps.computeAdc(method)
+        return sceneMaps.computeAdc(method, progress=progress)
 
-    def computeChemicalShiftFat(self) -> tuple:
+    def computeChemicalShiftFat(self, progress=None) -> tuple:
         """Fat fraction and SII (percent) from the in-phase / opposed-phase pair."""
-        return sceneMaps.computeChemicalShiftFat()
+        return sceneMaps.computeChemicalShiftFat(progress=progress)
 
-    def computeDixonFat(self) -> tuple:
+    def computeDixonFat(self, progress=None) -> tuple:
         """Dixon fat fraction (percent)."""
-        return sceneMaps.computeDixonFat()
+        return sceneMaps.computeDixonFat(progress=progress)
 
-    def computePdff(self) -> tuple:
+    def computePdff(self, progress=None) -> tuple:
         """Proton-density fat fraction (percent) and R2* (1/s) from the multi-echo GRE."""
-        return sceneMaps.computePdff()
+        return sceneMaps.computePdff(progress=progress)
 
-    def computeEnhancement(self, phase: str = "t1_hepatobiliary") -> tuple:
+    def computeEnhancement(self, phase: str = "t1_hepatobiliary", progress=None) -> tuple:
         """Relative enhancement (percent) of ``phase`` against the pre-contrast T1."""
-        return sceneMaps.computeEnhancement(phase)
+        return sceneMaps.computeEnhancement(phase, progress=progress)
 
     @staticmethod
     def showHangingProtocol(protocolId: str) -> tuple:
         """Lay out the views for ``protocolId`` (see LiverMetsReviewLib.study.hanging): (plan, what was shown)."""
         return hanging.showProtocol(protocolId)
 
-    def alignSeries(self, referenceNode, movingNode, affine: bool = False) -> tuple:
+    def alignSeries(self, referenceNode, movingNode, affine: bool = False, progress=None) -> tuple:
         """``movingNode`` registered (rigid or affine) and resampled onto ``referenceNode``'s grid."""
-        return sceneMaps.alignSeries(referenceNode, movingNode, affine)
+        return sceneMaps.alignSeries(referenceNode, movingNode, affine, progress=progress)
 
     @staticmethod
-    def loadDicomStudy(folder, show: bool = True) -> dict:
-        """Scan and classify a DICOM folder with the core and load every series that got a role."""
-        return loadDicomStudy(folder, show=show)
+    def loadDicomStudy(folder, show: bool = True, progress=None) -> dict:
+        """Import a DICOM folder into Slicer's database and load its classified series with Slicer's plugins."""
+        return loadDicomStudy(folder, show=show, progress=progress)
 
     @staticmethod
-    def loadDatabaseStudy(studyUid: str, show: bool = True) -> dict:
-        """Load one study of Slicer's DICOM database through the same core classification as a folder."""
-        return loadDatabaseStudy(studyUid, show=show)
+    def loadDatabaseStudy(studyUid: str, show: bool = True, progress=None) -> dict:
+        """Load one study of Slicer's DICOM database with Slicer's plugins; roles from the core's classifier."""
+        return loadDatabaseStudy(studyUid, show=show, progress=progress)
 
     @staticmethod
     def seriesNodes() -> list:
@@ -437,6 +309,8 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
 
     def runTest(self):
         self.setUp()
+        self.test_reader_path_through_the_widget()
+        self.setUp()
         self.test_phantom_loads()
         self.setUp()
         self.test_dicom_study_loads()
@@ -446,6 +320,98 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         self.test_maps_match_the_core()
         self.setUp()
         self.test_role_edit()
+
+    def test_reader_path_through_the_widget(self):
+        """A reader's path through the GUI, twice (the second study after Close Scene must behave like the first):
+        phantom, a role changed in the table, a hanging protocol, ADC and fat with the buttons, the layout kept,
+        saved to .mrb, closed, reopened with nodes, roles, maps and layout."""
+        slicer.util.selectModule("LiverMetsReview")
+        widget = slicer.modules.livermetsreview.widgetRepresentation().self()
+        for seed in (11, 12):
+            self._readerPath(widget, seed)
+            slicer.mrmlScene.Clear(0)
+        self.delayDisplay("Widget test passed")
+
+    def _readerPath(self, widget, seed: int) -> None:
+        import tempfile
+
+        study, maps, params = widget.study, widget.maps, widget._parameterNode
+        self.assertIsNone(study._displayedVolumeID, "state left over from the closed scene")
+        params.study.phantomSize = "small"
+        params.study.phantomSeed = seed
+        self.assertEqual(study.ui.sizeComboBox.currentIndex, 1)  # the binding reaches the widget
+        study.ui.generatePhantomButton.click()
+        truth = widget.logic.lastPhantomStudy
+        self.assertIsNotNone(truth, "the phantom button did not load a phantom")
+        stacks = sum(len(s.stacks) for s in truth.series)
+        self.assertEqual(len(widget.logic.seriesNodes()), stacks)
+        study.refresh()
+        table = study.ui.seriesTableWidget
+        self.assertEqual(table.rowCount, stacks)
+
+        # The reader marks the transitional phase as unusable in the table.
+        row = next(r for r in range(table.rowCount) if table.item(r, 0).text() == "t1_transitional")
+        combo = table.cellWidget(row, 1)
+        combo.setCurrentIndex(role_ids().index(attributes.UNASSIGNED))
+        transitional = slicer.util.getNode("t1_transitional")
+        self.assertEqual(transitional.GetAttribute(attributes.ROLE), attributes.UNASSIGNED)
+        self.assertEqual(transitional.GetAttribute(attributes.ROLE_REASON), "set by the reader")
+
+        params.study.hangingProtocol = "lesion_review"
+        study.ui.showLayoutButton.click()
+        layoutNode = slicer.app.layoutManager().layoutLogic().GetLayoutNode()
+        arrangement = layoutNode.GetViewArrangement()
+        self.assertEqual(arrangement, hanging.layoutId(2, 3))
+        before = self._backgrounds()
+        self.assertEqual(len(before), 6)
+
+        params.maps.adcMethod = "lls"
+        study.focus.viewName = "LiverMets2"  # as if the reader had last pointed at view 2
+        maps.ui.computeAdcButton.click()
+        maps.ui.computeFatButton.click()
+        adc, fat = slicer.util.getNode("adc"), slicer.util.getNode("ff_chemical_shift")
+        self.assertEqual(adc.GetAttribute(attributes.UNITS), ADC_UNITS)
+        self.assertEqual(fat.GetAttribute(attributes.SOURCE), "map")
+        self.assertIn("Masked voxels", maps.ui.mapsResultLabel.text)
+        self.assertIn("ff_chemical_shift", maps.ui.mapsResultLabel.text)
+
+        # The layout survived: same arrangement, only the view pointed at shows the new map.
+        self.assertEqual(layoutNode.GetViewArrangement(), arrangement)
+        after = self._backgrounds()
+        changed = [view for view in before if before[view] != after[view]]
+        self.assertEqual(changed, ["LiverMets2"])
+        self.assertEqual(after["LiverMets2"], "ff_chemical_shift")
+
+        path = os.path.join(tempfile.mkdtemp(dir=slicer.app.temporaryPath), f"review{seed}.mrb")
+        self.assertTrue(slicer.util.saveScene(path))
+        names = sorted(n.GetName() for n in widget.logic.seriesNodes())
+        roles = {n.GetName(): n.GetAttribute(attributes.ROLE) for n in widget.logic.seriesNodes()}
+        slicer.mrmlScene.Clear(0)
+        self.assertIsNone(study._displayedVolumeID)
+        self.assertEqual((study.ui.seriesTableWidget.rowCount, maps.ui.mapsResultLabel.text), (0, ""))
+        self.assertIsNone(widget.logic.lastPhantomStudy)
+
+        slicer.util.loadScene(path)
+        slicer.app.processEvents()
+        reloaded = widget.logic.seriesNodes()
+        self.assertEqual(sorted(n.GetName() for n in reloaded), names)
+        self.assertEqual({n.GetName(): n.GetAttribute(attributes.ROLE) for n in reloaded}, roles)
+        self.assertEqual(slicer.util.getNode("adc").GetAttribute(attributes.UNITS), ADC_UNITS)
+        self.assertEqual(slicer.app.layoutManager().layoutLogic().GetLayoutNode().GetViewArrangement(), arrangement)
+        self.assertEqual(self._backgrounds(), after)
+
+    @staticmethod
+    def _backgrounds() -> dict:
+        """Hanging view name -> name of the volume it shows."""
+        layoutManager = slicer.app.layoutManager()
+        out = {}
+        for name in layoutManager.sliceViewNames():
+            if not str(name).startswith(hanging.VIEW_PREFIX) or not layoutManager.sliceWidget(name).visible:
+                continue
+            nodeId = layoutManager.sliceWidget(name).mrmlSliceCompositeNode().GetBackgroundVolumeID()
+            node = slicer.mrmlScene.GetNodeByID(nodeId) if nodeId else None
+            out[str(name)] = node.GetName() if node is not None else None
+        return out
 
     def test_phantom_loads(self):
         import numpy as np

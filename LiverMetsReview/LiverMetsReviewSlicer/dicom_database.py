@@ -1,9 +1,10 @@
-"""A study from Slicer's DICOM database, classified and loaded by the core like a study folder.
+"""A study from Slicer's DICOM database: classified by the core, loaded by Slicer's DICOM plugins.
 
 The core scans a folder (``LiverMetsReviewLib.study.scan_folder``), while the database knows a study as a list
 of files that may lie in several folders (imported by reference) next to other studies' files. So the study's
-files are gathered in a temporary folder as links (symbolic, else hard, else copies), scanned there, and the
-folder is removed once the series are in the scene.
+files are gathered in a temporary folder as links (symbolic, else hard, else copies) and classified there; the
+volumes are then loaded from the database by Slicer's plugins (``dicom_study.loadThroughSlicer``), matched to
+the classified stacks through the link -> database file map, and the folder is removed.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import slicer
 
 from LiverMetsReviewLib.errors import LiverMetsError
 
-from .dicom_study import loadDicomStudy
+from .dicom_study import LoadedStudy, classifyOneStudy, loadDicomStudy, loadThroughSlicer  # noqa: F401
+from .layouts import showStudy
+from .phantom import BACKGROUND_ROLES
 
 
 def openDatabase():
@@ -55,9 +57,11 @@ def studyFiles(studyUid: str, database=None) -> list[str]:
     return existing
 
 
-def gatherFiles(files: list[str], folder: Path) -> Path:
-    """Put ``files`` into ``folder`` under distinct names: a symbolic link, else a hard link, else a copy."""
+def gatherFiles(files: list[str], folder: Path) -> dict[str, str]:
+    """Put ``files`` into ``folder`` under distinct names (a symbolic link, else a hard link, else a copy); returns
+    link path -> the database's file."""
     folder.mkdir(parents=True, exist_ok=True)
+    links: dict[str, str] = {}
     for index, source in enumerate(files):
         target = folder / f"{index:06d}_{os.path.basename(source)}"
         try:
@@ -67,14 +71,26 @@ def gatherFiles(files: list[str], folder: Path) -> Path:
                 os.link(source, target)
             except OSError:  # another drive
                 shutil.copyfile(source, target)
-    return folder
+        links[os.path.normpath(str(target))] = source
+    return links
 
 
-def loadDatabaseStudy(studyUid: str, show: bool = True, database=None) -> dict[str, Any]:
-    """Classify and load one study of the DICOM database: node name -> volume node (as a study folder)."""
+def loadDatabaseStudy(studyUid: str, show: bool = True, database=None, progress=None) -> LoadedStudy:
+    """Classify and load one study of the DICOM database: node name -> volume node (with ``notes``)."""
+    database = database or openDatabase()
     files = studyFiles(studyUid, database)
     folder = Path(tempfile.mkdtemp(prefix="LiverMetsReviewStudy", dir=slicer.app.temporaryPath))
     try:
-        return loadDicomStudy(gatherFiles(files, folder), show=show)
+        links = gatherFiles(files, folder)
+        scan = classifyOneStudy(folder)
+
+        def normalise(path: str) -> str:
+            path = os.path.normpath(path)
+            return os.path.realpath(links.get(path, path))
+
+        nodes = loadThroughSlicer(scan, database, normalise, progress)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if show:
+        showStudy(next((nodes[r] for r in BACKGROUND_ROLES if r in nodes), None))
+    return nodes

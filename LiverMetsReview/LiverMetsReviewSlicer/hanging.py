@@ -16,7 +16,7 @@ from typing import Any
 import slicer
 
 from LiverMetsReviewLib.errors import LiverMetsError
-from LiverMetsReviewLib.study.hanging import LayoutPlan, builtin_protocols, choose_layout
+from LiverMetsReviewLib.study.hanging import LayoutPlan, builtin_protocols, choose_layout, protocol_ids
 
 from . import attributes
 
@@ -90,6 +90,37 @@ def availableFromScene() -> dict[str, list[tuple[str, dict[str, Any]]]]:
     return out
 
 
+def _registerLayout(layoutNode, plan: LayoutPlan) -> int:
+    """Add (or update) the custom layout of ``plan``'s grid shape in ``layoutNode``; returns its id."""
+    lid = layoutId(plan.rows, plan.cols)
+    xml = layoutXml(plan)
+    if layoutNode.IsLayoutDescription(lid):
+        layoutNode.SetLayoutDescription(lid, xml)  # orientations may differ from the last plan of this shape
+    else:
+        layoutNode.AddLayoutDescription(lid, xml)
+    return lid
+
+
+def registerLayouts() -> list[int]:
+    """Register the layout of every built-in protocol's grid shape (called once the application has started).
+
+    A scene saved in a hanging layout stores only the layout id in its layout node (vtkMRMLLayoutNode writes
+    ``currentViewArrangement``, not the descriptions), so the id must be known before such a scene is opened.
+    Each view's orientation and volume come back from the scene's own slice and composite nodes.
+    Returns the registered ids; nothing happens without the main window.
+    """
+    layoutManager = slicer.app.layoutManager()
+    if layoutManager is None:
+        return []
+    layoutNode = layoutManager.layoutLogic().GetLayoutNode()  # slicer-class: vtkMRMLLayoutNode
+    ids: list[int] = []
+    for protocol in protocol_ids():
+        plan = choose_layout(protocol, {})  # an empty study: the grid and orientations only
+        if layoutId(plan.rows, plan.cols) not in ids:
+            ids.append(_registerLayout(layoutNode, plan))
+    return ids
+
+
 def applyLayoutPlan(plan: LayoutPlan, nodesById: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Show ``plan``: register and select its layout, fill and orient the views, link them; returns what was shown.
 
@@ -102,12 +133,7 @@ def applyLayoutPlan(plan: LayoutPlan, nodesById: Mapping[str, Any] | None = None
         raise LiverMetsError("Slicer has no view layout (running without the main window): a hanging protocol "
                              "needs the application window.")
     layoutNode = layoutManager.layoutLogic().GetLayoutNode()  # slicer-class: vtkMRMLLayoutNode
-    lid = layoutId(plan.rows, plan.cols)
-    xml = layoutXml(plan)
-    if layoutNode.IsLayoutDescription(lid):
-        layoutNode.SetLayoutDescription(lid, xml)  # orientations may differ from the last plan of this shape
-    else:
-        layoutNode.AddLayoutDescription(lid, xml)
+    lid = _registerLayout(layoutNode, plan)
     layoutNode.SetViewArrangement(lid)
 
     views: dict[str, dict[str, Any]] = {}

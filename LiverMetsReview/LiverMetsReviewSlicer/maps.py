@@ -118,6 +118,25 @@ def applyMapDisplay(node, name: str) -> None:
         displayNode.AutoWindowLevelOn()
 
 
+def coreProgress(function, progress) -> dict[str, Any]:
+    """``{"progress": progress}`` when the core ``function`` takes a progress callback
+    ``progress(fraction, message)``, else nothing: the Slicer side is ready before every core function is."""
+    import inspect
+
+    if progress is None:
+        return {}
+    try:
+        takes = "progress" in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return {"progress": progress} if takes else {}
+
+
+def _step(progress, fraction: float, message: str) -> None:
+    if progress is not None:
+        progress(fraction, message)
+
+
 def _push(image, name: str, meta: dict[str, Any]):
     node = pushImage(image, name)
     setMapAttributes(node, meta)
@@ -125,7 +144,7 @@ def _push(image, name: str, meta: dict[str, Any]):
     return node
 
 
-def computeAdc(method: str = "lls") -> tuple[dict[str, Any], dict[str, Any]]:
+def computeAdc(method: str = "lls", progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
     """ADC (10^-6 mm^2/s) from the DWI stacks in the scene (one node per b-value, b from the attribute)."""
     from LiverMetsReviewLib.maps import fit_adc
 
@@ -133,8 +152,11 @@ def computeAdc(method: str = "lls") -> tuple[dict[str, Any], dict[str, Any]]:
     if len(dwi) < 2:
         raise MissingDataError("An ADC needs diffusion-weighted series at two or more b-values (role 'dwi' with a "
                                "b-value); load a study that has them.")
-    result = fit_adc([pullImage(n) for n in dwi], [_float_attribute(n, attributes.B_VALUE) for n in dwi],
-                     method=method)
+    _step(progress, 0.0, "Reading the diffusion-weighted series")
+    images = [pullImage(n) for n in dwi]
+    _step(progress, 0.2, "Fitting the ADC")
+    result = fit_adc(images, [_float_attribute(n, attributes.B_VALUE) for n in dwi], method=method,
+                     **coreProgress(fit_adc, progress))
     nodes = {"adc": _push(result.adc, "adc", result.metadata["adc"])}
     return nodes, _with_inputs(result.summary, _inputs_note(dwi, ignored, "b"))
 
@@ -144,7 +166,7 @@ def _with_inputs(summary: dict[str, Any], note: str) -> dict[str, Any]:
     return {**summary, "inputs": note}
 
 
-def computeChemicalShiftFat() -> tuple[dict[str, Any], dict[str, Any]]:
+def computeChemicalShiftFat(progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Signal fat fraction and SII (percent) from the in-phase / opposed-phase pair, echo times checked."""
     from LiverMetsReviewLib.maps import chemical_shift_fat
 
@@ -152,6 +174,7 @@ def computeChemicalShiftFat() -> tuple[dict[str, Any], dict[str, Any]]:
     op = _one("t1_opposed_phase", "the chemical-shift fat fraction")
     te_ip, te_op = _float_attribute(ip, attributes.ECHO_TIME_MS), _float_attribute(op, attributes.ECHO_TIME_MS)
     field = _float_attribute(ip, attributes.FIELD_STRENGTH_T)
+    _step(progress, 0.0, "Computing the fat fraction")
     result = chemical_shift_fat(pullImage(ip), pullImage(op), field_strength_t=field,
                                 echo_times_ms=(te_ip, te_op) if te_ip is not None and te_op is not None else None)
     nodes = {"ff_chemical_shift": _push(result.ff, "ff_chemical_shift", result.metadata["ff"])}
@@ -160,16 +183,17 @@ def computeChemicalShiftFat() -> tuple[dict[str, Any], dict[str, Any]]:
     return nodes, result.summary
 
 
-def computeDixonFat() -> tuple[dict[str, Any], dict[str, Any]]:
+def computeDixonFat(progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Dixon fat fraction F / (W + F) in percent, with the core's fat-water swap warning."""
     from LiverMetsReviewLib.maps import dixon_fat
 
+    _step(progress, 0.0, "Computing the fat fraction")
     result = dixon_fat(pullImage(_one("dixon_water", "the Dixon fat fraction")),
                        pullImage(_one("dixon_fat", "the Dixon fat fraction")))
     return {"ff_dixon": _push(result.ff, "ff_dixon", result.metadata["ff"])}, result.summary
 
 
-def computePdff() -> tuple[dict[str, Any], dict[str, Any]]:
+def computePdff(progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Proton-density fat fraction (percent) and R2* (1/s) from the multi-echo GRE echoes (three or more)."""
     from LiverMetsReviewLib.maps.pdff import fit_pdff
 
@@ -181,13 +205,16 @@ def computePdff() -> tuple[dict[str, Any], dict[str, Any]]:
     field = _float_attribute(echoes[0], attributes.FIELD_STRENGTH_T)
     if field is None:
         raise MissingDataError("The multi-echo series has no field strength: PDFF needs it for the fat spectrum.")
-    result = fit_pdff([pullImage(n) for n in echoes], times, field_strength_t=field)
+    _step(progress, 0.0, "Reading the echoes")
+    images = [pullImage(n) for n in echoes]
+    _step(progress, 0.1, "Fitting PDFF and R2*")
+    result = fit_pdff(images, times, field_strength_t=field, **coreProgress(fit_pdff, progress))
     nodes = {"pdff": _push(result.pdff, "pdff", result.metadata["pdff"]),
              "r2star": _push(result.r2star, "r2star", result.metadata["r2star"])}
     return nodes, _with_inputs(result.summary, _inputs_note(echoes, ignored, "TE ms"))
 
 
-def computeEnhancement(phase: str = "t1_hepatobiliary") -> tuple[dict[str, Any], dict[str, Any]]:
+def computeEnhancement(phase: str = "t1_hepatobiliary", progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Relative enhancement (percent) and subtraction of a contrast phase against the pre-contrast T1."""
     from LiverMetsReviewLib.maps import relative_enhancement
 
@@ -195,6 +222,7 @@ def computeEnhancement(phase: str = "t1_hepatobiliary") -> tuple[dict[str, Any],
         raise MissingDataError(f"'{phase}' is not a contrast phase: choose one of {', '.join(CONTRAST_PHASES)}.")
     pre = _one("t1_pre", "the relative enhancement")
     post = _one(phase, "the relative enhancement")
+    _step(progress, 0.0, "Computing the relative enhancement")
     result = relative_enhancement(pullImage(pre), pullImage(post), phase=phase)
     short = phase.removeprefix("t1_")
     nodes = {f"re_{short}": _push(result.re, f"re_{short}", result.metadata["re"]),
@@ -202,7 +230,7 @@ def computeEnhancement(phase: str = "t1_hepatobiliary") -> tuple[dict[str, Any],
     return nodes, result.summary
 
 
-def alignSeries(fixedNode, movingNode, affine: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+def alignSeries(fixedNode, movingNode, affine: bool = False, progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
     """``movingNode`` registered to ``fixedNode`` (rigid, or affine) and resampled on its grid.
 
     The aligned copy keeps the moving series' role and acquisition attributes, so maps computed afterwards use
@@ -214,7 +242,9 @@ def alignSeries(fixedNode, movingNode, affine: bool = False) -> tuple[dict[str, 
         raise MissingDataError("Choose the reference series and the series to align.")
     if fixedNode.GetID() == movingNode.GetID():
         raise MissingDataError("The reference and the series to align are the same: choose two different series.")
-    result = register(pullImage(fixedNode), pullImage(movingNode), affine=affine)
+    _step(progress, 0.0, "Registering the series")
+    result = register(pullImage(fixedNode), pullImage(movingNode), affine=affine,
+                      **coreProgress(register, progress))
     name = f"{movingNode.GetName()}_aligned"
     node = pushImage(result.resampled, name)
     for key in (attributes.ROLE, attributes.B_VALUE, attributes.ECHO_TIME_MS, attributes.FIELD_STRENGTH_T,

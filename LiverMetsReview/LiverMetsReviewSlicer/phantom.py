@@ -32,6 +32,14 @@ def phantomScenarioNames() -> list[str]:
     return [default] + [n for n in names if n != default] if default in names else names
 
 
+def phantomScenarioLabels(names: list[str]) -> list[str]:
+    """The catalogue's human label of each scenario id (the id when it has none)."""
+    from LiverMetsReviewLib.phantom.scenarios import describe_scenarios
+
+    labels = {s["id"]: s["label"] for s in describe_scenarios()}
+    return [labels.get(n, n) for n in names]
+
+
 def defaultScenario() -> str:
     """The scenario the catalogue marks as default."""
     return str(load_json("phantom_scenarios.json").get("default", "normal"))

@@ -7,7 +7,7 @@ import os
 import slicer
 from slicer.i18n import tr as _
 
-from .phantom import generatePhantomStudy, loadPhantomStudy
+from .phantom import defaultScenario, generatePhantomStudy, loadPhantomStudy
 from .progress import busy
 
 CATEGORY = "LiverMetsReview"
@@ -16,12 +16,15 @@ SAMPLE_NAME = "LiverMetsPhantom"
 GENERATED_URI = "generated://LiverMetsReview/phantom"
 
 
-def loadDefaultPhantom(source=None) -> dict:
-    """SampleData's custom downloader: generate the default phantom (seed 0, normal, 1.5 T) and load it."""
+def loadDefaultPhantom(source=None) -> None:
+    """SampleData's custom downloader: generate the default phantom (seed 0, default scenario, 1.5 T) and load it.
+
+    The Sample Data button ignores what it returns; scripts call the module logic's ``loadPhantom()`` instead
+    (SampleData's downloadSample does not call custom downloaders).
+    """
     with slicer.util.tryWithErrorDisplay(_("Failed to generate the LiverMetsReview phantom."), waitCursor=True):
         with busy(_("Generating the LiverMetsReview phantom...")):
-            return loadPhantomStudy(generatePhantomStudy())
-    return {}
+            loadPhantomStudy(generatePhantomStudy(scenario=defaultScenario()))
 
 
 def registerSampleData(iconsPath: str) -> None:

@@ -306,6 +306,9 @@ def _annotation_class(node: ast.AST | None) -> str | None:
 SLM_PARENT_CLASSES = {"ScriptedLoadableModule": "qSlicerScriptedLoadableModule",
                       "ScriptedLoadableModuleWidget": "qSlicerScriptedLoadableModuleWidget"}
 
+# Slots PythonQt adds to every module object (qSlicerBaseQTGUIPythonQtDecorators, first argument the module).
+OWN_MODULE_DECORATOR_SLOTS = ("widgetRepresentation", "createNewWidgetRepresentation")
+
 DECLARED = "~"  # suffix of an inferred class that is only a declared type (the object may be a subclass)
 
 
@@ -471,6 +474,14 @@ class _PythonChecker(ast.NodeVisitor):
         if not rest:
             return
         attr = rest[0]
+        if attr == MODULE_NAME.lower():  # this module: a qSlicerScriptedLoadableModule once Slicer has loaded it
+            if len(rest) > 1 and rest[1] not in OWN_MODULE_DECORATOR_SLOTS:
+                twin = difflib.get_close_matches(rest[1], OWN_MODULE_DECORATOR_SLOTS, n=1, cutoff=0.9)
+                if twin:
+                    self.error("method", node, name, f"modules have no member {rest[1]}; did you mean {twin[0]}?")
+                else:
+                    self._check_member("qSlicerScriptedLoadableModule", rest[1], node, name)
+            return
         if attr == attr.lower() and self.inv.module_entry(attr) is not None:  # slicer.modules.<lowercase name>
             return
         for suffix in ("Widget", "Instance"):  # slicer.modules.<ModuleName>Widget set at runtime
@@ -607,6 +618,8 @@ class _PythonChecker(ast.NodeVisitor):
             return _declared(self.inv.returns("vtkMRMLScene", parts[2]))
         if parts[:2] == ["slicer", "app"] and len(parts) == 3:
             return _declared(self.inv.returns("qSlicerApplication", parts[2]))
+        if parts[:2] == ["slicer", "modules"] and len(parts) == 4 and parts[3] in OWN_MODULE_DECORATOR_SLOTS:
+            return _declared(self.inv.returns("qSlicerBaseQTGUIPythonQtDecorators", parts[3]))
         if parts[:2] == ["slicer", "modules"] and len(parts) == 4 and parts[3] == "logic":
             entry = self.inv.module_entry(parts[2])
             return entry.get("logic_class") if entry else None
@@ -642,6 +655,10 @@ class _PythonChecker(ast.NodeVisitor):
                 self.scopes[-1].pop(target.id, None)
 
     def visit_Assign(self, node: ast.Assign) -> None:
+        if (self.class_stack and self.resources_dir is not None and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str) and UI_FILE_LITERAL.match(node.value.value)
+                and not (self.resources_dir / node.value.value).exists()):
+            self.error("resource", node, node.value.value, f"not found under {self.resources_dir}")
         self.visit(node.value)
         cls = self._comment_class(node) or self.infer(node.value)
         for target in node.targets:
@@ -728,7 +745,22 @@ class _PythonChecker(ast.NodeVisitor):
                     return found
         return None
 
+    def _check_other_ui(self, node: ast.Attribute) -> None:
+        """``widget.study.ui.X`` (a section's widgets reached from elsewhere, e.g. the self-test): X must be a
+        widget of some .ui of the module."""
+        parts = _dotted(node)
+        names = getattr(self, "all_ui_names", None)
+        if not parts or names is None or parts[0] == "self" and len(parts) >= 2 and parts[1] == "ui":
+            return
+        if parts[:1] == ["ui"] and len(parts) == 2 and self.ui_names is not None:  # setup(self, ui, logic)
+            if parts[1] not in self.ui_names:
+                self.error("ui-name", node, "ui." + parts[1], "no widget with this objectName in the .ui")
+        elif len(parts) >= 3 and parts[-2] == "ui" and isinstance(node.value, ast.Attribute):
+            if parts[-1] not in names:
+                self.error("ui-name", node, ".".join(parts), "no widget with this objectName in the module's .ui files")
+
     def _check_self_attribute(self, node: ast.Attribute) -> None:
+        self._check_other_ui(node)
         parts = _dotted(node)
         if not parts or parts[0] != "self" or not self.class_stack:
             return
@@ -764,14 +796,17 @@ def collect_function_returns(sources: dict[str, str], inv: Inventory) -> dict[st
 
 def check_python_source(source: str, filename: str, inventories: list[Inventory], *,
                         ui_names: set[str] | None = None, resources_dir: Path | None = None,
-                        other_sources: dict[str, str] | None = None) -> Report:
-    """Check one Python file against every inventory."""
+                        other_sources: dict[str, str] | None = None, all_ui_names: set[str] | None = None) -> Report:
+    """Check one Python file against every inventory. ``ui_names``: the widgets ``self.ui.X`` may name;
+    ``all_ui_names``: the widgets of every .ui, for ``other.ui.X`` (a section's ui reached from elsewhere)."""
     report = Report()
     sources = dict(other_sources or {})
     sources[filename] = source
     for inv in inventories:
         returns = collect_function_returns(sources, inv)
-        report.extend(_PythonChecker(source, filename, inv, ui_names, resources_dir, returns).run())
+        checker = _PythonChecker(source, filename, inv, ui_names, resources_dir, returns)
+        checker.all_ui_names = all_ui_names
+        report.extend(checker.run())
     return report
 
 
@@ -918,19 +953,49 @@ def check_ui(text: str, filename: str, inventories: list[Inventory],
 # Parameter node bindings
 
 
-def parameter_node_fields(source: str) -> dict[str, dict[str, ast.AST]]:
-    """``@parameterNodeWrapper`` classes -> field name -> annotation."""
+def _decorated_classes(source: str, decorator: str) -> dict[str, dict[str, ast.AST]]:
     out: dict[str, dict[str, ast.AST]] = {}
     for node in ast.walk(ast.parse(source)):
-        if not isinstance(node, ast.ClassDef):
-            continue
-        decorated = any((_dotted(d) or [""])[-1] == "parameterNodeWrapper" for d in node.decorator_list)
-        if decorated:
-            out[node.name] = {
-                item.target.id: item.annotation
-                for item in node.body if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
-            }
+        if isinstance(node, ast.ClassDef) and any((_dotted(d) or [""])[-1] == decorator for d in node.decorator_list):
+            out[node.name] = {item.target.id: item.annotation for item in node.body
+                              if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)}
     return out
+
+
+def parameter_node_fields(source: str, packs: dict[str, dict[str, ast.AST]] | None = None
+                          ) -> dict[str, dict[str, ast.AST]]:
+    """``@parameterNodeWrapper`` classes -> field name -> annotation. A field whose type is a ``@parameterPack``
+    class (from ``packs``, any checked file) is expanded into dotted names (``study.phantomSeed``), which is how
+    Slicer's connectGui resolves a SlicerParameterName into a pack (parameterNodeWrapper/wrapper.py)."""
+    packs = packs or {}
+    out: dict[str, dict[str, ast.AST]] = {}
+    for name, fields in _decorated_classes(source, "parameterNodeWrapper").items():
+        flat: dict[str, ast.AST] = {}
+        for field_name, annotation in fields.items():
+            flat[field_name] = annotation
+            flat.update(_pack_fields(field_name, annotation, packs, depth=0))
+        out[name] = flat
+    return out
+
+
+def _pack_fields(prefix: str, annotation: ast.AST, packs: dict[str, dict[str, ast.AST]], depth: int
+                 ) -> dict[str, ast.AST]:
+    base, _extras = _annotation_parts(annotation)
+    if base not in packs or depth > 5:
+        return {}
+    out: dict[str, ast.AST] = {}
+    for member, member_annotation in packs[base].items():
+        out[f"{prefix}.{member}"] = member_annotation
+        out.update(_pack_fields(f"{prefix}.{member}", member_annotation, packs, depth + 1))
+    return out
+
+
+def parameter_packs(sources) -> dict[str, dict[str, ast.AST]]:
+    """Every ``@parameterPack`` class of the checked files: class name -> field -> annotation."""
+    packs: dict[str, dict[str, ast.AST]] = {}
+    for source in sources:
+        packs.update(_decorated_classes(source, "parameterPack"))
+    return packs
 
 
 def _annotation_parts(annotation: ast.AST) -> tuple[str, list[str]]:
@@ -947,8 +1012,9 @@ def check_parameter_bindings(ui_text: str, sources: dict[str, str], ui_filename:
     report = Report()
     info = parse_ui(ui_text)
     fields: dict[str, ast.AST] = {}
+    packs = parameter_packs(sources.values())
     for source in sources.values():
-        for cls_fields in parameter_node_fields(source).values():
+        for cls_fields in parameter_node_fields(source, packs).values():
             fields.update(cls_fields)
     if info.parameter_bindings and not fields:
         report.errors.append(Finding("parameter", ui_filename, "parameterNodeWrapper",
@@ -1133,20 +1199,39 @@ def module_python_files(module_dir: Path = MODULE_DIR) -> list[Path]:
     return [f for f in files if f.exists()]
 
 
+UI_FILE_LITERAL = re.compile(r"^UI/[\w.-]+\.ui$")
+
+
+def ui_files_named_in(source: str) -> list[str]:
+    """String constants "UI/X.ui" in a Python file (a section's UI_FILE, a loadUI argument)."""
+    return [node.value for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and UI_FILE_LITERAL.match(node.value)]
+
+
 def check_extension(repo_root: Path = REPO_ROOT, api_dir: Path = DEFAULT_API_DIR) -> Report:
+    """Every .ui under Resources/UI and every Slicer-side Python file. ``self.ui.X`` in a file that names its .ui
+    ("UI/StudySection.ui") is checked against that .ui; ``<anything>.ui.X`` elsewhere against all of them."""
     inventories = load_inventories(api_dir)
     module_dir = repo_root / MODULE_NAME
     report = Report()
-    ui_path = module_dir / "Resources" / "UI" / f"{MODULE_NAME}.ui"
-    ui_text = ui_path.read_text(encoding="utf-8")
-    ui_rel = str(ui_path.relative_to(repo_root))
-    ui_names = set(parse_ui(ui_text).widgets)
+    resources = module_dir / "Resources"
     sources = {str(p.relative_to(repo_root)): p.read_text(encoding="utf-8") for p in module_python_files(module_dir)}
-    report.extend(check_ui(ui_text, ui_rel, inventories, scene_widgets_set_in_code(sources.values())))
+    ui_texts = {str(p.relative_to(resources)): p.read_text(encoding="utf-8")
+                for p in sorted((resources / "UI").glob("*.ui"))}
+    if not ui_texts:
+        report.errors.append(Finding("resource", str(resources / "UI"), "*.ui", "the module has no .ui file"))
+    ui_names = {key: set(parse_ui(text).widgets) for key, text in ui_texts.items()}
+    all_names = set().union(*ui_names.values()) if ui_names else set()
+    scene_set = scene_widgets_set_in_code(sources.values())
+    for key, text in ui_texts.items():
+        ui_rel = str((resources / key).relative_to(repo_root))
+        report.extend(check_ui(text, ui_rel, inventories, scene_set))
+        report.extend(check_parameter_bindings(text, sources, ui_rel))
     for filename, source in sources.items():
-        report.extend(check_python_source(source, filename, inventories, ui_names=ui_names,
-                                          resources_dir=module_dir / "Resources", other_sources=sources))
-    report.extend(check_parameter_bindings(ui_text, sources, ui_rel))
+        named = [n for n in ui_files_named_in(source) if n in ui_names]
+        own = set().union(*(ui_names[n] for n in named)) if named else all_names
+        report.extend(check_python_source(source, filename, inventories, ui_names=own, all_ui_names=all_names,
+                                          resources_dir=resources, other_sources=sources))
     report.extend(check_cmake(module_dir, repo_root))
     report.extend(check_runtime_imports(module_dir, repo_root))
     return report

@@ -26,7 +26,8 @@ import slicer_static as ss
 from conftest import MODULE_DIR, REPO_ROOT, shared_path
 from LiverMetsReviewLib.errors import LiverMetsError
 
-UI_PATH = MODULE_DIR / "Resources" / "UI" / "LiverMetsReview.ui"
+UI_DIR = MODULE_DIR / "Resources" / "UI"
+UI_PATH = UI_DIR / "StudySection.ui"
 
 
 @pytest.fixture(scope="session")
@@ -226,7 +227,7 @@ class W(ScriptedLoadableModuleWidget):
         self.ui.applyButton.enabled = True
         self.layout.addStretch(1)
         self.resourcePath("UI/Missing.ui")
-        self.resourcePath("UI/LiverMetsReview.ui")
+        self.resourcePath("UI/StudySection.ui")
 
 
 class M(ScriptedLoadableModule):
@@ -250,7 +251,7 @@ class T(ScriptedLoadableModuleTest):
     assert "self.delayDisplayy" in errs
     assert "self.parent.categorie" in errs and "self.parent.title" not in errs
     assert not {"self.delayDisplay", "self.assertEqual", "self.layout", "self.ui"} & errs
-    assert "UI/Missing.ui" in errs and "UI/LiverMetsReview.ui" not in errs
+    assert "UI/Missing.ui" in errs and "UI/StudySection.ui" not in errs
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -258,8 +259,9 @@ class T(ScriptedLoadableModuleTest):
 
 
 def test_real_ui_is_clean(inventories, ui_text):
-    report = ss.check_ui(ui_text, "LiverMetsReview.ui", inventories)
-    assert not report.errors, report.text()
+    for path in sorted(UI_DIR.glob("*.ui")):
+        report = ss.check_ui(path.read_text(encoding="utf-8"), path.name, inventories)
+        assert not report.errors, report.text()
     info = ss.parse_ui(ui_text)
     assert info.widgets["displayedVolumeSelector"] == "qMRMLNodeComboBox"
 
@@ -279,8 +281,8 @@ def test_catches_ui_errors(inventories, ui_text):
     bad_slot = ui_text.replace("<slot>setMRMLScene(vtkMRMLScene*)</slot>", "<slot>setMRMLScenee(vtkMRMLScene*)</slot>")
     assert "displayedVolumeSelector.setMRMLScenee(vtkMRMLScene*)" in ss.check_ui(bad_slot, "x.ui",
                                                                                inventories).error_names()
-    overlap = ui_text.replace('<item row="1" column="0">\n          <widget class="QLabel" name="seedLabel">',
-                              '<item row="0" column="0">\n          <widget class="QLabel" name="seedLabel">')
+    overlap = ui_text.replace('<item row="1" column="0"><widget class="QLabel" name="seedLabel">',
+                              '<item row="0" column="0"><widget class="QLabel" name="seedLabel">')
     assert overlap != ui_text
     assert "phantomFormLayout[0,0]" in ss.check_ui(overlap, "x.ui", inventories).error_names()
     duplicate = ui_text.replace('name="seedLabel"', 'name="scenarioLabel"')
@@ -288,30 +290,83 @@ def test_catches_ui_errors(inventories, ui_text):
 
 
 def test_parameter_bindings(ui_text):
+    """Sections bind dotted names (study.phantomSeed) that resolve into the @parameterPack of the module's
+    parameter node; each kind of mismatch is caught."""
     sources = {p.name: p.read_text(encoding="utf-8") for p in ss.module_python_files(MODULE_DIR)}
-    assert not ss.check_parameter_bindings(ui_text, sources).errors
-    fields = ss.parameter_node_fields(sources["LiverMetsReview.py"])["LiverMetsReviewParameterNode"]
+    for path in sorted(UI_DIR.glob("*.ui")):
+        assert not ss.check_parameter_bindings(path.read_text(encoding="utf-8"), sources).errors, path.name
+    packs = ss.parameter_packs(sources.values())
+    assert {"StudyParameters", "MapsParameters"} <= set(packs)
+    fields = ss.parameter_node_fields(sources["LiverMetsReview.py"], packs)["LiverMetsReviewParameterNode"]
     assert set(ss.parse_ui(ui_text).parameter_bindings.values()) <= set(fields)
+    assert "study.phantomSeed" in fields and "maps.adcMethod" in fields
 
-    wrong_name = ui_text.replace("<string>phantomSeed</string>", "<string>phantomSeeed</string>")
-    assert "phantomSeeed" in ss.check_parameter_bindings(wrong_name, sources).error_names()
+    wrong_name = ui_text.replace("<string>study.phantomSeed</string>", "<string>study.phantomSeeed</string>")
+    assert wrong_name != ui_text
+    assert "study.phantomSeeed" in ss.check_parameter_bindings(wrong_name, sources).error_names()
+    wrong_pack = ui_text.replace("<string>study.phantomSeed</string>", "<string>maps.phantomSeed</string>")
+    assert "maps.phantomSeed" in ss.check_parameter_bindings(wrong_pack, sources).error_names()
+    undotted = ui_text.replace("<string>study.phantomSeed</string>", "<string>phantomSeed</string>")
+    assert "phantomSeed" in ss.check_parameter_bindings(undotted, sources).error_names()
 
-    no_choice = {"m.py": sources["LiverMetsReview.py"].replace(
-        'phantomSize: Annotated[str, Choice(["standard", "small"])] = "standard"', 'phantomSize: str = "standard"')}
-    assert no_choice["m.py"] != sources["LiverMetsReview.py"]
-    assert "phantomSize" in ss.check_parameter_bindings(ui_text, no_choice).error_names()
+    def study_source(old: str, new: str) -> dict[str, str]:
+        changed = dict(sources)
+        changed["study_section.py"] = sources["study_section.py"].replace(old, new)
+        assert changed["study_section.py"] != sources["study_section.py"], old
+        return changed
 
-    wrong_type = {"m.py": sources["LiverMetsReview.py"].replace(
-        "phantomSeed: Annotated[int, WithinRange(0, 999999)] = 0", "phantomSeed: float = 0.0")}
-    assert wrong_type["m.py"] != sources["LiverMetsReview.py"]
-    assert "phantomSeed" in ss.check_parameter_bindings(ui_text, wrong_type).error_names()
-
-    path_as_str = {"m.py": sources["LiverMetsReview.py"].replace("dicomFolder: Path", "dicomFolder: str")}
-    assert path_as_str["m.py"] != sources["LiverMetsReview.py"]
-    assert "dicomFolder" in ss.check_parameter_bindings(ui_text, path_as_str).error_names()
+    no_choice = study_source('phantomSize: Annotated[str, Choice(["standard", "small"])] = "standard"',
+                             'phantomSize: str = "standard"')
+    assert "study.phantomSize" in ss.check_parameter_bindings(ui_text, no_choice).error_names()
+    wrong_type = study_source("phantomSeed: Annotated[int, WithinRange(0, 999999)] = 0", "phantomSeed: float = 0.0")
+    assert "study.phantomSeed" in ss.check_parameter_bindings(ui_text, wrong_type).error_names()
+    path_as_str = study_source("dicomFolder: Path", "dicomFolder: str")
+    assert "study.dicomFolder" in ss.check_parameter_bindings(ui_text, path_as_str).error_names()
+    not_a_pack = study_source("@parameterPack\nclass StudyParameters", "class StudyParameters")
+    assert "study.phantomSeed" in ss.check_parameter_bindings(ui_text, not_a_pack).error_names()
 
     wrong_node = ui_text.replace("<string>vtkMRMLScalarVolumeNode</string>", "<string>vtkMRMLModelNode</string>")
-    assert "displayedVolume" in ss.check_parameter_bindings(wrong_node, sources).error_names()
+    assert "study.displayedVolume" in ss.check_parameter_bindings(wrong_node, sources).error_names()
+
+
+def test_sections_ui_names_own_module_and_ui_files(inventories, ui_text):
+    """A section's ``self.ui.X`` / ``ui.X`` is checked against the .ui its file names, ``widget.study.ui.X`` (the
+    self-test) against all .ui files; this module's own ``slicer.modules.livermetsreview`` is known; a UI_FILE that
+    does not exist is an error."""
+    study_names = set(ss.parse_ui(ui_text).widgets)
+    all_names = study_names | set(ss.parse_ui((UI_DIR / "MapsSection.ui").read_text(encoding="utf-8")).widgets)
+    src = '''
+import slicer
+
+
+class S:
+    UI_FILE = "UI/StudySection.ui"
+    OTHER = "UI/NoSuchSection.ui"
+
+    def setup(self, ui, logic):
+        ui.loadDicomButton.enabled = True
+        ui.loadDicomButtonn.enabled = True
+        self.ui.computeAdcButton.enabled = True
+
+
+def drive():
+    widget = slicer.modules.livermetsreview.widgetRepresentation().self()
+    widget.study.ui.generatePhantomButton.click()
+    widget.maps.ui.computeAdcButton.click()
+    widget.maps.ui.computeAdcButtonn.click()
+    slicer.modules.livermetsreview.widgetRepresentationn()
+'''
+    report = ss.check_python_source(src, "s.py", inventories, ui_names=study_names, all_ui_names=all_names,
+                                    resources_dir=MODULE_DIR / "Resources")
+    errs = report.error_names()
+    assert "ui.loadDicomButtonn" in errs and "ui.loadDicomButton" not in errs
+    assert "self.ui.computeAdcButton" in errs  # a Maps widget named in the Study section's file
+    assert "widget.maps.ui.computeAdcButtonn" in errs
+    assert not {"widget.study.ui.generatePhantomButton", "widget.maps.ui.computeAdcButton"} & errs
+    assert "slicer.modules.livermetsreview.widgetRepresentationn" in errs
+    assert "slicer.modules.livermetsreview.widgetRepresentation" not in errs
+    assert "UI/NoSuchSection.ui" in errs and "UI/StudySection.ui" not in errs
+    assert ss.ui_files_named_in(src) == ["UI/StudySection.ui", "UI/NoSuchSection.ui"]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -327,7 +382,8 @@ def _module_copy(tmp_path: Path) -> tuple[Path, Path]:
     shutil.copy(REPO_ROOT / "CMakeLists.txt", repo)
     for rel in ("CMakeLists.txt", "LiverMetsReview.py", "LiverMetsReviewSlicer/__init__.py",
                 "LiverMetsReviewLib/__init__.py", "LiverMetsReviewLib/resources/roles.json",
-                "Resources/UI/LiverMetsReview.ui", "Resources/Icons/LiverMetsReview.png"):
+                "Resources/UI/StudySection.ui", "Resources/UI/MapsSection.ui",
+                "Resources/Icons/LiverMetsReview.png"):
         (module / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(MODULE_DIR / rel, module / rel)
     (module / "LiverMetsReviewLib" / "__pycache__").mkdir()
@@ -547,8 +603,9 @@ def test_phantom_call_matches_the_core_signature(slicer_side):
     # the GUI's size choices are sizes the core knows
     from LiverMetsReviewLib.phantom.generate import SIZES
 
-    fields = ss.parameter_node_fields((MODULE_DIR / "LiverMetsReview.py").read_text(encoding="utf-8"))
-    size_annotation = fields["LiverMetsReviewParameterNode"]["phantomSize"]
+    study_section = MODULE_DIR / "LiverMetsReviewSlicer" / "study_section.py"
+    packs = ss.parameter_packs([study_section.read_text(encoding="utf-8")])
+    size_annotation = packs["StudyParameters"]["phantomSize"]
     choices = [c.value for c in ast.walk(size_annotation) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
     assert choices and set(choices) <= set(SIZES)
 
@@ -992,6 +1049,7 @@ def fake_slicer(monkeypatch, tmp_path):
                                           {"delayDisplay": lambda self, message, *a, **k: None})
     pnw = modules["slicer.parameterNodeWrapper"]
     pnw.parameterNodeWrapper = lambda cls: cls
+    pnw.parameterPack = lambda cls: cls
     pnw.Choice = lambda choices: ("Choice", list(choices))
     pnw.WithinRange = lambda lo, hi: ("WithinRange", lo, hi)
 
@@ -1012,9 +1070,18 @@ def fake_slicer(monkeypatch, tmp_path):
 
 
 def test_module_self_test_runs_on_a_fake_slicer(fake_slicer):
-    """LiverMetsReviewTest.runTest (phantom, DICOM study, maps, role edit) passes end to end on the fake."""
+    """LiverMetsReviewTest's logic-level sub-tests (phantom, DICOM study, maps, role edit) pass end to end on the
+    fake. The widget-driving sub-test needs Qt and Slicer's views: its steps are covered by the section tests in
+    test_slicer_sections.py, its names by the static checks."""
     module, scene = fake_slicer
-    module.LiverMetsReviewTest("runTest").runTest()
+    test = module.LiverMetsReviewTest("runTest")
+    names = [n for n in vars(module.LiverMetsReviewTest) if n.startswith("test_")]
+    assert "test_reader_path_through_the_widget" in names
+    for name in names:
+        if name == "test_reader_path_through_the_widget":
+            continue
+        test.setUp()
+        getattr(test, name)()
     # the last sub-test leaves its node; the earlier ones were cleared by setUp
     assert [n.name for n in scene.nodes] == ["series"]
 
@@ -1211,17 +1278,27 @@ def test_maps_get_their_colour_table_and_fixed_window(fake_scene, slicer_side, s
 
 
 def test_busy_dialog_closes_after_the_computation_and_on_error(slicer_side):
-    """The progress dialog (an indeterminate bar: maximum 0) is shown and painted before the blocking call and
-    closed afterwards, also when the call raises (the error then reaches tryWithErrorDisplay)."""
+    """The progress dialog (indeterminate until a step is reported) is painted before the blocking call and closed
+    afterwards, also when the call raises; without ``cancellable`` it has no Cancel button; reported steps move
+    the bar; a cancel stops a reporting loop (OperationCancelled) and DICOMUtils' callback returns True."""
     events: list[str] = []
 
     class Dialog:
+        wasCanceled = False
+        maximum, value, labelText = 0, 0, ""
+
         def close(self):
             events.append("close")
 
+        def setCancelButton(self, button):  # noqa: N802 - Qt's API
+            events.append(f"cancel button {button}")
+
+    dialogs: list[Dialog] = []
+
     def create(labelText="", maximum=100, windowTitle="", **kwargs):  # noqa: N803 - Slicer's API
         events.append(f"open {labelText} max={maximum}")
-        return Dialog()
+        dialogs.append(Dialog())
+        return dialogs[-1]
 
     util = types.ModuleType("slicer.util")
     util.createProgressDialog = create
@@ -1232,11 +1309,29 @@ def test_busy_dialog_closes_after_the_computation_and_on_error(slicer_side):
 
     with progress.busy("Fitting"):
         events.append("work")
-    assert events == ["status Fitting", "open Fitting max=0", "paint", "work", "close", "status "]
+    assert events == ["status Fitting", "open Fitting max=0", "cancel button None", "paint", "work", "close",
+                      "status "]
     events.clear()
     with pytest.raises(LiverMetsError), progress.busy("Aligning"):
         raise LiverMetsError("no overlap")
     assert events[-2:] == ["close", "status "] and "open Aligning max=0" in events
+
+    events.clear()
+    fractions = sorted(np.random.default_rng(3).uniform(0, 1, 5))
+    with progress.busy("Loading", cancellable=True) as report:
+        assert "cancel button None" not in events
+        for k, f in enumerate(fractions):
+            report(f, f"step {k}")
+            assert (dialogs[-1].maximum, dialogs[-1].value) == (100, int(round(100 * f)))
+            assert dialogs[-1].labelText == f"step {k}"
+        assert report.dicomCallback("series 3", 50.0) is False
+        dialogs[-1].wasCanceled = True
+        assert report.dicomCallback("series 4", 75.0) is True
+        with pytest.raises(progress.OperationCancelled):
+            report(0.9, "next step")
+    with progress.busy("Not cancellable") as report:
+        dialogs[-1].wasCanceled = True  # a stray flag must not stop work that cannot be cancelled
+        report(0.5, "half")
 
 
 class _StandInDicomDatabase:
@@ -1247,12 +1342,14 @@ class _StandInDicomDatabase:
         import pydicom
 
         self.isOpen = True
+        self.instances: dict[str, str] = {}
         self.series: dict[str, list[str]] = {}
         self.studies: dict[str, list[str]] = {}
         self.fields: dict[str, dict[str, str]] = {}
         for path in files:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
             study, series = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
+            self.instances[str(ds.SOPInstanceUID)] = str(path)
             self.series.setdefault(series, []).append(str(path))
             if series not in self.studies.setdefault(study, []):
                 self.studies[study].append(series)
@@ -1280,8 +1377,37 @@ class _StandInDicomDatabase:
     def filesForSeries(self, series, hits=-1):  # noqa: N802
         return list(self.series[series])
 
+    def fileForInstance(self, uid):  # noqa: N802
+        return self.instances[uid]
 
-def test_database_study_loads_only_its_own_series(fake_scene, slicer_side, small_phantom, tmp_path):
+
+def _emulated_dicom_utils(database: _StandInDicomDatabase, push) -> types.ModuleType:
+    """DICOMUtils.loadSeriesByUID with the scalar volume plugin as test_dicom_slicer_import emulates it from Slicer's
+    source (sub-series split, highest confidence, no browser de-duplication): one volume per selected loadable,
+    pixels read by SimpleITK from the loadable's files, ``DICOM.instanceUIDs`` from each file's SOPInstanceUID."""
+    import pydicom
+    import test_dicom_slicer_import as emulation
+
+    calls: list[dict] = []
+
+    def load_series_by_uid(uids, messages=None, progressCallback=None, enabledPluginClassNames=None):  # noqa: N803
+        calls.append({"uids": list(uids), "plugins": enabledPluginClassNames})
+        files = [f for uid in uids for f in database.filesForSeries(uid)]
+        db = emulation.Database([Path(f) for f in files])
+        ids = []
+        for loadable in emulation.loaded(db, [files], browser=False, multivolume=False):
+            node = push(sitk.ReadImage(loadable.files), name=loadable.name)
+            node.SetAttribute("DICOM.instanceUIDs", " ".join(
+                str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in loadable.files))
+            ids.append(node.GetID())
+        return ids
+
+    module = types.ModuleType("DICOMLib")
+    module.DICOMUtils = types.SimpleNamespace(loadSeriesByUID=load_series_by_uid, calls=calls)
+    return module
+
+
+def test_database_study_loads_only_its_own_series(fake_scene, slicer_side, small_phantom, tmp_path, monkeypatch):
     """A study picked from the DICOM database whose files sit next to another study's files (import by reference)
     loads exactly its own series, as a folder holding only that study would; the links folder is removed; a
     closed database, a study without existing files are one sentence each."""
@@ -1308,6 +1434,18 @@ def test_database_study_loads_only_its_own_series(fake_scene, slicer_side, small
     temporary.mkdir()
     sys.modules["slicer"].dicomDatabase = database
     sys.modules["slicer"].app = types.SimpleNamespace(temporaryPath=str(temporary))
+    pushed = []
+
+    def push(image, name=None, className="vtkMRMLScalarVolumeNode"):  # noqa: N803
+        node = _FakeScalarVolumeNode(image, name)
+        node.GetID = lambda node=node: f"vtkMRMLScalarVolumeNode{pushed.index(node) + 1}"
+        pushed.append(node)
+        return node
+
+    dicom_lib = _emulated_dicom_utils(database, push)
+    monkeypatch.setitem(sys.modules, "DICOMLib", dicom_lib)
+    sys.modules["slicer"].mrmlScene = types.SimpleNamespace(
+        GetNodeByID=lambda i: next((n for n in pushed if n.GetID() == i), None), RemoveNode=pushed.remove)
     dicom_database = importlib.import_module("LiverMetsReviewSlicer.dicom_database")
 
     assert [uid for uid, _ in dicom_database.databaseStudies()] == list(database.studies)
@@ -1318,6 +1456,17 @@ def test_database_study_loads_only_its_own_series(fake_scene, slicer_side, small
     assert sorted(nodes) == sorted(expected)
     for name, series in expected.items():
         assert nodes[name].attributes["LiverMetsReview.Role"] == series.role
+        # loaded by (the emulated) Slicer plugin, so it keeps its DICOM identity: every instance is of this study
+        uids = nodes[name].attributes["DICOM.instanceUIDs"].split()
+        assert uids and {str(pydicom.dcmread(database.fileForInstance(u), stop_before_pixels=True).StudyInstanceUID)
+                         for u in uids} == {study_uid}
+        stack = series.stacks[[slicer_side.stackNodeName(series, k) for k in range(len(series.stacks))].index(name)]
+        np.testing.assert_allclose(sitk.GetArrayViewFromImage(nodes[name].image), sitk.GetArrayViewFromImage(stack),
+                                   rtol=1e-4, atol=1e-3 * float(np.abs(sitk.GetArrayViewFromImage(stack)).max()))
+        if "b_value" in series.stack_meta[0]:
+            assert float(nodes[name].attributes["LiverMetsReview.BValue"]) in series.b_values
+    assert nodes.notes == [] and not sys.modules["slicer"].mrmlScene.GetNodeByID("none")
+    assert {c["plugins"][0] for c in dicom_lib.DICOMUtils.calls} == {"DICOMScalarVolumePlugin"}
     assert list(temporary.iterdir()) == [], "the folder of links must be removed after loading"
 
     database.series[database.studies[study_uid][0]].append(str(tmp_path / "gone.dcm"))

@@ -178,13 +178,17 @@ def load_series(info: SeriesInfo, role: str | None = None, *, stack_indices: Seq
         if ss is not None:
             meta["philips_scale_slope_not_applied"] = ss
         metas.append(meta)
+    return Series(role, stacks, metas, series_meta(info, role, indices, t0))
+
+
+def series_meta(info: SeriesInfo, role: str, indices: Sequence[int], t0: float | None = None) -> dict[str, Any]:
+    """The series metadata of ``load_series`` (without reading pixels): header facts, role reason, units."""
     meta = _series_meta(info, t0)
-    meta["stack_indices"] = indices  # which stacks of the DICOM series (classify order): roles.json -> --roles
-    units = "10^-6 mm^2/s" if role == "adc_scanner" else "a.u."
-    meta["units"] = units
+    meta["stack_indices"] = list(indices)  # which stacks of the DICOM series (classify order): roles.json -> --roles
+    meta["units"] = "10^-6 mm^2/s" if role == "adc_scanner" else "a.u."
     if role == "adc_scanner":
         meta["units_note"] = "scanner convention assumed (Siemens/GE/Philips store ADC as 10^-6 mm^2/s)"
-    return Series(role, stacks, metas, meta)
+    return meta
 
 
 def combine_trace(series: Series) -> Series:
