@@ -266,21 +266,25 @@ def fill_vessels(region: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray
 
 # ---------------------------------------------------------------- automatic seed
 
-def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image) -> list[tuple[int, int, int]]:
-    """Deep points of the parenchyma-like map on the patient's right, deepest first (voxel indices z, y, x)."""
+def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image, *, side: str = "right",
+                         exclude: np.ndarray | None = None) -> list[tuple[int, int, int]]:
+    """Deep points of the parenchyma-like map on the patient's ``side``, deepest first (voxel indices z, y, x);
+    voxels in ``exclude`` (an organ already found) do not count."""
     p = parameters()["auto_seed"]
     spacing = work.GetSpacing()[::-1]
     grad = edges(work)
     background = np.percentile(arr[body], 25)
     smooth = (grad < p["edge_fraction"] * np.maximum(arr, 1e-6)) & (arr > background) & body
+    if exclude is not None:
+        smooth &= ~exclude
     depth = ndi.distance_transform_edt(smooth, sampling=spacing)
-    # Patient's right: world x (LPS) below the body's centre.
+    # Patient's right: world x (LPS) below the body's centre; left: above it.
     zz, yy, xx = np.nonzero(body)
     centre = np.array(work.TransformContinuousIndexToPhysicalPoint(
         [float(xx.mean()), float(yy.mean()), float(zz.mean())]))
     world_x = _world_axis(work, 0)
-    right = world_x < centre[0]
-    depth = np.where(right, depth, 0.0)
+    on_side = world_x < centre[0] if side == "right" else world_x > centre[0]
+    depth = np.where(on_side, depth, 0.0)
     out: list[tuple[int, int, int]] = []
     grid = np.indices(depth.shape, dtype=np.float32)
     for _ in range(int(p["candidates"])):
