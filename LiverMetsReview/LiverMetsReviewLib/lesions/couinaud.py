@@ -24,7 +24,7 @@ from scipy import ndimage as ndi
 
 from ..errors import LiverMetsError, MissingDataError
 from ..resources import load_json
-from .liver import ball, working_image
+from .liver import morph, working_image
 
 LANDMARKS = ("ivc", "right_hepatic_vein", "middle_hepatic_vein", "left_hepatic_vein", "portal_bifurcation",
              "left_portal_vein")
@@ -198,7 +198,7 @@ def _hepatic_veins(liver: np.ndarray, vessels: np.ndarray, x, y, z, ivc, bif) ->
     # Bright blobs thicker than a hepatic vein (enhancing lesions: haemangioma, FNH-like nodule, fat sparing) are
     # not vessels: what survives an opening with a ball wider than the veins is removed, with a voxel's margin.
     spacing = _spacing_zyx(x, y, z)
-    blobs = ndi.binary_opening(vessels, ball(float(_p("blob_radius_mm")), spacing))
+    blobs = morph("open", vessels, float(_p("blob_radius_mm")), spacing)
     vessels = vessels & ~ndi.binary_dilation(blobs)
     r = np.hypot(x - ivc[0], y - ivc[1])
     sel = vessels & core & (z > bif[2] + float(_p("hepatic_vein_above_portal_mm"))) & (r > float(_p("ivc_clear_mm")))

@@ -80,6 +80,17 @@ def working_image(image: sitk.Image) -> sitk.Image:
     return sitk.BinShrink(img, factors) if max(factors) > 1 else img
 
 
+def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
+    """Fill, slice by slice (axial), every background region that does not reach the slice's border; one
+    labelling with an in-plane structuring element does all slices at once."""
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = ndi.generate_binary_structure(2, 1)
+    lab, _ = ndi.label(~mask, structure=structure)
+    outside = np.unique(np.concatenate([lab[:, 0, :].ravel(), lab[:, -1, :].ravel(), lab[:, :, 0].ravel(),
+                                        lab[:, :, -1].ravel()]))
+    return mask | ((lab > 0) & ~np.isin(lab, outside[outside > 0]))
+
+
 def body_mask(arr: np.ndarray) -> np.ndarray:
     """Voxels with tissue signal (Otsu on the log of the signal) joined into the body, slice-wise holes filled."""
     pos = arr[arr > 0]
@@ -95,7 +106,7 @@ def body_mask(arr: np.ndarray) -> np.ndarray:
     thr = centres[int(np.argmax(w0 * w1 * (m0 - m1) ** 2))]
     fg = logv > thr
     fg = ndi.binary_closing(fg, np.ones((1, 5, 5), bool))
-    filled = np.stack([ndi.binary_fill_holes(s) for s in fg])
+    filled = fill_holes_2d(fg)
     lab, n = ndi.label(filled)
     if n > 1:
         sizes = np.bincount(lab.ravel())
@@ -142,11 +153,24 @@ def _ball_offsets(radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
 
 
 def ball(radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
-    """Boolean structuring element approximating a ball of ``radius_mm`` on an anisotropic grid (>= 1 voxel)."""
+    """Boolean structuring element approximating a ball of ``radius_mm`` on an anisotropic grid; an axis coarser
+    than 4/3 of the radius gets no extent."""
     r = [max(1, int(round(radius_mm / s))) if radius_mm >= 0.75 * s else 0 for s in spacing_zyx]
     g = np.mgrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1].astype(float)
-    d2 = sum((g[i] / max(r[i], 1e-9)) ** 2 if r[i] else g[i] ** 2 * 1e9 for i in range(3))
+    d2 = sum((g[i] / r[i]) ** 2 if r[i] else 0.0 * g[i] for i in range(3))
     return d2 <= 1.0 + 1e-9
+
+
+def morph(op: str, mask: np.ndarray, radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
+    """Binary opening/closing/dilation/erosion with a ball of ``radius_mm``; the closing pads the array so that
+    the image edge does not erode the result."""
+    se = ball(radius_mm, spacing_zyx)
+    if op == "close":
+        pad = [(n // 2, n // 2) for n in se.shape]
+        closed = ndi.binary_closing(np.pad(mask, pad), se)
+        return closed[tuple(slice(p[0], p[0] + n) for p, n in zip(pad, mask.shape, strict=True))]
+    fn = {"open": ndi.binary_opening, "dilate": ndi.binary_dilation, "erode": ndi.binary_erosion}[op]
+    return fn(mask, se)
 
 
 def seed_window(arr: np.ndarray, seed_zyx: Sequence[int], spacing_zyx: Sequence[float],
@@ -205,13 +229,12 @@ def _grow_window(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], win
     k_core = float(_value("core_sigmas")) / float(_value("window_sigmas"))
     c_low, c_high = med - k_core * (med - low), med + k_core * (high - med)
     calm = body & (edge < float(_value("edge_fraction")) * med)
-    se_open = ball(float(_value("leak_opening_mm")), spacing_zyx)
     tight = (arr >= c_low) & (arr <= c_high) & calm
-    core = _component_at(ndi.binary_opening(tight, se_open), seed_zyx, spacing_zyx)
+    core = _component_at(morph("open", tight, float(_value("leak_opening_mm")), spacing_zyx), seed_zyx, spacing_zyx)
     if not core.any():
         core = _component_at(tight, seed_zyx, spacing_zyx)
     wide = (arr >= low) & (arr <= high) & calm
-    region = core | (ndi.binary_dilation(core, ball(float(_value("recover_mm")), spacing_zyx)) & wide)
+    region = core | (morph("dilate", core, float(_value("recover_mm")), spacing_zyx) & wide)
     return _component_at(region, seed_zyx, spacing_zyx)
 
 
@@ -227,7 +250,7 @@ def grow(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], window: tup
         first = fill_vessels(_grow_window(arr, edge, seed_zyx, window, spacing_zyx, body), spacing_zyx)
         # Everything inside the region (vessels too: MAD ignores a minority), away from its boundary's partial
         # volume: a sample of the liver's signal that no window has truncated.
-        interior = ndi.binary_erosion(first, ball(float(_value("boundary_mm")), spacing_zyx))
+        interior = morph("erode", first, float(_value("boundary_mm")), spacing_zyx)
         if interior.sum() < 50:
             break
         window = _window_from(arr[interior])
@@ -257,11 +280,8 @@ def boundary(arr: np.ndarray, region: np.ndarray, med: float, spacing_zyx: Seque
 
 def fill_vessels(region: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray:
     """Closing + slice-wise hole filling: the intrahepatic vessels and small lesions become liver."""
-    se = ball(float(_value("vessel_closing_mm")), spacing_zyx)
-    pad = [(s // 2, s // 2) for s in se.shape]
-    closed = ndi.binary_closing(np.pad(region, pad), se)
-    closed = closed[tuple(slice(p[0], p[0] + n) for p, n in zip(pad, region.shape, strict=True))]
-    return np.stack([ndi.binary_fill_holes(s) for s in closed])
+    closed = morph("close", region, float(_value("vessel_closing_mm")), spacing_zyx)
+    return fill_holes_2d(closed)
 
 
 # ---------------------------------------------------------------- automatic seed
