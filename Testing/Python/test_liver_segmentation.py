@@ -114,3 +114,18 @@ def test_chaos_t2_liver_automatic(chaos):
     assert result.series_used == "t2"
     assert truth[tuple(int(round(c)) for c in image.TransformPhysicalPointToContinuousIndex(result.seed_lps)[::-1])]
     assert dice(result.mask, truth) >= 0.85
+
+
+@pytest.mark.parametrize("scenario", ["normal", "steatosis"])
+def test_phantom_automatic_on_a_single_series_of_each_kind(scenario):
+    """A study folder may hold one series only: T2 fat-sat, T1 without fat suppression (in/opposed phase, where
+    fat is the bright tissue), Dixon water, unenhanced T1 or the HBP. The fatty liver is the hard case (its T1
+    fat-sat signal nears the neighbours')."""
+    study = generate_phantom(seed=50, scenario=scenario, size="small")
+    scores = {}
+    for role in ("t2", "t1_in_phase", "t1_opposed_phase", "dixon_water", "t1_pre", "t1_hepatobiliary"):
+        image = study.series_by_role(role).image
+        result = segment_liver({role: image})
+        assert result.series_used == role
+        scores[role] = dice(result.mask, phantom_truth(study, role))
+    assert min(scores.values()) >= (0.92 if scenario == "normal" else 0.85), scores

@@ -287,9 +287,9 @@ def fill_vessels(region: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray
 # ---------------------------------------------------------------- automatic seed
 
 def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image, *, side: str = "right",
-                         exclude: np.ndarray | None = None) -> list[tuple[int, int, int]]:
+                         exclude: np.ndarray | None = None, fat_bright: bool = False) -> list[tuple[int, int, int]]:
     """Deep points of the parenchyma-like map on the patient's ``side``, deepest first (voxel indices z, y, x);
-    voxels in ``exclude`` (an organ already found) do not count."""
+    voxels in ``exclude`` (an organ already found) do not count, nor fat when ``fat_bright`` (no fat suppression)."""
     p = parameters()["auto_seed"]
     spacing = work.GetSpacing()[::-1]
     grad = edges(work)
@@ -297,6 +297,8 @@ def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image, *,
     smooth = (grad < p["edge_fraction"] * np.maximum(arr, 1e-6)) & (arr > background) & body
     if exclude is not None:
         smooth &= ~exclude
+    if fat_bright:
+        smooth &= ~_fat_like(arr, body, spacing)
     depth = ndi.distance_transform_edt(smooth, sampling=spacing)
     # Patient's right: world x (LPS) below the body's centre; left: above it.
     zz, yy, xx = np.nonzero(body)
@@ -313,10 +315,20 @@ def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image, *,
             break
         z, y, x = (int(v) for v in np.unravel_index(k, depth.shape))
         out.append((z, y, x))
-        # the next candidate lies outside this one's ball of twice its depth: another organ or lobe
-        d2 = sum(((grid[i] - c) * spacing[i]) ** 2 for i, c in enumerate((z, y, x)))
+        # the next candidate lies outside this one's vertical cylinder of twice its depth: another organ (the
+        # spine and the great vessels run cranio-caudally, so a ball would leave them candidates at every level)
+        d2 = sum(((grid[i] - c) * spacing[i]) ** 2 for i, c in ((1, y), (2, x)))
         depth = np.where(d2 <= (2.0 * depth.flat[k]) ** 2, 0.0, depth)
     return out
+
+
+def _fat_like(arr: np.ndarray, body: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray:
+    """Voxels with the signal of the subcutaneous layer on an image without fat suppression (in/opposed phase):
+    there fat is the largest homogeneous tissue and no organ."""
+    p = parameters()["auto_seed"]
+    shell = body & ~morph("erode", body, float(p["fat_shell_mm"]), [1e9, *spacing_zyx[1:]])
+    fat = float(np.median(arr[shell])) if shell.any() else 0.0
+    return np.abs(arr - fat) <= float(p["fat_tolerance"]) * fat
 
 
 def _world_axis(img: sitk.Image, axis: int) -> np.ndarray:
@@ -370,24 +382,30 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
     if seed_lps is not None:
         seeds = [_seed_index(work, seed_lps, body, role)]
     else:
-        seeds = auto_seed_candidates(arr, body, work)
+        bright_fat = any(role == r or role.startswith(r + "_") for r in parameters()["auto_seed"]["fat_bright_roles"])
+        seeds = auto_seed_candidates(arr, body, work, fat_bright=bright_fat)
         if not seeds:
             raise LiverMetsError(f"no liver-like region was found on the {role} image; click inside the liver")
-    warnings: list[str] = []
-    for n, zyx in enumerate(seeds):
+    tried: list = []
+    for zyx in seeds:
+        if any(t[2][tuple(zyx)] for t in tried):
+            continue  # inside a region already grown: the same organ
         region, window = grow(arr, edge, zyx, seed_window(arr, zyx, spacing, body), spacing, body)
-        vol = float(region.sum()) * voxel_ml
-        if seed_lps is not None or lo <= vol <= hi or n == len(seeds) - 1:
-            if not lo <= vol <= hi:
-                warnings.append(f"the liver mask holds {vol:.0f} mL, outside the plausible {lo:.0f}-{hi:.0f} mL; "
-                                "check it and correct it, or click elsewhere in the liver")
-            seed = work.TransformIndexToPhysicalPoint([int(v) for v in zyx[::-1]])
-            notes.append(f"{role}: liver window {window[1]:.4g}-{window[2]:.4g} around median {window[0]:.4g} "
-                         f"(bias-corrected, working grid {', '.join(f'{s:.2g}' for s in work.GetSpacing())} mm)")
-            if seed_lps is None and n:
-                notes.append(f"automatic seed candidate {n + 1} used: the deeper ones gave implausible volumes")
-            return _to_series_grid(region, work, image), tuple(float(v) for v in seed), window[0], warnings
-    raise AssertionError("unreachable")  # pragma: no cover
+        tried.append((float(region.sum()) * voxel_ml, zyx, region, window))
+    # The liver is the largest solid organ: among the candidates' regions, the largest of plausible volume.
+    plausible = [t for t in tried if lo <= t[0] <= hi]
+    vol, zyx, region, window = max(plausible, key=lambda t: t[0]) if plausible else tried[0]
+    warnings: list[str] = []
+    if not lo <= vol <= hi:
+        warnings.append(f"the liver mask holds {vol:.0f} mL, outside the plausible {lo:.0f}-{hi:.0f} mL; check it "
+                        "and correct it, or click elsewhere in the liver")
+    seed = work.TransformIndexToPhysicalPoint([int(v) for v in zyx[::-1]])
+    notes.append(f"{role}: liver window {window[1]:.4g}-{window[2]:.4g} around median {window[0]:.4g} "
+                 f"(bias-corrected, working grid {', '.join(f'{s:.2g}' for s in work.GetSpacing())} mm)")
+    if seed_lps is None and len(tried) > 1:
+        notes.append(f"automatic seed: {len(tried)} candidate regions grown ("
+                     f"{', '.join(f'{t[0]:.0f}' for t in tried)} mL); the largest of plausible liver volume kept")
+    return _to_series_grid(region, work, image), tuple(float(v) for v in seed), window[0], warnings
 
 
 def hbp_enhancement(images: Mapping[str, sitk.Image], seed_lps: Sequence[float]) -> float | None:
