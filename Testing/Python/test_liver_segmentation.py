@@ -129,3 +129,14 @@ def test_phantom_automatic_on_a_single_series_of_each_kind(scenario):
         assert result.series_used == role
         scores[role] = dice(result.mask, phantom_truth(study, role))
     assert min(scores.values()) >= (0.92 if scenario == "normal" else 0.85), scores
+
+
+def test_chaos_spleen_finder(chaos):
+    """The simple spleen finder (for the liver-to-spleen ratio) against the expert spleen label (label 4)."""
+    from LiverMetsReviewLib.lesions.liver_figures import find_spleen
+
+    image, truth = chaos
+    folder = shared_path("data", "chaos-abdomen-mr", "t2spir")
+    spleen_truth = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "case1_labels.nii.gz"))) == 4
+    spleen = find_spleen(image, segment_liver({"t2": image}).mask)
+    assert spleen is not None and dice(spleen, spleen_truth) >= 0.8

@@ -288,8 +288,9 @@ def fill_vessels(region: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray
 
 def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image, *, side: str = "right",
                          exclude: np.ndarray | None = None, fat_bright: bool = False) -> list[tuple[int, int, int]]:
-    """Deep points of the parenchyma-like map on the patient's ``side``, deepest first (voxel indices z, y, x);
-    voxels in ``exclude`` (an organ already found) do not count, nor fat when ``fat_bright`` (no fat suppression)."""
+    """Deep points of the parenchyma-like map on the patient's ``side`` ("right", "left", "left_posterior"), deepest
+    first (voxel indices z, y, x); voxels in ``exclude`` (an organ already found, a region anatomy rules out) do
+    not count, nor fat when ``fat_bright`` (no fat suppression)."""
     p = parameters()["auto_seed"]
     spacing = work.GetSpacing()[::-1]
     grad = edges(work)
@@ -306,6 +307,8 @@ def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image, *,
         [float(xx.mean()), float(yy.mean()), float(zz.mean())]))
     world_x = _world_axis(work, 0)
     on_side = world_x < centre[0] if side == "right" else world_x > centre[0]
+    if side == "left_posterior":  # the spleen: against the left posterolateral wall
+        on_side &= _world_axis(work, 1) > centre[1]
     depth = np.where(on_side, depth, 0.0)
     out: list[tuple[int, int, int]] = []
     grid = np.indices(depth.shape, dtype=np.float32)

@@ -47,19 +47,42 @@ def _interior(mask: sitk.Image) -> np.ndarray:
 # ---------------------------------------------------------------- spleen
 
 def find_spleen(image: sitk.Image, liver_mask: sitk.Image) -> sitk.Image | None:
-    """A spleen mask on ``image``'s grid: the deepest parenchyma-like point on the patient's left outside the
-    liver, grown like the liver; None when nothing of a plausible spleen volume is found."""
+    """A spleen mask on ``image``'s grid: the deepest parenchyma-like point in the patient's left posterior quadrant
+    (the spleen lies against the left posterolateral wall) outside the liver, grown like the liver; None when
+    nothing of a plausible spleen volume is found."""
     work, arr, body = lv.prepared(image)
     liver = _on(work, liver_mask, label=True) > 0
     spacing = work.GetSpacing()[::-1]
     lo, hi = _spec("spleen_volume_ml")["value"]
     edge = lv.edges(work)
-    for zyx in lv.auto_seed_candidates(arr, body, work, side="left", exclude=ndi.binary_dilation(liver, iterations=2)):
+    ruled_out = _not_spleen(liver, body, work.GetDirection()[8] > 0)
+    for zyx in lv.auto_seed_candidates(arr, body, work, side="left_posterior", exclude=ruled_out):
         region, _ = lv.grow(arr, edge, zyx, lv.seed_window(arr, zyx, spacing, body), spacing, body & ~liver)
         vol = float(region.sum()) * float(np.prod(spacing)) / 1000.0
         if lo <= vol <= hi:
             return lv._to_series_grid(region, work, image)
     return None
+
+
+def _not_spleen(liver: np.ndarray, body: np.ndarray, superior_up: bool) -> np.ndarray:
+    """Where the spleen cannot be: the liver and its rim, slices below the liver's lower third (the spleen lies
+    under the left hemidiaphragm, level with the upper liver), and the medial half of the left side (the spine,
+    psoas and paraspinal muscles, the aorta)."""
+    out = ndi.binary_dilation(liver, iterations=2)
+    zs = np.nonzero(liver.any(axis=(1, 2)))[0]
+    if zs.size:
+        third = (zs.max() - zs.min()) / 3.0
+        if superior_up:
+            out[:int(zs.min() + third)] = True
+        else:
+            out[int(np.ceil(zs.max() - third)) + 1:] = True
+    cols = np.nonzero(body.any(axis=(0, 1)))[0]
+    if cols.size:
+        mid = (cols.min() + cols.max()) / 2.0
+        quarter = (cols.max() - cols.min()) / 4.0
+        x = np.arange(body.shape[2])
+        out[:, :, np.abs(x - mid) < quarter] = True
+    return out
 
 
 # ---------------------------------------------------------------- figures
