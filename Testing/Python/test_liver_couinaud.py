@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import liver_cases
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -13,11 +14,11 @@ from LiverMetsReviewLib.lesions.liver import segment_liver
 from LiverMetsReviewLib.phantom.generate import generate_phantom
 
 
-@pytest.mark.parametrize("k, scenario", list(enumerate(["normal", "steatosis", "reduced_hbp", "pseudocirrhosis"])))
+@pytest.mark.parametrize("k, scenario", list(enumerate(liver_cases.SCENARIOS)))
 def test_couinaud_segment_of_every_lesion_centre(k, scenario):
-    study = generate_phantom(seed=30 + k, scenario=scenario, size="small")
+    study = liver_cases.phantom(10 + k, scenario)  # the liver tests' studies and masks, built once
     images = {s.role: s.image for s in study.series}
-    liver = segment_liver(images)
+    liver = liver_cases.auto_liver(10 + k, scenario)
     result = couinaud_segments(images, liver.mask)
     assert result.series_used == "t1_portal_venous"
     assert set(result.landmarks) == set(LANDMARKS)

@@ -8,6 +8,7 @@ points drawn at random among those at least 15 mm inside.
 
 from __future__ import annotations
 
+import liver_cases
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -18,7 +19,7 @@ from LiverMetsReviewLib.errors import LiverMetsError
 from LiverMetsReviewLib.lesions.liver import segment_liver
 from LiverMetsReviewLib.phantom.generate import generate_phantom
 
-SCENARIOS = ("normal", "steatosis", "reduced_hbp", "pseudocirrhosis")
+SCENARIOS = liver_cases.SCENARIOS
 
 
 def dice(mask: sitk.Image, truth: np.ndarray) -> float:
@@ -38,7 +39,7 @@ def interior_clicks(truth: np.ndarray, grid: sitk.Image, n: int, seed: int) -> l
 @pytest.fixture(scope="module", params=list(enumerate(SCENARIOS)), ids=list(SCENARIOS))
 def phantom(request):
     k, scenario = request.param
-    return generate_phantom(seed=10 + k, scenario=scenario, size="small")
+    return liver_cases.phantom(10 + k, scenario), liver_cases.auto_liver(10 + k, scenario)
 
 
 def phantom_truth(study, role: str) -> np.ndarray:
@@ -46,8 +47,8 @@ def phantom_truth(study, role: str) -> np.ndarray:
 
 
 def test_phantom_liver_automatic_and_one_click(phantom):
+    phantom, auto = phantom
     images = {s.role: s.image for s in phantom.series}
-    auto = segment_liver(images)
     assert auto.series_used == "t1_portal_venous"
     truth = phantom_truth(phantom, auto.series_used)
     assert dice(auto.mask, truth) >= 0.95
