@@ -1,0 +1,266 @@
+"""Couinaud segments I-VIII from the liver mask and approximate planes through landmarks found in the images.
+
+The usual approximation (parameters and sources in ``resources/couinaud.json``): vertical planes from the IVC axis
+along the right, middle and left hepatic veins separate the sectors; the horizontal plane of the portal
+bifurcation separates the superior segments (VII, VIII, IVa) from the inferior ones (VI, V, IVb); in the left
+lateral sector the plane of the left portal vein separates II (above) from III; the caudate lobe (I) lies between
+the IVC, the hilum and the fissure of the ligamentum venosum.
+
+Landmarks are named LPS points the reader can move (:func:`segments_from_landmarks` takes them back); they are
+found on a contrast-enhanced phase (vessels brighter than the parenchyma): the IVC as the bright vertical vessel
+most embraced by the liver at its top, the hepatic veins as the three main directions of the bright intrahepatic
+vessels above the portal level around that axis, the portal bifurcation at the level where the intrahepatic
+vessels run most in-plane. A reader's labelmap may replace all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+
+from ..errors import LiverMetsError, MissingDataError
+from ..resources import load_json
+from .liver import morph, working_image
+
+LANDMARKS = ("ivc", "right_hepatic_vein", "middle_hepatic_vein", "left_hepatic_vein", "portal_bifurcation",
+             "left_portal_vein")
+ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
+
+
+@dataclass
+class CouinaudResult:
+    labels: sitk.Image                      # uint8 1..8 inside the liver, on the liver mask's grid
+    landmarks: dict[str, list[float]]       # LPS mm
+    series_used: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _p(key: str):
+    return load_json("couinaud.json")[key]["value"]
+
+
+def _world(img: sitk.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World x, y, z (LPS mm) of every voxel of ``img`` as (z, y, x) arrays."""
+    nx, ny, nz = img.GetSize()
+    idx = np.stack(np.meshgrid(np.arange(nx), np.arange(ny), np.arange(nz), indexing="ij"), -1).reshape(-1, 3)
+    d = np.asarray(img.GetDirection()).reshape(3, 3) * np.asarray(img.GetSpacing())
+    w = idx @ d.T + np.asarray(img.GetOrigin())
+    return tuple(w[:, a].reshape(nx, ny, nz).transpose(2, 1, 0) for a in range(3))  # type: ignore[return-value]
+
+
+def segments_from_landmarks(liver_mask: sitk.Image, landmarks: Mapping[str, Sequence[float]]) -> sitk.Image:
+    """Couinaud labels (uint8 1..8) of the liver mask's voxels from the six landmarks (LPS mm)."""
+    missing = [k for k in LANDMARKS if k not in landmarks]
+    if missing:
+        raise MissingDataError(f"the Couinaud planes need the landmarks {', '.join(missing)}; place them or let "
+                               "them be found on a portal venous phase")
+    x, y, z = _world(liver_mask)
+    seg = segment_of_points(x, y, z, landmarks)
+    inside = sitk.GetArrayViewFromImage(liver_mask) > 0
+    out = sitk.GetImageFromArray(np.where(inside, seg, 0).astype(np.uint8))
+    out.CopyInformation(liver_mask)
+    return out
+
+
+def hepatic_vein_angle(ivc: Sequence[float], point: Sequence[float]) -> float:
+    """Angle (degrees) of ``point`` around the IVC axis in the axial plane: 0 straight anterior, negative towards
+    the patient's right (LPS: anterior = -y, right = -x)."""
+    return float(np.degrees(np.arctan2(point[0] - ivc[0], -(point[1] - ivc[1]))))
+
+
+def segment_of_points(x, y, z, lm: Mapping[str, Sequence[float]]) -> np.ndarray:
+    """Couinaud segment (1..8) of world points (LPS mm), ignoring whether they are in the liver."""
+    ivc, bif = lm["ivc"], lm["portal_bifurcation"]
+    a_r, a_m, a_l = (hepatic_vein_angle(ivc, lm[k]) for k in ("right_hepatic_vein", "middle_hepatic_vein",
+                                                                "left_hepatic_vein"))
+    ang = np.degrees(np.arctan2(x - ivc[0], -(y - ivc[1])))
+    sup = z >= bif[2]
+    seg = np.where(ang < a_r, np.where(sup, 7, 6),
+                   np.where(ang < a_m, np.where(sup, 8, 5),
+                            np.where(ang < a_l, 4, np.where(z >= lm["left_portal_vein"][2], 2, 3))))
+    width = float(_p("caudate_width_mm"))
+    caudate = ((y > bif[1]) & (y < ivc[1]) & (x > ivc[0]) & (x < ivc[0] + width)
+               & (z >= bif[2]) & (z <= ivc[2]) & (ang > a_m))
+    return np.where(caudate, 1, seg).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- landmarks from the images
+
+def _spacing_zyx(x, y, z) -> tuple[float, float, float]:
+    """Voxel spacing (mm) along z, y, x of the world-coordinate arrays (any orientation)."""
+    out = []
+    for axis in range(3):
+        sl0 = [0, 0, 0]
+        sl1 = [0, 0, 0]
+        sl1[axis] = 1 if x.shape[axis] > 1 else 0
+        d = [float(c[tuple(sl1)] - c[tuple(sl0)]) for c in (x, y, z)]
+        out.append(float(np.hypot(np.hypot(*d[:2]), d[2])) or 1.0)
+    return tuple(out)  # type: ignore[return-value]
+
+
+def _vessels(image: sitk.Image, liver: sitk.Image) -> tuple[sitk.Image, np.ndarray, np.ndarray]:
+    """Working image, liver mask on it, and the bright-vessel map (signal > liver median + k robust sigmas)."""
+    work = working_image(image)
+    arr = sitk.GetArrayFromImage(work)
+    m = sitk.GetArrayFromImage(sitk.Resample(liver, work, sitk.Transform(), sitk.sitkNearestNeighbor, 0)) > 0
+    if m.sum() < 100:
+        raise LiverMetsError("the liver mask hardly overlaps the contrast phase used for the Couinaud landmarks; "
+                             "check that both belong to this study")
+    vals = arr[ndi.binary_erosion(m, iterations=2) if ndi.binary_erosion(m, iterations=2).sum() > 50 else m]
+    med = float(np.median(vals))
+    sigma = max(1.4826 * float(np.median(np.abs(vals - med))), 0.03 * med)
+    return work, m, arr > med + float(_p("vessel_sigmas")) * sigma
+
+
+def _find_ivc(work: sitk.Image, liver: np.ndarray, vessels: np.ndarray, x, y, z) -> tuple[float, float, float]:
+    """The IVC axis (x, y) and the top of the liver's vessel confluence (z): in each slice of the upper half of
+    the liver, the bright vessel cross-section with the largest area x fraction embraced by liver (the widest
+    vessel held in the liver's groove); the median over the slices (a bright lesion wins only its few slices)."""
+    zs = np.nonzero(liver.any(axis=(1, 2)))[0]
+    z0, z1 = zs.min(), zs.max()
+    upper = range(int(z0 + 0.5 * (z1 - z0)), int(z1) + 1)
+    ring = ndi.generate_binary_structure(2, 1)
+    found = []
+    for k in upper:
+        lab, n = ndi.label(vessels[k])
+        if n == 0:
+            continue
+        grown = ndi.grey_dilation(lab, footprint=ndi.iterate_structure(ring, 2))
+        touching = np.bincount(grown[liver[k] & (lab == 0)].ravel(), minlength=n + 1)
+        border = np.bincount(grown[lab == 0].ravel(), minlength=n + 1)
+        embrace = touching[1:] / np.maximum(border[1:], 1)
+        area = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+        score = np.where(embrace >= float(_p("ivc_min_embrace")), area * embrace, 0.0)
+        best = int(np.argmax(score)) + 1
+        if score[best - 1] > 0:
+            sel = lab == best
+            found.append((float(x[k][sel].mean()), float(y[k][sel].mean()), float(z[k][sel].mean())))
+    if not found:
+        raise LiverMetsError("no IVC was found beside the liver on the contrast phase; place the landmarks")
+    f = np.asarray(found)
+    return float(np.median(f[:, 0])), float(np.median(f[:, 1])), float(f[:, 2].max())
+
+
+def _in_plane_runs(inside: np.ndarray, x, y, min_run_mm: float) -> np.ndarray:
+    """Voxels per slice of the 2-D vessel pieces longer than ``min_run_mm`` in-plane (bounding-box diagonal):
+    vessels running in the slice (the portal branches), not veins crossing it steeply (hepatic veins)."""
+    counts = np.zeros(inside.shape[0])
+    for k in range(inside.shape[0]):
+        lab, n = ndi.label(inside[k])
+        if n == 0:
+            continue
+        idx = np.arange(1, n + 1)
+        dx = ndi.maximum(x[k], lab, idx) - ndi.minimum(x[k], lab, idx)
+        dy = ndi.maximum(y[k], lab, idx) - ndi.minimum(y[k], lab, idx)
+        size = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+        counts[k] = float(size[np.hypot(dx, dy) >= min_run_mm].sum())
+    return counts
+
+
+def _portal_level(liver: np.ndarray, vessels: np.ndarray, x, y, z, ivc) -> list[float]:
+    """Portal bifurcation: the level (below the upper fifth of the liver) where the intrahepatic vessels run most
+    in-plane near the hilum (anterior to the IVC, within ``hilum_radius_mm`` of it: the bifurcation and the first
+    centimetres of the right and left portal veins, not the umbilical portion that rises into the left lobe),
+    and the centre of those vessels in that slice."""
+    hilum = (y < ivc[1]) & (np.hypot(x - ivc[0], y - ivc[1]) < float(_p("hilum_radius_mm")))
+    inside = vessels & ndi.binary_erosion(liver, iterations=1) & hilum
+    zs = np.nonzero(liver.any(axis=(1, 2)))[0]
+    z0, z1 = zs.min(), zs.max()
+    count = _in_plane_runs(inside, x, y, float(_p("portal_min_run_mm")))
+    count[int(z0 + 0.8 * (z1 - z0)):] = 0
+    if count.max() <= 0:
+        raise LiverMetsError("no portal vein branch was found in the liver; place the landmarks")
+    k = int(np.argmax(count))
+    sel = inside[k]
+    return [float(x[k][sel].mean()), float(y[k][sel].mean()), float(z[k][sel].mean())]
+
+
+def _radial_tubes(sel: np.ndarray, r: np.ndarray, ang: np.ndarray) -> np.ndarray:
+    """Keep the vessel pieces that run towards the IVC axis: longer radially than across (hepatic veins drain
+    into the IVC); rings of rim-enhancing lesions and cross-cut branches are as wide as long."""
+    lab, n = ndi.label(sel, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return sel
+    idx = np.arange(1, n + 1)
+    radial = ndi.maximum(r, lab, idx) - ndi.minimum(r, lab, idx)
+    across = (ndi.maximum(ang, lab, idx) - ndi.minimum(ang, lab, idx)) * ndi.mean(r, lab, idx)
+    keep = (radial >= float(_p("hepatic_vein_min_length_mm"))) & (radial >= float(_p("tube_ratio")) * across)
+    return np.isin(lab, idx[keep])
+
+
+def _hepatic_veins(liver: np.ndarray, vessels: np.ndarray, x, y, z, ivc, bif) -> dict[str, list[float]]:
+    """The three main directions of the bright intrahepatic vessels above the portal level around the IVC axis."""
+    core = ndi.binary_erosion(liver, iterations=1)
+    # Bright blobs thicker than a hepatic vein (enhancing lesions: haemangioma, FNH-like nodule, fat sparing) are
+    # not vessels: what survives an opening with a ball wider than the veins is removed, with a voxel's margin.
+    spacing = _spacing_zyx(x, y, z)
+    blobs = morph("open", vessels, float(_p("blob_radius_mm")), spacing)
+    vessels = vessels & ~ndi.binary_dilation(blobs)
+    r = np.hypot(x - ivc[0], y - ivc[1])
+    sel = vessels & core & (z > bif[2] + float(_p("hepatic_vein_above_portal_mm"))) & (r > float(_p("ivc_clear_mm")))
+    if sel.sum() < 10:
+        raise LiverMetsError("too few hepatic-vein voxels were found above the portal level; place the landmarks")
+    sel = _radial_tubes(sel, r, np.arctan2(x - ivc[0], -(y - ivc[1])))
+    if sel.sum() < 10:
+        raise LiverMetsError("no hepatic vein running towards the IVC was found; place the landmarks")
+    ang = np.degrees(np.arctan2(x[sel] - ivc[0], -(y[sel] - ivc[1])))
+    hist, edges = np.histogram(ang, bins=180, range=(-180, 180), weights=r[sel])
+    hist = ndi.gaussian_filter1d(hist.astype(float), 2.0, mode="wrap")
+    centres = (edges[:-1] + edges[1:]) / 2
+    gap = float(_p("hepatic_vein_min_separation_deg"))
+    peaks: list[float] = []
+    for i in np.argsort(hist)[::-1]:
+        if hist[i] <= 0 or len(peaks) == 3:
+            break
+        if all(abs(centres[i] - p) >= gap for p in peaks):
+            peaks.append(float(centres[i]))
+    if len(peaks) < 3:
+        raise LiverMetsError("three hepatic veins could not be told apart; place the landmarks")
+    out = {}
+    for name, a in zip(("right_hepatic_vein", "middle_hepatic_vein", "left_hepatic_vein"), sorted(peaks),
+                       strict=True):
+        pick = np.abs(ang - a) <= gap / 3
+        out[name] = [float(x[sel][pick].mean()), float(y[sel][pick].mean()), float(z[sel][pick].mean())]
+    return out
+
+
+def find_landmarks(image: sitk.Image, liver_mask: sitk.Image) -> dict[str, list[float]]:
+    """The six landmarks (LPS mm) on a contrast-enhanced phase where the vessels are brighter than the liver."""
+    work, liver, vessels = _vessels(image, liver_mask)
+    x, y, z = _world(work)
+    ivc = _find_ivc(work, liver, vessels, x, y, z)
+    bif = _portal_level(liver, vessels, x, y, z, ivc)
+    lm = {"ivc": list(ivc), "portal_bifurcation": bif}
+    lm.update(_hepatic_veins(liver, vessels, x, y, z, ivc, bif))
+    lm["left_portal_vein"] = [bif[0], bif[1], bif[2] + float(_p("left_portal_vein_above_bifurcation_mm"))]
+    return lm
+
+
+def couinaud_segments(images: Mapping[str, sitk.Image], liver_mask: sitk.Image, *,
+                      landmarks: Mapping[str, Sequence[float]] | None = None,
+                      labelmap: sitk.Image | None = None) -> CouinaudResult:
+    """Couinaud labels on the liver mask's grid: from a reader's ``labelmap``, the reader's ``landmarks``, or
+    landmarks found on the first contrast phase present (``vessel_series`` order)."""
+    if labelmap is not None:
+        lab = sitk.Resample(labelmap, liver_mask, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        arr = sitk.GetArrayFromImage(lab)
+        if arr.max() > 8 or arr.min() < 0:
+            raise LiverMetsError("the Couinaud labelmap must hold the segments 1-8 (0 outside)")
+        out = sitk.GetImageFromArray(np.where(sitk.GetArrayViewFromImage(liver_mask) > 0, arr, 0).astype(np.uint8))
+        out.CopyInformation(liver_mask)
+        return CouinaudResult(out, {}, None, ["Couinaud segments from the reader's labelmap"])
+    if landmarks is not None:
+        lm = {k: [float(v) for v in p] for k, p in landmarks.items()}
+        return CouinaudResult(segments_from_landmarks(liver_mask, lm), lm, None,
+                              ["Couinaud planes from the reader's landmarks"])
+    role = next((r for r in _p("vessel_series") if r in images), None)
+    if role is None:
+        raise MissingDataError("the Couinaud landmarks are found on a contrast phase (portal venous, transitional "
+                               "or arterial) and the study has none; place the landmarks or give a labelmap")
+    lm = find_landmarks(images[role], liver_mask)
+    return CouinaudResult(segments_from_landmarks(liver_mask, lm), lm, role,
+                          [f"Couinaud planes from landmarks found on {role} (approximate: check and move them)"])
