@@ -394,12 +394,12 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
                                                                              sitk.sitkComplexFloat64):
             as_float_array(img, f"b={bs[i]:g} image")  # raises the clear error
         stack[k] = sitk.GetArrayViewFromImage(img).reshape(-1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite_all = np.isfinite(stack.sum(axis=0))  # one pass; exact per-voxel check only if something is off
-    if not finite_all.all():
-        finite_all = np.isfinite(stack).all(axis=0)
     lo, hi = stack.min(axis=1), stack.max(axis=1)
+    # NaN and +-inf reach min or max: finite extremes mean every voxel is finite (no pass of its own); otherwise
+    # the exact per-voxel check
+    finite_all = np.ones(n_vox, dtype=bool)
     if not np.all(np.isfinite(lo) & np.isfinite(hi)):
+        finite_all = np.isfinite(stack).all(axis=0)
         lo, hi = np.nanmin(np.where(np.isinf(stack), np.nan, stack), axis=1), np.nanmax(
             np.where(np.isinf(stack), np.nan, stack), axis=1)
     for k, i in enumerate(keep):
