@@ -7,7 +7,8 @@ noise: DWI at b = 0/50/400/800 s/mm^2, in/opposed phase at 1.5 T, T1 pre/post co
 same job the simplest way (SimpleITK read, numpy formula, SimpleITK write; for classify: pydicom header reads
 grouped by series). Processes run in interleaved rounds (reference, then ours, order alternating per round);
 the report gives medians of wall time, CPU time (user + system, less sensitive to other jobs on a shared
-machine) and peak resident memory (``/usr/bin/time -v``; ``os.wait4`` when that tool is missing).
+machine) and peak resident memory (``/usr/bin/time -v``; a small fork/exec launcher's ``os.wait4`` when that tool
+is missing).
 Goal (issue 11): ours within 1.5x of the reference in wall time and in peak memory.
 Run: ``python benchmarks/bench_cli.py [--rounds N] [--only adc,fat] [--keep DIR]``.
 """
@@ -15,7 +16,6 @@ Run: ``python benchmarks/bench_cli.py [--rounds N] [--only adc,fat] [--keep DIR]
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import statistics
@@ -87,6 +87,15 @@ for uid, dss in series.items():
 """
 
 FLOOR = "import numpy, SimpleITK"
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, ru = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime, ru.ru_maxrss)
+"""
 
 
 def commands(livermets: list[str]) -> dict[str, tuple[list[str], list[str]]]:
@@ -163,14 +172,15 @@ def run(argv: list[str], cwd: Path) -> tuple[float, float, float]:
 
         return wall, field("User time (seconds)") + field("System time (seconds)"), field(
             "Maximum resident set size (kbytes)") / 1024.0
+    # no time tool: a small launcher forks, execs and reports the child's rusage (measuring from this process
+    # would count its own memory: a forked child's peak RSS starts at its parent's)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", LAUNCHER, *argv], cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:3])}... failed: {proc.stderr.read().decode()[-400:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
+    code, cpu, rss_kb = proc.stdout.strip().splitlines()[-1].split()
+    if int(code) != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])}... failed: {proc.stderr.strip()[-400:]}")
+    return wall, float(cpu), float(rss_kb) / 1024.0
 
 
 def measure(cmds: dict[str, tuple[list[str], list[str]]], cwd: Path, rounds: int) -> dict[str, dict[str, list]]:

@@ -62,3 +62,27 @@ def test_map_modules_load_no_scipy_stats(module):
     assert not any(m == "scipy.stats" or m.startswith("scipy.stats.") for m in loaded)
     if module in ("adc", "noise_mask", "noise"):
         assert not any(m == "scipy" or m.startswith("scipy.") for m in loaded)
+
+
+def test_adc_without_quality_map_gives_the_same_maps():
+    """The CLI skips the R^2 map unless --quality is given: ADC, S0, mask and computed DWI stay the same, and the
+    ADC is the drawn truth (noise-free mono-exponential signal)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from LiverMetsReviewLib.maps.adc import fit_adc
+
+    rng = np.random.default_rng(21)
+    adc = rng.uniform(500.0, 3000.0, (6, 20, 24))
+    s0 = rng.uniform(200.0, 2000.0, adc.shape)
+    b = [0.0, 50.0, 400.0, 800.0]
+    images = [sitk.GetImageFromArray((s0 * np.exp(-v * adc * 1e-6)).astype(np.float32)) for v in b]
+    full = fit_adc(images, b, computed_b=[1500.0], noise_floor=1.0)
+    lean = fit_adc(images, b, computed_b=[1500.0], noise_floor=1.0, quality=False)
+    assert lean.quality is None and full.quality is not None
+    for name in ("adc", "s0", "mask"):
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(getattr(lean, name)),
+                                      sitk.GetArrayFromImage(getattr(full, name)))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(lean.computed[1500.0]),
+                                  sitk.GetArrayFromImage(full.computed[1500.0]))
+    np.testing.assert_allclose(sitk.GetArrayFromImage(lean.adc), adc, rtol=1e-3)

@@ -261,7 +261,8 @@ def _cmd_adc(args: argparse.Namespace) -> int:
                                  "per b-value, or leave the extra images out")
     mask = _read(args.mask) if args.mask else None
     res = fit_adc(images, b_values, method=args.method, exclude_below=args.exclude_below, include=args.include,
-                  mask=mask, noise_floor=args.noise_floor, noise_sigma=args.noise_sigma, computed_b=computed_b)
+                  mask=mask, noise_floor=args.noise_floor, noise_sigma=args.noise_sigma, computed_b=computed_b,
+                  quality=bool(args.quality))   # the R^2 map only when it is written
     res.summary["notes"] = notes + res.summary["notes"]
     # directions resampled before the fit (combine_directions) are warnings too, like the fit's own resampling
     res.summary["warnings"] = [n for n in notes if "resampled onto the reference grid" in n] + res.summary["warnings"]

@@ -46,7 +46,7 @@ class AdcResult:
 
     adc: sitk.Image
     s0: sitk.Image
-    quality: sitk.Image
+    quality: sitk.Image | None
     mask: sitk.Image
     computed: dict[float, sitk.Image]
     summary: dict[str, Any]
@@ -315,10 +315,40 @@ def _fixed_weight_costs(y: np.ndarray, b: np.ndarray, end: tuple[np.ndarray, np.
         return ((y - f_end - two_s2) ** 2 * w).sum(axis=0), ((y - f_start - two_s2) ** 2 * w).sum(axis=0)
 
 
+def _r_squared(sig: np.ndarray, b_s: np.ndarray, s0_v: np.ndarray, adc_v: np.ndarray, scale: float,
+               drop: np.ndarray) -> np.ndarray:
+    """Fit quality: R^2 of the fitted curve against the measured signal (signal domain, scaled units), 0..1;
+    0 for dropped voxels. ``sig`` (n_b, n_vox) scaled by 1/``scale``; ``s0_v``, ``adc_v`` in output units."""
+    s0_n = s0_v * np.float32(1.0 / scale)
+    adc_n = adc_v * np.float32(-1e-6 / _B_SCALE)
+    ss_res = np.zeros_like(s0_n)
+    d = np.empty_like(s0_n)
+    for k in range(len(b_s)):  # in place, one b at a time
+        np.multiply(adc_n, np.float32(b_s[k]), out=d)
+        np.exp(d, out=d)
+        d *= s0_n
+        np.subtract(sig[k], d, out=d)
+        d *= d
+        ss_res += d
+    mean = np.full(sig.shape[0], 1.0 / sig.shape[0], dtype=np.float32) @ sig  # BLAS, no strided reduction
+    ss_tot = np.zeros_like(s0_n)
+    for k in range(len(b_s)):  # deviations first: no cancellation for nearly flat curves; in place
+        np.subtract(sig[k], mean, out=d)
+        d *= d
+        ss_tot += d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(ss_res, ss_tot, out=ss_res)   # becomes 1 - R^2 (inf/nan where the curve is flat)
+    r2 = np.subtract(np.float32(1.0), ss_res, out=ss_res)
+    r2[ss_tot <= 0] = 1.0
+    np.minimum(r2, np.float32(1.0), out=r2)
+    r2[~(r2 >= 0) | drop] = 0.0   # negative or NaN (comparison with NaN is False), and the dropped voxels
+    return r2
+
+
 def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: str = "lls",
             exclude_below: float | None = None, include: Sequence[float] | None = None,
             mask: sitk.Image | None = None, noise_floor: float | None = None, noise_sigma: float | None = None,
-            computed_b: Sequence[float] = ()) -> AdcResult:
+            computed_b: Sequence[float] = (), quality: bool = True) -> AdcResult:
     """Fit the mono-exponential ADC over the selected b-values (>= 2 distinct), every voxel at once.
 
     ``images``: one magnitude image per b-value (several directions per b: use :func:`combine_directions` first).
@@ -326,7 +356,8 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     perfusion-insensitive ADC). ``mask``: nonzero voxels are fitted. ``noise_floor``: signal of the lowest b below
     which a voxel is background (default: from the image, see :mod:`.noise`). ``noise_sigma``: Rician sigma for
     ``nlls`` (default: estimated from the background; 0 when there is none). ``computed_b``: b-values of computed
-    DWI to return.
+    DWI to return. ``quality``: also compute the R^2 map (False: ``quality`` is None, for callers that do not
+    keep it, e.g. the CLI without --quality: one pass over the data less).
     """
     if method not in METHODS:
         raise LiverMetsError(f"unknown ADC method '{method}': choose one of {', '.join(METHODS)}")
@@ -370,12 +401,12 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
                                                                              sitk.sitkComplexFloat64):
             as_float_array(img, f"b={bs[i]:g} image")  # raises the clear error
         stack[k] = sitk.GetArrayViewFromImage(img).reshape(-1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite_all = np.isfinite(stack.sum(axis=0))  # one pass; exact per-voxel check only if something is off
-    if not finite_all.all():
-        finite_all = np.isfinite(stack).all(axis=0)
     lo, hi = stack.min(axis=1), stack.max(axis=1)
+    # NaN and +-inf reach min or max: finite extremes mean every voxel is finite (no pass of its own); otherwise
+    # the exact per-voxel check
+    finite_all = np.ones(n_vox, dtype=bool)
     if not np.all(np.isfinite(lo) & np.isfinite(hi)):
+        finite_all = np.isfinite(stack).all(axis=0)
         lo, hi = np.nanmin(np.where(np.isinf(stack), np.nan, stack), axis=1), np.nanmax(
             np.where(np.isinf(stack), np.nan, stack), axis=1)
     for k, i in enumerate(keep):
@@ -446,31 +477,8 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         adc_v[drop] = 0.0
         s0_v[drop] = 0.0
 
-        # fit quality: R^2 of the fitted curve against the measured signal (signal domain, scaled units)
-        s0_n = s0_v * np.float32(1.0 / scale)
-        adc_n = adc_v * np.float32(-1e-6 / _B_SCALE)
-        ss_res = np.zeros_like(s0_n)
-        d = np.empty_like(s0_n)
-        for k in range(len(b_s)):  # in place, one b at a time
-            np.multiply(adc_n, np.float32(b_s[k]), out=d)
-            np.exp(d, out=d)
-            d *= s0_n
-            np.subtract(sig[k], d, out=d)
-            d *= d
-            ss_res += d
-        mean = np.full(sig.shape[0], 1.0 / sig.shape[0], dtype=np.float32) @ sig  # BLAS, no strided reduction
-        ss_tot = np.zeros_like(s0_n)
-        for k in range(len(b_s)):  # deviations first: no cancellation for nearly flat curves; in place
-            np.subtract(sig[k], mean, out=d)
-            d *= d
-            ss_tot += d
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(ss_res, ss_tot, out=ss_res)   # becomes 1 - R^2 (inf/nan where the curve is flat)
-        r2 = np.subtract(np.float32(1.0), ss_res, out=ss_res)
-        r2[ss_tot <= 0] = 1.0
-        np.minimum(r2, np.float32(1.0), out=r2)
-        r2[~(r2 >= 0) | drop] = 0.0   # negative or NaN (comparison with NaN is False), and the dropped voxels
-        del sig, d, s0_n, adc_n, ss_tot, adc_s, s0_s, ln_s0   # before the output images are built (memory peak)
+        r2 = _r_squared(sig, b_s, s0_v, adc_v, scale, drop) if quality else None
+        del sig, adc_s, s0_s, ln_s0   # before the output images are built (memory peak)
 
     fitted = idx[~drop]
 
@@ -483,7 +491,7 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     grid_shape = ref.GetSize()[::-1]
     adc_img = to_image(full(adc_v), ref)
     s0_img = to_image(full(s0_v), ref)
-    q_img = to_image(full(r2), ref)
+    q_img = to_image(full(r2), ref) if r2 is not None else None
     mask_arr = np.zeros(n_vox, dtype=np.uint8)
     mask_arr[fitted] = 1
     mask_img = to_image(mask_arr.reshape(grid_shape), ref, np.uint8)

@@ -37,8 +37,16 @@ class EnhancementResult:
 
 
 def _signal(image: sitk.Image, what: str) -> np.ndarray:
+    """The image as a float32 array of our own, refused when all zero or negative."""
     a = as_float_array(image, what)
     finite = np.isfinite(a)
+    if finite.all():   # the usual case: two reductions, no copy
+        lo, hi = float(a.min()), float(a.max())
+        if lo == 0 and hi == 0:
+            raise LiverMetsError(f"the {what} image is all zero (or not finite); check that the right file was given")
+        if lo < 0:
+            raise LiverMetsError(f"the {what} image has negative values; give magnitude images, not a subtraction")
+        return a
     if not np.any(a[finite] != 0):
         raise LiverMetsError(f"the {what} image is all zero (or not finite); check that the right file was given")
     if float(np.min(np.where(finite, a, 0.0))) < 0:
@@ -67,14 +75,17 @@ def relative_enhancement(pre: sitk.Image, post: sitk.Image, *, mask: sitk.Image 
     reasons = {"non_finite_input": int(np.count_nonzero(~finite)),
                "outside_input_grid": 0 if cover is None else int(np.count_nonzero(finite & ~cover))}
     apply_user_mask(pre, mask, usable, notes, reasons, warnings)
-    a_pre = np.nan_to_num(a_pre, nan=0.0, posinf=0.0, neginf=0.0)
-    a_post = np.nan_to_num(a_post, nan=0.0, posinf=0.0, neginf=0.0)
+    a_pre = np.nan_to_num(a_pre, nan=0.0, posinf=0.0, neginf=0.0, copy=False)   # our own arrays: in place
+    a_post = np.nan_to_num(a_post, nan=0.0, posinf=0.0, neginf=0.0, copy=False)
     dec = decide_signal(a_pre, usable, cfg["noise_floor_fraction_of_p99"], noise_floor=noise_floor,
                         min_snr=float(cfg["min_pre_snr"]))
     floor, valid = dec.floor, dec.keep
+    sub = np.subtract(a_post, a_pre)          # float32 throughout, in place: one array per map
     with np.errstate(divide="ignore", invalid="ignore"):
-        re = np.where(valid, (a_post - a_pre) / np.where(valid, a_pre, 1.0) * 100.0, 0.0).astype(np.float32)
-    sub = np.where(usable, a_post - a_pre, 0.0).astype(np.float32)
+        re = np.divide(sub, np.where(valid, a_pre, np.float32(1.0)))
+        re *= np.float32(100.0)
+    re[~valid] = 0.0
+    sub[~usable] = 0.0
     n = int(re.size)
     summary = {
         "map": "enhancement",

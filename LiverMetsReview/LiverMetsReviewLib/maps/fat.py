@@ -91,8 +91,15 @@ def check_echo_pair(field_strength_t: float, te_in_phase_ms: float, te_opposed_p
 
 
 def _magnitude(image: sitk.Image, what: str) -> np.ndarray:
+    """The image as a float32 array of our own (NaN where not finite), refused when negative or all zero."""
     a = as_float_array(image, what)
     finite = np.isfinite(a)
+    if finite.all():   # the usual case: two reductions, no copy
+        if float(a.min()) < 0:
+            raise LiverMetsError(f"the {what} image has negative values; give magnitude images")
+        if not float(a.max()) > 0:
+            raise LiverMetsError(f"the {what} image is all zero (or not finite); check that the right file was given")
+        return a
     if float(np.min(np.where(finite, a, 0.0))) < 0:
         raise LiverMetsError(f"the {what} image has negative values; give magnitude images")
     if not np.any(a[finite] > 0):
@@ -116,7 +123,7 @@ def _pair_on_grid(ref_img: sitk.Image, other: sitk.Image, ref_name: str, other_n
     reasons = {"non_finite_input": int(np.count_nonzero(~finite)),
                "outside_input_grid": 0 if cover is None else int(np.count_nonzero(finite & ~cover))}
     apply_user_mask(ref_img, mask, usable, notes, reasons, warnings)
-    return np.nan_to_num(a, nan=0.0), np.nan_to_num(b, nan=0.0), usable, reasons
+    return np.nan_to_num(a, nan=0.0, copy=False), np.nan_to_num(b, nan=0.0, copy=False), usable, reasons
 
 
 def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: float | None = None,
@@ -150,9 +157,12 @@ def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: floa
     a_ip, a_op, usable, unusable = _pair_on_grid(ip, op, "in-phase", "opposed-phase", mask, notes, warnings)
     dec = decide_signal(a_ip, usable, cfg["noise_floor_fraction_of_p99"], noise_floor=noise_floor)
     floor, body = dec.floor, dec.keep
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sii = np.where(body, (a_ip - a_op) / np.where(body, a_ip, 1.0) * 100.0, 0.0).astype(np.float32)
-    ff = (sii * np.float32(0.5)).astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):   # (IP - OP) / IP x 100 in place: float32 throughout
+        sii = np.subtract(a_ip, a_op)
+        np.divide(sii, np.where(body, a_ip, np.float32(1.0)), out=sii)
+        sii *= np.float32(100.0)
+        sii[~body] = 0.0
+    ff = sii * np.float32(0.5)
     flags = np.full(a_ip.shape, FLAG_BACKGROUND, dtype=np.uint8)
     flags[body] = FLAG_VALID
     invalid = body & (ff < cfg["invalid_below_percent"])

@@ -279,7 +279,7 @@ def noise_mask(values: np.ndarray, sigma: float, usable: np.ndarray | None = Non
         stage -= drop.view(np.uint8)
     if use is not None:
         stage *= use.view(np.uint8)
-    tally = np.bincount(stage.reshape(-1), minlength=5)
+    tally = _tally(stage)
     counts = {"below_tissue_threshold": int(tally[1]), "failed_neighbourhood_test": int(tally[2]),
               "isolated_component": int(tally[3])}
     used = {"sigma": float(sigma), "k_single": k_single, "k_tissue": k_tissue,
@@ -290,6 +290,19 @@ def noise_mask(values: np.ndarray, sigma: float, usable: np.ndarray | None = Non
             "neighbourhood_voxels": list(size), "min_component_voxels": min_comp, "noise_components": int(dof)}
     shape = np.shape(values)
     return NoiseMask(keep.reshape(shape), stage.reshape(shape), counts, used)
+
+
+def _tally(stage: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
+    """``np.bincount`` of the stage codes 0..5 (within ``region``), by one comparison per code: bincount would
+    first widen every uint8 code to a 64-bit integer, a volume-sized copy."""
+    counts = np.zeros(6, np.int64)
+    for k in range(1, 6):
+        hit = stage == k
+        if region is not None:
+            hit &= region
+        counts[k] = np.count_nonzero(hit)
+    counts[0] = stage.size - counts[1:].sum()   # as bincount of stage * region: outside counts as 0
+    return counts
 
 
 _REASONS = {1: "below_noise_floor", 2: "noise_like_neighbourhood", 3: "isolated_voxels", 5: "below_min_snr"}
@@ -310,12 +323,11 @@ class SignalDecision:
     def reasons(self, region: np.ndarray | None = None) -> dict[str, int]:
         """Voxels removed per reason, among ``region`` (default: all usable voxels)."""
         if region is not None and not np.all(region):
-            tally = np.bincount((self.stage * np.asarray(region, bool).reshape(self.stage.shape)).reshape(-1),
-                                minlength=6)
+            tally = _tally(self.stage, np.asarray(region, bool).reshape(self.stage.shape))
         elif self.tally is not None:
             tally = self.tally
         else:
-            tally = np.bincount(self.stage.reshape(-1), minlength=6)
+            tally = _tally(self.stage)
         keys = [1] if self.rule.get("k_single") is None else [1, 2, 3]
         if self.rule.get("min_snr") is not None:
             keys.append(5)
