@@ -71,7 +71,8 @@ def review_phantom(study: Any, maps: Any | None = None, answers: dict | None = N
 
 # The phantom's pitfall names (ground_truth.json expected_pitfalls) and the checklist item naming each one.
 PITFALL_ITEMS = {
-    "t2_shine_through": "t2_shine_through", "flash_filling_hemangioma_vs_hypervascular_metastasis": "hypervascular_mimic",
+    "t2_shine_through": "t2_shine_through",
+    "flash_filling_hemangioma_vs_hypervascular_metastasis": "hypervascular_mimic",
     "hbp_pseudo_washout": "hbp_pseudo_washout", "cyst_mimic": "cyst", "focal_fat_sparing": "focal_fat_sparing",
     "hypersteatosis": "focal_hypersteatosis", "fat_sparing_mimic": "fat_sparing_mimic",
     "fnh_like_nodule_after_oxaliplatin": "fnh_like_nodule", "t1_bright_ablation_debris": "ablation_debris",
