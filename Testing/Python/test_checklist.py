@@ -39,7 +39,8 @@ def solid_metastasis(rng: np.random.Generator, lid: str = "m1") -> dict:
 def fnh_like(rng: np.random.Generator, lid: str = "n1") -> dict:
     """Arterial hyperenhancement without washout, HBP iso/hyperintense (brief section 4; S25)."""
     v = {"lesion.re_arterial.lesion.median": rng.uniform(90, 150), "lesion.re_arterial.reference.median": 25.0,
-         "lesion.t1_portal_venous.ratio": rng.uniform(1.02, 1.2), "lesion.t1_hepatobiliary.ratio": rng.uniform(1.05, 1.3),
+         "lesion.t1_portal_venous.ratio": rng.uniform(1.02, 1.2),
+         "lesion.t1_hepatobiliary.ratio": rng.uniform(1.05, 1.3),
          "lesion.adc.lesion.median": rng.uniform(1300, 1600), "lesion.adc.reference.median": 1200.0,
          "lesion.dwi_high_b.ratio": 1.05, "lesion.t2.ratio": rng.uniform(1.0, 1.3),
          "lesion.re_portal_venous.lesion.median": 70.0, "lesion.long_axis": rng.uniform(8, 41)}
@@ -98,8 +99,9 @@ def test_pseudocirrhosis_only_after_chemotherapy_and_fires_on_pseudocirrhotic_fi
         normal = {"study.surface_nodularity": rng.uniform(2.0, 2.5), "study.caudate_right_lobe_ratio":
                   rng.uniform(0.6, 0.85), "study.hbp_liver_re": rng.uniform(70, 130)}
         les = [solid_metastasis(rng)]
-        assert item(review(les, pseudo, ctx(systemic_therapies=folfox)), "study", "pseudocirrhosis")["suggested"] == "yes"
-        assert item(review(les, normal, ctx(systemic_therapies=folfox)), "study", "pseudocirrhosis")["suggested"] == "no"
+        chemo = ctx(systemic_therapies=folfox)
+        assert item(review(les, pseudo, chemo), "study", "pseudocirrhosis")["suggested"] == "yes"
+        assert item(review(les, normal, chemo), "study", "pseudocirrhosis")["suggested"] == "no"
         assert not item(review(les, pseudo, ctx()), "study", "pseudocirrhosis")["applicable"]
 
 

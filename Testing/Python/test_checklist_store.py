@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MODULE_DIR
 from LiverMetsReviewLib.checklist import review
 from LiverMetsReviewLib.checklist.store import ReviewSession
-
-from conftest import MODULE_DIR
 
 LESIONS = [{"id": "m1", "values": {"lesion.adc.lesion.median": 900.0, "lesion.adc.reference.median": 1300.0,
                                    "lesion.dwi_high_b.ratio": 1.8, "lesion.t1_hepatobiliary.ratio": 0.5}},
