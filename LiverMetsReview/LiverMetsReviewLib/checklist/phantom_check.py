@@ -90,3 +90,16 @@ def pitfall_fired(row: dict[str, Any], study_items: list[dict[str, Any]], pitfal
     if item.startswith("study:"):
         return any(r["id"] == item[6:] and r["suggested"] == "yes" for r in study_items)
     return item in row["fired"]
+
+
+def demo_review_lines(study: Any, maps: Any | None = None) -> list[str]:
+    """Lines for the demo's end: every lesion's impression beside the truth's and the items that drove it."""
+    out = review_phantom(study, maps)
+    lines = ["checklist review (automatic suggestions; evidence for a reader, not a diagnosis):"]
+    for r in out["rows"]:
+        mark = "=" if r["got"] == r["expected"] else "!"
+        drove = ", ".join(x["condition"] for x in r["reasons"]) or "no rule held"
+        lines.append(f"  {mark} {r['id']:<22} {r['got']:<38} truth: {r['expected']:<38} by: {drove}")
+    for lid, why in out["not_measured"].items():
+        lines.append(f"  ? {lid:<22} not measured: {why}")
+    return lines
