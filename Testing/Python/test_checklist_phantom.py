@@ -74,3 +74,24 @@ def test_review_cli_writes_review_json_and_markdown(tmp_path, capsys):
     bad.write_text("{")
     assert main(["review", "--study", str(tmp_path), "--lesions", str(bad), "-o", str(out)]) != 0
     assert "not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field, te_ip, te_op, valid", [
+    (1.5, 4.6, 2.3, "yes"), (3.0, 2.3, 1.15, "yes"), (1.5, 4.6, 3.45, "no"), (3.0, 4.6, 2.3, "no")])
+def test_echo_times_checked_against_the_fat_water_cycle(tmp_path, field, te_ip, te_op, valid):
+    """Fat-water shift 3.4 ppm: one cycle every 4.6 ms at 1.5 T, 2.3 ms at 3 T (brief section 1); at 3 T,
+    2.3 ms is in phase, so 4.6/2.3 ms give two in-phase echoes; 3.45 ms at 1.5 T is three quarters of a cycle."""
+    from LiverMetsReviewLib.checklist import load_checklist, review
+    from LiverMetsReviewLib.checklist.inputs import study_folder_figures
+
+    series = [{"role": r, "meta": {"echo_time_ms": te, "field_strength_t": field}}
+              for r, te in (("t1_in_phase", te_ip), ("t1_opposed_phase", te_op))]
+    series.append({"role": "dwi", "meta": {"resampled_to": {"size": [1, 1, 1]}}})
+    (tmp_path / "roles.json").write_text(json.dumps({"series": series}))
+    shift = load_checklist()["physics"]["fat_water_shift_ppm"]["value"]
+    figures = study_folder_figures(tmp_path, shift)
+    assert figures["study.resampled_map_inputs"] == 1.0
+    r = review([{"id": "a", "values": {}}], figures, None)
+    study = {i["id"]: i for i in r["study"]["items"]}
+    assert study["echoes_in_opposed_valid"]["suggested"] == valid
+    assert study["maps_native_inputs"]["suggested"] == "no"

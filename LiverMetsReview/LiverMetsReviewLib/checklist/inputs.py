@@ -47,13 +47,19 @@ def _figures_from(doc: Any) -> dict[str, float]:
             if k.startswith("study.") and isinstance(v, (int, float)) and math.isfinite(v)}
 
 
-def echo_phase_errors(study_dir: str | Path, shift_ppm: float) -> dict[str, float]:
-    """How far the dual-echo times are from whole (in phase) and half (opposed) fat-water cycles."""
+MAP_SOURCES = ("dwi", "t1_in_phase", "t1_opposed_phase", "dixon_water", "dixon_fat", "multi_echo_gre", "t1_pre",
+               "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary")
+
+
+def study_folder_figures(study_dir: str | Path, shift_ppm: float) -> dict[str, float]:
+    """From ``roles.json``: how far the dual-echo times are from whole (in phase) and half (opposed) fat-water
+    cycles, and whether any series the maps are computed from was resampled onto another grid on loading."""
     index = Path(study_dir) / "roles.json"
     if not index.exists():
         return {}
     series = {s.get("role"): s for s in read_json_file(index, "a study folder's roles.json").get("series", [])}
-    out = {}
+    out = {"study.resampled_map_inputs": float(any("resampled_to" in (series[r].get("meta") or {})
+                                                   for r in MAP_SOURCES if r in series))}
     for role, key, offset in (("t1_in_phase", "study.ip_phase_error", 0.0),
                               ("t1_opposed_phase", "study.op_phase_error", 0.5)):
         meta = (series.get(role) or {}).get("meta", {})
@@ -79,5 +85,5 @@ def read_study_figures(study_dir: str | Path | None, lesions_dir: str | Path,
             figures.update(_figures_from(read_json_file(path, "liver figures (liver_figures.json)")))
             used.append(str(path))
     if study_dir is not None:
-        figures.update(echo_phase_errors(study_dir, shift_ppm))
+        figures.update(study_folder_figures(study_dir, shift_ppm))
     return figures, used
