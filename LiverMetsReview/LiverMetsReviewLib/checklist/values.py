@@ -59,6 +59,8 @@ def _op(name: str, args: list[float | None]) -> float | None:
         return args[0] - args[1]
     if name == "ratio":
         return args[0] / args[1] if args[1] else None
+    if name == "re_from_ratios":  # lesion RE (%) from post and pre lesion/liver ratios and the liver's RE (%)
+        return (args[0] / args[1] * (1.0 + args[2] / 100.0) - 1.0) * 100.0 if args[1] else None
     if name == "product":
         return args[0] * args[1]
     if name == "water_factor":  # (100 - liver fat) / (100 - lesion fat): fat-suppressed signal scales with water
@@ -66,7 +68,7 @@ def _op(name: str, args: list[float | None]) -> float | None:
     raise KeyError(name)  # pragma: no cover - the loader's schema check refuses unknown operations
 
 
-DERIVED_OPS = ("first", "difference", "ratio", "min", "max", "product", "water_factor")
+DERIVED_OPS = ("first", "difference", "ratio", "min", "max", "product", "water_factor", "re_from_ratios")
 
 
 def add_derived(values: dict[str, float | None], why: dict[str, str], derived: Mapping[str, Mapping[str, Any]]
