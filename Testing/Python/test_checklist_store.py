@@ -52,6 +52,8 @@ def test_bad_answer_is_one_sentence(tmp_path):
         s.answer("m1", "cyst", "maybe")
     with pytest.raises(Exception, match="not a lesion item"):
         s.answer("m1", "pseudocirrhosis", "yes")
+    with pytest.raises(Exception, match="not in this review"):
+        s.answer("m9", "cyst", "yes")
 
 
 def test_corrupt_sidecar_is_reported_and_the_last_good_one_kept(tmp_path):

@@ -96,6 +96,7 @@ class ReviewSession:
         self.path = Path(path)
         self.checklist = checklist or load_checklist()
         self.compute = compute
+        self.scopes = list(scopes)
         raw, self.notes = load_answers(self.path)
         self.answers, self.vanished, more = reconcile(raw, self.checklist, scopes)
         self.notes += more
@@ -106,6 +107,9 @@ class ReviewSession:
         allowed = self.checklist["answers"]
         if answer is not None and answer not in allowed:
             raise LiverMetsError(f"answer '{answer}' to '{item_id}' is not one of {', '.join(allowed)}")
+        if scope != "study" and scope not in self.scopes:
+            raise LiverMetsError(f"lesion '{scope}' is not in this review; answer for one of "
+                                 f"{', '.join(self.scopes) or 'no lesion'} or 'study'")
         known = {it["id"]: it["scope"] for it in self.checklist["items"]}
         if known.get(item_id) != ("study" if scope == "study" else "lesion"):
             raise LiverMetsError(f"'{item_id}' is not a {'study' if scope == 'study' else 'lesion'} item of "
