@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from ..errors import LiverMetsError
 
 # Command-group modules, in help order. Each one registers its own sub-commands.
-COMMAND_MODULES = ("phantom_cmd", "study_cmd", "maps_cmd", "pdff_cmd", "liver_cmd", "demo_cmd")
+COMMAND_MODULES = ("phantom_cmd", "study_cmd", "maps_cmd", "pdff_cmd", "liver_cmd", "measure_cmd", "review_cmd",
+                   "demo_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

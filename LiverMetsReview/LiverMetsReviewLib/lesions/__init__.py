@@ -1,4 +1,10 @@
-"""Lesions and the liver: one click to a 3-D segment, the liver mask, Couinaud segments, measurements.
+"""Lesions and liver: one click to a 3-D segment, the measurements a reading needs, and Slicer-readable files.
 
-Pure core (no Slicer): functions of images (role -> SimpleITK image, LPS) and seed points (LPS mm).
+Pure Python (no Slicer import), LPS world coordinates, millimetres. Lesions: seed -> segment in
+``segment.py`` (channels in ``channels.py``), measurements in ``measure.py`` (codes and units in
+``resources/quantities.json``), files in ``seg_file.py`` (layered .seg.nrrd), ``markups.py`` (.mrk.json) and
+``tables.py`` (TSV/JSON); ``review.py`` ties them into ``review_lesions`` + ``write_review``. Liver: the mask
+from one click or automatically in ``liver.py``, Couinaud segments I-VIII from landmarks in ``couinaud.py``,
+the study figures (volume, fat, HBP function, caudate-to-right-lobe ratio, surface nodularity) in
+``liver_figures.py``.
 """

@@ -1,0 +1,89 @@
+"""What ``livermets review`` reads: lesion values from a ``livermets measure`` folder, study figures from
+``liver_figures.json`` (when the liver figures were measured) and the study folder's echo times.
+
+Expected files: ``<lesions dir>/measurements.json`` (format ``livermets-lesion-measurements``: ``lesions``
+with ``id``, ``couinaud_segment`` and ``measurements`` rows); optionally ``liver_figures.json`` in the lesions
+folder or the study folder, either ``{"study.<figure>": number, ...}`` or ``{"figures": {...}}`` with the keys
+of ``checklist.json`` ``study_figures`` (``study.liver_fat_median``, ``study.hbp_liver_re``,
+``study.caudate_right_lobe_ratio``, ``study.surface_nodularity``, ...); a ``study`` object inside
+``measurements.json`` with the same keys is read too.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ..errors import LiverMetsError
+from ..resources import read_json_file
+from .values import lesion_values
+
+FIGURES = "liver_figures.json"
+
+
+def read_lesions(folder: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Engine input per lesion and the measurements document (for its study section)."""
+    folder = Path(folder)
+    path = folder / "measurements.json" if folder.is_dir() else folder
+    doc = read_json_file(path, "the measurements.json that 'livermets measure' writes")
+    if not isinstance(doc, dict) or doc.get("format") != "livermets-lesion-measurements":
+        raise LiverMetsError(f"{path} is not a lesion measurement file; give the output folder of 'livermets measure'")
+    out = []
+    for les in doc.get("lesions", []):
+        values, why = lesion_values(les.get("measurements", []))
+        out.append({"id": str(les["id"]), "values": values, "why": why,
+                    "couinaud_segment": les.get("couinaud_segment")})
+    if not out:
+        raise LiverMetsError(f"{path} holds no lesion; measure at least one lesion first")
+    return out, doc
+
+
+def _figures_from(doc: Any) -> dict[str, float]:
+    if not isinstance(doc, dict):
+        return {}
+    src = doc.get("figures", doc)
+    return {k: float(v) for k, v in src.items()
+            if k.startswith("study.") and isinstance(v, (int, float)) and math.isfinite(v)}
+
+
+MAP_SOURCES = ("dwi", "t1_in_phase", "t1_opposed_phase", "dixon_water", "dixon_fat", "multi_echo_gre", "t1_pre",
+               "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary")
+
+
+def study_folder_figures(study_dir: str | Path, shift_ppm: float) -> dict[str, float]:
+    """From ``roles.json``: how far the dual-echo times are from whole (in phase) and half (opposed) fat-water
+    cycles, and whether any series the maps are computed from was resampled onto another grid on loading."""
+    index = Path(study_dir) / "roles.json"
+    if not index.exists():
+        return {}
+    series = {s.get("role"): s for s in read_json_file(index, "a study folder's roles.json").get("series", [])}
+    out = {"study.resampled_map_inputs": float(any("resampled_to" in (series[r].get("meta") or {})
+                                                   for r in MAP_SOURCES if r in series))}
+    for role, key, offset in (("t1_in_phase", "study.ip_phase_error", 0.0),
+                              ("t1_opposed_phase", "study.op_phase_error", 0.5)):
+        meta = (series.get(role) or {}).get("meta", {})
+        te, f = meta.get("echo_time_ms"), meta.get("imaging_frequency_mhz")
+        if f is None and meta.get("field_strength_t"):
+            f = 42.577 * float(meta["field_strength_t"])
+        if te is None or not f:
+            continue
+        cycles = float(te) / 1000.0 * shift_ppm * float(f) - offset
+        out[key] = round(abs(cycles - round(cycles)), 4)
+    return out
+
+
+def read_study_figures(study_dir: str | Path | None, lesions_dir: str | Path,
+                       measurements: dict[str, Any], shift_ppm: float) -> tuple[dict[str, float], list[str]]:
+    """Study figures from every source present, and which files they came from."""
+    figures: dict[str, float] = {}
+    used = []
+    figures.update(_figures_from(measurements.get("study")))
+    for folder in [p for p in (study_dir, lesions_dir) if p is not None]:
+        path = Path(folder) / FIGURES
+        if path.exists():
+            figures.update(_figures_from(read_json_file(path, "liver figures (liver_figures.json)")))
+            used.append(str(path))
+    if study_dir is not None:
+        figures.update(study_folder_figures(study_dir, shift_ppm))
+    return figures, used

@@ -1,0 +1,105 @@
+"""The checklist on a phantom study, automatic suggestions only: phantom -> seeds at the truth centres ->
+lesion segmentation and measurement (``lesions`` package) -> engine; then the impression beside the truth.
+
+Used by the validation script (``benchmarks/validate_checklist.py``), the tests and the demo. The truth is
+read only here, to place the seeds, give the liver mask and the Couinaud map to the measurement (as a
+reader's segmentation would) and compare afterwards; the engine never sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import LiverMetsError
+
+
+def measure_phantom_lesions(study: Any, maps: Any | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Engine inputs for every lesion that segments, and why the others could not be measured."""
+    import SimpleITK as sitk
+
+    from ..lesions.markups import Seed
+    from ..lesions.review import review_lesions
+    from ..pipeline import compute_study_maps
+    from .values import lesion_values
+
+    if maps is None:
+        maps = compute_study_maps(study.series, which=("adc", "fat_chemical_shift", "fat_dixon", "enhancement"))
+    liver_label = next(s["label"] for s in study.segments if s["id"] == "liver")
+    liver = sitk.Cast(study.labelmap == liver_label, sitk.sitkUInt8)
+    seeds = [Seed(les["id"], tuple(les["centre_mm"])) for les in study.truth["lesions"]]
+    failed: dict[str, str] = {}
+    while seeds:
+        try:
+            review = review_lesions(study.series, seeds, liver_mask=liver, couinaud=study.couinaud, maps=maps)
+            break
+        except LiverMetsError as exc:  # one lesion refused: note it, measure the others
+            bad = next((s for s in seeds if f"'{s.label}'" in str(exc)), None)
+            if bad is None:
+                raise
+            failed[bad.label] = str(exc)
+            seeds = [s for s in seeds if s is not bad]
+    else:
+        return [], failed
+    out = []
+    for it in review.lesions:
+        values, why = lesion_values(it.measures.measurements)
+        if values.get("lesion.volume") is None:
+            failed[it.seed.label] = why.get("lesion.volume", "empty segment")
+            continue
+        out.append({"id": it.seed.label, "values": values, "why": why,
+                    "couinaud_segment": it.measures.couinaud_segment})
+    return out, failed
+
+
+def review_phantom(study: Any, maps: Any | None = None, answers: dict | None = None) -> dict[str, Any]:
+    """Engine output for a phantom study plus, per lesion, the truth's expected impression beside it."""
+    from .engine import review
+
+    lesions, failed = measure_phantom_lesions(study, maps)
+    result = review(lesions, {}, study.truth["clinical_context"], answers)
+    truth = {les["id"]: les for les in study.truth["lesions"]}
+    rows = []
+    for les in result["lesions"]:
+        t = truth[les["id"]]
+        fired = [r["id"] for r in les["items"] if r["applicable"] and r["suggested"] == "yes"]
+        rows.append({"id": les["id"], "type": t["type"], "expected": t["expected_impression"],
+                     "got": les["impression"]["category"], "rule": les["impression"]["rule"],
+                     "reasons": les["impression"]["reasons"], "fired": fired,
+                     "expected_pitfalls": t["expected_pitfalls"]})
+    return {"result": result, "rows": rows, "not_measured": failed}
+
+
+# The phantom's pitfall names (ground_truth.json expected_pitfalls) and the checklist item naming each one.
+PITFALL_ITEMS = {
+    "t2_shine_through": "t2_shine_through",
+    "flash_filling_hemangioma_vs_hypervascular_metastasis": "hypervascular_mimic",
+    "hbp_pseudo_washout": "hbp_pseudo_washout", "cyst_mimic": "cyst", "focal_fat_sparing": "focal_fat_sparing",
+    "hypersteatosis": "focal_hypersteatosis", "fat_sparing_mimic": "fat_sparing_mimic",
+    "fnh_like_nodule_after_oxaliplatin": "fnh_like_nodule", "t1_bright_ablation_debris": "ablation_debris",
+    "post_ablation_rim": "post_ablation_rim", "fat_containing_metastasis": "fat_containing_lesion",
+    "subcentimetre_sensitivity": "subcentimetre", "low_hbp_function": "study:low_hbp_function",
+    "pseudocirrhosis": "study:pseudocirrhosis",
+}
+
+
+def pitfall_fired(row: dict[str, Any], study_items: list[dict[str, Any]], pitfall: str) -> bool | None:
+    """Whether the item naming ``pitfall`` suggests yes (None: the pitfall has no item)."""
+    item = PITFALL_ITEMS.get(pitfall)
+    if item is None:
+        return None
+    if item.startswith("study:"):
+        return any(r["id"] == item[6:] and r["suggested"] == "yes" for r in study_items)
+    return item in row["fired"]
+
+
+def demo_review_lines(study: Any, maps: Any | None = None) -> list[str]:
+    """Lines for the demo's end: every lesion's impression beside the truth's and the items that drove it."""
+    out = review_phantom(study, maps)
+    lines = ["checklist review (automatic suggestions; evidence for a reader, not a diagnosis):"]
+    for r in out["rows"]:
+        mark = "=" if r["got"] == r["expected"] else "!"
+        drove = ", ".join(x["condition"] for x in r["reasons"]) or "no rule held"
+        lines.append(f"  {mark} {r['id']:<22} {r['got']:<38} truth: {r['expected']:<38} by: {drove}")
+    for lid, why in out["not_measured"].items():
+        lines.append(f"  ? {lid:<22} not measured: {why}")
+    return lines

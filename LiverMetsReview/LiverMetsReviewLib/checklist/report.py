@@ -1,0 +1,42 @@
+"""``review.md``: the review as a reader-facing summary (impression, reasons, recommendation per lesion)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    return "not measured" if v is None else f"{v:.1f}{unit}"
+
+
+def review_markdown(doc: Mapping[str, Any]) -> str:
+    s = doc["study"]["summary"]
+    lines = [f"# Liver lesion review (checklist {doc['checklist_version']})", "",
+             "Suggestions come from the measurements and are evidence for the reader; nothing here is a diagnosis.",
+             "", "## Study", "",
+             f"- Lesions: {s['lesion_count']} ({', '.join(f'{n} {c}' for c, n in s['by_impression'].items())})",
+             f"- Segments involved: {', '.join(str(x) for x in s['segments_involved']) or 'not known'}",
+             f"- Background fat fraction: {_fmt(s['background_fat_percent'], ' %')}"
+             f" ({s['background_fat_origin'] or '-'})",
+             f"- HBP function: {s['hbp_function']} (liver HBP enhancement {_fmt(s['hbp_liver_re_percent'], ' %')})",
+             f"- Pitfalls in play: {', '.join(s['pitfalls_in_play']) or 'none'}", ""]
+    for it in doc["study"]["items"]:
+        if it["applicable"]:
+            lines.append(f"- {it['name']}: suggested **{it['suggested']}**"
+                         + (f", reader: **{it['answer']}**" if it["answer"] else "")
+                         + (f" — {it['explanation']}" if it["explanation"] else ""))
+    for les in doc["lesions"]:
+        imp = les["impression"]
+        lines += ["", f"## Lesion {les['id']}", "",
+                  f"Segment {les['couinaud_segment'] or '?'}, long axis {_fmt(les['long_axis_mm'], ' mm')}. "
+                  f"Impression: **{imp['category']}**" + (f" ({imp['wording']})" if imp.get("wording") else ""),
+                  "", f"Recommendation: {imp['recommendation']}", "", "Reasons:"]
+        lines += [f"- {r['condition']} ({r['by']}; {r['evidence'] or 'no measurement'})" for r in imp["reasons"]]
+        if not imp["reasons"]:
+            lines.append("- no rule before the default held (see the steps in review.json)")
+        answered = [i for i in les["items"] if i["answer"]]
+        if answered:
+            lines += ["", "Reader's answers:"]
+            lines += [f"- {i['name']}: {i['answer']}" + (f" ({i['note']})" if i["note"] else "") for i in answered]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,139 @@
+"""``livermets measure``: lesion seeds on a study folder -> lesion segments, diameters and measurements.
+
+Writes into the output folder ``lesions.seg.nrrd`` (every lesion + the liver as segments with DICOM
+terminology), ``lesions.mrk.json`` (the seeds), ``diameters.mrk.json`` (a line per diameter),
+``measurements.tsv`` and ``measurements.json``. Coordinates are LPS (mm) throughout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import LiverMetsError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "measure",
+        help="segment and measure the lesions marked by seed points",
+        description="From one seed point per lesion (a Slicer point list; each point's label names its lesion and "
+                    "becomes its segment's id and name; a description 'type=metastasis' sets its type), outline every "
+                    "lesion in 3-D on all co-registered series together and measure it on every series and map. "
+                    "Coordinates are LPS (mm).",
+    )
+    p.add_argument("--study", type=Path, required=True, help="study folder written by 'livermets load' or 'phantom'")
+    p.add_argument("--seeds", type=Path, required=True, help="Slicer point list (.mrk.json) with one point per lesion")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("--series", nargs="+", metavar="ROLE", default=None,
+                   help="roles to outline lesions on (default: all present of t1_hepatobiliary, t1_portal_venous, "
+                        "t1_arterial, t1_transitional, t1_pre, t2, dwi, adc_scanner)")
+    p.add_argument("--liver-seed", type=float, nargs=3, metavar=("X", "Y", "Z"), default=None,
+                   help="a point in the liver (LPS mm) to segment it from")
+    p.add_argument("--liver-mask", type=Path, default=None,
+                   help="liver mask (.seg.nrrd with a 'liver' segment, or a labelmap: non-zero = liver)")
+    p.add_argument("--couinaud", type=Path, default=None,
+                   help="Couinaud label image (values 1..8, or a .seg.nrrd named 'Couinaud segment ...')")
+    p.add_argument("--max-radius", type=float, default=None, metavar="MM", help="largest lesion radius (default 40)")
+    p.add_argument("--rim", type=float, default=None, metavar="MM", help="rim thickness for rim/core (default 3)")
+    p.add_argument("--no-maps", action="store_true", help="measure the series only (skip ADC, fat, enhancement maps)")
+    p.add_argument("--json", action="store_true", help="print the lesion summaries as JSON")
+    p.set_defaults(func=run)
+
+
+def _read_mask(path: Path, prefer: str) -> Any:
+    """A label image from a .seg.nrrd (the segment named ``prefer`` when present) or any image file."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    if str(path).endswith(".seg.nrrd"):
+        from ..lesions.seg_file import read_layered_segmentation
+
+        ref, segments = read_layered_segmentation(path)
+        chosen = [s for s in segments if prefer in (s["id"].lower(), s["name"].lower())] or segments
+        arr = np.zeros(chosen[0]["mask"].shape, np.uint8)
+        for s in chosen:
+            arr[s["mask"]] = 1
+        img = sitk.GetImageFromArray(arr)
+        img.CopyInformation(ref)
+        return img
+    from ..io.images import read_image
+
+    return read_image(path)
+
+
+def _read_couinaud(path: Path) -> Any:
+    import numpy as np
+    import SimpleITK as sitk
+
+    if not str(path).endswith(".seg.nrrd"):
+        from ..io.images import read_image
+
+        return read_image(path)
+    from ..lesions.measure import ROMAN
+    from ..lesions.seg_file import read_layered_segmentation
+
+    ref, segments = read_layered_segmentation(path)
+    number = {f"couinaud segment {r}".lower(): k for k, r in ROMAN.items()}
+    arr = np.zeros(segments[0]["mask"].shape, np.uint8)
+    for s in segments:
+        k = number.get(s["name"].lower())
+        if k is None:
+            raise LiverMetsError(f"{path}: segment '{s['name']}' is not named 'Couinaud segment I'..'VIII'")
+        arr[s["mask"]] = k
+    img = sitk.GetImageFromArray(arr)
+    img.CopyInformation(ref)
+    return img
+
+
+def _liver_mask_for(study: list, args: argparse.Namespace) -> tuple[Any, str]:
+    """The liver mask for this review and how it was obtained.
+
+    The liver segmentation (``lesions.liver.segment_liver``) is built on another branch; until it is merged,
+    only a reader-supplied mask (``--liver-mask``) is used and ``--liver-seed`` cannot be honoured.
+    """
+    if args.liver_mask is not None:
+        return _read_mask(args.liver_mask, "liver"), f"from {args.liver_mask}"
+    if args.liver_seed is not None:
+        raise LiverMetsError("--liver-seed needs the liver segmentation, which this build does not include; give "
+                         "--liver-mask with a liver labelmap instead")
+    return None, "none: no liver mask given (capsule distance not measured; reference shell not limited to the liver)"
+
+
+def _couinaud_for(study: list, args: argparse.Namespace) -> Any:
+    """The Couinaud label image (only the reader's until the Couinaud planes are merged)."""
+    return _read_couinaud(args.couinaud) if args.couinaud is not None else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io.study_folder import read_study_folder
+    from ..lesions.markups import read_seeds
+    from ..lesions.review import lesion_record, review_lesions, write_review
+
+    t0 = time.perf_counter()
+    seeds = read_seeds(args.seeds)
+    series = read_study_folder(args.study)
+    liver, liver_note = _liver_mask_for(series, args)
+    maps = None
+    if not args.no_maps:
+        from ..pipeline import compute_study_maps
+
+        maps = compute_study_maps(series, which=("adc", "fat_chemical_shift", "fat_dixon", "enhancement"))
+    review = review_lesions(series, seeds, roles=args.series, liver_mask=liver, couinaud=_couinaud_for(series, args),
+                            maps=maps, liver_note=liver_note, max_radius_mm=args.max_radius, rim_mm=args.rim)
+    files = write_review(review, args.output)
+    if args.json:
+        print(json.dumps({"files": files, "lesions": [lesion_record(it) for it in review.lesions]}, indent=1,
+                         default=str))
+        return 0
+    print(f"measure: {len(review.lesions)} lesion(s) on {', '.join(review.channels.values())}; liver: {liver_note}")
+    for it in review.lesions:
+        m = it.measures
+        seg = f"segment {m.couinaud_segment}" if m.couinaud_segment else f"segment ? ({m.couinaud_why})"
+        print(f"  {it.seed.label:<20} {m.value('long_axis'):6.1f} x {m.value('short_axis'):5.1f} mm  "
+              f"{m.value('volume'):7.2f} mL  {seg}" + (f"  [{'; '.join(it.notes)}]" if it.notes else ""))
+    print(f"wrote {', '.join(files.values())} to {args.output} ({time.perf_counter() - t0:.1f} s)")
+    return 0

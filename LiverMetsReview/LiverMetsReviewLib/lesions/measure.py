@@ -1,0 +1,347 @@
+"""Everything a reading needs per lesion: size, place, and its values on every series and map.
+
+Geometry: longest axial diameter and the longest diameter perpendicular to it in the same slice (mm,
+endpoints in LPS), volume (mL), centroid (LPS), Couinaud segment (from a Couinaud label image), distance of
+the edge to the liver capsule. Values: mean, median, 10th and 90th percentile per series and map inside
+the lesion; lesion-to-liver ratio against a background-liver reference (an automatic shell at a distance
+from the lesion, inside the liver, without vessels and other lesions, or the reader's own region); rim
+versus core. Every number is a :class:`Measurement` naming a ``quantities.json`` key, so codes and units
+live in one place; a value that cannot be measured is ``None`` with the reason.
+
+All values are sampled on the reference grid the mask is drawn on (images are resampled linearly once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+
+from ..maps.resample import check_compatible, resample_to
+from ..resources import load_json
+from .channels import params
+
+QUANTITIES = "quantities.json"
+ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
+# Images whose rim and core are compared (brief section 5: ring enhancement, peripheral washout, target, rim
+# restriction); names as produced by study_images().
+RIM_CORE = ("adc", "re_arterial", "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary")
+
+
+def quantity(key: str) -> dict[str, Any]:
+    """Codes, unit and label of a quantity key (``quantities.json``)."""
+    table = load_json(QUANTITIES)["quantities"]
+    if key not in table:  # pragma: no cover - programming error
+        raise KeyError(f"quantity '{key}' is not in {QUANTITIES}")
+    return table[key]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One number: a quantity key (codes and unit are looked up, never passed), its value or why not."""
+
+    key: str
+    value: float | None
+    why: str = ""
+    image: str = ""          # series or map it was measured on ("" for geometry)
+    region: str = ""         # lesion / rim / core / reference
+    statistic: str = ""      # mean / median / p10 / p90 ("" for a single value)
+
+    @property
+    def unit(self) -> str:
+        return quantity(self.key)["unit"][1]
+
+
+@dataclass
+class MeasuredImage:
+    """An image on the reference grid (z, y, x), its valid voxels, and the quantity key its values are."""
+
+    values: np.ndarray
+    key: str
+    valid: np.ndarray | None = None
+
+
+@dataclass
+class LesionMeasures:
+    lesion_id: str
+    name: str
+    measurements: list[Measurement] = field(default_factory=list)
+    long_axis_lps: list[list[float]] | None = None
+    short_axis_lps: list[list[float]] | None = None
+    centroid_lps: list[float] | None = None
+    couinaud_segment: int | None = None
+    couinaud_why: str = ""
+    reference: dict[str, Any] = field(default_factory=dict)
+
+    def value(self, key: str, image: str = "", region: str = "", statistic: str = "") -> float | None:
+        for m in self.measurements:
+            if (m.key, m.image, m.region, m.statistic) == (key, image, region, statistic):
+                return m.value
+        raise KeyError(f"no measurement {key}/{image}/{region}/{statistic}")
+
+
+def prepare_images(reference: sitk.Image,
+                   images: Mapping[str, tuple[sitk.Image, str, sitk.Image | None]]) -> dict[str, MeasuredImage]:
+    """Resample each named (image, quantity key, valid mask or None) onto the reference grid, once."""
+    out = {}
+    for name, (img, key, valid) in images.items():
+        check_compatible(reference, img, f"{name} image")
+        vals = sitk.GetArrayFromImage(resample_to(reference, img))
+        ok = np.isfinite(vals)
+        if valid is not None:
+            ok &= sitk.GetArrayFromImage(resample_to(reference, valid, label=True)) != 0
+        out[name] = MeasuredImage(vals, key, ok)
+    return out
+
+
+ImageEntry = tuple[sitk.Image, str, "sitk.Image | None"]
+
+
+def study_images(series: Sequence[Any], maps: Any | None = None) -> dict[str, ImageEntry]:
+    """The study's measurable images by name: signal per series, ADC, fat fraction and enhancement maps."""
+    out: dict[str, ImageEntry] = {}
+    for s in series:
+        if s.role in ("t1_pre", "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary", "t2",
+                      "t1_in_phase", "t1_opposed_phase", "dixon_water"):
+            out.setdefault(s.role, (s.image, "signal", None))
+        elif s.role == "dwi" and s.b_values and len(s.b_values) == len(s.stacks):
+            out.setdefault("dwi_high_b", (s.stacks[int(np.argmax(s.b_values))], "signal", None))
+        elif s.role == "adc_scanner":
+            out.setdefault("adc_scanner", (s.image, "adc", None))
+    if maps is not None:
+        for name, img in maps.images.items():
+            key = ("adc" if name == "adc" else "fat_fraction" if name in ("ff_chemical_shift", "ff_dixon", "pdff")
+                   else "relative_enhancement" if name.startswith("re_") else None)
+            if key:
+                out[name] = (img, key, maps.valid.get(name))
+    if "adc" not in out and "adc_scanner" in out:
+        out["adc"] = out.pop("adc_scanner")
+    return out
+
+
+# ------------------------------------------------------------------ geometry
+
+def _points_lps(reference: sitk.Image, idx_zyx: np.ndarray) -> np.ndarray:
+    """LPS positions (n, 3) of voxel indices given as (n, 3) z, y, x."""
+    d = np.array(reference.GetDirection()).reshape(3, 3)
+    ijk = idx_zyx[:, ::-1] * np.array(reference.GetSpacing())
+    return np.array(reference.GetOrigin()) + ijk @ d.T
+
+
+def _slice_diameters(pts: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, spacing: float
+                     ) -> tuple[float, np.ndarray, float, np.ndarray]:
+    """Longest chord of one slice's edge-voxel centres and the longest chord perpendicular to it.
+
+    Lengths are between voxel centres (as calipers set on the outermost voxels): within a voxel of the true
+    diameter for a digitised outline, without adding a voxel width that would overstate small lesions.
+    """
+    if len(pts) == 1:
+        return 0.0, np.array([pts[0], pts[0]]), 0.0, np.array([pts[0], pts[0]])
+    diff = pts[:, None, :] - pts[None, :, :]
+    d2 = (diff ** 2).sum(axis=-1)
+    a, b = np.unravel_index(int(np.argmax(d2)), d2.shape)
+    u = pts[b] - pts[a]
+    u = u / max(np.linalg.norm(u), 1e-9)
+    v = np.cross(np.cross(u_axis, v_axis), u)
+    v = v / max(np.linalg.norm(v), 1e-9)
+    pu, pv = pts @ u, pts @ v
+    bins = np.round((pu - pu.min()) / spacing).astype(int)
+    best, best_bin = -1.0, 0
+    for k in np.unique(bins):  # one pass per column across the long axis: at most a few hundred
+        sel = bins == k
+        ext = float(pv[sel].max() - pv[sel].min())
+        if ext > best:
+            best, best_bin = ext, k
+    sel = bins == best_bin
+    p0 = pts[sel][int(np.argmin(pv[sel]))]
+    p1 = pts[sel][int(np.argmax(pv[sel]))]
+    cu = float(pu[sel].mean())
+    short = np.array([p0 + (cu - p0 @ u) * u, p1 + (cu - p1 @ u) * u])  # both ends on one line across the axis
+    return float(np.sqrt(d2[a, b])), np.array([pts[a], pts[b]]), best, short
+
+
+def axial_diameters(mask: np.ndarray, reference: sitk.Image) -> tuple[float, list, float, list] | None:
+    """(long, long endpoints, short, short endpoints) over the mask's slices (last index axis = axial)."""
+    d = np.array(reference.GetDirection()).reshape(3, 3)
+    u_axis, v_axis = d[:, 0], d[:, 1]
+    spacing = float(np.mean(reference.GetSpacing()[:2]))
+    best = None
+    for k in np.unique(np.nonzero(mask)[0]):
+        sl = mask[k]
+        edge = sl & ~ndi.binary_erosion(sl)
+        jj, ii = np.nonzero(edge)
+        pts = _points_lps(reference, np.stack([np.full_like(jj, k), jj, ii], axis=1))
+        res = _slice_diameters(pts, u_axis, v_axis, spacing)
+        if best is None or res[0] > best[0]:
+            best = res
+    if best is None:
+        return None
+    return best[0], best[1].round(2).tolist(), best[2], best[3].round(2).tolist()
+
+
+# ------------------------------------------------------------------ regions
+
+@dataclass
+class StudyContext:
+    """Study-wide inputs of every lesion's measurement (on the reference grid, z, y, x)."""
+
+    reference: sitk.Image
+    images: dict[str, MeasuredImage]
+    liver: np.ndarray | None = None
+    couinaud: np.ndarray | None = None
+    lesions: np.ndarray | None = None       # union of every lesion mask
+    _capsule_edt: np.ndarray | None = None
+
+    def capsule_distance(self, mask: np.ndarray) -> tuple[float | None, str]:
+        if self.liver is None:
+            return None, "no liver mask was given"
+        if self._capsule_edt is None:  # once per study, inside the organ's box only
+            organ = ndi.binary_fill_holes(self.liver | (self.lesions if self.lesions is not None else False))
+            self._capsule_edt = np.zeros(organ.shape, np.float32)
+            if organ.any():
+                sl = _bbox(organ, (1, 1, 1))
+                spacing = self.reference.GetSpacing()[::-1]
+                self._capsule_edt[sl] = ndi.distance_transform_edt(organ[sl], sampling=spacing)
+        # Voxel centres: an edge voxel touching the outside is one spacing from the nearest outside centre.
+        d = float(self._capsule_edt[mask].min()) - float(min(self.reference.GetSpacing()))
+        return max(0.0, round(d, 2)), ""
+
+
+def _bbox(mask: np.ndarray, margin: Sequence[int]) -> tuple[slice, ...]:
+    nz = np.nonzero(mask)
+    return tuple(slice(max(0, int(a.min()) - m), min(n, int(a.max()) + m + 1))
+                 for a, m, n in zip(nz, margin, mask.shape, strict=True))
+
+
+def rim_core(mask: np.ndarray, spacing_zyx: Sequence[float], rim_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """The lesion's outer shell of ``rim_mm`` and the rest (voxel centres deeper than ``rim_mm``)."""
+    depth = ndi.distance_transform_edt(np.pad(mask, 1), sampling=spacing_zyx)[1:-1, 1:-1, 1:-1]
+    return mask & (depth <= rim_mm), mask & (depth > rim_mm)
+
+
+def _drop_outliers(region: np.ndarray, images: Mapping[str, MeasuredImage], sl: tuple[slice, ...],
+                   n_sigma: float) -> tuple[np.ndarray, list[str]]:
+    """Remove vessel-like voxels: bright on the portal venous phase, dark on the HBP (robust z-score)."""
+    used = []
+    for name, sign in (("t1_portal_venous", 1.0), ("t1_hepatobiliary", -1.0)):
+        img = images.get(name)
+        if img is None or region.sum() < 10:
+            continue
+        vals = img.values[sl]
+        v = vals[region]
+        med = np.median(v)
+        sd = 1.4826 * np.median(np.abs(v - med)) or 1.0
+        region = region & ~(sign * (vals - med) / sd > n_sigma)
+        used.append(name)
+    return region, used
+
+
+def reference_region(ctx: StudyContext, mask: np.ndarray, sl: tuple[slice, ...],
+                     drawn: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Background-liver voxels for one lesion (within the box ``sl``) and where they are."""
+    spacing = ctx.reference.GetSpacing()[::-1]
+    if drawn is not None:
+        region, info = drawn[sl].copy(), {"method": "drawn by the reader"}
+    else:
+        lo, hi = params("measurement")["reference_shell_mm"]
+        outside = ndi.distance_transform_edt(~mask[sl], sampling=spacing)
+        region = (outside > lo) & (outside <= hi)
+        info = {"method": f"automatic shell {lo:g}-{hi:g} mm from the lesion edge"}
+        if ctx.liver is not None:
+            region &= ndi.binary_erosion(ctx.liver[sl])
+        else:
+            info["note"] = "no liver mask: the shell is not restricted to the liver"
+        if ctx.lesions is not None:
+            near = ndi.distance_transform_edt(~ctx.lesions[sl], sampling=spacing) <= lo
+            region &= ~near
+        region, used = _drop_outliers(region, ctx.images, sl, params("measurement")["reference_outlier_sigmas"])
+        info["vessel_exclusion"] = used or "no portal venous or HBP image: vessels not excluded"
+    idx = np.argwhere(region) + np.array([s.start for s in sl])
+    info["voxels"] = int(len(idx))
+    if len(idx):
+        info["centroid_lps"] = _points_lps(ctx.reference, idx).mean(axis=0).round(2).tolist()
+    return region, info
+
+
+# ------------------------------------------------------------------ values
+
+def _stats(values: np.ndarray, name: str, key: str, region: str, why_empty: str) -> list[Measurement]:
+    p = params("measurement")
+    lo, hi = p["percentiles"]
+    if values.size < int(p["min_voxels_for_statistics"]):
+        why = why_empty or f"fewer than {p['min_voxels_for_statistics']} measurable voxels in the {region}"
+        return [Measurement(key, None, why, name, region, st) for st in ("mean", "median", "p10", "p90")]
+    q = np.percentile(values, [50, lo, hi])
+    vals = {"mean": float(values.mean()), "median": float(q[0]), "p10": float(q[1]), "p90": float(q[2])}
+    return [Measurement(key, round(v, 3), "", name, region, st) for st, v in vals.items()]
+
+
+def _image_measurements(ctx: StudyContext, sl: tuple[slice, ...], lesion: np.ndarray, ref: np.ndarray,
+                        rim: np.ndarray, core: np.ndarray, rim_mm: float) -> list[Measurement]:
+    out: list[Measurement] = []
+    for name, img in ctx.images.items():
+        vals, ok = img.values[sl], img.valid[sl] if img.valid is not None else np.ones(lesion.shape, bool)
+        out += _stats(vals[lesion & ok], name, img.key, "lesion", "")
+        ref_vals = vals[ref & ok]
+        ref_median = float(np.median(ref_vals)) if ref_vals.size >= 3 else None
+        out.append(Measurement(img.key, None if ref_median is None else round(ref_median, 3),
+                               "" if ref_median is not None else "no background-liver voxels", name, "reference",
+                               "median"))
+        if img.key == "signal":
+            les = vals[lesion & ok]
+            ratio = (round(float(np.median(les)) / ref_median, 4) if ref_median and les.size else None)
+            out.append(Measurement("lesion_to_liver_ratio", ratio,
+                                   "" if ratio is not None else "no lesion or background-liver signal", name))
+        if name in RIM_CORE:
+            thin = f"the lesion is too thin for a {rim_mm:g} mm rim and a core"
+            for region, m in (("rim", rim), ("core", core)):
+                s = _stats(vals[m & ok], name, img.key, region, "" if core.any() else thin)
+                out += [x for x in s if x.statistic == "median"]
+    return out
+
+
+def _couinaud(ctx: StudyContext, mask: np.ndarray, centroid_idx: np.ndarray) -> tuple[int | None, str]:
+    if ctx.couinaud is None:
+        return None, "no Couinaud label image was given"
+    c = tuple(int(round(v)) for v in centroid_idx)
+    seg = int(ctx.couinaud[c]) if all(0 <= v < n for v, n in zip(c, mask.shape, strict=True)) else 0
+    if seg:
+        return seg, ""
+    labels = ctx.couinaud[ndi.binary_dilation(mask, iterations=2)]
+    labels = labels[labels > 0]
+    if labels.size == 0:
+        return None, "the lesion lies outside the Couinaud map"
+    return int(np.bincount(labels).argmax()), ""
+
+
+def measure_lesion(ctx: StudyContext, mask: np.ndarray, lesion_id: str, name: str = "",
+                   reference_mask: np.ndarray | None = None, rim_mm: float | None = None) -> LesionMeasures:
+    """Every measurement of one lesion (``mask``: bool z, y, x on ``ctx.reference``)."""
+    out = LesionMeasures(lesion_id, name or lesion_id)
+    if not mask.any():
+        out.measurements.append(Measurement("volume", None, "the lesion segment is empty"))
+        return out
+    rim_mm = float(rim_mm if rim_mm is not None else params("measurement")["rim_thickness_mm"])
+    spacing = ctx.reference.GetSpacing()[::-1]
+    vox_ml = float(np.prod(spacing)) / 1000.0
+    idx = np.argwhere(mask)
+    out.centroid_lps = _points_lps(ctx.reference, idx).mean(axis=0).round(2).tolist()
+    dia = axial_diameters(mask, ctx.reference)
+    long_, out.long_axis_lps, short, out.short_axis_lps = dia if dia else (None, None, None, None)
+    out.measurements += [Measurement("long_axis", round(long_, 2)), Measurement("short_axis", round(short, 2)),
+                         Measurement("volume", round(int(mask.sum()) * vox_ml, 3))]
+    cap, why = ctx.capsule_distance(mask)
+    out.measurements.append(Measurement("capsule_distance", cap, why))
+    out.couinaud_segment, out.couinaud_why = _couinaud(ctx, mask, idx.mean(axis=0))
+    hi = params("measurement")["reference_shell_mm"][1]
+    sl = _bbox(mask, [int(np.ceil(hi / s)) + 2 for s in spacing])
+    lesion = mask[sl]
+    ref, out.reference = reference_region(ctx, mask, sl, reference_mask)
+    rim, core = rim_core(lesion, spacing, rim_mm)
+    out.reference["rim_thickness_mm"] = rim_mm
+    out.measurements += _image_measurements(ctx, sl, lesion, ref, rim, core, rim_mm)
+    return out

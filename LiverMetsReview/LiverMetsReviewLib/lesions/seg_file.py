@@ -1,0 +1,166 @@
+"""Slicer ``.seg.nrrd`` with overlapping segments: one layer per set of non-overlapping segments.
+
+Lesions lie inside the liver, so the liver segment and the lesion segments overlap. Slicer stores such a
+segmentation as a 4-D NRRD (``kinds: list domain domain domain``, the first axis one labelmap *layer* per
+shared group, each segment's ``Segment{i}_Layer`` and ``_LabelValue`` telling where it is), as its
+``vtkMRMLSegmentationStorageNode`` writes it and ``slicerio`` reads it. Segments are packed like Slicer does:
+each into the first layer where it overlaps no other segment. With one layer the file is the usual 3-D one.
+
+Written by hand (header + gzip), so no dependency beyond numpy is needed; LPS space, geometry from the
+reference image. :func:`read_layered_segmentation` reads both forms back.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import LiverMetsError
+from ..io.atomic import write_bytes_atomic
+from ..io.segmentation import _clean, terminology_string
+
+_TYPES = {np.dtype(np.uint8): "unsigned char", np.dtype(np.uint16): "unsigned short"}
+_DTYPES = {"unsigned char": np.uint8, "uchar": np.uint8, "uint8": np.uint8, "unsigned short": np.uint16,
+           "ushort": np.uint16, "uint16": np.uint16}
+
+
+def pack_layers(masks: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Layers (L, z, y, x) holding every mask, and each mask's (layer, label value)."""
+    shape = masks[0].shape
+    layers: list[np.ndarray] = []
+    where: list[tuple[int, int]] = []
+    for m in masks:
+        for li, layer in enumerate(layers):
+            if not np.any(layer[m]):
+                value = int(layer.max()) + 1
+                layer[m] = value
+                where.append((li, value))
+                break
+        else:
+            layer = np.zeros(shape, np.uint16)
+            layer[m] = 1
+            layers.append(layer)
+            where.append((len(layers) - 1, 1))
+    return np.stack(layers) if layers else np.zeros((1,) + shape, np.uint16), where
+
+
+def _extent(mask: np.ndarray) -> str:
+    if not mask.any():
+        return "0 -1 0 -1 0 -1"
+    z, y, x = np.nonzero(mask)
+    return f"{x.min()} {x.max()} {y.min()} {y.max()} {z.min()} {z.max()}"
+
+
+def _vec(v: Any) -> str:
+    return "(" + ",".join(f"{float(c):.10g}" for c in v) + ")"
+
+
+def _header(reference: sitk.Image, n_layers: int, dtype: np.dtype) -> list[str]:
+    d = np.array(reference.GetDirection()).reshape(3, 3)
+    sp = reference.GetSpacing()
+    dirs = " ".join(_vec(d[:, i] * sp[i]) for i in range(3))
+    size = " ".join(str(v) for v in reference.GetSize())
+    if n_layers > 1:
+        dims, sizes, dirs, kinds = 4, f"{n_layers} {size}", "none " + dirs, "list domain domain domain"
+    else:
+        dims, sizes, kinds = 3, size, "domain domain domain"
+    return ["NRRD0004", "# Complete NRRD file format specification at:",
+            "# http://teem.sourceforge.net/nrrd/format.html", f"type: {_TYPES[dtype]}", f"dimension: {dims}",
+            "space: left-posterior-superior", f"sizes: {sizes}", f"space directions: {dirs}", f"kinds: {kinds}",
+            "endian: little", "encoding: gzip", f"space origin: {_vec(reference.GetOrigin())}"]
+
+
+def write_layered_segmentation(reference: sitk.Image, segments: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write ``segments`` (dicts: ``mask`` bool z,y,x on ``reference``, ``id``, ``name``, ``color`` 0..1,
+    optional ``terminology`` and ``tags``) as one ``.seg.nrrd`` (atomically)."""
+    path = Path(path)
+    if not str(path).endswith(".seg.nrrd"):
+        raise LiverMetsError(f"{path.name}: segmentation files must end with .seg.nrrd so that Slicer recognises them")
+    if not segments:
+        raise LiverMetsError("there is no segment to write; segment a lesion or the liver first")
+    shape = tuple(reversed(reference.GetSize()))
+    ids = [str(s["id"]) for s in segments]
+    if len(set(ids)) != len(ids):
+        raise LiverMetsError(f"segment ids must be unique; {ids} repeats one")
+    for s in segments:
+        if s["mask"].shape != shape:
+            raise LiverMetsError(f"segment '{s['id']}' is not on the reference grid ({s['mask'].shape} != {shape})")
+    layers, where = pack_layers([s["mask"].astype(bool) for s in segments])
+    dtype = np.dtype(np.uint8) if layers.max() < 256 else np.dtype(np.uint16)
+    lines = _header(reference, len(layers), dtype)
+    for i, (s, (layer, value)) in enumerate(zip(segments, where, strict=True)):
+        tags = {"Segmentation.Status": "completed"}
+        if s.get("terminology"):
+            tags["TerminologyEntry"] = terminology_string(s["terminology"])
+        tags.update({str(k): _clean(v) for k, v in (s.get("tags") or {}).items()})
+        p = f"Segment{i}_"
+        lines += [f"{p}Color:={' '.join(f'{float(c):.6g}' for c in s['color'])}", f"{p}ColorAutoGenerated:=0",
+                  f"{p}Extent:={_extent(s['mask'])}", f"{p}ID:={_clean(s['id'])}", f"{p}LabelValue:={value}",
+                  f"{p}Layer:={layer}", f"{p}Name:={_clean(s['name'])}", f"{p}NameAutoGenerated:=0",
+                  f"{p}Tags:={''.join(f'{k}:{v}|' for k, v in tags.items())}"]
+    lines += ["Segmentation_ContainedRepresentationNames:=Binary labelmap|",
+              "Segmentation_MasterRepresentation:=Binary labelmap", "Segmentation_ReferenceImageExtentOffset:=0 0 0"]
+    # NRRD is fastest-axis first: (z, y, x, layer) in C order puts the layer fastest, as "sizes: L X Y Z" says.
+    data = np.moveaxis(layers, 0, -1) if len(layers) > 1 else layers[0]
+    payload = gzip.compress(np.ascontiguousarray(data, dtype=dtype.newbyteorder("<")).tobytes(), compresslevel=6)
+    header = ("\n".join(lines) + "\n\n").encode("utf-8")
+    return write_bytes_atomic(path, header + payload)
+
+
+def _parse_vec(text: str) -> list[float]:
+    return [float(v) for v in text.strip().strip("()").split(",")]
+
+
+def read_layered_segmentation(path: str | Path) -> tuple[sitk.Image, list[dict[str, Any]]]:
+    """A ``.seg.nrrd`` (one or more layers, gzip or raw): geometry image and segments with their ``mask``."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise LiverMetsError(f"{path} does not exist; give a .seg.nrrd written by Slicer or 'livermets'") from exc
+    head, sep, body = raw.partition(b"\n\n")
+    if not sep or not head.startswith(b"NRRD"):
+        raise LiverMetsError(f"{path} is not a NRRD file; give a .seg.nrrd written by Slicer or 'livermets'")
+    fields, keys = {}, {}
+    for line in head.decode("utf-8", "replace").splitlines()[1:]:
+        if line.startswith("#") or not line.strip():
+            continue
+        if ":=" in line:
+            k, v = line.split(":=", 1)
+            keys[k] = v
+        elif ": " in line:
+            k, v = line.split(": ", 1)
+            fields[k.strip()] = v.strip()
+    try:
+        order = "<" if fields.get("endian", "little") == "little" else ">"
+        dtype = np.dtype(_DTYPES[fields["type"]]).newbyteorder(order)
+        sizes = [int(v) for v in fields["sizes"].split()]
+        data = gzip.decompress(body) if fields.get("encoding") in ("gzip", "gz") else body
+        arr = np.frombuffer(data, dtype=dtype).reshape(sizes[::-1])
+        dirs = [d for d in fields["space directions"].split() if d != "none"]
+        origin = _parse_vec(fields["space origin"])
+    except (KeyError, ValueError, OSError, EOFError) as exc:
+        raise LiverMetsError(f"{path} is not a readable segmentation NRRD ({exc}); write it again") from exc
+    layers = np.moveaxis(arr, -1, 0) if len(sizes) == 4 else arr[None]
+    vecs = np.array([_parse_vec(d) for d in dirs])
+    spacing = np.linalg.norm(vecs, axis=1)
+    ref = sitk.Image([int(v) for v in sizes[-3:]], sitk.sitkUInt8)
+    ref.SetSpacing(spacing.tolist())
+    ref.SetOrigin(origin)
+    ref.SetDirection((vecs / spacing[:, None]).T.ravel().tolist())
+    segments = []
+    i = 0
+    while f"Segment{i}_ID" in keys:
+        p = f"Segment{i}_"
+        tags = dict(t.split(":", 1) for t in keys.get(p + "Tags", "").split("|") if ":" in t)
+        layer, value = int(keys.get(p + "Layer", 0)), int(keys.get(p + "LabelValue", i + 1))
+        segments.append({"id": keys[p + "ID"], "name": keys.get(p + "Name", ""),
+                         "color": [float(c) for c in keys.get(p + "Color", "0.5 0.5 0.5").split()],
+                         "layer": layer, "label": value, "tags": tags,
+                         "mask": np.asarray(layers[layer] == value)})
+        i += 1
+    return ref, segments

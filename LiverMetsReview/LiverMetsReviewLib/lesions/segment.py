@@ -1,0 +1,372 @@
+"""One click -> a 3-D lesion segment, from every co-registered series at once.
+
+Method (a multi-channel classifier with connectivity and a shape prior; every threshold in
+``lesion_segmentation.json``):
+
+1. The channels (HBP, portal venous, arterial, T2, high-b DWI, ADC... whatever the study has) are resampled
+   onto the reference grid in a box around the seed and lightly smoothed.
+2. **Liver model**: a robust, trimmed and re-centred estimate of the liver's per-channel centre and spread
+   from voxels around the seed (inside the liver mask when one is given). Every voxel becomes a vector of
+   z-scores against it; its squared length is a chi-square(k) distance to the liver.
+3. **Detection**: voxels beyond the chi-square detection quantile, connected to the seed's core ball,
+   opened (cuts one-voxel bridges) and kept within the max radius: a first, conservative lesion.
+4. **Lesion prototypes**: up to three clusters of that region (rim, core, nodule: a heterogeneous lesion is
+   not one Gaussian) with k-means.
+5. **Classification**: a voxel is lesion when it is nearer (in the liver's metric) to a prototype than to
+   the liver -- the half-way point, which is where a partial-volume edge lies -- and not an outlier to
+   every prototype (vessels, fat, another organ). Connectivity to the seed, opening + reconstruction, the
+   max radius and hole filling give the final segment.
+
+A region that keeps growing to the max radius is a leak (seed in a vessel, outside the liver): refused
+with a reason rather than returned. A subtle lesion on one series still separates from the liver on the
+others because the distance adds every channel's evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+from scipy.special import gammaincinv
+
+from ..errors import LiverMetsError
+from .channels import Crop, LesionImages, crop_around, distance_from, label_on_crop, params
+
+
+def chi2_quantile(p: float, k: int) -> float:
+    """Quantile of the chi-square distribution with k degrees of freedom."""
+    return float(2.0 * gammaincinv(k / 2.0, p))
+
+
+@dataclass
+class LesionSegmentation:
+    """A lesion's mask on the reference grid (kept as a crop) and how it was obtained."""
+
+    reference: sitk.Image
+    crop_start: tuple[int, int, int]         # (i, j, k) of the crop in the reference grid
+    mask: np.ndarray                          # bool (z, y, x) on the crop
+    seed_lps: tuple[float, float, float]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def full_mask(self) -> np.ndarray:
+        """The mask on the whole reference grid (z, y, x)."""
+        nx, ny, nz = self.reference.GetSize()
+        out = np.zeros((nz, ny, nx), bool)
+        i, j, k = self.crop_start
+        dz, dy, dx = self.mask.shape
+        out[k:k + dz, j:j + dy, i:i + dx] = self.mask
+        return out
+
+    def mask_image(self) -> sitk.Image:
+        img = sitk.GetImageFromArray(self.full_mask().astype(np.uint8))
+        img.CopyInformation(self.reference)
+        return img
+
+
+@dataclass
+class _Options:
+    max_radius_mm: float
+    core_radius_mm: float
+    smoothing_mm: float
+    liver_sample_margin_mm: float
+    liver_trim_iterations: int
+    detect_probability: float
+    outlier_probability: float
+    prototypes: int
+    opening_mm: float
+    min_seed_contrast_probability: float
+    leak_fraction: float
+    first_radius_mm: float
+    liver_sample_max_voxels: int
+    enclosure_fraction: float
+    liver_envelope_closing_mm: float
+
+    @classmethod
+    def from_data(cls, **override: Any) -> _Options:
+        p = params("segmentation")
+        kw = {k: p[k] for k in cls.__dataclass_fields__}
+        kw.update({k: v for k, v in override.items() if v is not None})
+        if not 3.0 <= float(kw["max_radius_mm"]) <= 150.0:
+            raise LiverMetsError(f"max radius {kw['max_radius_mm']} mm is outside 3-150 mm; give a lesion radius")
+        return cls(**kw)
+
+
+def _smooth(crop: Crop, sigma_mm: float) -> np.ndarray:
+    sig = [0.0] + [sigma_mm / s for s in crop.spacing_zyx]
+    return ndi.gaussian_filter(crop.data, sig, mode="nearest") if sigma_mm > 0 else crop.data
+
+
+def noise_floor(data: np.ndarray) -> np.ndarray:
+    """Per-channel noise SD from neighbour differences (robust to edges): no tissue is more uniform than that."""
+    d = np.diff(data, axis=-1).reshape(data.shape[0], -1)
+    sd = 1.4826 * np.median(np.abs(d - np.median(d, axis=1)[:, None]), axis=1) / np.sqrt(2.0)
+    scale = np.median(np.abs(data.reshape(data.shape[0], -1)), axis=1)
+    return np.maximum(sd, 1e-3 * np.maximum(scale, 1.0))
+
+
+def _robust_centre(x: np.ndarray, iterations: int, keep_p: float,
+                   floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Trimmed, re-centred per-channel median/MAD of samples x (k, n): the dominant tissue's centre, spread."""
+    k = x.shape[0]
+    mu = np.median(x, axis=1)
+    s = 1.4826 * np.median(np.abs(x - mu[:, None]), axis=1)
+    cut = chi2_quantile(keep_p, k)
+    for it in range(iterations):
+        s = np.maximum(s, floor)
+        d2 = (((x - mu[:, None]) / s[:, None]) ** 2).sum(axis=0)
+        keep = d2 <= (np.quantile(d2, 0.5) if it < iterations // 2 else cut)
+        if keep.sum() < max(10, 2 * k):
+            break
+        xs = x[:, keep]
+        mu = np.median(xs, axis=1)
+        # MAD of a sample trimmed at the chi-square quantile underestimates the spread; the std does less.
+        s = xs.std(axis=1) if it >= iterations // 2 else 1.4826 * np.median(np.abs(xs - mu[:, None]), axis=1)
+    return mu, np.maximum(s, floor)
+
+
+def _component_at(mask: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """The connected component(s) of ``mask`` touching the seed's core ball (6-connectivity)."""
+    lab, n = ndi.label(mask)
+    hit = np.unique(lab[core & mask])
+    hit = hit[hit > 0]
+    return np.isin(lab, hit) if hit.size else np.zeros_like(mask)
+
+
+def _ball(radius_mm: float, spacing_zyx: np.ndarray) -> np.ndarray:
+    r = [max(1, int(np.floor(radius_mm / s + 1e-6))) for s in spacing_zyx]
+    z, y, x = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
+    return (z * spacing_zyx[0]) ** 2 + (y * spacing_zyx[1]) ** 2 + (x * spacing_zyx[2]) ** 2 <= radius_mm ** 2 + 1e-6
+
+
+def _open_keep(mask: np.ndarray, core: np.ndarray, crop: Crop, opening_mm: float) -> np.ndarray:
+    """Open, keep the seed's component, then rebuild the outline inside ``mask`` (geodesic reconstruction)."""
+    if opening_mm <= 0 or not mask.any():
+        return _component_at(mask, core)
+    ball = _ball(opening_mm, crop.spacing_zyx)
+    opened = ndi.binary_opening(mask, structure=ball)
+    kept = _component_at(opened, core)
+    if not kept.any():  # a lesion thinner than the opening: keep the unopened one
+        return _component_at(mask, core)
+    # Reconstruction limited to the opening's reach: what the opening shaved off the lesion, not a bridge.
+    grown = ndi.binary_dilation(kept, structure=ball) & mask
+    return _component_at(grown, core)
+
+
+@dataclass
+class _Class:
+    """A Gaussian class in z-space (liver units): centre and per-channel spread."""
+
+    mu: np.ndarray
+    s: np.ndarray
+
+    def d2(self, z: np.ndarray) -> np.ndarray:
+        shape = (-1,) + (1,) * (z.ndim - 1)
+        return (((z - self.mu.reshape(shape)) / self.s.reshape(shape)) ** 2).sum(axis=0)
+
+    def score(self, z: np.ndarray) -> np.ndarray:
+        """-2 log-likelihood up to a constant shared by every class."""
+        return self.d2(z) + 2.0 * float(np.log(self.s).sum())
+
+
+def _fit_class(zv: np.ndarray, fallback: np.ndarray) -> _Class:
+    """Median/MAD of samples (channels, n); spread never below the liver's (1 in z units)."""
+    if zv.shape[1] < 5:
+        return _Class(fallback, np.ones_like(fallback))
+    mu = np.median(zv, axis=1)
+    s = 1.4826 * np.median(np.abs(zv - mu[:, None]), axis=1)
+    return _Class(mu, np.maximum(s, 1.0))
+
+
+def _mixing_lines(protos: list[_Class]) -> list[tuple[_Class, _Class, bool]]:
+    """Segments in z-space along which partial-volume voxels lie: liver-compartment and compartment-compartment.
+
+    The flag says whether the first end is the liver (then the lesion fraction is the position along it).
+    """
+    liver = _Class(np.zeros_like(protos[0].mu), np.ones_like(protos[0].mu))
+    lines = [(liver, p, True) for p in protos]
+    lines += [(a, b, False) for i, a in enumerate(protos) for b in protos[i + 1:]]
+    return lines
+
+
+def _classify(z: np.ndarray, protos: list[_Class], outlier: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lesion voxels of samples z (channels, n) and their smallest partial-volume residual.
+
+    Each voxel is explained as a mixture of two classes (liver + a compartment, or two compartments). The
+    mixing fraction may differ per channel (a 6 mm T2 slice blurs an edge more than a 3 mm HBP slice), so a
+    channel's value anywhere between the two classes costs nothing; only values beyond both (a vessel
+    brighter than liver and lesion, fat darker than both) leave a residual. The best mixture decides: lesion
+    when its contrast-weighted lesion fraction is at least half (a partial-volume edge lies at the half-way
+    point) and the residual is within noise.
+    """
+    best = np.full(z.shape[1], np.inf)
+    lesion = np.zeros(z.shape[1], bool)
+    for a, b, from_liver in _mixing_lines(protos):
+        d = (b.mu - a.mu)[:, None]
+        safe = np.where(np.abs(d) > 1e-9, d, 1.0)
+        t_c = np.clip((z - a.mu[:, None]) / safe, 0.0, 1.0) * (np.abs(d) > 1e-9)
+        spread = (1.0 - t_c) * a.s[:, None] + t_c * b.s[:, None]
+        r2 = (((z - a.mu[:, None] - t_c * d) / spread) ** 2).sum(axis=0)
+        w = d[:, 0] ** 2
+        t = (w[:, None] * t_c).sum(axis=0) / max(float(w.sum()), 1e-12)
+        better = r2 < best
+        best = np.where(better, r2, best)
+        lesion = np.where(better, (t >= 0.5) if from_liver else True, lesion)
+    return lesion & (best < outlier), best
+
+
+def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class]) -> list[_Class]:
+    """Re-estimate each compartment from the region's interior (one voxel in: no partial volume with liver)."""
+    inner = ndi.binary_erosion(region)
+    zv = z[:, inner if inner.sum() >= 10 else region]
+    if zv.shape[1] == 0:
+        return protos
+    owner = np.argmin([p.d2(zv) for p in protos], axis=0)
+    return [_fit_class(zv[:, owner == j], p.mu) for j, p in enumerate(protos)]
+
+
+def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, core: np.ndarray,
+                       allowed: np.ndarray, crop: Crop, opts: _Options) -> tuple[list[_Class], np.ndarray]:
+    """Grow the lesion compartment by compartment, from the seed's core outwards.
+
+    A new compartment (a rim around a core, a core inside a rim) is accepted only when non-liver voxels
+    that no mixture of the compartments found so far explains cover most of the region's surface: a rim
+    encloses, a vessel or a neighbouring organ only touches. After each step the compartments are
+    re-estimated from the region's interior.
+    """
+    k = z.shape[0]
+    outlier = chi2_quantile(opts.outlier_probability, k)
+    detect = chi2_quantile(opts.detect_probability, k)
+    zin = z[:, allowed]
+    protos = [_Class(core_z, np.ones_like(core_z))]
+
+    def grow(ps: list[_Class]) -> np.ndarray:
+        cand = np.zeros(allowed.shape, bool)
+        cand[allowed] = _classify(zin, ps, outlier)[0]
+        return _open_keep(cand, core, crop, opts.opening_mm)
+
+    region = grow(protos)
+    for _ in range(2):
+        protos = _refit(z, region, protos)
+        region = grow(protos)
+    step = _ball(float(crop.spacing_zyx.max()), crop.spacing_zyx)
+    for _ in range(opts.prototypes - 1):
+        if not region.any():
+            break
+        shell = ndi.binary_dilation(region, structure=step) & ~region & allowed
+        if not shell.any():
+            break
+        zs = z[:, shell]
+        residual = _classify(zs, protos, outlier)[1]
+        new = (d2_liver[shell] > detect) & (residual >= outlier)
+        if new.mean() < opts.enclosure_fraction:
+            break
+        protos.append(_fit_class(zs[:, new], np.median(zs[:, new], axis=1)))
+        region = grow(protos)
+        protos = _refit(z, region, protos)
+        region = grow(protos)
+    return protos, region
+
+
+def _liver_envelope(liver: np.ndarray, crop: Crop, closing_mm: float) -> np.ndarray:
+    """The liver mask closed by ``closing_mm`` and hole-filled: the organ including the lesions it leaves out."""
+    sp = crop.spacing_zyx
+    grown = ndi.distance_transform_edt(~liver, sampling=sp) <= closing_mm
+    closed = ~(ndi.distance_transform_edt(grown, sampling=sp) <= closing_mm)
+    closed |= liver
+    return ndi.binary_fill_holes(closed)
+
+
+def _seed_checks(crop: Crop, liver: np.ndarray | None, exclude: np.ndarray | None, opts: _Options,
+                 seed_lps: Sequence[float]) -> None:
+    where = f"seed ({', '.join(f'{float(v):.1f}' for v in seed_lps)}) mm LPS"
+    if liver is not None and not _liver_envelope(liver, crop, opts.liver_envelope_closing_mm)[crop.seed_index]:
+        raise LiverMetsError(f"{where} lies outside the liver mask; click inside a liver lesion")
+    if exclude is not None and exclude[crop.seed_index]:
+        raise LiverMetsError(f"{where} lies inside a lesion already segmented; click another lesion or delete "
+                             "that one first")
+
+
+def _liver_model(zs: np.ndarray, sample: np.ndarray, k: int, opts: _Options) -> tuple[np.ndarray, np.ndarray]:
+    x = zs.reshape(k, -1)[:, np.broadcast_to(sample, zs.shape[1:]).ravel()]
+    if x.shape[1] > opts.liver_sample_max_voxels:  # an even subsample: the medians do not need more
+        x = x[:, :: int(np.ceil(x.shape[1] / opts.liver_sample_max_voxels))]
+    if x.shape[1] < 50:
+        raise LiverMetsError("too few liver voxels around the seed to model the liver; check the liver mask or "
+                             "click nearer the liver's centre")
+    return _robust_centre(x, opts.liver_trim_iterations, opts.detect_probability, noise_floor(zs[:, ::2, ::2, ::2]))
+
+
+class _Leak(Exception):
+    """The region reached the radius it was grown in."""
+
+
+def _where(seed: Sequence[float]) -> str:
+    return f"seed ({', '.join(f'{float(v):.1f}' for v in seed)}) mm LPS"
+
+
+def _segment_within(images: LesionImages, seed: tuple[float, float, float], radius_mm: float,
+                    liver_mask: sitk.Image | None, exclude: sitk.Image | None,
+                    opts: _Options) -> LesionSegmentation:
+    """One attempt inside ``radius_mm``; raises :class:`_Leak` when the region reaches that radius."""
+    crop = crop_around(images, seed, radius_mm + opts.liver_sample_margin_mm)
+    liver = label_on_crop(crop, liver_mask, "liver mask") if liver_mask is not None else None
+    taken = label_on_crop(crop, exclude, "lesion mask") if exclude is not None else None
+    _seed_checks(crop, liver, taken, opts, seed)
+    k = crop.data.shape[0]
+    dist = distance_from(crop, crop.seed_index)
+    core = dist <= max(opts.core_radius_mm, 0.51 * float(crop.spacing_zyx.max()))
+    smooth = _smooth(crop, opts.smoothing_mm)
+    sample = (dist > opts.core_radius_mm) & (liver if liver is not None else True)
+    if taken is not None:
+        sample &= ~taken
+    mu, s = _liver_model(smooth, sample, k, opts)
+    z = ((smooth - mu[:, None, None, None]) / s[:, None, None, None]).astype(np.float32)
+    d2_liver = (z ** 2).sum(axis=0)
+    core_z = np.median(z[:, core], axis=1)
+    contrast = float((core_z ** 2).sum())
+    if contrast < chi2_quantile(opts.min_seed_contrast_probability, k):
+        raise LiverMetsError(f"the {_where(seed)} does not differ from the surrounding liver on the series used "
+                             f"({', '.join(crop.names)}); click inside a lesion")
+    allowed = dist <= radius_mm
+    if taken is not None:
+        allowed &= ~taken
+    protos, grown = _grow_compartments(z, d2_liver, core_z, core, allowed, crop, opts)
+    beyond = grown & (dist > radius_mm - 1.01 * float(crop.spacing_zyx.max()))
+    if grown.sum() and beyond.sum() > opts.leak_fraction * grown.sum():
+        raise _Leak()
+    mask = ndi.binary_fill_holes(grown & allowed)
+    if taken is not None:
+        mask &= ~taken
+    info = {"method": "multi-channel partial-volume classifier (liver vs lesion compartments) with connectivity "
+                      "and a size prior", "channels": list(crop.names), "liver_centre": mu.round(2).tolist(),
+            "liver_spread": s.round(2).tolist(), "seed_contrast_chi2": round(contrast, 1),
+            "compartments": int(len(protos)), "liver_mask_used": liver is not None, "voxels": int(mask.sum()),
+            "radius_mm": radius_mm}
+    return LesionSegmentation(images.reference, crop.start, mask, seed, info)
+
+
+def segment_lesion(images: LesionImages, seed_lps: Sequence[float], *, liver_mask: sitk.Image | None = None,
+                   exclude: sitk.Image | None = None, **options: Any) -> LesionSegmentation:
+    """Segment the lesion under ``seed_lps`` (LPS mm) on ``images``' reference grid.
+
+    ``liver_mask`` (any grid): liver voxels to model the background from, and the seed must lie in the liver.
+    ``exclude``: voxels already taken by other lesions (never part of this one). ``options`` override
+    ``lesion_segmentation.json`` (e.g. ``max_radius_mm``). Most lesions fit the first, small radius (fast);
+    a lesion that reaches it is segmented again within the max radius.
+    """
+    opts = _Options.from_data(**options)
+    seed = (float(seed_lps[0]), float(seed_lps[1]), float(seed_lps[2])) if len(seed_lps) == 3 else tuple(seed_lps)
+    radii = sorted({min(opts.first_radius_mm, opts.max_radius_mm), opts.max_radius_mm})
+    for radius in radii:
+        try:
+            return _segment_within(images, seed, radius, liver_mask, exclude, opts)
+        except _Leak:
+            continue
+    raise LiverMetsError(
+        f"the region grown from the {_where(seed)} reaches the largest lesion radius ({opts.max_radius_mm:g} mm): "
+        "the seed is probably in a vessel or outside a lesion; click inside the lesion, or raise the max radius for "
+        "a very large one")

@@ -1,0 +1,167 @@
+"""The checklist: data validated on load, applicability by context, evidence and overrides, study items.
+
+Values are drawn from the published ranges (lesion-parameter-ranges.md), never copied from our output.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from LiverMetsReviewLib.checklist import categories, load_checklist, review, validate_checklist
+from LiverMetsReviewLib.errors import LiverMetsError
+from LiverMetsReviewLib.resources import load_json
+
+BASE_CONTEXT = {"format": "livermets-clinical-context", "version": 1, "study_date": "2026-03-10",
+                "primary_tumour": "colorectal", "systemic_therapies": [], "locoregional_therapies": [],
+                "bilirubin_umol_l": 10.0, "known_steatosis": False, "prior_study_date": None}
+
+
+def ctx(**kw):
+    c = copy.deepcopy(BASE_CONTEXT)
+    c.update(kw)
+    return c
+
+
+def solid_metastasis(rng: np.random.Generator, lid: str = "m1") -> dict:
+    """A hypovascular metastasis drawn from the published ranges (ADC 800-1100 vs liver 1200-1500; HBP 0.3-0.7)."""
+    liver_adc = rng.uniform(1200, 1500)
+    adc = rng.uniform(800, 1100)
+    v = {"lesion.adc.lesion.median": adc, "lesion.adc.rim.median": adc * 0.95,
+         "lesion.adc.reference.median": liver_adc, "lesion.dwi_high_b.ratio": rng.uniform(1.3, 2.5),
+         "lesion.t1_hepatobiliary.ratio": rng.uniform(0.3, 0.7), "lesion.t2.ratio": rng.uniform(1.3, 2.0),
+         "lesion.re_portal_venous.lesion.median": rng.uniform(40, 80), "lesion.long_axis": rng.uniform(12, 40)}
+    return {"id": lid, "values": v}
+
+
+def fnh_like(rng: np.random.Generator, lid: str = "n1") -> dict:
+    """Arterial hyperenhancement without washout, HBP iso/hyperintense (brief section 4; S25)."""
+    v = {"lesion.re_arterial.lesion.median": rng.uniform(90, 150), "lesion.re_arterial.reference.median": 25.0,
+         "lesion.t1_portal_venous.ratio": rng.uniform(1.02, 1.2),
+         "lesion.t1_hepatobiliary.ratio": rng.uniform(1.05, 1.3),
+         "lesion.adc.lesion.median": rng.uniform(1300, 1600), "lesion.adc.reference.median": 1200.0,
+         "lesion.dwi_high_b.ratio": 1.05, "lesion.t2.ratio": rng.uniform(1.0, 1.3),
+         "lesion.re_portal_venous.lesion.median": 70.0, "lesion.long_axis": rng.uniform(8, 41)}
+    return {"id": lid, "values": v}
+
+
+def item(result: dict, lesion: str, item_id: str) -> dict:
+    scope = result["study"]["items"] if lesion == "study" else next(
+        les for les in result["lesions"] if les["id"] == lesion)["items"]
+    return next(r for r in scope if r["id"] == item_id)
+
+
+def test_checklist_loads_and_shares_the_phantom_vocabulary():
+    doc = load_checklist()
+    assert set(categories(doc)) == set(load_json("phantom_lesions.json")["impressions"])
+    assert {it["group"] for it in doc["items"]} == {"hallmark", "pitfall", "clinical context", "technical"}
+
+
+@pytest.mark.parametrize("breakage, words", [
+    (lambda d: d["items"][0]["evidence"]["all"][0].__setitem__(1, "=="), "operator"),
+    (lambda d: d["items"][0]["evidence"]["all"][0].__setitem__(2, "nowhere"), "threshold 'nowhere'"),
+    (lambda d: d["items"][0].__setitem__("sources", ["my opinion"]), "unknown sources"),
+    (lambda d: d["items"][0].__setitem__("applies", ["washout=yes"]), "must come earlier"),
+    (lambda d: d["thresholds"]["adc_malignant_max"].__setitem__("uncertainty", 0), "positive 'uncertainty'"),
+    (lambda d: d["impression"]["precedence"].pop(), "default"),
+])
+def test_broken_checklist_is_one_sentence(breakage, words):
+    doc = load_checklist()
+    breakage(doc)
+    with pytest.raises(LiverMetsError, match=words) as exc:
+        validate_checklist(doc)
+    assert "\n" not in str(exc.value)
+
+
+def test_ablation_items_only_with_an_ablation_history():
+    rng = np.random.default_rng(1)
+    les = solid_metastasis(rng, "zone")
+    without = review([les], {}, ctx())
+    assert not item(without, "zone", "ablation_zone")["applicable"]
+    assert not item(without, "zone", "ablation_nodular_enhancement")["applicable"]
+    rfa = [{"id": "rfa_1", "type": "RFA", "date": "2025-10-01", "target": None, "lesion": "zone"}]
+    with_rfa = review([les], {}, ctx(locoregional_therapies=rfa))
+    assert item(with_rfa, "zone", "ablation_zone")["suggested"] == "yes"
+    assert item(with_rfa, "zone", "ablation_nodular_enhancement")["applicable"]
+    tace = [{"id": "t1", "type": "TACE", "date": "2025-10-01", "target": None, "lesion": "zone"}]
+    assert not item(review([les], {}, ctx(locoregional_therapies=tace)), "zone", "ablation_zone")["applicable"]
+
+
+def test_pseudocirrhosis_only_after_chemotherapy_and_fires_on_pseudocirrhotic_figures():
+    rng = np.random.default_rng(2)
+    folfox = [{"regimen": "FOLFOX", "agents": ["oxaliplatin", "fluorouracil"], "start": "2025-01-01",
+               "end": "2025-06-01"}]
+    for _ in range(20):  # draws: lesion-parameter-ranges.md section 5 (LSN, modified caudate/right lobe)
+        pseudo = {"study.surface_nodularity": rng.uniform(2.9, 4.0), "study.caudate_right_lobe_ratio":
+                  rng.uniform(0.95, 1.3), "study.hbp_liver_re": rng.uniform(20, 120)}
+        normal = {"study.surface_nodularity": rng.uniform(2.0, 2.5), "study.caudate_right_lobe_ratio":
+                  rng.uniform(0.6, 0.85), "study.hbp_liver_re": rng.uniform(70, 130)}
+        les = [solid_metastasis(rng)]
+        chemo = ctx(systemic_therapies=folfox)
+        assert item(review(les, pseudo, chemo), "study", "pseudocirrhosis")["suggested"] == "yes"
+        assert item(review(les, normal, chemo), "study", "pseudocirrhosis")["suggested"] == "no"
+        assert not item(review(les, pseudo, ctx()), "study", "pseudocirrhosis")["applicable"]
+
+
+def test_fnh_like_named_only_after_platinum_or_transplant_but_benign_for_everyone():
+    rng = np.random.default_rng(3)
+    folfox = [{"regimen": "FOLFOX", "agents": ["oxaliplatin"], "start": "2025-01-01", "end": "2025-06-01"}]
+    for _ in range(10):
+        les = [fnh_like(rng)]
+        plain = review(les, {}, ctx())
+        assert not item(plain, "n1", "fnh_like_nodule")["applicable"]
+        assert plain["lesions"][0]["impression"]["category"] == "probably benign: FNH-like nodule"
+        for c in (ctx(systemic_therapies=folfox), ctx(stem_cell_transplant_date="2024-01-01")):
+            r = review(les, {}, c)
+            assert item(r, "n1", "fnh_like_nodule")["suggested"] == "yes"
+            assert "after platinum" in r["lesions"][0]["impression"]["wording"]
+
+
+def test_melanoma_items_only_for_melanoma():
+    rng = np.random.default_rng(4)
+    les = solid_metastasis(rng)
+    les["values"].update({"lesion.t1_pre.ratio": 1.4, "lesion.t2.ratio": 0.8})
+    assert not item(review([les], {}, ctx()), "m1", "melanoma_pattern")["applicable"]
+    assert item(review([les], {}, ctx(primary_tumour="melanoma")), "m1", "melanoma_pattern")["suggested"] == "yes"
+
+
+def test_metastasis_then_overrides_move_the_impression_as_the_rules_say():
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        les = [solid_metastasis(rng)]
+        auto = review(les, {}, ctx())
+        assert auto["lesions"][0]["impression"]["category"] == "typical metastasis"
+        r = review(les, {}, ctx(), {"m1": {"diffusion_restriction": "no", "hbp_hypointense": {"answer": "no"}}})
+        imp = r["lesions"][0]["impression"]
+        assert imp["category"] == "indeterminate"
+        assert [s["matched"] for s in imp["steps"]][-1] is True
+        r = review(les, {}, ctx(), {"m1": {"diffusion_restriction": "not assessed"}})
+        assert r["lesions"][0]["impression"]["category"] == "typical metastasis"  # not assessed keeps the suggestion
+        reasons = {x["item"]: x["by"] for x in auto["lesions"][0]["impression"]["reasons"]}
+        assert {"diffusion_restriction", "hbp_hypointense"} <= set(reasons)
+        assert set(reasons.values()) == {"suggestion"}
+        r = review(les, {}, ctx(), {"m1": {"diffusion_restriction": "no"}})
+        by = {x["item"]: x["by"] for x in r["lesions"][0]["impression"]["reasons"]}
+        assert "diffusion_restriction" not in by and set(by.values()) == {"suggestion"}
+
+
+def test_missing_values_are_not_assessable_with_the_reason():
+    r = review([{"id": "x", "values": {}, "why": {"lesion.adc.lesion.median": "no DWI"}}], {}, ctx())
+    row = item(r, "x", "diffusion_restriction")
+    assert row["suggested"] == "not assessable" and row["confidence"] is None
+    assert "no DWI" in row["explanation"]
+    assert r["lesions"][0]["impression"]["category"] == "indeterminate"
+
+
+def test_confidence_follows_the_stated_formula():
+    doc = load_checklist()
+    t = doc["thresholds"]["hbp_hypointense_ratio_max"]
+    rng = np.random.default_rng(6)
+    for _ in range(10):
+        ratio = rng.uniform(0.3, 0.85)
+        r = review([{"id": "a", "values": {"lesion.t1_hepatobiliary.ratio": ratio}}], {}, ctx())
+        z = abs(ratio - t["value"]) / t["uncertainty"]
+        expect = 0.5 * (1 + __import__("math").erf(z / 2 ** 0.5))
+        assert item(r, "a", "hbp_hypointense")["confidence"] == pytest.approx(expect, abs=1e-3)

@@ -1,0 +1,97 @@
+"""The checklist on a small phantom (automatic suggestions only) against the phantom's ground truth, and the
+``livermets review`` CLI on a measurement folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from LiverMetsReviewLib.checklist.phantom_check import pitfall_fired, review_phantom
+from LiverMetsReviewLib.cli import main
+from LiverMetsReviewLib.phantom import generate_phantom
+
+MIMICS = {"cyst", "hemangioma", "fnh_like", "fat_sparing", "hypersteatosis", "sparing_mimic_met", "fat_met"}
+
+
+@pytest.fixture(scope="session")
+def steatosis_review():
+    return review_phantom(generate_phantom(0, "steatosis", size="small"))
+
+
+def test_catalogue_mimics_get_the_truths_impression(steatosis_review):
+    rows = {r["id"]: r for r in steatosis_review["rows"]}
+    assert MIMICS <= set(rows), steatosis_review["not_measured"]
+    for lid in MIMICS:
+        assert rows[lid]["got"] == rows[lid]["expected"], (lid, rows[lid]["reasons"])
+    agree = sum(r["got"] == r["expected"] for r in rows.values())
+    assert agree >= 0.8 * len(rows)
+
+
+def test_each_pitfall_lesion_fires_its_item(steatosis_review):
+    items = steatosis_review["result"]["study"]["items"]
+    for row in steatosis_review["rows"]:
+        if row["id"] not in MIMICS:
+            continue
+        for p in row["expected_pitfalls"]:
+            assert pitfall_fired(row, items, p) in (True, None), (row["id"], p)
+
+
+def test_study_items_on_the_steatosis_scenario(steatosis_review):
+    study = {r["id"]: r for r in steatosis_review["result"]["study"]["items"]}
+    assert study["background_steatosis"]["suggested"] == "yes"
+    assert study["pseudocirrhosis"]["suggested"] != "yes"  # no nodularity or caudate figures: never fires blind
+    summary = steatosis_review["result"]["study"]["summary"]
+    assert summary["background_fat_percent"] > 10 and summary["lesion_count"] == len(steatosis_review["rows"])
+
+
+def test_review_cli_writes_review_json_and_markdown(tmp_path, capsys):
+    rows = [{"quantity": "adc", "image": "adc", "region": "lesion", "statistic": "median", "value": 900.0},
+            {"quantity": "adc", "image": "adc", "region": "reference", "statistic": "median", "value": 1300.0},
+            {"quantity": "lesion_to_liver_ratio", "image": "dwi_high_b", "region": "", "statistic": "", "value": 1.7},
+            {"quantity": "lesion_to_liver_ratio", "image": "t1_hepatobiliary", "region": "", "statistic": "",
+             "value": 0.5}]
+    lesions = tmp_path / "lesions"
+    lesions.mkdir()
+    (lesions / "measurements.json").write_text(json.dumps({"format": "livermets-lesion-measurements", "version": 1,
+        "lesions": [{"id": "L1", "couinaud_segment": 7, "measurements": rows}]}))
+    (lesions / "liver_figures.json").write_text(json.dumps({"study.hbp_liver_re": 30.0}))
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({"L1": {"hbp_hypointense": {"answer": "no", "note": "artefact"}}}))
+    out = tmp_path / "out"
+    assert main(["review", "--study", str(tmp_path), "--lesions", str(lesions), "--answers", str(answers),
+                 "-o", str(out)]) == 0
+    doc = json.loads((out / "review.json").read_text())
+    assert doc["checklist_version"] and doc["study"]["items"]
+    les = doc["lesions"][0]
+    assert les["id"] == "L1" and set(les["impression"]) >= {"category", "reasons", "recommendation"}
+    row = next(i for i in les["items"] if i["id"] == "hbp_hypointense")
+    assert (row["suggested"], row["answer"]) == ("yes", "no") and row["evidence"] and row["confidence"] is not None
+    study = {i["id"]: i for i in doc["study"]["items"]}
+    assert study["low_hbp_function"]["suggested"] == "yes"
+    assert "Lesion L1" in (out / "review.md").read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["review", "--study", str(tmp_path), "--lesions", str(bad), "-o", str(out)]) != 0
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field, te_ip, te_op, valid", [
+    (1.5, 4.6, 2.3, "yes"), (3.0, 2.3, 1.15, "yes"), (1.5, 4.6, 3.45, "no"), (3.0, 4.6, 2.3, "no")])
+def test_echo_times_checked_against_the_fat_water_cycle(tmp_path, field, te_ip, te_op, valid):
+    """Fat-water shift 3.4 ppm: one cycle every 4.6 ms at 1.5 T, 2.3 ms at 3 T (brief section 1); at 3 T,
+    2.3 ms is in phase, so 4.6/2.3 ms give two in-phase echoes; 3.45 ms at 1.5 T is three quarters of a cycle."""
+    from LiverMetsReviewLib.checklist import load_checklist, review
+    from LiverMetsReviewLib.checklist.inputs import study_folder_figures
+
+    series = [{"role": r, "meta": {"echo_time_ms": te, "field_strength_t": field}}
+              for r, te in (("t1_in_phase", te_ip), ("t1_opposed_phase", te_op))]
+    series.append({"role": "dwi", "meta": {"resampled_to": {"size": [1, 1, 1]}}})
+    (tmp_path / "roles.json").write_text(json.dumps({"series": series}))
+    shift = load_checklist()["physics"]["fat_water_shift_ppm"]["value"]
+    figures = study_folder_figures(tmp_path, shift)
+    assert figures["study.resampled_map_inputs"] == 1.0
+    r = review([{"id": "a", "values": {}}], figures, None)
+    study = {i["id"]: i for i in r["study"]["items"]}
+    assert study["echoes_in_opposed_valid"]["suggested"] == valid
+    assert study["maps_native_inputs"]["suggested"] == "no"
