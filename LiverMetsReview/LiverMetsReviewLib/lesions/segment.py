@@ -82,6 +82,7 @@ class _Options:
     leak_fraction: float
     first_radius_mm: float
     liver_sample_max_voxels: int
+    overshoot: float
     enclosure_fraction: float
     liver_envelope_closing_mm: float
 
@@ -192,7 +193,8 @@ def _mixing_lines(protos: list[_Class]) -> list[tuple[_Class, _Class, bool]]:
     return lines
 
 
-def _classify(z: np.ndarray, protos: list[_Class], outlier: float) -> tuple[np.ndarray, np.ndarray]:
+def _classify(z: np.ndarray, protos: list[_Class], outlier: float,
+              overshoot: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Lesion voxels of samples z (channels, n) and their smallest partial-volume residual.
 
     Each voxel is explained as a mixture of two classes (liver + a compartment, or two compartments). The
@@ -200,18 +202,20 @@ def _classify(z: np.ndarray, protos: list[_Class], outlier: float) -> tuple[np.n
     channel's value anywhere between the two classes costs nothing; only values beyond both (a vessel
     brighter than liver and lesion, fat darker than both) leave a residual. The best mixture decides: lesion
     when its contrast-weighted lesion fraction is at least half (a partial-volume edge lies at the half-way
-    point) and the residual is within noise.
+    point) and the residual is within noise. Beyond the compartment's centre (away from the liver) a value
+    may go ``overshoot`` times the liver-to-compartment distance further at no cost: the centre is estimated
+    from a lesion that is not uniform.
     """
     best = np.full(z.shape[1], np.inf)
     lesion = np.zeros(z.shape[1], bool)
     for a, b, from_liver in _mixing_lines(protos):
         d = (b.mu - a.mu)[:, None]
         safe = np.where(np.abs(d) > 1e-9, d, 1.0)
-        t_c = np.clip((z - a.mu[:, None]) / safe, 0.0, 1.0) * (np.abs(d) > 1e-9)
+        t_c = np.clip((z - a.mu[:, None]) / safe, 0.0, 1.0 + (overshoot if from_liver else 0.0)) * (np.abs(d) > 1e-9)
         spread = (1.0 - t_c) * a.s[:, None] + t_c * b.s[:, None]
         r2 = (((z - a.mu[:, None] - t_c * d) / spread) ** 2).sum(axis=0)
         w = d[:, 0] ** 2
-        t = (w[:, None] * t_c).sum(axis=0) / max(float(w.sum()), 1e-12)
+        t = (w[:, None] * np.minimum(t_c, 1.0)).sum(axis=0) / max(float(w.sum()), 1e-12)
         better = r2 < best
         best = np.where(better, r2, best)
         lesion = np.where(better, (t >= 0.5) if from_liver else True, lesion)
@@ -221,9 +225,9 @@ def _classify(z: np.ndarray, protos: list[_Class], outlier: float) -> tuple[np.n
 def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class]) -> list[_Class]:
     """Re-estimate each compartment from the region's interior (one voxel in: no partial volume with liver)."""
     inner = ndi.binary_erosion(region)
-    zv = z[:, inner if inner.sum() >= 10 else region]
-    if zv.shape[1] == 0:
+    if inner.sum() < 10:  # a small lesion has no interior free of partial volume: keep the seed's estimate
         return protos
+    zv = z[:, inner]
     owner = np.argmin([p.d2(zv) for p in protos], axis=0)
     return [_fit_class(zv[:, owner == j], p.mu) for j, p in enumerate(protos)]
 
@@ -245,7 +249,7 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
 
     def grow(ps: list[_Class]) -> np.ndarray:
         cand = np.zeros(allowed.shape, bool)
-        cand[allowed] = _classify(zin, ps, outlier)[0]
+        cand[allowed] = _classify(zin, ps, outlier, opts.overshoot)[0]
         return _open_keep(cand, core, crop, opts.opening_mm)
 
     region = grow(protos)
@@ -260,7 +264,7 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
         if not shell.any():
             break
         zs = z[:, shell]
-        residual = _classify(zs, protos, outlier)[1]
+        residual = _classify(zs, protos, outlier, opts.overshoot)[1]
         new = (d2_liver[shell] > detect) & (residual >= outlier)
         if new.mean() < opts.enclosure_fraction:
             break
