@@ -78,7 +78,7 @@ def _longest_chord_mm(mask2d: np.ndarray, spacing: float) -> float:
     d2 = ((pts[:, None] - pts[None]) ** 2).sum(-1)
     i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
     u = (pts[j] - pts[i]) / np.sqrt(d2[i, j])
-    return float(np.sqrt(d2[i, j])) + spacing * (abs(u[0]) + abs(u[1])) / 2  # the outline between centre and corner
+    return float(np.sqrt(d2[i, j])) + spacing * (abs(u[0]) + abs(u[1])) / 2  # ends half-way to the corners
 
 
 # Fine truth grid 0.75 mm; each channel is a box average of it: (z, y, x) factors.

@@ -133,8 +133,8 @@ def _points_lps(reference: sitk.Image, idx_zyx: np.ndarray) -> np.ndarray:
 
 
 def _half_width(direction: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, spacing: Sequence[float]) -> float:
-    """Half the width of one voxel (in-plane spacing sx, sy) along an in-plane direction."""
-    return 0.5 * (spacing[0] * abs(float(direction @ u_axis)) + spacing[1] * abs(float(direction @ v_axis)))
+    """Half the way from a voxel's centre to its outer corner along an in-plane direction (spacing sx, sy)."""
+    return 0.25 * (spacing[0] * abs(float(direction @ u_axis)) + spacing[1] * abs(float(direction @ v_axis)))
 
 
 def _slice_diameters(pts: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, spacing: Sequence[float]
@@ -142,11 +142,11 @@ def _slice_diameters(pts: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, sp
     """Longest chord of one slice's edge voxels and the longest chord perpendicular to it.
 
     The outline lies between the outermost voxel centres (which understate a diameter) and their outer
-    corners (which overstate it): each length is the centre-to-centre distance plus half a voxel's width
-    along the chord, the middle of the two. Endpoints are placed on that length, in LPS.
+    corners (which overstate it): each end is placed half-way from the centre to the corner along the chord,
+    the middle of the two. Endpoints are in LPS.
     """
     if len(pts) == 1:
-        p, hu, hv = pts[0], 0.5 * spacing[0], 0.5 * spacing[1]
+        p, hu, hv = pts[0], 0.25 * spacing[0], 0.25 * spacing[1]
         long_, short = np.array([p - hu * u_axis, p + hu * u_axis]), np.array([p - hv * v_axis, p + hv * v_axis])
         return 2 * hu, long_, 2 * hv, short
     diff = pts[:, None, :] - pts[None, :, :]

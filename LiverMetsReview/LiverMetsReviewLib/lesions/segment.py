@@ -193,18 +193,19 @@ def _mixing_lines(protos: list[_Class]) -> list[tuple[_Class, _Class, bool]]:
     return lines
 
 
-def _classify(z: np.ndarray, protos: list[_Class], outlier: float,
-              overshoot: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def _classify(z: np.ndarray, protos: list[_Class], outlier: float, overshoot: float = 0.0,
+              sharpness: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Lesion voxels of samples z (channels, n) and their smallest partial-volume residual.
 
     Each voxel is explained as a mixture of two classes (liver + a compartment, or two compartments). The
     mixing fraction may differ per channel (a 6 mm T2 slice blurs an edge more than a 3 mm HBP slice), so a
     channel's value anywhere between the two classes costs nothing; only values beyond both (a vessel
     brighter than liver and lesion, fat darker than both) leave a residual. The best mixture decides: lesion
-    when its contrast-weighted lesion fraction is at least half (a partial-volume edge lies at the half-way
-    point) and the residual is within noise. Beyond the compartment's centre (away from the liver) a value
-    may go ``overshoot`` times the liver-to-compartment distance further at no cost: the centre is estimated
-    from a lesion that is not uniform.
+    when its lesion fraction, weighted by each channel's contrast and sharpness (a series with voxels larger
+    than the reference's blurs the edge, so it says less about where the edge is), is at least half (a
+    partial-volume edge lies at the half-way point) and the residual is within noise. Beyond the
+    compartment's centre (away from the liver) a value may go ``overshoot`` times the liver-to-compartment
+    distance further at no cost: the centre is estimated from a lesion that is not uniform.
     """
     best = np.full(z.shape[1], np.inf)
     lesion = np.zeros(z.shape[1], bool)
@@ -214,7 +215,7 @@ def _classify(z: np.ndarray, protos: list[_Class], outlier: float,
         t_c = np.clip((z - a.mu[:, None]) / safe, 0.0, 1.0 + (overshoot if from_liver else 0.0)) * (np.abs(d) > 1e-9)
         spread = (1.0 - t_c) * a.s[:, None] + t_c * b.s[:, None]
         r2 = (((z - a.mu[:, None] - t_c * d) / spread) ** 2).sum(axis=0)
-        w = d[:, 0] ** 2
+        w = d[:, 0] ** 2 * (1.0 if sharpness is None else sharpness)
         t = (w[:, None] * np.minimum(t_c, 1.0)).sum(axis=0) / max(float(w.sum()), 1e-12)
         better = r2 < best
         best = np.where(better, r2, best)
@@ -249,7 +250,7 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
 
     def grow(ps: list[_Class]) -> np.ndarray:
         cand = np.zeros(allowed.shape, bool)
-        cand[allowed] = _classify(zin, ps, outlier, opts.overshoot)[0]
+        cand[allowed] = _classify(zin, ps, outlier, opts.overshoot, crop.sharpness)[0]
         return _open_keep(cand, core, crop, opts.opening_mm)
 
     region = grow(protos)
@@ -264,7 +265,7 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
         if not shell.any():
             break
         zs = z[:, shell]
-        residual = _classify(zs, protos, outlier, opts.overshoot)[1]
+        residual = _classify(zs, protos, outlier, opts.overshoot, crop.sharpness)[1]
         new = (d2_liver[shell] > detect) & (residual >= outlier)
         if new.mean() < opts.enclosure_fraction:
             break
