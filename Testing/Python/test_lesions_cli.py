@@ -122,3 +122,32 @@ def test_touching_lesions_are_separated_between_the_seeds():
     assert not (left.mask & right.mask).any()
     assert dice(left.mask, a) >= 0.85 and dice(right.mask, b) >= 0.85
     assert any("touches right" in n for n in left.notes)
+
+
+def test_drawn_lesion_is_measured_like_a_segmented_one():
+    """A reader-drawn labelmap (on another grid) gets the same measurements; its diameter is the drawn disc's."""
+    study = phantom(5, "normal", "small")
+    les = next(x for x in study.truth["lesions"] if x["id"] == "cyst")
+    drawn = sitk.Cast(study.labelmap == les["label"], sitk.sitkUInt8)  # on the fine truth grid
+    rv = review_lesions(study.series, [], drawn=[("cyst drawn", drawn)], liver_mask=liver_image(study))
+    (it,) = rv.lesions
+    assert it.segmentation.info["method"] == "drawn by the reader"
+    assert it.measures.value("long_axis") == pytest.approx(les["diameter_mm"], abs=3.0)  # 3 mm pixels
+    assert it.measures.value("signal", "t2", "lesion", "median") > it.measures.value("signal", "t2", "reference",
+                                                                                      "median")
+
+
+def test_measure_cli_re_measures_a_drawn_segmentation(folder, capsys):
+    """The lesions.seg.nrrd a review wrote (or the reader edited) is measured again with --drawn."""
+    root, picked = folder
+    first = root / "out_first"
+    assert main(["measure", "--study", str(root / "study"), "--seeds", str(root / "seeds.mrk.json"), "-o",
+                 str(first), "--no-maps", "--liver-mask", str(root / "liver.nrrd")]) == 0
+    again = root / "out_again"
+    assert main(["measure", "--study", str(root / "study"), "--drawn", str(first / "lesions.seg.nrrd"), "-o",
+                 str(again), "--no-maps", "--liver-mask", str(root / "liver.nrrd")]) == 0
+    a = {(r["lesion_id"], r["quantity"]): r["value"] for r in read_measurements_tsv(first / "measurements.tsv")}
+    b = {(r["lesion_id"], r["quantity"]): r["value"] for r in read_measurements_tsv(again / "measurements.tsv")}
+    for les in picked:
+        assert b[(les["id"], "volume")] == pytest.approx(a[(les["id"], "volume")])
+    capsys.readouterr()
