@@ -33,6 +33,19 @@ def truth_mask(study, label: int, reference: sitk.Image, role: str = "t1_hepatob
     return sitk.GetArrayFromImage(sitk.Resample(fine, reference, tf, sitk.sitkLinear, 0.0)) >= 0.5
 
 
+def catalogue_lesions(scenario: str) -> list[dict]:
+    """The scenario's lesions from the catalogue alone (no phantom is generated: cheap at test collection)."""
+    from LiverMetsReviewLib.phantom.lesions import select_lesions
+    from LiverMetsReviewLib.phantom.scenarios import get_scenario
+
+    return select_lesions(float(get_scenario(scenario)["liver_pdff_percent"]))
+
+
+# The one standard phantom of the lesion tests: the steatosis scenario holds every lesion of the catalogue (the
+# normal one's plus fat sparing, hypersteatosis and a metastasis mimicking fat sparing).
+STUDY = (4, "steatosis")
+
+
 def liver_image(study) -> sitk.Image:
     return sitk.Cast(study.labelmap == LIVER_LABEL, sitk.sitkUInt8)
 

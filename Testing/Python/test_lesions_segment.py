@@ -6,16 +6,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from lesion_fixtures import LIVER_LABEL, dice, drawn_study, liver_image, phantom, phantom_channels, truth_mask
+from lesion_fixtures import (
+    LIVER_LABEL,
+    STUDY,
+    catalogue_lesions,
+    dice,
+    drawn_study,
+    liver_image,
+    phantom,
+    phantom_channels,
+    truth_mask,
+)
 
 from LiverMetsReviewLib.errors import GeometryError, LiverMetsError
 from LiverMetsReviewLib.lesions.channels import lesion_channels
 from LiverMetsReviewLib.lesions.segment import chi2_quantile, segment_lesion
 from LiverMetsReviewLib.series import Series
 
-# (seed, scenario): the catalogue with and without steatosis (which adds fat sparing, hypersteatosis and a
-# metastasis mimicking fat sparing); different noise.
-STUDIES = [(3, "normal"), (4, "steatosis")]
 # Focal hypersteatosis is fatty parenchyma with vessels running through it, not a mass: its only contrast is the
 # fat suppression of the dynamic series, so it is held to the lower bar (and reported, not hidden).
 NOT_A_MASS = {"focal_hypersteatosis"}
@@ -23,10 +30,10 @@ OFFSET_DIRECTION = np.array([0.6, -0.64, 0.48])  # unit vector: 30 % of the smal
 
 
 def _cases():
-    for seed, scenario in STUDIES:
-        for les in phantom(seed, scenario).truth["lesions"]:
-            for off in (0.0, 0.3):
-                yield pytest.param(seed, scenario, les["id"], off, id=f"{scenario}{seed}-{les['id']}-{off}")
+    seed, scenario = STUDY
+    for les in catalogue_lesions(scenario):
+        for off in (0.0, 0.3):
+            yield pytest.param(seed, scenario, les["id"], off, id=f"{scenario}{seed}-{les['id']}-{off}")
 
 
 @pytest.mark.parametrize("seed,scenario,lesion_id,offset", list(_cases()))
@@ -44,7 +51,7 @@ def test_phantom_lesion_dice(seed, scenario, lesion_id, offset):
 
 def test_phantom_without_liver_mask_still_segments():
     """The liver model is estimated from the neighbourhood when no liver mask is given."""
-    study, images = phantom(3), phantom_channels(3)
+    study, images = phantom(*STUDY), phantom_channels(*STUDY)
     les = next(x for x in study.truth["lesions"] if x["id"] == "net_met")
     result = segment_lesion(images, les["centre_mm"])
     assert dice(result.full_mask(), truth_mask(study, les["label"], images.reference)) >= 0.85
@@ -85,11 +92,11 @@ def test_chi2_quantile_matches_known_values():
 
 def test_seed_outside_image():
     with pytest.raises(LiverMetsError, match="outside the image"):
-        segment_lesion(phantom_channels(3), (0.0, 0.0, 900.0))
+        segment_lesion(phantom_channels(*STUDY), (0.0, 0.0, 900.0))
 
 
 def test_seed_outside_liver():
-    study, images = phantom(3), phantom_channels(3)
+    study, images = phantom(*STUDY), phantom_channels(*STUDY)
     spleen = np.argwhere(sitk.GetArrayViewFromImage(study.labelmap) == 10)  # organ 10: spleen
     p = study.labelmap.TransformIndexToPhysicalPoint([int(v) for v in spleen[len(spleen) // 2][::-1]])
     with pytest.raises(LiverMetsError, match="outside the liver"):
@@ -97,7 +104,7 @@ def test_seed_outside_liver():
 
 
 def test_seed_on_plain_liver():
-    study, images = phantom(3), phantom_channels(3)
+    study, images = phantom(*STUDY), phantom_channels(*STUDY)
     labels = sitk.GetArrayViewFromImage(study.labelmap)
     from scipy import ndimage as ndi
 
@@ -109,7 +116,7 @@ def test_seed_on_plain_liver():
 
 
 def test_seed_in_a_vessel():
-    study, images = phantom(3), phantom_channels(3)
+    study, images = phantom(*STUDY), phantom_channels(*STUDY)
     labels = sitk.GetArrayViewFromImage(study.labelmap)
     from scipy import ndimage as ndi
 
@@ -121,7 +128,7 @@ def test_seed_in_a_vessel():
 
 
 def test_series_that_do_not_overlap():
-    study = phantom(3)
+    study = phantom(*STUDY)
     far = sitk.Image(study.series_by_role("t2").image)
     far.SetOrigin([v + 5000.0 for v in far.GetOrigin()])
     series = [study.series_by_role("t1_hepatobiliary"), Series("t2", [far])]
@@ -130,7 +137,7 @@ def test_series_that_do_not_overlap():
 
 
 def test_unknown_or_missing_series_roles():
-    study = phantom(3)
+    study = phantom(*STUDY)
     with pytest.raises(LiverMetsError, match="cannot be used"):
         lesion_channels(study.series, roles=["dixon_fat"])
     with pytest.raises(LiverMetsError, match="has no"):
