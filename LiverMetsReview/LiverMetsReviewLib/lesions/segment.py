@@ -234,13 +234,15 @@ def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class]) -> list[_Cla
 
 
 def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, core: np.ndarray,
-                       allowed: np.ndarray, crop: Crop, opts: _Options) -> tuple[list[_Class], np.ndarray]:
+                       allowed: np.ndarray, edge: np.ndarray, crop: Crop,
+                       opts: _Options) -> tuple[list[_Class], np.ndarray]:
     """Grow the lesion compartment by compartment, from the seed's core outwards.
 
-    A new compartment (a rim around a core, a core inside a rim) is accepted only when non-liver voxels
-    that no mixture of the compartments found so far explains cover most of the region's surface: a rim
-    encloses, a vessel or a neighbouring organ only touches. After each step the compartments are
-    re-estimated from the region's interior.
+    A new compartment (a rim around a core, a core inside a rim, a nodule at the margin) is tried when
+    non-liver voxels that no mixture of the compartments found so far explains cover a good part of the
+    region's surface, and kept only if the region it makes stays inside the radius: a rim or a nodule closes
+    on itself, a vessel or a neighbouring organ runs on. After each step the compartments are re-estimated
+    from the region's interior.
     """
     k = z.shape[0]
     outlier = chi2_quantile(opts.outlier_probability, k)
@@ -269,11 +271,19 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
         new = (d2_liver[shell] > detect) & (residual >= outlier)
         if new.mean() < opts.enclosure_fraction:
             break
-        protos.append(_fit_class(zs[:, new], np.median(zs[:, new], axis=1)))
-        region = grow(protos)
-        protos = _refit(z, region, protos)
+        trial = protos + [_fit_class(zs[:, new], np.median(zs[:, new], axis=1))]
+        grown = grow(trial)
+        if _leaks(grown, edge, opts.leak_fraction):  # it ran along a vessel or out of the liver: not a compartment
+            break
+        protos = _refit(z, grown, trial)
         region = grow(protos)
     return protos, region
+
+
+def _leaks(region: np.ndarray, edge: np.ndarray, fraction: float) -> bool:
+    """True when more than ``fraction`` of the region lies on the edge of the radius it was grown in."""
+    n = int(region.sum())
+    return n > 0 and int((region & edge).sum()) > fraction * n
 
 
 def _liver_envelope(liver: np.ndarray, crop: Crop, closing_mm: float) -> np.ndarray:
@@ -339,9 +349,9 @@ def _segment_within(images: LesionImages, seed: tuple[float, float, float], radi
     allowed = dist <= radius_mm
     if taken is not None:
         allowed &= ~taken
-    protos, grown = _grow_compartments(z, d2_liver, core_z, core, allowed, crop, opts)
-    beyond = grown & (dist > radius_mm - 1.01 * float(crop.spacing_zyx.max()))
-    if grown.sum() and beyond.sum() > opts.leak_fraction * grown.sum():
+    edge = allowed & (dist > radius_mm - 1.01 * float(crop.spacing_zyx.max()))
+    protos, grown = _grow_compartments(z, d2_liver, core_z, core, allowed, edge, crop, opts)
+    if _leaks(grown, edge, opts.leak_fraction):
         raise _Leak()
     mask = ndi.binary_fill_holes(grown & allowed)
     if taken is not None:
