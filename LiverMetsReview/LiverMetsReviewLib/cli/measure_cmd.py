@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Coordinates are LPS (mm).",
     )
     p.add_argument("--study", type=Path, required=True, help="study folder written by 'livermets load' or 'phantom'")
-    p.add_argument("--seeds", type=Path, required=True, help="Slicer point list (.mrk.json) with one point per lesion")
+    p.add_argument("--seeds", type=Path, default=None, help="Slicer point list (.mrk.json) with one point per lesion")
+    p.add_argument("--drawn", type=Path, default=None,
+                   help="lesions drawn by the reader (.seg.nrrd): every segment not named 'liver' is measured as drawn")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--series", nargs="+", metavar="ROLE", default=None,
                    help="roles to outline lesions on (default: all present of t1_hepatobiliary, t1_portal_venous, "
@@ -89,6 +91,26 @@ def _read_couinaud(path: Path) -> Any:
     return img
 
 
+def _drawn_lesions(path: Path | None) -> list[tuple[str, Any]]:
+    if path is None:
+        return []
+    import SimpleITK as sitk
+
+    from ..lesions.seg_file import read_layered_segmentation
+
+    ref, segments = read_layered_segmentation(path)
+    out = []
+    for s in segments:
+        if s["id"].lower() == "liver" or s["name"].lower() == "liver":
+            continue
+        img = sitk.GetImageFromArray(s["mask"].astype("uint8"))
+        img.CopyInformation(ref)
+        out.append((s["name"] or s["id"], img))
+    if not out:
+        raise LiverMetsError(f"{path} holds no lesion segment (only a liver or nothing); draw the lesions first")
+    return out
+
+
 def _liver_mask_for(study: list, args: argparse.Namespace) -> tuple[Any, str]:
     """The liver mask for this review and how it was obtained.
 
@@ -114,7 +136,10 @@ def run(args: argparse.Namespace) -> int:
     from ..lesions.review import lesion_record, review_lesions, write_review
 
     t0 = time.perf_counter()
-    seeds = read_seeds(args.seeds)
+    if args.seeds is None and args.drawn is None:
+        raise LiverMetsError("no lesions given; add --seeds (a point per lesion) and/or --drawn (drawn segments)")
+    seeds = read_seeds(args.seeds) if args.seeds is not None else []
+    drawn = _drawn_lesions(args.drawn)
     series = read_study_folder(args.study)
     liver, liver_note = _liver_mask_for(series, args)
     maps = None
@@ -123,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
 
         maps = compute_study_maps(series, which=("adc", "fat_chemical_shift", "fat_dixon", "enhancement"))
     review = review_lesions(series, seeds, roles=args.series, liver_mask=liver, couinaud=_couinaud_for(series, args),
-                            maps=maps, liver_note=liver_note, max_radius_mm=args.max_radius, rim_mm=args.rim)
+                            maps=maps, liver_note=liver_note, drawn=drawn, max_radius_mm=args.max_radius,
+                            rim_mm=args.rim)
     files = write_review(review, args.output)
     if args.json:
         print(json.dumps({"files": files, "lesions": [lesion_record(it) for it in review.lesions]}, indent=1,

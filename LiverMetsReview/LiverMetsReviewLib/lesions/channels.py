@@ -84,6 +84,7 @@ class Crop:
     names: list[str]
     seed_index: tuple[int, int, int]       # (z, y, x) inside the box
     spacing_zyx: np.ndarray
+    sharpness: np.ndarray | None = None     # per channel: reference voxel volume / channel voxel volume (<= 1)
 
 
 def seed_index(reference: sitk.Image, seed_lps: Sequence[float]) -> tuple[int, int, int]:
@@ -113,7 +114,9 @@ def crop_around(images: LesionImages, seed_lps: Sequence[float], radius_mm: floa
         resampled = resample_to(grid, images.channels[name])  # keep a reference: a view dies with its image
         data[c] = sitk.GetArrayViewFromImage(resampled)
     local = (idx[2] - lo[2], idx[1] - lo[1], idx[0] - lo[0])
-    return Crop(grid, tuple(lo), data, names, local, np.array(ref.GetSpacing()[::-1], float))
+    ref_vol = float(np.prod(ref.GetSpacing()))
+    sharp = np.array([min(1.0, ref_vol / float(np.prod(images.channels[n].GetSpacing()))) for n in names])
+    return Crop(grid, tuple(lo), data, names, local, np.array(ref.GetSpacing()[::-1], float), sharp)
 
 
 def label_on_crop(crop: Crop, labels: sitk.Image, what: str) -> np.ndarray:

@@ -29,7 +29,7 @@ QUANTITIES = "quantities.json"
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
 # Images whose rim and core are compared (brief section 5: ring enhancement, peripheral washout, target, rim
 # restriction); names as produced by study_images().
-RIM_CORE = ("adc", "re_arterial", "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary")
+RIM_CORE = ("adc", "re_arterial", "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary", "t2")
 
 
 def quantity(key: str) -> dict[str, Any]:
@@ -132,15 +132,23 @@ def _points_lps(reference: sitk.Image, idx_zyx: np.ndarray) -> np.ndarray:
     return np.array(reference.GetOrigin()) + ijk @ d.T
 
 
-def _slice_diameters(pts: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, spacing: float
-                     ) -> tuple[float, np.ndarray, float, np.ndarray]:
-    """Longest chord of one slice's edge-voxel centres and the longest chord perpendicular to it.
+def _half_width(direction: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, spacing: Sequence[float]) -> float:
+    """Half the way from a voxel's centre to its outer corner along an in-plane direction (spacing sx, sy)."""
+    return 0.25 * (spacing[0] * abs(float(direction @ u_axis)) + spacing[1] * abs(float(direction @ v_axis)))
 
-    Lengths are between voxel centres (as calipers set on the outermost voxels): within a voxel of the true
-    diameter for a digitised outline, without adding a voxel width that would overstate small lesions.
+
+def _slice_diameters(pts: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, spacing: Sequence[float]
+                     ) -> tuple[float, np.ndarray, float, np.ndarray]:
+    """Longest chord of one slice's edge voxels and the longest chord perpendicular to it.
+
+    The outline lies between the outermost voxel centres (which understate a diameter) and their outer
+    corners (which overstate it): each end is placed half-way from the centre to the corner along the chord,
+    the middle of the two. Endpoints are in LPS.
     """
     if len(pts) == 1:
-        return 0.0, np.array([pts[0], pts[0]]), 0.0, np.array([pts[0], pts[0]])
+        p, hu, hv = pts[0], 0.25 * spacing[0], 0.25 * spacing[1]
+        long_, short = np.array([p - hu * u_axis, p + hu * u_axis]), np.array([p - hv * v_axis, p + hv * v_axis])
+        return 2 * hu, long_, 2 * hv, short
     diff = pts[:, None, :] - pts[None, :, :]
     d2 = (diff ** 2).sum(axis=-1)
     a, b = np.unravel_index(int(np.argmax(d2)), d2.shape)
@@ -149,7 +157,7 @@ def _slice_diameters(pts: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, sp
     v = np.cross(np.cross(u_axis, v_axis), u)
     v = v / max(np.linalg.norm(v), 1e-9)
     pu, pv = pts @ u, pts @ v
-    bins = np.round((pu - pu.min()) / spacing).astype(int)
+    bins = np.round((pu - pu.min()) / min(spacing)).astype(int)
     best, best_bin = -1.0, 0
     for k in np.unique(bins):  # one pass per column across the long axis: at most a few hundred
         sel = bins == k
@@ -160,15 +168,17 @@ def _slice_diameters(pts: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, sp
     p0 = pts[sel][int(np.argmin(pv[sel]))]
     p1 = pts[sel][int(np.argmax(pv[sel]))]
     cu = float(pu[sel].mean())
-    short = np.array([p0 + (cu - p0 @ u) * u, p1 + (cu - p1 @ u) * u])  # both ends on one line across the axis
-    return float(np.sqrt(d2[a, b])), np.array([pts[a], pts[b]]), best, short
+    hu, hv = _half_width(u, u_axis, v_axis, spacing), _half_width(v, u_axis, v_axis, spacing)
+    short = np.array([p0 + (cu - p0 @ u) * u - hv * v, p1 + (cu - p1 @ u) * u + hv * v])  # one line across
+    long_ = np.array([pts[a] - hu * u, pts[b] + hu * u])
+    return float(np.sqrt(d2[a, b])) + 2 * hu, long_, best + 2 * hv, short
 
 
 def axial_diameters(mask: np.ndarray, reference: sitk.Image) -> tuple[float, list, float, list] | None:
     """(long, long endpoints, short, short endpoints) over the mask's slices (last index axis = axial)."""
     d = np.array(reference.GetDirection()).reshape(3, 3)
     u_axis, v_axis = d[:, 0], d[:, 1]
-    spacing = float(np.mean(reference.GetSpacing()[:2]))
+    spacing = reference.GetSpacing()[:2]
     best = None
     for k in np.unique(np.nonzero(mask)[0]):
         sl = mask[k]

@@ -98,16 +98,29 @@ def _separate(reference: sitk.Image, items: list[ReviewedLesion]) -> None:
                                  "lies inside the other one); put one seed per lesion, in its centre")
 
 
+def _drawn_lesion(ref: sitk.Image, label: str, image: sitk.Image) -> ReviewedLesion:
+    """A lesion the reader drew (a labelmap, any grid): measured as drawn, its seed is its centroid."""
+    mask = _mask_on(ref, image, f"drawn lesion '{label}'") != 0
+    if not mask.any():
+        raise LiverMetsError(f"the drawn lesion '{label}' is empty on the study's grid; draw it again")
+    idx = np.argwhere(mask).mean(axis=0)
+    centre = ref.TransformContinuousIndexToPhysicalPoint([float(v) for v in idx[::-1]])
+    seg = LesionSegmentation(ref, (0, 0, 0), mask, tuple(centre), {"method": "drawn by the reader"})
+    return ReviewedLesion(Seed(label, tuple(centre), "drawn"), seg, mask.copy())
+
+
 def review_lesions(series: Sequence[Any], seeds: Sequence[Seed], *, roles: Sequence[str] | None = None,
                    liver_mask: sitk.Image | None = None, couinaud: sitk.Image | None = None, maps: Any = None,
-                   liver_note: str = "", **options: Any) -> LesionReview:
-    """Segment and measure every seeded lesion. ``options``: ``max_radius_mm``, ``rim_mm``."""
-    if not seeds:
+                   liver_note: str = "", drawn: Sequence[tuple[str, sitk.Image]] = (),
+                   **options: Any) -> LesionReview:
+    """Segment and measure every seeded lesion, and measure the drawn ones (``drawn``: (label, mask image))
+    the same way. ``options``: ``max_radius_mm``, ``rim_mm``."""
+    if not seeds and not drawn:
         raise LiverMetsError("no lesion seed was given; place a point in each lesion")
     rim_mm = options.pop("rim_mm", None)
     images = lesion_channels(series, roles)
     ref = images.reference
-    items = []
+    items = [_drawn_lesion(ref, label, img) for label, img in drawn]
     for s in seeds:
         try:
             seg = segment_lesion(images, s.position_lps, liver_mask=liver_mask, **options)

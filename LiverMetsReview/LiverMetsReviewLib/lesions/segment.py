@@ -82,6 +82,7 @@ class _Options:
     leak_fraction: float
     first_radius_mm: float
     liver_sample_max_voxels: int
+    overshoot: float
     enclosure_fraction: float
     liver_envelope_closing_mm: float
 
@@ -192,26 +193,30 @@ def _mixing_lines(protos: list[_Class]) -> list[tuple[_Class, _Class, bool]]:
     return lines
 
 
-def _classify(z: np.ndarray, protos: list[_Class], outlier: float) -> tuple[np.ndarray, np.ndarray]:
+def _classify(z: np.ndarray, protos: list[_Class], outlier: float, overshoot: float = 0.0,
+              sharpness: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Lesion voxels of samples z (channels, n) and their smallest partial-volume residual.
 
     Each voxel is explained as a mixture of two classes (liver + a compartment, or two compartments). The
     mixing fraction may differ per channel (a 6 mm T2 slice blurs an edge more than a 3 mm HBP slice), so a
     channel's value anywhere between the two classes costs nothing; only values beyond both (a vessel
     brighter than liver and lesion, fat darker than both) leave a residual. The best mixture decides: lesion
-    when its contrast-weighted lesion fraction is at least half (a partial-volume edge lies at the half-way
-    point) and the residual is within noise.
+    when its lesion fraction, weighted by each channel's contrast and sharpness (a series with voxels larger
+    than the reference's blurs the edge, so it says less about where the edge is), is at least half (a
+    partial-volume edge lies at the half-way point) and the residual is within noise. Beyond the
+    compartment's centre (away from the liver) a value may go ``overshoot`` times the liver-to-compartment
+    distance further at no cost: the centre is estimated from a lesion that is not uniform.
     """
     best = np.full(z.shape[1], np.inf)
     lesion = np.zeros(z.shape[1], bool)
     for a, b, from_liver in _mixing_lines(protos):
         d = (b.mu - a.mu)[:, None]
         safe = np.where(np.abs(d) > 1e-9, d, 1.0)
-        t_c = np.clip((z - a.mu[:, None]) / safe, 0.0, 1.0) * (np.abs(d) > 1e-9)
+        t_c = np.clip((z - a.mu[:, None]) / safe, 0.0, 1.0 + (overshoot if from_liver else 0.0)) * (np.abs(d) > 1e-9)
         spread = (1.0 - t_c) * a.s[:, None] + t_c * b.s[:, None]
         r2 = (((z - a.mu[:, None] - t_c * d) / spread) ** 2).sum(axis=0)
-        w = d[:, 0] ** 2
-        t = (w[:, None] * t_c).sum(axis=0) / max(float(w.sum()), 1e-12)
+        w = d[:, 0] ** 2 * (1.0 if sharpness is None else sharpness)
+        t = (w[:, None] * np.minimum(t_c, 1.0)).sum(axis=0) / max(float(w.sum()), 1e-12)
         better = r2 < best
         best = np.where(better, r2, best)
         lesion = np.where(better, (t >= 0.5) if from_liver else True, lesion)
@@ -221,21 +226,23 @@ def _classify(z: np.ndarray, protos: list[_Class], outlier: float) -> tuple[np.n
 def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class]) -> list[_Class]:
     """Re-estimate each compartment from the region's interior (one voxel in: no partial volume with liver)."""
     inner = ndi.binary_erosion(region)
-    zv = z[:, inner if inner.sum() >= 10 else region]
-    if zv.shape[1] == 0:
+    if inner.sum() < 10:  # a small lesion has no interior free of partial volume: keep the seed's estimate
         return protos
+    zv = z[:, inner]
     owner = np.argmin([p.d2(zv) for p in protos], axis=0)
     return [_fit_class(zv[:, owner == j], p.mu) for j, p in enumerate(protos)]
 
 
 def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, core: np.ndarray,
-                       allowed: np.ndarray, crop: Crop, opts: _Options) -> tuple[list[_Class], np.ndarray]:
+                       allowed: np.ndarray, edge: np.ndarray, crop: Crop,
+                       opts: _Options) -> tuple[list[_Class], np.ndarray]:
     """Grow the lesion compartment by compartment, from the seed's core outwards.
 
-    A new compartment (a rim around a core, a core inside a rim) is accepted only when non-liver voxels
-    that no mixture of the compartments found so far explains cover most of the region's surface: a rim
-    encloses, a vessel or a neighbouring organ only touches. After each step the compartments are
-    re-estimated from the region's interior.
+    A new compartment (a rim around a core, a core inside a rim, a nodule at the margin) is tried when
+    non-liver voxels that no mixture of the compartments found so far explains cover a good part of the
+    region's surface, and kept only if the region it makes stays inside the radius: a rim or a nodule closes
+    on itself, a vessel or a neighbouring organ runs on. After each step the compartments are re-estimated
+    from the region's interior.
     """
     k = z.shape[0]
     outlier = chi2_quantile(opts.outlier_probability, k)
@@ -245,7 +252,7 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
 
     def grow(ps: list[_Class]) -> np.ndarray:
         cand = np.zeros(allowed.shape, bool)
-        cand[allowed] = _classify(zin, ps, outlier)[0]
+        cand[allowed] = _classify(zin, ps, outlier, opts.overshoot, crop.sharpness)[0]
         return _open_keep(cand, core, crop, opts.opening_mm)
 
     region = grow(protos)
@@ -260,15 +267,23 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
         if not shell.any():
             break
         zs = z[:, shell]
-        residual = _classify(zs, protos, outlier)[1]
+        residual = _classify(zs, protos, outlier, opts.overshoot, crop.sharpness)[1]
         new = (d2_liver[shell] > detect) & (residual >= outlier)
         if new.mean() < opts.enclosure_fraction:
             break
-        protos.append(_fit_class(zs[:, new], np.median(zs[:, new], axis=1)))
-        region = grow(protos)
-        protos = _refit(z, region, protos)
+        trial = protos + [_fit_class(zs[:, new], np.median(zs[:, new], axis=1))]
+        grown = grow(trial)
+        if _leaks(grown, edge, opts.leak_fraction):  # it ran along a vessel or out of the liver: not a compartment
+            break
+        protos = _refit(z, grown, trial)
         region = grow(protos)
     return protos, region
+
+
+def _leaks(region: np.ndarray, edge: np.ndarray, fraction: float) -> bool:
+    """True when more than ``fraction`` of the region lies on the edge of the radius it was grown in."""
+    n = int(region.sum())
+    return n > 0 and int((region & edge).sum()) > fraction * n
 
 
 def _liver_envelope(liver: np.ndarray, crop: Crop, closing_mm: float) -> np.ndarray:
@@ -334,9 +349,9 @@ def _segment_within(images: LesionImages, seed: tuple[float, float, float], radi
     allowed = dist <= radius_mm
     if taken is not None:
         allowed &= ~taken
-    protos, grown = _grow_compartments(z, d2_liver, core_z, core, allowed, crop, opts)
-    beyond = grown & (dist > radius_mm - 1.01 * float(crop.spacing_zyx.max()))
-    if grown.sum() and beyond.sum() > opts.leak_fraction * grown.sum():
+    edge = allowed & (dist > radius_mm - 1.01 * float(crop.spacing_zyx.max()))
+    protos, grown = _grow_compartments(z, d2_liver, core_z, core, allowed, edge, crop, opts)
+    if _leaks(grown, edge, opts.leak_fraction):
         raise _Leak()
     mask = ndi.binary_fill_holes(grown & allowed)
     if taken is not None:

@@ -1,0 +1,153 @@
+"""Shared, cached inputs of the lesion tests: phantom studies and truth masks on a series' grid, and a drawn
+synthetic liver with random lesions (so nothing is tuned to the phantom's fixed catalogue)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import SimpleITK as sitk
+
+from LiverMetsReviewLib.lesions.channels import LesionImages, lesion_channels
+from LiverMetsReviewLib.phantom import generate_phantom
+
+LIVER_LABEL = 4  # phantom organ label of the liver (order of phantom_tissues.json organs)
+
+
+@cache
+def phantom(seed: int, scenario: str = "normal", size: str = "standard"):
+    return generate_phantom(seed, scenario, size=size)
+
+
+@cache
+def phantom_channels(seed: int, scenario: str = "normal", size: str = "standard") -> LesionImages:
+    return lesion_channels(phantom(seed, scenario, size).series)
+
+
+def truth_mask(study, label: int, reference: sitk.Image, role: str = "t1_hepatobiliary") -> np.ndarray:
+    """Reference voxels at least half covered by the truth label (fine truth grid averaged, breath-hold shift)."""
+    fine = sitk.Cast(study.labelmap == label, sitk.sitkFloat32)
+    shift = study.shift_mm(role)
+    tf = sitk.TranslationTransform(3, [-v for v in shift])
+    return sitk.GetArrayFromImage(sitk.Resample(fine, reference, tf, sitk.sitkLinear, 0.0)) >= 0.5
+
+
+def catalogue_lesions(scenario: str) -> list[dict]:
+    """The scenario's lesions from the catalogue alone (no phantom is generated: cheap at test collection)."""
+    from LiverMetsReviewLib.phantom.lesions import select_lesions
+    from LiverMetsReviewLib.phantom.scenarios import get_scenario
+
+    return select_lesions(float(get_scenario(scenario)["liver_pdff_percent"]))
+
+
+# The one standard phantom of the lesion tests: the steatosis scenario holds every lesion of the catalogue (the
+# normal one's plus fat sparing, hypersteatosis and a metastasis mimicking fat sparing).
+STUDY = (4, "steatosis")
+
+
+def liver_image(study) -> sitk.Image:
+    return sitk.Cast(study.labelmap == LIVER_LABEL, sitk.sitkUInt8)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * float((a & b).sum()) / max(1, int(a.sum()) + int(b.sum()))
+
+
+# ---------------------------------------------------------------- drawn synthetic studies
+
+@dataclass
+class DrawnStudy:
+    images: LesionImages
+    truth: np.ndarray           # bool (z, y, x) on the reference grid: >= half lesion
+    liver: sitk.Image
+    centre_lps: np.ndarray
+    radii_mm: np.ndarray        # semi-axes (x, y, z) before lobulation
+    axial_diameter_mm: float    # measured on the fine truth: longest in-plane chord of the central slab
+
+
+
+
+
+def _grid(size_xyz, spacing, origin=(-60.0, -60.0, -45.0)) -> sitk.Image:
+    img = sitk.Image([int(v) for v in size_xyz], sitk.sitkFloat32)
+    img.SetSpacing(spacing)
+    img.SetOrigin(origin)
+    return img
+
+
+def _box_average(fine: np.ndarray, factor: tuple[int, int, int]) -> np.ndarray:
+    fz, fy, fx = factor
+    z, y, x = (s // f for s, f in zip(fine.shape, factor, strict=True))
+    return fine[: z * fz, : y * fy, : x * fx].reshape(z, fz, y, fy, x, fx).mean(axis=(1, 3, 5))
+
+
+def _longest_chord_mm(mask2d: np.ndarray, spacing: float) -> float:
+    edge = mask2d & ~(np.pad(mask2d, 1)[1:-1, 2:] & np.pad(mask2d, 1)[1:-1, :-2]
+                      & np.pad(mask2d, 1)[2:, 1:-1] & np.pad(mask2d, 1)[:-2, 1:-1])
+    pts = np.argwhere(edge) * spacing
+    if len(pts) < 2:
+        return spacing
+    d2 = ((pts[:, None] - pts[None]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+    u = (pts[j] - pts[i]) / np.sqrt(d2[i, j])
+    return float(np.sqrt(d2[i, j])) + spacing * (abs(u[0]) + abs(u[1])) / 2  # ends half-way to the corners
+
+
+# Fine truth grid 0.75 mm; each channel is a box average of it: (z, y, x) factors.
+FINE_MM = 0.75
+FACTORS = {"t1_hepatobiliary": (4, 2, 2), "t1_portal_venous": (4, 2, 2), "t2": (8, 2, 2), "dwi": (8, 4, 4),
+           "adc_scanner": (8, 4, 4)}
+VESSEL_LEVEL = {"t1_hepatobiliary": 0.85, "t1_portal_venous": 1.6, "t2": 2.5, "dwi": 0.9, "adc_scanner": 1.6}
+
+
+def drawn_study(seed: int) -> DrawnStudy:
+    """A noisy liver block with one random lobulated ellipsoid lesion, a vessel beside it, and drawn contrasts.
+
+    Each channel's lesion/liver contrast is drawn independently (near iso, darker or brighter), so a lesion
+    may be invisible on one series; HBP is hypointense (0.3-0.7) as for every lesion without hepatocytes.
+    Channels live on grids of different resolution (box averages of a 0.75 mm truth: partial volume), with
+    Gaussian noise at a drawn SNR. The reference grid is the HBP's: 1.5 x 1.5 x 3 mm.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (120, 160, 160)                      # fine voxels (z, y, x): 90 x 120 x 120 mm
+    corner = np.array([-60.0, -60.0, -45.0])     # (x, y, z) mm of the block's outer corner
+    z, y, x = [(np.arange(n) + 0.5) * FINE_MM + corner[a] for n, a in zip(shape, (2, 1, 0), strict=True)]
+    zz, yy, xx = z[:, None, None], y[None, :, None], x[None, None, :]
+    radii = np.array([rng.uniform(3.0, 16.0), rng.uniform(3.0, 16.0), rng.uniform(3.0, 14.0)])
+    centre = rng.uniform(-8, 8, 3)
+    ang = rng.uniform(0, np.pi)
+    dx, dy = xx - centre[0], yy - centre[1]
+    u, v = np.cos(ang) * dx + np.sin(ang) * dy, -np.sin(ang) * dx + np.cos(ang) * dy
+    q = np.sqrt((u / radii[0]) ** 2 + (v / radii[1]) ** 2 + ((zz - centre[2]) / radii[2]) ** 2)
+    lobes = 1.0 + rng.uniform(0.0, 0.15) * np.sin(rng.integers(2, 6) * np.arctan2(v, u) + rng.uniform(0, 6.3))
+    lesion = q <= lobes
+    vr = rng.uniform(2.0, 4.0)
+    vx = centre[0] + 1.15 * radii[:2].max() + vr + rng.uniform(2.0, 6.0)
+    vessel = ((xx - vx) ** 2 + (yy - centre[1]) ** 2 <= vr ** 2) & ~lesion
+    liver_fine = ~lesion & ~vessel
+    snr = rng.uniform(15.0, 40.0)
+    series = []
+    from LiverMetsReviewLib.series import Series
+
+    for c, f in FACTORS.items():
+        if c == "t1_hepatobiliary":
+            k = rng.uniform(0.3, 0.7)
+        else:
+            options = [rng.uniform(0.25, 0.8), rng.uniform(1.3, 3.0), rng.uniform(0.95, 1.05)]
+            k = options[rng.choice(3, p=[0.45, 0.4, 0.15])]
+        level = 1200.0 if c == "adc_scanner" else 1000.0
+        avg = _box_average(level * (liver_fine + k * lesion + VESSEL_LEVEL[c] * vessel), f)
+        avg = avg + rng.normal(0.0, level / snr, avg.shape)
+        img = sitk.GetImageFromArray(avg.astype(np.float32))
+        sp = [FINE_MM * f[2], FINE_MM * f[1], FINE_MM * f[0]]
+        img.SetSpacing(sp)
+        img.SetOrigin([float(corner[a] + sp[a] / 2) for a in range(3)])
+        series.append(Series(c, [img], [{"b_value": 800.0}] if c == "dwi" else [{}]))
+    images = lesion_channels(series)
+    truth = _box_average(lesion.astype(np.float32), FACTORS["t1_hepatobiliary"]) >= 0.5
+    liver = sitk.GetImageFromArray((_box_average(liver_fine.astype(np.float32), (4, 2, 2)) >= 0.5).astype(np.uint8))
+    liver.CopyInformation(images.reference)
+    slabs = _box_average(lesion.astype(np.float32), (4, 1, 1)) >= 0.5  # reference slices, 0.75 mm in-plane
+    diameter = max(_longest_chord_mm(s, FINE_MM) for s in slabs if s.any())
+    return DrawnStudy(images, truth, liver, centre, radii, diameter)
