@@ -1,0 +1,329 @@
+"""The per-voxel numerics of the multi-echo PDFF/R2* fit: both fat-water solutions of every voxel, all voxels at once.
+
+Magnitude model, one R2* for water and fat, multi-peak fat phasor ``c_n = sum_p a_p exp(i 2 pi f_p TE_n)``:
+
+    |S_n| = |W + F c_n| exp(-R TE_n) = rho * m_n(ff, R),   m_n(ff, R) = |1 - ff + ff c_n| exp(-R TE_n)
+
+For fixed (ff, R) the model is linear in the amplitude rho (variable projection): the least-squares rho is
+``y . m / |m|^2`` and the residual ``|y|^2 - (y . u)^2`` with the unit curve ``u = m / |m|``. So one matrix product
+of the (grid points x echoes) unit curves with the (echoes x voxels) data scores every grid point for every voxel,
+and the best grid point *on each side of 50 %* is the start of that side's solution. From magnitudes, (W, F) and
+roughly (F, W) explain the data almost equally well (the fat-water ambiguity), so both sides are kept; the caller
+chooses between them (:mod:`.pdff_choice`). Each start is refined by a bounded Levenberg-Marquardt on (W, F, R)
+over all voxels of a chunk at once (per-voxel damping, accept/reject, converged voxels leave the active set).
+
+Complex data add a field map psi and one phase phi per voxel: both magnitude solutions are refined on
+S_n = (W + F c_n) exp(-R TE_n) exp(i (2 pi psi TE_n + phi)).
+
+Times in ms, rates in 1/ms, psi in kHz inside this module; signals scaled so that a voxel's largest echo is 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StartGrid:
+    """Grid points (ff, R in 1/ms) of the variable-projection search, water side (ff < 0.5) first.
+
+    ``unit`` is (n_echo, n_grid) float32, the unit-norm magnitude curves; ``norm`` their norms (float64);
+    ``n_water`` the number of water-side points (the first columns); each side is PDFF-major, ``n_r`` R2* values
+    per PDFF.
+    """
+
+    ff: np.ndarray
+    r: np.ndarray
+    unit: np.ndarray
+    norm: np.ndarray
+    n_water: int
+    n_r: int
+
+
+def start_grid(te: np.ndarray, c: np.ndarray, cfg: dict[str, Any]) -> StartGrid:
+    """The (ff, R2*) grid of ``pdff_defaults.json`` and its unit curves. 50 % belongs to neither side (a start
+    there sits on the ridge between the two solutions); the grid is finer near 50 %, where the magnitude cost has
+    the most structure (the two species nearly cancel at the opposed-phase echoes)."""
+    ffs = np.asarray(cfg["start_grid_ff_percent"], dtype=np.float64) / 100.0
+    rs = np.asarray(cfg["start_grid_r2star_per_s"], dtype=np.float64) / 1000.0
+    sides = [ffs[ffs < 0.5 - 1e-9], ffs[ffs > 0.5 + 1e-9]]
+    ff_g = np.concatenate([np.repeat(s, rs.size) for s in sides])
+    r_g = np.concatenate([np.tile(rs, s.size) for s in sides])
+    curves = np.abs((1.0 - ff_g)[None, :] + ff_g[None, :] * c[:, None]) * np.exp(-te[:, None] * r_g[None, :])
+    norm = np.sqrt(np.sum(curves * curves, axis=0))
+    return StartGrid(ff_g, r_g, (curves / norm).astype(np.float32), norm, int(sides[0].size * rs.size), int(rs.size))
+
+
+def _start_params(proj_best: np.ndarray, ff: np.ndarray, r: np.ndarray, grid: StartGrid) -> np.ndarray:
+    """(W, F, R) at (ff, R) with the least-squares amplitude rho = y . u / |m| (|m| of the nearest grid curve)."""
+    r_grid = grid.r[:grid.n_r]
+    k = np.searchsorted(grid.ff, ff) + np.clip(np.searchsorted(r_grid, r), 0, grid.n_r - 1)
+    rho = np.maximum(proj_best, 0.0) / grid.norm[np.clip(k, 0, grid.norm.size - 1)]
+    return np.stack([rho * (1.0 - ff), rho * ff, r])
+
+
+def _profile(part: np.ndarray, r_grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best projection per PDFF and the R2* where it is reached, both refined by a parabola through the best R2*
+    grid point and its two neighbours (the R2* grid is coarse; the peak value ranks the PDFFs more faithfully)."""
+    n_r = part.shape[2]
+    i = np.argmax(part, axis=2)
+    lo, hi = np.maximum(i - 1, 0), np.minimum(i + 1, n_r - 1)
+    v0 = np.take_along_axis(part, i[..., None], axis=2)[..., 0].astype(np.float64)
+    vm = np.take_along_axis(part, lo[..., None], axis=2)[..., 0].astype(np.float64)
+    vp = np.take_along_axis(part, hi[..., None], axis=2)[..., 0].astype(np.float64)
+    curv = 2.0 * v0 - vm - vp
+    inner = (i > 0) & (i < n_r - 1) & (curv > 0)
+    shift = np.where(inner, 0.5 * (vp - vm) / np.where(inner, curv, 1.0), 0.0)      # in grid steps, |shift| <= 0.5
+    peak = v0 + np.where(inner, 0.25 * (vp - vm) * shift, 0.0)
+    pos = i + shift
+    r = np.interp(pos, np.arange(n_r), r_grid)
+    return peak, r
+
+
+def side_starts(y: np.ndarray, grid: StartGrid, margin: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Starts per side (water, then fat), each a list of (params (3, n), voxels that need it).
+
+    The first start of a side is its grid point of largest projection ``y . u``. At clinical echo spacings the
+    magnitude cost can have two minima on one side (e.g. 52 % and 59 % at 1.5 T) and a start in the shallower basin
+    stays there, so where the side's PDFF profile (best projection per PDFF) has a second local maximum whose grid
+    cost ``|y|^2 - (y . u)^2`` is within ``margin`` x ``|y|^2`` of the first, it is a second start.
+    """
+    proj = np.ascontiguousarray(y.T, dtype=np.float32) @ grid.unit        # (n, n_grid): one BLAS product
+    n, n_r = proj.shape[0], grid.n_r
+    rows = np.arange(n)
+    energy = np.einsum("en,en->n", y, y)
+    starts = []
+    for cols in (slice(0, grid.n_water), slice(grid.n_water, grid.ff.size)):
+        part = proj[:, cols].reshape(n, -1, n_r)                            # (n, n_ff, n_r)
+        prof, r_at = _profile(part, grid.r[:n_r])                            # (n, n_ff) each
+        lower = np.concatenate([np.full((n, 1), -np.inf, np.float32), prof[:, :-1]], axis=1)
+        upper = np.concatenate([prof[:, 1:], np.full((n, 1), -np.inf, np.float32)], axis=1)
+        peaks = np.where((prof >= lower) & (prof > upper), prof, -np.inf)
+        order = np.argsort(peaks, axis=1)[:, ::-1][:, :2]
+        side = []
+        for rank in (0, 1):
+            fi = order[:, rank]
+            best = peaks[rows, fi].astype(np.float64)
+            if rank == 0:
+                first = best
+                need = np.ones(n, dtype=bool)
+            else:
+                need = np.isfinite(best) & (first**2 - best**2 <= margin * energy)
+                best = np.where(need, best, 0.0)
+            side.append((_start_params(best, grid.ff[cols.start + fi * n_r], r_at[rows, fi], grid), need))
+        starts.append(side)
+    return starts
+
+
+def _model(p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray, with_jac: bool = True):
+    """Magnitude model and Jacobian for parameters p = (W, F, R [1/ms]) of shape (3, n); a = |c|^2, b = Re c."""
+    w, f, r = p
+    q = w * w + (f * f) * a[:, None] + (2.0 * w * f) * b[:, None]
+    m = np.sqrt(np.maximum(q, 1e-300))
+    e = np.exp(-te[:, None] * r)
+    model = m * e
+    if not with_jac:
+        return model, None
+    inv = e / np.maximum(m, 1e-150)
+    jw = (w + f * b[:, None]) * inv
+    jf = (f * a[:, None] + w * b[:, None]) * inv
+    jr = -te[:, None] * model
+    return model, (jw, jf, jr)
+
+
+def _solve3(h: list[np.ndarray], g: list[np.ndarray]) -> list[np.ndarray]:
+    """Solve symmetric 3x3 systems H d = g for every voxel (Cramer's rule); h = (h00, h01, h02, h11, h12, h22)."""
+    a, b, c, d, e, f = h
+    c00 = d * f - e * e
+    c01 = c * e - b * f
+    c02 = b * e - c * d
+    c11 = a * f - c * c
+    c12 = b * c - a * e
+    c22 = a * d - b * b
+    det = a * c00 + b * c01 + c * c02
+    det = np.where(np.abs(det) > 1e-300, det, 1e-300)
+    g0, g1, g2 = g
+    return [(c00 * g0 + c01 * g1 + c02 * g2) / det,
+            (c01 * g0 + c11 * g1 + c12 * g2) / det,
+            (c02 * g0 + c12 * g1 + c22 * g2) / det]
+
+
+def _lm_step(ya: np.ndarray, pa: np.ndarray, la: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray,
+             r_lo: float, r_hi: float) -> np.ndarray:
+    """One damped Gauss-Newton proposal (bounded) for the active voxels: the new parameters."""
+    model, (jw, jf, jr) = _model(pa, te, a, b)
+    res = ya - model
+    h = [np.einsum("en,en->n", jw, jw), np.einsum("en,en->n", jw, jf), np.einsum("en,en->n", jw, jr),
+         np.einsum("en,en->n", jf, jf), np.einsum("en,en->n", jf, jr), np.einsum("en,en->n", jr, jr)]
+    g = [np.einsum("en,en->n", jw, res), np.einsum("en,en->n", jf, res), np.einsum("en,en->n", jr, res)]
+    scale = 1e-12 * (h[0] + h[3] + h[5]) + 1e-300
+    for i in (0, 3, 5):
+        h[i] = h[i] * (1.0 + la) + scale
+    # a parameter at its bound whose gradient points outwards stays there: drop it from this step's system
+    # (projected Gauss-Newton crawls along a bound otherwise; pure water, pure fat and R2* 0 are common)
+    held = [(pa[0] <= 0.0) & (g[0] < 0), (pa[1] <= 0.0) & (g[1] < 0),
+            ((pa[2] <= r_lo) & (g[2] < 0)) | ((pa[2] >= r_hi) & (g[2] > 0))]
+    for k, (i_diag, offs) in enumerate(((0, (1, 2)), (3, (1, 4)), (5, (2, 4)))):
+        if held[k].any():
+            g[k] = np.where(held[k], 0.0, g[k])
+            h[i_diag] = np.where(held[k], 1.0, h[i_diag])
+            for o in offs:
+                h[o] = np.where(held[k], 0.0, h[o])
+    d = _solve3(h, g)
+    return np.stack([np.maximum(pa[0] + d[0], 0.0), np.maximum(pa[1] + d[1], 0.0),
+                     np.clip(pa[2] + d[2], r_lo, r_hi)])
+
+
+def levenberg_marquardt(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray,
+                        r_lo: float, r_hi: float, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Bounded LM (W, F >= 0; R in [r_lo, r_hi]) on all columns of y at once; returns (params, cost)."""
+    p = p.copy()
+    p[2] = np.clip(p[2], r_lo, r_hi)
+    model, _ = _model(p, te, a, b, with_jac=False)
+    cost = np.sum((y - model) ** 2, axis=0)
+    lam = np.full(y.shape[1], float(cfg["initial_damping"]))
+    tol = float(cfg["relative_cost_tolerance"])
+    step_tol = float(cfg["relative_step_tolerance"])
+    act = np.arange(y.shape[1])
+    ya = y
+    for _ in range(int(cfg["iterations"])):
+        if act.size == 0:
+            break
+        pa, ca, la = p[:, act], cost[act], lam[act]
+        new = _lm_step(ya, pa, la, te, a, b, r_lo, r_hi)
+        new_model, _ = _model(new, te, a, b, with_jac=False)
+        new_cost = np.sum((ya - new_model) ** 2, axis=0)
+        ok = np.isfinite(new_cost) & (new_cost < ca)
+        gain = np.where(ok, ca - new_cost, 0.0)
+        p[:, act] = np.where(ok, new, pa)
+        cost[act] = np.where(ok, new_cost, ca)
+        lam[act] = np.where(ok, np.maximum(la * 0.3, 1e-12), la * 10.0)
+        moved = np.abs(new - pa)                           # the step actually taken (bounds clip it)
+        step = np.maximum.reduce([moved[0], moved[1], moved[2] * 1e3]) / (np.abs(pa[0]) + np.abs(pa[1]) + 1e-30)
+        done = (ok & ((gain <= tol * ca + 1e-28) | (step < step_tol))) | (lam[act] > 1e10) | (cost[act] <= 1e-28)
+        act = act[~done]
+        ya = ya[:, ~done]
+    return p, cost
+
+
+def ff_of(p: np.ndarray) -> np.ndarray:
+    """PDFF in percent of parameters (W, F, ...) (0 where W + F is 0)."""
+    tot = p[0] + p[1]
+    return np.where(tot > 0, p[1] / np.where(tot > 0, tot, 1.0), 0.0) * 100.0
+
+
+def fit_sides(y: np.ndarray, te: np.ndarray, c: np.ndarray, grid: StartGrid, r_lo: float, r_hi: float,
+              cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Both fat-water solutions of every column of ``y`` (scaled magnitudes): (water-side params, cost,
+    fat-side params, cost).
+
+    Every start of :func:`side_starts` is refined; a side's solution is the lowest-residual refinement that ended on
+    that side of 50 % (a refinement may cross over). A side that no refinement ended on has none: cost inf and the
+    other side's parameters.
+    """
+    a, b = np.abs(c) ** 2, c.real
+    n = y.shape[1]
+    cols, params = [], []
+    for side in side_starts(y, grid, float(cfg["second_start_cost_margin"])):
+        for p0, need in side:
+            v = np.flatnonzero(need)
+            cols.append(v)
+            params.append(p0[:, v])
+    vv = np.concatenate(cols)
+    p_run, c_run = levenberg_marquardt(y[:, vv], np.concatenate(params, axis=1), te, a, b, r_lo, r_hi, cfg)
+    k = len(cols)
+    ps = np.zeros((3, k, n))
+    cs = np.full((k, n), np.inf)
+    at = 0
+    for j, v in enumerate(cols):
+        ps[:, j, v] = p_run[:, at:at + v.size]
+        cs[j, v] = c_run[at:at + v.size]
+        at += v.size
+    fat = ff_of(ps) > 50.0                                              # (k, n): the side each refinement ended on
+    rows = np.arange(n)
+    out = []
+    for side in (~fat, fat):
+        cc = np.where(side, cs, np.inf)
+        i = np.argmin(cc, axis=0)
+        out += [ps[:, i, rows], cc[i, rows]]
+    pw, cw, pf, cf = out
+    pw = np.where(np.isfinite(cw), pw, pf)
+    pf = np.where(np.isfinite(cf), pf, pw)
+    return pw, cw, pf, cf
+
+
+# --- complex data --------------------------------------------------------------------------------------------------
+
+def _complex_model(p: np.ndarray, te: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """S_n = (W + F c_n) exp(-R t_n) exp(i (2 pi psi t_n + phi)) and its derivatives; p = (W, F, R, psi, phi),
+    t in ms, R in 1/ms, psi (field map) in kHz."""
+    w, f, r, psi, phi = p
+    e = np.exp(-te[:, None] * r + 1j * (2.0 * np.pi * te[:, None] * psi + phi))
+    model = (w + f * c[:, None]) * e
+    return model, [e, c[:, None] * e, -te[:, None] * model, 2j * np.pi * te[:, None] * model, 1j * model]
+
+
+def _complex_start(yc: np.ndarray, p: np.ndarray, te: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(W, F, R) plus the field map and initial phase that best explain the measured phase given that mixture."""
+    a = (p[0] + p[1] * c[:, None]) * np.exp(-te[:, None] * p[2])
+    z = yc * np.conj(a)                                    # phase left: phi + 2 pi psi t
+    pairs = z[1:] * np.conj(z[:-1])
+    dt = np.diff(te)[:, None]
+    wts = np.abs(pairs)
+    psi = np.sum(wts * np.angle(pairs) / (2.0 * np.pi * dt), axis=0) / np.maximum(np.sum(wts, axis=0), 1e-300)
+    phi = np.angle(np.sum(z * np.exp(-2j * np.pi * te[:, None] * psi), axis=0))
+    return np.concatenate([p[:3], psi[None], phi[None]])
+
+
+def _complex_lm(yc: np.ndarray, p: np.ndarray, te: np.ndarray, c: np.ndarray, r_lo: float, r_hi: float,
+                cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Bounded LM on the complex residual (W, F >= 0 real with one phase), all columns at once."""
+    p = p.copy()
+    model, _ = _complex_model(p, te, c)
+    cost = np.sum(np.abs(yc - model) ** 2, axis=0)
+    lam = np.full(yc.shape[1], float(cfg["initial_damping"]))
+    tol = float(cfg["relative_cost_tolerance"])
+    act = np.arange(yc.shape[1])
+    eye = np.eye(5)
+    for _ in range(int(cfg["complex_iterations"])):
+        if act.size == 0:
+            break
+        ya, pa, ca, la = yc[:, act], p[:, act], cost[act], lam[act]
+        model, jac = _complex_model(pa, te, c)
+        res = ya - model
+        jj = np.stack(jac)                                 # (5, n_echo, n)
+        h = np.einsum("aen,ben->nab", jj.conj(), jj).real
+        g = np.einsum("aen,en->na", jj.conj(), res).real
+        diag = np.einsum("naa->na", h)
+        h = h + (la[:, None, None] * diag[:, :, None] + 1e-12 * diag.sum(1)[:, None, None] + 1e-300) * eye
+        d = np.linalg.solve(h, g[:, :, None])[:, :, 0].T
+        new = pa + d
+        new[0] = np.maximum(new[0], 0.0)
+        new[1] = np.maximum(new[1], 0.0)
+        new[2] = np.clip(new[2], r_lo, r_hi)
+        new[4] = np.angle(np.exp(1j * new[4]))
+        new_model, _ = _complex_model(new, te, c)
+        new_cost = np.sum(np.abs(ya - new_model) ** 2, axis=0)
+        ok = np.isfinite(new_cost) & (new_cost < ca)
+        gain = np.where(ok, ca - new_cost, 0.0)
+        p[:, act] = np.where(ok, new, pa)
+        cost[act] = np.where(ok, new_cost, ca)
+        lam[act] = np.where(ok, np.maximum(la * 0.3, 1e-12), la * 10.0)
+        step = np.max(np.abs(d) * np.array([[1.0], [1.0], [1e3], [1e3], [1.0]]), axis=0) / (
+            np.abs(pa[0]) + np.abs(pa[1]) + 1.0)
+        done = (ok & (gain <= tol * ca + 1e-28)) | (lam[act] > 1e10) | (cost[act] <= 1e-28) | (step < 1e-10)
+        act = act[~done]
+    return p, cost
+
+
+def complex_sides(yc: np.ndarray, pw: np.ndarray, pf: np.ndarray, te: np.ndarray, c: np.ndarray, r_lo: float,
+                  r_hi: float, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Both magnitude solutions refined on the complex data: (water-side params, cost, fat-side params, cost)."""
+    n = yc.shape[1]
+    y2 = np.concatenate([yc, yc], axis=1)
+    start = _complex_start(y2, np.concatenate([pw, pf], axis=1), te, c)
+    p, cost = _complex_lm(y2, start, te, c, r_lo, r_hi, cfg)
+    return p[:, :n], cost[:n], p[:, n:], cost[n:]
