@@ -23,12 +23,15 @@ converged voxels leave the active set): no per-voxel Python loop. Signals are sc
 echo is 1. Background (mean over echoes below the noise floor), voxels outside the mask or the grid of an echo and
 voxels that are NaN or infinite in any echo are masked (0 in every map) and counted. No map ever holds NaN or inf.
 Not corrected: T1 weighting (low flip angles assumed), noise bias of magnitude data at very low SNR, bipolar-readout
-phase errors, T2* differences between fat peaks.
+phase errors (detected in complex data and warned about, see :mod:`.pdff_bipolar`), T2* differences between fat
+peaks.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +45,7 @@ from .noise import noise_floor as estimate_noise_floor
 from .noise import robust_max
 from .pdff_bipolar import bipolar_warnings
 from .pdff_choice import fat_side_evidence
-from .pdff_fit import complex_sides, ff_of, fit_sides, start_grid
+from .pdff_fit import complex_model, complex_sides, ff_of, fit_sides, start_grid
 from .resample import apply_user_mask, describe_grid, match_to_reference, to_image
 
 DEFAULTS_FILE = "pdff_defaults.json"
@@ -315,9 +318,16 @@ class _Sides:
     scales: np.ndarray
 
 
+def _workers(cfg: dict[str, Any], n_chunks: int) -> int:
+    """Threads for the chunks: numpy releases the GIL inside its loops, so chunks overlap on several cores."""
+    limit = int(cfg["max_threads"])
+    return max(1, min(limit if limit > 0 else (os.cpu_count() or 1), os.cpu_count() or 1, n_chunks))
+
+
 def _fit_voxels(stack: np.ndarray, stack_c: np.ndarray | None, idx: np.ndarray, te: np.ndarray, c: np.ndarray,
                 cfg: dict[str, Any], progress: Callable[[float, str], None] | None) -> _Sides:
-    """Both fat-water solutions of the voxels ``idx``, chunk by chunk (each chunk vectorized)."""
+    """Both fat-water solutions of the voxels ``idx``, chunk by chunk (each chunk vectorized, chunks on a few
+    threads; ``progress`` is called from the calling thread)."""
     n_par = 5 if stack_c is not None else 3
     out = _Sides(np.zeros((n_par, idx.size)), np.zeros((n_par, idx.size)), np.zeros(idx.size), np.zeros(idx.size),
                  np.zeros(idx.size))
@@ -325,20 +335,27 @@ def _fit_voxels(stack: np.ndarray, stack_c: np.ndarray | None, idx: np.ndarray, 
     r_lo = float(cfg["r2star_min_per_s"]) / 1000.0
     r_hi = float(cfg["r2star_max_per_s"]) / 1000.0
     chunk = max(1024, int(cfg["chunk_voxels"] if stack_c is None else cfg["complex_chunk_voxels"]))
-    for s in range(0, idx.size, chunk):
+
+    def one(s: int) -> int:
         sel = idx[s:s + chunk]
         y = stack[:, sel]
         scale = y.max(axis=0)
         pw, cw, pf, cf = fit_sides(y / scale, te, c, grid, r_lo, r_hi, cfg)
         if stack_c is not None:
             pw, cw, pf, cf = complex_sides(stack_c[:, sel] / scale, pw, pf, te, c, r_lo, r_hi, cfg)
-        part = slice(s, s + sel.size)
+        part = slice(s, s + sel.size)                       # chunks write disjoint columns
         out.pw[:, part], out.pf[:, part] = pw, pf
         out.cw[part], out.cf[part] = cw * scale**2, cf * scale**2   # signal units^2
         out.scales[part] = scale
-        if progress is not None:
-            progress(min(s + chunk, idx.size) / max(idx.size, 1), f"fitted {min(s + chunk, idx.size)} of "
-                     f"{idx.size} voxels")
+        return sel.size
+
+    starts = range(0, idx.size, chunk)
+    done = 0
+    with ThreadPoolExecutor(max_workers=_workers(cfg, len(starts))) as pool:
+        for n_done in pool.map(one, starts):
+            done += n_done
+            if progress is not None:
+                progress(done / max(idx.size, 1), f"fitted {done} of {idx.size} voxels")
     return out
 
 
@@ -482,6 +499,19 @@ def _metadata(method: str, te: np.ndarray, b0: float, fm: dict[str, Any], masked
     }
 
 
+def _odd_even_check(stack_c: np.ndarray | None, idx: np.ndarray, sides: _Sides, choice: _Choice, te: np.ndarray,
+                    c: np.ndarray, cfg: dict[str, Any], warnings: list[str]) -> dict[str, Any] | None:
+    """Complex fits only: is the phase of odd and even echoes consistent (no bipolar-readout error)? Warns if not
+    (:mod:`.pdff_bipolar`); returns the check's record for the summary."""
+    if stack_c is None:
+        return None
+    best = np.where(choice.fat_wins, sides.pf, sides.pw)
+    model = complex_model(best, te, c) * sides.scales
+    found, record = bipolar_warnings(stack_c[:, idx], model, choice.s2, cfg)
+    warnings += found
+    return record
+
+
 def _fat_phasor_and_span(te: np.ndarray, b0: float, fm: dict[str, Any], cfg: dict[str, Any],
                          warnings: list[str]) -> tuple[np.ndarray, float, float]:
     """(fat phasor c(TE), main fat peak's offset in Hz, fat-water cycles the echoes span); warns when few."""
@@ -532,8 +562,7 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     grid_shape = ref.GetSize()[::-1]
     n_dof = 2 * n_echo - 5 if stack_c is not None else n_echo - 3
     choice = _choose_sides(sides, vox.sigma, idx, grid_shape, n_dof, vote_window, cfg, notes)
-    if stack_c is not None:
-        warnings += bipolar_warnings(stack_c[:, idx], sides, choice.fat_wins, te, c, cfg)
+    odd_even = _odd_even_check(stack_c, idx, sides, choice, te, c, cfg, warnings)
     out, flags_fit = _maps(sides, choice, stack, idx, n_echo, stack_c is not None, cfg)
 
     finite = np.ones(idx.size, dtype=bool)
@@ -567,6 +596,8 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     summary = _summary(method=method, complex_fit=stack_c is not None, te=te, b0=b0, fm=fm, main_hz=main_hz,
                        cycles=cycles, vox=vox, choice=choice, counts=counts, ref=ref, cfg=cfg, notes=notes,
                        warnings=warnings)
+    if odd_even is not None:
+        summary["odd_even_phase_check"] = odd_even
     return PdffResult(
         pdff=to_image(np.clip(full(out["pdff"]), 0.0, 100.0), ref), r2star=to_image(full(out["r2star"]), ref),
         water=to_image(full(out["water"]), ref), fat=to_image(full(out["fat"]), ref),

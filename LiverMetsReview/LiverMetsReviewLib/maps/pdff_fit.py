@@ -28,19 +28,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class StartGrid:
-    """Grid points (ff, R in 1/ms) of the variable-projection search, water side (ff < 0.5) first.
+    """The variable-projection search grid: per side (water ff < 0.5, fat ff > 0.5) its PDFF values, the R2*
+    values (1/ms) shared by both, and the unit-norm magnitude curves, rows ordered (side, ff, R) as float32
+    (n_grid, n_echo)."""
 
-    ``unit`` is (n_echo, n_grid) float32, the unit-norm magnitude curves; ``norm`` their norms (float64);
-    ``n_water`` the number of water-side points (the first columns); each side is PDFF-major, ``n_r`` R2* values
-    per PDFF.
-    """
-
-    ff: np.ndarray
+    sides: tuple[np.ndarray, np.ndarray]
     r: np.ndarray
-    unit: np.ndarray
-    norm: np.ndarray
-    n_water: int
-    n_r: int
+    unit_t: np.ndarray
 
 
 def start_grid(te: np.ndarray, c: np.ndarray, cfg: dict[str, Any]) -> StartGrid:
@@ -49,72 +43,108 @@ def start_grid(te: np.ndarray, c: np.ndarray, cfg: dict[str, Any]) -> StartGrid:
     the most structure (the two species nearly cancel at the opposed-phase echoes)."""
     ffs = np.asarray(cfg["start_grid_ff_percent"], dtype=np.float64) / 100.0
     rs = np.asarray(cfg["start_grid_r2star_per_s"], dtype=np.float64) / 1000.0
-    sides = [ffs[ffs < 0.5 - 1e-9], ffs[ffs > 0.5 + 1e-9]]
-    ff_g = np.concatenate([np.repeat(s, rs.size) for s in sides])
-    r_g = np.concatenate([np.tile(rs, s.size) for s in sides])
-    curves = np.abs((1.0 - ff_g)[None, :] + ff_g[None, :] * c[:, None]) * np.exp(-te[:, None] * r_g[None, :])
-    norm = np.sqrt(np.sum(curves * curves, axis=0))
-    return StartGrid(ff_g, r_g, (curves / norm).astype(np.float32), norm, int(sides[0].size * rs.size), int(rs.size))
+    sides = (ffs[ffs < 0.5 - 1e-9], ffs[ffs > 0.5 + 1e-9])
+    ff_g = np.repeat(np.concatenate(sides), rs.size)
+    r_g = np.tile(rs, ff_g.size // rs.size)
+    curves = _unit_curves(ff_g, r_g, te, c)
+    return StartGrid(sides, rs, np.ascontiguousarray(curves.T, dtype=np.float32))
 
 
-def _start_params(proj_best: np.ndarray, ff: np.ndarray, r: np.ndarray, grid: StartGrid) -> np.ndarray:
-    """(W, F, R) at (ff, R) with the least-squares amplitude rho = y . u / |m| (|m| of the nearest grid curve)."""
-    r_grid = grid.r[:grid.n_r]
-    k = np.searchsorted(grid.ff, ff) + np.clip(np.searchsorted(r_grid, r), 0, grid.n_r - 1)
-    rho = np.maximum(proj_best, 0.0) / grid.norm[np.clip(k, 0, grid.norm.size - 1)]
+def _unit_curves(ff: np.ndarray, r: np.ndarray, te: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Unit-norm magnitude curves m_n(ff, R) / |m| as (n_echo, n) columns."""
+    m = np.abs((1.0 - ff)[None, :] + ff[None, :] * c[:, None]) * np.exp(-te[:, None] * r[None, :])
+    return m / np.maximum(np.sqrt(np.sum(m * m, axis=0)), 1e-300)
+
+
+def _parabola(vm: np.ndarray, v0: np.ndarray, vp: np.ndarray, inner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vertex of the parabola through (-1, vm), (0, v0), (+1, vp) where ``inner`` and it opens downwards:
+    (offset in grid steps, |offset| <= 0.5 at a grid maximum; value). Elsewhere (0, v0)."""
+    curv = 2.0 * v0 - vm - vp
+    ok = inner & (curv > 0)
+    shift = np.where(ok, 0.5 * (vp - vm) / np.where(ok, curv, 1.0), 0.0)
+    return shift, v0 + 0.5 * (vp - vm) * shift * 0.5
+
+
+def _best_r_per_ff(part: np.ndarray, r_grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For (n_ff, n_r, n) projections: the best projection per PDFF and the R2* where it is reached, refined by a
+    parabola through the best R2* grid point and its neighbours (the R2* grid is coarse; the refined peak ranks
+    the PDFFs more faithfully). A loop over the few R2* values keeps every operation on contiguous rows."""
+    n_r = part.shape[1]
+    best = part[:, 0].copy()
+    idx = np.zeros(best.shape, dtype=np.intp)
+    for j in range(1, n_r):
+        better = part[:, j] > best
+        np.copyto(best, part[:, j], where=better)
+        idx[better] = j
+    vm = np.take_along_axis(part, np.maximum(idx - 1, 0)[:, None], axis=1)[:, 0]
+    vp = np.take_along_axis(part, np.minimum(idx + 1, n_r - 1)[:, None], axis=1)[:, 0]
+    shift, peak = _parabola(vm, best, vp, (idx > 0) & (idx < n_r - 1))
+    return peak, np.interp(idx + shift, np.arange(n_r), r_grid)
+
+
+def _top_two_peaks(prof: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The two largest local maxima over PDFF of a (n_ff, n) profile: ((index, value), (index, value)); value
+    -inf where there is no second one."""
+    n_ff, n = prof.shape
+    ninf = np.full((1, n), -np.inf, dtype=prof.dtype)
+    lower = np.concatenate([ninf, prof[:-1]])
+    upper = np.concatenate([prof[1:], ninf])
+    peaks = np.where((prof >= lower) & (prof > upper), prof, -np.inf)
+    i1 = np.zeros(n, dtype=np.intp)
+    v1 = peaks[0].copy()
+    i2 = np.zeros(n, dtype=np.intp)
+    v2 = np.full(n, -np.inf, dtype=prof.dtype)
+    for k in range(1, n_ff):
+        pk = peaks[k]
+        top = pk > v1
+        second = ~top & (pk > v2)
+        i2 = np.where(top, i1, np.where(second, k, i2))
+        v2 = np.where(top, v1, np.where(second, pk, v2))
+        i1 = np.where(top, k, i1)
+        v1 = np.where(top, pk, v1)
+    return (i1, v1), (i2, v2)
+
+
+def _refined_start(y: np.ndarray, prof: np.ndarray, r_at: np.ndarray, fi: np.ndarray, ffs: np.ndarray,
+                   te: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(W, F, R) at profile maximum ``fi``, its PDFF refined by a parabola through the neighbouring PDFFs and the
+    amplitude the least-squares one of that curve, rho = y . u (u unit-norm: |W + F c| = rho at TE 0 / |m|)."""
+    n_ff, n = prof.shape
+    cols = np.arange(n)
+    v0 = prof[fi, cols]
+    vm = prof[np.maximum(fi - 1, 0), cols]
+    vp = prof[np.minimum(fi + 1, n_ff - 1), cols]
+    shift, _ = _parabola(vm, v0, vp, (fi > 0) & (fi < n_ff - 1))
+    ff = np.interp(fi + shift, np.arange(n_ff), ffs)
+    r = r_at[fi, cols].astype(np.float64)
+    m = np.abs((1.0 - ff)[None, :] + ff[None, :] * c[:, None]) * np.exp(-te[:, None] * r[None, :])
+    rho = np.maximum(np.einsum("en,en->n", y, m), 0.0) / np.maximum(np.einsum("en,en->n", m, m), 1e-300)
     return np.stack([rho * (1.0 - ff), rho * ff, r])
 
 
-def _profile(part: np.ndarray, r_grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Best projection per PDFF and the R2* where it is reached, both refined by a parabola through the best R2*
-    grid point and its two neighbours (the R2* grid is coarse; the peak value ranks the PDFFs more faithfully)."""
-    n_r = part.shape[2]
-    i = np.argmax(part, axis=2)
-    lo, hi = np.maximum(i - 1, 0), np.minimum(i + 1, n_r - 1)
-    v0 = np.take_along_axis(part, i[..., None], axis=2)[..., 0].astype(np.float64)
-    vm = np.take_along_axis(part, lo[..., None], axis=2)[..., 0].astype(np.float64)
-    vp = np.take_along_axis(part, hi[..., None], axis=2)[..., 0].astype(np.float64)
-    curv = 2.0 * v0 - vm - vp
-    inner = (i > 0) & (i < n_r - 1) & (curv > 0)
-    shift = np.where(inner, 0.5 * (vp - vm) / np.where(inner, curv, 1.0), 0.0)      # in grid steps, |shift| <= 0.5
-    peak = v0 + np.where(inner, 0.25 * (vp - vm) * shift, 0.0)
-    pos = i + shift
-    r = np.interp(pos, np.arange(n_r), r_grid)
-    return peak, r
-
-
-def side_starts(y: np.ndarray, grid: StartGrid, margin: float) -> list[tuple[np.ndarray, np.ndarray]]:
+def side_starts(y: np.ndarray, grid: StartGrid, te: np.ndarray, c: np.ndarray,
+                margin: float) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """Starts per side (water, then fat), each a list of (params (3, n), voxels that need it).
 
-    The first start of a side is its grid point of largest projection ``y . u``. At clinical echo spacings the
-    magnitude cost can have two minima on one side (e.g. 52 % and 59 % at 1.5 T) and a start in the shallower basin
-    stays there, so where the side's PDFF profile (best projection per PDFF) has a second local maximum whose grid
-    cost ``|y|^2 - (y . u)^2`` is within ``margin`` x ``|y|^2`` of the first, it is a second start.
+    The first start of a side is its grid maximum of the projection ``y . u``, refined between grid points. At
+    clinical echo spacings the magnitude cost can have two minima on one side (e.g. 52 % and 59 % at 1.5 T) and a
+    start in the shallower basin stays there, so where the side's PDFF profile (best projection per PDFF) has a
+    second local maximum whose cost ``|y|^2 - (y . u)^2`` is within ``margin`` x ``|y|^2`` of the first, it is a
+    second start.
     """
-    proj = np.ascontiguousarray(y.T, dtype=np.float32) @ grid.unit        # (n, n_grid): one BLAS product
-    n, n_r = proj.shape[0], grid.n_r
-    rows = np.arange(n)
+    proj = grid.unit_t @ y.astype(np.float32)                   # (n_grid, n): one BLAS product
+    n, n_r = y.shape[1], grid.r.size
     energy = np.einsum("en,en->n", y, y)
-    starts = []
-    for cols in (slice(0, grid.n_water), slice(grid.n_water, grid.ff.size)):
-        part = proj[:, cols].reshape(n, -1, n_r)                            # (n, n_ff, n_r)
-        prof, r_at = _profile(part, grid.r[:n_r])                            # (n, n_ff) each
-        lower = np.concatenate([np.full((n, 1), -np.inf, np.float32), prof[:, :-1]], axis=1)
-        upper = np.concatenate([prof[:, 1:], np.full((n, 1), -np.inf, np.float32)], axis=1)
-        peaks = np.where((prof >= lower) & (prof > upper), prof, -np.inf)
-        order = np.argsort(peaks, axis=1)[:, ::-1][:, :2]
-        side = []
-        for rank in (0, 1):
-            fi = order[:, rank]
-            best = peaks[rows, fi].astype(np.float64)
-            if rank == 0:
-                first = best
-                need = np.ones(n, dtype=bool)
-            else:
-                need = np.isfinite(best) & (first**2 - best**2 <= margin * energy)
-                best = np.where(need, best, 0.0)
-            side.append((_start_params(best, grid.ff[cols.start + fi * n_r], r_at[rows, fi], grid), need))
-        starts.append(side)
+    starts, row = [], 0
+    for ffs in grid.sides:
+        part = proj[row:row + ffs.size * n_r].reshape(ffs.size, n_r, n)
+        row += ffs.size * n_r
+        prof, r_at = _best_r_per_ff(part, grid.r)
+        (i1, v1), (i2, v2) = _top_two_peaks(prof)
+        v1, v2 = v1.astype(np.float64), v2.astype(np.float64)
+        need2 = np.isfinite(v2) & (v1 * v1 - v2 * v2 <= margin * energy)
+        starts.append([(_refined_start(y, prof, r_at, i1, ffs, te, c), np.ones(n, dtype=bool)),
+                       (_refined_start(y, prof, r_at, np.where(need2, i2, i1), ffs, te, c), need2)])
     return starts
 
 
@@ -151,14 +181,30 @@ def _solve3(h: list[np.ndarray], g: list[np.ndarray]) -> list[np.ndarray]:
             (c02 * g0 + c12 * g1 + c22 * g2) / det]
 
 
+def _normal_equations(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray
+                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """J^T J (h00, h01, h02, h11, h12, h22) and J^T r of the magnitude model at p = (W, F, R), every column."""
+    w, f, r = p
+    e = np.exp(-te[:, None] * r)
+    wb = w + f * b[:, None]                     # d|.|^2/dW / 2
+    fa = f * a[:, None] + w * b[:, None]        # d|.|^2/dF / 2
+    m = np.sqrt(np.maximum(w * wb + f * fa, 1e-300))
+    inv = e / np.maximum(m, 1e-150)
+    model = m * e
+    jw, jf, jr = wb * inv, fa * inv, -te[:, None] * model
+    res = y - model
+
+    def dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.einsum("en,en->n", u, v)
+
+    return ([dot(jw, jw), dot(jw, jf), dot(jw, jr), dot(jf, jf), dot(jf, jr), dot(jr, jr)],
+            [dot(jw, res), dot(jf, res), dot(jr, res)])
+
+
 def _lm_step(ya: np.ndarray, pa: np.ndarray, la: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray,
              r_lo: float, r_hi: float) -> np.ndarray:
-    """One damped Gauss-Newton proposal (bounded) for the active voxels: the new parameters."""
-    model, (jw, jf, jr) = _model(pa, te, a, b)
-    res = ya - model
-    h = [np.einsum("en,en->n", jw, jw), np.einsum("en,en->n", jw, jf), np.einsum("en,en->n", jw, jr),
-         np.einsum("en,en->n", jf, jf), np.einsum("en,en->n", jf, jr), np.einsum("en,en->n", jr, jr)]
-    g = [np.einsum("en,en->n", jw, res), np.einsum("en,en->n", jf, res), np.einsum("en,en->n", jr, res)]
+    """One damped Gauss-Newton proposal (bounded) for the given columns: the new parameters."""
+    h, g = _normal_equations(ya, pa, te, a, b)
     scale = 1e-12 * (h[0] + h[3] + h[5]) + 1e-300
     for i in (0, 3, 5):
         h[i] = h[i] * (1.0 + la) + scale
@@ -177,35 +223,51 @@ def _lm_step(ya: np.ndarray, pa: np.ndarray, la: np.ndarray, te: np.ndarray, a: 
                      np.clip(pa[2] + d[2], r_lo, r_hi)])
 
 
+def _cost(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    model, _ = _model(p, te, a, b, with_jac=False)
+    d = y - model
+    return np.einsum("en,en->n", d, d)
+
+
+def _lm_iteration(y: np.ndarray, p: np.ndarray, cost: np.ndarray, lam: np.ndarray, te: np.ndarray, a: np.ndarray,
+                  b: np.ndarray, r_lo: float, r_hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One accept/reject LM iteration on every column: (params, cost, damping, relative size of the proposed
+    step; a tiny rejected step means the minimum is reached to rounding)."""
+    new = _lm_step(y, p, lam, te, a, b, r_lo, r_hi)
+    new_cost = _cost(y, new, te, a, b)
+    ok = np.isfinite(new_cost) & (new_cost < cost)
+    moved = np.abs(new - p)                           # the step actually taken (bounds clip it)
+    step = np.maximum.reduce([moved[0], moved[1], moved[2] * 1e3]) / (
+        np.abs(p[0]) + np.abs(p[1]) + 1e-30)          # R in 1/ms weighs like 1e-3 of the signal
+    p = np.where(ok, new, p)
+    lam = np.where(ok, np.maximum(lam * 0.3, 1e-12), lam * 10.0)
+    return p, np.where(ok, new_cost, cost), lam, step
+
+
 def levenberg_marquardt(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray,
                         r_lo: float, r_hi: float, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Bounded LM (W, F >= 0; R in [r_lo, r_hi]) on all columns of y at once; returns (params, cost)."""
+    """Bounded LM (W, F >= 0; R in [r_lo, r_hi]) on all columns of y at once; returns (params, cost).
+
+    From the refined grid starts most columns converge in a few iterations, so the first
+    ``lm_iterations_all_columns`` run on every column without bookkeeping (contiguous arrays, cheap); only the
+    columns still moving continue, as an active set, up to ``iterations`` in all.
+    """
     p = p.copy()
     p[2] = np.clip(p[2], r_lo, r_hi)
-    model, _ = _model(p, te, a, b, with_jac=False)
-    cost = np.sum((y - model) ** 2, axis=0)
+    cost = _cost(y, p, te, a, b)
     lam = np.full(y.shape[1], float(cfg["initial_damping"]))
-    tol = float(cfg["relative_cost_tolerance"])
-    step_tol = float(cfg["relative_step_tolerance"])
-    act = np.arange(y.shape[1])
-    ya = y
-    for _ in range(int(cfg["iterations"])):
+    tol = float(cfg["relative_step_tolerance"])
+    step = np.full(y.shape[1], np.inf)
+    n_all = int(cfg["lm_iterations_all_columns"])
+    for _ in range(n_all):
+        p, cost, lam, step = _lm_iteration(y, p, cost, lam, te, a, b, r_lo, r_hi)
+    act = np.flatnonzero((step >= tol) & (lam <= 1e10) & (cost > 1e-28))
+    for _ in range(int(cfg["iterations"]) - n_all):
         if act.size == 0:
             break
-        pa, ca, la = p[:, act], cost[act], lam[act]
-        new = _lm_step(ya, pa, la, te, a, b, r_lo, r_hi)
-        new_model, _ = _model(new, te, a, b, with_jac=False)
-        new_cost = np.sum((ya - new_model) ** 2, axis=0)
-        ok = np.isfinite(new_cost) & (new_cost < ca)
-        gain = np.where(ok, ca - new_cost, 0.0)
-        p[:, act] = np.where(ok, new, pa)
-        cost[act] = np.where(ok, new_cost, ca)
-        lam[act] = np.where(ok, np.maximum(la * 0.3, 1e-12), la * 10.0)
-        moved = np.abs(new - pa)                           # the step actually taken (bounds clip it)
-        step = np.maximum.reduce([moved[0], moved[1], moved[2] * 1e3]) / (np.abs(pa[0]) + np.abs(pa[1]) + 1e-30)
-        done = (ok & ((gain <= tol * ca + 1e-28) | (step < step_tol))) | (lam[act] > 1e10) | (cost[act] <= 1e-28)
-        act = act[~done]
-        ya = ya[:, ~done]
+        pa, ca, la, st = _lm_iteration(y[:, act], p[:, act], cost[act], lam[act], te, a, b, r_lo, r_hi)
+        p[:, act], cost[act], lam[act] = pa, ca, la
+        act = act[(st >= tol) & (la <= 1e10) & (ca > 1e-28)]
     return p, cost
 
 
@@ -227,7 +289,7 @@ def fit_sides(y: np.ndarray, te: np.ndarray, c: np.ndarray, grid: StartGrid, r_l
     a, b = np.abs(c) ** 2, c.real
     n = y.shape[1]
     cols, params = [], []
-    for side in side_starts(y, grid, float(cfg["second_start_cost_margin"])):
+    for side in side_starts(y, grid, te, c, float(cfg["second_start_cost_margin"])):
         for p0, need in side:
             v = np.flatnonzero(need)
             cols.append(v)
@@ -256,6 +318,12 @@ def fit_sides(y: np.ndarray, te: np.ndarray, c: np.ndarray, grid: StartGrid, r_l
 
 
 # --- complex data --------------------------------------------------------------------------------------------------
+
+def complex_model(p: np.ndarray, te: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The complex signal of parameters p = (W, F, R, psi, phi) (scaled units, t in ms, R in 1/ms, psi in kHz)."""
+    w, f, r, psi, phi = p
+    return (w + f * c[:, None]) * np.exp(-te[:, None] * r + 1j * (2.0 * np.pi * te[:, None] * psi + phi))
+
 
 def _complex_model(p: np.ndarray, te: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """S_n = (W + F c_n) exp(-R t_n) exp(i (2 pi psi t_n + phi)) and its derivatives; p = (W, F, R, psi, phi),
