@@ -237,8 +237,10 @@ def _lm_iteration(y: np.ndarray, p: np.ndarray, cost: np.ndarray, lam: np.ndarra
     new_cost = _cost(y, new, te, a, b)
     ok = np.isfinite(new_cost) & (new_cost < cost)
     moved = np.abs(new - p)                           # the step actually taken (bounds clip it)
-    step = np.maximum.reduce([moved[0], moved[1], moved[2] * 1e3]) / (
-        np.abs(p[0]) + np.abs(p[1]) + 1e-30)          # R in 1/ms weighs like 1e-3 of the signal
+    # relative to the amplitude W + F: a tolerance of 1e-4 is 0.01 PDFF points; R (1/ms) enters as R2* / 100 in
+    # 1/s, so the same tolerance is 0.01 1/s (converged far below the noise; the last step is of that size)
+    amp = np.abs(p[0]) + np.abs(p[1]) + 1e-30
+    step = np.maximum(np.maximum(moved[0], moved[1]) / amp, moved[2] * 10.0)
     p = np.where(ok, new, p)
     lam = np.where(ok, np.maximum(lam * 0.3, 1e-12), lam * 10.0)
     return p, np.where(ok, new_cost, cost), lam, step
