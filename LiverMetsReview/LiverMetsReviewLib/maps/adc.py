@@ -419,28 +419,38 @@ def _high_b_at_floor(stack: np.ndarray, sel_b: np.ndarray, sigma: float | None, 
     be fitted to the ADC ceiling. None when the rule does not apply (no sigma, or no b-values on both sides of the
     limit).
     """
-    from .noise_mask import box_sum
-
     b_min = float(cfg["high_b_floor_min_b_s_mm2"])
     high = np.flatnonzero(sel_b >= b_min)
     if sigma is None or sigma <= 0 or high.size == 0 or high.size == sel_b.size:
         return None
     p = float(cfg["high_b_floor_probability"])
-    energy = np.zeros(stack.shape[1], dtype=np.float32)
-    for k in high:
+    inv_s2 = np.float32(1.0 / (sigma * sigma))
+    energy = np.multiply(stack[high[0]], stack[high[0]])
+    for k in high[1:]:
         energy += stack[k] * stack[k]
-    energy *= np.float32(1.0 / (sigma * sigma))
-    own = energy <= np.float32(_chi2_even_dof_quantile(p, 2 * high.size))
-    if not (own & valid).any():              # nothing to mask among the voxels to fit: skip the pooled test
-        return own & valid
+    cand = np.flatnonzero(valid & (energy * inv_s2 <= np.float32(_chi2_even_dof_quantile(p, 2 * high.size))))
+    out = np.zeros(stack.shape[1], dtype=bool)
+    if cand.size == 0:
+        return out
+    # the pooled sums only where the voxel alone is at the floor (usually few voxels): gather the neighbours
     size = tuple(int(v) for v in defaults("noise_mask")["neighbourhood_voxels"])[-len(shape):]
-    grid_energy = np.where(np.isfinite(energy), energy, np.float32(np.inf)).reshape(shape)
-    pooled = box_sum(grid_energy, size).reshape(-1)
-    count = box_sum(np.ones(shape, dtype=np.float32), size).reshape(-1).astype(np.int64)
-    limit = np.zeros(count.size, dtype=np.float32)
+    coords = np.unravel_index(cand, shape)
+    pooled = np.zeros(cand.size, dtype=np.float64)
+    count = np.zeros(cand.size, dtype=np.int64)
+    for off in np.ndindex(*size):
+        nb = [c + o - s // 2 for c, o, s in zip(coords, off, size, strict=True)]
+        inside = np.ones(cand.size, dtype=bool)
+        for c, n in zip(nb, shape, strict=True):
+            inside &= (c >= 0) & (c < n)
+        flat = np.ravel_multi_index([np.clip(c, 0, n - 1) for c, n in zip(nb, shape, strict=True)], shape)
+        e = energy[flat].astype(np.float64)
+        pooled += np.where(inside & np.isfinite(e), e, np.where(inside, np.inf, 0.0))
+        count += inside
+    limit = np.zeros(cand.size, dtype=np.float64)
     for n in np.unique(count):
-        limit[count == n] = _chi2_even_dof_quantile(p, 2 * high.size * int(n))
-    return own & (pooled <= limit)
+        limit[count == n] = _chi2_even_dof_quantile(p, 2 * high.size * int(n)) * sigma * sigma
+    out[cand[pooled <= limit]] = True
+    return out
 
 
 def _select_voxels(stack: np.ndarray, cover: np.ndarray, finite_all: np.ndarray, sel_b: np.ndarray,
