@@ -244,11 +244,11 @@ def test_voxels_without_signal_at_high_b_are_masked_and_counted_not_clipped():
 def test_chi_square_quantile_closed_form():
     """The closed-form even-dof quantile against known values (chi-square tables): 4 dof 0.99 -> 13.277,
     2 dof 0.95 -> 5.991, 6 dof 0.5 -> 5.348."""
-    from LiverMetsReviewLib.maps.adc import _chi2_even_dof_quantile
+    from LiverMetsReviewLib.maps.adc_floor import chi2_quantile_even_dof
 
-    assert _chi2_even_dof_quantile(0.99, 4) == pytest.approx(13.2767, abs=1e-3)
-    assert _chi2_even_dof_quantile(0.95, 2) == pytest.approx(5.9915, abs=1e-3)
-    assert _chi2_even_dof_quantile(0.5, 6) == pytest.approx(5.3481, abs=1e-3)
+    assert chi2_quantile_even_dof(0.99, 4) == pytest.approx(13.2767, abs=1e-3)
+    assert chi2_quantile_even_dof(0.95, 2) == pytest.approx(5.9915, abs=1e-3)
+    assert chi2_quantile_even_dof(0.5, 6) == pytest.approx(5.3481, abs=1e-3)
 
 
 def test_noise_level_estimated_from_background():
