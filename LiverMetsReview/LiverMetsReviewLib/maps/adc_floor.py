@@ -50,11 +50,13 @@ def high_b_at_floor(stack: np.ndarray, sel_b: np.ndarray, sigma: float | None, s
     if sigma is None or sigma <= 0 or high.size == 0 or high.size == sel_b.size:
         return None
     p = float(cfg["high_b_floor_probability"])
-    inv_s2 = np.float32(1.0 / (sigma * sigma))
-    energy = np.multiply(stack[high[0]], stack[high[0]])
+    energy = np.square(stack[high[0]])                   # in place from here: one pass per high b
+    tmp = np.empty_like(energy)
     for k in high[1:]:
-        energy += stack[k] * stack[k]
-    cand = np.flatnonzero(valid & (energy * inv_s2 <= np.float32(chi2_quantile_even_dof(p, 2 * high.size))))
+        np.square(stack[k], out=tmp)
+        energy += tmp
+    own_limit = np.float32(chi2_quantile_even_dof(p, 2 * high.size) * sigma * sigma)
+    cand = np.flatnonzero(np.less_equal(energy, own_limit) & valid)
     out = np.zeros(stack.shape[1], dtype=bool)
     if cand.size == 0:
         return out
