@@ -6,7 +6,8 @@ Magnitude model, one R2* for water and fat, multi-peak fat phasor ``c_n = sum_p 
 
 For fixed (ff, R) the model is linear in the amplitude rho (variable projection): the least-squares rho is
 ``y . m / |m|^2`` and the residual ``|y|^2 - (y . u)^2`` with the unit curve ``u = m / |m|``. So one matrix product
-of the (grid points x echoes) unit curves with the (echoes x voxels) data scores every grid point for every voxel,
+of the (grid points x echoes) unit curves with the (echoes x voxels) data scores every grid point for every voxel
+(an einsum, numpy's own loop: BLAS threads would compete with the chunk threads),
 and the best grid point *on each side of 50 %* is the start of that side's solution. From magnitudes, (W, F) and
 roughly (F, W) explain the data almost equally well (the fat-water ambiguity), so both sides are kept; the caller
 chooses between them (:mod:`.pdff_choice`). Each start is refined by a bounded Levenberg-Marquardt on (W, F, R)
@@ -132,7 +133,7 @@ def side_starts(y: np.ndarray, grid: StartGrid, te: np.ndarray, c: np.ndarray,
     second local maximum whose cost ``|y|^2 - (y . u)^2`` is within ``margin`` x ``|y|^2`` of the first, it is a
     second start.
     """
-    proj = grid.unit_t @ y.astype(np.float32)                   # (n_grid, n): one BLAS product
+    proj = np.einsum("ge,en->gn", grid.unit_t, y.astype(np.float32))   # (n_grid, n); no BLAS threads
     n, n_r = y.shape[1], grid.r.size
     energy = np.einsum("en,en->n", y, y)
     starts, row = [], 0
