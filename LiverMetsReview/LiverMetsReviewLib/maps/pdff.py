@@ -7,11 +7,13 @@ Model (method 'magnitude', one R2* for water and fat):
 with the multi-peak fat spectrum ``c`` (by default the project's one spectrum, the same the phantom simulates:
 :func:`..phantom.signal.default_fat_spectrum`). PDFF = F / (W + F) x 100. From magnitudes, (W, F) and roughly
 (F, W) explain the data almost equally well (the fat-water ambiguity); only the multi-peak spectrum tells them apart.
-It is resolved explicitly: a grid search over (PDFF, R2*) gives the two deepest starts below 50 % and the two above,
-Levenberg-Marquardt refines them, and the best solution of each side is kept. Their residual difference in noise
-variances (chi-square) decides; where one voxel's evidence is weak, the summed evidence of a small neighbourhood
-decides (tissue is locally homogeneous). Voxels whose evidence stays weak while the two PDFFs differ are flagged
-ambiguous (the value is reported but should not be trusted).
+It is resolved explicitly: a variable-projection grid search over (PDFF, R2*) gives a start below 50 % and one above
+(two on a side whose cost has two close minima), Levenberg-Marquardt refines them, and the best solution of each side
+is kept (:mod:`.pdff_fit`). Their residual difference in noise variances (chi-square) decides; where one voxel's
+evidence is weak, the evidence of the neighbours of the same tissue decides, each neighbour weighted by how similar
+its pair of solutions is to the voxel's (tissue is locally homogeneous; a neighbour across a tissue edge must not
+vote: :mod:`.pdff_choice`). Voxels whose evidence stays weak while the two PDFFs differ are flagged ambiguous (the
+value is reported but should not be trusted).
 
 Method 'complex' (complex echo images): both sides' solutions are refined on the complex signal
 S_n = (W + F c_n) exp(-R2* TE_n) exp(i (2 pi psi TE_n + phi)) with a field map psi (Hz) and one phase phi for water
@@ -19,9 +21,11 @@ and fat per voxel; tying the two phases together makes most voxels decide alone.
 +-1/(2 echo spacing) (no unwrapping, no spatial smoothness imposed).
 
 Levenberg-Marquardt runs on all voxels of a chunk at once (numpy; per-voxel damping, accept/reject and convergence;
-converged voxels leave the active set): no per-voxel Python loop. Signals are scaled per voxel so that the largest
-echo is 1. Background (mean over echoes below the noise floor), voxels outside the mask or the grid of an echo and
-voxels that are NaN or infinite in any echo are masked (0 in every map) and counted. No map ever holds NaN or inf.
+converged voxels leave the active set), chunks on a few threads: no per-voxel Python loop. Complex fits also check
+that odd and even echoes agree in phase (a bipolar readout's error) and warn when not (:mod:`.pdff_bipolar`).
+Signals are scaled per voxel so that the largest echo is 1. Background (mean over echoes below the noise floor),
+voxels outside the mask or the grid of an echo and voxels that are NaN or infinite in any echo are masked (0 in
+every map) and counted. No map ever holds NaN or inf.
 Not corrected: T1 weighting (low flip angles assumed), noise bias of magnitude data at very low SNR, bipolar-readout
 phase errors (detected in complex data and warned about, see :mod:`.pdff_bipolar`), T2* differences between fat
 peaks.
