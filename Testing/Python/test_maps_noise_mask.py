@@ -133,7 +133,8 @@ def test_adc_masks_background_at_the_stated_rate_with_estimated_sigma(volume):
     # tissue lost to the noise decision (negative-ADC fits at SNR 5 are a separate, counted reason)
     noise_lost = np.count_nonzero(tissue & ~m) - reasons["negative_adc"] - reasons["fit_failed"]
     assert noise_lost <= 0.01 * tissue.sum()
-    noise_keys = ("below_noise_floor", "noise_like_neighbourhood", "isolated_voxels")
+    # high_b_at_noise_floor: background voxels that passed the lowest-b test but hold no signal at b >= 400
+    noise_keys = ("below_noise_floor", "noise_like_neighbourhood", "isolated_voxels", "high_b_at_noise_floor")
     assert sum(reasons[k] for k in noise_keys) + reasons["negative_adc"] + reasons["fit_failed"] == \
         res.summary["masked_voxels"]
 

@@ -25,6 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import LiverMetsError, MissingDataError
+from .adc_floor import high_b_at_floor
 from .defaults import defaults
 from .noise import no_background_reason
 from .noise_mask import decide_signal
@@ -315,50 +316,11 @@ def _fixed_weight_costs(y: np.ndarray, b: np.ndarray, end: tuple[np.ndarray, np.
         return ((y - f_end - two_s2) ** 2 * w).sum(axis=0), ((y - f_start - two_s2) ** 2 * w).sum(axis=0)
 
 
-def _r_squared(sig: np.ndarray, b_s: np.ndarray, s0_v: np.ndarray, adc_v: np.ndarray, scale: float,
-               drop: np.ndarray) -> np.ndarray:
-    """Fit quality: R^2 of the fitted curve against the measured signal (signal domain, scaled units), 0..1;
-    0 for dropped voxels. ``sig`` (n_b, n_vox) scaled by 1/``scale``; ``s0_v``, ``adc_v`` in output units."""
-    s0_n = s0_v * np.float32(1.0 / scale)
-    adc_n = adc_v * np.float32(-1e-6 / _B_SCALE)
-    ss_res = np.zeros_like(s0_n)
-    d = np.empty_like(s0_n)
-    for k in range(len(b_s)):  # in place, one b at a time
-        np.multiply(adc_n, np.float32(b_s[k]), out=d)
-        np.exp(d, out=d)
-        d *= s0_n
-        np.subtract(sig[k], d, out=d)
-        d *= d
-        ss_res += d
-    mean = np.full(sig.shape[0], 1.0 / sig.shape[0], dtype=np.float32) @ sig  # BLAS, no strided reduction
-    ss_tot = np.zeros_like(s0_n)
-    for k in range(len(b_s)):  # deviations first: no cancellation for nearly flat curves; in place
-        np.subtract(sig[k], mean, out=d)
-        d *= d
-        ss_tot += d
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(ss_res, ss_tot, out=ss_res)   # becomes 1 - R^2 (inf/nan where the curve is flat)
-    r2 = np.subtract(np.float32(1.0), ss_res, out=ss_res)
-    r2[ss_tot <= 0] = 1.0
-    np.minimum(r2, np.float32(1.0), out=r2)
-    r2[~(r2 >= 0) | drop] = 0.0   # negative or NaN (comparison with NaN is False), and the dropped voxels
-    return r2
-
-
-def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: str = "lls",
-            exclude_below: float | None = None, include: Sequence[float] | None = None,
-            mask: sitk.Image | None = None, noise_floor: float | None = None, noise_sigma: float | None = None,
-            computed_b: Sequence[float] = (), quality: bool = True) -> AdcResult:
-    """Fit the mono-exponential ADC over the selected b-values (>= 2 distinct), every voxel at once.
-
-    ``images``: one magnitude image per b-value (several directions per b: use :func:`combine_directions` first).
-    ``include``: keep only these b-values; ``exclude_below``: drop b below this (e.g. 100-200 for a
-    perfusion-insensitive ADC). ``mask``: nonzero voxels are fitted. ``noise_floor``: signal of the lowest b below
-    which a voxel is background (default: from the image, see :mod:`.noise`). ``noise_sigma``: Rician sigma for
-    ``nlls`` (default: estimated from the background; 0 when there is none). ``computed_b``: b-values of computed
-    DWI to return. ``quality``: also compute the R^2 map (False: ``quality`` is None, for callers that do not
-    keep it, e.g. the CLI without --quality: one pass over the data less).
-    """
+def _check_selection(images: Sequence[sitk.Image], b_values: Sequence[float], method: str,
+                     include: Sequence[float] | None, exclude_below: float | None
+                     ) -> tuple[list[float], list[int], list[float], np.ndarray]:
+    """(all b-values, indices of the used images in increasing b, excluded b-values, used b-values), or a clear
+    refusal."""
     if method not in METHODS:
         raise LiverMetsError(f"unknown ADC method '{method}': choose one of {', '.join(METHODS)}")
     if len(images) != len(b_values):
@@ -378,15 +340,16 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         raise MissingDataError(
             f"only {len(keep)} b-value(s) left after selection (from {bs}): an ADC needs at least two"
         )
-    cfg = defaults("adc")
-    ref = images[0]
-    notes: list[str] = []
-    warnings: list[str] = []
     sel_b = np.array([bs[i] for i in keep], dtype=np.float64)
     order = np.argsort(sel_b, kind="stable")
-    keep = [keep[i] for i in order]
-    sel_b = sel_b[order]
+    return bs, [keep[i] for i in order], excluded, sel_b[order]
 
+
+def _b_stack(images: Sequence[sitk.Image], keep: list[int], bs: list[float], notes: list[str],
+             warnings: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(signals (n_b, n_vox) float32 on the first image's grid, covered voxels, finite voxels); refuses negative
+    or all-zero images."""
+    ref = images[0]
     n_vox = int(np.prod(ref.GetSize()))
     stack = np.empty((len(keep), n_vox), dtype=np.float32)
     cover = np.ones(n_vox, dtype=bool)
@@ -419,7 +382,27 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
             raise LiverMetsError(
                 f"the b={bs[i]:g} image is all zero (or not finite); check that the right file was given"
             )
+    return stack, cover, finite_all
 
+
+@dataclass
+class _Voxels:
+    """The voxels to fit (``valid``), the masked counts by reason, and the noise decision."""
+
+    valid: np.ndarray
+    reasons: dict[str, int]
+    floor: float
+    sigma: float | None
+    rule: dict[str, Any]
+    why_no_sigma: str = ""   # why the noise level could not be measured (sigma None)
+
+
+def _select_voxels(stack: np.ndarray, cover: np.ndarray, finite_all: np.ndarray, sel_b: np.ndarray,
+                   ref: sitk.Image, mask: sitk.Image | None, noise_floor: float | None, noise_sigma: float | None,
+                   cfg: dict[str, Any], notes: list[str], warnings: list[str]) -> _Voxels:
+    """Mask non-finite input, voxels outside the grids or the user's mask, background (noise test on the lowest-b
+    image, :mod:`.noise_mask`) and voxels without measurable signal at high b; count each reason."""
+    n_vox = stack.shape[1]
     reasons: dict[str, int] = {}
     valid = finite_all & cover
     reasons["non_finite_input"] = int(n_vox - np.count_nonzero(finite_all))
@@ -430,36 +413,89 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     dec = decide_signal(low.reshape(shape), (finite_all & cover).reshape(shape), cfg["noise_floor_fraction_of_p99"],
                         noise_floor=noise_floor, noise_sigma=noise_sigma,
                         min_background_voxels=int(cfg["min_background_voxels_for_sigma"]))
-    floor, sigma_est, noise_rule = dec.floor, dec.sigma, dec.rule
     reasons.update(dec.reasons(valid.reshape(shape)))
     valid &= dec.keep.reshape(-1)
+    sigma = float(noise_sigma) if noise_sigma is not None else dec.sigma
+    floor_high = high_b_at_floor(stack, sel_b, sigma, shape, valid, cfg)
+    reasons["high_b_at_noise_floor"] = 0
+    if floor_high is not None:
+        lost = valid & floor_high
+        reasons["high_b_at_noise_floor"] = int(np.count_nonzero(lost))
+        valid &= ~floor_high
+        if reasons["high_b_at_noise_floor"]:
+            notes.append(f"{reasons['high_b_at_noise_floor']} voxels have no measurable signal at any b >= "
+                         f"{cfg['high_b_floor_min_b_s_mm2']:g} s/mm2 (consistent with noise alone): their ADC "
+                         "cannot be measured and they were masked, not clipped")
+    why_no_sigma = no_background_reason(low) if dec.sigma is None else ""
+    return _Voxels(valid, reasons, float(dec.floor), dec.sigma, dec.rule, why_no_sigma)
 
+
+@dataclass
+class _Fit:
+    """Fitted voxels ``idx`` (before dropping), their ADC (10^-6 mm^2/s), S0, R^2, dropped and clipped ones."""
+
+    idx: np.ndarray
+    adc: np.ndarray
+    s0: np.ndarray
+    r2: np.ndarray | None
+    drop: np.ndarray
+    high: np.ndarray
+    sigma_used: float | None
+
+
+def _r_squared(sig: np.ndarray, b_s: np.ndarray, s0_n: np.ndarray, adc_n: np.ndarray,
+               drop: np.ndarray) -> np.ndarray:
+    """R^2 of the fitted curve against the measured signal (signal domain, scaled units), in place per b."""
+    ss_res = np.zeros_like(s0_n)
+    d = np.empty_like(s0_n)
+    for k in range(len(b_s)):  # in place, one b at a time
+        np.multiply(adc_n, np.float32(b_s[k]), out=d)
+        np.exp(d, out=d)
+        d *= s0_n
+        np.subtract(sig[k], d, out=d)
+        d *= d
+        ss_res += d
+    mean = np.full(sig.shape[0], 1.0 / sig.shape[0], dtype=np.float32) @ sig  # BLAS, no strided reduction
+    ss_tot = np.zeros_like(s0_n)
+    for k in range(len(b_s)):  # deviations first: no cancellation for nearly flat curves; in place
+        np.subtract(sig[k], mean, out=d)
+        d *= d
+        ss_tot += d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(ss_res, ss_tot, out=ss_res)   # becomes 1 - R^2 (inf/nan where the curve is flat)
+    r2 = np.subtract(np.float32(1.0), ss_res, out=ss_res)
+    r2[ss_tot <= 0] = 1.0
+    np.minimum(r2, np.float32(1.0), out=r2)
+    r2[~(r2 >= 0) | drop] = 0.0   # negative or NaN (comparison with NaN is False), and the dropped voxels
+    return r2
+
+
+def _fit(stack: np.ndarray, vox: _Voxels, sel_b: np.ndarray, method: str, noise_sigma: float | None,
+         cfg: dict[str, Any], notes: list[str], reasons: dict[str, int], quality: bool = True) -> _Fit:
+    """The fit itself on the valid voxels; drops non-finite and negative ADCs (counted), clips the high ones.
+    ``quality``: also the R^2 of each fitted curve (one pass over the data more)."""
     # absurd inputs (e.g. 1e-30 next to 3e38) may overflow intermediate products: such voxels end up non-finite
     # and are masked as fit_failed below, so numpy's overflow warnings carry no information here
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        idx = np.flatnonzero(valid)
+        idx = np.flatnonzero(vox.valid)
         sig = np.take(stack, idx, axis=1)
-        why_no_noise = no_background_reason(low) if method == "nlls" and noise_sigma is None and sigma_est is None \
-            else ""
-        del stack, low   # the selected voxels are all the fit needs: free the full stack before the fit's arrays
         # every signal at most 1 after scaling (the largest may sit at any b when the input is absurd)
         scale = float(np.max(sig)) if sig.size else 1.0
         scale = scale if 0 < scale < np.inf else 1.0
         sig *= np.float32(1.0 / scale)  # a fresh copy from take(): scale in place
-        tiny = np.float32(max(floor / scale * 1e-2, 1e-6))
+        tiny = np.float32(max(vox.floor / scale * 1e-2, 1e-6))
         logs = np.maximum(sig, tiny)
         np.log(logs, out=logs)
         b_s = sel_b * _B_SCALE
         adc_s, ln_s0 = _lls(logs, b_s)
         if method in ("wls", "nlls"):
             adc_s, ln_s0 = _wls(logs, b_s, adc_s, ln_s0)
-        del logs
         s0_s = np.exp(np.minimum(ln_s0, np.float32(80.0)))
         sigma_used = None
         if method == "nlls":
-            sigma_used = float(noise_sigma) if noise_sigma is not None else (sigma_est or 0.0)
-            if noise_sigma is None and sigma_est is None:
-                notes.append(f"noise level unknown ({why_no_noise}): nlls was fitted without the Rician "
+            sigma_used = float(noise_sigma) if noise_sigma is not None else (vox.sigma or 0.0)
+            if noise_sigma is None and vox.sigma is None:
+                notes.append(f"noise level unknown ({vox.why_no_sigma}): nlls was fitted without the Rician "
                              "noise-floor correction instead; the map is complete")
             s0_s, adc_s = _nlls(sig, b_s, s0_s, adc_s, sigma_used / scale, int(cfg["nlls_iterations"]),
                                 float(cfg["nlls_damping"]))
@@ -476,22 +512,27 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         np.minimum(adc_v, np.float32(cfg["adc_max_1e6_mm2_s"]), out=adc_v)
         adc_v[drop] = 0.0
         s0_v[drop] = 0.0
+        r2 = (_r_squared(sig, b_s, s0_v * np.float32(1.0 / scale), adc_v * np.float32(-1e-6 / _B_SCALE), drop)
+              if quality else None)
+    return _Fit(idx, adc_v, s0_v, r2, drop, high, sigma_used)
 
-        r2 = _r_squared(sig, b_s, s0_v, adc_v, scale, drop) if quality else None
-        del sig, adc_s, s0_s, ln_s0   # before the output images are built (memory peak)
 
-    fitted = idx[~drop]
-
+def _outputs(ref: sitk.Image, fit: _Fit, computed_b: Sequence[float]
+             ) -> tuple[sitk.Image, sitk.Image, sitk.Image | None, sitk.Image, dict[float, sitk.Image], np.ndarray]:
+    """(ADC, S0, R^2 (None when not computed), mask images, computed DWI by b, fitted voxel indices) on the
+    reference grid."""
+    n_vox = int(np.prod(ref.GetSize()))
+    grid_shape = ref.GetSize()[::-1]
+    fitted = fit.idx[~fit.drop]
     scratch = np.zeros(n_vox, dtype=np.float32)  # one buffer: only the fitted positions are ever written
 
     def full(values: np.ndarray) -> np.ndarray:
-        scratch[idx] = values      # to_image copies, so the buffer can be reused for the next map
+        scratch[fit.idx] = values      # to_image copies, so the buffer can be reused for the next map
         return scratch.reshape(grid_shape)
 
-    grid_shape = ref.GetSize()[::-1]
-    adc_img = to_image(full(adc_v), ref)
-    s0_img = to_image(full(s0_v), ref)
-    q_img = to_image(full(r2), ref) if r2 is not None else None
+    adc_img = to_image(full(fit.adc), ref)
+    s0_img = to_image(full(fit.s0), ref)
+    q_img = to_image(full(fit.r2), ref) if fit.r2 is not None else None
     mask_arr = np.zeros(n_vox, dtype=np.uint8)
     mask_arr[fitted] = 1
     mask_img = to_image(mask_arr.reshape(grid_shape), ref, np.uint8)
@@ -500,35 +541,66 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         cbf = float(cb)
         if not np.isfinite(cbf) or cbf < 0:
             raise LiverMetsError(f"computed b-value must be finite and >= 0 (got {cb})")
-        vals = np.multiply(adc_v, np.float32(-cbf * 1e-6))
+        vals = np.multiply(fit.adc, np.float32(-cbf * 1e-6))
         np.exp(vals, out=vals)
-        vals *= s0_v                # s0_v is 0 where dropped
+        vals *= fit.s0                # s0 is 0 where dropped
         computed[cbf] = to_image(full(vals), ref)
+    return adc_img, s0_img, q_img, mask_img, computed, fitted
 
+
+_METHOD_TEXT = {
+    "lls": "log-linear least squares (closed form)",
+    "wls": "log-linear weighted least squares (weights: predicted signal squared)",
+    "nlls": "damped Gauss-Newton on squared magnitude with Rician noise-floor correction, started from WLS",
+}
+
+
+def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: str = "lls",
+            exclude_below: float | None = None, include: Sequence[float] | None = None,
+            mask: sitk.Image | None = None, noise_floor: float | None = None, noise_sigma: float | None = None,
+            computed_b: Sequence[float] = (), quality: bool = True) -> AdcResult:
+    """Fit the mono-exponential ADC over the selected b-values (>= 2 distinct), every voxel at once.
+
+    ``images``: one magnitude image per b-value (several directions per b: use :func:`combine_directions` first).
+    ``include``: keep only these b-values; ``exclude_below``: drop b below this (e.g. 100-200 for a
+    perfusion-insensitive ADC). ``mask``: nonzero voxels are fitted. ``noise_floor``: signal of the lowest b below
+    which a voxel is background (default: from the image, see :mod:`.noise`). ``noise_sigma``: Rician sigma for
+    ``nlls`` and for the high-b noise-floor test (default: estimated from the background; none when there is
+    none). ``computed_b``: b-values of computed DWI to return. ``quality``: also compute the R^2 map (False:
+    ``quality`` is None, for callers that do not keep it, e.g. the CLI without --quality: one pass less).
+    """
+    bs, keep, excluded, sel_b = _check_selection(images, b_values, method, include, exclude_below)
+    cfg = defaults("adc")
+    ref = images[0]
+    notes: list[str] = []
+    warnings: list[str] = []
+    stack, cover, finite_all = _b_stack(images, keep, bs, notes, warnings)
+    vox = _select_voxels(stack, cover, finite_all, sel_b, ref, mask, noise_floor, noise_sigma, cfg, notes, warnings)
+    reasons = vox.reasons
+    fit = _fit(stack, vox, sel_b, method, noise_sigma, cfg, notes, reasons, quality)
+    del stack   # the fitted voxels are all the outputs need: free the full b-value stack before building them
+    adc_img, s0_img, q_img, mask_img, computed, fitted = _outputs(ref, fit, computed_b)
+
+    n_vox = int(np.prod(ref.GetSize()))
     masked = n_vox - int(fitted.size)
-    n_high = int(np.count_nonzero(high))
+    n_high = int(np.count_nonzero(fit.high))
     if n_high:
         warnings.append(f"{n_high} voxels had an ADC above {cfg['adc_max_1e6_mm2_s']:g} x10^-6 mm2/s and were clipped")
     if masked > 0.9 * n_vox:
         warnings.append(f"{masked} of {n_vox} voxels were masked: check the noise floor or the mask")
-    method_text = {
-        "lls": "log-linear least squares (closed form)",
-        "wls": "log-linear weighted least squares (weights: predicted signal squared)",
-        "nlls": "damped Gauss-Newton on squared magnitude with Rician noise-floor correction, started from WLS",
-    }[method]
     summary: dict[str, Any] = {
         "map": "adc",
         "model": "S(b) = S0 * exp(-b * ADC)",
         "units": {"adc": ADC_UNITS, "s0": "signal units of the input", "quality": "R2 (signal domain, 0..1)",
                   "b_values": "s/mm2"},
         "method": method,
-        "method_description": method_text,
+        "method_description": _METHOD_TEXT[method],
         "b_values_given": bs,
         "b_values_used": [float(b) for b in sel_b],
         "b_values_excluded": excluded,
-        "noise_floor": float(floor),
-        "noise_sigma": sigma_used if method == "nlls" else sigma_est,
-        "noise_rule": noise_rule,
+        "noise_floor": vox.floor,
+        "noise_sigma": fit.sigma_used if method == "nlls" else vox.sigma,
+        "noise_rule": vox.rule,
         "voxels_total": int(n_vox),
         "voxels_fitted": int(fitted.size),
         "masked_voxels": int(masked),
@@ -540,7 +612,12 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
         "notes": notes,
         "warnings": warnings,
     }
-    common = {"method": method, "b_values_used": summary["b_values_used"], "masked_voxels": int(masked),
+    return AdcResult(adc_img, s0_img, q_img, mask_img, computed, summary, _metadata(method, summary, computed))
+
+
+def _metadata(method: str, summary: dict[str, Any], computed: dict[float, sitk.Image]) -> dict[str, dict[str, Any]]:
+    """Key/value pairs for each output image."""
+    common = {"method": method, "b_values_used": summary["b_values_used"], "masked_voxels": summary["masked_voxels"],
               "coordinate_system": "LPS", **stated(summary)}
     metadata = {
         "adc": {"quantity": "apparent diffusion coefficient", "units": ADC_UNITS, **common},
@@ -551,4 +628,4 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     for cb in computed:
         metadata[f"computed_b{cb:g}"] = {"quantity": f"computed DWI at b={cb:g} s/mm2",
                                          "units": "signal units of the input", "b_value": cb, **common}
-    return AdcResult(adc_img, s0_img, q_img, mask_img, computed, summary, metadata)
+    return metadata
