@@ -22,6 +22,7 @@ from LiverMetsReviewSlicer import attributes, hanging
 from LiverMetsReviewSlicer import maps as sceneMaps
 from LiverMetsReviewSlicer.dicom_database import loadDatabaseStudy
 from LiverMetsReviewSlicer.dicom_study import loadDicomStudy
+from LiverMetsReviewSlicer.lesions_section import LesionsParameters, LesionsSection
 from LiverMetsReviewSlicer.maps_section import MapsParameters, MapsSection
 from LiverMetsReviewSlicer.phantom import (
     COUINAUD_KEY,
@@ -107,6 +108,7 @@ class LiverMetsReviewParameterNode:
 
     study: StudyParameters
     maps: MapsParameters
+    lesions: LesionsParameters
 
 
 #
@@ -124,7 +126,8 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self.study = StudySection()
         self.maps = MapsSection()
-        self.sections = [self.study, self.maps]  # reading order; Lesions, Checklist, Report join here
+        self.lesions = LesionsSection()
+        self.sections = [self.study, self.maps, self.lesions]  # reading order; Checklist, Report join here
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
