@@ -19,6 +19,7 @@ import numpy as np
 import slicer
 
 from LiverMetsReviewLib.errors import LiverMetsError
+from LiverMetsReviewLib.lesions.channels import lesion_channels
 from LiverMetsReviewLib.lesions.one_lesion import key_measures, mask_digest, mask_image, measure_one, segment_one
 from LiverMetsReviewLib.series import Series
 
@@ -164,17 +165,18 @@ def editedLesions(review: Review) -> list[str]:
     return out
 
 
-def findLiver(review: Review, rasPoint: Sequence[float] | None = None) -> dict[str, Any]:
+def findLiver(review: Review, rasPoint: Sequence[float] | None = None,
+              study: SceneStudy | None = None) -> dict[str, Any]:
     """The liver (automatic, or from a click in it) as the segment ``liver`` of the review."""
     import SimpleITK as sitk
 
     from LiverMetsReviewLib.lesions.liver import segment_liver
 
-    study = sceneStudy()
+    study = study or sceneStudy()
     result = segment_liver(study.imagesByRole(), None if rasPoint is None else rasToLps(rasPoint))
     node = study.nodeOf[id(study.imagesByRole()[result.series_used])]
-    if review.reference is None:
-        review.reference = node
+    if review.reference is None:  # the grid lesions will be drawn on (the liver keeps its own series' grid)
+        review.reference = study.nodeOf[id(lesion_channels(study.series).reference)]
     if review.segmentation is None:
         review.segmentation = nodes.newReviewSegmentation(review.reference)
     nodes.putSegment(review.segmentation, node, sitk.GetArrayFromImage(result.mask) != 0, nodes.LIVER, "Liver",

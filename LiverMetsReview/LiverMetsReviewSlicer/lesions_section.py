@@ -77,9 +77,12 @@ class LesionsSection(Section, VTKObservationMixin):
         labelChoices(self.ui.lesionTypeComboBox, [k.replace("_", " ") for k in LESION_KINDS])
         self._observe()
         self.refreshTable()
+        if self._editTimer is not None:  # back from the Segment Editor: measure what was edited there
+            self._editTimer.start()
 
     def onParametersModified(self) -> None:
-        self._observe()
+        if self._observe():  # other review nodes (a scene was loaded): show their lesions
+            self.refreshTable()
 
     def onSceneClosed(self) -> None:
         self.removeObservers()
@@ -117,12 +120,13 @@ class LesionsSection(Section, VTKObservationMixin):
             self.pack.liverSeeds = nodes.newPointList(_("Liver seed"), "liver seed")
         return self.pack.liverSeeds
 
-    def _observe(self) -> None:
-        """Follow the seed lists (a placed point) and the segmentation (an edit), whichever nodes are current."""
+    def _observe(self) -> bool:
+        """Follow the seed lists (a placed point) and the segmentation (an edit), whichever nodes are current;
+        True when they changed."""
         p = self.pack
         current = (None, None, None) if p is None else (p.seeds, p.liverSeeds, p.segmentation)
         if all(a is b for a, b in zip(current, self._observed, strict=True)):
-            return
+            return False
         self.removeObservers()
         seeds, liverSeeds, segmentation = current
         event = slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent
@@ -134,6 +138,7 @@ class LesionsSection(Section, VTKObservationMixin):
             for event in (slicer.vtkSegmentation.SourceRepresentationModified, slicer.vtkSegmentation.SegmentModified):
                 self.addObserver(segmentation.GetSegmentation(), event, self.onSegmentationModified)
         self._observed = current
+        return True
 
     # ------------------------------------------------------------------------------------------ adding lesions
 
@@ -171,7 +176,8 @@ class LesionsSection(Section, VTKObservationMixin):
         finally:
             self._busy = False
         self.refreshTable()
-        self.ui.lesionsResultLabel.text = "\n".join(reversed(messages))
+        if messages:  # (a second call finds nothing pending: keep the first call's message)
+            self.ui.lesionsResultLabel.text = "\n".join(reversed(messages))
 
     def _segmentSeed(self, seeds: vtkMRMLMarkupsFiducialNode, index: int) -> str:
         review = self.review()
@@ -246,11 +252,15 @@ class LesionsSection(Section, VTKObservationMixin):
         segmentation: vtkMRMLSegmentationNode = self.pack.segmentation
         segment = segmentation.GetSegmentation().GetSegment(lesionId)
         centroid = nodes.storedMeasures(segment).get("centroid_lps")
+        seeds: vtkMRMLMarkupsFiducialNode = self.pack.seeds
+        index = nodes.seedIndex(seeds, lesionId)
         if centroid:
             ras = nodes.lpsToRas(centroid)
-        else:
+        elif index >= 0:
             ras = [0.0, 0.0, 0.0]
-            self.pack.seeds.GetNthControlPointPositionWorld(nodes.seedIndex(self.pack.seeds, lesionId), ras)
+            seeds.GetNthControlPointPositionWorld(index, ras)
+        else:
+            return
         slicer.modules.markups.logic().JumpSlicesToLocation(ras[0], ras[1], ras[2], True)
 
     # ------------------------------------------------------------------------------------------ edits

@@ -123,13 +123,22 @@ def edge(monkeypatch):
     scene = Scene()
 
     def put_mask(array, segmentation_node, segment_id, reference):
-        segmentation_node.masks[segment_id] = np.array(array, bool)
+        """As Slicer: the segment keeps the geometry of the volume it was drawn on."""
+        image = sitk.GetImageFromArray(np.asarray(array, np.uint8))
+        image.CopyInformation(reference.image)
+        segmentation_node.masks[segment_id] = image
+
+    def get_mask(segmentation_node, segment_id, reference):
+        """As Slicer: the segment resampled (nearest neighbour) onto the reference volume's grid."""
+        image = sitk.Resample(segmentation_node.masks[segment_id], reference.image, sitk.Transform(),
+                              sitk.sitkNearestNeighbor, 0)
+        return sitk.GetArrayFromImage(image)
 
     slicer = types.ModuleType("slicer")
     slicer.mrmlScene = scene
     slicer.util = types.SimpleNamespace(
         updateSegmentBinaryLabelmapFromArray=put_mask,
-        arrayFromSegmentBinaryLabelmap=lambda node, segment_id, reference: node.masks[segment_id].astype(np.uint8),
+        arrayFromSegmentBinaryLabelmap=get_mask,
         getNodesByClass=lambda cls: [n for n in scene.nodes if n.cls == cls])
     slicer.vtkSegment = types.SimpleNamespace(GetTerminologyEntryTagName=lambda: TERMINOLOGY_TAG)
     for cls in ("vtkMRMLScalarVolumeNode", "vtkMRMLSegmentationNode", "vtkMRMLMarkupsFiducialNode"):
@@ -157,7 +166,12 @@ def _study(logic, phantom):
     for s in phantom.series:
         for k, image in enumerate(s.stacks):
             study.nodeOf[id(image)] = Node("vtkMRMLScalarVolumeNode", f"{s.role}{k}")
+            study.nodeOf[id(image)].image = image
     return study
+
+
+def _mask(review, segment_id):
+    return sitk.GetArrayFromImage(review.segmentation.masks[segment_id]) != 0
 
 
 def test_pure_helpers(edge):
@@ -187,7 +201,7 @@ def test_click_to_segment_tags_lines_and_remeasure(edge, phantom):
     role = next(s.role for s in phantom.series if any(img is reference_image for img in s.stacks))
     label = next(s["label"] for s in phantom.segments if s["id"] == lesion["id"])
     truth = sitk.GetArrayFromImage(phantom.labelmap_on(role, reference_image)) == label
-    mask = review.segmentation.masks["L1"]
+    mask = _mask(review, "L1")
     assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.8
 
     segment = review.segmentation.GetSegmentation().GetSegment("L1")
@@ -203,7 +217,8 @@ def test_click_to_segment_tags_lines_and_remeasure(edge, phantom):
 
     edited = mask.copy()
     edited[tuple(np.argwhere(mask)[0])] = False  # the reader erases a voxel in the Segment Editor
-    review.segmentation.masks["L1"] = edited
+    review.segmentation.masks["L1"] = sitk.GetImageFromArray(edited.astype(np.uint8))
+    review.segmentation.masks["L1"].CopyInformation(reference_image)
     assert logic.editedLesions(review) == ["L1"]
     again = logic.measure(review, "L1", study=study)
     voxel_ml = float(np.prod(reference_image.GetSpacing())) / 1000.0
@@ -213,3 +228,35 @@ def test_click_to_segment_tags_lines_and_remeasure(edge, phantom):
     nodes.removeLesion(review.segmentation, None, "L1")
     assert review.segmentation.GetSegmentation().GetSegmentIDs() == ()
     assert not [n for n in scene.nodes if n.cls == "vtkMRMLMarkupsLineNode"]
+
+
+def test_liver_segment_then_a_lesion_inside_it(edge, phantom):
+    """"Find liver" puts the liver into the same review (tag 'liver', not a lesion row), the lesions' grid stays the
+    core's reference series, and a lesion added afterwards is still the truth lesion."""
+    scene, logic = edge
+    nodes = importlib.import_module("LiverMetsReviewSlicer.lesion_nodes")
+    study, review = _study(logic, phantom), logic.Review()
+    result = logic.findLiver(review, study=study)
+    liver_role = result["series"]
+    liver_image = study.imagesByRole()[liver_role]
+    truth_label = next(s["label"] for s in phantom.segments if s["id"] == "liver")
+    truth = sitk.GetArrayFromImage(phantom.labelmap_on(liver_role, liver_image)) == truth_label
+    liver = _mask(review, nodes.LIVER)
+    assert 2 * (liver & truth).sum() / (liver.sum() + truth.sum()) > 0.9
+    segment = review.segmentation.GetSegmentation().GetSegment(nodes.LIVER)
+    assert (segment.GetName(), segment.tags[nodes.ROLE_TAG]) == ("Liver", "liver")
+    assert nodes.LESION_ID not in segment.tags and nodes.lesionSegmentIds(review.segmentation) == []
+    assert "SCT^10200004^" in segment.tags[TERMINOLOGY_TAG]  # SNOMED CT: liver
+
+    lesion = max(phantom.truth["lesions"], key=lambda les: float(les["diameter_mm"]))
+    logic.segmentAt(review, (-lesion["centre_mm"][0], -lesion["centre_mm"][1], lesion["centre_mm"][2]), "L1",
+                    "metastasis", study=study)
+    assert nodes.lesionSegmentIds(review.segmentation) == ["L1"]
+    reference_image = next(img for s in phantom.series for img in s.stacks if study.nodeOf[id(img)] is review.reference)
+    role = next(s.role for s in phantom.series if any(img is reference_image for img in s.stacks))
+    label = next(s["label"] for s in phantom.segments if s["id"] == lesion["id"])
+    truth = sitk.GetArrayFromImage(phantom.labelmap_on(role, reference_image)) == label
+    mask = _mask(review, "L1")
+    assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.8
+    liver_on_reference = logic.liverMask(review.segmentation, review.reference)
+    assert (mask & liver_on_reference).sum() >= 0.9 * mask.sum()  # the lesion lies in the liver it was modelled in
