@@ -1024,6 +1024,7 @@ def fake_slicer(monkeypatch, tmp_path):
             ImportLabelmapToSegmentationNode=_import_labelmap)))
     slicer.vtkMRMLScalarVolumeNode = type("vtkMRMLScalarVolumeNode", (), {})
     slicer.vtkMRMLSegmentationNode = type("vtkMRMLSegmentationNode", (), {})
+    slicer.vtkMRMLMarkupsFiducialNode = type("vtkMRMLMarkupsFiducialNode", (), {})
     slicer.vtkMRMLLabelMapVolumeNode = type("vtkMRMLLabelMapVolumeNode", (), {})
     slicer.vtkMRMLColorTableNode = type("vtkMRMLColorTableNode", (), {})
     slicer.vtkSegment = types.SimpleNamespace(GetTerminologyEntryTagName=lambda: "TerminologyEntry")
@@ -1071,14 +1072,15 @@ def fake_slicer(monkeypatch, tmp_path):
 
 def test_module_self_test_runs_on_a_fake_slicer(fake_slicer):
     """LiverMetsReviewTest's logic-level sub-tests (phantom, DICOM study, maps, role edit) pass end to end on the
-    fake. The widget-driving sub-test needs Qt and Slicer's views: its steps are covered by the section tests in
-    test_slicer_sections.py, its names by the static checks."""
+    fake. The widget-driving sub-tests need Qt and Slicer's views: their steps are covered by the section tests in
+    test_slicer_sections.py and test_slicer_lesions.py, their names by the static checks."""
     module, scene = fake_slicer
     test = module.LiverMetsReviewTest("runTest")
     names = [n for n in vars(module.LiverMetsReviewTest) if n.startswith("test_")]
-    assert "test_reader_path_through_the_widget" in names
+    widget_tests = {"test_reader_path_through_the_widget", "test_lesion_by_a_click_through_the_widget"}
+    assert widget_tests <= set(names)
     for name in names:
-        if name == "test_reader_path_through_the_widget":
+        if name in widget_tests:
             continue
         test.setUp()
         getattr(test, name)()

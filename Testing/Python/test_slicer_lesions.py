@@ -1,0 +1,262 @@
+"""The Lesions section's scene logic, headless, against recording stand-ins for the segmentation and markups nodes.
+
+Truth: the phantom's labelmap (a click given in RAS must land on the lesion: an LPS/RAS slip gives Dice ~0), the
+core's own measures of the stored mask (what the table shows), the LPS -> RAS flip of the diameter endpoints
+restated here, and a hand edit of the stored mask (the re-measure path must notice it and measure again).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from LiverMetsReviewLib.lesions.markups import Seed
+from LiverMetsReviewLib.lesions.one_lesion import key_measures, measure_one
+from LiverMetsReviewLib.phantom import generate_phantom
+
+MODULE_DIR = Path(__file__).resolve().parents[2] / "LiverMetsReview"
+TERMINOLOGY_TAG = "TerminologyEntry"
+
+
+class Segment:
+    def __init__(self, name: str) -> None:
+        self.name, self.tags, self.color = name, {}, None
+
+    def SetName(self, name):  # noqa: N802 - Slicer's spelling
+        self.name = name
+
+    def GetName(self):  # noqa: N802
+        return self.name
+
+    def SetColor(self, r, g, b):  # noqa: N802
+        self.color = (r, g, b)
+
+    def SetTag(self, key, value):  # noqa: N802
+        self.tags[key] = str(value)
+
+    def GetTag(self, key, ref):  # noqa: N802 - vtkSegment::GetTag(name, std::string&) -> bool
+        if key in self.tags:
+            ref.value = self.tags[key]
+            return True
+        return False
+
+
+class Segmentation:
+    def __init__(self) -> None:
+        self.segments: dict[str, Segment] = {}
+
+    def AddEmptySegment(self, segment_id, name):  # noqa: N802
+        self.segments[segment_id] = Segment(name)
+        return segment_id
+
+    def GetSegment(self, segment_id):  # noqa: N802
+        return self.segments.get(segment_id)
+
+    def GetSegmentIDs(self):  # noqa: N802
+        return tuple(self.segments)
+
+    def RemoveSegment(self, segment_id):  # noqa: N802
+        del self.segments[segment_id]
+
+
+class Node:
+    def __init__(self, cls: str, name: str = "") -> None:
+        self.cls, self.name, self.attributes = cls, name, {}
+        self.segmentation, self.masks, self.line = Segmentation(), {}, [None, None]
+
+    def SetAttribute(self, key, value):  # noqa: N802
+        self.attributes[key] = value
+
+    def GetAttribute(self, key):  # noqa: N802
+        return self.attributes.get(key)
+
+    def GetName(self):  # noqa: N802
+        return self.name
+
+    def SetName(self, name):  # noqa: N802
+        self.name = name
+
+    def GetSegmentation(self):  # noqa: N802
+        return self.segmentation
+
+    def SetLineStartPositionWorld(self, p):  # noqa: N802
+        self.line[0] = tuple(p)
+
+    def SetLineEndPositionWorld(self, p):  # noqa: N802
+        self.line[1] = tuple(p)
+
+    def __getattr__(self, name):  # display nodes, geometry, locking: recorded nowhere, not under test
+        if name[:1].isupper():
+            return lambda *args: None
+        raise AttributeError(name)
+
+
+class Scene:
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+
+    def AddNewNodeByClass(self, cls, name=""):  # noqa: N802
+        self.nodes.append(Node(cls, name))
+        return self.nodes[-1]
+
+    def RemoveNode(self, node):  # noqa: N802
+        self.nodes.remove(node)
+
+
+class Reference:
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def get(self):
+        return self.value
+
+
+@pytest.fixture()
+def edge(monkeypatch):
+    scene = Scene()
+
+    def put_mask(array, segmentation_node, segment_id, reference):
+        """As Slicer: the segment keeps the geometry of the volume it was drawn on."""
+        image = sitk.GetImageFromArray(np.asarray(array, np.uint8))
+        image.CopyInformation(reference.image)
+        segmentation_node.masks[segment_id] = image
+
+    def get_mask(segmentation_node, segment_id, reference):
+        """As Slicer: the segment resampled (nearest neighbour) onto the reference volume's grid."""
+        image = sitk.Resample(segmentation_node.masks[segment_id], reference.image, sitk.Transform(),
+                              sitk.sitkNearestNeighbor, 0)
+        return sitk.GetArrayFromImage(image)
+
+    slicer = types.ModuleType("slicer")
+    slicer.mrmlScene = scene
+    slicer.util = types.SimpleNamespace(
+        updateSegmentBinaryLabelmapFromArray=put_mask,
+        arrayFromSegmentBinaryLabelmap=get_mask,
+        getNodesByClass=lambda cls: [n for n in scene.nodes if n.cls == cls])
+    slicer.vtkSegment = types.SimpleNamespace(GetTerminologyEntryTagName=lambda: TERMINOLOGY_TAG)
+    for cls in ("vtkMRMLScalarVolumeNode", "vtkMRMLSegmentationNode", "vtkMRMLMarkupsFiducialNode"):
+        setattr(slicer, cls, type(cls, (), {}))
+    vtk = types.ModuleType("vtk")
+    vtk.reference = Reference
+    for name, module in {"slicer": slicer, "vtk": vtk, "sitkUtils": types.ModuleType("sitkUtils")}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.syspath_prepend(str(MODULE_DIR))
+    for name in [m for m in sys.modules if m.startswith("LiverMetsReviewSlicer")]:
+        monkeypatch.delitem(sys.modules, name)
+    yield scene, importlib.import_module("LiverMetsReviewSlicer.lesion_logic")
+    for name in [m for m in sys.modules if m.startswith("LiverMetsReviewSlicer")]:
+        del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return generate_phantom(seed=23, size="small", vary=True)
+
+
+def _study(logic, phantom):
+    """The phantom's series as the scene would give them, each image 'pulled' from its own volume node."""
+    study = logic.SceneStudy(list(phantom.series))
+    for s in phantom.series:
+        for k, image in enumerate(s.stacks):
+            study.nodeOf[id(image)] = Node("vtkMRMLScalarVolumeNode", f"{s.role}{k}")
+            study.nodeOf[id(image)].image = image
+    return study
+
+
+def _mask(review, segment_id):
+    return sitk.GetArrayFromImage(review.segmentation.masks[segment_id]) != 0
+
+
+def test_pure_helpers(edge):
+    nodes = importlib.import_module("LiverMetsReviewSlicer.lesion_nodes")
+    rng = np.random.default_rng(5)
+    used = [f"L{n}" for n in rng.choice(40, size=6, replace=False) + 1]
+    assert nodes.nextLesionId([*used, "liver", "L7b"]) == f"L{max(int(u[1:]) for u in used) + 1}"
+    assert nodes.nextLesionId([]) == "L1"
+    description = nodes.seedDescription("L12", "haemangioma")
+    assert nodes.seedLesionId(description) == "L12" and nodes.seedLesionId("") is None
+    assert Seed("L12", (0.0, 0.0, 0.0), description).kind == "haemangioma"  # what the core's read_seeds parses
+    row = nodes.tableRow("L3", "fnh_like", {"long_axis_mm": 21.04, "short_axis_mm": 12.96, "volume_ml": 2.345,
+                                            "adc_median": 1234.6, "couinaud_segment": "VII"})
+    assert row == ["L3", "fnh like", "VII", "21.0", "13.0", "2.35", "1235"]
+    assert nodes.tableRow("L4", "cyst", {})[3:] == ["", "", "", ""]  # not measured: empty, never 0
+
+
+def test_click_to_segment_tags_lines_and_remeasure(edge, phantom):
+    scene, logic = edge
+    nodes = importlib.import_module("LiverMetsReviewSlicer.lesion_nodes")
+    lesion = max(phantom.truth["lesions"], key=lambda les: float(les["diameter_mm"]))
+    click_ras = (-lesion["centre_mm"][0], -lesion["centre_mm"][1], lesion["centre_mm"][2])
+    study, review = _study(logic, phantom), logic.Review()
+    measures = logic.segmentAt(review, click_ras, "L1", "metastasis", study=study)
+
+    reference_image = next(img for s in phantom.series for img in s.stacks if study.nodeOf[id(img)] is review.reference)
+    role = next(s.role for s in phantom.series if any(img is reference_image for img in s.stacks))
+    label = next(s["label"] for s in phantom.segments if s["id"] == lesion["id"])
+    truth = sitk.GetArrayFromImage(phantom.labelmap_on(role, reference_image)) == label
+    mask = _mask(review, "L1")
+    assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.8
+
+    segment = review.segmentation.GetSegmentation().GetSegment("L1")
+    assert segment.tags[nodes.LESION_ID] == "L1" and segment.tags[nodes.ROLE_TAG] == "metastasis"
+    assert "SCT^14799000^" in segment.tags[TERMINOLOGY_TAG]  # SNOMED CT: neoplasm, secondary (metastasis)
+    assert json.loads(segment.tags[nodes.MEASURES]) == json.loads(json.dumps(measures))
+    core = key_measures(measure_one(phantom.series, mask, reference_image, "L1"))
+    assert measures["volume_ml"] == core["volume_ml"] and measures["long_axis_mm"] == core["long_axis_mm"]
+    lines = {n.GetAttribute(nodes.REVIEW): n for n in scene.nodes if n.cls == "vtkMRMLMarkupsLineNode"}
+    start, end = measures["long_axis_lps"]
+    assert lines["long axis"].line == [(-start[0], -start[1], start[2]), (-end[0], -end[1], end[2])]
+    assert logic.editedLesions(review) == []
+
+    edited = mask.copy()
+    edited[tuple(np.argwhere(mask)[0])] = False  # the reader erases a voxel in the Segment Editor
+    review.segmentation.masks["L1"] = sitk.GetImageFromArray(edited.astype(np.uint8))
+    review.segmentation.masks["L1"].CopyInformation(reference_image)
+    assert logic.editedLesions(review) == ["L1"]
+    again = logic.measure(review, "L1", study=study)
+    voxel_ml = float(np.prod(reference_image.GetSpacing())) / 1000.0
+    assert again["volume_ml"] == pytest.approx(measures["volume_ml"] - voxel_ml, abs=1e-3)
+    assert logic.editedLesions(review) == []
+
+    nodes.removeLesion(review.segmentation, None, "L1")
+    assert review.segmentation.GetSegmentation().GetSegmentIDs() == ()
+    assert not [n for n in scene.nodes if n.cls == "vtkMRMLMarkupsLineNode"]
+
+
+def test_liver_segment_then_a_lesion_inside_it(edge, phantom):
+    """"Find liver" puts the liver into the same review (tag 'liver', not a lesion row), the lesions' grid stays the
+    core's reference series, and a lesion added afterwards is still the truth lesion."""
+    scene, logic = edge
+    nodes = importlib.import_module("LiverMetsReviewSlicer.lesion_nodes")
+    study, review = _study(logic, phantom), logic.Review()
+    result = logic.findLiver(review, study=study)
+    liver_role = result["series"]
+    liver_image = study.imagesByRole()[liver_role]
+    truth_label = next(s["label"] for s in phantom.segments if s["id"] == "liver")
+    truth = sitk.GetArrayFromImage(phantom.labelmap_on(liver_role, liver_image)) == truth_label
+    liver = _mask(review, nodes.LIVER)
+    assert 2 * (liver & truth).sum() / (liver.sum() + truth.sum()) > 0.9
+    segment = review.segmentation.GetSegmentation().GetSegment(nodes.LIVER)
+    assert (segment.GetName(), segment.tags[nodes.ROLE_TAG]) == ("Liver", "liver")
+    assert nodes.LESION_ID not in segment.tags and nodes.lesionSegmentIds(review.segmentation) == []
+    assert "SCT^10200004^" in segment.tags[TERMINOLOGY_TAG]  # SNOMED CT: liver
+
+    lesion = max(phantom.truth["lesions"], key=lambda les: float(les["diameter_mm"]))
+    logic.segmentAt(review, (-lesion["centre_mm"][0], -lesion["centre_mm"][1], lesion["centre_mm"][2]), "L1",
+                    "metastasis", study=study)
+    assert nodes.lesionSegmentIds(review.segmentation) == ["L1"]
+    reference_image = next(img for s in phantom.series for img in s.stacks if study.nodeOf[id(img)] is review.reference)
+    role = next(s.role for s in phantom.series if any(img is reference_image for img in s.stacks))
+    label = next(s["label"] for s in phantom.segments if s["id"] == lesion["id"])
+    truth = sitk.GetArrayFromImage(phantom.labelmap_on(role, reference_image)) == label
+    mask = _mask(review, "L1")
+    assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.8
+    liver_on_reference = logic.liverMask(review.segmentation, review.reference)
+    assert (mask & liver_on_reference).sum() >= 0.9 * mask.sum()  # the lesion lies in the liver it was modelled in
