@@ -20,6 +20,7 @@ import slicer
 import vtk
 from LiverMetsReviewSlicer import attributes, hanging
 from LiverMetsReviewSlicer import maps as sceneMaps
+from LiverMetsReviewSlicer.checklist_section import ChecklistParameters, ChecklistSection, shortcutHelp
 from LiverMetsReviewSlicer.dicom_database import loadDatabaseStudy
 from LiverMetsReviewSlicer.dicom_study import loadDicomStudy
 from LiverMetsReviewSlicer.maps_section import MapsParameters, MapsSection
@@ -73,11 +74,16 @@ hangs the series side by side. A digital phantom with known ground truth (traini
 "Phantom" and in Sample Data; from Python: <code>slicer.util.getModuleLogic("LiverMetsReview").loadPhantom()</code>.
 <b>Maps</b>: ADC (10<sup>-6</sup> mm<sup>2</sup>/s), fat fraction (in/opposed phase, Dixon, multi-echo PDFF)
 and relative enhancement (percent), R2* (1/s), series alignment; masked voxels and warnings are listed.
+<b>Checklist</b>: per lesion (segments with a lesion id) and for the study, one item at a time: the question,
+the suggested answer with its evidence (measured value, threshold, uncertainty, source), your answer (yes, no,
+indeterminate, not assessed, with a note), "Show" (the item's hanging protocol, every view centred on the lesion),
+progress, and the impression with the items that drove it, updated at each answer. Every answer is saved at
+once on the lesion's segment, in the scene's parameter node and in review.json (review folder). Shortcuts: {keys}.
 World coordinates of the computations are LPS; Slicer shows RAS.
 The module supports the radiologist's reading and never makes a diagnosis: every automatic result is evidence
 that the reader accepts or overrides.
 See the <a href="https://github.com/livermetsreview/LiverMetsReview">project page</a>.
-""")
+""").format(keys=shortcutHelp())
         self.parent.acknowledgementText = _("""
 Developed by the LiverMetsReview developers. Built on 3D Slicer's scripted module template and its
 SimpleITK bridge (sitkUtils).
@@ -107,6 +113,7 @@ class LiverMetsReviewParameterNode:
 
     study: StudyParameters
     maps: MapsParameters
+    checklist: ChecklistParameters
 
 
 #
@@ -124,7 +131,8 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self.study = StudySection()
         self.maps = MapsSection()
-        self.sections = [self.study, self.maps]  # reading order; Lesions, Checklist, Report join here
+        self.checklist = ChecklistSection()
+        self.sections = [self.study, self.maps, self.checklist]  # reading order; Lesions joins before Checklist
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
