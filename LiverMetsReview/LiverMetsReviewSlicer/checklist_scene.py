@@ -81,6 +81,12 @@ def readJson(text: str | None, default: Any) -> Any:
         return default
 
 
+def tagJson(value: Any) -> str:
+    """JSON safe in a segment tag: a .seg.nrrd stores tags as ``key:value|`` (vtkMRMLSegmentationStorageNode
+    GetSegmentTagsAsString), so a '|' inside the value would split it; JSON may spell it as an escape."""
+    return json.dumps(value, sort_keys=True, allow_nan=False).replace("|", "\\u007c")
+
+
 def lesionAnswers(lesion: LesionSegment) -> dict[str, Any]:
     return readJson(segmentTag(lesion.segment, ANSWERS), {})
 
@@ -92,7 +98,7 @@ def studyAnswers(node) -> dict[str, Any]:
 def writeAnswers(lesions: list[LesionSegment], answers: dict[str, dict[str, Any]]) -> None:
     """Each lesion's answers on its segment, the study's on the segmentation node."""
     for lesion in lesions:
-        lesion.segment.SetTag(ANSWERS, json.dumps(answers.get(lesion.lesionId, {}), sort_keys=True))
+        lesion.segment.SetTag(ANSWERS, tagJson(answers.get(lesion.lesionId, {})))
     if lesions:
         lesions[0].node.SetAttribute(STUDY_ANSWERS, json.dumps(answers.get("study", {}), sort_keys=True))
 
@@ -107,13 +113,24 @@ def studyFigures(node) -> dict[str, float]:
 
 
 def lesionMeasurement(lesion: LesionSegment, lesions: list[LesionSegment]) -> dict[str, Any]:
-    """{"measurements": rows, "couinaud_segment"}: the stored tag, else measured through the core and stored."""
+    """The engine's input for a lesion: {"id", "values", "why", "couinaud_segment"}.
+
+    The ``MEASUREMENTS`` tag holds either ``measurements`` (rows of measurements.json) or the flat ``values`` and
+    ``why`` of ``checklist.values``; without it the segment is measured here through the core and the flat
+    values stored (compact: the tag travels in the .seg.nrrd header)."""
+    from LiverMetsReviewLib.checklist.values import lesion_values
+
     stored = readJson(segmentTag(lesion.segment, MEASUREMENTS), None)
-    if isinstance(stored, dict) and stored.get("measurements"):
-        return stored
-    doc = measureSegment(lesion, lesions)
-    lesion.segment.SetTag(MEASUREMENTS, json.dumps(doc, allow_nan=False))
-    return doc
+    if not (isinstance(stored, dict) and (stored.get("measurements") or stored.get("values"))):
+        rows, couinaud = measureSegment(lesion, lesions)
+        values, why = lesion_values(rows)
+        stored = {"values": values, "why": why, "couinaud_segment": couinaud}
+        lesion.segment.SetTag(MEASUREMENTS, tagJson(stored))
+    if stored.get("measurements"):
+        values, why = lesion_values(stored["measurements"])
+    else:
+        values, why = dict(stored["values"]), dict(stored.get("why") or {})
+    return {"id": lesion.lesionId, "values": values, "why": why, "couinaud_segment": stored.get("couinaud_segment")}
 
 
 def _latest(nodes: list) -> Any:
@@ -157,13 +174,15 @@ def _segmentMask(node, segmentIds: list[str], reference):
         ids.InsertNextValue(sid)
     labelNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "checklist_mask")
     try:
-        slicer.modules.segmentations.logic().ExportSegmentsToLabelmapNode(node, ids, labelNode, reference)
+        # The reference volume's whole grid (the default extent is the segments' bounding box).
+        slicer.modules.segmentations.logic().ExportSegmentsToLabelmapNode(
+            node, ids, labelNode, reference, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
         return np.asarray(slicer.util.arrayFromVolume(labelNode)) != 0
     finally:
         slicer.mrmlScene.RemoveNode(labelNode)
 
 
-def measureSegment(lesion: LesionSegment, lesions: list[LesionSegment]) -> dict[str, Any]:
+def measureSegment(lesion: LesionSegment, lesions: list[LesionSegment]) -> tuple[list, int | None]:
     """A lesion segment measured by the core (as ``livermets measure`` measures a lesion)."""
     from LiverMetsReviewLib.lesions.measure import StudyContext, measure_lesion, prepare_images
     from LiverMetsReviewLib.lesions.tables import measurement_row
@@ -175,8 +194,7 @@ def measureSegment(lesion: LesionSegment, lesions: list[LesionSegment]) -> dict[
     union = _segmentMask(lesion.node, [les.segmentId for les in lesions if les.node is lesion.node], reference)
     ctx = StudyContext(ref, prepare_images(ref, sceneImages()), liver=liver, lesions=union)
     measures = measure_lesion(ctx, _segmentMask(lesion.node, [lesion.segmentId], reference), lesion.lesionId)
-    return {"measurements": [measurement_row(lesion.lesionId, m) for m in measures.measurements],
-            "couinaud_segment": measures.couinaud_segment, "measured_on": reference.GetName()}
+    return [measurement_row(lesion.lesionId, m) for m in measures.measurements], measures.couinaud_segment
 
 
 # ------------------------------------------------------------------ views

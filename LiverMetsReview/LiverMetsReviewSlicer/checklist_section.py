@@ -119,24 +119,32 @@ def progressText(progress: Mapping[str, int]) -> str:
     return _("{answered} of {applicable} applicable items answered").format(**progress)
 
 
-def evidenceText(row: Mapping[str, Any], sources: Mapping[str, str]) -> str:
-    """Each condition: measured value, operator, threshold with unit and uncertainty, its source; why not."""
+def _unit(c: Mapping[str, Any]) -> str:
+    return "" if c.get("unit") in ("", "1", None) else f" {c['unit']}"  # "1": a ratio
+
+
+def evidenceText(row: Mapping[str, Any]) -> str:
+    """Each condition: measured value, operator, threshold with unit and uncertainty, its source ids; why not."""
     lines = []
     for c in row.get("evidence") or []:
         src = ", ".join(c.get("source") or [])
         if c.get("holds") is None:
             lines.append(f"{c['value_key']}: not measured ({c.get('why', '')}); threshold {c['operator']} "
-                         f"{c['threshold']:g} {c['unit']} [{src}]")
+                         f"{c['threshold']:g}{_unit(c)} [{src}]")
         else:
-            lines.append(f"{c['value_key']} = {c['value']:g} {c['operator']} {c['threshold']:g} {c['unit']} "
+            lines.append(f"{c['value_key']} = {c['value']:g} {c['operator']} {c['threshold']:g}{_unit(c)} "
                          f"(\u00b1{c['uncertainty']:g}): {'holds' if c['holds'] else 'fails'}, "
                          f"confidence {c['confidence']:.2f} [{src}]")
     if not lines:
         lines.append(row.get("explanation") or "")
-    cited = [sources.get(s, s) for s in row.get("sources") or []]
-    if cited:
-        lines.append(_("Item sources: ") + "; ".join(cited))
+    if row.get("sources"):
+        lines.append(_("Sources: ") + ", ".join(row["sources"]))
     return "\n".join(line for line in lines if line)
+
+
+def sourcesText(ids: list[str], sources: Mapping[str, str]) -> str:
+    """Source ids spelled out (the evidence's tooltip)."""
+    return "\n".join(f"{i}: {sources.get(i, i)}" for i in ids)
 
 
 def suggestionText(row: Mapping[str, Any]) -> str:
@@ -171,9 +179,12 @@ def impressionText(part: Mapping[str, Any] | None, step: str) -> str:
     lines = [_("Impression: {category}").format(category=imp["category"])]
     if imp.get("wording"):
         lines.append(imp["wording"])
-    for reason in imp["reasons"]:
-        lines.append(f"  \u2022 {reason['condition']} ({reason['by']}"
-                     + (f", {reason['evidence']}" if reason.get("evidence") else "") + ")")
+    shown = []
+    for reason in imp["reasons"]:  # an item may hold in two conditions of a rule: list it once
+        text = f"  \u2022 {reason['condition']} ({_('your answer') if reason['by'] == 'reader' else _('suggested')})"
+        if text not in shown:
+            shown.append(text)
+    lines += shown
     lines.append(_("Recommendation: {text}").format(text=imp["recommendation"]))
     return "\n".join(lines)
 
@@ -291,16 +302,10 @@ class ChecklistSection(Section):
         from LiverMetsReviewLib.checklist.data import load_checklist
         from LiverMetsReviewLib.checklist.engine import review
         from LiverMetsReviewLib.checklist.store import ReviewSession, reconcile
-        from LiverMetsReviewLib.checklist.values import lesion_values
         from LiverMetsReviewLib.context import read_clinical_context
 
         self.lesions = scene.lesionSegments()
-        inputs = []
-        for lesion in self.lesions:
-            doc = scene.lesionMeasurement(lesion, self.lesions)
-            values, why = lesion_values(doc["measurements"])
-            inputs.append({"id": lesion.lesionId, "values": values, "why": why,
-                           "couinaud_segment": doc.get("couinaud_segment")})
+        inputs = [scene.lesionMeasurement(lesion, self.lesions) for lesion in self.lesions]
         node = self.lesions[0].node if self.lesions else None
         figures = scene.studyFigures(node)
         contextFile = self.pack.contextFile
@@ -421,7 +426,11 @@ class ChecklistSection(Section):
         ui.questionLabel.text = row["question"]
         ui.questionLabel.toolTip = row.get("help") or ""
         ui.suggestionLabel.text = suggestionText(row)
-        ui.evidenceLabel.text = evidenceText(row, self.session.checklist.get("sources", {}))
+        ui.evidenceLabel.text = evidenceText(row)
+        cited = {i for c in row.get("evidence") or [] for i in c.get("source") or []} | set(row.get("sources") or [])
+        ui.evidenceLabel.toolTip = sourcesText(sorted(cited), self.session.checklist.get("sources", {}))
+        ui.impressionLabel.toolTip = "\n".join(f"{r['condition']}: {r['evidence']}" for r in
+                                                (part or {}).get("impression", {}).get("reasons", []))
         ui.answerLabel.text = answerText(row)
         for answer, name in ANSWER_BUTTONS.items():
             getattr(ui, name).checked = row.get("answer") == answer

@@ -210,13 +210,14 @@ def test_an_answer_is_in_all_three_stores_at_once_and_the_impression_follows_an_
     given = {}
     for item in ("diffusion_restriction", "hbp_hypointense"):
         pack.itemId = item
-        section.ui.noteLineEdit.text = f"note on {item}"
+        section.ui.noteLineEdit.text = f"note on {item} | seen on b800"  # '|' splits .seg.nrrd tags
         section.answer("no")
         given[item] = "no"
         sidecar = json.loads((tmp_path / "review" / "review.json").read_text())["answers"]["L1"]
         for store in (sidecar, scene.answersOnSegment(cs, "L1"), json.loads(pack.answers)["L1"]):
             assert {k: v["answer"] for k, v in store.items()} == given
-            assert store[item]["note"] == f"note on {item}"
+            assert store[item]["note"] == f"note on {item} | seen on b800"
+        assert "|" not in scene.segments["L1"].tags[cs.scene.ANSWERS]
         assert pack.itemId != item and section.ui.noteLineEdit.text == ""  # moved on, note used
     expected = engine(lesions, context, {"L1": given})["lesions"][0]["impression"]
     assert expected["category"] == "indeterminate"  # the medicine, pinned by test_checklist
