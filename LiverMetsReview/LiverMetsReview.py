@@ -20,6 +20,7 @@ import slicer
 import vtk
 from LiverMetsReviewSlicer import attributes, hanging
 from LiverMetsReviewSlicer import maps as sceneMaps
+from LiverMetsReviewSlicer.checklist_section import ChecklistParameters, ChecklistSection, shortcutHelp
 from LiverMetsReviewSlicer.dicom_database import loadDatabaseStudy
 from LiverMetsReviewSlicer.dicom_study import loadDicomStudy
 from LiverMetsReviewSlicer.lesions_section import LESION_KINDS, LesionsParameters, LesionsSection
@@ -74,11 +75,16 @@ hangs the series side by side. A digital phantom with known ground truth (traini
 "Phantom" and in Sample Data; from Python: <code>slicer.util.getModuleLogic("LiverMetsReview").loadPhantom()</code>.
 <b>Maps</b>: ADC (10<sup>-6</sup> mm<sup>2</sup>/s), fat fraction (in/opposed phase, Dixon, multi-echo PDFF)
 and relative enhancement (percent), R2* (1/s), series alignment; masked voxels and warnings are listed.
+<b>Checklist</b>: per lesion (segments with a lesion id) and for the study, one item at a time: the question,
+the suggested answer with its evidence (measured value, threshold, uncertainty, source), your answer (yes, no,
+indeterminate, not assessed, with a note), "Show" (the item's hanging protocol, every view centred on the lesion),
+progress, and the impression with the items that drove it, updated at each answer. Every answer is saved at
+once on the lesion's segment, in the scene's parameter node and in review.json (review folder). Shortcuts: {keys}.
 World coordinates of the computations are LPS; Slicer shows RAS.
 The module supports the radiologist's reading and never makes a diagnosis: every automatic result is evidence
 that the reader accepts or overrides.
 See the <a href="https://github.com/livermetsreview/LiverMetsReview">project page</a>.
-""")
+""").format(keys=shortcutHelp())
         self.parent.acknowledgementText = _("""
 Developed by the LiverMetsReview developers. Built on 3D Slicer's scripted module template and its
 SimpleITK bridge (sitkUtils).
@@ -109,6 +115,7 @@ class LiverMetsReviewParameterNode:
     study: StudyParameters
     maps: MapsParameters
     lesions: LesionsParameters
+    checklist: ChecklistParameters
 
 
 #
@@ -127,7 +134,8 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.study = StudySection()
         self.maps = MapsSection()
         self.lesions = LesionsSection()
-        self.sections = [self.study, self.maps, self.lesions]  # reading order; Checklist, Report join here
+        self.checklist = ChecklistSection()
+        self.sections = [self.study, self.maps, self.lesions, self.checklist]  # reading order; Report joins here
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -325,6 +333,8 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         self.test_maps_match_the_core()
         self.setUp()
         self.test_role_edit()
+        self.setUp()
+        self.test_checklist_through_the_widget()
 
     def test_reader_path_through_the_widget(self):
         """A reader's path through the GUI, twice (the second study after Close Scene must behave like the first):
@@ -694,3 +704,76 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
             LiverMetsReviewLogic.setRole(node, "not_a_role")
         self.assertEqual(node.GetAttribute(attributes.ROLE), "t1_hepatobiliary")
         self.delayDisplay("Role edit test passed")
+
+    def test_checklist_through_the_widget(self):
+        """The Checklist section on a phantom lesion segmented by the core from the truth's centre: answers given
+        with the section's buttons and shortcut actions (one overriding a suggestion), saved to .mrb, reopened:
+        every answer, on the segment, in the parameter node and in review.json, and the impression unchanged."""
+        import json
+        import tempfile
+
+        import numpy as np
+        import SimpleITK as sitk
+        from LiverMetsReviewSlicer import checklist_scene
+        from LiverMetsReviewSlicer.segmentations import importLabelmapSegmentation
+
+        from LiverMetsReviewLib.context import write_clinical_context
+        from LiverMetsReviewLib.lesions.markups import Seed
+        from LiverMetsReviewLib.lesions.review import review_lesions
+
+        slicer.util.selectModule("LiverMetsReview")
+        widget = slicer.modules.livermetsreview.widgetRepresentation().self()
+        section, logic, params = widget.checklist, widget.logic, widget._parameterNode
+        logic.generatePhantom(seed=13, scenario=DEFAULT_SCENARIO, size="small")
+        logic.computeAdc()
+        logic.computeChemicalShiftFat()
+        for phase in ("t1_arterial", "t1_portal_venous", "t1_hepatobiliary"):
+            logic.computeEnhancement(phase)
+        study = logic.lastPhantomStudy
+        truth = max(study.truth["lesions"], key=lambda les: les["diameter_mm"])
+        liver = sitk.Cast(study.labelmap == next(s["label"] for s in study.segments if s["id"] == "liver"),
+                          sitk.sitkUInt8)
+        lesionReview = review_lesions(study.series, [Seed(truth["id"], tuple(truth["centre_mm"]))], liver_mask=liver)
+        mask = sitk.GetImageFromArray(lesionReview.lesions[0].mask.astype(np.uint8))
+        mask.CopyInformation(lesionReview.reference)
+        importLabelmapSegmentation(mask, [{"label": 1, "name": truth["id"], "color": [0.9, 0.3, 0.2], "tags": {
+            checklist_scene.LESION_ID: truth["id"], checklist_scene.SEGMENT_ROLE: "lesion"}}], "LesionReview")
+        folder = Path(tempfile.mkdtemp(dir=slicer.app.temporaryPath))
+        params.checklist.contextFile = write_clinical_context(study.truth["clinical_context"], folder / "context.json")
+        params.checklist.reviewFolder = folder / "review"
+
+        section.ui.startButton.click()
+        self.assertEqual(section.ui.stepComboBox.count, 2)  # the study, the lesion
+        section.ui.indeterminateButton.click()  # the study's first item
+        section.moveStep(1)  # Alt+Down
+        self.assertEqual(params.checklist.step, truth["id"])
+        first = section.current()
+        {"yes": section.ui.yesButton, "no": section.ui.noButton}.get(first["suggested"],
+                                                                      section.ui.notAssessedButton).click()
+        for _step in range(len(section.session.result["lesions"][0]["items"])):
+            if section.current()["suggested"] in ("yes", "no"):
+                break
+            section.moveItem(1)  # Alt+Right
+        overridden = section.current()
+        self.assertIn(overridden["suggested"], ("yes", "no"), "no later item has a yes/no suggestion to override")
+        (section.ui.noButton if overridden["suggested"] == "yes" else section.ui.yesButton).click()
+        answers = json.loads(params.checklist.answers)
+        self.assertEqual(len(answers["study"]) + len(answers[truth["id"]]), 3)
+        self.assertNotEqual(answers[truth["id"]][overridden["id"]]["answer"], overridden["suggested"])
+        impression = section.ui.impressionLabel.text
+        self.assertTrue(impression.startswith("Impression: "))
+
+        path = str(folder / "checklist.mrb")
+        self.assertTrue(slicer.util.saveScene(path))
+        slicer.mrmlScene.Clear(0)
+        self.assertIsNone(section.session)
+        slicer.util.loadScene(path)
+        slicer.app.processEvents()
+        self.assertIsNotNone(section.session)
+        self.assertEqual(json.loads(params.checklist.answers), answers)
+        lesion = checklist_scene.lesionSegments()[0]
+        self.assertEqual(checklist_scene.lesionAnswers(lesion), answers[truth["id"]])
+        self.assertEqual(json.loads((folder / "review" / "review.json").read_text())["answers"], answers)
+        section.goToStep(truth["id"])
+        self.assertEqual(section.ui.impressionLabel.text, impression)
+        self.delayDisplay("Checklist test passed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 PREFIX = "LiverMetsReview."
@@ -50,3 +51,9 @@ def nodeRole(node) -> str:
     """The role stored on ``node``; a node nobody classified is ``unassigned``."""
     role = node.GetAttribute(ROLE)
     return role if role else UNASSIGNED
+
+
+def tagJson(value: Any) -> str:
+    """JSON safe in a segment tag: a .seg.nrrd stores tags as ``key:value|`` (vtkMRMLSegmentationStorageNode
+    GetSegmentTagsAsString), so a '|' inside the value would split it; JSON may spell it as an escape."""
+    return json.dumps(value, sort_keys=True, allow_nan=False).replace("|", "\\u007c")

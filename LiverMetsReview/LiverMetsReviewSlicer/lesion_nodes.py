@@ -131,7 +131,7 @@ def lesionSegmentIds(segmentationNode: slicer.vtkMRMLSegmentationNode | None) ->
 
 
 def storeMeasures(segment: slicer.vtkSegment, measures: dict[str, Any], digest: str) -> None:
-    segment.SetTag(MEASURES, json.dumps(measures))
+    segment.SetTag(MEASURES, attributes.tagJson(measures))
     segment.SetTag(DIGEST, digest)
 
 

@@ -7,7 +7,8 @@ inventory; a name must exist, and not be deprecated, in all of them.
 What is checked (``check_extension`` runs everything):
   * Python (``LiverMetsReview.py``, ``LiverMetsReviewSlicer/*.py``): every ``slicer.*`` name (util, modules,
     app, mrmlScene, vtkMRML*/vtkSlicer* classes and their constants, ScriptedLoadableModule, parameterNodeWrapper,
-    i18n), ``sitkUtils.*`` and ``SampleData.*``; keyword arguments of calls to Slicer's Python functions; methods
+    i18n), ``sitkUtils.*`` and ``SampleData.*``; segment tags set to raw ``json.dumps`` text (a '|' splits them in
+    a .seg.nrrd); keyword arguments of calls to Slicer's Python functions; methods
     called on variables whose class is known (``AddNewNodeByClass("vtkMRML...")``, ``slicer.vtkX()``,
     ``sitkUtils.PushVolumeToSlicer(className=...)``, ``slicer.modules.x.logic()``, return types recorded in the
     inventory, parameter/return annotations, or a trailing ``# slicer-class: vtkMRMLX`` comment); ``self.X`` in
@@ -523,7 +524,18 @@ class _PythonChecker(ast.NodeVisitor):
                 self._check_member(cls, func.attr, node, f"{cls}.{func.attr}", exact=not inferred.endswith(DECLARED))
         if isinstance(func, ast.Attribute) and _dotted(func) and _dotted(func)[:2] == ["self", "resourcePath"]:
             self._check_resource(node)
+        if isinstance(func, ast.Attribute) and func.attr == "SetTag" and len(node.args) == 2:
+            self._check_tag_value(node.args[1], node)
         self.generic_visit(node)
+
+    def _check_tag_value(self, value: ast.AST, node: ast.Call) -> None:
+        """A .seg.nrrd stores a segment's tags as ``key:value|key:value|`` and splits them at '|' on reading
+        (vtkMRMLSegmentationStorageNode::SetSegmentTagsFromString): JSON text, whose strings may hold '|', is lost
+        after a save unless it is escaped (e.g. ``json.dumps(x).replace("|", "\\u007c")``)."""
+        if isinstance(value, ast.Call) and _dotted(value.func) in (["json", "dumps"], ["dumps"]):
+            self.error("segment-tag", node, "SetTag(json.dumps(...))",
+                       "a '|' inside the JSON splits the tag when the .seg.nrrd is read back; escape it "
+                       "(json.dumps(x).replace('|', '\\\\u007c'))")
 
     def _python_signature(self, parts: list[str]) -> str | None:
         for k in range(len(parts) - 1, 0, -1):

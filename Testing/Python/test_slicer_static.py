@@ -89,6 +89,13 @@ def test_module_really_uses_checked_api(inventories):
 # The checker catches errors in Python
 
 
+def test_catches_json_segment_tags_that_a_seg_nrrd_would_split(inventories):
+    bad = "import json\ndef f(segment, answers):\n    segment.SetTag('LiverMetsReview.Answers', json.dumps(answers))\n"
+    assert {f.check for f in ss.check_python_source(bad, "snippet.py", inventories).errors} == {"segment-tag"}
+    good = bad.replace("json.dumps(answers))", "json.dumps(answers).replace('|', '\\\\u007c'))")
+    assert not ss.check_python_source(good, "snippet.py", inventories).errors
+
+
 def test_catches_missing_util_function(inventories):
     report = ss.check_python_source("import slicer\nslicer.util.loadVolumee('a.nrrd')\n", "snippet.py", inventories)
     assert _labels(report, "slicer.util.loadVolumee") == {inv.label for inv in inventories}
@@ -1072,15 +1079,16 @@ def fake_slicer(monkeypatch, tmp_path):
 
 def test_module_self_test_runs_on_a_fake_slicer(fake_slicer):
     """LiverMetsReviewTest's logic-level sub-tests (phantom, DICOM study, maps, role edit) pass end to end on the
-    fake. The widget-driving sub-tests need Qt and Slicer's views: their steps are covered by the section tests in
-    test_slicer_sections.py and test_slicer_lesions.py, their names by the static checks."""
+    fake. The widget-driving sub-tests (``*_through_the_widget``) need Qt and Slicer's views: their steps are
+    covered by the section tests (test_slicer_sections.py, test_slicer_lesions.py, test_slicer_checklist.py), their
+    names by the static checks."""
     module, scene = fake_slicer
     test = module.LiverMetsReviewTest("runTest")
     names = [n for n in vars(module.LiverMetsReviewTest) if n.startswith("test_")]
-    widget_tests = {"test_reader_path_through_the_widget", "test_lesion_by_a_click_through_the_widget"}
-    assert widget_tests <= set(names)
+    assert {"test_reader_path_through_the_widget", "test_lesion_by_a_click_through_the_widget",
+            "test_checklist_through_the_widget"} <= set(names)
     for name in names:
-        if name in widget_tests:
+        if name.endswith("_through_the_widget"):
             continue
         test.setUp()
         getattr(test, name)()
