@@ -272,26 +272,35 @@ def levenberg_marquardt(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndar
                         r_lo: float, r_hi: float, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Bounded LM (W, F >= 0; R in [r_lo, r_hi]) on all columns of y at once; returns (params, cost).
 
-    From the refined grid starts most columns converge in a few iterations, so the first
-    ``lm_iterations_all_columns`` run on every column without bookkeeping (contiguous arrays, cheap); only the
-    columns still moving continue, as an active set, up to ``iterations`` in all.
+    The first ``lm_iterations_all_columns`` run on every column without bookkeeping (contiguous arrays, cheap);
+    only the columns still moving continue, as an active set, up to ``iterations`` in all. A column also stops when
+    its last accepted step lowered the cost by at most ``lm_stop_chi2_gain`` times its residual variance per degree
+    of freedom (cost / (n_echo - 3)): a gain ``d^T H d`` that small means the step moved the parameters by at most
+    sqrt(lm_stop_chi2_gain) of their noise standard deviation, and Gauss-Newton from there converges quadratically,
+    so further steps change nothing that the noise does not swamp. Noise-free data have no residual and iterate
+    to the step tolerance.
     """
     p = p.copy()
     p[2] = np.clip(p[2], r_lo, r_hi)
     cost = _cost(y, p, te, a, b)
     lam = np.full(y.shape[1], float(cfg["initial_damping"]))
     tol = float(cfg["relative_step_tolerance"])
+    gain_per_var = float(cfg["lm_stop_chi2_gain"]) / max(y.shape[0] - 3, 1)
     step = np.full(y.shape[1], np.inf)
-    n_all = int(cfg["lm_iterations_all_columns"])
-    for _ in range(n_all):
+    before = cost
+    for _ in range(int(cfg["lm_iterations_all_columns"])):
+        before = cost
         p, cost, lam, step = _lm_iteration(y, p, cost, lam, te, a, b, r_lo, r_hi)
-    act = np.flatnonzero((step >= tol) & (lam <= 1e10) & (cost > 1e-28))
-    for _ in range(int(cfg["iterations"]) - n_all):
+    moving = (step >= tol) & (lam <= 1e10) & (cost > 1e-28) & (before - cost > gain_per_var * cost)
+    act = np.flatnonzero(moving)
+    for _ in range(int(cfg["iterations"]) - int(cfg["lm_iterations_all_columns"])):
         if act.size == 0:
             break
-        pa, ca, la, st = _lm_iteration(y[:, act], p[:, act], cost[act], lam[act], te, a, b, r_lo, r_hi)
+        ca0 = cost[act]
+        pa, ca, la, st = _lm_iteration(y[:, act], p[:, act], ca0, lam[act], te, a, b, r_lo, r_hi)
         p[:, act], cost[act], lam[act] = pa, ca, la
-        act = act[(st >= tol) & (la <= 1e10) & (ca > 1e-28)]
+        # a rejected step (no gain, damping raised) keeps the column: the next, more damped step may succeed
+        act = act[(st >= tol) & (la <= 1e10) & (ca > 1e-28) & ((ca0 - ca > gain_per_var * ca) | (ca >= ca0))]
     return p, cost
 
 
