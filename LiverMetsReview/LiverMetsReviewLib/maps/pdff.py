@@ -7,7 +7,8 @@ Model (method 'magnitude', one R2* for water and fat):
 with the multi-peak fat spectrum ``c`` (by default the project's one spectrum, the same the phantom simulates:
 :func:`..physics.fat.default_fat_spectrum`). PDFF = F / (W + F) x 100. From magnitudes, (W, F) and roughly
 (F, W) explain the data almost equally well (the fat-water ambiguity); only the multi-peak spectrum tells them apart.
-It is resolved explicitly: a variable-projection grid search over (PDFF, R2*) gives a start below 50 % and one above
+It is resolved explicitly: a variable-projection search over a PDFF grid (R2* per PDFF in closed form) gives a
+start below 50 % and one above
 (two on a side whose cost has two close minima), Levenberg-Marquardt refines them, and the best solution of each side
 is kept (:mod:`.pdff_fit`). Their residual difference in noise variances (chi-square) decides; where one voxel's
 evidence is weak, the evidence of the neighbours of the same tissue decides, each neighbour weighted by how similar
@@ -444,8 +445,8 @@ def _summary(*, method: str, complex_fit: bool, te: np.ndarray, b0: float, fm: d
                  + ", c(TE) = sum_p a_p exp(i 2 pi f_p TE), W, F >= 0; PDFF = F/(W+F) x 100",
         "method": method,
         "method_description": (
-            "magnitude multi-echo fit, multi-peak fat, single R2*: variable projection over a (PDFF, R2*) grid "
-            "(one matrix product per chunk of voxels) gives each side's start, Levenberg-Marquardt refines both "
+            "magnitude multi-echo fit, multi-peak fat, single R2*: variable projection over a PDFF grid "
+            "(R2* per PDFF in closed form) gives each side's start, Levenberg-Marquardt refines both "
             "sides on all voxels at once" + ("" if not complex_fit else "; both sides' solutions then refined on "
                                              "the complex data with a field map psi and one phase phi per voxel "
                                              "(no spatial smoothness of psi is imposed)")),

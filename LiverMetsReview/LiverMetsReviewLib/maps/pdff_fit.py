@@ -5,10 +5,10 @@ Magnitude model, one R2* for water and fat, multi-peak fat phasor ``c_n = sum_p 
     |S_n| = |W + F c_n| exp(-R TE_n) = rho * m_n(ff, R),   m_n(ff, R) = |1 - ff + ff c_n| exp(-R TE_n)
 
 For fixed (ff, R) the model is linear in the amplitude rho (variable projection): the least-squares rho is
-``y . m / |m|^2`` and the residual ``|y|^2 - (y . u)^2`` with the unit curve ``u = m / |m|``. So one matrix product
-of the (grid points x echoes) unit curves with the (echoes x voxels) data scores every grid point for every voxel
-(an einsum, numpy's own loop: BLAS threads would compete with the chunk threads),
-and the best grid point *on each side of 50 %* is the start of that side's solution. From magnitudes, (W, F) and
+``y . m / |m|^2`` and the residual ``|y|^2 - (y . u)^2`` with the unit curve ``u = m / |m|``. For fixed ff the
+R2* that maximises the projection follows to first order in closed form (weighted log-linear slope, see
+:func:`_profile`), so each side's PDFF profile costs two small products and one exponential per grid PDFF and echo,
+and the best PDFF *on each side of 50 %* is the start of that side's solution. From magnitudes, (W, F) and
 roughly (F, W) explain the data almost equally well (the fat-water ambiguity), so both sides are kept; the caller
 chooses between them (:mod:`.pdff_choice`). Each start is refined by a bounded Levenberg-Marquardt on (W, F, R)
 over all voxels of a chunk at once (per-voxel damping, accept/reject, converged voxels leave the active set).
@@ -29,32 +29,72 @@ import numpy as np
 
 @dataclass(frozen=True)
 class StartGrid:
-    """The variable-projection search grid: per side (water ff < 0.5, fat ff > 0.5) its PDFF values, the R2*
-    values (1/ms) shared by both, and the unit-norm magnitude curves, rows ordered (side, ff, R) as float32
-    (n_grid, n_echo)."""
+    """The variable-projection search grid: per side (water ff < 0.5, fat ff > 0.5) its PDFF values and the
+    magnitudes ``|1 - ff + ff c_n|`` of the mixture at every echo (float32 (n_ff, n_echo)), with their logarithms;
+    the echo times (ms) and the R2* bounds (1/ms)."""
 
     sides: tuple[np.ndarray, np.ndarray]
-    r: np.ndarray
-    unit_t: np.ndarray
+    mags: tuple[np.ndarray, np.ndarray]
+    logs: tuple[np.ndarray, np.ndarray]
+    te: np.ndarray
+    r_lo: float
+    r_hi: float
 
 
 def start_grid(te: np.ndarray, c: np.ndarray, cfg: dict[str, Any]) -> StartGrid:
-    """The (ff, R2*) grid of ``pdff_defaults.json`` and its unit curves. 50 % belongs to neither side (a start
+    """The PDFF grid of ``pdff_defaults.json`` and its mixture magnitudes. 50 % belongs to neither side (a start
     there sits on the ridge between the two solutions); the grid is finer near 50 %, where the magnitude cost has
-    the most structure (the two species nearly cancel at the opposed-phase echoes)."""
+    the most structure (the two species nearly cancel at the opposed-phase echoes). R2* needs no grid: for a given
+    PDFF it follows in closed form (:func:`_profile`)."""
     ffs = np.asarray(cfg["start_grid_ff_percent"], dtype=np.float64) / 100.0
-    rs = np.asarray(cfg["start_grid_r2star_per_s"], dtype=np.float64) / 1000.0
     sides = (ffs[ffs < 0.5 - 1e-9], ffs[ffs > 0.5 + 1e-9])
-    ff_g = np.repeat(np.concatenate(sides), rs.size)
-    r_g = np.tile(rs, ff_g.size // rs.size)
-    curves = _unit_curves(ff_g, r_g, te, c)
-    return StartGrid(sides, rs, np.ascontiguousarray(curves.T, dtype=np.float32))
+    mags = tuple(np.abs((1.0 - f)[:, None] + f[:, None] * c[None, :]).astype(np.float32) for f in sides)
+    logs = tuple(np.log(np.maximum(m, np.float32(1e-6))) for m in mags)
+    return StartGrid(sides, mags, logs, np.asarray(te, dtype=np.float64),  # type: ignore[arg-type]
+                     float(cfg["r2star_min_per_s"]) / 1000.0, float(cfg["r2star_max_per_s"]) / 1000.0)
 
 
-def _unit_curves(ff: np.ndarray, r: np.ndarray, te: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Unit-norm magnitude curves m_n(ff, R) / |m| as (n_echo, n) columns."""
-    m = np.abs((1.0 - ff)[None, :] + ff[None, :] * c[:, None]) * np.exp(-te[:, None] * r[None, :])
-    return m / np.maximum(np.sqrt(np.sum(m * m, axis=0)), 1e-300)
+class _LogMoments:
+    """Per-voxel weighted moments of the log-magnitudes, shared by both sides' profiles: weights ``w_n = y_n^2``,
+    sums of w, w t, w t^2, w log y, w t log y (float32)."""
+
+    def __init__(self, y32: np.ndarray, te: np.ndarray) -> None:
+        t = te.astype(np.float32)[:, None]
+        self.w = y32 * y32
+        self.wt = self.w * t
+        logy = np.log(np.maximum(y32, np.float32(1e-6)))
+        self.a0 = self.w.sum(axis=0) + np.float32(1e-30)
+        self.a1 = self.wt.sum(axis=0)
+        self.b0 = np.einsum("en,en->n", self.w, logy)
+        self.b1 = np.einsum("en,en->n", self.wt, logy)
+        self.var = np.maximum(np.einsum("en,en->n", self.wt, np.broadcast_to(t, y32.shape)) - self.a1 * self.a1
+                              / self.a0, np.float32(1e-30))
+
+
+def _profile(y32: np.ndarray, mom: _LogMoments, mag: np.ndarray, log_mag: np.ndarray, grid: StartGrid
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """For every PDFF of one side: the best R2* and its projection ``y . u`` (the PDFF profile), (n_ff, n) each.
+
+    For a fixed PDFF the model is ``rho |m0_n| exp(-R t_n)``, so ``log y_n - log |m0_n|`` is linear in t with
+    slope -R. Its least squares with weights ``y_n^2`` is the Gauss-Newton linearisation of the magnitude
+    least squares (a residual d in the log domain is d / y in signal), so the weighted log-linear slope is the
+    least-squares R2* of that PDFF to first order in the noise, in closed form: two (n_ff x n_echo) products per
+    voxel instead of a search over an R2* grid. The projection is then evaluated exactly at that R2* (a curve of
+    the model, so the profile never overstates how well a PDFF fits); Levenberg-Marquardt removes the remaining
+    second-order difference.
+    """
+    swz = mom.b0[None, :] - np.einsum("fe,en->fn", log_mag, mom.w)
+    swtz = mom.b1[None, :] - np.einsum("fe,en->fn", log_mag, mom.wt)
+    r = np.clip((mom.a1 * swz / mom.a0 - swtz) / mom.var, grid.r_lo, grid.r_hi).astype(np.float32)
+    num = np.zeros_like(r)
+    den = np.zeros_like(r)
+    for e, t in enumerate(grid.te.astype(np.float32)):
+        m = np.exp(r * -t)
+        m *= mag[:, e:e + 1]
+        den += m * m
+        m *= y32[e]
+        num += m
+    return num / np.sqrt(np.maximum(den, np.float32(1e-30))), r
 
 
 def _parabola(vm: np.ndarray, v0: np.ndarray, vp: np.ndarray, inner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,23 +104,6 @@ def _parabola(vm: np.ndarray, v0: np.ndarray, vp: np.ndarray, inner: np.ndarray)
     ok = inner & (curv > 0)
     shift = np.where(ok, 0.5 * (vp - vm) / np.where(ok, curv, 1.0), 0.0)
     return shift, v0 + 0.5 * (vp - vm) * shift * 0.5
-
-
-def _best_r_per_ff(part: np.ndarray, r_grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For (n_ff, n_r, n) projections: the best projection per PDFF and the R2* where it is reached, refined by a
-    parabola through the best R2* grid point and its neighbours (the R2* grid is coarse; the refined peak ranks
-    the PDFFs more faithfully). A loop over the few R2* values keeps every operation on contiguous rows."""
-    n_r = part.shape[1]
-    best = part[:, 0].copy()
-    idx = np.zeros(best.shape, dtype=np.intp)
-    for j in range(1, n_r):
-        better = part[:, j] > best
-        np.copyto(best, part[:, j], where=better)
-        idx[better] = j
-    vm = np.take_along_axis(part, np.maximum(idx - 1, 0)[:, None], axis=1)[:, 0]
-    vp = np.take_along_axis(part, np.minimum(idx + 1, n_r - 1)[:, None], axis=1)[:, 0]
-    shift, peak = _parabola(vm, best, vp, (idx > 0) & (idx < n_r - 1))
-    return peak, np.interp(idx + shift, np.arange(n_r), r_grid)
 
 
 def _top_two_peaks(prof: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -127,20 +150,18 @@ def side_starts(y: np.ndarray, grid: StartGrid, te: np.ndarray, c: np.ndarray,
                 margin: float) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """Starts per side (water, then fat), each a list of (params (3, n), voxels that need it).
 
-    The first start of a side is its grid maximum of the projection ``y . u``, refined between grid points. At
-    clinical echo spacings the magnitude cost can have two minima on one side (e.g. 52 % and 59 % at 1.5 T) and a
-    start in the shallower basin stays there, so where the side's PDFF profile (best projection per PDFF) has a
-    second local maximum whose cost ``|y|^2 - (y . u)^2`` is within ``margin`` x ``|y|^2`` of the first, it is a
-    second start.
+    The first start of a side is the maximum of its PDFF profile (:func:`_profile`), refined between grid points.
+    At clinical echo spacings the magnitude cost can have two minima on one side (e.g. 52 % and 59 % at 1.5 T) and
+    a start in the shallower basin stays there, so where the profile has a second local maximum whose cost
+    ``|y|^2 - (y . u)^2`` is within ``margin`` x ``|y|^2`` of the first, it is a second start.
     """
-    proj = np.einsum("ge,en->gn", grid.unit_t, y.astype(np.float32))   # (n_grid, n); no BLAS threads
-    n, n_r = y.shape[1], grid.r.size
+    n = y.shape[1]
+    y32 = y.astype(np.float32)
+    mom = _LogMoments(y32, te)
     energy = np.einsum("en,en->n", y, y)
-    starts, row = [], 0
-    for ffs in grid.sides:
-        part = proj[row:row + ffs.size * n_r].reshape(ffs.size, n_r, n)
-        row += ffs.size * n_r
-        prof, r_at = _best_r_per_ff(part, grid.r)
+    starts = []
+    for ffs, mag, log_mag in zip(grid.sides, grid.mags, grid.logs, strict=True):
+        prof, r_at = _profile(y32, mom, mag, log_mag, grid)
         (i1, v1), (i2, v2) = _top_two_peaks(prof)
         v1, v2 = v1.astype(np.float64), v2.astype(np.float64)
         need2 = np.isfinite(v2) & (v1 * v1 - v2 * v2 <= margin * energy)
@@ -251,26 +272,35 @@ def levenberg_marquardt(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndar
                         r_lo: float, r_hi: float, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Bounded LM (W, F >= 0; R in [r_lo, r_hi]) on all columns of y at once; returns (params, cost).
 
-    From the refined grid starts most columns converge in a few iterations, so the first
-    ``lm_iterations_all_columns`` run on every column without bookkeeping (contiguous arrays, cheap); only the
-    columns still moving continue, as an active set, up to ``iterations`` in all.
+    The first ``lm_iterations_all_columns`` run on every column without bookkeeping (contiguous arrays, cheap);
+    only the columns still moving continue, as an active set, up to ``iterations`` in all. A column also stops when
+    its last accepted step lowered the cost by at most ``lm_stop_chi2_gain`` times its residual variance per degree
+    of freedom (cost / (n_echo - 3)): a gain ``d^T H d`` that small means the step moved the parameters by at most
+    sqrt(lm_stop_chi2_gain) of their noise standard deviation, and Gauss-Newton from there converges quadratically,
+    so further steps change nothing that the noise does not swamp. Noise-free data have no residual and iterate
+    to the step tolerance.
     """
     p = p.copy()
     p[2] = np.clip(p[2], r_lo, r_hi)
     cost = _cost(y, p, te, a, b)
     lam = np.full(y.shape[1], float(cfg["initial_damping"]))
     tol = float(cfg["relative_step_tolerance"])
+    gain_per_var = float(cfg["lm_stop_chi2_gain"]) / max(y.shape[0] - 3, 1)
     step = np.full(y.shape[1], np.inf)
-    n_all = int(cfg["lm_iterations_all_columns"])
-    for _ in range(n_all):
+    before = cost
+    for _ in range(int(cfg["lm_iterations_all_columns"])):
+        before = cost
         p, cost, lam, step = _lm_iteration(y, p, cost, lam, te, a, b, r_lo, r_hi)
-    act = np.flatnonzero((step >= tol) & (lam <= 1e10) & (cost > 1e-28))
-    for _ in range(int(cfg["iterations"]) - n_all):
+    moving = (step >= tol) & (lam <= 1e10) & (cost > 1e-28) & (before - cost > gain_per_var * cost)
+    act = np.flatnonzero(moving)
+    for _ in range(int(cfg["iterations"]) - int(cfg["lm_iterations_all_columns"])):
         if act.size == 0:
             break
-        pa, ca, la, st = _lm_iteration(y[:, act], p[:, act], cost[act], lam[act], te, a, b, r_lo, r_hi)
+        ca0 = cost[act]
+        pa, ca, la, st = _lm_iteration(y[:, act], p[:, act], ca0, lam[act], te, a, b, r_lo, r_hi)
         p[:, act], cost[act], lam[act] = pa, ca, la
-        act = act[(st >= tol) & (la <= 1e10) & (ca > 1e-28)]
+        # a rejected step (no gain, damping raised) keeps the column: the next, more damped step may succeed
+        act = act[(st >= tol) & (la <= 1e10) & (ca > 1e-28) & ((ca0 - ca > gain_per_var * ca) | (ca >= ca0))]
     return p, cost
 
 
