@@ -96,7 +96,9 @@ def load_baseline(rev: str):
         return subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{path}"], capture_output=True, text=True,
                               check=True).stdout
     try:
-        src = show("LiverMetsReview/LiverMetsReviewLib/maps/pdff.py")
+        # the fat spectrum moved unchanged from phantom/signal.py to physics/fat.py after that revision
+        src = show("LiverMetsReview/LiverMetsReviewLib/maps/pdff.py").replace(
+            "from ..phantom.signal import", "from ..physics.fat import")
         old_cfg = json.loads(show("LiverMetsReview/LiverMetsReviewLib/resources/pdff_defaults.json"))["pdff"]
         mod = types.ModuleType("LiverMetsReviewLib.maps._pdff_baseline")
         mod.__package__ = "LiverMetsReviewLib.maps"
