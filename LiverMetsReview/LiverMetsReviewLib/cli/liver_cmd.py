@@ -94,7 +94,7 @@ def liver_segment() -> dict[str, Any]:
     return {"label": 1, "id": "liver", "name": "Liver", "color": liver["color"], "terminology": term}
 
 
-def _write_segmentation(image: sitk.Image, segments: list[dict[str, Any]], path: Path) -> None:
+def write_segmentation_atomic(image: sitk.Image, segments: list[dict[str, Any]], path: Path) -> None:
     from ..io.atomic import atomic_path
     from ..io.segmentation import write_segmentation
 
@@ -181,9 +181,9 @@ def run_liver(study: str, out: Path, seed: list[float] | None, series: str | Non
     found = analyse_liver(images, seed, series)
     out.mkdir(parents=True, exist_ok=True)
     files = {"liver": str(out / "liver.seg.nrrd")}
-    _write_segmentation(found.mask, [liver_segment()], out / "liver.seg.nrrd")
+    write_segmentation_atomic(found.mask, [liver_segment()], out / "liver.seg.nrrd")
     if found.couinaud is not None:
-        _write_segmentation(found.couinaud.labels, couinaud_segment_list(), out / "couinaud.seg.nrrd")
+        write_segmentation_atomic(found.couinaud.labels, couinaud_segment_list(), out / "couinaud.seg.nrrd")
         files["couinaud"] = str(out / "couinaud.seg.nrrd")
     summary = liver_summary(found, images, study, files, notes)
     write_liver_figures(summary, out)
