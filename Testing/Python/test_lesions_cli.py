@@ -83,7 +83,7 @@ def test_measure_segments_the_liver_and_its_couinaud_segments(folder, capsys, ho
     segments come from landmarks found on a contrast phase (never the truth), and the liver figures are written."""
     root, picked = folder
     study = phantom(5, "normal", "small")
-    out = root / f"out_{how}"
+    out = root / f"out_liver_{how}"
     args = ["measure", "--study", str(root / "study"), "--seeds", str(root / "seeds.mrk.json"), "-o", str(out),
             "--no-maps"]
     if how == "liver_seed":  # a click in the liver: the centroid of the truth liver is deep inside it
