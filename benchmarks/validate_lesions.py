@@ -4,7 +4,9 @@ Each study is a phantom (every scenario in turn, a new noise seed each); when ``
 ``vary=True`` (the drawn phantom) it is used, so sizes, shapes, positions and tissue values change between
 studies; otherwise the fixed catalogue is seen under new noise and scenarios. Every lesion is clicked at its
 centre and at 30 % of its smallest semi-axis off-centre, with the truth liver mask.
-Prints the Dice distribution per type and per size band and the spread of the drawn diameters.
+Prints the Dice distribution per type and per size band, the spread of the drawn diameters and tissue values
+(main compartment) and of field strength, SNR and vendor, the clicks below the issue's bar, and every refused
+click with its sentence (by type and size).
 Run: ``python benchmarks/validate_lesions.py [--studies N] [--small]``.
 """
 
@@ -31,6 +33,7 @@ from LiverMetsReviewLib.phantom import generate_phantom  # noqa: E402
 SCENARIOS = ("normal", "steatosis", "reduced_hbp", "pseudocirrhosis")
 OFFSET = np.array([0.6, -0.64, 0.48])
 BANDS = ((0, 8), (8, 15), (15, 25), (25, 1000))
+DRAWN_PARAMS = ("adc_1e6_mm2_s", "t1_ms", "t2_ms", "pdff_percent")
 
 
 def truth_mask(study, label: int, reference: sitk.Image) -> np.ndarray:
@@ -61,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     by_type: dict[str, list[float]] = defaultdict(list)
     by_band: dict[str, list[float]] = defaultdict(list)
     diameters: dict[str, list[float]] = defaultdict(list)
+    drawn: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    study_draws: dict[str, list] = defaultdict(list)
+    low: list[str] = []
     failures: list[str] = []
     varied = False
     for i in range(args.studies):
@@ -71,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         for les in study.truth["lesions"]:
             truth = truth_mask(study, les["label"], images.reference)
             diameters[les["type"]].append(float(les["diameter_mm"]))
+            main_compartment = les["compartments"][0]["params"]
+            for p in DRAWN_PARAMS:
+                drawn[les["type"]][p].append(float(main_compartment[p]))
             for off in (0.0, 0.3):
                 seed = np.array(les["centre_mm"]) + off * min(les["semi_axes_mm"]) * OFFSET
                 try:
@@ -78,10 +87,16 @@ def main(argv: list[str] | None = None) -> int:
                     d = 2.0 * float((m & truth).sum()) / max(1, int(m.sum()) + int(truth.sum()))
                 except LiverMetsError as exc:
                     d = 0.0
-                    failures.append(f"study {i} {les['id']}: {exc}")
+                    failures.append(f"{les['type']} {les['diameter_mm']:.0f} mm off {off:.1f} study {i}: {exc}")
                 by_type[les["type"]].append(d)
+                if d < (0.85 if les["diameter_mm"] >= 8 else 0.7) and d > 0:
+                    low.append(f"{les['type']} {les['diameter_mm']:.0f} mm off {off:.1f} study {i}: Dice {d:.2f}")
                 band = next(f"{lo}-{hi} mm" for lo, hi in BANDS if lo <= les["diameter_mm"] < hi)
                 by_band[band].append(d)
+        v = study.truth.get("vary") or {}
+        for key in ("field_strength_t", "snr_scale", "vendor"):
+            if key in v:
+                study_draws[key].append(v[key])
         print(f"study {i + 1}/{args.studies}: {study.truth['scenario']['id']}, {len(study.truth['lesions'])} lesions "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
     print(f"\nphantom: {'drawn (vary=True)' if varied else 'fixed catalogue, new noise and scenario per study'}")
@@ -97,9 +112,19 @@ def main(argv: list[str] | None = None) -> int:
     for t in sorted(diameters):
         v = np.array(diameters[t])
         print(f"  {t:<34} {v.min():5.1f} - {v.max():5.1f}")
+    print(f"Spread of the drawn values of each type's main compartment ({', '.join(DRAWN_PARAMS)}):")
+    for t in sorted(drawn):
+        print(f"  {t:<34} " + "  ".join(f"{min(v):.0f}-{max(v):.0f}" for v in drawn[t].values()))
+    for key, vals in study_draws.items():
+        shown = sorted(set(vals)) if isinstance(vals[0], str) else f"{min(vals):.2f} - {max(vals):.2f}"
+        print(f"  study {key}: {shown}")
+    if low:
+        print(f"{len(low)} click(s) below the bar (0.85 from 8 mm, 0.7 below):")
+        for line in sorted(low):
+            print("  " + line)
     if failures:
         print(f"{len(failures)} click(s) refused:")
-        for f in failures[:20]:
+        for f in sorted(failures):
             print("  " + f)
     return 0
 

@@ -89,10 +89,136 @@ def registration_table(study: PhantomStudy, maps: StudyMaps) -> list[dict[str, A
     return rows
 
 
+# The segment kind (lesion_terminology.json) a reader would give each phantom lesion type.
+READER_KIND = {"simple_cyst": "cyst", "flash_filling_hemangioma": "haemangioma", "fnh_like_nodule": "fnh_like",
+               "post_ablation_zone": "ablation_zone", "post_ablation_zone_recurrence": "ablation_zone",
+               "focal_fat_sparing": "fat_sparing", "focal_hypersteatosis": "focal_fat"}
+
+
+def _reader_kind(lesion_type: str) -> str:
+    return "metastasis" if "metastasis" in lesion_type else READER_KIND.get(lesion_type, "lesion")
+
+
+def _truth_fraction(study: PhantomStudy, label: int) -> Any:
+    """The fraction of each truth voxel inside a label (the phantom's fine grid), for outlines and Dice."""
+    import SimpleITK as sitk
+
+    return sitk.Cast(study.labelmap == label, sitk.sitkFloat32)
+
+
+def _segment_each(images: Any, seeds: list, liver: Any, log) -> tuple[list, dict[str, str]]:
+    """Seeds whose lesion segments; the refused ones with the sentence (the demo goes on without them)."""
+    from .errors import LiverMetsError
+    from .lesions.segment import segment_lesion
+
+    kept, refused = [], {}
+    for s in seeds:
+        try:
+            segment_lesion(images, s.position_lps, liver_mask=liver)
+            kept.append(s)
+        except LiverMetsError as exc:
+            refused[s.label] = str(exc)
+            log(f"  lesion {s.label}: not segmented: {exc}")
+    return kept, refused
+
+
+def _aligned_study(study: PhantomStudy, maps: StudyMaps, *, seed: int, scenario: str, size: str,
+                   breath_hold_shift_mm: float) -> tuple[PhantomStudy, StudyMaps, str]:
+    """The study the lesion stage reads: the demo's own when its series are aligned, else the same phantom (seed,
+    scenario, size) generated without breath-hold shifts, with its maps."""
+    if breath_hold_shift_mm <= 0:
+        return study, maps, "the demo's study (no breath-hold shifts)"
+    aligned = generate_phantom(seed, scenario, size=size)
+    maps = compute_study_maps(aligned.series, which=("adc", "fat_chemical_shift", "fat_dixon", "enhancement"))
+    return aligned, maps, ("the same phantom without breath-hold shifts (T2 and DWI of the shifted study are not "
+                           "registered, and the lesion outline reads every series together)")
+
+
+def _lesions_stage(out: Path, study: PhantomStudy, maps: StudyMaps, *, figures: bool, log=print) -> dict[str, Any]:
+    """Seeds at the phantom's lesions (the truth plays the reader's clicks), lesions and liver segmented and
+    measured, Slicer files written into ``out/lesions``, and a PNG of each outline beside the truth's.
+
+    The lesion segmentation uses every series together, so it needs them co-registered: ``study`` must have no
+    breath-hold shifts (see :func:`_aligned_study`).
+    """
+    from .cli.liver_cmd import (
+        analyse_liver,
+        liver_segment,
+        liver_summary,
+        role_images,
+        write_liver_figures,
+        write_segmentation_atomic,
+    )
+    from .lesions.channels import lesion_channels
+    from .lesions.markups import Seed
+    from .lesions.review import review_lesions, write_review
+
+    t0 = time.perf_counter()
+    lesion_dir = out / "lesions"
+    images, _, notes = role_images(study.series)
+    found = analyse_liver(images, None)
+    log(f"lesions: liver outlined automatically on {found.series_used}")
+    truth = {les["id"]: les for les in study.truth["lesions"]}
+    seeds = [Seed(les["id"], tuple(les["centre_mm"]), f"type={_reader_kind(les['type'])}") for les in truth.values()]
+    kept, refused = _segment_each(lesion_channels(study.series), seeds, found.mask, log)
+    review = review_lesions(study.series, kept, liver_mask=found.mask,
+                            couinaud=found.couinaud.labels if found.couinaud is not None else None, maps=maps,
+                            liver_note=f"automatic on {found.series_used}")
+    files = write_review(review, lesion_dir)
+    write_segmentation_atomic(found.mask, [liver_segment()], lesion_dir / "liver.seg.nrrd")
+    files["liver"] = str(lesion_dir / "liver.seg.nrrd")
+    files["liver_figures"] = write_liver_figures(liver_summary(found, images, "phantom (unshifted)",
+                                                               {"liver": files["liver"]}, notes), lesion_dir)
+    rows = _lesion_rows(study, review, truth)
+    for r in rows:
+        log(f"  {r['id']:<28} Dice {r['dice']:.2f}  long axis {r['long_axis_mm']:.1f} mm (truth "
+            f"{r['truth_diameter_mm']:.1f})  Couinaud {r['couinaud']} (truth {r['truth_couinaud']})")
+    if figures:
+        files["outlines"] = str(_outline_png(study, review, rows, truth, lesion_dir / "outlines.png"))
+    log(f"lesions: {len(rows)} segmented, {len(refused)} refused; files in {lesion_dir} "
+        f"({time.perf_counter() - t0:.1f} s)")
+    return {"files": files, "lesions": rows, "refused": refused, "liver_series": found.series_used}
+
+
+def _lesion_rows(study: PhantomStudy, review: Any, truth: dict[str, dict]) -> list[dict[str, Any]]:
+    """Per segmented lesion: Dice against the truth (voxels at least half inside it), diameter and Couinaud."""
+    import SimpleITK as sitk
+
+    rows = []
+    for it in review.lesions:
+        les = truth[it.seed.label]
+        frac = sitk.Resample(_truth_fraction(study, les["label"]), review.reference, sitk.Transform(),
+                             sitk.sitkLinear, 0.0)
+        t = sitk.GetArrayFromImage(frac) >= 0.5
+        dice = 2.0 * float((t & it.mask).sum()) / max(1, int(t.sum()) + int(it.mask.sum()))
+        rows.append({"id": les["id"], "type": les["type"], "dice": round(dice, 3),
+                     "long_axis_mm": it.measures.value("long_axis"), "truth_diameter_mm": les["diameter_mm"],
+                     "couinaud": it.measures.couinaud_segment, "truth_couinaud": les.get("couinaud_segment")})
+    return rows
+
+
+def _outline_png(study: PhantomStudy, review: Any, rows: list[dict], truth: dict[str, dict], path: Path) -> Path:
+    import SimpleITK as sitk
+
+    from .lesion_figures import outline_tiles, write_outline_figure
+
+    dice = {r["id"]: r["dice"] for r in rows}
+    lesions = []
+    for it in review.lesions:
+        les = truth[it.seed.label]
+        ours = sitk.GetImageFromArray(it.mask.astype(np.uint8))
+        ours.CopyInformation(review.reference)
+        lesions.append({**les, "ours": ours, "truth": _truth_fraction(study, les["label"]),
+                        "dice": dice[les["id"]]})
+    images = {s.role: s.image for s in study.series}
+    return write_outline_figure(outline_tiles(images, lesions), path)
+
+
 def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis", size: str = "standard",
              breath_hold_shift_mm: float = 5.0, dicom: bool = True, figures: bool = True,
              log=print) -> dict[str, Any]:
-    """Generate, write, map and tabulate; returns the summary also written to ``summary.json``.
+    """Generate, write, map and tabulate, then segment and measure the lesions and the liver
+    (:func:`_lesions_stage`); returns the summary also written to ``summary.json``.
 
     With a breath-hold shift the phases are displaced as between real breath-holds, and the dynamic phases
     are registered to the pre-contrast image before enhancement; the recovered shifts are tabulated.
@@ -146,13 +272,20 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis",
             figure_files.append(str(write_maps_figure(study, maps, out / "maps.png")))
             log(f"figures: {', '.join(figure_files)}")
 
+    t0 = time.perf_counter()
+    aligned, aligned_maps, which = _aligned_study(study, maps, seed=seed, scenario=scenario, size=size,
+                                                  breath_hold_shift_mm=breath_hold_shift_mm)
+    log(f"lesions stage on {which}")
+    lesions = {**_lesions_stage(out, aligned, aligned_maps, figures=figures, log=log), "study": which}
+    timings["lesions_s"] = time.perf_counter() - t0
+
     summary = {
         "seed": seed, "scenario": scenario, "size": size, "coordinate_system": "LPS",
         "series": [s.role for s in study.series], "lesions": [lesion["id"] for lesion in study.truth["lesions"]],
         "maps": {name: maps.metadata.get(name, {}) for name in maps.images},
         "map_summaries": maps.summaries, "skipped_maps": maps.skipped,
         "lesion_table": rows, "registration": registration, "breath_hold_shift_max_mm": breath_hold_shift_mm,
-        "figures": figure_files, "timings": timings,
+        "figures": figure_files, "timings": timings, "lesion_review": lesions,
         "note": "Measurements are evidence for a reader; nothing here is a diagnosis.",
     }
     write_json_atomic(out / "summary.json", summary, default=str)

@@ -35,7 +35,7 @@ def axial_slice_at(image: sitk.Image, point_lps: Any) -> np.ndarray:
     """The axial slice of ``image`` nearest to a world point (LPS mm)."""
     k = image.TransformPhysicalPointToContinuousIndex([float(v) for v in point_lps])[2]
     k = int(np.clip(round(k), 0, image.GetSize()[2] - 1))
-    return sitk.GetArrayViewFromImage(image)[k]
+    return sitk.GetArrayViewFromImage(image)[k].copy()  # a copy: the slice may outlive the image
 
 
 def write_maps_figure(study, maps, path: str | Path, names: tuple[str, ...] | None = None) -> Path:

@@ -31,8 +31,13 @@ def resample_labels(labels: sitk.Image, grid: sitk.Image, shift_mm: Sequence[flo
 
 
 def labels_on_grid(labels: sitk.Image, grid: sitk.Image, shift_mm: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
-    """:func:`resample_labels` as an int32 array (z, y, x)."""
-    return sitk.GetArrayViewFromImage(resample_labels(labels, grid, shift_mm)).astype(np.int32)
+    """:func:`resample_labels` as an int32 array (z, y, x).
+
+    The resampled image is held in a name while its buffer is read: a numpy view of a temporary SimpleITK
+    image points into memory that is freed as soon as the image is.
+    """
+    on_grid = resample_labels(labels, grid, shift_mm)
+    return sitk.GetArrayFromImage(on_grid).astype(np.int32, copy=False)
 
 
 def region_medians(values: sitk.Image, labels_zyx: np.ndarray, wanted: Iterable[int],

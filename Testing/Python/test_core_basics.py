@@ -96,3 +96,23 @@ def test_importing_every_map_module_loads_no_phantom_module():
             "print(sorted(m for m in sys.modules if m.startswith('LiverMetsReviewLib.phantom')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_labels_on_grid_owns_its_memory():
+    """The label array outlives the resampled image it came from (a view of a freed image would be garbage)."""
+    import gc
+
+    from LiverMetsReviewLib.region_stats import labels_on_grid
+
+    truth = np.zeros((12, 20, 16), np.uint8)
+    truth[3:9, 5:15, 4:12] = 7
+    labels = sitk.GetImageFromArray(truth)
+    labels.SetSpacing((2.0, 2.0, 3.0))
+    arr = labels_on_grid(labels, labels, (4.0, 0.0, 0.0))  # shifted 4 mm = 2 voxels along x
+    gc.collect()
+    for _ in range(5):  # reuse the freed memory if anything still points into it
+        sitk.GetArrayFromImage(sitk.Image(16, 20, 12, sitk.sitkUInt8) + 200)
+    assert arr.flags.owndata or arr.base is not None and arr.base.flags.owndata
+    expected = np.zeros_like(truth)
+    expected[3:9, 5:15, 6:14] = 7
+    np.testing.assert_array_equal(arr, expected)

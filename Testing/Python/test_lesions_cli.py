@@ -77,9 +77,38 @@ def test_measure_json_output(folder, capsys):
     assert doc["lesions"][0]["segmentation"]["channels"] == ["hbp", "arterial", "t2"]
 
 
+@pytest.mark.parametrize("how", ["automatic", "liver_seed"])
+def test_measure_segments_the_liver_and_its_couinaud_segments(folder, capsys, how):
+    """Without a mask the liver is segmented (automatically or from a click in it) on a named series, Couinaud
+    segments come from landmarks found on a contrast phase (never the truth), and the liver figures are written."""
+    root, picked = folder
+    study = phantom(5, "normal", "small")
+    out = root / f"out_liver_{how}"
+    args = ["measure", "--study", str(root / "study"), "--seeds", str(root / "seeds.mrk.json"), "-o", str(out),
+            "--no-maps"]
+    if how == "liver_seed":  # a click in the liver: the centroid of the truth liver is deep inside it
+        liver = sitk.GetArrayFromImage(liver_image(study))
+        centre = np.argwhere(liver > 0).mean(axis=0)[::-1]
+        args += ["--liver-seed", *[str(v) for v in study.labelmap.TransformContinuousIndexToPhysicalPoint(centre)]]
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert ("from the liver seed" if how == "liver_seed" else "automatically") in said and " on t1_" in said
+    ref, segs = read_layered_segmentation(out / "lesions.seg.nrrd")
+    ours = next(s["mask"] for s in segs if s["id"] == "liver")
+    # the whole liver (parenchyma, vessels and lesions: the Couinaud truth) on the reference (HBP) grid
+    truth = sitk.GetArrayFromImage(study.couinaud_on("t1_hepatobiliary", ref)) > 0
+    assert dice(ours, truth) >= 0.95
+    doc = json.loads((out / "measurements.json").read_text())
+    for les, truth_lesion in zip(doc["lesions"], picked, strict=True):
+        assert les["couinaud_segment"] == truth_lesion["couinaud_segment"], les["id"]
+    figures = json.loads((out / "liver_figures.json").read_text())
+    assert figures["format"] == "livermets-liver-figures" and figures["figures"]["liver_volume"]["value"] > 0
+    assert figures["couinaud_landmarks_lps_mm"]  # found on a contrast phase
+
+
 @pytest.mark.parametrize("problem,expect", [
     ("outside", "outside the image"),
-    ("liver_seed", "--liver-mask"),
+    ("liver_seed", "outside the"),
     ("missing_series", "cannot be used"),
 ])
 def test_measure_bad_input(folder, capsys, problem, expect):
@@ -90,7 +119,7 @@ def test_measure_bad_input(folder, capsys, problem, expect):
     out = root / f"out_{problem}"
     args = ["measure", "--study", str(root / "study"), "--seeds", str(seeds), "-o", str(out), "--no-maps"]
     if problem == "liver_seed":
-        args += ["--liver-seed", "0", "0", "0"]
+        args += ["--liver-seed", "0", "0", "999"]
     if problem == "missing_series":
         args += ["--series", "t1_hepatobiliary", "t1_arterial_late"]
     code = main(args)

@@ -12,6 +12,7 @@ from lesion_fixtures import LIVER_LABEL, STUDY, catalogue_lesions, liver_image, 
 
 from LiverMetsReviewLib.lesions.markups import Seed
 from LiverMetsReviewLib.lesions.measure import (
+    MeasuredImage,
     Measurement,
     StudyContext,
     axial_diameters,
@@ -157,3 +158,56 @@ def test_measurements_carry_units_and_reasons():
     assert Measurement("adc", 1000.0).unit == "um2/s"
     assert m.value("adc", "adc", "core", "median") is None  # 7 mm: no core inside a 3 mm rim, and it says so
     assert any("too thin" in x.why for x in m.measurements if x.region == "core")
+
+
+def _ablation_zone(rng: np.random.Generator, nodule: bool) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """A drawn ablation zone (radius 9-15 mm): no enhancement inside, an arterially enhancing 3 mm rim, and
+    optionally an enhancing nodule (radius 4-6 mm) on the rim in a random direction; noise of 20 % per voxel."""
+    spacing = (3.0, 1.5, 1.5)
+    z, y, x = np.mgrid[:24, :48, :48]
+    pos = np.stack([z * spacing[0], y * spacing[1], x * spacing[2]], axis=-1) - np.array([36.0, 36.0, 36.0])
+    r = float(rng.uniform(9.0, 15.0))
+    dist = np.linalg.norm(pos, axis=-1)
+    mask = dist <= r
+    re = np.where(mask & (dist > r - 3.0), 40.0, 0.0)
+    if nodule:
+        d = rng.normal(size=3)
+        d[0] *= 0.3  # nearer the axial plane than the poles (where a sphere's rim is thin in-plane)
+        d /= np.linalg.norm(d)
+        near = np.linalg.norm(pos - (r - 2.5) * d, axis=-1) <= rng.uniform(4.0, 6.0)
+        re = np.where(near & mask, 120.0, re)
+    return mask, re + rng.normal(0.0, 20.0, re.shape), spacing
+
+
+def test_rim_asymmetry_separates_a_nodular_rim_from_a_uniform_one():
+    """Recurrence after ablation (nodular arterial enhancement of the rim) against a uniform rim, on drawn zones:
+    every nodular rim's asymmetry lies beyond the uniform rims' by more than the noise of the figure explains."""
+    rng = np.random.default_rng(8)
+    figures = {}
+    for nodule in (False, True):
+        figures[nodule] = []
+        for _ in range(8):
+            mask, re, spacing = _ablation_zone(rng, nodule)
+            ref = sitk.GetImageFromArray(re.astype(np.float32))
+            ref.SetSpacing(spacing[::-1])
+            ctx = StudyContext(ref, {"re_arterial": MeasuredImage(re, "relative_enhancement")})
+            m = measure_lesion(ctx, mask, "zone")
+            figures[nodule].append(m.value("relative_enhancement", "re_arterial", "rim", "asymmetry"))
+    uniform, nodular = np.array(figures[False]), np.array(figures[True])
+    assert uniform.max() < 20.0  # a sector median's noise, far below the rim's own 40 %
+    assert nodular.min() > uniform.max() + 3.0 * uniform.std(), (uniform, nodular)
+
+
+def test_rim_asymmetry_key_reads_as_the_checklist_expects():
+    from LiverMetsReviewLib.checklist.values import lesion_values
+
+    mask, re, spacing = _ablation_zone(np.random.default_rng(1), True)
+    ref = sitk.GetImageFromArray(re.astype(np.float32))
+    ref.SetSpacing(spacing[::-1])
+    m = measure_lesion(StudyContext(ref, {"re_arterial": MeasuredImage(re, "relative_enhancement")}), mask, "z")
+    values, _ = lesion_values(m.measurements)
+    assert values["lesion.re_arterial.rim.asymmetry"] > 0
+    tiny = np.zeros_like(mask)
+    tiny[12, 24:26, 24:26] = True  # four voxels: no sectors to compare
+    m = measure_lesion(StudyContext(ref, {"re_arterial": MeasuredImage(re, "relative_enhancement")}), tiny, "t")
+    assert m.value("relative_enhancement", "re_arterial", "rim", "asymmetry") is None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,16 +50,22 @@ def _study_images(study: str) -> tuple[dict[str, sitk.Image], dict[str, Any], li
     if study_index(study) is None:
         raise LiverMetsError(f"{study} is not a study folder (no roles.json in it); give a folder written by "
                              "'livermets load' or 'livermets phantom'")
+    images, meta, notes = role_images(read_study_folder(study))
+    if not images:
+        raise LiverMetsError(f"the study folder {study} holds no series; write it again with 'livermets load'")
+    return images, meta, notes
+
+
+def role_images(series: list) -> tuple[dict[str, sitk.Image], dict[str, Any], list[str]]:
+    """Role -> first stack of each series of a study, role -> its meta, and notes (duplicate roles)."""
     images: dict[str, sitk.Image] = {}
     meta: dict[str, Any] = {}
     notes: list[str] = []
-    for s in read_study_folder(study):
+    for s in series:
         if s.role in images:
             notes.append(f"the study holds several {s.role} series; the first was used")
             continue
         images[s.role], meta[s.role] = s.image, s.meta
-    if not images:
-        raise LiverMetsError(f"the study folder {study} holds no series; write it again with 'livermets load'")
     return images, meta, notes
 
 
@@ -87,7 +94,7 @@ def liver_segment() -> dict[str, Any]:
     return {"label": 1, "id": "liver", "name": "Liver", "color": liver["color"], "terminology": term}
 
 
-def _write_segmentation(image: sitk.Image, segments: list[dict[str, Any]], path: Path) -> None:
+def write_segmentation_atomic(image: sitk.Image, segments: list[dict[str, Any]], path: Path) -> None:
     from ..io.atomic import atomic_path
     from ..io.segmentation import write_segmentation
 
@@ -95,42 +102,91 @@ def _write_segmentation(image: sitk.Image, segments: list[dict[str, Any]], path:
         write_segmentation(image, segments, tmp)
 
 
-def run_liver(study: str, out: Path, seed: list[float] | None, series: str | None) -> dict[str, Any]:
-    """Everything the command does, returning the summary that is also written as ``liver_figures.json``."""
-    from ..io.atomic import write_json_atomic
+@dataclass
+class LiverAnalysis:
+    """The liver mask of a study, its Couinaud segments (or why not) and how both were obtained."""
+
+    mask: sitk.Image
+    series_used: str | None
+    seed_lps: list[float] | None
+    seed_given: bool
+    method: str
+    couinaud: Any = None                      # lesions.couinaud.CouinaudResult, or None
+    couinaud_why: str = ""
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def analyse_liver(images: dict[str, sitk.Image], seed: list[float] | None, series: str | None = None, *,
+                  mask: sitk.Image | None = None, mask_source: str = "",
+                  couinaud_labelmap: sitk.Image | None = None) -> LiverAnalysis:
+    """The liver (segmented from ``seed`` or automatically, or the reader's ``mask``) and its Couinaud segments:
+    from the reader's labelmap, else from landmarks found on a contrast phase; None with the reason otherwise."""
     from ..lesions.couinaud import couinaud_segments
     from ..lesions.liver import segment_liver
+
+    if mask is not None:
+        found = LiverAnalysis(mask, None, None, False, f"the reader's mask ({mask_source})")
+    else:
+        result = segment_liver(images, seed, series=series)
+        found = LiverAnalysis(result.mask, result.series_used, [round(v, 2) for v in result.seed_lps],
+                              seed is not None, result.method, notes=list(result.notes),
+                              warnings=list(result.warnings))
+    try:
+        found.couinaud = couinaud_segments(images, found.mask, labelmap=couinaud_labelmap)
+        found.notes += found.couinaud.notes
+    except LiverMetsError as exc:
+        found.couinaud_why = f"Couinaud segments not computed: {exc}"
+        found.notes.append(found.couinaud_why)
+    return found
+
+
+def liver_summary(found: LiverAnalysis, images: dict[str, sitk.Image], study: str,
+                  files: dict[str, str], notes: list[str]) -> dict[str, Any]:
+    """The ``liver_figures.json`` document: the study figures, the series and seed used, landmarks, notes."""
+    from ..lesions.liver import pick_series
     from ..lesions.liver_figures import liver_figures
+
+    notes = notes + found.notes
+    landmarks = found.couinaud.landmarks if found.couinaud is not None else {}
+    spleen_on = found.series_used or pick_series(images)[0]
+    figures = liver_figures(found.mask, images, fat_map=_fat_map(images, notes), landmarks=landmarks or None,
+                            find_spleen_on=spleen_on)
+    return {"format": "livermets-liver-figures", "version": 1, "coordinate_system": "LPS",
+            "study": str(study), "series_used": found.series_used,
+            "seed_lps_mm": found.seed_lps, "seed_given": found.seed_given,
+            "method": found.method, "figures": figures,
+            "couinaud_landmarks_lps_mm": {k: [round(v, 2) for v in p] for k, p in landmarks.items()},
+            "files": files, "notes": notes, "warnings": found.warnings,
+            "disclaimer": "figures are evidence for the reader, not a diagnosis"}
+
+
+def write_liver_figures(summary: dict[str, Any], out: Path) -> str:
+    """Write the summary as ``liver_figures.json`` in ``out`` (atomically); returns the path."""
+    from ..io.atomic import write_json_atomic
+
+    path = out / FIGURES_FILE
+    summary["files"]["figures"] = str(path)
+    write_json_atomic(path, summary, indent=2)
+    return str(path)
+
+
+def run_liver(study: str, out: Path, seed: list[float] | None, series: str | None) -> dict[str, Any]:
+    """Everything the command does, returning the summary that is also written as ``liver_figures.json``."""
     from ..phantom.truth import couinaud_segments as couinaud_segment_list
 
     if out.exists() and not out.is_dir():
         raise LiverMetsError(f"{out} exists and is not a folder; give a folder for the outputs")
     images, _, notes = _study_images(study)
-    result = segment_liver(images, seed, series=series)
-    notes += result.notes
+    found = analyse_liver(images, seed, series)
     out.mkdir(parents=True, exist_ok=True)
     files = {"liver": str(out / "liver.seg.nrrd")}
-    _write_segmentation(result.mask, [liver_segment()], out / "liver.seg.nrrd")
-    landmarks: dict[str, list[float]] = {}
-    try:
-        cou = couinaud_segments(images, result.mask)
-        landmarks = cou.landmarks
-        notes += cou.notes
-        _write_segmentation(cou.labels, couinaud_segment_list(), out / "couinaud.seg.nrrd")
+    write_segmentation_atomic(found.mask, [liver_segment()], out / "liver.seg.nrrd")
+    if found.couinaud is not None:
+        write_segmentation_atomic(found.couinaud.labels, couinaud_segment_list(), out / "couinaud.seg.nrrd")
         files["couinaud"] = str(out / "couinaud.seg.nrrd")
-    except LiverMetsError as exc:
-        notes.append(f"Couinaud segments not computed: {exc}")
-    figures = liver_figures(result.mask, images, fat_map=_fat_map(images, notes), landmarks=landmarks or None,
-                            find_spleen_on=result.series_used)
-    summary = {"format": "livermets-liver-figures", "version": 1, "coordinate_system": "LPS",
-               "study": str(study), "series_used": result.series_used,
-               "seed_lps_mm": [round(v, 2) for v in result.seed_lps], "seed_given": seed is not None,
-               "method": result.method, "figures": figures,
-               "couinaud_landmarks_lps_mm": {k: [round(v, 2) for v in p] for k, p in landmarks.items()},
-               "files": files, "notes": notes, "warnings": result.warnings,
-               "disclaimer": "figures are evidence for the reader, not a diagnosis"}
-    files["figures"] = str(out / FIGURES_FILE)
-    write_json_atomic(out / FIGURES_FILE, summary, indent=2)
+    summary = liver_summary(found, images, study, files, notes)
+    write_liver_figures(summary, out)
     return summary
 
 

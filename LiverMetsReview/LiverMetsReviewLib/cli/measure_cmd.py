@@ -2,7 +2,9 @@
 
 Writes into the output folder ``lesions.seg.nrrd`` (every lesion + the liver as segments with DICOM
 terminology), ``lesions.mrk.json`` (the seeds), ``diameters.mrk.json`` (a line per diameter),
-``measurements.tsv`` and ``measurements.json``. Coordinates are LPS (mm) throughout.
+``measurements.tsv``, ``measurements.json`` and ``liver_figures.json`` (the study figures of the liver, as
+``livermets liver`` writes them). Without ``--liver-mask`` the liver is segmented (from ``--liver-seed`` or
+automatically) and its Couinaud segments found when a contrast phase allows. Coordinates are LPS (mm) throughout.
 """
 
 from __future__ import annotations
@@ -112,22 +114,43 @@ def _drawn_lesions(path: Path | None) -> list[tuple[str, Any]]:
 
 
 def _liver_mask_for(study: list, args: argparse.Namespace) -> tuple[Any, str]:
-    """The liver mask for this review and how it was obtained.
+    """The liver for this review (a :class:`liver_cmd.LiverAnalysis`) and a sentence saying how it was obtained.
 
-    The liver segmentation (``lesions.liver.segment_liver``) is built on another branch; until it is merged,
-    only a reader-supplied mask (``--liver-mask``) is used and ``--liver-seed`` cannot be honoured.
+    The reader's mask (``--liver-mask``) when given; else the liver segmented from ``--liver-seed``, or found
+    automatically on the best series the study holds (the series used is named).
     """
+    from .liver_cmd import analyse_liver, role_images
+
+    images = role_images(study)[0]
+    labelmap = _read_couinaud(args.couinaud) if args.couinaud is not None else None
     if args.liver_mask is not None:
-        return _read_mask(args.liver_mask, "liver"), f"from {args.liver_mask}"
-    if args.liver_seed is not None:
-        raise LiverMetsError("--liver-seed needs the liver segmentation, which this build does not include; give "
-                         "--liver-mask with a liver labelmap instead")
-    return None, "none: no liver mask given (capsule distance not measured; reference shell not limited to the liver)"
+        found = analyse_liver(images, None, mask=_read_mask(args.liver_mask, "liver"),
+                              mask_source=str(args.liver_mask), couinaud_labelmap=labelmap)
+        return found, f"from {args.liver_mask}"
+    found = analyse_liver(images, args.liver_seed, couinaud_labelmap=labelmap)
+    how = "from the liver seed" if args.liver_seed is not None else "automatically (no seed given)"
+    seed = ", ".join(f"{v:.1f}" for v in found.seed_lps)
+    return found, f"segmented {how} on {found.series_used} at ({seed}) mm LPS"
 
 
-def _couinaud_for(study: list, args: argparse.Namespace) -> Any:
-    """The Couinaud label image (only the reader's until the Couinaud planes are merged)."""
-    return _read_couinaud(args.couinaud) if args.couinaud is not None else None
+def _couinaud_for(study: list, args: argparse.Namespace, found: Any = None) -> tuple[Any, str]:
+    """The Couinaud label image of the review (the reader's, or from landmarks found on a contrast phase) or
+    None with the reason (no contrast phase, no liver)."""
+    if found is None:
+        found = _liver_mask_for(study, args)[0]
+    if found.couinaud is None:
+        return None, found.couinaud_why
+    return found.couinaud.labels, "; ".join(found.couinaud.notes)
+
+
+def _write_liver_figures(series: list, found: Any, args: argparse.Namespace) -> str:
+    """The liver figures (the format ``livermets liver`` writes) into the output folder, for the checklist."""
+    from .liver_cmd import liver_summary, role_images, write_liver_figures
+
+    images, _, notes = role_images(series)
+    summary = liver_summary(found, images, str(args.study), {"lesions": str(args.output / "lesions.seg.nrrd")},
+                            notes)
+    return write_liver_figures(summary, args.output)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,21 +164,24 @@ def run(args: argparse.Namespace) -> int:
     seeds = read_seeds(args.seeds) if args.seeds is not None else []
     drawn = _drawn_lesions(args.drawn)
     series = read_study_folder(args.study)
-    liver, liver_note = _liver_mask_for(series, args)
+    found, liver_note = _liver_mask_for(series, args)
+    couinaud, couinaud_note = _couinaud_for(series, args, found)
     maps = None
     if not args.no_maps:
         from ..pipeline import compute_study_maps
 
         maps = compute_study_maps(series, which=("adc", "fat_chemical_shift", "fat_dixon", "enhancement"))
-    review = review_lesions(series, seeds, roles=args.series, liver_mask=liver, couinaud=_couinaud_for(series, args),
+    review = review_lesions(series, seeds, roles=args.series, liver_mask=found.mask, couinaud=couinaud,
                             maps=maps, liver_note=liver_note, drawn=drawn, max_radius_mm=args.max_radius,
                             rim_mm=args.rim)
     files = write_review(review, args.output)
+    files["liver_figures"] = _write_liver_figures(series, found, args)
     if args.json:
         print(json.dumps({"files": files, "lesions": [lesion_record(it) for it in review.lesions]}, indent=1,
                          default=str))
         return 0
     print(f"measure: {len(review.lesions)} lesion(s) on {', '.join(review.channels.values())}; liver: {liver_note}")
+    print(f"  Couinaud: {couinaud_note}")
     for it in review.lesions:
         m = it.measures
         seg = f"segment {m.couinaud_segment}" if m.couinaud_segment else f"segment ? ({m.couinaud_why})"

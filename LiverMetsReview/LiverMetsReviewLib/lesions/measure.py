@@ -311,7 +311,48 @@ def _image_measurements(ctx: StudyContext, sl: tuple[slice, ...], lesion: np.nda
             for region, m in (("rim", rim), ("core", core)):
                 s = _stats(vals[m & ok], name, img.key, region, "" if core.any() else thin)
                 out += [x for x in s if x.statistic == "median"]
+            out += _rim_asymmetry(name, img, vals, ok, lesion, rim, ctx.reference.GetSpacing()[::-1])
     return out
+
+
+def rim_sector_asymmetry(values: np.ndarray, rim: np.ndarray, lesion: np.ndarray,
+                         spacing_zyx: Sequence[float]) -> tuple[float | None, str]:
+    """Highest rim-sector mean minus the median of the sector means (the image's unit), or None and why.
+
+    The rim (``rim``, inside the measurable voxels) is split into sectors of direction from the lesion's
+    centroid: equal angles around it in the axial plane, times bands of elevation (below, level with, above
+    the centroid), in two tilings half a sector apart. A uniform rim enhances alike in every sector; a nodule
+    or an asymmetric thickening (recurrence after ablation) lifts one or a few sectors above the others. A
+    sector's mean, not its median: a small nodule fills part of its sector and moves the mean by that part.
+    """
+    p = params("measurement")
+    n, need, min_sectors = int(p["rim_sectors"]), int(p["rim_sector_min_voxels"]), int(p["rim_min_sectors"])
+    bands = np.sin(np.radians(np.asarray(p["rim_elevation_bands_deg"], float)))
+    idx = np.argwhere(rim)
+    if idx.shape[0] < need * min_sectors:
+        return None, f"the rim holds {idx.shape[0]} measurable voxels, too few for {min_sectors} sectors of {need}"
+    d = (idx - np.argwhere(lesion).mean(axis=0)) * np.asarray(spacing_zyx, float)
+    band = np.searchsorted(bands, d[:, 0] / np.maximum(np.linalg.norm(d, axis=1), 1e-6))
+    turn = (np.arctan2(d[:, 1], d[:, 2]) + np.pi) / (2.0 * np.pi)
+    vals = values[rim]  # boolean indexing and argwhere share the C order
+    means: list[float] = []
+    shifted: list[float] = []
+    for offset, out in ((0.0, means), (0.5 / n, shifted)):  # a second tiling half a sector round: a nodule
+        sector = ((turn + offset) * n).astype(int) % n + n * band  # on a border fills a sector of one of them
+        counts = np.bincount(sector, minlength=n * (len(bands) + 1))
+        sums = np.bincount(sector, weights=vals, minlength=counts.size)
+        out += (sums[counts >= need] / counts[counts >= need]).tolist()
+    if len(means) < min_sectors:
+        return None, f"only {len(means)} rim sectors hold {need} measurable voxels (need {min_sectors})"
+    return round(max(means + shifted) - float(np.median(means)), 3), ""
+
+
+def _rim_asymmetry(name: str, img: MeasuredImage, vals: np.ndarray, ok: np.ndarray, lesion: np.ndarray,
+                   rim: np.ndarray, spacing_zyx: Sequence[float]) -> list[Measurement]:
+    if name not in params("measurement")["rim_asymmetry_images"]:
+        return []
+    value, why = rim_sector_asymmetry(vals, rim & ok, lesion, spacing_zyx)
+    return [Measurement(img.key, value, why, name, "rim", "asymmetry")]
 
 
 def _couinaud(ctx: StudyContext, mask: np.ndarray, centroid_idx: np.ndarray) -> tuple[int | None, str]:

@@ -315,6 +315,26 @@ def _liver_model(zs: np.ndarray, sample: np.ndarray, k: int, opts: _Options) -> 
     return _robust_centre(x, opts.liver_trim_iterations, opts.detect_probability, noise_floor(zs[:, ::2, ::2, ::2]))
 
 
+def _core_centre(z: np.ndarray, d2_liver: np.ndarray, core: np.ndarray, detect: float) -> np.ndarray:
+    """The seed compartment's first centre: the median of the core voxels farthest from the liver (the upper half,
+    by distance, of those beyond the detection quantile).
+
+    A lesion smaller than the core ball (a 7 mm cyst on 3 x 3 x 6 mm voxels fills two of its five voxels) shares
+    the ball with partial-volume and liver voxels; a median over the whole ball lies between liver and lesion, and
+    the lesion's own voxels, further from the liver than that, were then left out as another tissue (a ring
+    around an empty centre, Dice 0). Partial volume lies on the way from the liver to the lesion, so the voxels
+    farthest from the liver are the purest. In a lesion larger than the ball every voxel is lesion and the upper
+    half moves the centre by well under one noise SD; the regrowth re-estimates it from the interior. Without any
+    voxel beyond the detection quantile the whole core is used (and the seed-contrast check refuses the click).
+    """
+    d2 = d2_liver[core]
+    lesion_like = d2 > detect
+    if not lesion_like.any():
+        return np.median(z[:, core], axis=1)
+    purest = lesion_like & (d2 >= np.median(d2[lesion_like]))
+    return np.median(z[:, core][:, purest], axis=1)
+
+
 class _Leak(Exception):
     """The region reached the radius it was grown in."""
 
@@ -341,7 +361,7 @@ def _segment_within(images: LesionImages, seed: tuple[float, float, float], radi
     mu, s = _liver_model(smooth, sample, k, opts)
     z = ((smooth - mu[:, None, None, None]) / s[:, None, None, None]).astype(np.float32)
     d2_liver = (z ** 2).sum(axis=0)
-    core_z = np.median(z[:, core], axis=1)
+    core_z = _core_centre(z, d2_liver, core, chi2_quantile(opts.detect_probability, k))
     contrast = float((core_z ** 2).sum())
     if contrast < chi2_quantile(opts.min_seed_contrast_probability, k):
         raise LiverMetsError(f"the {_where(seed)} does not differ from the surrounding liver on the series used "

@@ -91,7 +91,7 @@ def _window(study, image: sitk.Image, role: str) -> tuple[float, float]:
     liver_label = next((s["label"] for s in study.segments if s["id"] == "liver"), None)
     if liver_label is None:
         return 0.0, p99
-    liver = sitk.GetArrayViewFromImage(study.labelmap_on(role, image)) == liver_label
+    liver = sitk.GetArrayFromImage(study.labelmap_on(role, image)) == liver_label
     if not liver.any():
         return 0.0, p99
     hi = LIVER_WINDOW_FACTOR.get(role, DEFAULT_LIVER_WINDOW_FACTOR) * float(np.median(a[liver]))
