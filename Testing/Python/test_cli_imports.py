@@ -86,3 +86,27 @@ def test_adc_without_quality_map_gives_the_same_maps():
     np.testing.assert_array_equal(sitk.GetArrayFromImage(lean.computed[1500.0]),
                                   sitk.GetArrayFromImage(full.computed[1500.0]))
     np.testing.assert_allclose(sitk.GetArrayFromImage(lean.adc), adc, rtol=1e-3)
+
+
+def test_command_table_names_each_command_s_module():
+    """A run of one command builds only its group's parser (COMMANDS): the table must name every command the modules
+    register, with the module that registers it, or that command would be missing or built from the wrong group."""
+    import argparse
+    import importlib
+
+    from LiverMetsReviewLib.cli import COMMAND_MODULES, COMMANDS
+
+    registered = {}
+    for name in COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"LiverMetsReviewLib.cli.{name}").register(sub)
+        registered.update({command: name for command in sub.choices})
+    assert registered == COMMANDS
+
+
+def test_one_command_loads_only_its_group():
+    """``livermets adc --help`` imports the maps commands and none of the other groups."""
+    loaded = _loaded_after("from LiverMetsReviewLib.cli import main\ntry:\n    main(['adc', '--help'])\n"
+                           "except SystemExit:\n    pass")
+    assert "LiverMetsReviewLib.cli.maps_cmd" in loaded
+    assert not {"LiverMetsReviewLib.cli.phantom_cmd", "LiverMetsReviewLib.cli.demo_cmd"} & loaded

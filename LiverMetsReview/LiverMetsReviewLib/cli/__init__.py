@@ -11,21 +11,28 @@ import importlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from ..errors import LiverMetsError
 
 # Command-group modules, in help order. Each one registers its own sub-commands.
 COMMAND_MODULES = ("phantom_cmd", "study_cmd", "maps_cmd", "pdff_cmd", "liver_cmd", "measure_cmd", "review_cmd",
                    "demo_cmd")
+# Which module registers each command: a run of one command imports and builds only its group (a process per study
+# over a cohort pays every import). test_cli_imports checks this table against what the modules register.
+COMMANDS = {"phantom": "phantom_cmd", "classify": "study_cmd", "load": "study_cmd", "adc": "maps_cmd",
+            "fat": "maps_cmd", "enhancement": "maps_cmd", "register": "maps_cmd", "pdff": "pdff_cmd",
+            "liver": "liver_cmd", "measure": "measure_cmd", "review": "review_cmd", "demo": "demo_cmd"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command table, or (``command`` named in :data:`COMMANDS`) only the group that holds it."""
     parser = argparse.ArgumentParser(
         prog="livermets",
         description="LiverMetsReview headless tools: digital phantom, quantitative maps, study loading.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in (COMMANDS[command],) if command in COMMANDS else COMMAND_MODULES:
         try:
             module = importlib.import_module(f".{name}", __name__)
         except ModuleNotFoundError as exc:
@@ -54,8 +61,31 @@ def _quiet_libraries() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def _keep_freed_memory() -> None:
+    """Let the C allocator keep freed memory for the next array instead of returning it to the system.
+
+    glibc hands every large array back to the system when it is freed (and maps arrays above its threshold
+    separately), so the next volume-sized array of a map command is page-faulted in afresh, page by page, as
+    zeroed memory. A command allocates such arrays one after another; reusing freed memory saves that work (peak
+    memory stays that of the largest live set). A no-op where the C library has no ``mallopt``.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    mallopt(m_mmap_threshold, 32 << 20)   # glibc's largest allowed value
+    mallopt(m_trim_threshold, 1 << 30)
+    mallopt(m_top_pad, 64 << 20)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if sys.argv and Path(sys.argv[0]).name == "livermets":
+        _keep_freed_memory()   # a process of its own (not a library call inside Slicer or the tests)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
