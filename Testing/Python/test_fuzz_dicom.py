@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from LiverMetsReviewLib.cli import main
@@ -139,6 +139,11 @@ def _run(capsys, argv: list[str]) -> tuple[int, str, str]:
 @settings(max_examples=16, deadline=None, derandomize=False, print_blob=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(m=mutations())
+# found by this suite: a non-finite EchoTime crashed the in/opposed-phase test and reached classify --json as Infinity
+@example(m={"kind": "tag", "series": "op", "key": "EchoTime", "action": "corrupt", "value": "nan", "all_files": True,
+            "file": 0})
+@example(m={"kind": "tag", "series": "ip", "key": "EchoTime", "action": "corrupt", "value": "inf", "all_files": False,
+            "file": 3})
 def test_every_command_survives_a_mutated_header(capsys, tmp_path_factory, base, m):
     work = tmp_path_factory.mktemp("fuzz")
     root = work / "in"

@@ -11,6 +11,7 @@ or as raw bytes (implicit VR or UN): both are decoded. Tiny b (< ``b_zero_tolera
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from dataclasses import dataclass
@@ -77,7 +78,15 @@ def private_element(ds: Any, spec: tuple[int, int, str, str]):
 
 
 def numbers(value: Any, binary_format: str | None = None) -> list[float]:
-    """Numbers from a typed value, a backslash-separated string, or raw bytes (text or binary)."""
+    """Numbers from a typed value, a backslash-separated string, or raw bytes (text or binary).
+
+    A value holding NaN or infinity is no measurement (a corrupt or hand-edited header): it reads as absent, like
+    an unparsable one, so every caller's "missing tag" path handles it instead of arithmetic on NaN."""
+    out = _numbers(value, binary_format)
+    return out if all(math.isfinite(v) for v in out) else []
+
+
+def _numbers(value: Any, binary_format: str | None) -> list[float]:
     if value is None:
         return []
     if isinstance(value, (bytes, bytearray)):
