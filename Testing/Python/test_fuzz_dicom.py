@@ -136,7 +136,7 @@ def _run(capsys, argv: list[str]) -> tuple[int, str, str]:
     return code, out, err
 
 
-@settings(max_examples=16, deadline=None, derandomize=False, print_blob=True,
+@settings(max_examples=16, deadline=None, print_blob=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(m=mutations())
 # found by this suite: a non-finite EchoTime crashed the in/opposed-phase test and reached classify --json as Infinity
