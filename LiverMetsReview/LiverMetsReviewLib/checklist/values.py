@@ -63,12 +63,14 @@ def _op(name: str, args: list[float | None]) -> float | None:
         return (args[0] / args[1] * (1.0 + args[2] / 100.0) - 1.0) * 100.0 if args[1] else None
     if name == "product":
         return args[0] * args[1]
+    if name == "fat_free":  # a fat-suppressed signal (ratio) restored to its fat-free value: / (1 - fat/100)
+        return args[0] * 100.0 / (100.0 - args[1]) if args[1] < 100.0 else None
     if name == "water_factor":  # (100 - liver fat) / (100 - lesion fat): fat-suppressed signal scales with water
         return (100.0 - args[0]) / (100.0 - args[1]) if args[1] < 100.0 else None
     raise KeyError(name)  # pragma: no cover - the loader's schema check refuses unknown operations
 
 
-DERIVED_OPS = ("first", "difference", "ratio", "min", "max", "product", "water_factor", "re_from_ratios")
+DERIVED_OPS = ("first", "difference", "ratio", "min", "max", "product", "water_factor", "re_from_ratios", "fat_free")
 
 
 def add_derived(values: dict[str, float | None], why: dict[str, str], derived: Mapping[str, Mapping[str, Any]]
