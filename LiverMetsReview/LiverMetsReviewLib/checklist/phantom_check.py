@@ -121,14 +121,34 @@ def pitfall_fired(row: dict[str, Any], study_items: list[dict[str, Any]], pitfal
     return item in row["fired"]
 
 
-def demo_review_lines(study: Any, maps: Any | None = None) -> list[str]:
-    """Lines for the demo's end: every lesion's impression beside the truth's and the items that drove it."""
-    out = review_phantom(study, maps)
-    lines = ["checklist review (automatic suggestions; evidence for a reader, not a diagnosis):"]
-    for r in out["rows"]:
+def review_lines(out: dict[str, Any]) -> list[str]:
+    """Every lesion's impression beside the truth's and the items that drove it (from :func:`review_phantom`)."""
+    rows = out["rows"]
+    agree = sum(r["got"] == r["expected"] for r in rows)
+    lines = [f"checklist review (automatic suggestions; evidence for a reader, not a diagnosis): impression = truth "
+             f"for {agree}/{len(rows)} lesions"]
+    for r in rows:
         mark = "=" if r["got"] == r["expected"] else "!"
         drove = ", ".join(x["condition"] for x in r["reasons"]) or "no rule held"
         lines.append(f"  {mark} {r['id']:<22} {r['got']:<38} truth: {r['expected']:<38} by: {drove}")
     for lid, why in out["not_measured"].items():
         lines.append(f"  ? {lid:<22} not measured: {why}")
+    study = [f"{i['id']}={i['suggested']}" for i in out["result"]["study"]["items"] if i["applicable"]]
+    lines.append(f"  study: {', '.join(study)}")
     return lines
+
+
+def truth_markdown(out: dict[str, Any]) -> str:
+    """A Markdown table of the impressions against the phantom's truth (the demo's review.md appendix)."""
+    lines = ["## Against the phantom's ground truth", "", "| lesion | type | impression | truth | driven by |",
+             "|---|---|---|---|---|"]
+    for r in out["rows"]:
+        drove = ", ".join(x["condition"] for x in r["reasons"]) or "no rule held"
+        lines.append(f"| {r['id']} | {r['type']} | {r['got']} | {r['expected']} | {drove} |")
+    lines += [f"| {lid} | | not measured | | {why} |" for lid, why in out["not_measured"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def demo_review_lines(study: Any, maps: Any | None = None) -> list[str]:
+    """Lines for the demo's end: every lesion's impression beside the truth's and the items that drove it."""
+    return review_lines(review_phantom(study, maps))
