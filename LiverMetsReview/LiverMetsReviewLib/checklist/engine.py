@@ -170,8 +170,10 @@ def review(lesions: list[Mapping[str, Any]], study_figures: Mapping[str, Any] | 
     facts = context_facts(dict(context) if context else None,
                           float(doc["facts"]["hyperbilirubinemia_umol_l"]["value"]))
     lesion_vals = {}
+    # study figures a lesion value is derived from (e.g. the T2 echo time): measured ones only, never fallbacks
+    measured = {k: float(v) for k, v in (study_figures or {}).items() if isinstance(v, (int, float))}
     for les in lesions:
-        vals, why = dict(les["values"]), dict(les.get("why", {}))
+        vals, why = {**measured, **les["values"]}, dict(les.get("why", {}))
         add_derived(vals, why, doc["derived"])
         lesion_vals[les["id"]] = (vals, why)
     svals, swhy, origin = _study_values(doc, {k: v[0] for k, v in lesion_vals.items()}, study_figures or {})

@@ -83,7 +83,23 @@ MAP_SOURCES = ("dwi", "t1_in_phase", "t1_opposed_phase", "dixon_water", "dixon_f
                "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary")
 
 
-def study_folder_figures(study_dir: str | Path, shift_ppm: float) -> dict[str, float]:
+def t2_figures(t2_meta: dict[str, Any] | None, liver_t2_by_field: dict[str, float]) -> dict[str, float]:
+    """Echo time of the T2-weighted series and the liver's T2 at its field strength (linear in B0 between the
+    tabulated fields, clamped beyond): what turns a T2w signal ratio into a T2 ratio."""
+    meta = t2_meta or {}
+    te, b0 = meta.get("echo_time_ms"), meta.get("field_strength_t")
+    if not isinstance(te, (int, float)) or not isinstance(b0, (int, float)) or te <= 0:
+        return {}
+    fields = sorted((float(k), float(v)) for k, v in liver_t2_by_field.items())
+    b = min(max(float(b0), fields[0][0]), fields[-1][0])
+    lo = max((f for f in fields if f[0] <= b), default=fields[0])
+    hi = min((f for f in fields if f[0] >= b), default=fields[-1])
+    t2 = lo[1] if hi[0] == lo[0] else lo[1] + (hi[1] - lo[1]) * (b - lo[0]) / (hi[0] - lo[0])
+    return {"study.t2_te_ms": float(te), "study.liver_t2_ms": round(t2, 3)}
+
+
+def study_folder_figures(study_dir: str | Path, shift_ppm: float,
+                         liver_t2_by_field: dict[str, float] | None = None) -> dict[str, float]:
     """From ``roles.json``: how far the dual-echo times are from whole (in phase) and half (opposed) fat-water
     cycles, and whether any series the maps are computed from was resampled onto another grid on loading."""
     index = Path(study_dir) / "roles.json"
@@ -92,6 +108,8 @@ def study_folder_figures(study_dir: str | Path, shift_ppm: float) -> dict[str, f
     series = {s.get("role"): s for s in read_json_file(index, "a study folder's roles.json").get("series", [])}
     out = {"study.resampled_map_inputs": float(any("resampled_to" in (series[r].get("meta") or {})
                                                    for r in MAP_SOURCES if r in series))}
+    if liver_t2_by_field:
+        out.update(t2_figures((series.get("t2") or {}).get("meta"), liver_t2_by_field))
     for role, key, offset in (("t1_in_phase", "study.ip_phase_error", 0.0),
                               ("t1_opposed_phase", "study.op_phase_error", 0.5)):
         meta = (series.get(role) or {}).get("meta", {})
@@ -106,7 +124,8 @@ def study_folder_figures(study_dir: str | Path, shift_ppm: float) -> dict[str, f
 
 
 def read_study_figures(study_dir: str | Path | None, lesions_dir: str | Path,
-                       measurements: dict[str, Any], shift_ppm: float) -> tuple[dict[str, float | str], list[str]]:
+                       measurements: dict[str, Any], shift_ppm: float,
+                       liver_t2_by_field: dict[str, float] | None = None) -> tuple[dict[str, float | str], list[str]]:
     """Study figures from every source present (a string: why that figure is missing), and which files they came
     from. The lesions folder is read after the study folder, so its figures win."""
     figures: dict[str, float | str] = {}
@@ -118,5 +137,5 @@ def read_study_figures(study_dir: str | Path | None, lesions_dir: str | Path,
             figures.update(_figures_from(read_json_file(path, "liver figures (liver_figures.json)")))
             used.append(str(path))
     if study_dir is not None:
-        figures.update(study_folder_figures(study_dir, shift_ppm))
+        figures.update(study_folder_figures(study_dir, shift_ppm, liver_t2_by_field))
     return figures, used

@@ -76,13 +76,16 @@ def review_phantom(study: Any, maps: Any | None = None, answers: dict | None = N
                    lesions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Engine output for a phantom study plus, per lesion, the truth's expected impression beside it.
     ``lesions``: engine inputs measured elsewhere (e.g. the demo's lesions stage); else measured here."""
+    from .data import load_checklist
     from .engine import review
-    from .inputs import study_figures_from_liver
+    from .inputs import study_figures_from_liver, t2_figures
 
     failed: dict[str, str] = {}
     if lesions is None:
         lesions, failed = measure_phantom_lesions(study, maps)
     figures = study_figures_from_liver(phantom_liver_figures(study))
+    t2 = next((s.meta for s in study.series if s.role == "t2"), None)
+    figures.update(t2_figures(t2, load_checklist()["physics"]["liver_t2_ms_by_field"]["value"]))
     result = review(lesions, figures, study.truth["clinical_context"], answers)
     truth = {les["id"]: les for les in study.truth["lesions"]}
     rows = []
