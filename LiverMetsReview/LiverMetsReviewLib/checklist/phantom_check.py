@@ -132,7 +132,7 @@ def review_lines(out: dict[str, Any]) -> list[str]:
              f"for {agree}/{len(rows)} lesions"]
     for r in rows:
         mark = "=" if r["got"] == r["expected"] else "!"
-        drove = ", ".join(x["condition"] for x in r["reasons"]) or "no rule held"
+        drove = ", ".join(dict.fromkeys(x["condition"] for x in r["reasons"])) or "no rule held"
         lines.append(f"  {mark} {r['id']:<22} {r['got']:<38} truth: {r['expected']:<38} by: {drove}")
     for lid, why in out["not_measured"].items():
         lines.append(f"  ? {lid:<22} not measured: {why}")
@@ -146,7 +146,7 @@ def truth_markdown(out: dict[str, Any]) -> str:
     lines = ["## Against the phantom's ground truth", "", "| lesion | type | impression | truth | driven by |",
              "|---|---|---|---|---|"]
     for r in out["rows"]:
-        drove = ", ".join(x["condition"] for x in r["reasons"]) or "no rule held"
+        drove = ", ".join(dict.fromkeys(x["condition"] for x in r["reasons"])) or "no rule held"
         lines.append(f"| {r['id']} | {r['type']} | {r['got']} | {r['expected']} | {drove} |")
     lines += [f"| {lid} | | not measured | | {why} |" for lid, why in out["not_measured"].items()]
     return "\n".join(lines) + "\n"
