@@ -214,6 +214,32 @@ def _outline_png(study: PhantomStudy, review: Any, rows: list[dict], truth: dict
     return write_outline_figure(outline_tiles(images, lesions), path)
 
 
+def _review_stage(study: PhantomStudy, maps: StudyMaps | None, out: Path, log=print,
+                  lesions_dir: Path | None = None) -> dict[str, Any]:
+    """The checklist on the phantom: every lesion's impression beside the truth's and the items that drove it,
+    printed and written to ``out/review`` (review.json, review.md). ``lesions_dir``: a ``livermets measure``
+    style folder (measurements.json) from an earlier stage; without it the lesions are measured here."""
+    from .checklist.inputs import read_lesions
+    from .checklist.phantom_check import review_lines, review_phantom, truth_markdown
+    from .checklist.report import review_markdown
+
+    t0 = time.perf_counter()
+    measured = lesions_dir is not None and (Path(lesions_dir) / "measurements.json").exists()
+    lesions = read_lesions(lesions_dir)[0] if measured else None
+    result = review_phantom(study, maps, lesions=lesions)
+    folder = out / "review"
+    doc = dict(result["result"], truth_comparison=result["rows"], not_measured=result["not_measured"],
+               lesions_from=str(lesions_dir) if measured else "measured by the review stage")
+    write_json_atomic(folder / "review.json", doc, default=str)
+    write_text_atomic(folder / "review.md", review_markdown(doc) + "\n" + truth_markdown(result))
+    for line in review_lines(result):
+        log(line)
+    log(f"review: {folder / 'review.json'}, {folder / 'review.md'} ({time.perf_counter() - t0:.1f} s)")
+    return {"agree": sum(r["got"] == r["expected"] for r in result["rows"]), "lesions": len(result["rows"]),
+            "not_measured": len(result["not_measured"]), "files": [str(folder / "review.json"),
+                                                                    str(folder / "review.md")]}
+
+
 def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis", size: str = "standard",
              breath_hold_shift_mm: float = 5.0, dicom: bool = True, figures: bool = True,
              log=print) -> dict[str, Any]:
@@ -278,8 +304,12 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis",
     log(f"lesions stage on {which}")
     lesions = {**_lesions_stage(out, aligned, aligned_maps, figures=figures, log=log), "study": which}
     timings["lesions_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    review = _review_stage(aligned, aligned_maps, out, log, lesions_dir=out / "lesions")
+    timings["review_s"] = time.perf_counter() - t0
 
     summary = {
+        "review": review,
         "seed": seed, "scenario": scenario, "size": size, "coordinate_system": "LPS",
         "series": [s.role for s in study.series], "lesions": [lesion["id"] for lesion in study.truth["lesions"]],
         "maps": {name: maps.metadata.get(name, {}) for name in maps.images},

@@ -93,11 +93,12 @@ def test_pseudocirrhosis_only_after_chemotherapy_and_fires_on_pseudocirrhotic_fi
     rng = np.random.default_rng(2)
     folfox = [{"regimen": "FOLFOX", "agents": ["oxaliplatin", "fluorouracil"], "start": "2025-01-01",
                "end": "2025-06-01"}]
-    for _ in range(20):  # draws: lesion-parameter-ranges.md section 5 (LSN, modified caudate/right lobe)
+    for _ in range(20):  # draws: LSN (lesion-parameter-ranges.md section 5); Harbin's C/RL, the figure 'livermets
+        # liver' measures (Harbin 1980: normal 0.37 +/- 0.16, cirrhosis 0.88 +/- 0.20; cirrhotic draws above 0.70)
         pseudo = {"study.surface_nodularity": rng.uniform(2.9, 4.0), "study.caudate_right_lobe_ratio":
-                  rng.uniform(0.95, 1.3), "study.hbp_liver_re": rng.uniform(20, 120)}
+                  rng.uniform(0.70, 1.18), "study.hbp_liver_re": rng.uniform(20, 120)}
         normal = {"study.surface_nodularity": rng.uniform(2.0, 2.5), "study.caudate_right_lobe_ratio":
-                  rng.uniform(0.6, 0.85), "study.hbp_liver_re": rng.uniform(70, 130)}
+                  rng.uniform(0.2, 0.55), "study.hbp_liver_re": rng.uniform(70, 130)}
         les = [solid_metastasis(rng)]
         chemo = ctx(systemic_therapies=folfox)
         assert item(review(les, pseudo, chemo), "study", "pseudocirrhosis")["suggested"] == "yes"
@@ -165,3 +166,56 @@ def test_confidence_follows_the_stated_formula():
         z = abs(ratio - t["value"]) / t["uncertainty"]
         expect = 0.5 * (1 + __import__("math").erf(z / 2 ** 0.5))
         assert item(r, "a", "hbp_hypointense")["confidence"] == pytest.approx(expect, abs=1e-3)
+
+
+def test_t2_time_ratio_inverts_the_t2_signal_model():
+    """T2 lesion/liver from a T2w signal ratio: drawn T2s, echo times and fields against the mono-exponential model."""
+    import math
+
+    from LiverMetsReviewLib.checklist.inputs import t2_figures
+    from LiverMetsReviewLib.checklist.values import add_derived
+
+    doc = load_checklist()
+    by_field = doc["physics"]["liver_t2_ms_by_field"]["value"]
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        field, te, r = rng.choice([1.5, 3.0]), rng.uniform(60, 120), rng.uniform(0.8, 4.0)
+        study = t2_figures({"echo_time_ms": te, "field_strength_t": field}, by_field)
+        t2_liver = by_field[str(field)]
+        signal = math.exp(te / t2_liver - te / (r * t2_liver))
+        vals = {**study, "lesion.t2.ratio": signal}
+        add_derived(vals, {}, doc["derived"])
+        assert vals["lesion.t2_time_ratio"] == pytest.approx(r, rel=1e-4)
+    mid = t2_figures({"echo_time_ms": 85.0, "field_strength_t": 2.25}, by_field)["study.liver_t2_ms"]
+    assert mid == pytest.approx((by_field["1.5"] + by_field["3.0"]) / 2)
+    assert t2_figures({"echo_time_ms": 85.0}, by_field) == {}  # no field strength: not guessed
+
+
+def test_liver_spleen_ratio_with_the_fat_signal_restored():
+    """A fat-suppressed HBP darkens a fatty liver by its water fraction; the study ratio undoes it."""
+    fat, function_ratio = 30.0, 1.8
+    figures = {"study.liver_spleen_ratio": function_ratio * (1 - fat / 100), "study.liver_fat_median": fat,
+               "study.hbp_liver_re": 95.0}
+    out = review([], figures, None)
+    assert out["study"]["values"]["study.liver_spleen_ratio_fat_free"] == pytest.approx(function_ratio)
+    assert next(r for r in out["study"]["items"] if r["id"] == "low_hbp_function")["suggested"] == "no"
+
+
+def test_rim_asymmetry_decides_expected_change_or_recurrence_when_measured():
+    """The rim-sector asymmetry (lesions/measure.py) is read before the p90 proxy: a uniform rim with a bright
+    speck is expected change, one sector well above the rest is suspicious for recurrence (brief section 4, S27)."""
+    rng = np.random.default_rng(5)
+    rfa = [{"id": "rfa_1", "type": "RFA", "date": "2025-10-01", "target": None, "lesion": "zone"}]
+    thr = load_checklist()["thresholds"]["nodular_excess_min"]
+    for _ in range(10):
+        base = {"lesion.re_arterial.rim.median": rng.uniform(40, 80), "lesion.re_arterial.core.median": 0.0,
+                "lesion.re_arterial.reference.median": 20.0, "lesion.adc.lesion.median": rng.uniform(1500, 1800),
+                "lesion.adc.reference.median": 1200.0, "lesion.dwi_high_b.ratio": 0.9, "lesion.long_axis": 30.0}
+        base["lesion.re_arterial.lesion.p90"] = base["lesion.re_arterial.rim.median"] + thr["value"] + 3 * thr[
+            "uncertainty"]  # the proxy alone would call recurrence
+        lo, hi = thr["value"] - 3 * thr["uncertainty"], thr["value"] + 3 * thr["uncertainty"]
+        uniform = dict(base, **{"lesion.re_arterial.rim.asymmetry": rng.uniform(0, lo)})
+        nodule = dict(base, **{"lesion.re_arterial.rim.asymmetry": rng.uniform(hi, 80)})
+        for vals, want in ((uniform, "treated lesion: expected change"), (nodule, "suspicious for recurrence")):
+            out = review([{"id": "zone", "values": vals}], {}, ctx(locoregional_therapies=rfa))
+            assert out["lesions"][0]["impression"]["category"] == want

@@ -95,3 +95,33 @@ def test_echo_times_checked_against_the_fat_water_cycle(tmp_path, field, te_ip, 
     study = {i["id"]: i for i in r["study"]["items"]}
     assert study["echoes_in_opposed_valid"]["suggested"] == valid
     assert study["maps_native_inputs"]["suggested"] == "no"
+
+
+@pytest.mark.parametrize("scenario", ["normal", "pseudocirrhosis"])
+def test_study_items_from_the_real_liver_figures(tmp_path, scenario):
+    """``livermets liver`` figures (the real liver_figures on the phantom's liver) reach the study items through
+    liver_figures.json: low HBP function and its pseudocirrhosis sign only where the phantom's hepatocytes take up
+    little (the truth's scenario pitfalls), and never a pseudocirrhosis in the normal liver."""
+    from liver_cases import SCENARIOS, phantom
+
+    from LiverMetsReviewLib.checklist.engine import review
+    from LiverMetsReviewLib.checklist.inputs import read_study_figures
+    from LiverMetsReviewLib.checklist.phantom_check import phantom_liver_figures
+    from LiverMetsReviewLib.io.atomic import write_json_atomic
+
+    study = phantom(10 + SCENARIOS.index(scenario), scenario)  # the liver tests' cached studies
+    write_json_atomic(tmp_path / "liver_figures.json", phantom_liver_figures(study))
+    figures, used = read_study_figures(None, tmp_path, {}, 3.4)
+    assert used and isinstance(figures["study.hbp_liver_re"], float)
+    assert "LSN" in figures["study.surface_nodularity"]  # measured, but not on the threshold's scale
+    items = {r["id"]: r for r in review([], figures, study.truth["clinical_context"])["study"]["items"]}
+    low_hbp = "low_hbp_function" in study.truth["scenario"]["scenario_pitfalls"]
+    assert items["low_hbp_function"]["suggested"] == ("yes" if low_hbp else "no")
+    pc = items["pseudocirrhosis"]
+    assert pc["applicable"]  # both scenarios' patients had chemotherapy
+    hbp_sign = next(c for c in pc["evidence"] if c["value_key"] == "study.hbp_liver_re")
+    assert hbp_sign["holds"] is low_hbp
+    if "pseudocirrhosis" in study.truth["scenario"]["scenario_pitfalls"]:
+        assert pc["suggested"] != "no"
+    else:
+        assert pc["suggested"] == "no"

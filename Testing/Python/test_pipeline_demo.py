@@ -118,6 +118,14 @@ def test_demo_writes_its_outputs(tmp_path):
     rows = list(csv.DictReader((tmp_path / "lesion_table.csv").open()))
     assert {r["lesion"] for r in rows} >= {"liver", *summary["lesions"]}
     assert (tmp_path / "maps" / "adc.nrrd").exists()
+    review = json.loads((tmp_path / "review" / "review.json").read_text())
+    truth = {les["id"]: les["expected_impression"] for les in
+             json.loads((tmp_path / "phantom" / "ground_truth.json").read_text())["lesions"]}
+    compared = {r["id"]: r["expected"] for r in review["truth_comparison"]}
+    assert set(compared) | set(review["not_measured"]) == set(truth)
+    assert all(truth[k] == v for k, v in compared.items())  # the truth beside each impression is the phantom's
+    assert summary["review"]["agree"] == sum(r["got"] == r["expected"] for r in review["truth_comparison"])
+    assert "ground truth" in (tmp_path / "review" / "review.md").read_text()
 
 
 def test_demo_lesion_stage_outlines_every_lesion(tmp_path):

@@ -110,9 +110,12 @@ def validate_checklist(doc: Any) -> dict[str, Any]:
             _fail(f"{FILE} threshold '{name}'", "needs a number 'value' and a positive 'uncertainty'")
         if not t.get("source") or any(s not in doc["sources"] for s in t["source"]):
             _fail(f"{FILE} threshold '{name}'", "needs 'source', a list of ids of 'sources'")
-    for name, spec in doc["derived"].items():
+    for name, spec in {**doc["derived"], **doc.get("study_derived", {})}.items():
         if spec.get("op") not in DERIVED_OPS or not isinstance(spec.get("of"), list):
             _fail(f"{FILE} derived value '{name}'", f"needs 'op' (one of {', '.join(DERIVED_OPS)}) and 'of'")
+    for name, spec in doc.get("study_derived", {}).items():
+        if any(k not in doc["study_figures"] for k in [name, *spec["of"]]):
+            _fail(f"{FILE} study derived value '{name}'", "it and its inputs must be listed in 'study_figures'")
     seen: set[str] = set()
     for i, item in enumerate(doc["items"]):
         _check_item(doc, item, seen, i)

@@ -144,10 +144,16 @@ def _study_values(doc: Mapping[str, Any], lesion_vals: Mapping[str, dict], figur
         if isinstance(v, (int, float)):
             values[k], origin[k] = float(v), "study figure"
             why.pop(k, None)
+        elif isinstance(v, str) and k in values:  # measured elsewhere but missing: the figure's own reason
+            why[k] = v
     fallbacks = {k: v for k, v in doc["study_fallbacks"].items() if k != "note" and values.get(k) is None}
     for k, (v, how) in study_values_from_lesions(lesion_vals, fallbacks).items():
         values[k], origin[k] = v, how
         why.pop(k, None)
+    add_derived(values, why, doc.get("study_derived", {}))
+    for k in doc.get("study_derived", {}):
+        if values.get(k) is not None:
+            origin[k] = "derived: " + ", ".join(origin.get(a, a) for a in doc["study_derived"][k]["of"])
     values["study.lesion_count"] = float(len(lesion_vals))
     origin["study.lesion_count"] = "lesions reviewed"
     why.pop("study.lesion_count", None)
@@ -164,8 +170,10 @@ def review(lesions: list[Mapping[str, Any]], study_figures: Mapping[str, Any] | 
     facts = context_facts(dict(context) if context else None,
                           float(doc["facts"]["hyperbilirubinemia_umol_l"]["value"]))
     lesion_vals = {}
+    # study figures a lesion value is derived from (e.g. the T2 echo time): measured ones only, never fallbacks
+    measured = {k: float(v) for k, v in (study_figures or {}).items() if isinstance(v, (int, float))}
     for les in lesions:
-        vals, why = dict(les["values"]), dict(les.get("why", {}))
+        vals, why = {**measured, **les["values"]}, dict(les.get("why", {}))
         add_derived(vals, why, doc["derived"])
         lesion_vals[les["id"]] = (vals, why)
     svals, swhy, origin = _study_values(doc, {k: v[0] for k, v in lesion_vals.items()}, study_figures or {})

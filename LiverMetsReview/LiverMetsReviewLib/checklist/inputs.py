@@ -3,10 +3,10 @@
 
 Expected files: ``<lesions dir>/measurements.json`` (format ``livermets-lesion-measurements``: ``lesions``
 with ``id``, ``couinaud_segment`` and ``measurements`` rows); optionally ``liver_figures.json`` in the lesions
-folder or the study folder, either ``{"study.<figure>": number, ...}`` or ``{"figures": {...}}`` with the keys
-of ``checklist.json`` ``study_figures`` (``study.liver_fat_median``, ``study.hbp_liver_re``,
-``study.caudate_right_lobe_ratio``, ``study.surface_nodularity``, ...); a ``study`` object inside
-``measurements.json`` with the same keys is read too.
+folder or the study folder: the ``livermets liver`` output (format ``livermets-liver-figures``, each figure
+``{"value", "unit", ...}`` under ``figures``, translated by :data:`LIVER_FIGURES` to the checklist's study keys)
+or a flat ``{"study.<figure>": number, ...}`` with the keys of ``checklist.json`` ``study_figures``; a
+``study`` object inside ``measurements.json`` with the same keys is read too.
 """
 
 from __future__ import annotations
@@ -20,6 +20,21 @@ from ..resources import read_json_file
 from .values import lesion_values
 
 FIGURES = "liver_figures.json"
+
+# The one translation from ``livermets liver`` figure names (lesions/liver_figures.py) to checklist study keys.
+LIVER_FIGURES = {
+    "study.liver_fat_median": "fat_fraction_median",
+    "study.liver_fat_iqr": "fat_fraction_iqr",
+    "study.hbp_liver_re": "hbp_liver_relative_enhancement",
+    "study.liver_spleen_ratio": "liver_to_spleen_ratio_hbp",
+    "study.caudate_right_lobe_ratio": "caudate_right_lobe_ratio",
+}
+# Figures measured but not on the scale of the checklist's threshold: the key stays unmeasured, with the reason.
+NOT_ON_SCALE = {
+    "study.surface_nodularity": "the liver figure 'surface_nodularity' (mean distance in mm of the mask's surface "
+                                "from a 10-mm-smoothed copy, voxel-quantised) is not on the LSN score's scale (CT "
+                                "edge detection, tenths of a millimetre, Smith 2016); no published threshold fits it",
+}
 
 
 def read_lesions(folder: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -39,9 +54,26 @@ def read_lesions(folder: str | Path) -> tuple[list[dict[str, Any]], dict[str, An
     return out, doc
 
 
-def _figures_from(doc: Any) -> dict[str, float]:
+def study_figures_from_liver(doc: Any) -> dict[str, float | str]:
+    """Checklist study figures from a ``livermets-liver-figures`` document (or its ``figures`` object): a number
+    per measured figure, the figure's ``why`` (a string) when it could not be measured."""
+    figs = doc.get("figures", doc) if isinstance(doc, dict) else {}
+    out: dict[str, float | str] = dict(NOT_ON_SCALE)
+    for key, name in LIVER_FIGURES.items():
+        f = figs.get(name)
+        v = f.get("value") if isinstance(f, dict) else None
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            out[key] = float(v)
+        elif isinstance(f, dict):
+            out[key] = f"liver figure '{name}' not measured: {f.get('why') or 'no value'}"
+    return out
+
+
+def _figures_from(doc: Any) -> dict[str, float | str]:
     if not isinstance(doc, dict):
         return {}
+    if doc.get("format") == "livermets-liver-figures":
+        return study_figures_from_liver(doc)
     src = doc.get("figures", doc)
     return {k: float(v) for k, v in src.items()
             if k.startswith("study.") and isinstance(v, (int, float)) and math.isfinite(v)}
@@ -51,7 +83,23 @@ MAP_SOURCES = ("dwi", "t1_in_phase", "t1_opposed_phase", "dixon_water", "dixon_f
                "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary")
 
 
-def study_folder_figures(study_dir: str | Path, shift_ppm: float) -> dict[str, float]:
+def t2_figures(t2_meta: dict[str, Any] | None, liver_t2_by_field: dict[str, float]) -> dict[str, float]:
+    """Echo time of the T2-weighted series and the liver's T2 at its field strength (linear in B0 between the
+    tabulated fields, clamped beyond): what turns a T2w signal ratio into a T2 ratio."""
+    meta = t2_meta or {}
+    te, b0 = meta.get("echo_time_ms"), meta.get("field_strength_t")
+    if not isinstance(te, (int, float)) or not isinstance(b0, (int, float)) or te <= 0:
+        return {}
+    fields = sorted((float(k), float(v)) for k, v in liver_t2_by_field.items())
+    b = min(max(float(b0), fields[0][0]), fields[-1][0])
+    lo = max((f for f in fields if f[0] <= b), default=fields[0])
+    hi = min((f for f in fields if f[0] >= b), default=fields[-1])
+    t2 = lo[1] if hi[0] == lo[0] else lo[1] + (hi[1] - lo[1]) * (b - lo[0]) / (hi[0] - lo[0])
+    return {"study.t2_te_ms": float(te), "study.liver_t2_ms": round(t2, 3)}
+
+
+def study_folder_figures(study_dir: str | Path, shift_ppm: float,
+                         liver_t2_by_field: dict[str, float] | None = None) -> dict[str, float]:
     """From ``roles.json``: how far the dual-echo times are from whole (in phase) and half (opposed) fat-water
     cycles, and whether any series the maps are computed from was resampled onto another grid on loading."""
     index = Path(study_dir) / "roles.json"
@@ -60,6 +108,8 @@ def study_folder_figures(study_dir: str | Path, shift_ppm: float) -> dict[str, f
     series = {s.get("role"): s for s in read_json_file(index, "a study folder's roles.json").get("series", [])}
     out = {"study.resampled_map_inputs": float(any("resampled_to" in (series[r].get("meta") or {})
                                                    for r in MAP_SOURCES if r in series))}
+    if liver_t2_by_field:
+        out.update(t2_figures((series.get("t2") or {}).get("meta"), liver_t2_by_field))
     for role, key, offset in (("t1_in_phase", "study.ip_phase_error", 0.0),
                               ("t1_opposed_phase", "study.op_phase_error", 0.5)):
         meta = (series.get(role) or {}).get("meta", {})
@@ -74,9 +124,11 @@ def study_folder_figures(study_dir: str | Path, shift_ppm: float) -> dict[str, f
 
 
 def read_study_figures(study_dir: str | Path | None, lesions_dir: str | Path,
-                       measurements: dict[str, Any], shift_ppm: float) -> tuple[dict[str, float], list[str]]:
-    """Study figures from every source present, and which files they came from."""
-    figures: dict[str, float] = {}
+                       measurements: dict[str, Any], shift_ppm: float,
+                       liver_t2_by_field: dict[str, float] | None = None) -> tuple[dict[str, float | str], list[str]]:
+    """Study figures from every source present (a string: why that figure is missing), and which files they came
+    from. The lesions folder is read after the study folder, so its figures win."""
+    figures: dict[str, float | str] = {}
     used = []
     figures.update(_figures_from(measurements.get("study")))
     for folder in [p for p in (study_dir, lesions_dir) if p is not None]:
@@ -85,5 +137,5 @@ def read_study_figures(study_dir: str | Path | None, lesions_dir: str | Path,
             figures.update(_figures_from(read_json_file(path, "liver figures (liver_figures.json)")))
             used.append(str(path))
     if study_dir is not None:
-        figures.update(study_folder_figures(study_dir, shift_ppm))
+        figures.update(study_folder_figures(study_dir, shift_ppm, liver_t2_by_field))
     return figures, used

@@ -63,12 +63,20 @@ def _op(name: str, args: list[float | None]) -> float | None:
         return (args[0] / args[1] * (1.0 + args[2] / 100.0) - 1.0) * 100.0 if args[1] else None
     if name == "product":
         return args[0] * args[1]
+    if name == "t2_time_ratio":  # T2 lesion/liver from the T2w signal ratio, TE and the liver's T2 (checklist.json)
+        if args[0] <= 0:
+            return None
+        denom = 1.0 - math.log(args[0]) * args[2] / args[1]
+        return 20.0 if denom <= 0.05 else 1.0 / denom
+    if name == "fat_free":  # a fat-suppressed signal (ratio) restored to its fat-free value: / (1 - fat/100)
+        return args[0] * 100.0 / (100.0 - args[1]) if args[1] < 100.0 else None
     if name == "water_factor":  # (100 - liver fat) / (100 - lesion fat): fat-suppressed signal scales with water
         return (100.0 - args[0]) / (100.0 - args[1]) if args[1] < 100.0 else None
     raise KeyError(name)  # pragma: no cover - the loader's schema check refuses unknown operations
 
 
-DERIVED_OPS = ("first", "difference", "ratio", "min", "max", "product", "water_factor", "re_from_ratios")
+DERIVED_OPS = ("first", "difference", "ratio", "min", "max", "product", "water_factor", "re_from_ratios", "fat_free",
+               "t2_time_ratio")
 
 
 def add_derived(values: dict[str, float | None], why: dict[str, str], derived: Mapping[str, Mapping[str, Any]]

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     checklist = load_checklist()
     lesions, mdoc = read_lesions(args.lesions)
     figures, used = read_study_figures(args.study, args.lesions, mdoc,
-                                       checklist["physics"]["fat_water_shift_ppm"]["value"])
+                                       checklist["physics"]["fat_water_shift_ppm"]["value"],
+                                       checklist["physics"]["liver_t2_ms_by_field"]["value"])
     context = read_clinical_context(args.context) if args.context else None
     args.output.mkdir(parents=True, exist_ok=True)
 
