@@ -148,27 +148,29 @@ def _block_phantom(rng, n_blocks=(6, 6), block=20, lo=0.0, hi=100.0):
     return np.kron(ffb, grow), np.kron(r2b, grow)
 
 
-@pytest.mark.parametrize("lo,hi,median_limit", [(0.0, 100.0, 1.55), (10.0, 30.0, 1.7)])
+@pytest.mark.parametrize("lo,hi,median_limit", [(0.0, 100.0, 1.5), (10.0, 30.0, 1.7)])
 def test_block_tissue_few_fat_water_swaps(lo, hi, median_limit):
-    """Piecewise-constant tissue (drawn), 6 echoes at 1.5 T (1.2 ms + 1.2 ms k), Rician SNR 40 on the first echo's
-    total signal: fat-water swaps (> 20 points off) in <= 1 % of the voxels, also in the 10-30 % range, edges
-    included (a neighbour across a tissue edge must not decide a voxel's side). Median |error| <= 1.5 points over
-    PDFF 0-100 % holds on average (the benchmark's large phantom); one small draw scatters by a few hundredths,
-    hence 1.55. With PDFF 10-30 % only, the per-voxel noise alone gives a median near 1.55 (no swaps needed):
-    limit 1.7."""
-    rng_seed = int(np.random.SeedSequence().entropy % 2**32)
-    rng = np.random.default_rng(rng_seed)
-    FF, R2 = _block_phantom(rng, lo=lo, hi=hi)
-    sig = _signal(FF, R2, 1.5, TE[1.5])
-    sigma = 1000.0 / 40.0
-    noisy = np.abs(sig + rng.normal(0, sigma, sig.shape) + 1j * rng.normal(0, sigma, sig.shape))
-    res = fit_pdff(_images(noisy), TE[1.5], field_strength_t=1.5, noise_floor=0.0, noise_sigma=sigma)
-    err = np.abs(_arr(res.pdff)[0] - FF * 100)
-    mid = (FF >= 0.10) & (FF <= 0.30)
-    assert np.median(err) <= median_limit, (rng_seed, np.median(err))
-    assert np.mean(err > 20) <= 0.01, (rng_seed, np.mean(err > 20))
-    if mid.sum() > 400:
-        assert np.mean(err[mid] > 20) <= 0.01, (rng_seed, np.mean(err[mid] > 20))
+    """Piecewise-constant tissue (three drawn phantoms of 36 blocks each, pooled), 6 echoes at 1.5 T (1.2 ms +
+    1.2 ms k), Rician SNR 40 on the first echo's total signal: fat-water swaps (> 20 points off) in <= 1 % of the
+    voxels of each draw, also in the 10-30 % range, edges included (a neighbour across a tissue edge must not decide a
+    voxel's side); median |error| <= 1.5 points over PDFF 0-100 % (issue 11's goal). With PDFF 10-30 % only, the
+    per-voxel noise alone gives a median near 1.55 (no swaps needed): limit 1.7. The draws are seeded (0, 1, 2) so
+    the test is reproducible; one draw alone scatters its median by about +-0.1 point (36 blocks of R2* 20-200)."""
+    errors = []
+    for rng_seed in (0, 1, 2):
+        rng = np.random.default_rng(rng_seed)
+        FF, R2 = _block_phantom(rng, lo=lo, hi=hi)
+        sig = _signal(FF, R2, 1.5, TE[1.5])
+        sigma = 1000.0 / 40.0
+        noisy = np.abs(sig + rng.normal(0, sigma, sig.shape) + 1j * rng.normal(0, sigma, sig.shape))
+        res = fit_pdff(_images(noisy), TE[1.5], field_strength_t=1.5, noise_floor=0.0, noise_sigma=sigma)
+        err = np.abs(_arr(res.pdff)[0] - FF * 100)
+        mid = (FF >= 0.10) & (FF <= 0.30)
+        assert np.mean(err > 20) <= 0.01, (rng_seed, np.mean(err > 20))
+        if mid.sum() > 400:
+            assert np.mean(err[mid] > 20) <= 0.01, (rng_seed, np.mean(err[mid] > 20))
+        errors.append(err.ravel())
+    assert np.median(np.concatenate(errors)) <= median_limit, np.median(np.concatenate(errors))
 
 
 def test_progress_is_reported_up_to_one():
@@ -241,7 +243,7 @@ def test_complex_odd_even_phase_error_is_warned(theta_max):
     """A bipolar readout adds +theta to odd and -theta to even echoes (theta drawn, varying along the readout):
     the complex fit warns (and says to fit the magnitudes), the magnitude fit of the same data stays within 1.5
     points; consistent data raise no such warning."""
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(13)
     te, b0 = TE[1.5], 1.5
     FF = np.tile(np.linspace(0.0, 0.4, 50), (30, 1))
     yy, xx = np.mgrid[:30, :50]
