@@ -17,12 +17,13 @@ from ..errors import LiverMetsError
 
 # Command-group modules, in help order. Each one registers its own sub-commands.
 COMMAND_MODULES = ("phantom_cmd", "study_cmd", "maps_cmd", "pdff_cmd", "liver_cmd", "measure_cmd", "review_cmd",
-                   "demo_cmd")
+                   "report_cmd", "demo_cmd")
 # Which module registers each command: a run of one command imports and builds only its group (a process per study
 # over a cohort pays every import). test_cli_imports checks this table against what the modules register.
 COMMANDS = {"phantom": "phantom_cmd", "classify": "study_cmd", "load": "study_cmd", "adc": "maps_cmd",
             "fat": "maps_cmd", "enhancement": "maps_cmd", "register": "maps_cmd", "pdff": "pdff_cmd",
-            "liver": "liver_cmd", "measure": "measure_cmd", "review": "review_cmd", "demo": "demo_cmd"}
+            "liver": "liver_cmd", "measure": "measure_cmd", "review": "review_cmd", "report": "report_cmd",
+            "demo": "demo_cmd"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -1,0 +1,29 @@
+"""``livermets report``: the structured report of a review -> ``report.html`` (key images embedded) and
+``report.txt`` (the impression to paste into the RIS)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="structured report (HTML with key images, plain-text impression) of a review",
+                       description="Write the review's report: study, technique, liver background, a table of the "
+                                   "lesions, key images per lesion and the items behind each impression.")
+    p.add_argument("--review", type=Path, required=True, help="output folder of 'livermets review' (review.json)")
+    p.add_argument("--lesions", type=Path, default=None,
+                   help="output folder of 'livermets measure' (default: the one the review names, if any)")
+    p.add_argument("--study", type=Path, default=None,
+                   help="study folder (roles.json) for the key images (default: the one liver_figures.json names)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder (report.html, report.txt)")
+    p.add_argument("--format", nargs="+", choices=("html", "txt"), default=["html", "txt"], help="what to write")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report import ReportInputs, write_report
+
+    files = write_report(ReportInputs(args.review, args.lesions, args.study), args.output, tuple(args.format))
+    print(f"wrote {', '.join(f.name for f in files)} to {args.output}")
+    return 0

@@ -1,0 +1,167 @@
+"""Gather what a report shows from the review folder, the lesions folder and the study folder, and write it.
+
+``review.json`` (``livermets review``) holds the impressions and the reader's answers; ``measurements.json``,
+``lesions.seg.nrrd`` and ``liver_figures.json`` (``livermets measure``) the numbers, outlines and liver figures;
+the study folder (``roles.json``) the series the key images are cut from. The lesions folder defaults to the
+review's ``lesions_from`` and the study folder to the one ``liver_figures.json`` names.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import LiverMetsError
+from ..resources import read_json_file
+
+# Key-image strip: (channel key in measurements.json "channels", default study role, caption).
+STRIP = (("hbp", "t1_hepatobiliary", "HBP"), ("arterial", "t1_arterial", "Arterial"),
+         ("portal_venous", "t1_portal_venous", "Portal venous"), ("t2", "t2", "T2"),
+         ("dwi_high_b", "dwi", "DWI high b"), ("adc", "adc_scanner", "ADC"))
+ADC_IMAGES = ("adc", "adc_scanner")
+FAT_IMAGES = ("pdff", "ff_dixon", "ff_chemical_shift")
+STATEMENT = ("This report was prepared with LiverMetsReview. Its measurements and suggestions support the "
+             "radiologist's reading; they do not replace the radiologist's judgement, and nothing in it is a "
+             "diagnosis on its own.")
+
+
+@dataclass
+class ReportInputs:
+    review_dir: Path
+    lesions_dir: Path | None = None
+    study_dir: Path | None = None
+
+
+def _review(folder: Path) -> dict[str, Any]:
+    path = folder / "review.json" if folder.is_dir() else folder
+    doc = read_json_file(path, "the review.json that 'livermets review' writes")
+    if not isinstance(doc, dict) or not isinstance(doc.get("lesions"), list) or "study" not in doc:
+        raise LiverMetsError(f"{path} is not a review; give the output folder of 'livermets review'")
+    return doc
+
+
+def _locate(inputs: ReportInputs, review: dict[str, Any]) -> tuple[Path | None, Path | None]:
+    lesions = inputs.lesions_dir or (Path(review["lesions_from"]) if review.get("lesions_from") else None)
+    if lesions is not None and not (lesions / "measurements.json").exists():
+        if inputs.lesions_dir is not None:
+            raise LiverMetsError(f"{lesions} holds no measurements.json; give the output folder of 'livermets measure'")
+        lesions = None
+    study = inputs.study_dir
+    figs = lesions / "liver_figures.json" if lesions else None
+    if study is None and figs is not None and figs.exists():
+        named = read_json_file(figs, "liver figures").get("study")
+        study = Path(named) if named and (Path(named) / "roles.json").exists() else None
+    if inputs.study_dir is not None and not (study / "roles.json").exists():
+        raise LiverMetsError(f"{study} holds no roles.json; give the study folder 'livermets load' or 'phantom' wrote")
+    return lesions, study
+
+
+def _pick(values: dict[str, Any], why: dict[str, str], keys: list[str], missing: str) -> dict[str, Any]:
+    for k in keys:
+        if values.get(k) is not None:
+            return {"value": values[k], "source": k}
+    reasons = [why[k] for k in keys if k in why]
+    return {"value": None, "why": reasons[0] if reasons else missing}
+
+
+def _lesion_row(les: dict[str, Any], meas: dict[str, Any] | None) -> dict[str, Any]:
+    from ..checklist.values import lesion_values
+
+    imp = les["impression"]
+    row = {"id": les["id"], "segment": les.get("couinaud_segment"), "impression": imp["category"],
+           "wording": imp.get("wording"), "recommendation": imp.get("recommendation") or "",
+           "long_axis": {"value": les.get("long_axis_mm"), "why": "not measured"}}
+    if meas is None:
+        gone = "no lesion measurements were given (use --lesions)"
+        row.update(short_axis={"value": None, "why": gone}, volume={"value": None, "why": gone},
+                   adc={"value": None, "why": gone}, fat={"value": None, "why": gone})
+        return row
+    values, why = lesion_values(meas.get("measurements", []))
+    row["short_axis"] = _pick(values, why, ["lesion.short_axis"], "short axis not measured")
+    row["volume"] = _pick(values, why, ["lesion.volume"], "volume not measured")
+    row["adc"] = _pick(values, why, [f"lesion.{i}.lesion.median" for i in ADC_IMAGES],
+                       "no ADC map or scanner ADC series in the study")
+    row["fat"] = _pick(values, why, [f"lesion.{i}.lesion.median" for i in FAT_IMAGES],
+                       "no fat map (PDFF, Dixon or in/opposed phase) in the study")
+    return row
+
+
+def _drivers(les: dict[str, Any]) -> dict[str, Any]:
+    """The reasons of the impression, the reader's answers and the applicable items still unanswered."""
+    items = {i["id"]: i for i in les["items"]}
+    reasons = [{"item": r["item"], "name": items.get(r["item"], {}).get("name", r["item"]),
+                "answer": r.get("answer"), "by": "reader" if r.get("by") == "reader" else "automatic suggestion",
+                "evidence": r.get("evidence") or ""} for r in les["impression"].get("reasons", [])]
+    answered = [{"name": i["name"], "answer": i["answer"], "suggested": i["suggested"], "note": i.get("note") or ""}
+                for i in les["items"] if i.get("answer")]
+    open_ = [{"name": i["name"], "suggested": i["suggested"]} for i in les["items"]
+             if i.get("applicable") and not i.get("answer")]
+    return {"reasons": reasons, "answered": answered, "unanswered": open_}
+
+
+def _series_rows(study: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    index = read_json_file(study / "roles.json", "the study folder's roles.json")
+    rows = []
+    for s in index.get("series", []):
+        meta = s.get("meta") or {}
+        bs = sorted({m.get("b_value") for m in s.get("stack_meta") or [] if m.get("b_value") is not None})
+        tes = sorted({round(m["echo_time_ms"], 2) for m in s.get("stack_meta") or [] if m.get("echo_time_ms")})
+        rows.append({"role": s.get("role"), "description": meta.get("description") or "",
+                     "field_strength_t": meta.get("field_strength_t"), "b_values": bs,
+                     "echo_times_ms": tes or ([round(meta["echo_time_ms"], 2)] if meta.get("echo_time_ms") else []),
+                     "repetition_time_ms": meta.get("repetition_time_ms")})
+    header = {k: index[k] for k in ("patient_name", "patient_id", "study_date", "study_description",
+                                    "accession_number") if index.get(k)}
+    header["study folder"] = str(study)
+    return header, rows
+
+
+def gather_report(inputs: ReportInputs) -> dict[str, Any]:
+    """Everything the report shows, as plain data (no images yet)."""
+    review = _review(inputs.review_dir)
+    lesions_dir, study_dir = _locate(inputs, review)
+    mdoc = read_json_file(lesions_dir / "measurements.json", "lesion measurements") if lesions_dir else {}
+    by_id = {str(m["id"]): m for m in mdoc.get("lesions", [])}
+    liver = {}
+    if lesions_dir and (lesions_dir / "liver_figures.json").exists():
+        liver = read_json_file(lesions_dir / "liver_figures.json", "liver figures").get("figures") or {}
+    header, series = _series_rows(study_dir) if study_dir else ({}, [])
+    lesions = [{**_lesion_row(les, by_id.get(les["id"])), **_drivers(les),
+                "progress": les.get("progress") or {}, "record": by_id.get(les["id"])} for les in review["lesions"]]
+    return {"checklist_version": review.get("checklist_version"), "summary": review["study"]["summary"],
+            "study_progress": review["study"].get("progress") or {}, "header": header, "series": series,
+            "liver_volume_ml": (liver.get("liver_volume") or {}).get("value"), "lesions": lesions,
+            "channels": mdoc.get("channels") or {}, "lesions_dir": lesions_dir, "study_dir": study_dir,
+            "statement": STATEMENT}
+
+
+def key_images(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """{lesion id: [{caption, png (base64) or why}]} for the strip of each lesion."""
+    from .strip import lesion_strips
+
+    return lesion_strips(data)
+
+
+def write_report(inputs: ReportInputs, out_dir: str | Path, formats: tuple[str, ...] = ("html", "txt")) -> list[Path]:
+    """Write ``report.html`` and/or ``report.txt`` into ``out_dir`` (atomically); returns the files written."""
+    from ..io.atomic import write_text_atomic
+    from .html import report_html
+    from .text import report_text
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise LiverMetsError(f"{out} exists and is not a folder; give a folder for the report")
+    data = gather_report(inputs)
+    written = []
+    if "html" in formats:
+        strips = key_images(data)
+        written.append(write_text_atomic(out / "report.html", report_html(data, strips)))
+    if "txt" in formats:
+        written.append(write_text_atomic(out / "report.txt", report_text(data)))
+    return written
+
+
+def b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")

@@ -1,0 +1,23 @@
+"""How each number of the report is written (one place, so the HTML, the text and the tests agree)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DECIMALS = {"long_axis": 1, "short_axis": 1, "volume": 2, "adc": 0, "fat": 1, "liver_volume": 0,
+            "background_fat": 1, "hbp_re": 0}
+UNITS = {"long_axis": "mm", "short_axis": "mm", "volume": "mL", "adc": "10^-6 mm2/s", "fat": "%",
+         "liver_volume": "mL", "background_fat": "%", "hbp_re": "%"}
+
+
+def number(kind: str, value: float | None) -> str:
+    return "" if value is None else f"{value:.{DECIMALS[kind]}f}"
+
+
+def with_unit(kind: str, value: float | None, missing: str = "not measured") -> str:
+    return missing if value is None else f"{number(kind, value)} {UNITS[kind]}"
+
+
+def segment(seg: Any) -> str:
+    roman = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
+    return f"segment {roman.get(seg, seg)}" if seg else "segment not known"

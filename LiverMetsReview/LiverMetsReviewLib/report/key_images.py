@@ -1,0 +1,106 @@
+"""Key images of one lesion: an axial crop through its centroid on each series, in radiological orientation
+(patient left on the image's right, anterior at the top), windowed per series from robust percentiles, with the
+lesion's outline, its long-axis line, a 10-mm scale bar and R/L marks. numpy + SimpleITK only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from .png import encode_png
+
+PIXELS = 160                 # crop side in pixels
+MIN_FOV_MM = 50.0            # smallest crop side
+FOV_PER_LONG_AXIS = 2.5      # crop side as a multiple of the lesion's long axis
+WINDOW_PERCENTILES = (1.0, 99.5)
+SCALE_BAR_MM = 10.0
+OUTLINE = (255, 214, 0)
+AXIS_LINE = (0, 200, 255)
+
+# 5x7 glyphs for the side marks (rows top to bottom).
+_GLYPHS = {"R": ("11110", "10001", "10001", "11110", "10100", "10010", "10001"),
+           "L": ("10000", "10000", "10000", "10000", "10000", "10000", "11111")}
+
+
+@dataclass
+class KeyImage:
+    png: bytes
+    pixel_mm: float
+    fov_mm: float
+    window: tuple[float, float]
+
+
+def robust_window(image: sitk.Image) -> tuple[float, float]:
+    """Display window of one series from percentiles of its non-zero voxels (zero is background or masked)."""
+    a = sitk.GetArrayViewFromImage(image)
+    v = a[np.isfinite(a) & (a != 0)]
+    if v.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(v, WINDOW_PERCENTILES)
+    return float(lo), float(hi if hi > lo else lo + 1.0)
+
+
+def _plane(centre_lps: Sequence[float], fov_mm: float, z_spacing: float) -> sitk.Image:
+    """An axial one-slice grid with LPS axes: columns run to patient left, rows to posterior."""
+    px = fov_mm / PIXELS
+    plane = sitk.Image([PIXELS, PIXELS, 1], sitk.sitkFloat32)
+    plane.SetSpacing((px, px, z_spacing))
+    plane.SetOrigin((centre_lps[0] - fov_mm / 2 + px / 2, centre_lps[1] - fov_mm / 2 + px / 2, centre_lps[2]))
+    return plane
+
+
+def _outline(mask: np.ndarray) -> np.ndarray:
+    inner = mask.copy()
+    inner[1:, :] &= mask[:-1, :]
+    inner[:-1, :] &= mask[1:, :]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return mask & ~inner
+
+
+def _draw_line(rgb: np.ndarray, a: Sequence[float], b: Sequence[float], colour: tuple[int, int, int]) -> None:
+    n = int(max(abs(b[0] - a[0]), abs(b[1] - a[1])) * 2) + 2
+    cols = np.rint(np.linspace(a[0], b[0], n)).astype(int)
+    rows = np.rint(np.linspace(a[1], b[1], n)).astype(int)
+    keep = (rows >= 0) & (rows < rgb.shape[0]) & (cols >= 0) & (cols < rgb.shape[1])
+    rgb[rows[keep], cols[keep]] = colour
+
+
+def _marks(rgb: np.ndarray, pixel_mm: float) -> None:
+    """Scale bar bottom left (white on a black border), R on the image's left and L on its right."""
+    n = rgb.shape[0]
+    length = max(1, round(SCALE_BAR_MM / pixel_mm))
+    rgb[n - 9:n - 4, 4:6 + length] = 0
+    rgb[n - 8:n - 5, 5:5 + length] = 255
+    for letter, col in (("R", 3), ("L", n - 8)):
+        glyph = np.array([[c == "1" for c in row] for row in _GLYPHS[letter]])
+        rgb[n // 2 - 3:n // 2 + 4, col:col + 5][glyph] = 255
+
+
+def render_key_image(image: sitk.Image, mask: sitk.Image | None, centre_lps: Sequence[float], fov_mm: float,
+                     window: tuple[float, float], axis_lps: Sequence[Sequence[float]] | None = None) -> KeyImage:
+    """The axial crop of ``image`` centred on ``centre_lps`` (LPS mm), ``fov_mm`` wide, as PNG bytes."""
+    z = image.GetSpacing()[2] if image.GetDimension() == 3 else 1.0
+    plane = _plane(centre_lps, fov_mm, z)
+    grey = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), plane, sitk.Transform(),
+                                                sitk.sitkLinear, 0.0))[0]
+    lo, hi = window
+    g = np.clip((np.nan_to_num(grey) - lo) / (hi - lo), 0.0, 1.0) * 255.0
+    rgb = np.repeat(np.rint(g).astype(np.uint8)[:, :, None], 3, axis=2)
+    if mask is not None:
+        m = sitk.GetArrayFromImage(sitk.Resample(mask, plane, sitk.Transform(), sitk.sitkNearestNeighbor, 0))[0] > 0
+        rgb[_outline(m)] = OUTLINE
+    px = fov_mm / PIXELS
+    if axis_lps:
+        origin = plane.GetOrigin()
+        ends = [((p[0] - origin[0]) / px, (p[1] - origin[1]) / px) for p in axis_lps]
+        _draw_line(rgb, ends[0], ends[1], AXIS_LINE)
+    _marks(rgb, px)
+    return KeyImage(encode_png(rgb), px, fov_mm, (lo, hi))
+
+
+def crop_fov(long_axis_mm: float | None) -> float:
+    return max(MIN_FOV_MM, FOV_PER_LONG_AXIS * (long_axis_mm or 0.0))

@@ -1,0 +1,36 @@
+"""``report.txt``: the impression section a radiologist pastes into the RIS, in plain text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .fmt import segment, with_unit
+
+
+def _lesion_line(n: int, les: dict[str, Any]) -> list[str]:
+    size = with_unit("long_axis", les["long_axis"]["value"], "size not measured")
+    if les["short_axis"]["value"] is not None:
+        size = f"{size} x {with_unit('short_axis', les['short_axis']['value'])}"
+    vol = les["volume"]["value"]
+    imp = les["impression"] + (f" ({les['wording']})" if les.get("wording") else "")
+    done = les["progress"]
+    lines = [f"{n}. Lesion {les['id']}, {segment(les['segment'])}: {size}"
+             + (f", {with_unit('volume', vol)}" if vol is not None else "") + f". Impression: {imp}.",
+             f"   Recommendation: {les['recommendation'].rstrip('.') or 'none given'}."]
+    if done.get("applicable") and done.get("answered", 0) < done["applicable"]:
+        lines.append(f"   Reader has confirmed {done.get('answered', 0)} of {done['applicable']} checklist items; "
+                     "the rest are automatic suggestions.")
+    return lines
+
+
+def report_text(data: dict[str, Any]) -> str:
+    s = data["summary"]
+    lines = ["IMPRESSION", ""]
+    for n, les in enumerate(data["lesions"], 1):
+        lines += _lesion_line(n, les)
+    lines += ["", f"Background liver: fat fraction {with_unit('background_fat', s.get('background_fat_percent'))}, "
+                  f"hepatobiliary-phase function {s.get('hbp_function') or 'not assessed'}."]
+    if s.get("pitfalls_in_play"):
+        lines.append(f"Pitfalls considered: {', '.join(s['pitfalls_in_play'])}.")
+    lines += ["", f"Checklist version {data['checklist_version']}. {data['statement']}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,202 @@
+"""``livermets report`` on a small phantom review: every number in the HTML table and the text is the review's,
+key images are present per lesion and in radiological orientation, an unfinished review lists its unanswered
+items, and a lesion without measurements says why in its rows."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from lesion_fixtures import phantom
+
+from LiverMetsReviewLib.checklist.values import lesion_values
+from LiverMetsReviewLib.cli import main
+from LiverMetsReviewLib.lesions.markups import Seed, write_seeds
+from LiverMetsReviewLib.phantom import write_phantom
+from LiverMetsReviewLib.report.fmt import DECIMALS
+from LiverMetsReviewLib.report.key_images import PIXELS, render_key_image, robust_window
+
+PICK = ("crc_met", "cyst")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    study = phantom(5, "normal", "small")
+    write_phantom(study, root / "study")
+    picked = [les for les in study.truth["lesions"] if les["id"] in PICK]
+    write_seeds(root / "seeds.mrk.json", [Seed(les["id"], tuple(les["centre_mm"])) for les in picked])
+    assert main(["measure", "--study", str(root / "study"), "--seeds", str(root / "seeds.mrk.json"),
+                 "-o", str(root / "lesions")]) == 0
+    answers = root / "answers.json"
+    answers.write_text(json.dumps({"crc_met": {"hbp_hypointense": {"answer": "yes", "note": "checked"}}}))
+    assert main(["review", "--study", str(root / "study"), "--lesions", str(root / "lesions"), "--answers",
+                 str(answers), "-o", str(root / "review")]) == 0
+    assert main(["report", "--review", str(root / "review"), "--lesions", str(root / "lesions"), "--study",
+                 str(root / "study"), "-o", str(root / "report")]) == 0
+    return root
+
+
+class _Cells(HTMLParser):
+    """Cells of the lesion table: {lesion id: {quantity: (data-value or None, text)}} and the images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[str, tuple[str | None, str]]] = {}
+        self.images: dict[str, list[tuple[str, str]]] = {}
+        self._row = self._cell = self._section = None
+        self._text = ""
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "tr" and "data-lesion" in a:
+            self._row = a["data-lesion"]
+            self.rows[self._row] = {}
+        if tag == "section":
+            self._section = a["data-lesion"]
+        if tag == "td" and self._row and "data-quantity" in a:
+            self._cell, self._value, self._text = a["data-quantity"], a.get("data-value"), ""
+        if tag == "img" and self._section:
+            self.images.setdefault(self._section, []).append((a["data-series"], a["src"]))
+
+    def handle_data(self, data):
+        if self._cell:
+            self._text += data
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell:
+            self.rows[self._row][self._cell] = (self._value, self._text)
+            self._cell = None
+        if tag == "tr":
+            self._row = None
+
+
+def _parse(path):
+    p = _Cells()
+    p.feed(path.read_text())
+    return p
+
+
+def _expected(root):
+    review = json.loads((root / "review" / "review.json").read_text())
+    meas = {m["id"]: lesion_values(m["measurements"])[0]
+            for m in json.loads((root / "lesions" / "measurements.json").read_text())["lesions"]}
+    return review, meas
+
+
+def test_table_numbers_are_the_review_s(folder):
+    review, meas = _expected(folder)
+    cells = _parse(folder / "report" / "report.html").rows
+    assert set(cells) == {les["id"] for les in review["lesions"]}
+    for les in review["lesions"]:
+        v, row = meas[les["id"]], cells[les["id"]]
+        truth = {"long_axis": les["long_axis_mm"], "short_axis": v["lesion.short_axis"],
+                 "volume": v["lesion.volume"], "adc": v["lesion.adc.lesion.median"],
+                 "fat": v.get("lesion.pdff.lesion.median") or v["lesion.ff_dixon.lesion.median"]}
+        for k, want in truth.items():
+            value, text = row[k]
+            assert float(value) == want, (les["id"], k)
+            assert float(text) == pytest.approx(want, abs=0.51 * 10 ** -DECIMALS[k]), (les["id"], k)
+        assert int(row["segment"][0]) == les["couinaud_segment"]
+        assert row["impression"][1] == les["impression"]["category"]
+        assert row["recommendation"][1] == les["impression"]["recommendation"]
+
+
+def test_text_report_numbers_are_the_review_s(folder):
+    review, meas = _expected(folder)
+    text = (folder / "report" / "report.txt").read_text()
+    blocks = re.split(r"\n(?=\d+\. Lesion )", text.split("\n\n")[1])
+    assert len(blocks) == len(review["lesions"])
+    for n, (les, block) in enumerate(zip(review["lesions"], blocks, strict=True), 1):
+        m = re.match(rf"{n}\. Lesion (\S+), segment (\w+): ([\d.]+) mm x ([\d.]+) mm, ([\d.]+) mL\. "
+                     r"Impression: (.+?)[.(]", block)
+        assert m, block
+        assert m[1] == les["id"]
+        assert m[2] == {4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}.get(les["couinaud_segment"], m[2])
+        v = meas[les["id"]]
+        assert float(m[3]) == pytest.approx(les["long_axis_mm"], abs=0.051)
+        assert float(m[4]) == pytest.approx(v["lesion.short_axis"], abs=0.051)
+        assert float(m[5]) == pytest.approx(v["lesion.volume"], abs=0.0051)
+        assert m[6].strip() == les["impression"]["category"]
+        assert les["impression"]["recommendation"].rstrip(".") in block
+    assert "does not replace" in text or "do not replace" in text
+
+
+def test_key_images_per_lesion(folder):
+    parsed = _parse(folder / "report" / "report.html")
+    for lid in PICK:
+        shown = dict(parsed.images[lid])
+        assert set(shown) == {"HBP", "Arterial", "Portal venous", "T2", "DWI high b", "ADC"}
+        for src in shown.values():
+            png = base64.b64decode(src.split(",", 1)[1])
+            path = folder / "k.png"
+            path.write_bytes(png)
+            img = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))  # an independent PNG reader
+            assert img.shape == (PIXELS, PIXELS, 3) and img.std() > 5
+
+
+def test_patient_left_shows_on_the_image_right(tmp_path):
+    rng = np.random.default_rng()
+    img = sitk.GetImageFromArray(rng.normal(100, 5, (9, 64, 64)).astype(np.float32))
+    img.SetSpacing((1.5, 1.5, 4.0))
+    img.SetOrigin(tuple(rng.uniform(-50, 50, 3)))
+    centre = img.TransformIndexToPhysicalPoint((32, 32, 4))
+    side = rng.uniform(8, 18)  # mm towards the patient's left (+x in LPS)
+    a = sitk.GetArrayFromImage(img)
+    mark = img.TransformPhysicalPointToIndex((centre[0] + side, centre[1], centre[2]))
+    a[4, mark[1] - 1:mark[1] + 2, mark[0] - 1:mark[0] + 2] = 1000.0
+    marked = sitk.GetImageFromArray(a)
+    marked.CopyInformation(img)
+    key = render_key_image(marked, None, centre, 60.0, robust_window(img))
+    (tmp_path / "k.png").write_bytes(key.png)
+    rgb = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "k.png")))
+    bright = np.argwhere(rgb[:, :, 0] == 255)
+    bright = bright[(bright[:, 0] > 10) & (bright[:, 0] < PIXELS - 12)]  # leave out the R/L marks and scale bar
+    bright = bright[(bright[:, 1] > 10) & (bright[:, 1] < PIXELS - 10)]
+    assert bright.size
+    assert np.median(bright[:, 1]) == pytest.approx(PIXELS / 2 + side / key.pixel_mm, abs=3)
+
+
+def test_unfinished_review_lists_unanswered_items(folder):
+    review, _ = _expected(folder)
+    html = (folder / "report" / "report.html").read_text()
+    for les in review["lesions"]:
+        section = html.split(f'<section data-lesion="{les["id"]}">')[1].split("</section>")[0]
+        open_ = [i["name"] for i in les["items"] if i["applicable"] and not i["answer"]]
+        assert f"Not yet answered by the reader ({len(open_)})" in section
+        listed = re.findall(r'<li class="unanswered">(.+?) \(suggested', section)
+        assert sorted(listed) == sorted(open_)
+    crc = html.split('<section data-lesion="crc_met">')[1].split("</section>")[0]
+    assert "reader answered <b>yes</b>" in crc
+
+
+def test_missing_measurements_and_series_give_reasons(folder, tmp_path, capsys):
+    lesions = tmp_path / "lesions"
+    shutil.copytree(folder / "lesions", lesions)
+    doc = json.loads((lesions / "measurements.json").read_text())
+    for les in doc["lesions"]:
+        les["measurements"] = [r for r in les["measurements"] if r["quantity"] not in ("adc", "fat_fraction")]
+    (lesions / "measurements.json").write_text(json.dumps(doc))
+    study = tmp_path / "study"
+    shutil.copytree(folder / "study", study)
+    roles = json.loads((study / "roles.json").read_text())
+    roles["series"] = [s for s in roles["series"] if s["role"] != "t2"]
+    (study / "roles.json").write_text(json.dumps(roles))
+    out = tmp_path / "out"
+    assert main(["report", "--review", str(folder / "review"), "--lesions", str(lesions), "--study", str(study),
+                 "-o", str(out)]) == 0
+    parsed = _parse(out / "report.html")
+    for row in parsed.rows.values():
+        assert row["adc"][0] is None and "ADC" in row["adc"][1]
+        assert row["fat"][0] is None and "fat" in row["fat"][1]
+    html = (out / "report.html").read_text()
+    assert html.count('data-missing="T2">T2: no t2 series in the study') == len(PICK)
+    assert main(["report", "--review", str(tmp_path / "nowhere"), "-o", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "review.json" in err and "Traceback" not in err
