@@ -106,22 +106,6 @@ def _truth_fraction(study: PhantomStudy, label: int) -> Any:
     return sitk.Cast(study.labelmap == label, sitk.sitkFloat32)
 
 
-def _segment_each(images: Any, seeds: list, liver: Any, log) -> tuple[list, dict[str, str]]:
-    """Seeds whose lesion segments; the refused ones with the sentence (the demo goes on without them)."""
-    from .errors import LiverMetsError
-    from .lesions.segment import segment_lesion
-
-    kept, refused = [], {}
-    for s in seeds:
-        try:
-            segment_lesion(images, s.position_lps, liver_mask=liver)
-            kept.append(s)
-        except LiverMetsError as exc:
-            refused[s.label] = str(exc)
-            log(f"  lesion {s.label}: not segmented: {exc}")
-    return kept, refused
-
-
 def _aligned_study(study: PhantomStudy, maps: StudyMaps, *, seed: int, scenario: str, size: str,
                    breath_hold_shift_mm: float) -> tuple[PhantomStudy, StudyMaps, str]:
     """The study the lesion stage reads: the demo's own when its series are aligned, else the same phantom (seed,
@@ -149,7 +133,6 @@ def _lesions_stage(out: Path, study: PhantomStudy, maps: StudyMaps, *, figures: 
         write_liver_figures,
         write_segmentation_atomic,
     )
-    from .lesions.channels import lesion_channels
     from .lesions.markups import Seed
     from .lesions.review import review_lesions, write_review
 
@@ -160,10 +143,12 @@ def _lesions_stage(out: Path, study: PhantomStudy, maps: StudyMaps, *, figures: 
     log(f"lesions: liver outlined automatically on {found.series_used}")
     truth = {les["id"]: les for les in study.truth["lesions"]}
     seeds = [Seed(les["id"], tuple(les["centre_mm"]), f"type={_reader_kind(les['type'])}") for les in truth.values()]
-    kept, refused = _segment_each(lesion_channels(study.series), seeds, found.mask, log)
-    review = review_lesions(study.series, kept, liver_mask=found.mask,
+    refused: dict[str, str] = {}   # the demo goes on without a refused lesion, as a reader would
+    review = review_lesions(study.series, seeds, liver_mask=found.mask,
                             couinaud=found.couinaud.labels if found.couinaud is not None else None, maps=maps,
-                            liver_note=f"automatic on {found.series_used}")
+                            liver_note=f"automatic on {found.series_used}", refused=refused)
+    for label, why in refused.items():
+        log(f"  lesion {label}: not segmented: {why}")
     files = write_review(review, lesion_dir)
     write_segmentation_atomic(found.mask, [liver_segment()], lesion_dir / "liver.seg.nrrd")
     files["liver"] = str(lesion_dir / "liver.seg.nrrd")

@@ -10,6 +10,7 @@ import pytest
 import SimpleITK as sitk
 from lesion_fixtures import LIVER_LABEL, STUDY, catalogue_lesions, liver_image, phantom
 
+from LiverMetsReviewLib.errors import LiverMetsError
 from LiverMetsReviewLib.lesions.markups import Seed
 from LiverMetsReviewLib.lesions.measure import (
     MeasuredImage,
@@ -211,3 +212,18 @@ def test_rim_asymmetry_key_reads_as_the_checklist_expects():
     tiny[12, 24:26, 24:26] = True  # four voxels: no sectors to compare
     m = measure_lesion(StudyContext(ref, {"re_arterial": MeasuredImage(re, "relative_enhancement")}), tiny, "t")
     assert m.value("relative_enhancement", "re_arterial", "rim", "asymmetry") is None
+
+
+def test_a_refused_seed_stops_the_review_or_is_noted_and_skipped():
+    """A seed outside the image stops ``review_lesions`` with a sentence naming it; with ``refused`` the sentence
+    is noted under its label and the other lesion is segmented and measured as usual."""
+    study = phantom(*STUDY)
+    les = study.truth["lesions"][0]
+    seeds = [Seed(les["id"], tuple(les["centre_mm"])), Seed("outside", (9000.0, 9000.0, 9000.0))]
+    with pytest.raises(LiverMetsError, match="'outside'"):
+        review_lesions(study.series, seeds, liver_mask=liver_image(study))
+    refused: dict[str, str] = {}
+    rv = review_lesions(study.series, seeds, liver_mask=liver_image(study), refused=refused)
+    assert list(refused) == ["outside"] and "'outside'" in refused["outside"]
+    assert [it.seed.label for it in rv.lesions] == [les["id"]]
+    assert rv.lesions[0].measures.value("volume") > 0

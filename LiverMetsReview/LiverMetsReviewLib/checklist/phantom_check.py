@@ -28,19 +28,16 @@ def measure_phantom_lesions(study: Any, maps: Any | None = None) -> tuple[list[d
     liver_label = next(s["label"] for s in study.segments if s["id"] == "liver")
     liver = sitk.Cast(study.labelmap == liver_label, sitk.sitkUInt8)
     seeds = [Seed(les["id"], tuple(les["centre_mm"])) for les in study.truth["lesions"]]
-    failed: dict[str, str] = {}
-    while seeds:
-        try:
-            review = review_lesions(study.series, seeds, liver_mask=liver, couinaud=study.couinaud, maps=maps)
-            break
-        except LiverMetsError as exc:  # one lesion refused: note it, measure the others
-            bad = next((s for s in seeds if f"'{s.label}'" in str(exc)), None)
-            if bad is None:
-                raise
-            failed[bad.label] = str(exc)
-            seeds = [s for s in seeds if s is not bad]
-    else:
+    failed: dict[str, str] = {}   # a refused lesion is noted and the others are measured
+    if not seeds:
         return [], failed
+    try:
+        review = review_lesions(study.series, seeds, liver_mask=liver, couinaud=study.couinaud, maps=maps,
+                                refused=failed)
+    except LiverMetsError:
+        if not failed:
+            raise
+        return [], failed   # every seed refused
     out = []
     for it in review.lesions:
         values, why = lesion_values(it.measures.measurements)

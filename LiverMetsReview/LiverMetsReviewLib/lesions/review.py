@@ -73,8 +73,9 @@ def _mask_on(reference: sitk.Image, image: sitk.Image | None, what: str) -> np.n
     return sitk.GetArrayFromImage(resample_to(reference, image, label=True))
 
 
-def _separate(reference: sitk.Image, items: list[ReviewedLesion]) -> None:
-    """Give every voxel claimed by several lesions to the nearest seed; refuse a seed left with nothing."""
+def _separate(reference: sitk.Image, items: list[ReviewedLesion], refused: dict[str, str] | None = None) -> None:
+    """Give every voxel claimed by several lesions to the nearest seed; refuse a seed left with nothing (raise, or
+    with ``refused`` note it there and drop it from ``items``)."""
     if len(items) < 2:
         return
     claims = np.sum([it.mask for it in items], axis=0)
@@ -92,10 +93,14 @@ def _separate(reference: sitk.Image, items: list[ReviewedLesion]) -> None:
             it.mask[tuple(contested[lost].T)] = False
             others = sorted({items[w].seed.label for w in winner[lost]})
             it.notes.append(f"touches {', '.join(others)}: separated at the half-way point between the seeds")
-    for it in items:
+    for it in list(items):
         if not it.mask.any():
-            raise LiverMetsError(f"lesion '{it.seed.label}' cannot be separated from a lesion it touches (its seed "
-                                 "lies inside the other one); put one seed per lesion, in its centre")
+            why = (f"lesion '{it.seed.label}' cannot be separated from a lesion it touches (its seed lies inside the "
+                   "other one); put one seed per lesion, in its centre")
+            if refused is None:
+                raise LiverMetsError(why)
+            refused[it.seed.label] = why
+            items.remove(it)
 
 
 def _drawn_lesion(ref: sitk.Image, label: str, image: sitk.Image) -> ReviewedLesion:
@@ -112,9 +117,10 @@ def _drawn_lesion(ref: sitk.Image, label: str, image: sitk.Image) -> ReviewedLes
 def review_lesions(series: Sequence[Any], seeds: Sequence[Seed], *, roles: Sequence[str] | None = None,
                    liver_mask: sitk.Image | None = None, couinaud: sitk.Image | None = None, maps: Any = None,
                    liver_note: str = "", drawn: Sequence[tuple[str, sitk.Image]] = (),
-                   **options: Any) -> LesionReview:
+                   refused: dict[str, str] | None = None, **options: Any) -> LesionReview:
     """Segment and measure every seeded lesion, and measure the drawn ones (``drawn``: (label, mask image))
-    the same way. ``options``: ``max_radius_mm``, ``rim_mm``."""
+    the same way. ``options``: ``max_radius_mm``, ``rim_mm``. A seed the segmentation refuses stops the review
+    with its sentence; with ``refused`` (a dict) it is noted there (label -> sentence) and the others go on."""
     if not seeds and not drawn:
         raise LiverMetsError("no lesion seed was given; place a point in each lesion")
     rim_mm = options.pop("rim_mm", None)
@@ -125,9 +131,14 @@ def review_lesions(series: Sequence[Any], seeds: Sequence[Seed], *, roles: Seque
         try:
             seg = segment_lesion(images, s.position_lps, liver_mask=liver_mask, **options)
         except LiverMetsError as exc:
-            raise LiverMetsError(f"lesion '{s.label}': {exc}") from exc
+            if refused is None:
+                raise LiverMetsError(f"lesion '{s.label}': {exc}") from exc
+            refused[s.label] = f"lesion '{s.label}': {exc}"
+            continue
         items.append(ReviewedLesion(s, seg, seg.full_mask()))
-    _separate(ref, items)
+    _separate(ref, items, refused)
+    if not items:
+        raise LiverMetsError("no lesion could be segmented: " + "; ".join((refused or {}).values()))
     liver = _mask_on(ref, liver_mask, "liver mask")
     ctx = StudyContext(ref, prepare_images(ref, study_images(series, maps)),
                        liver=None if liver is None else liver != 0,
