@@ -126,8 +126,9 @@ def run_classify(args: argparse.Namespace) -> int:
 
 def run_load(args: argparse.Namespace) -> int:
     from ..io.atomic import write_json_atomic
-    from ..io.study_folder import write_study_folder
+    from ..io.study_folder import read_study_index, write_study_folder
     from ..study.load import load_study, resample_to_reference
+    from ..study.sources import write_dicom_sources
     from .skipped import record as record_skipped
 
     scan = _scan(args)
@@ -148,6 +149,7 @@ def run_load(args: argparse.Namespace) -> int:
         "skipped": [{"path": s.path, "reason": s.reason} for s in scan.skipped],
     }
     index = write_study_folder(series, args.output, extra=extra, file_meta=record_skipped(extra["skipped"]))
+    write_dicom_sources(index.parent, infos, series, read_study_index(index)[1])
     dwi = [s for s in series if s.role == "dwi"]
     if dwi:
         write_json_atomic(index.parent / "dwi_bvalues.json",
@@ -183,7 +185,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("load", help="write the classified series as NRRD files plus roles.json",
                               description="Classify DICOM_DIR, then write every assigned series as NRRD named by "
-                                          "role (DWI one file per b-value, dwi_bvalues.json) and roles.json.")
+                                          "role (DWI one file per b-value, dwi_bvalues.json), roles.json and "
+                                          "dicom_sources.json (the UIDs and files each stack came from).")
     p.add_argument("dicom_dir")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--roles", help=ROLES_HELP)

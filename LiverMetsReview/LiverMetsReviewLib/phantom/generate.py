@@ -23,7 +23,7 @@ from ..errors import LiverMetsError, MissingDataError
 from ..io.atomic import write_json_atomic
 from ..io.images import write_image
 from ..io.segmentation import write_segmentation
-from ..io.study_folder import write_study_folder
+from ..io.study_folder import read_study_index, write_study_folder
 from ..series import Series
 from .anatomy import GRID_SPACING_MM, Anatomy, build_anatomy
 from .lesions import catalogue, paint_lesions, select_lesions
@@ -232,6 +232,13 @@ def write_phantom(study: PhantomStudy, out_dir: str | Path, fmt: str | Sequence[
         folders = write_series_dicom(study.series, out / "dicom", study_info=_study_info(study),
                                      vendor=vendor, seed=int(study.truth["seed"]))
         manifest["files"]["dicom"] = [str(Path(f).relative_to(out)) for f in folders]
+        if "nrrd" in formats:  # the NRRD study folder records the DICOM it was also written as (SEG/SR export)
+            from ..study.sources import record_written_dicom
+
+            record_written_dicom(out, folders, study.series, read_study_index(out)[1])
+            manifest["files"]["dicom_sources"] = "dicom_sources.json"
+    elif (out / "dicom_sources.json").exists() and "nrrd" in formats:  # from an earlier write with DICOM
+        (out / "dicom_sources.json").unlink()
     manifest["series"] = [{"role": s.role, "stacks": len(s.stacks), "size": list(s.image.GetSize()),
                            "description": s.meta.get("description", "")} for s in study.series]
     write_segmentation(study.labelmap, study.segments, out / "ground_truth.seg.nrrd")

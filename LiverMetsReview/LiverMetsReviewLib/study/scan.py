@@ -73,6 +73,7 @@ class FrameInfo:
     acquisition_s: float | None
     temporal_index: int | None
     rescale: tuple[float, float] | None  # (slope, intercept) of the frame when given per frame
+    sop_uid: str = ""  # SOPInstanceUID of its file: what a DICOM SEG/SR derived from it references
 
 
 @dataclass
@@ -579,6 +580,8 @@ def scan_folder(folder: str | Path, *, recursive: bool = True) -> StudyScan:
                     info.notes.append("files lack SeriesInstanceUID: grouped by study, series number and description")
             if sop_uid:
                 seen_sop[sop_uid] = path
+                for f in frames:
+                    f.sop_uid = sop_uid
         except _SkipFile as exc:
             skipped.append(Skipped(path, str(exc)))
             continue
