@@ -1,5 +1,5 @@
-"""``livermets report``: the structured report of a review -> ``report.html`` (key images embedded) and
-``report.txt`` (the impression to paste into the RIS)."""
+"""``livermets report``: the structured report of a review -> ``report.html`` (key images embedded),
+``report.txt`` (the impression to paste into the RIS) and, with ``--format dicom``, ``seg.dcm`` + ``sr.dcm``."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output folder of 'livermets measure' (default: the one the review names, if any)")
     p.add_argument("--study", type=Path, default=None,
                    help="study folder (roles.json) for the key images (default: the one liver_figures.json names)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder (report.html, report.txt)")
-    p.add_argument("--format", nargs="+", choices=("html", "txt"), default=["html", "txt"], help="what to write")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="output folder (report.html, report.txt; with --format dicom also seg.dcm and sr.dcm)")
+    p.add_argument("--format", nargs="+", choices=("html", "txt", "dicom"), default=["html", "txt"],
+                   help="what to write; dicom: DICOM Segmentation + TID 1500 SR (needs highdicom and a study loaded "
+                        "from DICOM)")
     p.set_defaults(func=run)
 
 

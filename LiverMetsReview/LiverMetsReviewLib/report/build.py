@@ -145,7 +145,8 @@ def key_images(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def write_report(inputs: ReportInputs, out_dir: str | Path, formats: tuple[str, ...] = ("html", "txt")) -> list[Path]:
-    """Write ``report.html`` and/or ``report.txt`` into ``out_dir`` (atomically); returns the files written."""
+    """Write ``report.html``, ``report.txt`` and/or (``"dicom"``) ``seg.dcm`` + ``sr.dcm`` into ``out_dir``
+    (atomically); returns the files written. DICOM comes last, so its refusal keeps the others."""
     from ..io.atomic import write_text_atomic
     from .html import report_html
     from .text import report_text
@@ -160,6 +161,15 @@ def write_report(inputs: ReportInputs, out_dir: str | Path, formats: tuple[str, 
         written.append(write_text_atomic(out / "report.html", report_html(data, strips)))
     if "txt" in formats:
         written.append(write_text_atomic(out / "report.txt", report_text(data)))
+    if "dicom" in formats:  # last: a study without DICOM sources refuses SEG/SR, the other files are kept
+        from .dicom_export import write_dicom
+
+        try:
+            written.extend(write_dicom(inputs, out))
+        except LiverMetsError as exc:
+            if not written:
+                raise
+            raise LiverMetsError(f"{exc} ({', '.join(f.name for f in written)} written to {out})") from exc
     return written
 
 
