@@ -25,6 +25,7 @@ from LiverMetsReviewLib.errors import LiverMetsError
 from LiverMetsReviewLib.lesions.markups import Seed, write_seeds
 from LiverMetsReviewLib.report import ReportInputs, write_report
 from LiverMetsReviewLib.report.dicom_export import NO_HIGHDICOM, source_stack, write_dicom
+from LiverMetsReviewLib.study.sources import patient_identifiers
 
 hd = pytest.importorskip("highdicom", reason="highdicom (test extra) builds and reads the DICOM SEG/SR")
 slicerio = pytest.importorskip("slicerio", reason="slicerio (test extra) is the reference .seg.nrrd reader")
@@ -63,7 +64,11 @@ def _nrrd_segments(root: Path) -> tuple[dict, dict]:
 
 def test_sources_are_the_dicom_files_in_nrrd_slice_order(export):
     doc = json.loads((export / "study" / "dicom_sources.json").read_text())
-    assert doc["header"]["patient_id"] and doc["header"]["study_date"]
+    first = pydicom.dcmread(doc["series"][0]["stacks"][0]["slices"][0]["path"], stop_before_pixels=True)
+    assert doc["header"]["study_date"] == first.StudyDate
+    text = (export / "study" / "dicom_sources.json").read_text()
+    assert str(first.PatientID) not in text and str(first.PatientName) not in text  # identifiers stay in DICOM
+    assert patient_identifiers(doc)["patient_id"] == first.PatientID
     for series in doc["series"]:
         for stack in series["stacks"]:
             img = sitk.ReadImage(str(export / "study" / stack["file"]))
@@ -269,3 +274,38 @@ def test_missing_highdicom_is_one_sentence(export, tmp_path, monkeypatch):
     with pytest.raises(LiverMetsError) as err:
         write_dicom(ReportInputs(export / "review", export / "lesions", export / "study"), tmp_path)
     assert str(err.value) == NO_HIGHDICOM and "livermetsreview[dicom]" in NO_HIGHDICOM
+
+
+def test_private_codes_fit_a_code_value_and_every_impression_has_one():
+    from LiverMetsReviewLib.resources import load_json
+
+    spec, quantities = load_json("dicom_export.json"), load_json("quantities.json")
+    terminology = load_json("lesion_terminology.json")
+    triplets = [q["quantity"] for q in quantities["quantities"].values()] + list(quantities["statistics"].values())
+    triplets += list(spec["methods"].values())
+    triplets += [(t["CodingSchemeDesignator"], t["CodeValue"], t["CodeMeaning"])
+                 for c in terminology["SegmentationCodes"]["Category"] for t in c["Type"]]
+    triplets += [(spec["impression"]["value_scheme"], v, k) for k, v in spec["impression"]["values"].items()]
+    too_long = [t for t in triplets if len(str(t[1])) > 16 or len(str(t[2])) > 64]
+    assert not too_long, too_long  # CodeValue is SH (16), CodeMeaning LO (64)
+    categories = {r["category"] for r in load_json("checklist.json")["impression"]["precedence"]}
+    assert categories <= set(spec["impression"]["values"]), categories - set(spec["impression"]["values"])
+
+
+def test_phantom_written_with_dicom_records_the_same_sources_as_load(export, tmp_path):
+    from LiverMetsReviewLib.phantom import generate_phantom, write_phantom
+
+    write_phantom(generate_phantom(seed=3, size="small"), tmp_path, ("nrrd", "dicom"))  # conftest's phantom_dicom
+    mine = json.loads((tmp_path / "dicom_sources.json").read_text())
+    loaded = json.loads((export / "study" / "dicom_sources.json").read_text())
+
+    def uids(doc):
+        return {(s["role"], st["file"]): [sl["sop_instance_uid"] for sl in st["slices"]]
+                for s in doc["series"] for st in s["stacks"]}
+
+    assert uids(mine) == uids(loaded) and mine["header"] == loaded["header"]
+    for s in mine["series"]:
+        for st in s["stacks"]:
+            img = sitk.ReadImage(str(tmp_path / st["file"]))
+            assert list(img.GetSize()) == st["geometry"]["size"]
+            assert np.allclose(img.GetOrigin(), st["geometry"]["origin"], atol=1e-3)

@@ -2,15 +2,15 @@
 
 Why: a review exported as DICOM (SEG, SR) must reference the very images its outlines were drawn on - their
 study, series and SOP instance UIDs and frame of reference - and a PACS needs the patient and study header
-copied, not invented. ``livermets load`` (and ``livermets phantom`` when it also writes DICOM) records, per
-series and per written stack (NRRD file), the DICOM slices in the NRRD's slice order (k = 0 first) with their
-files, and the grid the slices span (LPS), so an exporter can tell whether a segmentation's grid is the
+copied, not invented. Patient identifiers are never written here: ``patient_identifiers`` reads them from the
+DICOM files when a report shows them. ``livermets load`` (and ``livermets phantom`` when it also writes DICOM)
+records, per series and per written stack (NRRD file), the DICOM slices in the NRRD's slice order (k = 0 first)
+with their files, and the grid the slices span (LPS), so an exporter can tell whether a segmentation's grid is the
 source series' own grid or a resampled one. A study folder of NRRD files alone (the NRRD phantom) has none.
 
 Format ``livermets-dicom-sources`` version 1::
 
-    {"format", "version", "header": {patient_name, patient_id, patient_birth_date, patient_sex, study_date,
-     study_time, accession_number, study_description, study_id, referring_physician, manufacturer,
+    {"format", "version", "header": {patient_sex, study_date, study_time, study_description, manufacturer,
      magnetic_field_strength_t, institution_name},
      "series": [{"role", "study_uid", "series_uid", "frame_of_reference_uid", "modality", "series_number",
                  "description", "manufacturer", "magnetic_field_strength_t",
@@ -40,13 +40,14 @@ from .scan import SeriesInfo, open_dataset
 SOURCES = "dicom_sources.json"
 FORMAT = "livermets-dicom-sources"
 VERSION = 1
-# header keys of dicom_sources.json -> DICOM keyword (study level: read from the study's first file)
-HEADER_FIELDS = {"patient_name": "PatientName", "patient_id": "PatientID", "patient_birth_date": "PatientBirthDate",
-                 "patient_sex": "PatientSex", "study_date": "StudyDate", "study_time": "StudyTime",
-                 "accession_number": "AccessionNumber", "study_description": "StudyDescription",
-                 "study_id": "StudyID", "referring_physician": "ReferringPhysicianName",
-                 "manufacturer": "Manufacturer", "magnetic_field_strength_t": "MagneticFieldStrength",
-                 "institution_name": "InstitutionName"}
+# header keys of dicom_sources.json -> DICOM keyword (study level: read from the study's first file). Nothing that
+# identifies the patient is stored (no output of livermets carries it, test_hardening.py); a report or an export
+# that must show or copy it reads it from the DICOM files when it needs it (``patient_identifiers``).
+HEADER_FIELDS = {"patient_sex": "PatientSex", "study_date": "StudyDate", "study_time": "StudyTime",
+                 "study_description": "StudyDescription", "manufacturer": "Manufacturer",
+                 "magnetic_field_strength_t": "MagneticFieldStrength", "institution_name": "InstitutionName"}
+IDENTIFYING_FIELDS = {"patient_name": "PatientName", "patient_id": "PatientID",
+                      "patient_birth_date": "PatientBirthDate", "accession_number": "AccessionNumber"}
 
 
 def _first_header(path: str) -> Any:
@@ -164,6 +165,18 @@ def record_written_dicom(study_dir: str | Path, folders: Sequence[str | Path], s
         groups = [_same_stack(info, m, len(s.stacks) > 1) for m in s.stack_meta]
         records.append(series_record(info, s.role, groups, entry["files"]))
     return write_json_atomic(Path(study_dir) / SOURCES, _document(infos, records))
+
+
+def patient_identifiers(sources: dict[str, Any]) -> dict[str, Any]:
+    """Patient name, ID, birth date and accession number, read from the first recorded DICOM file now (never
+    stored in the study folder); empty when the files are gone."""
+    for series in sources.get("series", []):
+        for stack in series.get("stacks", []):
+            for sl in stack.get("slices", [])[:1]:
+                if Path(sl["path"]).exists():
+                    ds = _first_header(sl["path"])
+                    return {key: _text(ds, kw) for key, kw in IDENTIFYING_FIELDS.items()}
+    return {}
 
 
 def read_dicom_sources(study_dir: str | Path) -> dict[str, Any] | None:
