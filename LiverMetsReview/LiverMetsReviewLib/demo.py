@@ -149,7 +149,7 @@ def _lesions_stage(out: Path, study: PhantomStudy, maps: StudyMaps, *, figures: 
                             liver_note=f"automatic on {found.series_used}", refused=refused)
     for label, why in refused.items():
         log(f"  lesion {label}: not segmented: {why}")
-    files = write_review(review, lesion_dir)
+    files = write_review(review, lesion_dir, maps)
     write_segmentation_atomic(found.mask, [liver_segment()], lesion_dir / "liver.seg.nrrd")
     files["liver"] = str(lesion_dir / "liver.seg.nrrd")
     files["liver_figures"] = write_liver_figures(liver_summary(found, images, "phantom (unshifted)",

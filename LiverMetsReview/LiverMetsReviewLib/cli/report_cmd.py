@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+FORMATS = ("html", "pdf", "txt")  # the choices of --format; core formats in report.build.FORMATS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="structured report (HTML with key images, plain-text impression) of a review",
@@ -16,14 +18,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output folder of 'livermets measure' (default: the one the review names, if any)")
     p.add_argument("--study", type=Path, default=None,
                    help="study folder (roles.json) for the key images (default: the one liver_figures.json names)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder (report.html, report.txt)")
-    p.add_argument("--format", nargs="+", choices=("html", "txt"), default=["html", "txt"], help="what to write")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="output folder (report.html, report.pdf, report.txt)")
+    p.add_argument("--format", nargs="+", choices=FORMATS, default=["html", "pdf", "txt"],
+                   help="what to write (pdf needs the 'pdf' extra, PySide6)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..report import ReportInputs, write_report
 
-    files = write_report(ReportInputs(args.review, args.lesions, args.study), args.output, tuple(args.format))
+    notes: list[str] = []
+    files = write_report(ReportInputs(args.review, args.lesions, args.study), args.output, tuple(args.format),
+                         notes=notes)
     print(f"wrote {', '.join(f.name for f in files)} to {args.output}")
+    for note in notes:
+        print(f"note: {note}")
     return 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 DECIMALS = {"long_axis": 1, "short_axis": 1, "volume": 2, "adc": 0, "fat": 1, "liver_volume": 0,
-            "background_fat": 1, "hbp_re": 0}
+            "background_fat": 1, "hbp_re": 0, "ratio": 2}
 UNITS = {"long_axis": "mm", "short_axis": "mm", "volume": "mL", "adc": "10^-6 mm2/s", "fat": "%",
-         "liver_volume": "mL", "background_fat": "%", "hbp_re": "%"}
+         "liver_volume": "mL", "background_fat": "%", "hbp_re": "%", "ratio": ""}
 
 
 def number(kind: str, value: float | None) -> str:
@@ -15,7 +15,7 @@ def number(kind: str, value: float | None) -> str:
 
 
 def with_unit(kind: str, value: float | None, missing: str = "not measured") -> str:
-    return missing if value is None else f"{number(kind, value)} {UNITS[kind]}"
+    return missing if value is None else f"{number(kind, value)} {UNITS[kind]}".rstrip()
 
 
 def segment(seg: Any) -> str:
