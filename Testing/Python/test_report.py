@@ -269,3 +269,28 @@ def test_no_pyside_still_writes_html_and_text(folder, tmp_path, monkeypatch, cap
     said = capsys.readouterr().out
     assert "note: report.pdf needs Qt for Python" in said and "PySide6" in said
     assert (out / "report.html").exists() and (out / "report.txt").exists() and not (out / "report.pdf").exists()
+
+
+def test_key_image_window_puts_the_liver_at_mid_grey(tmp_path):
+    """A bright-liver series (as HBP) with a dark lesion: the liver around the lesion shows at LIVER_GREY, not white,
+    and the lesion darker than it, whatever the drawn signal levels."""
+    from LiverMetsReviewLib.report.key_images import LIVER_GREY
+
+    rng = np.random.default_rng()
+    liver = rng.uniform(500, 3000)
+    lesion = liver * rng.uniform(0.3, 0.7)
+    a = rng.normal(liver, liver * 0.02, (9, 80, 80)).astype(np.float32)
+    a[:, :5, :] = rng.uniform(0, 20)  # a strip of background
+    zz, yy, xx = np.mgrid[:9, :80, :80]
+    inside = (yy - 40) ** 2 + (xx - 40) ** 2 < 8 ** 2
+    a[inside] = lesion
+    img = sitk.GetImageFromArray(a)
+    img.SetSpacing((1.0, 1.0, 3.0))
+    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
+    mask.CopyInformation(img)
+    key = render_key_image(img, mask, img.TransformIndexToPhysicalPoint((40, 40, 4)), 50.0)
+    (tmp_path / "k.png").write_bytes(key.png)
+    grey = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "k.png")))[:, :, 1].astype(float)
+    ring = grey[20:30, 60:100]  # liver between lesion and the edge of the crop
+    assert np.median(ring) == pytest.approx(LIVER_GREY * 255, abs=20)
+    assert grey[78:82, 78:82].mean() < np.median(ring) - 40
