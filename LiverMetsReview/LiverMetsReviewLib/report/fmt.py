@@ -18,6 +18,21 @@ def with_unit(kind: str, value: float | None, missing: str = "not measured") -> 
     return missing if value is None else f"{number(kind, value)} {UNITS[kind]}".rstrip()
 
 
+ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
+
+
+def roman(seg: Any) -> str:
+    return str(ROMAN.get(seg, seg)) if seg else "not known"
+
+
 def segment(seg: Any) -> str:
-    roman = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
-    return f"segment {roman.get(seg, seg)}" if seg else "segment not known"
+    return f"segment {roman(seg)}" if seg else "segment not known"
+
+
+def pitfalls_text(in_play: list[str]) -> str:
+    """``["lesion: pitfall", ...]`` grouped by pitfall: "pitfall (lesion, lesion); ..." or "none"."""
+    by: dict[str, list[str]] = {}
+    for entry in in_play:
+        lesion, _, pitfall = entry.partition(": ")
+        by.setdefault(pitfall or lesion, []).append(lesion if pitfall else "study")
+    return "; ".join(f"{p.replace('_', ' ')} ({', '.join(ls)})" for p, ls in by.items()) or "none"

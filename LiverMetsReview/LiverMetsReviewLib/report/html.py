@@ -9,13 +9,14 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .fmt import UNITS, number, segment, with_unit
+from .fmt import UNITS, number, pitfalls_text, roman, segment, with_unit
 
-CSS = """body{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#111;font-size:10pt}
+CSS = """body{font-family:sans-serif;color:#111;font-size:10pt}
 h1{font-size:16pt}h2{font-size:13pt;margin-bottom:2px}h3{font-size:11pt}h4{font-size:10pt;margin-bottom:0}
 table{border-collapse:collapse;margin:.3em 0}td,th{border:1px solid #bbb;padding:2px 5px;vertical-align:top}
 th{background:#eee;text-align:left}.missing{color:#777;font-style:italic}.reader{font-weight:bold;color:#05528f}
-.auto{color:#444}table.strip td{border:none;text-align:center;font-size:8pt;padding:1px}
+.auto{color:#444}table.lesions td,table.lesions th{font-size:8pt}
+table.strip td{border:none;text-align:center;font-size:8pt;padding:1px}
 .statement{border:1px solid #999;padding:.5em;background:#f7f7f0}"""
 IMAGE_PX = 150  # shown size of a key image (its PNG is key_images.PIXELS wide)
 
@@ -24,7 +25,7 @@ def _cell(kind: str, entry: dict[str, Any]) -> str:
     v = entry.get("value")
     if v is None:
         return f'<td class="missing" data-quantity="{kind}">{escape(entry.get("why") or "not measured")}</td>'
-    return f'<td data-quantity="{kind}" data-value="{v!r}">{number(kind, v)}</td>'
+    return f'<td data-quantity="{kind}" data-value="{v!r}" style="white-space:nowrap">{number(kind, v)}</td>'
 
 
 def _rows(rows: list[tuple[str, str]]) -> str:
@@ -70,7 +71,7 @@ def _liver(data: dict[str, Any]) -> str:
                    + (f' data-value="{r["value"]!r}">{with_unit(r["kind"], r["value"])}' if r["value"] is not None
                       else f' class="missing">{escape(r["why"])}') + "</td></tr>" for r in data["liver"])
     body += f"<tr><th>HBP function</th><td>{escape(str(s.get('hbp_function') or 'not assessed'))}</td></tr>"
-    body += f"<tr><th>Pitfalls in play</th><td>{escape(', '.join(s.get('pitfalls_in_play') or []) or 'none')}</td></tr>"
+    body += f"<tr><th>Pitfalls in play</th><td>{escape(pitfalls_text(s.get('pitfalls_in_play') or []))}</td></tr>"
     items = data["study_items"]
     open_ = "".join(f'<li class="unanswered">{escape(u["name"])} (suggested {escape(str(u["suggested"]))})</li>'
                     for u in items["unanswered"])
@@ -83,14 +84,14 @@ def _liver(data: dict[str, Any]) -> str:
 
 
 def _lesion_table(data: dict[str, Any]) -> str:
-    head = ("<tr><th>lesion</th><th>Couinaud</th>" + "".join(
-        f"<th>{n} ({UNITS[k]})</th>" for n, k in (("long axis", "long_axis"), ("short axis", "short_axis"),
-                                                   ("volume", "volume"), ("ADC median", "adc"),
-                                                   ("fat fraction", "fat")))
-            + "<th>enhancement pattern</th><th>impression</th><th>recommendation</th></tr>")
+    head = ('<tr><th width="9%">lesion</th><th width="6%">segment</th>' + "".join(
+        f'<th width="7%">{n} ({UNITS[k]})</th>' for n, k in (("long axis", "long_axis"), ("short axis", "short_axis"),
+                                                             ("volume", "volume"), ("ADC", "adc"), ("fat", "fat")))
+            + '<th width="18%">enhancement pattern</th><th width="12%">impression</th>'
+              '<th width="20%">recommendation</th></tr>')
     body = "".join(
         f'<tr data-lesion="{escape(les["id"])}"><td>{escape(les["id"])}</td>'
-        f'<td data-quantity="segment" data-value="{les["segment"] or ""}">{segment(les["segment"])}</td>'
+        f'<td data-quantity="segment" data-value="{les["segment"] or ""}">{roman(les["segment"])}</td>'
         + "".join(_cell(k, les[k]) for k in ("long_axis", "short_axis", "volume", "adc", "fat"))
         + f'<td data-quantity="pattern">{escape(les["pattern"])}</td>'
         f'<td data-quantity="impression">{escape(les["impression"])}</td>'

@@ -59,8 +59,8 @@ def _embed_images(qt: Any, doc: Any, html: str) -> str:
 def html_to_pdf(qt: Any, html: str, path: str | Path) -> Path:
     """Lay ``html`` out on A4 portrait pages with ``MARGIN_MM`` margins and write the PDF to ``path``.
 
-    ``qt``: a namespace with QTextDocument, QPdfWriter, QPageLayout, QPageSize, QMarginsF, QImage, QByteArray
-    and QUrl (Slicer's ``qt`` or :func:`pyside_qt`). Writes through a temporary file (atomic).
+    ``qt``: a namespace with QTextDocument, QPdfWriter, QPageLayout, QPageSize, QMarginsF, QSizeF, QImage,
+    QByteArray and QUrl (Slicer's ``qt`` or :func:`pyside_qt`). Writes through a temporary file (atomic).
     """
     from ..io.atomic import atomic_path
 
@@ -69,6 +69,10 @@ def html_to_pdf(qt: Any, html: str, path: str | Path) -> Path:
     doc.setHtml(_embed_images(qt, doc, html))
     layout = qt.QPageLayout(qt.QPageSize(qt.QPageSize.A4), qt.QPageLayout.Portrait,
                             qt.QMarginsF(MARGIN_MM, MARGIN_MM, MARGIN_MM, MARGIN_MM), qt.QPageLayout.Millimeter)
+    # Lay the text out on the printable area in points (1/72 inch, the unit font sizes are in), so the HTML's
+    # 100 % tables span the page whatever the writer's resolution; print() scales that page onto the writer's.
+    area = layout.paintRect(qt.QPageLayout.Point)
+    doc.setPageSize(qt.QSizeF(area.width(), area.height()))
     with atomic_path(path) as tmp:
         writer = qt.QPdfWriter(str(tmp))
         writer.setResolution(RESOLUTION_DPI)

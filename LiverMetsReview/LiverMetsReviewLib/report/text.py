@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fmt import segment, with_unit
+from .fmt import pitfalls_text, segment, with_unit
 
 
 def _lesion_line(n: int, les: dict[str, Any]) -> list[str]:
@@ -35,6 +35,6 @@ def report_text(data: dict[str, Any]) -> str:
     if ctx.get("Primary tumour"):
         lines.append(f"Clinical context: primary tumour {ctx['Primary tumour']}.")
     if s.get("pitfalls_in_play"):
-        lines.append(f"Pitfalls considered: {', '.join(s['pitfalls_in_play'])}.")
+        lines.append(f"Pitfalls considered: {pitfalls_text(s['pitfalls_in_play'])}.")
     lines += ["", f"Checklist version {data['checklist_version']}. {data['statement']}"]
     return "\n".join(lines) + "\n"
