@@ -33,6 +33,7 @@ from LiverMetsReviewSlicer.phantom import (
     loadPhantomStudy,
     stackNodeName,
 )
+from LiverMetsReviewSlicer.report_section import ReportParameters, ReportSection
 from LiverMetsReviewSlicer.sample_data import registerSampleData
 from LiverMetsReviewSlicer.study_section import SCENARIOS, StudyParameters, StudySection
 from LiverMetsReviewSlicer.volumes import lpsToRas, worldLpsToIjk
@@ -116,6 +117,7 @@ class LiverMetsReviewParameterNode:
     maps: MapsParameters
     lesions: LesionsParameters
     checklist: ChecklistParameters
+    report: ReportParameters
 
 
 #
@@ -135,7 +137,8 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.maps = MapsSection()
         self.lesions = LesionsSection()
         self.checklist = ChecklistSection()
-        self.sections = [self.study, self.maps, self.lesions, self.checklist]  # reading order; Report joins here
+        self.report = ReportSection()
+        self.sections = [self.study, self.maps, self.lesions, self.checklist, self.report]  # reading order
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -777,3 +780,24 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         section.goToStep(truth["id"])
         self.assertEqual(section.ui.impressionLabel.text, impression)
         self.delayDisplay("Checklist test passed")
+        self._reportThroughTheWidget(widget, folder, truth["id"])
+
+    def _reportThroughTheWidget(self, widget, folder: Path, lesionId: str) -> None:
+        """The Report section on the checklist's review: HTML, PDF (Slicer's Qt) and text written, the text on the
+        clipboard, the lesion and the statement in each."""
+        import qt
+
+        section, params = widget.report, widget._parameterNode
+        params.report.outputFolder = folder / "report"
+        section.ui.generateButton.click()
+        for name in ("report.html", "report.pdf", "report.txt"):
+            path = folder / "report" / name
+            self.assertTrue(path.exists() and path.stat().st_size > 0, f"{name} was not written")
+        html = (folder / "report" / "report.html").read_text(encoding="utf-8")
+        self.assertIn(f'data-lesion="{lesionId}"', html)
+        self.assertIn("do not replace the radiologist", html)
+        self.assertTrue((folder / "report" / "report.pdf").read_bytes().startswith(b"%PDF"))
+        text = section.copyText()
+        self.assertIn(f"Lesion {lesionId}", text)
+        self.assertEqual(qt.QApplication.clipboard().text(), text)
+        self.delayDisplay("Report test passed")

@@ -149,7 +149,7 @@ def _lesions_stage(out: Path, study: PhantomStudy, maps: StudyMaps, *, figures: 
                             liver_note=f"automatic on {found.series_used}", refused=refused)
     for label, why in refused.items():
         log(f"  lesion {label}: not segmented: {why}")
-    files = write_review(review, lesion_dir)
+    files = write_review(review, lesion_dir, maps)
     write_segmentation_atomic(found.mask, [liver_segment()], lesion_dir / "liver.seg.nrrd")
     files["liver"] = str(lesion_dir / "liver.seg.nrrd")
     files["liver_figures"] = write_liver_figures(liver_summary(found, images, "phantom (unshifted)",
@@ -225,6 +225,21 @@ def _review_stage(study: PhantomStudy, maps: StudyMaps | None, out: Path, log=pr
                                                                     str(folder / "review.md")]}
 
 
+def _report_stage(out: Path, study_dir: Path, log=print) -> dict[str, Any]:
+    """The structured report of the review stage's review: ``out/report`` (HTML, PDF when PySide6 is installed,
+    text); the key images are cut from ``study_dir``, the study the lesions were measured on."""
+    from .report import ReportInputs, write_report
+
+    t0 = time.perf_counter()
+    notes: list[str] = []
+    files = write_report(ReportInputs(out / "review", out / "lesions", study_dir), out / "report",
+                         ("html", "pdf", "txt"), notes=notes)
+    for note in notes:
+        log(f"  note: {note}")
+    log(f"report: {', '.join(str(f) for f in files)} ({time.perf_counter() - t0:.1f} s)")
+    return {"files": [str(f) for f in files], "notes": notes}
+
+
 def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis", size: str = "standard",
              breath_hold_shift_mm: float = 5.0, dicom: bool = True, figures: bool = True,
              log=print) -> dict[str, Any]:
@@ -292,9 +307,16 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis",
     t0 = time.perf_counter()
     review = _review_stage(aligned, aligned_maps, out, log, lesions_dir=out / "lesions")
     timings["review_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    study_dir = out / "phantom"
+    if aligned is not study:  # the lesions were measured on the unshifted phantom: key images are cut from it
+        study_dir = out / "lesions" / "study_unshifted"
+        write_phantom(aligned, study_dir, "nrrd")
+    report = _report_stage(out, study_dir, log)
+    timings["report_s"] = time.perf_counter() - t0
 
     summary = {
-        "review": review,
+        "review": review, "report": report,
         "seed": seed, "scenario": scenario, "size": size, "coordinate_system": "LPS",
         "series": [s.role for s in study.series], "lesions": [lesion["id"] for lesion in study.truth["lesions"]],
         "maps": {name: maps.metadata.get(name, {}) for name in maps.images},

@@ -317,6 +317,8 @@ class ChecklistSection(Section):
 
         scopes = [les.lesionId for les in self.lesions]
         session = ReviewSession(self.sidecarPath(), compute, scopes, checklist)
+        if context is not None:
+            session.inputs = {"context": str(contextFile)}  # the report shows the context the review used
         inSidecar = session.answers
         onScene = {les.lesionId: scene.lesionAnswers(les) for les in self.lesions}
         onScene[STUDY] = scene.studyAnswers(node)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -126,6 +127,13 @@ def test_demo_writes_its_outputs(tmp_path):
     assert all(truth[k] == v for k, v in compared.items())  # the truth beside each impression is the phantom's
     assert summary["review"]["agree"] == sum(r["got"] == r["expected"] for r in review["truth_comparison"])
     assert "ground truth" in (tmp_path / "review" / "review.md").read_text()
+    # the report stage: HTML, PDF (PySide6 is in the test extra) and text, one section per reviewed lesion
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert {les["id"] for les in review["lesions"]} == set(re.findall(r'<section data-lesion="([^"]+)">', html))
+    assert (tmp_path / "report" / "report.pdf").read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "report" / "report.txt").read_text().startswith("IMPRESSION")
+    assert sorted(summary["report"]["files"]) == sorted(str(tmp_path / "report" / f"report.{x}")
+                                                        for x in ("html", "pdf", "txt"))
 
 
 def test_demo_lesion_stage_outlines_every_lesion(tmp_path):

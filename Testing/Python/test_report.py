@@ -21,6 +21,7 @@ from LiverMetsReviewLib.lesions.markups import Seed, write_seeds
 from LiverMetsReviewLib.phantom import write_phantom
 from LiverMetsReviewLib.report.fmt import DECIMALS
 from LiverMetsReviewLib.report.key_images import PIXELS, render_key_image, robust_window
+from LiverMetsReviewLib.report.sections import ENHANCEMENT_ITEMS
 
 PICK = ("crc_met", "cyst")
 
@@ -37,9 +38,10 @@ def folder(tmp_path_factory):
     answers = root / "answers.json"
     answers.write_text(json.dumps({"crc_met": {"hbp_hypointense": {"answer": "yes", "note": "checked"}}}))
     assert main(["review", "--study", str(root / "study"), "--lesions", str(root / "lesions"), "--answers",
-                 str(answers), "-o", str(root / "review")]) == 0
-    assert main(["report", "--review", str(root / "review"), "--lesions", str(root / "lesions"), "--study",
-                 str(root / "study"), "-o", str(root / "report")]) == 0
+                 str(answers), "--context", str(root / "study" / "clinical_context.json"),
+                 "-o", str(root / "review")]) == 0
+    # the review records its inputs: the report finds the lesions and the study without being told
+    assert main(["report", "--review", str(root / "review"), "-o", str(root / "report")]) == 0
     return root
 
 
@@ -200,3 +202,80 @@ def test_missing_measurements_and_series_give_reasons(folder, tmp_path, capsys):
     assert main(["report", "--review", str(tmp_path / "nowhere"), "-o", str(out)]) != 0
     err = capsys.readouterr().err
     assert "review.json" in err and "Traceback" not in err
+
+
+def test_pdf_has_the_report_s_pages_and_text(folder):
+    from pypdf import PdfReader
+
+    review, meas = _expected(folder)
+    pdf = PdfReader(folder / "report" / "report.pdf")
+    assert len(pdf.pages) >= 2
+    for page in pdf.pages:  # A4 portrait in points
+        assert float(page.mediabox.width) == pytest.approx(595.3, abs=1.0)
+        assert float(page.mediabox.height) == pytest.approx(841.9, abs=1.0)
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() for p in pdf.pages))
+    assert text.startswith("Liver MRI lesion report")
+    assert "do not replace the radiologist" in text
+    html = (folder / "report" / "report.html").read_text()
+    for les in review["lesions"]:
+        assert f"Lesion {les['id']}," in text
+        v = meas[les["id"]]
+        for kind, want in (("long_axis", les["long_axis_mm"]), ("volume", v["lesion.volume"])):
+            assert f"{want:.{DECIMALS[kind]}f}" in text.replace(" ", "")  # a narrow cell may wrap a number
+    images = sum(len(p.images) for p in pdf.pages)
+    assert images == html.count("data:image/png;base64,")
+
+
+def test_header_context_maps_and_pattern(folder):
+    review, _ = _expected(folder)
+    html = (folder / "report" / "report.html").read_text()
+    assert "not from DICOM: digital phantom (seed 5" in html
+    ctx = json.loads((folder / "study" / "clinical_context.json").read_text())
+    assert ctx["primary_tumour"] in html and "from the context the review used" in html
+    measured = json.loads((folder / "lesions" / "measurements.json").read_text())
+    for name, meta in measured["maps"].items():
+        if name == "adc":
+            assert f'<tr data-map="adc"><td>adc</td><td>{meta["quantity"]}' in html
+    assert '<tr data-map="pdff"><td>pdff</td><td class="missing"' in html  # measure computes no PDFF
+    cells = _parse(folder / "report" / "report.html").rows
+    for les in review["lesions"]:
+        holds = [i["name"] for i in les["items"] if i["applicable"] and i["id"] in ENHANCEMENT_ITEMS
+                 and (i["answer"] or i["suggested"]) == "yes"]
+        shown = cells[les["id"]]["pattern"][1].split("; ")
+        assert [s.removesuffix(" (reader)") for s in shown] == (holds or ["none of the pattern items holds"])
+
+
+def test_no_pyside_still_writes_html_and_text(folder, tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "PySide6", None)  # import PySide6 raises ImportError
+    out = tmp_path / "out"
+    assert main(["report", "--review", str(folder / "review"), "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "note: report.pdf needs Qt for Python" in said and "PySide6" in said
+    assert (out / "report.html").exists() and (out / "report.txt").exists() and not (out / "report.pdf").exists()
+
+
+def test_key_image_window_puts_the_liver_at_mid_grey(tmp_path):
+    """A bright-liver series (as HBP) with a dark lesion: the liver around the lesion shows at LIVER_GREY, not white,
+    and the lesion darker than it, whatever the drawn signal levels."""
+    from LiverMetsReviewLib.report.key_images import LIVER_GREY
+
+    rng = np.random.default_rng()
+    liver = rng.uniform(500, 3000)
+    lesion = liver * rng.uniform(0.3, 0.7)
+    a = rng.normal(liver, liver * 0.02, (9, 80, 80)).astype(np.float32)
+    a[:, :5, :] = rng.uniform(0, 20)  # a strip of background
+    zz, yy, xx = np.mgrid[:9, :80, :80]
+    inside = (yy - 40) ** 2 + (xx - 40) ** 2 < 8 ** 2
+    a[inside] = lesion
+    img = sitk.GetImageFromArray(a)
+    img.SetSpacing((1.0, 1.0, 3.0))
+    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
+    mask.CopyInformation(img)
+    key = render_key_image(img, mask, img.TransformIndexToPhysicalPoint((40, 40, 4)), 50.0)
+    (tmp_path / "k.png").write_bytes(key.png)
+    grey = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "k.png")))[:, :, 1].astype(float)
+    ring = grey[20:30, 60:100]  # liver between lesion and the edge of the crop
+    assert np.median(ring) == pytest.approx(LIVER_GREY * 255, abs=20)
+    assert grey[78:82, 78:82].mean() < np.median(ring) - 40

@@ -309,3 +309,15 @@ def test_phantom_written_with_dicom_records_the_same_sources_as_load(export, tmp
             img = sitk.ReadImage(str(tmp_path / st["file"]))
             assert list(img.GetSize()) == st["geometry"]["size"]
             assert np.allclose(img.GetOrigin(), st["geometry"]["origin"], atol=1e-3)
+
+
+def test_report_header_shows_the_patient_from_the_dicom_files(export, tmp_path):
+    """The identifiers come from the DICOM files at report time (the study folder does not keep them)."""
+    doc = json.loads((export / "study" / "dicom_sources.json").read_text())
+    first = pydicom.dcmread(doc["series"][0]["stacks"][0]["slices"][0]["path"], stop_before_pixels=True)
+    assert main(["report", "--review", str(export / "review"), "--study", str(export / "study"), "-o",
+                 str(tmp_path / "r"), "--format", "html"]) == 0
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "from the DICOM headers" in html
+    assert f"<th>Patient ID</th><td>{first.PatientID}</td>" in html
+    assert f"<th>Study date</th><td>{first.StudyDate}</td>" in html

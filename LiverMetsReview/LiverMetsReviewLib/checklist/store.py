@@ -97,6 +97,7 @@ class ReviewSession:
         self.checklist = checklist or load_checklist()
         self.compute = compute
         self.scopes = list(scopes)
+        self.inputs: dict[str, str] = {}  # where the review's inputs came from (study, lesions, context folders)
         raw, self.notes = load_answers(self.path)
         self.answers, self.vanished, more = reconcile(raw, self.checklist, scopes)
         self.notes += more
@@ -124,7 +125,7 @@ class ReviewSession:
         return self.result
 
     def document(self) -> dict[str, Any]:
-        return review_document(self.result, self.answers, self.vanished, self.notes)
+        return review_document(self.result, self.answers, self.vanished, self.notes, self.inputs)
 
     def save(self) -> Path:
         """Copy the last good sidecar to .bak, then write the new one atomically."""
@@ -140,8 +141,9 @@ def _item_out(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def review_document(result: Mapping[str, Any], answers: Mapping[str, Any], vanished: Mapping[str, Any],
-                    notes: list[str]) -> dict[str, Any]:
-    """The ``review.json`` document: the issue's fields first, then answers, vanished answers and notes."""
+                    notes: list[str], inputs: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``review.json`` document: the issue's fields first, then answers, vanished answers and notes; ``inputs``
+    (study, lesions, context paths) lets ``livermets report`` find the review's measurements and images."""
     study = result["study"]
     return {
         "format": FORMAT, "version": VERSION, "checklist_version": result["checklist_version"],
@@ -154,4 +156,5 @@ def review_document(result: Mapping[str, Any], answers: Mapping[str, Any], vanis
                      "items": [_item_out(r) for r in les["items"]], "progress": les["progress"]}
                     for les in result["lesions"]],
         "facts": result.get("facts", []), "answers": answers, "vanished_answers": vanished, "notes": notes,
+        "inputs": dict(inputs or {}),
     }

@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     review = review_lesions(series, seeds, roles=args.series, liver_mask=found.mask, couinaud=couinaud,
                             maps=maps, liver_note=liver_note, drawn=drawn, max_radius_mm=args.max_radius,
                             rim_mm=args.rim)
-    files = write_review(review, args.output)
+    files = write_review(review, args.output, maps)
     files["liver_figures"] = _write_liver_figures(series, found, args)
     if args.json:
         print(json.dumps({"files": files, "lesions": [lesion_record(it) for it in review.lesions]}, indent=1,

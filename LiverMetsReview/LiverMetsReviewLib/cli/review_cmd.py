@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         return review(lesions, figures, context, answers, checklist)
 
     session = ReviewSession(args.output / "review.json", compute, [les["id"] for les in lesions], checklist)
+    session.inputs = {k: str(Path(v).resolve()) for k, v in
+                      (("study", args.study), ("lesions", args.lesions), ("context", args.context)) if v}
     if args.answers:
         for scope, items in _answers_file(args.answers).items():
             for item_id, a in items.items():

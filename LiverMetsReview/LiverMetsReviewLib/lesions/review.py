@@ -186,8 +186,19 @@ def lesion_record(it: ReviewedLesion) -> dict[str, Any]:
             "segmentation": it.segmentation.info}
 
 
-def write_review(review: LesionReview, out_dir: str | Path) -> dict[str, str]:
-    """Write every file of the review into ``out_dir`` (atomically, each); returns {what: file name}."""
+def map_methods(maps: Any) -> dict[str, Any]:
+    """What the report's technique section says about each map the lesions were measured on (quantity, units,
+    method, inputs) and why each map family was not computed; from the maps' own metadata (``StudyMaps``)."""
+    keep = ("quantity", "units", "method", "method_description", "b_values_used", "echo_times_ms", "phase",
+            "reference", "registered")
+    used = {name: {k: meta[k] for k in keep if k in meta} for name, meta in maps.metadata.items()
+            if name in maps.images and "quantity" in meta and not name.startswith(("adc_s0", "adc_quality"))}
+    return {"maps": used, "maps_not_computed": dict(maps.skipped)}
+
+
+def write_review(review: LesionReview, out_dir: str | Path, maps: Any = None) -> dict[str, str]:
+    """Write every file of the review into ``out_dir`` (atomically, each); returns {what: file name}. ``maps``
+    (``StudyMaps``) adds the maps' methods and the reasons of maps not computed to ``measurements.json``."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise LiverMetsError(f"{out} exists and is not a folder; give a folder for the review's files")
@@ -196,7 +207,7 @@ def write_review(review: LesionReview, out_dir: str | Path) -> dict[str, str]:
     write_seeds(out / "lesions.mrk.json", [it.seed for it in review.lesions])
     write_lines(out / "diameters.mrk.json", _diameter_lines(review))
     extra = {"liver": review.liver_note or ("given" if review.liver is not None else "none"),
-             "channels": review.channels}
+             "channels": review.channels, **(map_methods(maps) if maps is not None else {})}
     write_measurements(out, [lesion_record(it) for it in review.lesions], [it.measures for it in review.lesions], extra)
     return {"segmentation": "lesions.seg.nrrd", "seeds": "lesions.mrk.json", "diameters": "diameters.mrk.json",
             "table": "measurements.tsv", "json": "measurements.json"}

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import LiverMetsError
 from ..resources import read_json_file
+from .sections import clinical_context, enhancement_pattern, liver_background, map_rows, study_header
 
 # Key-image strip: (channel key in measurements.json "channels", default study role, caption).
 STRIP = (("hbp", "t1_hepatobiliary", "HBP"), ("arterial", "t1_arterial", "Arterial"),
@@ -43,12 +44,17 @@ def _review(folder: Path) -> dict[str, Any]:
 
 
 def _locate(inputs: ReportInputs, review: dict[str, Any]) -> tuple[Path | None, Path | None]:
-    lesions = inputs.lesions_dir or (Path(review["lesions_from"]) if review.get("lesions_from") else None)
+    """The lesions and study folders: given, else those review.json's ``inputs`` records, else found."""
+    recorded = review.get("inputs") or {}
+    named = recorded.get("lesions") or review.get("lesions_from")
+    lesions = inputs.lesions_dir or (Path(named) if named else None)
     if lesions is not None and not (lesions / "measurements.json").exists():
         if inputs.lesions_dir is not None:
             raise LiverMetsError(f"{lesions} holds no measurements.json; give the output folder of 'livermets measure'")
         lesions = None
     study = inputs.study_dir
+    if study is None and recorded.get("study") and (Path(recorded["study"]) / "roles.json").exists():
+        study = Path(recorded["study"])
     figs = lesions / "liver_figures.json" if lesions else None
     if study is None and figs is not None and figs.exists():
         named = read_json_file(figs, "liver figures").get("study")
@@ -101,7 +107,16 @@ def _drivers(les: dict[str, Any]) -> dict[str, Any]:
     return {"reasons": reasons, "answered": answered, "unanswered": open_}
 
 
-def _series_rows(study: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _study_items(review: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The study-level checklist items: answered by the reader, and applicable ones still unanswered."""
+    items = review["study"].get("items") or []
+    return {"answered": [{"name": i["name"], "answer": i["answer"], "suggested": i["suggested"]}
+                         for i in items if i.get("answer")],
+            "unanswered": [{"name": i["name"], "suggested": i["suggested"]}
+                           for i in items if i.get("applicable") and not i.get("answer")]}
+
+
+def _series_rows(study: Path) -> list[dict[str, Any]]:
     index = read_json_file(study / "roles.json", "the study folder's roles.json")
     rows = []
     for s in index.get("series", []):
@@ -112,10 +127,7 @@ def _series_rows(study: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                      "field_strength_t": meta.get("field_strength_t"), "b_values": bs,
                      "echo_times_ms": tes or ([round(meta["echo_time_ms"], 2)] if meta.get("echo_time_ms") else []),
                      "repetition_time_ms": meta.get("repetition_time_ms")})
-    header = {k: index[k] for k in ("patient_name", "patient_id", "study_date", "study_description",
-                                    "accession_number") if index.get(k)}
-    header["study folder"] = str(study)
-    return header, rows
+    return rows
 
 
 def gather_report(inputs: ReportInputs) -> dict[str, Any]:
@@ -127,12 +139,15 @@ def gather_report(inputs: ReportInputs) -> dict[str, Any]:
     liver = {}
     if lesions_dir and (lesions_dir / "liver_figures.json").exists():
         liver = read_json_file(lesions_dir / "liver_figures.json", "liver figures").get("figures") or {}
-    header, series = _series_rows(study_dir) if study_dir else ({}, [])
-    lesions = [{**_lesion_row(les, by_id.get(les["id"])), **_drivers(les),
+    series = _series_rows(study_dir) if study_dir else []
+    lesions = [{**_lesion_row(les, by_id.get(les["id"])), **_drivers(les), "pattern": enhancement_pattern(les["items"]),
                 "progress": les.get("progress") or {}, "record": by_id.get(les["id"])} for les in review["lesions"]]
+    measured = {r["image"] for m in mdoc.get("lesions", []) for r in m.get("measurements", [])}
     return {"checklist_version": review.get("checklist_version"), "summary": review["study"]["summary"],
-            "study_progress": review["study"].get("progress") or {}, "header": header, "series": series,
-            "liver_volume_ml": (liver.get("liver_volume") or {}).get("value"), "lesions": lesions,
+            "study_progress": review["study"].get("progress") or {}, "header": study_header(study_dir),
+            "context": clinical_context(review, study_dir), "series": series,
+            "maps": map_rows(mdoc, measured) if lesions_dir else [], "liver": liver_background(review, liver),
+            "study_items": _study_items(review), "lesions": lesions,
             "channels": mdoc.get("channels") or {}, "lesions_dir": lesions_dir, "study_dir": study_dir,
             "statement": STATEMENT}
 
@@ -144,9 +159,15 @@ def key_images(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return lesion_strips(data)
 
 
-def write_report(inputs: ReportInputs, out_dir: str | Path, formats: tuple[str, ...] = ("html", "txt")) -> list[Path]:
-    """Write ``report.html``, ``report.txt`` and/or (``"dicom"``) ``seg.dcm`` + ``sr.dcm`` into ``out_dir``
-    (atomically); returns the files written. DICOM comes last, so its refusal keeps the others."""
+FORMATS = ("html", "pdf", "txt", "dicom")
+
+
+def write_report(inputs: ReportInputs, out_dir: str | Path, formats: tuple[str, ...] = ("html", "txt"),
+                 qt: Any = None, notes: list[str] | None = None) -> list[Path]:
+    """Write ``report.html``, ``report.pdf`` (Qt: ``qt`` is Slicer's module, else PySide6 is imported) and/or
+    ``report.txt`` and (``"dicom"``) ``seg.dcm`` + ``sr.dcm`` into ``out_dir`` (atomically); returns the files
+    written. When the PDF cannot be made (no PySide6 on the command line) the others are still written and the
+    reason is appended to ``notes``, or raised as LiverMetsError after writing them when ``notes`` is None."""
     from ..io.atomic import write_text_atomic
     from .html import report_html
     from .text import report_text
@@ -156,11 +177,20 @@ def write_report(inputs: ReportInputs, out_dir: str | Path, formats: tuple[str, 
         raise LiverMetsError(f"{out} exists and is not a folder; give a folder for the report")
     data = gather_report(inputs)
     written = []
+    html = report_html(data, key_images(data)) if {"html", "pdf"} & set(formats) else ""
     if "html" in formats:
-        strips = key_images(data)
-        written.append(write_text_atomic(out / "report.html", report_html(data, strips)))
+        written.append(write_text_atomic(out / "report.html", html))
     if "txt" in formats:
         written.append(write_text_atomic(out / "report.txt", report_text(data)))
+    if "pdf" in formats:
+        from .pdf import html_to_pdf, pyside_qt
+
+        try:
+            written.append(html_to_pdf(qt if qt is not None else pyside_qt(), html, out / "report.pdf"))
+        except LiverMetsError as exc:
+            if notes is None:
+                raise
+            notes.append(str(exc))
     if "dicom" in formats:  # last: a study without DICOM sources refuses SEG/SR, the other files are kept
         from .dicom_export import write_dicom
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 DECIMALS = {"long_axis": 1, "short_axis": 1, "volume": 2, "adc": 0, "fat": 1, "liver_volume": 0,
-            "background_fat": 1, "hbp_re": 0}
+            "background_fat": 1, "hbp_re": 0, "ratio": 2}
 UNITS = {"long_axis": "mm", "short_axis": "mm", "volume": "mL", "adc": "10^-6 mm2/s", "fat": "%",
-         "liver_volume": "mL", "background_fat": "%", "hbp_re": "%"}
+         "liver_volume": "mL", "background_fat": "%", "hbp_re": "%", "ratio": ""}
 
 
 def number(kind: str, value: float | None) -> str:
@@ -15,9 +15,24 @@ def number(kind: str, value: float | None) -> str:
 
 
 def with_unit(kind: str, value: float | None, missing: str = "not measured") -> str:
-    return missing if value is None else f"{number(kind, value)} {UNITS[kind]}"
+    return missing if value is None else f"{number(kind, value)} {UNITS[kind]}".rstrip()
+
+
+ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
+
+
+def roman(seg: Any) -> str:
+    return str(ROMAN.get(seg, seg)) if seg else "not known"
 
 
 def segment(seg: Any) -> str:
-    roman = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
-    return f"segment {roman.get(seg, seg)}" if seg else "segment not known"
+    return f"segment {roman(seg)}" if seg else "segment not known"
+
+
+def pitfalls_text(in_play: list[str]) -> str:
+    """``["lesion: pitfall", ...]`` grouped by pitfall: "pitfall (lesion, lesion); ..." or "none"."""
+    by: dict[str, list[str]] = {}
+    for entry in in_play:
+        lesion, _, pitfall = entry.partition(": ")
+        by.setdefault(pitfall or lesion, []).append(lesion if pitfall else "study")
+    return "; ".join(f"{p.replace('_', ' ')} ({', '.join(ls)})" for p, ls in by.items()) or "none"

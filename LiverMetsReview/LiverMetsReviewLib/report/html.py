@@ -1,112 +1,152 @@
 """``report.html``: one self-contained page (inline CSS, key images as base64 PNG). Table cells carry their
-full-precision value in ``data-value`` so a reader program gets the review's numbers, not the rounded text."""
+full-precision value in ``data-value`` so a reader program gets the review's numbers, not the rounded text.
+
+The same HTML is laid out by Qt's ``QTextDocument`` for ``report.pdf``: it understands tables and a subset of
+CSS (no flexbox), so the key-image strip is a one-row table and image sizes are given as attributes."""
 
 from __future__ import annotations
 
 from html import escape
 from typing import Any
 
-from .fmt import UNITS, number, segment, with_unit
+from .fmt import UNITS, number, pitfalls_text, roman, segment, with_unit
 
-CSS = """body{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#111}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 6px;font-size:90%}
-th{background:#eee}.missing{color:#888;font-style:italic}.reader{font-weight:bold;color:#05528f}
-.auto{color:#555}.strip{display:flex;flex-wrap:wrap;gap:6px}.strip figure{margin:0;text-align:center;font-size:80%}
-.strip img{width:192px;height:192px;image-rendering:pixelated;background:#000}
+CSS = """body{font-family:sans-serif;color:#111;font-size:10pt}
+h1{font-size:16pt}h2{font-size:13pt;margin-bottom:2px}h3{font-size:11pt}h4{font-size:10pt;margin-bottom:0}
+table{border-collapse:collapse;margin:.3em 0}td,th{border:1px solid #bbb;padding:2px 5px;vertical-align:top}
+th{background:#eee;text-align:left}.missing{color:#777;font-style:italic}.reader{font-weight:bold;color:#05528f}
+.auto{color:#444}table.lesions td,table.lesions th{font-size:8pt}
+table.strip td{border:none;text-align:center;font-size:8pt;padding:1px}
 .statement{border:1px solid #999;padding:.5em;background:#f7f7f0}"""
+IMAGE_PX = 150  # shown size of a key image (its PNG is key_images.PIXELS wide)
 
 
 def _cell(kind: str, entry: dict[str, Any]) -> str:
     v = entry.get("value")
     if v is None:
         return f'<td class="missing" data-quantity="{kind}">{escape(entry.get("why") or "not measured")}</td>'
-    return f'<td data-quantity="{kind}" data-value="{v!r}">{number(kind, v)}</td>'
+    return f'<td data-quantity="{kind}" data-value="{v!r}" style="white-space:nowrap">{number(kind, v)}</td>'
+
+
+def _rows(rows: list[tuple[str, str]]) -> str:
+    return "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
 
 
 def _header(data: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in data["header"].items())
-    return "<h2>Study</h2>" + (f"<table>{rows}</table>" if rows else '<p class="missing">no study folder given</p>')
+    h = data["header"]
+    return (f'<h2>Patient and study</h2><p class="source">{escape(h["source"])}</p>'
+            + (f'<table class="header">{_rows(h["rows"])}</table>' if h["rows"] else ""))
+
+
+def _context(data: dict[str, Any]) -> str:
+    c = data["context"]
+    body = f"<table>{_rows(c['rows'])}</table>" if c["rows"] else ""
+    return f'<h2>Clinical context</h2><p class="source">{escape(c["origin"])}</p>{body}'
 
 
 def _technique(data: dict[str, Any]) -> str:
     if not data["series"]:
-        return '<h2>Technique</h2><p class="missing">series not known (no study folder given)</p>'
-    head = "<tr><th>role</th><th>series</th><th>field (T)</th><th>TE (ms)</th><th>TR (ms)</th><th>b-values</th></tr>"
-    body = "".join(
-        f"<tr><td>{escape(str(s['role']))}</td><td>{escape(s['description'])}</td>"
-        f"<td>{s['field_strength_t'] or ''}</td><td>{', '.join(str(t) for t in s['echo_times_ms'])}</td>"
-        f"<td>{s['repetition_time_ms'] or ''}</td><td>{', '.join(f'{b:g}' for b in s['b_values'])}</td></tr>"
-        for s in data["series"])
-    return f"<h2>Technique</h2><table>{head}{body}</table>"
+        series = '<p class="missing">series not known (no study folder given)</p>'
+    else:
+        head = ("<tr><th>role</th><th>series</th><th>field (T)</th><th>TE (ms)</th><th>TR (ms)</th>"
+                "<th>b-values (s/mm2)</th></tr>")
+        series = "<table width=\"100%\">" + head + "".join(
+            f"<tr><td>{escape(str(s['role']))}</td><td>{escape(s['description'])}</td>"
+            f"<td>{s['field_strength_t'] or ''}</td><td>{', '.join(f'{t:g}' for t in s['echo_times_ms'])}</td>"
+            f"<td>{s['repetition_time_ms'] or ''}</td><td>{', '.join(f'{b:g}' for b in s['b_values'])}</td></tr>"
+            for s in data["series"]) + "</table>"
+    maps = "".join(
+        (f'<tr data-map="{m["map"]}"><td>{m["map"]}</td><td>{escape(m["quantity"])} ({escape(m["units"])})</td>'
+         f'<td>{escape(m["method"])}</td><td>{escape(m["inputs"])}</td></tr>') if "why" not in m else
+        f'<tr data-map="{m["map"]}"><td>{m["map"]}</td><td class="missing" colspan="3">{escape(m["why"])}</td></tr>'
+        for m in data["maps"])
+    maps = ("<h3>Maps</h3><table width=\"100%\"><tr><th>map</th><th>quantity</th><th>method</th><th>inputs</th></tr>"
+            + maps + "</table>") if maps else '<p class="missing">maps not known (no lesion measurements given)</p>'
+    return f"<h2>Technique</h2>{series}{maps}"
 
 
 def _liver(data: dict[str, Any]) -> str:
     s = data["summary"]
-    rows = [("Liver volume", "liver_volume", data["liver_volume_ml"]),
-            ("Background fat fraction", "background_fat", s.get("background_fat_percent")),
-            ("Liver HBP relative enhancement", "hbp_re", s.get("hbp_liver_re_percent"))]
-    body = "".join(f'<tr><th>{n}</th><td data-quantity="{k}"'
-                   + (f' data-value="{v!r}">{with_unit(k, v)}' if v is not None else ">not measured") + "</td></tr>"
-                   for n, k, v in rows)
+    body = "".join(f'<tr><th>{r["name"]}</th><td data-quantity="{r["name"]}"'
+                   + (f' data-value="{r["value"]!r}">{with_unit(r["kind"], r["value"])}' if r["value"] is not None
+                      else f' class="missing">{escape(r["why"])}') + "</td></tr>" for r in data["liver"])
     body += f"<tr><th>HBP function</th><td>{escape(str(s.get('hbp_function') or 'not assessed'))}</td></tr>"
-    body += f"<tr><th>Pitfalls in play</th><td>{escape(', '.join(s.get('pitfalls_in_play') or []) or 'none')}</td></tr>"
-    return f"<h2>Liver background</h2><table>{body}</table>"
+    body += f"<tr><th>Pitfalls in play</th><td>{escape(pitfalls_text(s.get('pitfalls_in_play') or []))}</td></tr>"
+    items = data["study_items"]
+    open_ = "".join(f'<li class="unanswered">{escape(u["name"])} (suggested {escape(str(u["suggested"]))})</li>'
+                    for u in items["unanswered"])
+    answered = "".join(f'<li class="reader">{escape(a["name"])}: reader answered <b>{escape(a["answer"])}</b></li>'
+                       for a in items["answered"])
+    return (f"<h2>Liver background</h2><table>{body}</table>"
+            + (f"<h4>Study items answered by the reader</h4><ul>{answered}</ul>" if answered else "")
+            + f'<h4>Study items not yet answered by the reader ({len(items["unanswered"])})</h4>'
+            f'<ul class="unanswered">{open_ or "<li>none</li>"}</ul>')
 
 
 def _lesion_table(data: dict[str, Any]) -> str:
-    head = ("<tr><th>lesion</th><th>Couinaud</th>" + "".join(
-        f"<th>{n} ({UNITS[k]})</th>" for n, k in (("long axis", "long_axis"), ("short axis", "short_axis"),
-                                                   ("volume", "volume"), ("ADC median", "adc"),
-                                                   ("fat fraction", "fat")))
-            + "<th>impression</th><th>recommendation</th></tr>")
+    head = ('<tr><th width="9%">lesion</th><th width="6%">segment</th>' + "".join(
+        f'<th width="7%">{n} ({UNITS[k]})</th>' for n, k in (("long axis", "long_axis"), ("short axis", "short_axis"),
+                                                             ("volume", "volume"), ("ADC", "adc"), ("fat", "fat")))
+            + '<th width="18%">enhancement pattern</th><th width="12%">impression</th>'
+              '<th width="20%">recommendation</th></tr>')
     body = "".join(
         f'<tr data-lesion="{escape(les["id"])}"><td>{escape(les["id"])}</td>'
-        f'<td data-quantity="segment" data-value="{les["segment"] or ""}">{segment(les["segment"])}</td>'
+        f'<td data-quantity="segment" data-value="{les["segment"] or ""}">{roman(les["segment"])}</td>'
         + "".join(_cell(k, les[k]) for k in ("long_axis", "short_axis", "volume", "adc", "fat"))
-        + f'<td data-quantity="impression">{escape(les["impression"])}</td>'
+        + f'<td data-quantity="pattern">{escape(les["pattern"])}</td>'
+        f'<td data-quantity="impression">{escape(les["impression"])}</td>'
         f'<td data-quantity="recommendation">{escape(les["recommendation"])}</td></tr>'
         for les in data["lesions"])
-    return f'<h2>Lesions</h2><table class="lesions">{head}{body}</table>'
+    return f'<h2>Lesions</h2><table class="lesions" width="100%">{head}{body}</table>'
 
 
 def _strip(strip: list[dict[str, Any]]) -> str:
     from .build import b64
 
-    figs = []
+    cells = []
     for k in strip:
         if "png" in k:
-            figs.append(f'<figure><img data-series="{escape(k["caption"])}" alt="{escape(k["caption"])}" '
-                        f'src="data:image/png;base64,{b64(k["png"])}"><figcaption>{escape(k["caption"])}'
-                        f' (window {k["window"][0]:.0f}-{k["window"][1]:.0f})</figcaption></figure>')
+            cells.append(f'<td><img data-series="{escape(k["caption"])}" alt="{escape(k["caption"])}" '
+                         f'width="{IMAGE_PX}" height="{IMAGE_PX}" src="data:image/png;base64,{b64(k["png"])}"><br>'
+                         f'{escape(k["caption"])}<br>W {k["window"][1] - k["window"][0]:.0f} / '
+                         f'L {(k["window"][0] + k["window"][1]) / 2:.0f}</td>')
         else:
-            figs.append(f'<figure class="missing" data-missing="{escape(k["caption"])}">{escape(k["caption"])}: '
-                        f'{escape(k["why"])}</figure>')
-    return ('<div class="strip">' + "".join(figs) + "</div><p><small>Axial, through the lesion's centroid; patient "
-            "left on the image's right (R/L marked); outline yellow, long axis cyan; scale bar 10 mm.</small></p>")
+            cells.append(f'<td class="missing" data-missing="{escape(k["caption"])}">{escape(k["caption"])}: '
+                         f'{escape(k["why"])}</td>')
+    rows = [cells[i:i + 3] for i in range(0, len(cells), 3)]
+    return ('<table class="strip">' + "".join("<tr>" + "".join(r) + "</tr>" for r in rows) + "</table>"
+            "<p><small>Axial, through the lesion's centroid; patient's right on the image's left (R and L marked); "
+            "outline yellow, long axis cyan; scale bar 10 mm; window per series from the liver around the "
+            "lesion.</small></p>")
 
 
 def _drivers(les: dict[str, Any]) -> str:
-    reasons = "".join(f'<li class="{"reader" if r["by"] == "reader" else "auto"}">{escape(r["name"])}: '
-                      f'{escape(str(r["answer"]))} <em>({escape(r["by"])})</em>'
-                      + (f" — {escape(r['evidence'])}" if r["evidence"] else "") + "</li>" for r in les["reasons"])
+    reasons, seen = [], set()
+    for r in les["reasons"]:
+        if r["item"] in seen:  # an item may stand in two conditions of the rule: list it once
+            continue
+        seen.add(r["item"])
+        reasons.append(f'<li class="{"reader" if r["by"] == "reader" else "auto"}">{escape(r["name"])}: '
+                       f'{escape(str(r["answer"]))} <em>({escape(r["by"])})</em>'
+                       + (f" — {escape(r['evidence'])}" if r["evidence"] else "") + "</li>")
     answered = "".join(f'<li class="reader">{escape(a["name"])}: reader answered <b>{escape(a["answer"])}</b> '
                        f'(suggested {escape(str(a["suggested"]))}){" — " + escape(a["note"]) if a["note"] else ""}'
                        "</li>" for a in les["answered"])
     open_ = "".join(f'<li class="unanswered">{escape(u["name"])} (suggested {escape(str(u["suggested"]))})</li>'
                     for u in les["unanswered"])
-    return (f"<h4>What drove the impression</h4><ul>{reasons or '<li>no rule before the default held</li>'}</ul>"
-            f"<h4>Reader's answers</h4><ul>{answered or '<li class=missing>none yet</li>'}</ul>"
+    return (f"<h4>What drove the impression</h4><ul>{''.join(reasons) or '<li>no rule before the default held</li>'}"
+            f"</ul><h4>Reader's answers</h4><ul>{answered or '<li class=missing>none yet</li>'}</ul>"
             f'<h4>Not yet answered by the reader ({len(les["unanswered"])})</h4>'
             f'<ul class="unanswered">{open_ or "<li>none</li>"}</ul>')
 
 
 def report_html(data: dict[str, Any], strips: dict[str, list[dict[str, Any]]]) -> str:
     parts = [f"<h1>Liver MRI lesion report</h1><p>Checklist version {escape(str(data['checklist_version']))}</p>",
-             _header(data), _technique(data), _liver(data), _lesion_table(data)]
+             _header(data), _context(data), _technique(data), _liver(data), _lesion_table(data)]
     for les in data["lesions"]:
-        parts.append(f'<section data-lesion="{escape(les["id"])}"><h3>Lesion {escape(les["id"])} — '
-                     f'{escape(les["impression"])}</h3>' + _strip(strips.get(les["id"], [])) + _drivers(les)
-                     + "</section>")
+        parts.append(f'<section data-lesion="{escape(les["id"])}"><h3>Lesion {escape(les["id"])}, '
+                     f'{segment(les["segment"])}: {escape(les["impression"])}</h3>'
+                     + _strip(strips.get(les["id"], [])) + _drivers(les) + "</section>")
     parts.append(f'<p class="statement">{escape(data["statement"])}</p>')
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Liver MRI lesion report</title>"
             f"<style>{CSS}</style></head><body>" + "\n".join(parts) + "</body></html>\n")

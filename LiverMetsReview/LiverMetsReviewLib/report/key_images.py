@@ -1,5 +1,5 @@
 """Key images of one lesion: an axial crop through its centroid on each series, in radiological orientation
-(patient left on the image's right, anterior at the top), windowed per series from robust percentiles, with the
+(patient left on the image's right, anterior at the top), windowed per series from the liver around the lesion, with the
 lesion's outline, its long-axis line, a 10-mm scale bar and R/L marks. numpy + SimpleITK only."""
 
 from __future__ import annotations
@@ -16,6 +16,11 @@ PIXELS = 160                 # crop side in pixels
 MIN_FOV_MM = 50.0            # smallest crop side
 FOV_PER_LONG_AXIS = 2.5      # crop side as a multiple of the lesion's long axis
 WINDOW_PERCENTILES = (1.0, 99.5)
+# Display convention of the key images: the liver around the lesion (the crop's median outside the lesion) sits at
+# this grey level between the crop's dark floor (LOW_PERCENTILE) and white, so a lesion darker or brighter than
+# liver shows as such on every series (a whole-volume percentile window left the HBP liver near white).
+LIVER_GREY = 0.55
+LOW_PERCENTILE = 1.0
 SCALE_BAR_MM = 10.0
 OUTLINE = (255, 214, 0)
 AXIS_LINE = (0, 200, 255)
@@ -41,6 +46,18 @@ def robust_window(image: sitk.Image) -> tuple[float, float]:
         return 0.0, 1.0
     lo, hi = np.percentile(v, WINDOW_PERCENTILES)
     return float(lo), float(hi if hi > lo else lo + 1.0)
+
+
+def liver_window(grey: np.ndarray, lesion: np.ndarray | None) -> tuple[float, float]:
+    """Window of one key image from its own pixels: floor at a low percentile, the liver around the lesion (median
+    outside the lesion) at ``LIVER_GREY``."""
+    v = grey[np.isfinite(grey) & (grey != 0) & (~lesion if lesion is not None else True)]
+    if v.size < 10:
+        return 0.0, 1.0
+    lo, liver = float(np.percentile(v, LOW_PERCENTILE)), float(np.median(v))
+    if liver <= lo:
+        return lo, lo + 1.0
+    return lo, lo + (liver - lo) / LIVER_GREY
 
 
 def _plane(centre_lps: Sequence[float], fov_mm: float, z_spacing: float) -> sitk.Image:
@@ -81,17 +98,21 @@ def _marks(rgb: np.ndarray, pixel_mm: float) -> None:
 
 
 def render_key_image(image: sitk.Image, mask: sitk.Image | None, centre_lps: Sequence[float], fov_mm: float,
-                     window: tuple[float, float], axis_lps: Sequence[Sequence[float]] | None = None) -> KeyImage:
-    """The axial crop of ``image`` centred on ``centre_lps`` (LPS mm), ``fov_mm`` wide, as PNG bytes."""
+                     window: tuple[float, float] | None = None,
+                     axis_lps: Sequence[Sequence[float]] | None = None) -> KeyImage:
+    """The axial crop of ``image`` centred on ``centre_lps`` (LPS mm), ``fov_mm`` wide, as PNG bytes; ``window``
+    None: :func:`liver_window` of the crop."""
     z = image.GetSpacing()[2] if image.GetDimension() == 3 else 1.0
     plane = _plane(centre_lps, fov_mm, z)
     grey = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), plane, sitk.Transform(),
                                                 sitk.sitkLinear, 0.0))[0]
-    lo, hi = window
-    g = np.clip((np.nan_to_num(grey) - lo) / (hi - lo), 0.0, 1.0) * 255.0
-    rgb = np.repeat(np.rint(g).astype(np.uint8)[:, :, None], 3, axis=2)
+    m = None
     if mask is not None:
         m = sitk.GetArrayFromImage(sitk.Resample(mask, plane, sitk.Transform(), sitk.sitkNearestNeighbor, 0))[0] > 0
+    lo, hi = window if window is not None else liver_window(grey, m)
+    g = np.clip((np.nan_to_num(grey) - lo) / (hi - lo), 0.0, 1.0) * 255.0
+    rgb = np.repeat(np.rint(g).astype(np.uint8)[:, :, None], 3, axis=2)
+    if m is not None:
         rgb[_outline(m)] = OUTLINE
     px = fov_mm / PIXELS
     if axis_lps:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from .key_images import crop_fov, render_key_image, robust_window
+from .key_images import crop_fov, render_key_image
 
 
 def _series_images(data: dict[str, Any]) -> tuple[dict[str, sitk.Image], dict[str, str]]:
@@ -51,7 +51,6 @@ def lesion_strips(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     from .build import STRIP
 
     images, why = _series_images(data)
-    windows = {cap: robust_window(img) for cap, img in images.items()}
     masks = _masks(data)
     out: dict[str, list[dict[str, Any]]] = {}
     for les in data["lesions"]:
@@ -65,7 +64,7 @@ def lesion_strips(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
                 strip.append({"caption": cap, "why": why[cap]})
             else:
                 k = render_key_image(images[cap], masks.get(les["id"]), centre, crop_fov(les["long_axis"]["value"]),
-                                     windows[cap], rec.get("long_axis_lps"))
+                                     None, rec.get("long_axis_lps"))
                 strip.append({"caption": cap, "png": k.png, "pixel_mm": k.pixel_mm, "window": k.window})
         out[les["id"]] = strip
     return out

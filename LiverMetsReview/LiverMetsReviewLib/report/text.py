@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fmt import segment, with_unit
+from .fmt import pitfalls_text, segment, with_unit
 
 
 def _lesion_line(n: int, les: dict[str, Any]) -> list[str]:
@@ -16,21 +16,25 @@ def _lesion_line(n: int, les: dict[str, Any]) -> list[str]:
     done = les["progress"]
     lines = [f"{n}. Lesion {les['id']}, {segment(les['segment'])}: {size}"
              + (f", {with_unit('volume', vol)}" if vol is not None else "") + f". Impression: {imp}.",
+             f"   Enhancement: {les['pattern']}.",
              f"   Recommendation: {les['recommendation'].rstrip('.') or 'none given'}."]
     if done.get("applicable") and done.get("answered", 0) < done["applicable"]:
         lines.append(f"   Reader has confirmed {done.get('answered', 0)} of {done['applicable']} checklist items; "
-                     "the rest are automatic suggestions.")
+                     f"{len(les['unanswered'])} not yet answered (listed in the full report).")
     return lines
 
 
 def report_text(data: dict[str, Any]) -> str:
     s = data["summary"]
+    ctx = dict(data["context"]["rows"])
     lines = ["IMPRESSION", ""]
     for n, les in enumerate(data["lesions"], 1):
         lines += _lesion_line(n, les)
     lines += ["", f"Background liver: fat fraction {with_unit('background_fat', s.get('background_fat_percent'))}, "
                   f"hepatobiliary-phase function {s.get('hbp_function') or 'not assessed'}."]
+    if ctx.get("Primary tumour"):
+        lines.append(f"Clinical context: primary tumour {ctx['Primary tumour']}.")
     if s.get("pitfalls_in_play"):
-        lines.append(f"Pitfalls considered: {', '.join(s['pitfalls_in_play'])}.")
+        lines.append(f"Pitfalls considered: {pitfalls_text(s['pitfalls_in_play'])}.")
     lines += ["", f"Checklist version {data['checklist_version']}. {data['statement']}"]
     return "\n".join(lines) + "\n"
