@@ -93,11 +93,12 @@ def test_pseudocirrhosis_only_after_chemotherapy_and_fires_on_pseudocirrhotic_fi
     rng = np.random.default_rng(2)
     folfox = [{"regimen": "FOLFOX", "agents": ["oxaliplatin", "fluorouracil"], "start": "2025-01-01",
                "end": "2025-06-01"}]
-    for _ in range(20):  # draws: LSN (lesion-parameter-ranges.md section 5); Harbin's C/RL, the figure 'livermets
-        # liver' measures (Harbin 1980: normal 0.37 +/- 0.16, cirrhosis 0.88 +/- 0.20; cirrhotic draws above 0.70)
-        pseudo = {"study.surface_nodularity": rng.uniform(2.9, 4.0), "study.caudate_right_lobe_ratio":
+    for _ in range(20):  # draws: LSN (lesion-parameter-ranges.md section 5: normal 2.0-2.5, pseudocirrhotic
+        # 2.8-4.0) as the excess over the normal mean 2.26 in mm, the scale of the 'livermets liver' figure; Harbin's
+        # C/RL (Harbin 1980: normal 0.37 +/- 0.16, cirrhosis 0.88 +/- 0.20; cirrhotic draws above 0.70)
+        pseudo = {"study.surface_nodularity": (rng.uniform(2.9, 4.0) - 2.26) / 10, "study.caudate_right_lobe_ratio":
                   rng.uniform(0.70, 1.18), "study.hbp_liver_re": rng.uniform(20, 120)}
-        normal = {"study.surface_nodularity": rng.uniform(2.0, 2.5), "study.caudate_right_lobe_ratio":
+        normal = {"study.surface_nodularity": (rng.uniform(2.0, 2.5) - 2.26) / 10, "study.caudate_right_lobe_ratio":
                   rng.uniform(0.2, 0.55), "study.hbp_liver_re": rng.uniform(70, 130)}
         les = [solid_metastasis(rng)]
         chemo = ctx(systemic_therapies=folfox)
@@ -202,20 +203,19 @@ def test_liver_spleen_ratio_with_the_fat_signal_restored():
 
 
 def test_rim_asymmetry_decides_expected_change_or_recurrence_when_measured():
-    """The rim-sector asymmetry (lesions/measure.py) is read before the p90 proxy: a uniform rim with a bright
-    speck is expected change, one sector well above the rest is suspicious for recurrence (brief section 4, S27)."""
+    """The sector outlier of the rim or margin (lesions/measure.py, in noise units) decides: a uniform rim is
+    expected change, one sector standing out of the rest is suspicious for recurrence (brief section 4, S27)."""
     rng = np.random.default_rng(5)
     rfa = [{"id": "rfa_1", "type": "RFA", "date": "2025-10-01", "target": None, "lesion": "zone"}]
-    thr = load_checklist()["thresholds"]["nodular_excess_min"]
+    thr = load_checklist()["thresholds"]["sector_outlier_z_min"]
+    lo, hi = thr["value"] - 3 * thr["uncertainty"], thr["value"] + 3 * thr["uncertainty"]
     for _ in range(10):
         base = {"lesion.re_arterial.rim.median": rng.uniform(40, 80), "lesion.re_arterial.core.median": 0.0,
                 "lesion.re_arterial.reference.median": 20.0, "lesion.adc.lesion.median": rng.uniform(1500, 1800),
-                "lesion.adc.reference.median": 1200.0, "lesion.dwi_high_b.ratio": 0.9, "lesion.long_axis": 30.0}
-        base["lesion.re_arterial.lesion.p90"] = base["lesion.re_arterial.rim.median"] + thr["value"] + 3 * thr[
-            "uncertainty"]  # the proxy alone would call recurrence
-        lo, hi = thr["value"] - 3 * thr["uncertainty"], thr["value"] + 3 * thr["uncertainty"]
-        uniform = dict(base, **{"lesion.re_arterial.rim.asymmetry": rng.uniform(0, lo)})
-        nodule = dict(base, **{"lesion.re_arterial.rim.asymmetry": rng.uniform(hi, 80)})
+                "lesion.adc.reference.median": 1200.0, "lesion.dwi_high_b.ratio": 0.9, "lesion.long_axis": 30.0,
+                "lesion.re_arterial.rim.asymmetry_z": rng.uniform(0, lo)}
+        uniform = dict(base, **{"lesion.re_arterial.margin.asymmetry_z": rng.uniform(0, lo)})
+        nodule = dict(base, **{"lesion.re_arterial.margin.asymmetry_z": rng.uniform(hi, 20)})
         for vals, want in ((uniform, "treated lesion: expected change"), (nodule, "suspicious for recurrence")):
             out = review([{"id": "zone", "values": vals}], {}, ctx(locoregional_therapies=rfa))
             assert out["lesions"][0]["impression"]["category"] == want

@@ -113,7 +113,7 @@ def test_study_items_from_the_real_liver_figures(tmp_path, scenario):
     write_json_atomic(tmp_path / "liver_figures.json", phantom_liver_figures(study))
     figures, used = read_study_figures(None, tmp_path, {}, 3.4)
     assert used and isinstance(figures["study.hbp_liver_re"], float)
-    assert "LSN" in figures["study.surface_nodularity"]  # measured, but not on the threshold's scale
+    assert isinstance(figures["study.surface_nodularity"], float)
     items = {r["id"]: r for r in review([], figures, study.truth["clinical_context"])["study"]["items"]}
     low_hbp = "low_hbp_function" in study.truth["scenario"]["scenario_pitfalls"]
     assert items["low_hbp_function"]["suggested"] == ("yes" if low_hbp else "no")
@@ -121,7 +121,7 @@ def test_study_items_from_the_real_liver_figures(tmp_path, scenario):
     assert pc["applicable"]  # both scenarios' patients had chemotherapy
     hbp_sign = next(c for c in pc["evidence"] if c["value_key"] == "study.hbp_liver_re")
     assert hbp_sign["holds"] is low_hbp
-    if "pseudocirrhosis" in study.truth["scenario"]["scenario_pitfalls"]:
-        assert pc["suggested"] != "no"
-    else:
-        assert pc["suggested"] == "no"
+    pseudo = "pseudocirrhosis" in study.truth["scenario"]["scenario_pitfalls"]  # the phantom's nodular contour
+    nodular = next(c for c in pc["evidence"] if c["value_key"] == "study.surface_nodularity")
+    assert nodular["holds"] is pseudo
+    assert pc["suggested"] == ("yes" if pseudo else "no")  # issue 9: fires for pseudocirrhosis, not for normal

@@ -28,15 +28,8 @@ LIVER_FIGURES = {
     "study.hbp_liver_re": "hbp_liver_relative_enhancement",
     "study.liver_spleen_ratio": "liver_to_spleen_ratio_hbp",
     "study.caudate_right_lobe_ratio": "caudate_right_lobe_ratio",
+    "study.surface_nodularity": "surface_nodularity",
 }
-# Figures measured but not on the scale of the checklist's threshold: the key stays unmeasured, with the reason.
-NOT_ON_SCALE = {
-    "study.surface_nodularity": "the liver figure 'surface_nodularity' (mean distance in mm of the mask's surface "
-                                "from a 10-mm-smoothed copy, voxel-quantised) is not on the LSN score's scale (CT "
-                                "edge detection, tenths of a millimetre, Smith 2016); no published threshold fits it",
-}
-
-
 def read_lesions(folder: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Engine input per lesion and the measurements document (for its study section)."""
     folder = Path(folder)
@@ -58,7 +51,7 @@ def study_figures_from_liver(doc: Any) -> dict[str, float | str]:
     """Checklist study figures from a ``livermets-liver-figures`` document (or its ``figures`` object): a number
     per measured figure, the figure's ``why`` (a string) when it could not be measured."""
     figs = doc.get("figures", doc) if isinstance(doc, dict) else {}
-    out: dict[str, float | str] = dict(NOT_ON_SCALE)
+    out: dict[str, float | str] = {}
     for key, name in LIVER_FIGURES.items():
         f = figs.get(name)
         v = f.get("value") if isinstance(f, dict) else None

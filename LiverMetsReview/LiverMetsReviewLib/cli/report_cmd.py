@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-FORMATS = ("html", "pdf", "txt")  # the choices of --format; core formats in report.build.FORMATS
+FORMATS = ("html", "pdf", "txt", "dicom")  # the choices of --format; core formats in report.build.FORMATS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -159,27 +159,48 @@ def lv_world(img: sitk.Image, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return tuple(w[:, a].reshape(ny, nx) for a in range(3))  # type: ignore[return-value]
 
 
-def surface_nodularity(mask: sitk.Image) -> dict[str, Any]:
-    """Mean distance (mm) of the liver surface from a smoothed copy of itself (the smooth capsule a normal liver
-    would have); slices at the edge of the image are left out (a cut surface is no capsule)."""
-    key = "surface_nodularity"
-    spec = _spec(key)
-    m = sitk.Cast(mask > 0, sitk.sitkFloat32)
-    smooth = sitk.SmoothingRecursiveGaussian(m, float(spec["smoothing_sigma_mm"])) > 0.5
-    if not np.any(sitk.GetArrayViewFromImage(smooth)):
-        return figure(key, None, "the liver mask is too small to have a smooth surface")
-    dist = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(smooth, insideIsPositive=False, squaredDistance=False,
-                                                               useImageSpacing=True))
-    arr = sitk.GetArrayFromImage(mask) > 0
-    surface = arr & ~ndi.binary_erosion(arr, np.ones((1, 3, 3), bool))
+def _outer_liver(mask: sitk.Image, seal_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """The liver as a solid (vessel entries sealed by a closing of ``seal_mm``, lesions and vessels filled) and the
+    voxel spacing (z, y, x): the capsule is its outer surface only."""
+    sp = np.asarray(mask.GetSpacing()[::-1], float)
+    n = max(1, int(np.ceil(seal_mm / sp.min())))
+    arr = np.pad(sitk.GetArrayFromImage(mask) > 0, n + 1)
+    solid = ndi.binary_fill_holes(ndi.binary_closing(arr, ndi.generate_binary_structure(3, 1), iterations=n))
+    return solid[n + 1:-n - 1, n + 1:-n - 1, n + 1:-n - 1], sp
+
+
+def _contour_deviation(solid: np.ndarray, sp: np.ndarray, sigma_mm: float) -> tuple[float, np.ndarray, int]:
+    """Mean |signed distance - its Gaussian-smoothed copy| over the surface voxels (mm), the smoothed distance
+    field and the surface voxel count. The distance is signed at voxel centres with a half-voxel offset so that a
+    plane is linear through the boundary; smoothing a linear field leaves it in place, so only undulations
+    shorter than about 2 pi sigma (nodules) and curvature remain."""
+    h = 0.5 * float(sp.min())
+    sdf = np.where(solid, h - ndi.distance_transform_edt(solid, sampling=sp),
+                   ndi.distance_transform_edt(~solid, sampling=sp) - h)
+    smooth = ndi.gaussian_filter(sdf, sigma_mm / sp)
+    surface = solid & ~ndi.binary_erosion(solid)
     surface[[0, -1]] = False
     surface[:, [0, -1]] = False
     surface[:, :, [0, -1]] = False
-    if surface.sum() < 50:
+    return float(np.abs(sdf - smooth)[surface].mean()) if surface.any() else 0.0, smooth, int(surface.sum())
+
+
+def surface_nodularity(mask: sitk.Image) -> dict[str, Any]:
+    """Contour nodularity (mm): how far the capsule departs from a smooth surface, beyond what the same method
+    finds on a smooth liver of the same shape on the same grid (which carries the voxel staircase and the
+    curvature; the difference leaves the nodules). Slices at the image border are left out."""
+    key = "surface_nodularity"
+    spec = _spec(key)
+    solid, sp = _outer_liver(mask, float(spec["seal_mm"]))
+    sigma = float(spec["smoothing_sigma_mm"])
+    raw, smooth, n = _contour_deviation(solid, sp, sigma)
+    if n < 50:
         return figure(key, None, "the liver mask has too little surface inside the image")
-    # a voxel's centre lies half a voxel inside the true boundary: compare with the smoothed surface at the same
-    # offset by measuring both at voxel centres (the offset cancels)
-    return figure(key, float(np.mean(np.abs(dist[surface]))), surface_voxels=int(surface.sum()))
+    floor, _, n_smooth = _contour_deviation(smooth < 0, sp, sigma)
+    if n_smooth < 50:
+        return figure(key, None, "the liver mask is too small to have a smooth surface")
+    return figure(key, raw - floor, contour_deviation_mm=round(raw, 4), smooth_liver_deviation_mm=round(floor, 4),
+                  surface_voxels=n)
 
 
 def liver_figures(mask: sitk.Image, images: Mapping[str, sitk.Image], *, fat_map: sitk.Image | None = None,

@@ -233,6 +233,18 @@ def rim_core(mask: np.ndarray, spacing_zyx: Sequence[float], rim_mm: float) -> t
     return mask & (depth <= rim_mm), mask & (depth > rim_mm)
 
 
+def margin_shell(ctx: StudyContext, lesion: np.ndarray, sl: tuple[slice, ...], spacing_zyx: Sequence[float],
+                 rim_mm: float) -> np.ndarray:
+    """Liver voxels within ``rim_mm`` outside the lesion's edge (not other lesions): the zone's margin."""
+    outside = ndi.distance_transform_edt(~lesion, sampling=spacing_zyx)
+    shell = (outside > 0) & (outside <= rim_mm)
+    if ctx.liver is not None:  # the liver with its holes (lesions, vessels a liver label may leave out) filled
+        shell &= ndi.binary_fill_holes(ctx.liver[sl] | lesion)
+    if ctx.lesions is not None:
+        shell &= ~(ctx.lesions[sl] & ~lesion)
+    return shell
+
+
 def _drop_outliers(region: np.ndarray, images: Mapping[str, MeasuredImage], sl: tuple[slice, ...],
                    n_sigma: float) -> tuple[np.ndarray, list[str]]:
     """Remove vessel-like voxels: bright on the portal venous phase, dark on the HBP (robust z-score)."""
@@ -291,7 +303,9 @@ def _stats(values: np.ndarray, name: str, key: str, region: str, why_empty: str)
 
 
 def _image_measurements(ctx: StudyContext, sl: tuple[slice, ...], lesion: np.ndarray, ref: np.ndarray,
-                        rim: np.ndarray, core: np.ndarray, rim_mm: float) -> list[Measurement]:
+                        rim: np.ndarray, core: np.ndarray, rim_mm: float,
+                        margin: np.ndarray | None = None) -> list[Measurement]:
+    margin = np.zeros_like(lesion) if margin is None else margin
     out: list[Measurement] = []
     for name, img in ctx.images.items():
         vals, ok = img.values[sl], img.valid[sl] if img.valid is not None else np.ones(lesion.shape, bool)
@@ -311,12 +325,20 @@ def _image_measurements(ctx: StudyContext, sl: tuple[slice, ...], lesion: np.nda
             for region, m in (("rim", rim), ("core", core)):
                 s = _stats(vals[m & ok], name, img.key, region, "" if core.any() else thin)
                 out += [x for x in s if x.statistic == "median"]
-            out += _rim_asymmetry(name, img, vals, ok, lesion, rim, ctx.reference.GetSpacing()[::-1])
+            s = _stats(vals[margin & ok], name, img.key, "margin", "no liver just outside the lesion")
+            out += [x for x in s if x.statistic in ("median", "p10")]
+            out += _rim_asymmetry(name, img, vals, ok, lesion, rim, margin, ctx.reference.GetSpacing()[::-1])
     return out
 
 
 def rim_sector_asymmetry(values: np.ndarray, rim: np.ndarray, lesion: np.ndarray,
                          spacing_zyx: Sequence[float]) -> tuple[float | None, str]:
+    value, _, why = rim_sector_figures(values, rim, lesion, spacing_zyx)
+    return value, why
+
+
+def rim_sector_figures(values: np.ndarray, rim: np.ndarray, lesion: np.ndarray,
+                       spacing_zyx: Sequence[float]) -> tuple[float | None, float | None, str]:
     """Highest rim-sector mean minus the median of the sector means (the image's unit), or None and why.
 
     The rim (``rim``, inside the measurable voxels) is split into sectors of direction from the lesion's
@@ -330,29 +352,47 @@ def rim_sector_asymmetry(values: np.ndarray, rim: np.ndarray, lesion: np.ndarray
     bands = np.sin(np.radians(np.asarray(p["rim_elevation_bands_deg"], float)))
     idx = np.argwhere(rim)
     if idx.shape[0] < need * min_sectors:
-        return None, f"the rim holds {idx.shape[0]} measurable voxels, too few for {min_sectors} sectors of {need}"
+        return None, None, (f"the rim holds {idx.shape[0]} measurable voxels, too few for {min_sectors} sectors "
+                            f"of {need}")
     d = (idx - np.argwhere(lesion).mean(axis=0)) * np.asarray(spacing_zyx, float)
     band = np.searchsorted(bands, d[:, 0] / np.maximum(np.linalg.norm(d, axis=1), 1e-6))
     turn = (np.arctan2(d[:, 1], d[:, 2]) + np.pi) / (2.0 * np.pi)
     vals = values[rim]  # boolean indexing and argwhere share the C order
     means: list[float] = []
-    shifted: list[float] = []
-    for offset, out in ((0.0, means), (0.5 / n, shifted)):  # a second tiling half a sector round: a nodule
-        sector = ((turn + offset) * n).astype(int) % n + n * band  # on a border fills a sector of one of them
+    sizes: list[int] = []
+    for offset in (0.0, 0.5 / n):  # a second tiling half a sector round: a nodule on a border fills a sector
+        sector = ((turn + offset) * n).astype(int) % n + n * band  # of one of them
         counts = np.bincount(sector, minlength=n * (len(bands) + 1))
         sums = np.bincount(sector, weights=vals, minlength=counts.size)
-        out += (sums[counts >= need] / counts[counts >= need]).tolist()
-    if len(means) < min_sectors:
-        return None, f"only {len(means)} rim sectors hold {need} measurable voxels (need {min_sectors})"
-    return round(max(means + shifted) - float(np.median(means)), 3), ""
+        means += (sums[counts >= need] / counts[counts >= need]).tolist()
+        sizes += counts[counts >= need].tolist()
+    first = int(np.count_nonzero(np.bincount(((turn * n).astype(int) % n + n * band),
+                                             minlength=n * (len(bands) + 1)) >= need))
+    if first < min_sectors:
+        return None, None, f"only {first} rim sectors hold {need} measurable voxels (need {min_sectors})"
+    centre = float(np.median(means[:first]))
+    top = int(np.argmax(means))
+    excess = means[top] - centre
+    se_voxels = 1.4826 * float(np.median(np.abs(vals - np.median(vals)))) / np.sqrt(sizes[top])
+    firsts = np.asarray(means[:first])
+    between = 1.4826 * float(np.median(np.abs(firsts - centre)))  # noise plus a uniform rim's partial volume
+    noise = max(se_voxels, between)
+    return round(excess, 3), (round(excess / noise, 3) if noise > 0 else None), ""
 
 
 def _rim_asymmetry(name: str, img: MeasuredImage, vals: np.ndarray, ok: np.ndarray, lesion: np.ndarray,
-                   rim: np.ndarray, spacing_zyx: Sequence[float]) -> list[Measurement]:
+                   rim: np.ndarray, margin: np.ndarray, spacing_zyx: Sequence[float]) -> list[Measurement]:
+    """Sector asymmetry of the lesion's rim and of its margin (a shell just outside the edge, where recurrence
+    after ablation grows: brief section 4, nodular enhancing tissue at the margin of the zone)."""
     if name not in params("measurement")["rim_asymmetry_images"]:
         return []
-    value, why = rim_sector_asymmetry(vals, rim & ok, lesion, spacing_zyx)
-    return [Measurement(img.key, value, why, name, "rim", "asymmetry")]
+    out = []
+    for region, shell in (("rim", rim), ("margin", margin)):
+        value, z, why = rim_sector_figures(vals, shell & ok, lesion, spacing_zyx)
+        out += [Measurement(img.key, value, why, name, region, "asymmetry"),
+                Measurement("sector_excess_z", z, why or ("" if z is not None else "the shell's values do not vary"),
+                            name, region, "asymmetry_z")]
+    return out
 
 
 def _couinaud(ctx: StudyContext, mask: np.ndarray, centroid_idx: np.ndarray) -> tuple[int | None, str]:
@@ -394,5 +434,6 @@ def measure_lesion(ctx: StudyContext, mask: np.ndarray, lesion_id: str, name: st
     ref, out.reference = reference_region(ctx, mask, sl, reference_mask)
     rim, core = rim_core(lesion, spacing, rim_mm)
     out.reference["rim_thickness_mm"] = rim_mm
-    out.measurements += _image_measurements(ctx, sl, lesion, ref, rim, core, rim_mm)
+    margin = margin_shell(ctx, lesion, sl, spacing, rim_mm)
+    out.measurements += _image_measurements(ctx, sl, lesion, ref, rim, core, rim_mm, margin)
     return out
