@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import LiverMetsError
 from .io.atomic import write_json_atomic, write_text_atomic
 from .io.images import write_image
 from .phantom import PhantomStudy, generate_phantom, write_phantom
@@ -225,15 +226,23 @@ def _review_stage(study: PhantomStudy, maps: StudyMaps | None, out: Path, log=pr
                                                                     str(folder / "review.md")]}
 
 
-def _report_stage(out: Path, study_dir: Path, log=print) -> dict[str, Any]:
+def _report_stage(out: Path, study_dir: Path, log=print, *, dicom: bool = True) -> dict[str, Any]:
     """The structured report of the review stage's review: ``out/report`` (HTML, PDF when PySide6 is installed,
-    text); the key images are cut from ``study_dir``, the study the lesions were measured on."""
+    text, and with ``dicom`` the DICOM SEG + SR when highdicom is installed); the key images are cut from
+    ``study_dir``, the study the lesions were measured on, whose DICOM files the SEG and SR reference."""
     from .report import ReportInputs, write_report
 
     t0 = time.perf_counter()
     notes: list[str] = []
-    files = write_report(ReportInputs(out / "review", out / "lesions", study_dir), out / "report",
-                         ("html", "pdf", "txt"), notes=notes)
+    inputs = ReportInputs(out / "review", out / "lesions", study_dir)
+    files = write_report(inputs, out / "report", ("html", "pdf", "txt"), notes=notes)
+    if dicom:
+        from .report.dicom_export import write_dicom
+
+        try:
+            files.extend(write_dicom(inputs, out / "report"))
+        except LiverMetsError as exc:  # no highdicom: the other files stand, the reason is said
+            notes.append(str(exc))
     for note in notes:
         log(f"  note: {note}")
     log(f"report: {', '.join(str(f) for f in files)} ({time.perf_counter() - t0:.1f} s)")
@@ -311,8 +320,8 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis",
     study_dir = out / "phantom"
     if aligned is not study:  # the lesions were measured on the unshifted phantom: key images are cut from it
         study_dir = out / "lesions" / "study_unshifted"
-        write_phantom(aligned, study_dir, "nrrd")
-    report = _report_stage(out, study_dir, log)
+        write_phantom(aligned, study_dir, ("nrrd", "dicom") if dicom else "nrrd")
+    report = _report_stage(out, study_dir, log, dicom=dicom)
     timings["report_s"] = time.perf_counter() - t0
 
     summary = {

@@ -111,7 +111,7 @@ def test_missing_roles_are_reported_not_dropped(study):
 
 
 def test_demo_writes_its_outputs(tmp_path):
-    summary = run_demo(tmp_path, seed=1, scenario="normal", size="small", dicom=False, figures=False,
+    summary = run_demo(tmp_path, seed=1, scenario="normal", size="small", dicom=True, figures=False,
                        log=lambda *_: None)
     assert (tmp_path / "phantom" / "roles.json").exists()
     assert (tmp_path / "phantom" / "ground_truth.seg.nrrd").exists()
@@ -132,8 +132,17 @@ def test_demo_writes_its_outputs(tmp_path):
     assert {les["id"] for les in review["lesions"]} == set(re.findall(r'<section data-lesion="([^"]+)">', html))
     assert (tmp_path / "report" / "report.pdf").read_bytes().startswith(b"%PDF")
     assert (tmp_path / "report" / "report.txt").read_text().startswith("IMPRESSION")
-    assert sorted(summary["report"]["files"]) == sorted(str(tmp_path / "report" / f"report.{x}")
-                                                        for x in ("html", "pdf", "txt"))
+    assert sorted(summary["report"]["files"]) == sorted([*(str(tmp_path / "report" / f"report.{x}")
+                                                           for x in ("html", "pdf", "txt")),
+                                                         str(tmp_path / "report" / "seg.dcm"),
+                                                         str(tmp_path / "report" / "sr.dcm")])
+    # DICOM SEG + SR reference the DICOM copy of the study the lesions were measured on (the unshifted phantom)
+    import pydicom
+
+    sources = json.loads((tmp_path / "lesions" / "study_unshifted" / "dicom_sources.json").read_text())
+    seg = pydicom.dcmread(tmp_path / "report" / "seg.dcm")
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID in {s["series_uid"] for s in sources["series"]}
+    assert {s.SegmentLabel for s in seg.SegmentSequence} >= {les["id"] for les in review["lesions"]}
 
 
 def test_demo_lesion_stage_outlines_every_lesion(tmp_path):
