@@ -88,6 +88,10 @@ def _grid_text(ref: Any) -> str:
 def source_stack(sources: dict[str, Any], ref: Any, prefer: list[str], seg_path: Path) -> tuple[dict, dict]:
     """The source series and stack whose DICOM grid is the segmentation's grid (roles in ``prefer`` first)."""
     hits = [(s, st) for s in sources["series"] for st in s.get("stacks", []) if same_grid(ref, st["geometry"])]
+    if not hits and sources.get("not_recorded"):  # a viewer's study: say which series could not be referenced
+        raise LiverMetsError(f"{seg_path} is on a grid ({_grid_text(ref)}) that is none of the DICOM source series' "
+                             f"own grids ({'; '.join(sources['not_recorded'])}); SEG export needs the lesions drawn "
+                             "on a series loaded from Slicer's DICOM database as it is")
     if not hits:
         raise LiverMetsError(f"{seg_path} is on a grid ({_grid_text(ref)}) that is none of the DICOM source series' "
                              "own grids (a resampled study, e.g. 'livermets load --resample-to'); SEG export needs "

@@ -20,15 +20,19 @@ Format ``livermets-dicom-sources`` version 1::
 
 ``frame`` is the 1-based frame number in an enhanced (multi-frame) file, null for a classic file. A stack
 computed from several images per slice (the DWI trace) lists the slices of the first of them and how many
-were combined.
+were combined. A study folder written by a viewer (3D Slicer: ``viewer_sources``) may add ``not_recorded``: one
+sentence per series it could not reference (not read from DICOM, or resampled by the viewer).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..errors import LiverMetsError
 from ..io.atomic import write_json_atomic
@@ -188,3 +192,119 @@ def read_dicom_sources(study_dir: str | Path) -> dict[str, Any] | None:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("series"), list):
         raise LiverMetsError(f"{path} is not a DICOM sources file written by 'livermets load'; load the study again")
     return doc
+
+
+# ------------------------------------------------------------------ a study shown by a viewer (3D Slicer)
+# A viewer (Slicer's DICOM plugins) read each volume from DICOM files it knows by SOP instance UID; the study
+# folder it writes holds those volumes as NRRD. The document below is the one 'livermets load' writes, built from
+# the files' own headers, so the slices are placed by their ImagePositionPatient, not by the viewer's order.
+
+GRID_TOLERANCE_MM = 1e-3
+DIRECTION_TOLERANCE = 1e-4
+
+
+@dataclass
+class ViewerStack:
+    """One written stack: its NRRD file in the study folder, the grid the viewer's volume has (LPS: size, spacing,
+    origin, direction) and the DICOM images (SOP instance UID, file) the viewer read it from, in any order."""
+
+    file: str
+    geometry: dict[str, Any]
+    instances: list[tuple[str, str]]
+
+
+def grid_of(image: Any) -> dict[str, Any]:
+    """The grid of a SimpleITK image as the ``geometry`` of a stack record."""
+    return {"size": [int(v) for v in image.GetSize()], "spacing": [float(v) for v in image.GetSpacing()],
+            "origin": [float(v) for v in image.GetOrigin()], "direction": [float(v) for v in image.GetDirection()]}
+
+
+def same_geometry(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two grids (``geometry`` records) are one: same size, spacing, origin and axis directions."""
+    return ([int(v) for v in a["size"]] == [int(v) for v in b["size"]]
+            and np.allclose(a["spacing"], b["spacing"], atol=GRID_TOLERANCE_MM)
+            and np.allclose(a["origin"], b["origin"], atol=GRID_TOLERANCE_MM)
+            and np.allclose(a["direction"], b["direction"], atol=DIRECTION_TOLERANCE))
+
+
+def reversed_geometry(g: dict[str, Any]) -> dict[str, Any]:
+    """The same grid with its slice axis run backwards (slice 0 is the last slice)."""
+    d = np.array(g["direction"], float).reshape(3, 3)
+    last = np.array(g["origin"], float) + (int(g["size"][2]) - 1) * float(g["spacing"][2]) * d[:, 2]
+    d[:, 2] = -d[:, 2]
+    return {**g, "origin": [float(v) for v in last], "direction": [float(v) for v in d.ravel()]}
+
+
+def _viewer_info(role: str, stacks: Sequence[ViewerStack]) -> SeriesInfo:
+    """The headers of every image the viewer read, as one series of one stack per written stack."""
+    from .scan import StackInfo, _frames_of, _series_from
+
+    info = None
+    for stack in stacks:
+        frames = []
+        for uid, path in stack.instances:
+            if not Path(path).exists():
+                raise LiverMetsError(f"{path}, a DICOM file of the {role} series, does not exist (moved or deleted?)")
+            ds = _first_header(path)
+            if str(ds.get("SOPInstanceUID", "")) != uid:
+                raise LiverMetsError(f"{path} is not the image {uid} the viewer read for the {role} series")
+            found = _frames_of(ds, str(path))
+            if len(found) != 1:
+                raise LiverMetsError(f"{path} is an enhanced (multi-frame) image; its frames cannot be told apart here")
+            found[0].sop_uid = uid
+            frames.extend(found)
+            series_uid = str(ds.get("SeriesInstanceUID", ""))
+            if info is None:
+                info = _series_from(ds, series_uid)
+            elif series_uid != info.series_uid:
+                raise LiverMetsError(f"the {role} volumes were read from two DICOM series ({info.series_uid}, "
+                                     f"{series_uid}); one role must come from one series")
+            info.files.append(str(path))
+        if info is None or not frames:
+            raise LiverMetsError(f"the {role} volume '{stack.file}' names no DICOM image it was read from")
+        info.stacks.append(StackInfo(frames))
+    return info
+
+
+def _placed(info: SeriesInfo, k: int, stack: ViewerStack, role: str) -> dict[str, Any]:
+    """The stack record of one written stack, its slices in the NRRD's slice order; LiverMetsError (one sentence)
+    when the viewer's volume is not the grid its DICOM images span (merged, resampled, cropped)."""
+    record = stack_record(info, [k], stack.file)
+    if len(record["slices"]) != int(stack.geometry["size"][2]):
+        raise LiverMetsError(f"the {role} volume '{stack.file}' has {int(stack.geometry['size'][2])} slices but was "
+                             f"read from {len(record['slices'])} DICOM images (merged or split by the viewer)")
+    if same_geometry(record["geometry"], stack.geometry):
+        return record
+    if same_geometry(reversed_geometry(record["geometry"]), stack.geometry):  # the viewer runs k the other way
+        return {**record, "geometry": reversed_geometry(record["geometry"]), "slices": record["slices"][::-1]}
+    raise LiverMetsError(f"the {role} volume '{stack.file}' is not on the grid of the DICOM images it was read from "
+                         "(resampled, cropped or moved by a transform)")
+
+
+def viewer_sources(series: Sequence[tuple[str, Sequence[ViewerStack]]]) -> tuple[dict[str, Any] | None, list[str]]:
+    """``dicom_sources.json`` of a study folder a viewer wrote: per (role, its written stacks) the DICOM images
+    read from the files' headers, in the NRRD's slice order, as ``livermets load`` records them. A series whose
+    volumes are not the grid of their images is left out with a note (SEG/SR then refuse to reference it);
+    returns (None, notes) when no series can be recorded."""
+    infos, records, notes = [], [], []
+    for role, stacks in series:
+        if not stacks or any(not s.instances for s in stacks):
+            notes.append(f"{role}: not read from DICOM files (computed or loaded from a file), so it has no DICOM "
+                         "sources")
+            continue
+        try:
+            info = _viewer_info(role, stacks)
+            placed = [_placed(info, k, s, role) for k, s in enumerate(stacks)]
+        except LiverMetsError as exc:
+            notes.append(f"{exc}; DICOM SEG/SR cannot reference this series")
+            continue
+        record = series_record(info, role, [[k] for k in range(len(stacks))], [s.file for s in stacks])
+        record["stacks"] = placed
+        infos.append(info)
+        records.append(record)
+    if not records:
+        return None, notes
+    doc = _document(infos, records)
+    if notes:
+        doc["not_recorded"] = notes
+    return doc, notes
