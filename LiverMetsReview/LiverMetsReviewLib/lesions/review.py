@@ -139,6 +139,51 @@ def review_lesions(series: Sequence[Any], seeds: Sequence[Seed], *, roles: Seque
     _separate(ref, items, refused)
     if not items:
         raise LiverMetsError("no lesion could be segmented: " + "; ".join((refused or {}).values()))
+    return _measured(series, images, items, liver_mask, couinaud, maps, liver_note, rim_mm)
+
+
+@dataclass
+class OutlinedLesion:
+    """A lesion as a viewer holds it: its id, type and mask (bool z, y, x on the reference series' grid), maybe
+    segmented from a click and edited by the reader; ``seed_lps``: the click (None: the centroid stands in)."""
+
+    id: str
+    kind: str
+    mask: np.ndarray
+    seed_lps: tuple[float, float, float] | None = None
+    how: str = "outlined in the viewer (segmented from a click, edited or drawn by the reader)"
+
+
+def review_of_outlines(series: Sequence[Any], lesions: Sequence[OutlinedLesion], *,
+                       liver_mask: sitk.Image | None = None, couinaud: sitk.Image | None = None, maps: Any = None,
+                       liver_note: str = "", rim_mm: float | None = None) -> LesionReview:
+    """Measure lesions as they are outlined (no segmentation, no separation), exactly as ``review_lesions``
+    measures its own: one study context with the liver, the Couinaud labels and every lesion."""
+    if not lesions:
+        raise LiverMetsError("the review has no lesion yet; add one (a click in it) first")
+    images = lesion_channels(series)
+    ref = images.reference
+    items = []
+    for les in lesions:
+        mask = np.asarray(les.mask, bool)
+        if mask.shape != tuple(ref.GetSize()[::-1]):
+            raise LiverMetsError(f"lesion '{les.id}' is outlined on a grid of shape {mask.shape}, not the reference "
+                                 f"series' {tuple(ref.GetSize()[::-1])}; outline it on the reference series")
+        if not mask.any():
+            raise LiverMetsError(f"lesion '{les.id}' has an empty segment; outline it again or remove it")
+        idx = np.argwhere(mask).mean(axis=0)
+        centre = tuple(ref.TransformContinuousIndexToPhysicalPoint([float(v) for v in idx[::-1]]))
+        seed = tuple(float(v) for v in les.seed_lps) if les.seed_lps is not None else centre
+        seg = LesionSegmentation(ref, (0, 0, 0), mask, seed, {"method": les.how})
+        terminology_for(les.kind)  # an unknown type is refused before anything is measured
+        items.append(ReviewedLesion(Seed(les.id, seed, f"lesion={les.id}; type={les.kind}"), seg, mask.copy()))
+    return _measured(series, images, items, liver_mask, couinaud, maps, liver_note, rim_mm)
+
+
+def _measured(series: Sequence[Any], images: Any, items: list[ReviewedLesion], liver_mask: sitk.Image | None,
+              couinaud: sitk.Image | None, maps: Any, liver_note: str, rim_mm: float | None) -> LesionReview:
+    """Measure every lesion in one study context (liver, Couinaud labels, all lesions kept out of the background)."""
+    ref = images.reference
     liver = _mask_on(ref, liver_mask, "liver mask")
     ctx = StudyContext(ref, prepare_images(ref, study_images(series, maps)),
                        liver=None if liver is None else liver != 0,
