@@ -139,6 +139,7 @@ class LiverMetsReviewWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.checklist = ChecklistSection()
         self.report = ReportSection()
         self.sections = [self.study, self.maps, self.lesions, self.checklist, self.report]  # reading order
+        self.report.checklist = self.checklist  # Generate brings review.json up to date (see report_section)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -709,20 +710,16 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Role edit test passed")
 
     def test_checklist_through_the_widget(self):
-        """The Checklist section on a phantom lesion segmented by the core from the truth's centre: answers given
-        with the section's buttons and shortcut actions (one overriding a suggestion), saved to .mrb, reopened:
-        every answer, on the segment, in the parameter node and in review.json, and the impression unchanged."""
+        """The Checklist section on a phantom lesion added by a click at the truth's centre (Lesions section): answers
+        given with the section's buttons and shortcut actions (one overriding a suggestion), saved to .mrb, reopened:
+        every answer, on the segment, in the parameter node and in review.json, and the impression unchanged. Then
+        the Report section's one button (see ``_reportThroughTheWidget``)."""
         import json
         import tempfile
 
-        import numpy as np
-        import SimpleITK as sitk
         from LiverMetsReviewSlicer import checklist_scene
-        from LiverMetsReviewSlicer.segmentations import importLabelmapSegmentation
 
         from LiverMetsReviewLib.context import write_clinical_context
-        from LiverMetsReviewLib.lesions.markups import Seed
-        from LiverMetsReviewLib.lesions.review import review_lesions
 
         slicer.util.selectModule("LiverMetsReview")
         widget = slicer.modules.livermetsreview.widgetRepresentation().self()
@@ -733,14 +730,10 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         for phase in ("t1_arterial", "t1_portal_venous", "t1_hepatobiliary"):
             logic.computeEnhancement(phase)
         study = logic.lastPhantomStudy
-        truth = max(study.truth["lesions"], key=lambda les: les["diameter_mm"])
-        liver = sitk.Cast(study.labelmap == next(s["label"] for s in study.segments if s["id"] == "liver"),
-                          sitk.sitkUInt8)
-        lesionReview = review_lesions(study.series, [Seed(truth["id"], tuple(truth["centre_mm"]))], liver_mask=liver)
-        mask = sitk.GetImageFromArray(lesionReview.lesions[0].mask.astype(np.uint8))
-        mask.CopyInformation(lesionReview.reference)
-        importLabelmapSegmentation(mask, [{"label": 1, "name": truth["id"], "color": [0.9, 0.3, 0.2], "tags": {
-            checklist_scene.LESION_ID: truth["id"], checklist_scene.SEGMENT_ROLE: "lesion"}}], "LesionReview")
+        truthLesion = max(study.truth["lesions"], key=lambda les: les["diameter_mm"])
+        lesionId = widget.lesions.addLesionAt(lpsToRas(truthLesion["centre_mm"]), "metastasis")
+        self.assertIsNotNone(lesionId, widget.lesions.ui.lesionsResultLabel.text)
+        truth = {**truthLesion, "id": lesionId}  # the checklist and the report know the lesion by its review id
         folder = Path(tempfile.mkdtemp(dir=slicer.app.temporaryPath))
         params.checklist.contextFile = write_clinical_context(study.truth["clinical_context"], folder / "context.json")
         params.checklist.reviewFolder = folder / "review"
@@ -783,19 +776,37 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         self._reportThroughTheWidget(widget, folder, truth["id"])
 
     def _reportThroughTheWidget(self, widget, folder: Path, lesionId: str) -> None:
-        """The Report section on the checklist's review: HTML, PDF (Slicer's Qt) and text written, the text on the
-        clipboard, the lesion and the statement in each."""
+        """The Report section's one button on the scene: the scene's volumes written as a study folder and its lesion
+        as a lesions folder, HTML, PDF (Slicer's Qt) and text written; the HTML table holds the clicked lesion with the
+        measures the Lesions section shows (now recomputed from the segment as it is) and its key-image strip; the
+        text on the clipboard."""
+        import json
+        import re
+
         import qt
+        from LiverMetsReviewSlicer import lesion_nodes
 
         section, params = widget.report, widget._parameterNode
         params.report.outputFolder = folder / "report"
         section.ui.generateButton.click()
-        for name in ("report.html", "report.pdf", "report.txt"):
+        for name in ("report.html", "report.pdf", "report.txt", "study/roles.json", "lesions/measurements.json",
+                     "lesions/lesions.seg.nrrd"):
             path = folder / "report" / name
             self.assertTrue(path.exists() and path.stat().st_size > 0, f"{name} was not written")
         html = (folder / "report" / "report.html").read_text(encoding="utf-8")
-        self.assertIn(f'data-lesion="{lesionId}"', html)
         self.assertIn("do not replace the radiologist", html)
+        row = re.search(rf'<tr data-lesion="{lesionId}">(.*?)</tr>', html, re.S)
+        self.assertIsNotNone(row, f"the table has no row for {lesionId}")
+        shown = dict(re.findall(r'data-quantity="(\w+)" data-value="([^"]*)"', row.group(1)))
+        segment = params.lesions.segmentation.GetSegmentation().GetSegment(lesionId)
+        measures = lesion_nodes.storedMeasures(segment)
+        self.assertAlmostEqual(float(shown["long_axis"]), measures["long_axis_mm"], places=6)
+        self.assertAlmostEqual(float(shown["short_axis"]), measures["short_axis_mm"], places=6)
+        self.assertAlmostEqual(float(shown["volume"]), measures["volume_ml"], places=6)
+        written = json.loads((folder / "report" / "lesions" / "measurements.json").read_text())
+        self.assertEqual([les["id"] for les in written["lesions"]], [lesionId])
+        strip = re.search(rf'<section data-lesion="{lesionId}">(.*?)</section>', html, re.S).group(1)
+        self.assertEqual(strip.count("<img data-series="), 6, "the key-image strip is not complete")  # phantom: all 6
         self.assertTrue((folder / "report" / "report.pdf").read_bytes().startswith(b"%PDF"))
         text = section.copyText()
         self.assertIn(f"Lesion {lesionId}", text)

@@ -1,10 +1,17 @@
-"""The Report section: the checklist's review as HTML, PDF and plain text, opened, copied, or exported to DICOM.
+"""The Report section: the reading as HTML, PDF and plain text, opened, copied, or exported to DICOM.
 
-Thin: the report is the core's (``LiverMetsReviewLib.report.write_report``) on the review.json the Checklist section
-keeps (``checklist.reviewFolder``); the PDF is laid out by Slicer's own Qt (``qt.QTextDocument`` + ``qt.QPdfWriter``),
-so nothing beyond what Slicer ships is needed. The lesions and study folders default to those review.json records.
-DICOM SEG + SR come from ``LiverMetsReviewLib.report.dicom_export.write_dicom`` (needs highdicom, imported lazily)
-and are added to Slicer's DICOM database, from where the DICOM module sends them to PACS.
+Thin: one button (Generate) writes, under the report folder, the scene as the folders the core reads
+(``report_scene``: ``study/`` from the role volumes, with ``dicom_sources.json`` for volumes read from Slicer's DICOM
+database; ``lesions/`` from the review segmentation measured as it is now), brings the checklist's review.json up to
+date with those measures, and writes the core's report (``LiverMetsReviewLib.report.write_report``) with the PDF laid
+out by Slicer's own Qt (``qt.QTextDocument`` + ``qt.QPdfWriter``). A lesions or study folder chosen in the section
+(the command line's) is used instead of the scene's. DICOM SEG + SR come from
+``LiverMetsReviewLib.report.dicom_export.write_dicom`` (needs highdicom, imported lazily) on the same folders and are
+added to Slicer's DICOM database, from where the DICOM module sends them to PACS.
+
+The module widget hands this section the Checklist section (``checklist``): review.json is the checklist's, so
+Generate asks it for its folder and to recompute the review from the scene (answers kept), instead of keeping a
+second copy of that logic here.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ FORMATS = ("html", "pdf", "txt")
 @parameterPack
 class ReportParameters:
     """outputFolder: where the report is written (empty: 'report' beside review.json). lesionsFolder, studyFolder:
-    the 'livermets measure' output and the study folder (empty: those review.json records)."""
+    a 'livermets measure' output and a study folder to report instead of the scene's (empty: the scene's lesions
+    and volumes, written into the report folder's 'lesions' and 'study')."""
 
     outputFolder: Path
     lesionsFolder: Path
@@ -59,6 +67,7 @@ class ReportSection(Section):
         super().__init__()
         self.files: list[Path] = []
         self.webWidget = None
+        self.checklist = None  # the Checklist section (set by the module widget): review.json's folder and refresh
 
     def setup(self, ui, logic) -> None:
         super().setup(ui, logic)
@@ -89,6 +98,24 @@ class ReportSection(Section):
             self.pack.outputFolder = folder
         return folder
 
+    def sceneInputs(self, notes: list[str]):
+        """The scene written as the report's folders and review.json brought up to date; the core's ReportInputs."""
+        from LiverMetsReviewLib.report import ReportInputs
+
+        from .report_scene import LESIONS_FOLDER, STUDY_FOLDER, writeLesions, writeStudy
+
+        if self.checklist is None:
+            return self.inputs()
+        reviewFolder = self.checklist.sidecarPath().parent  # chosen (and recorded) by the checklist
+        out = self.outputFolder()
+        study = _given(self.pack.studyFolder) or writeStudy(out / STUDY_FOLDER, notes)
+        lesions = _given(self.pack.lesionsFolder)
+        if lesions is None:
+            lesionsParams = self.params.lesions
+            lesions = writeLesions(out / LESIONS_FOLDER, study, lesionsParams.segmentation, lesionsParams.seeds, notes)
+        self.checklist.load()  # review.json from the measures just stored on the segments, the answers kept
+        return ReportInputs(reviewFolder, lesions, study)
+
     def reportFile(self, name: str) -> Path:
         path = self.outputFolder() / name
         if not path.exists():
@@ -98,11 +125,11 @@ class ReportSection(Section):
     # ---------------------------------------------------------------- actions
 
     def generate(self) -> list[Path]:
-        """Write report.html, report.pdf (Slicer's Qt) and report.txt; returns the files written."""
+        """Write the scene's folders, then report.html, report.pdf (Slicer's Qt) and report.txt; returns the files."""
         from LiverMetsReviewLib.report import write_report
 
         notes: list[str] = []
-        self.files = write_report(self.inputs(), self.outputFolder(), FORMATS, qt=qt, notes=notes)
+        self.files = write_report(self.sceneInputs(notes), self.outputFolder(), FORMATS, qt=qt, notes=notes)
         self.ui.reportResultLabel.text = resultText(self.files, notes)
         return self.files
 
@@ -146,7 +173,8 @@ class ReportSection(Section):
         except ImportError as exc:
             raise LiverMetsError("DICOM SEG and SR need the 'highdicom' Python package, which this Slicer does not "
                                  "ship: install it with slicer.util.pip_install('highdicom') and try again.") from exc
-        files = write_dicom(self.inputs(), self.outputFolder() / "dicom")
+        notes: list[str] = []
+        files = write_dicom(self.sceneInputs(notes), self.outputFolder() / "dicom")
         database = getattr(slicer, "dicomDatabase", None)  # slicer-class: ctkDICOMDatabase
         if database is None or not database.isOpen:
             raise LiverMetsError(f"Wrote {len(files)} DICOM files to {self.outputFolder() / 'dicom'}, but Slicer's "
