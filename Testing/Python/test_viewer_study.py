@@ -23,7 +23,7 @@ from LiverMetsReviewLib.errors import LiverMetsError
 from LiverMetsReviewLib.io.study_folder import read_study_folder, read_study_index
 from LiverMetsReviewLib.report.dicom_export import source_stack
 from LiverMetsReviewLib.study.sources import read_dicom_sources
-from LiverMetsReviewLib.study.viewer_study import ViewerVolume, group_volumes, write_viewer_study
+from LiverMetsReviewLib.study.viewer_study import NO_DICOM, ViewerVolume, group_volumes, write_viewer_study
 
 DRAW = 5 if os.environ.get("CI", "").lower() in ("1", "true", "yes") else random.SystemRandom().randrange(10**6)
 
@@ -134,7 +134,7 @@ def test_volumes_not_from_dicom_write_no_sources(loaded, tmp_path):
     series = read_study_folder(loaded, {"t2", "t1_hepatobiliary"})
     vols = [ViewerVolume(s.image, s.role) for s in series]
     index_path, notes = write_viewer_study(vols, tmp_path / "study")
-    assert read_dicom_sources(tmp_path / "study") is None and len(notes) == 2
+    assert read_dicom_sources(tmp_path / "study") is None and notes == [NO_DICOM]
     assert {s.role for s in read_study_folder(index_path)} == {"t2", "t1_hepatobiliary"}
 
 
@@ -150,3 +150,51 @@ def test_grouping_keeps_the_latest_volume_and_every_b_value():
     assert "again" in [v.name for v in groups["dwi"]]
     with pytest.raises(LiverMetsError):
         write_viewer_study([ViewerVolume(img, "unassigned")], Path("/nonexistent/never"))
+
+
+@pytest.mark.parametrize("flip", [False, True], ids=["as-dicom", "slices-reversed"])
+def test_seg_of_a_viewer_study_puts_each_frame_on_the_image_it_was_drawn_on(loaded, phantom_dicom, tmp_path, flip):
+    """Slicer reverses a left-handed stack's slices; the SEG of a lesion outlined on it must still reference, per
+    frame, the DICOM image at that frame's position, with that slice's voxels."""
+    pytest.importorskip("highdicom", reason="highdicom (test extra) builds the DICOM SEG")
+    from LiverMetsReviewLib.lesions.channels import lesion_channels
+    from LiverMetsReviewLib.lesions.review import OutlinedLesion
+    from LiverMetsReviewLib.lesions.viewer_lesions import write_viewer_lesions
+    from LiverMetsReviewLib.report import ReportInputs
+    from LiverMetsReviewLib.report.dicom_export import write_dicom
+
+    rng = random.Random(DRAW + 4)
+    vols = _volumes(loaded, phantom_dicom, rng)
+    for v in vols:
+        if flip and v.role == "t1_hepatobiliary":
+            v.image = sitk.Flip(v.image, [False, False, True])
+    write_viewer_study(vols, tmp_path / "study")
+    series = read_study_folder(tmp_path / "study")
+    ref = lesion_channels(series).reference
+    truth = json.loads((phantom_dicom.parent / "ground_truth.json").read_text())
+    les = rng.choice([t for t in truth["lesions"] if t["diameter_mm"] >= 12])
+    idx = np.indices(ref.GetSize()[::-1]).reshape(3, -1)[::-1].T  # (x, y, z) index of every voxel, z-major order
+    d = np.array(ref.GetDirection()).reshape(3, 3)
+    pts = np.array(ref.GetOrigin()) + (idx * np.array(ref.GetSpacing())) @ d.T
+    mask = (np.linalg.norm(pts - np.array(les["centre_mm"]), axis=1) <= les["diameter_mm"] / 2).reshape(
+        ref.GetSize()[::-1])
+    write_viewer_lesions(series, [OutlinedLesion("L1", "metastasis", mask)], tmp_path / "lesions",
+                         study_dir=tmp_path / "study")
+    assert main(["review", "--study", str(tmp_path / "study"), "--lesions", str(tmp_path / "lesions"), "-o",
+                 str(tmp_path / "review")]) == 0
+    write_dicom(ReportInputs(tmp_path / "review", tmp_path / "lesions", tmp_path / "study"), tmp_path / "dicom")
+    seg = pydicom.dcmread(str(tmp_path / "dicom" / "seg.dcm"))
+    files = {uid: path for v in vols for uid, path in v.instances}
+    pixels = seg.pixel_array.reshape(-1, *seg.pixel_array.shape[-2:])
+    per_slice = {}
+    for frame, item in zip(pixels, seg.PerFrameFunctionalGroupsSequence, strict=True):
+        uid = item.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        pos = [float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient]
+        src = pydicom.dcmread(files[uid], stop_before_pixels=True)
+        assert np.allclose(pos, [float(v) for v in src.ImagePositionPatient], atol=1e-3), (DRAW, flip)
+        ident = item if "SegmentIdentificationSequence" in item else seg.SharedFunctionalGroupsSequence[0]
+        if ident.SegmentIdentificationSequence[0].ReferencedSegmentNumber == 1:
+            per_slice[tuple(np.round(pos, 2))] = int(frame.sum())
+    want = {tuple(np.round(ref.TransformIndexToPhysicalPoint((0, 0, k)), 2)): int(mask[k].sum())
+            for k in range(mask.shape[0]) if mask[k].any()}
+    assert per_slice == want, (DRAW, flip)

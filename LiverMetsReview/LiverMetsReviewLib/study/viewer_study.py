@@ -17,6 +17,8 @@ from ..errors import LiverMetsError
 from ..series import Series
 
 WRITTEN_BY = "LiverMetsReview in 3D Slicer (the scene's volumes)"
+NO_DICOM = ("no series was read from DICOM files (e.g. the phantom, or a study read from files), so DICOM SEG/SR "
+            "cannot be exported; load the study from Slicer's DICOM database for that")
 
 
 @dataclass
@@ -98,6 +100,8 @@ def write_viewer_study(volumes: Sequence[ViewerVolume], out_dir: str | Path) -> 
     pairs = [(role, [ViewerStack(name, grid_of(v.image), list(v.instances)) for name, v in zip(entry["files"], vols,
                                                                                             strict=True)])
              for (role, vols), entry in zip(groups, index["series"], strict=True)]
+    if not any(v.instances for _, vols in groups for v in vols):
+        return index_path, [NO_DICOM]
     doc, notes = viewer_sources(pairs)
     if doc is not None:
         from ..io.atomic import write_json_atomic
