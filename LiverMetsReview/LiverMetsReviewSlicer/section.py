@@ -11,7 +11,9 @@ The module widget (``LiverMetsReviewWidget``) owns the parameter node and compos
   ``refresh()`` when the scene's volumes change, and ``cleanup()`` when the module is destroyed.
 
 Sections never call each other: what one produces reaches the next through the scene (node attributes) or the
-parameter node, as the one-way flow of the architecture asks.
+parameter node, as the one-way flow of the architecture asks. One exception, wired by the module widget: the
+Report section's Generate asks the Checklist section (the owner of review.json) to recompute the review from the
+measures it has just stored on the segments, so that one button gives a report whose numbers are the review's.
 """
 
 from __future__ import annotations
