@@ -67,7 +67,7 @@ def _study_sources(study_dir: Path | None) -> dict[str, Any]:
     sources = read_dicom_sources(study_dir)
     if sources is None:
         raise LiverMetsError(f"the study {study_dir} has no DICOM sources (e.g. the NRRD phantom); SEG/SR need a study "
-                             "loaded from DICOM with 'livermets load'")
+                             "loaded from DICOM ('livermets load', or in Slicer from its DICOM database)")
     return sources
 
 
