@@ -360,7 +360,8 @@ def _fit_voxels(stack: np.ndarray, stack_c: np.ndarray | None, idx: np.ndarray, 
             pw, cw, pf, cf = complex_sides(stack_c[:, sel] / scale, pw, pf, te, c, r_lo, r_hi, cfg)
         part = slice(s, s + sel.size)                       # chunks write disjoint columns
         out.pw[:, part], out.pf[:, part] = pw, pf
-        out.cw[part], out.cf[part] = cw * scale**2, cf * scale**2   # signal units^2
+        scale2 = scale.astype(np.float64) ** 2               # float64: a float32 square overflows above ~1e19
+        out.cw[part], out.cf[part] = cw * scale2, cf * scale2        # signal units^2
         out.scales[part] = scale
         return sel.size
 

@@ -78,19 +78,28 @@ def _profile(y32: np.ndarray, grid: StartGrid) -> tuple[np.ndarray, np.ndarray]:
     a1 = wt.sum(axis=0)
     var = np.maximum(np.einsum("en,en->n", wt, np.broadcast_to(t[:, None], y32.shape)) - a1 * a1 / a0,
                      np.float32(1e-30))
-    swz = np.einsum("en,en->n", w, logy)[None, :] - np.einsum("fe,en->fn", grid.logs, w)
-    swz *= a1 / a0
-    swz -= np.einsum("en,en->n", wt, logy)[None, :]
-    swz += np.einsum("fe,en->fn", grid.logs, wt)
-    r = np.clip(swz / var, grid.r_lo, grid.r_hi, out=swz)
+    # slope of z_n = log y_n - log|m0_n| on t: (a1/a0 sum w z - sum w t z) / var = (k - sum_n log|m0_n| u_n) / var
+    # with u_n = w_n (a1/a0 - t_n): one (n_ff x n_echo) product per voxel
+    mean_t = a1 / a0
+    u = w * (mean_t[None, :] - t[:, None])
+    k = np.einsum("en,en->n", u, logy)
+    r = np.einsum("fe,en->fn", grid.logs, u)
+    np.subtract(k[None, :], r, out=r)
+    r /= var
+    np.clip(r, grid.r_lo, grid.r_hi, out=r)
     num = np.zeros_like(r)
     den = np.zeros_like(r)
-    m = np.empty_like(r)
+    m, tmp, decay, step = np.empty_like(r), np.empty_like(r), np.empty_like(r), None
+    dt = np.diff(t)
+    if dt.size and np.all(np.abs(dt - dt[0]) <= 1e-6 * dt[0]):    # evenly spaced echoes: one exponential per step
+        step = np.exp(np.multiply(r, -dt[0], out=tmp))
     for e in range(t.size):
-        np.multiply(r, -t[e], out=m)
-        np.exp(m, out=m)
-        m *= grid.mags[:, e:e + 1]
-        den += m * m
+        if step is None or e == 0:
+            np.exp(np.multiply(r, -t[e], out=decay), out=decay)      # exp(-R TE_e)
+        else:
+            decay *= step
+        np.multiply(decay, grid.mags[:, e:e + 1], out=m)
+        den += np.multiply(m, m, out=tmp)
         m *= y32[e]
         num += m
     return num / np.sqrt(np.maximum(den, np.float32(1e-30), out=den), out=den), r
@@ -132,20 +141,21 @@ def _top_two_peaks(prof: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tup
 
 def _refined_start(y: np.ndarray, prof: np.ndarray, r_at: np.ndarray, fi: np.ndarray, cols: np.ndarray,
                    ffs: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(W, F, R) (float64 (3, len(cols))) of the voxels ``cols`` at profile maximum ``fi`` (rows of one side's
+    """(W, F, R) ((3, len(cols)), in y's precision) of the voxels ``cols`` at profile maximum ``fi`` (rows of one side's
     ``prof``), its PDFF refined by a parabola through the neighbouring PDFFs and the amplitude the least-squares
     one of that curve, rho = y . m / |m|^2 (|1 - ff + ff c_n|^2 = (1 - ff)^2 + ff^2 |c_n|^2 + 2 ff (1 - ff) Re c_n)."""
-    n_ff = prof.shape[0]
-    v0 = prof[fi, cols]
-    vm = prof[np.maximum(fi - 1, 0), cols]
-    vp = prof[np.minimum(fi + 1, n_ff - 1), cols]
-    ff = np.interp(fi + _parabola(vm, v0, vp, (fi > 0) & (fi < n_ff - 1)), np.arange(n_ff), ffs)
-    r = r_at[fi, cols].astype(np.float64)
-    q = (1.0 - ff) ** 2 + (ff * ff) * a[:, None] + (2.0 * ff * (1.0 - ff)) * b[:, None]
-    m = (np.sqrt(q) * np.exp(-te[:, None] * r)).astype(y.dtype)
-    yc = y if cols.size == y.shape[1] else y[:, cols]
-    rho = np.maximum(np.einsum("en,en->n", yc, m), 0.0) / np.maximum(np.einsum("en,en->n", m, m), 1e-30)
-    return np.stack([rho * (1.0 - ff), rho * ff, r])
+    n_ff, n = prof.shape
+    at = fi * n + cols                                   # flat positions: np.take is much faster than prof[fi, cols]
+    flat = prof.reshape(-1)
+    v0, vm, vp = np.take(flat, at), np.take(flat, at - n * (fi > 0)), np.take(flat, at + n * (fi < n_ff - 1))
+    ff = np.interp(fi + _parabola(vm, v0, vp, (fi > 0) & (fi < n_ff - 1)), np.arange(n_ff), ffs).astype(y.dtype)
+    r = np.take(r_at.reshape(-1), at)
+    wf = 1 - ff
+    m = np.sqrt(wf * wf + (ff * ff) * a.astype(y.dtype)[:, None] + (2 * ff * wf) * b.astype(y.dtype)[:, None])
+    m *= np.exp(te.astype(y.dtype)[:, None] * -r)
+    yc = y if cols.size == y.shape[1] else np.take(y, cols, axis=1)
+    rho = np.maximum(np.einsum("en,en->n", yc, m), 0) / np.maximum(np.einsum("en,en->n", m, m), np.float32(1e-30))
+    return np.stack([rho * wf, rho * ff, r])
 
 
 def side_starts(y32: np.ndarray, grid: StartGrid, a: np.ndarray, b: np.ndarray, margin: float
