@@ -113,18 +113,18 @@ def _parabola(vm: np.ndarray, v0: np.ndarray, vp: np.ndarray, inner: np.ndarray)
     return np.where(ok, 0.5 * (vp - vm) / np.where(ok, curv, 1.0), 0.0)
 
 
-_NOT_A_PEAK = np.float32(1e30)   # subtracted from profile values that are no local maximum (they are <= 1)
+_NOT_A_PEAK = np.float32(1e30)   # subtracted from profile values that are no local maximum (|y| <= sqrt(n_echo))
 
 
 def _first_argmax(values: np.ndarray, top: np.ndarray) -> np.ndarray:
-    """Row index of the first maximum ``top`` in every column of a (k <= 255, n) array, branch-free
-    (``np.argmax(axis=0)`` transposes and loops per column: ~10x slower on short columns)."""
-    rank = np.arange(values.shape[0], 0, -1, dtype=np.uint8)[:, None]      # the first row ranks highest
+    """Row index of the first maximum ``top`` in every column of a (k, n) array, branch-free (``np.argmax(axis=0)``
+    transposes and loops per column: ~10x slower on short columns)."""
+    rank = np.arange(values.shape[0], 0, -1, dtype=np.uint8 if values.shape[0] < 256 else np.int32)[:, None]
     return values.shape[0] - np.multiply(values == top, rank).max(axis=0).astype(np.intp)
 
 
 def _top_two_peaks(prof: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """The two largest local maxima over PDFF of a (n_ff, n) profile (values <= 1): ((index, value), (index,
+    """The two largest local maxima over PDFF of a (n_ff, n) profile (values far below 1e29): ((index, value), (index,
     value)); value -inf where there is no second one (ties: the lower PDFF). Arithmetic masks, no branches: the
     peak pattern differs from voxel to voxel."""
     cols = np.arange(prof.shape[1])
