@@ -194,6 +194,9 @@ def _curve(p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: t
     return np.sqrt(np.maximum(q, 0, out=q), out=q), e, wb, fa
 
 
+_MIXTURE_FLOOR = np.float32(1e-12)
+
+
 def _evaluate(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
     """Cost (residual sum of squares) and the normal equations of the magnitude model at p = (W, F, R), every
@@ -201,7 +204,10 @@ def _evaluate(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np
     g0, g1, g2 of J^T r (9, m))."""
     m, e, wb, fa = _curve(p, te, a, b, y.dtype.type)
     model = m * e
-    inv = np.divide(e, np.maximum(m, np.finfo(y.dtype).tiny, out=m), out=e)
+    # d|W + F c|/dW is singular where the two cancel; a floor far below any signal (the largest echo is 1) keeps
+    # the Jacobian's squares inside float32's range
+    floor = _MIXTURE_FLOOR if y.dtype == np.float32 else 1e-150
+    inv = np.divide(e, np.maximum(m, floor, out=m), out=e)
     jw, jf, jr = np.multiply(wb, inv, out=wb), np.multiply(fa, inv, out=fa), model * (-te.astype(y.dtype))[:, None]
     res = np.subtract(y, model, out=model)
     pairs = ((jw, jw), (jw, jf), (jw, jr), (jf, jf), (jf, jr), (jr, jr), (jw, res), (jf, res), (jr, res))
@@ -274,6 +280,14 @@ def levenberg_marquardt(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndar
     continue, compacted into contiguous arrays, up to ``iterations`` (default from ``cfg``). Noise-free data have no
     residual and iterate to the step tolerance.
     """
+    # a wild proposal (data unlike the model) may overflow float32: its cost is then not finite and it is rejected
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _lm_loop(y, p, te, a, b, r_lo, r_hi, cfg, iterations)
+
+
+def _lm_loop(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray, r_lo: float, r_hi: float,
+             cfg: dict[str, Any], iterations: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The iterations of :func:`levenberg_marquardt`."""
     p_out = np.asarray(p, dtype=y.dtype).copy()
     p_out[2] = np.clip(p_out[2], r_lo, r_hi)
     cost_out, hg = _evaluate(y, p_out, te, a, b)
