@@ -132,6 +132,18 @@ def coreProgress(function, progress) -> dict[str, Any]:
     return {"progress": progress} if takes else {}
 
 
+def _within(progress, low: float, high: float):
+    """``progress`` with a core function's fractions 0..1 mapped onto ``low..high`` of the bar (the steps before it
+    already moved the bar: it must not run backwards)."""
+    if progress is None:
+        return None
+
+    def scaled(fraction: float | None, message: str = "") -> None:
+        progress(None if fraction is None else low + (high - low) * float(fraction), message)
+
+    return scaled
+
+
 def _step(progress, fraction: float, message: str) -> None:
     if progress is not None:
         progress(fraction, message)
@@ -208,7 +220,7 @@ def computePdff(progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
     _step(progress, 0.0, "Reading the echoes")
     images = [pullImage(n) for n in echoes]
     _step(progress, 0.1, "Fitting PDFF and R2*")
-    result = fit_pdff(images, times, field_strength_t=field, **coreProgress(fit_pdff, progress))
+    result = fit_pdff(images, times, field_strength_t=field, **coreProgress(fit_pdff, _within(progress, 0.1, 1.0)))
     nodes = {"pdff": _push(result.pdff, "pdff", result.metadata["pdff"]),
              "r2star": _push(result.r2star, "r2star", result.metadata["r2star"])}
     return nodes, _with_inputs(result.summary, _inputs_note(echoes, ignored, "TE ms"))

@@ -110,3 +110,32 @@ def test_one_command_loads_only_its_group():
                            "except SystemExit:\n    pass")
     assert "LiverMetsReviewLib.cli.maps_cmd" in loaded
     assert not {"LiverMetsReviewLib.cli.phantom_cmd", "LiverMetsReviewLib.cli.demo_cmd"} & loaded
+
+
+def test_pydicom_is_silenced_after_its_import_and_map_commands_load_no_logging(tmp_path):
+    """The CLI silences pydicom's logger during a command. pydicom's own import sets that logger's level, so the
+    silencing must come after it (a level set before the import was undone); afterwards pydicom's level is back and
+    no import hook is left. A map command on NRRD files imports neither pydicom nor ``logging``."""
+    probe = (
+        "import json, sys\n"
+        "from LiverMetsReviewLib.cli import _quiet_libraries\n"
+        "with _quiet_libraries():\n"
+        "    import logging, pydicom\n"
+        "    inside = logging.getLogger('pydicom').level\n"
+        "left = [h for h in sys.meta_path if type(h).__name__ == '_AfterImport']\n"
+        "print(json.dumps([inside, logging.getLogger('pydicom').level, len(left)]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    inside, after, left = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (inside, after, left) == (50, 30, 0)      # CRITICAL during the command, pydicom's WARNING after
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    for name, value in (("ip", 1000.0), ("op", 600.0)):
+        sitk.WriteImage(sitk.GetImageFromArray(np.full((2, 8, 8), value, np.float32)), str(tmp_path / f"{name}.nrrd"))
+    argv = ["fat", "--in-phase", str(tmp_path / "ip.nrrd"), "--opposed-phase", str(tmp_path / "op.nrrd"),
+            "-o", str(tmp_path / "ff.nrrd"), "--noise-floor", "0"]
+    loaded = _loaded_after(f"from LiverMetsReviewLib.cli import main\nmain({argv!r})")
+    assert (tmp_path / "ff.nrrd").exists()
+    assert "logging" not in loaded and "pydicom" not in loaded

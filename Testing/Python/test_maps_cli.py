@@ -428,3 +428,22 @@ def test_enhancement_warns_when_the_roles_are_not_t1_dynamic(capsys, tmp_path, s
                                     "--noise-floor", "0", "--json"])
     payload = json.loads(stdout)
     assert payload["warnings"] == [] and payload["inputs"]["phase"] == "t1_hepatobiliary"
+
+
+def _nrrd_encoding(path) -> str:
+    with open(path, "rb") as fh:
+        head = fh.read(4096).split(b"\n\n")[0].decode("ascii", "replace")
+    return next(line.split(":", 1)[1].strip() for line in head.splitlines() if line.startswith("encoding:"))
+
+
+def test_map_files_are_raw_unless_compression_is_asked_for(capsys, tmp_path, dwi_files):
+    """Maps are written uncompressed by default (zlib only shrinks the masked background of a float map and makes
+    writing several times slower); --compress writes gzip-encoded NRRD with the same voxels."""
+    paths, _, _ = dwi_files
+    base = ["adc", *paths, "--bvalues", "0", "500", "1000"]
+    for extra, out, encoding in (([], "raw.nrrd", "raw"), (["--compress"], "gz.nrrd", "gzip")):
+        code, _, err = _run(capsys, [*base, "-o", str(tmp_path / out), *extra])
+        assert code == 0, err
+        assert _nrrd_encoding(tmp_path / out) == encoding
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "raw.nrrd"))),
+                                  sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "gz.nrrd"))))

@@ -285,3 +285,35 @@ def test_truncated_median_sigma_solves_its_equation_and_recovers_drawn_sigma():
         t = 2.5 * sigma
         est = _sigma_from_truncated_median(float(np.median(noise[noise < t])), t)
         assert est == pytest.approx(sigma, rel=0.01)   # ~2.5e5 samples: median standard error well below 1 %
+
+
+def test_robust_max_percentile_equals_numpy_on_drawn_arrays():
+    """The 99th percentile of the noise floor is taken by one partition instead of ``np.percentile`` (which imports
+    numpy.ma); it must give numpy's value exactly, in the array's own precision, for any size, scale and q."""
+    from LiverMetsReviewLib.maps.noise import _percentile, robust_max
+
+    rng = np.random.default_rng(11)
+    for _ in range(400):
+        n = int(rng.integers(1, 5000))
+        dtype = (np.float32, np.float64)[int(rng.integers(2))]
+        v = (rng.gamma(2.0, 1.0, n) * 10.0 ** rng.uniform(-3, 3)).astype(dtype)
+        q = float(rng.choice([0.0, 50.0, 99.0, 100.0, rng.uniform(0, 100)]))
+        assert _percentile(v, q) == float(np.percentile(v, q)), (n, dtype, q)
+    img = rng.rayleigh(5.0, (8, 64, 64)).astype(np.float32)
+    img[0, :4, :4] = 0.0
+    assert robust_max(img) == float(np.percentile(img[img > 0], 99.0))
+
+
+def test_median_and_distinct_values_equal_numpy_on_drawn_arrays():
+    """The background's median and the distinct neighbourhood counts avoid ``np.median``/``np.unique`` (both import
+    numpy.ma); they must give numpy's results exactly, in the array's own precision."""
+    from LiverMetsReviewLib.maps.noise import _median, distinct_values
+
+    rng = np.random.default_rng(12)
+    for _ in range(400):
+        n = int(rng.integers(1, 5000))
+        dtype = (np.float32, np.float64)[int(rng.integers(2))]
+        v = (rng.gamma(2.0, 1.0, n) * 10.0 ** rng.uniform(-3, 3)).astype(dtype)
+        assert _median(v) == float(np.median(v)), (n, dtype)
+        counts = rng.integers(0, int(rng.integers(1, 30)), size=(int(rng.integers(0, 6)), 3))
+        np.testing.assert_array_equal(distinct_values(counts), np.unique(counts))

@@ -723,3 +723,24 @@ def test_livermets_main_dispatches_pdff_and_reports_errors(tmp_path, capsys):
     assert main(["pdff", *paths, "--echo-times", *map(str, tes), "--field-strength", "1.5", "--noise-floor", "0",
                  "-o", str(tmp_path / "p.nrrd")]) == 0
     np.testing.assert_allclose(_arr(sitk.ReadImage(str(tmp_path / "p.nrrd")))[0, 0], [20.0, 70.0], atol=1e-3)
+
+
+def test_start_search_finds_the_two_largest_local_maxima_of_drawn_profiles():
+    """The branch-free peak search of the start grid against its definition, column by column: a local maximum is
+    >= its lower and > its upper neighbour; the largest and the second largest (first PDFF on ties), -inf when a
+    profile has a single one. Drawn profiles, with ties from a coarse value grid."""
+    from LiverMetsReviewLib.maps.pdff_fit import _top_two_peaks
+
+    rng = np.random.default_rng(5)
+    for n_ff in (1, 2, 3, 12, 13):
+        prof = (rng.integers(0, 6, (n_ff, 400)) / 5.0).astype(np.float32)
+        (i1, v1), (i2, v2) = _top_two_peaks(prof)
+        for col in range(prof.shape[1]):
+            p = prof[:, col]
+            peaks = [k for k in range(n_ff) if (k == 0 or p[k] >= p[k - 1]) and (k == n_ff - 1 or p[k] > p[k + 1])]
+            order = sorted(peaks, key=lambda k: (-p[k], k))
+            assert (i1[col], v1[col]) == (order[0], p[order[0]])
+            if len(order) > 1:
+                assert (i2[col], v2[col]) == (order[1], p[order[1]])
+            else:
+                assert v2[col] == -np.inf

@@ -1261,6 +1261,18 @@ def test_map_display_colour_nodes_exist_in_slicer():
     assert set(data["figure_order"]) <= set(data["maps"])
 
 
+def test_pdff_section_shows_the_progress_of_the_fit(fake_scene, slicer_side, small_phantom):
+    """The Maps section's PDFF (seconds on a whole study) hands its progress bar to the fit: the bar moves with the
+    fitted voxels, never backwards, and ends full."""
+    maps = importlib.import_module("LiverMetsReviewSlicer.maps")
+    slicer_side.loadSeries(small_phantom.series, source="phantom")
+    calls = []
+    maps.computePdff(progress=lambda fraction, message: calls.append((fraction, message)))
+    fractions = [f for f, _ in calls if f is not None]
+    assert any("fitted" in m for _, m in calls)
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+
+
 def test_maps_get_their_colour_table_and_fixed_window(fake_scene, slicer_side, small_phantom):
     """Review B H5: ADC shows grey 0-3000 (10^-6 mm^2/s), fat fractions a colour table 0-50 %, relative enhancement
     -20..150 %, R2* 0-200 1/s, with auto window/level off; signal images (subtraction) keep the auto window."""

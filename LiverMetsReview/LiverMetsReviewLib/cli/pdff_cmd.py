@@ -130,11 +130,11 @@ def _cmd_pdff(args: argparse.Namespace) -> int:
     res = fit_pdff(echoes, tes, field_strength_t=field, fat_model=fat_model, mask=mask, method=method,
                    noise_floor=args.noise_floor, noise_sigma=args.noise_sigma)
     res.metadata = attach_skipped(res.metadata, skipped)
-    outputs = {"pdff": str(write_image(res.pdff, args.output, res.metadata["pdff"]))}
+    outputs = {"pdff": str(write_image(res.pdff, args.output, res.metadata["pdff"], compress=args.compress))}
     for name, path in (("r2star", args.r2star), ("water", args.water), ("fat", args.fat),
                        ("quality", args.quality), ("flags", args.flags), ("field_map", args.field_map)):
         if path:
-            outputs[name] = str(write_image(getattr(res, name), path, res.metadata[name]))
+            outputs[name] = str(write_image(getattr(res, name), path, res.metadata[name], compress=args.compress))
     s = res.summary
     payload = {"command": "pdff", "outputs": outputs, "units": s["units"], "method": s["method"],
                "inputs": {"source": source, "files": inputs, "echo_times_ms": s["echo_times_ms"],
@@ -155,6 +155,8 @@ def _cmd_pdff(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``pdff`` to the ``livermets`` parser."""
+    from .maps_cmd import add_compress_option
+
     p = subparsers.add_parser(
         "pdff", help="PDFF (percent, 0-100) and R2* (1/s) from a multi-echo gradient echo",
         description="Multi-echo magnitude fit with a multi-peak fat spectrum and one R2*; the fat-water ambiguity "
@@ -185,4 +187,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fat-model", metavar="JSON",
                    help="JSON file with 'ppm' and 'amplitudes' (and 'source') to replace the default fat spectrum")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    add_compress_option(p)
     p.set_defaults(func=_cmd_pdff)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .defaults import defaults
+from .noise import distinct_values
 
 
 def chi2_quantile_even_dof(p: float, dof: int) -> float:
@@ -75,7 +76,7 @@ def high_b_at_floor(stack: np.ndarray, sel_b: np.ndarray, sigma: float | None, s
         pooled += np.where(inside & np.isfinite(e), e, np.where(inside, np.inf, 0.0))
         count += inside
     limit = np.zeros(cand.size, dtype=np.float64)
-    for n in np.unique(count):
+    for n in distinct_values(count):
         limit[count == n] = chi2_quantile_even_dof(p, 2 * high.size * int(n)) * sigma * sigma
     out[cand[pooled <= limit]] = True
     return out

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import LiverMetsError
 from .defaults import defaults
+from .noise import distinct_values
 
 
 @dataclass
@@ -149,7 +150,7 @@ def _pooled_pass(values: np.ndarray, sigma: float, size: tuple[int, ...], rate: 
                 shape[ax2] = c.size
                 counts = counts * c.reshape(shape)
             table = np.zeros(window + 1, np.float32)
-            for c in np.unique(counts):
+            for c in distinct_values(counts):
                 table[int(c)] = lut[int(c)]
             passed[tuple(region)] = total[tuple(region)] > table[counts]
     return passed

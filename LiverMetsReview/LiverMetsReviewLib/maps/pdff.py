@@ -164,15 +164,23 @@ def _check_reference(ref: sitk.Image) -> int:
     return int(np.prod(ref.GetSize()))
 
 
-def _on_reference(ref: sitk.Image, img: sitk.Image, what: str, notes: list[str], cover: np.ndarray) -> np.ndarray:
-    """``img``'s values on ``ref``'s grid (flat float64); a resampling note goes to ``notes`` (the caller also
+def _on_reference(ref: sitk.Image, img: sitk.Image, what: str, notes: list[str], cover: np.ndarray,
+                  dtype: type = np.float64) -> np.ndarray:
+    """``img``'s values on ``ref``'s grid (flat ``dtype``); a resampling note goes to ``notes`` (the caller also
     raises it as a warning) and the reference voxels the image does not cover leave ``cover`` (in place)."""
     moved, cov, note = match_to_reference(ref, img, what)
     if note:
         notes.append(note)
     if cov is not None:
         cover &= cov.reshape(-1)
-    return sitk.GetArrayViewFromImage(moved).reshape(-1).astype(np.float64)
+    return sitk.GetArrayViewFromImage(moved).reshape(-1).astype(dtype)
+
+
+def _stack_dtype(images: Sequence[sitk.Image]) -> type:
+    """float32 when every echo fits it exactly (float32 or integers up to 16 bits, the usual case: half the memory
+    and time of float64), else float64."""
+    exact32 = {sitk.sitkFloat32, sitk.sitkUInt8, sitk.sitkInt8, sitk.sitkUInt16, sitk.sitkInt16}
+    return np.float32 if all(img.GetPixelID() in exact32 for img in images) else np.float64
 
 
 def _finite_voxels(values: np.ndarray, what: str, kind: str) -> np.ndarray:
@@ -186,8 +194,9 @@ def _finite_voxels(values: np.ndarray, what: str, kind: str) -> np.ndarray:
 
 def _echo_stack(echoes: Sequence[sitk.Image], notes: list[str]
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, sitk.Image]:
-    """(magnitudes (n_echo, n_vox) float64, covered voxels, finite voxels, reference image) on the first echo's
-    grid. Non-finite input voxels are 0 in the stack and False in the finite mask."""
+    """(magnitudes (n_echo, n_vox) float32 or float64 (:func:`_stack_dtype`), covered voxels, finite voxels,
+    reference image) on the first echo's grid. Non-finite input voxels are 0 in the stack and False in the finite
+    mask."""
     mags: list[sitk.Image] = []
     took_abs = False
     for k, img in enumerate(echoes):
@@ -197,12 +206,13 @@ def _echo_stack(echoes: Sequence[sitk.Image], notes: list[str]
         mags.append(img)
     ref = mags[0]
     n_vox = _check_reference(ref)
-    stack = np.empty((len(mags), n_vox), dtype=np.float64)
+    dtype = _stack_dtype(mags)
+    stack = np.empty((len(mags), n_vox), dtype=dtype)
     cover = np.ones(n_vox, dtype=bool)
     finite = np.ones(n_vox, dtype=bool)
     for k, img in enumerate(mags):
         what = f"echo {k + 1} image"
-        a = _on_reference(ref, img, what, notes, cover)
+        a = _on_reference(ref, img, what, notes, cover, dtype)
         ok = _finite_voxels(a, what, "magnitude")
         a[~ok] = 0.0
         if a.size and float(a.min()) < 0:
@@ -350,7 +360,8 @@ def _fit_voxels(stack: np.ndarray, stack_c: np.ndarray | None, idx: np.ndarray, 
             pw, cw, pf, cf = complex_sides(stack_c[:, sel] / scale, pw, pf, te, c, r_lo, r_hi, cfg)
         part = slice(s, s + sel.size)                       # chunks write disjoint columns
         out.pw[:, part], out.pf[:, part] = pw, pf
-        out.cw[part], out.cf[part] = cw * scale**2, cf * scale**2   # signal units^2
+        scale2 = scale.astype(np.float64) ** 2               # float64: a float32 square overflows above ~1e19
+        out.cw[part], out.cf[part] = cw * scale2, cf * scale2        # signal units^2
         out.scales[part] = scale
         return sel.size
 

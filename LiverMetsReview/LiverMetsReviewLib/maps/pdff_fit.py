@@ -11,7 +11,9 @@ R2* that maximises the projection follows to first order in closed form (weighte
 and the best PDFF *on each side of 50 %* is the start of that side's solution. From magnitudes, (W, F) and
 roughly (F, W) explain the data almost equally well (the fat-water ambiguity), so both sides are kept; the caller
 chooses between them (:mod:`.pdff_choice`). Each start is refined by a bounded Levenberg-Marquardt on (W, F, R)
-over all voxels of a chunk at once (per-voxel damping, accept/reject, converged voxels leave the active set).
+over all voxels of a chunk at once (per-voxel damping, accept/reject, converged voxels leave the active set), in
+float32: at any SNR a scanner delivers, the noise is far above float32's rounding (fits of almost noise-free data
+are finished in float64).
 
 Complex data add a field map psi and one phase phi per voxel: both magnitude solutions are refined on
 S_n = (W + F c_n) exp(-R TE_n) exp(i (2 pi psi TE_n + phi)).
@@ -29,13 +31,14 @@ import numpy as np
 
 @dataclass(frozen=True)
 class StartGrid:
-    """The variable-projection search grid: per side (water ff < 0.5, fat ff > 0.5) its PDFF values and the
-    magnitudes ``|1 - ff + ff c_n|`` of the mixture at every echo (float32 (n_ff, n_echo)), with their logarithms;
-    the echo times (ms) and the R2* bounds (1/ms)."""
+    """The variable-projection search grid: the PDFF values of both sides (water ff < 0.5, then fat ff > 0.5;
+    ``n_water`` of them on the water side) and the magnitudes ``|1 - ff + ff c_n|`` of the mixture at every echo
+    (float32 (n_ff, n_echo)), with their logarithms; the echo times (ms) and the R2* bounds (1/ms)."""
 
-    sides: tuple[np.ndarray, np.ndarray]
-    mags: tuple[np.ndarray, np.ndarray]
-    logs: tuple[np.ndarray, np.ndarray]
+    ffs: np.ndarray
+    n_water: int
+    mags: np.ndarray
+    logs: np.ndarray
     te: np.ndarray
     r_lo: float
     r_hi: float
@@ -47,33 +50,17 @@ def start_grid(te: np.ndarray, c: np.ndarray, cfg: dict[str, Any]) -> StartGrid:
     the most structure (the two species nearly cancel at the opposed-phase echoes). R2* needs no grid: for a given
     PDFF it follows in closed form (:func:`_profile`)."""
     ffs = np.asarray(cfg["start_grid_ff_percent"], dtype=np.float64) / 100.0
-    sides = (ffs[ffs < 0.5 - 1e-9], ffs[ffs > 0.5 + 1e-9])
-    mags = tuple(np.abs((1.0 - f)[:, None] + f[:, None] * c[None, :]).astype(np.float32) for f in sides)
-    logs = tuple(np.log(np.maximum(m, np.float32(1e-6))) for m in mags)
-    return StartGrid(sides, mags, logs, np.asarray(te, dtype=np.float64),  # type: ignore[arg-type]
+    water, fat = ffs[ffs < 0.5 - 1e-9], ffs[ffs > 0.5 + 1e-9]
+    both = np.concatenate([np.sort(water), np.sort(fat)])
+    mags = np.abs((1.0 - both)[:, None] + both[:, None] * c[None, :]).astype(np.float32)
+    return StartGrid(both, int(water.size), mags, np.log(np.maximum(mags, np.float32(1e-6))),
+                     np.asarray(te, dtype=np.float64),  # type: ignore[arg-type]
                      float(cfg["r2star_min_per_s"]) / 1000.0, float(cfg["r2star_max_per_s"]) / 1000.0)
 
 
-class _LogMoments:
-    """Per-voxel weighted moments of the log-magnitudes, shared by both sides' profiles: weights ``w_n = y_n^2``,
-    sums of w, w t, w t^2, w log y, w t log y (float32)."""
-
-    def __init__(self, y32: np.ndarray, te: np.ndarray) -> None:
-        t = te.astype(np.float32)[:, None]
-        self.w = y32 * y32
-        self.wt = self.w * t
-        logy = np.log(np.maximum(y32, np.float32(1e-6)))
-        self.a0 = self.w.sum(axis=0) + np.float32(1e-30)
-        self.a1 = self.wt.sum(axis=0)
-        self.b0 = np.einsum("en,en->n", self.w, logy)
-        self.b1 = np.einsum("en,en->n", self.wt, logy)
-        self.var = np.maximum(np.einsum("en,en->n", self.wt, np.broadcast_to(t, y32.shape)) - self.a1 * self.a1
-                              / self.a0, np.float32(1e-30))
-
-
-def _profile(y32: np.ndarray, mom: _LogMoments, mag: np.ndarray, log_mag: np.ndarray, grid: StartGrid
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """For every PDFF of one side: the best R2* and its projection ``y . u`` (the PDFF profile), (n_ff, n) each.
+def _profile(y32: np.ndarray, grid: StartGrid) -> tuple[np.ndarray, np.ndarray]:
+    """For every grid PDFF (both sides): the best R2* and its projection ``y . u`` (the PDFF profile), (n_ff, n)
+    each, float32.
 
     For a fixed PDFF the model is ``rho |m0_n| exp(-R t_n)``, so ``log y_n - log |m0_n|`` is linear in t with
     slope -R. Its least squares with weights ``y_n^2`` is the Gauss-Newton linearisation of the magnitude
@@ -83,225 +70,269 @@ def _profile(y32: np.ndarray, mom: _LogMoments, mag: np.ndarray, log_mag: np.nda
     the model, so the profile never overstates how well a PDFF fits); Levenberg-Marquardt removes the remaining
     second-order difference.
     """
-    swz = mom.b0[None, :] - np.einsum("fe,en->fn", log_mag, mom.w)
-    swtz = mom.b1[None, :] - np.einsum("fe,en->fn", log_mag, mom.wt)
-    r = np.clip((mom.a1 * swz / mom.a0 - swtz) / mom.var, grid.r_lo, grid.r_hi).astype(np.float32)
+    t = grid.te.astype(np.float32)
+    w = y32 * y32                                             # weights y_n^2 and their moments
+    wt = w * t[:, None]
+    logy = np.log(np.maximum(y32, np.float32(1e-6)))
+    a0 = w.sum(axis=0) + np.float32(1e-30)
+    a1 = wt.sum(axis=0)
+    var = np.maximum(np.einsum("en,en->n", wt, np.broadcast_to(t[:, None], y32.shape)) - a1 * a1 / a0,
+                     np.float32(1e-30))
+    # slope of z_n = log y_n - log|m0_n| on t: (a1/a0 sum w z - sum w t z) / var = (k - sum_n log|m0_n| u_n) / var
+    # with u_n = w_n (a1/a0 - t_n): one (n_ff x n_echo) product per voxel
+    mean_t = a1 / a0
+    u = w * (mean_t[None, :] - t[:, None])
+    k = np.einsum("en,en->n", u, logy)
+    r = np.einsum("fe,en->fn", grid.logs, u)
+    np.subtract(k[None, :], r, out=r)
+    r /= var
+    np.clip(r, grid.r_lo, grid.r_hi, out=r)
     num = np.zeros_like(r)
     den = np.zeros_like(r)
-    for e, t in enumerate(grid.te.astype(np.float32)):
-        m = np.exp(r * -t)
-        m *= mag[:, e:e + 1]
-        den += m * m
+    m, tmp, decay, step = np.empty_like(r), np.empty_like(r), np.empty_like(r), None
+    dt = np.diff(t)
+    if dt.size and np.all(np.abs(dt - dt[0]) <= 1e-6 * dt[0]):    # evenly spaced echoes: one exponential per step
+        step = np.exp(np.multiply(r, -dt[0], out=tmp))
+    for e in range(t.size):
+        if step is None or e == 0:
+            np.exp(np.multiply(r, -t[e], out=decay), out=decay)      # exp(-R TE_e)
+        else:
+            decay *= step
+        np.multiply(decay, grid.mags[:, e:e + 1], out=m)
+        den += np.multiply(m, m, out=tmp)
         m *= y32[e]
         num += m
-    return num / np.sqrt(np.maximum(den, np.float32(1e-30))), r
+    return num / np.sqrt(np.maximum(den, np.float32(1e-30), out=den), out=den), r
 
 
-def _parabola(vm: np.ndarray, v0: np.ndarray, vp: np.ndarray, inner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vertex of the parabola through (-1, vm), (0, v0), (+1, vp) where ``inner`` and it opens downwards:
-    (offset in grid steps, |offset| <= 0.5 at a grid maximum; value). Elsewhere (0, v0)."""
+def _parabola(vm: np.ndarray, v0: np.ndarray, vp: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """Vertex offset (grid steps) of the parabola through (-1, vm), (0, v0), (+1, vp) where ``inner`` and it opens
+    downwards (|offset| <= 0.5 at a grid maximum); elsewhere 0."""
     curv = 2.0 * v0 - vm - vp
     ok = inner & (curv > 0)
-    shift = np.where(ok, 0.5 * (vp - vm) / np.where(ok, curv, 1.0), 0.0)
-    return shift, v0 + 0.5 * (vp - vm) * shift * 0.5
+    return np.where(ok, 0.5 * (vp - vm) / np.where(ok, curv, 1.0), 0.0)
+
+
+_NOT_A_PEAK = np.float32(1e30)   # subtracted from profile values that are no local maximum (|y| <= sqrt(n_echo))
+
+
+def _first_argmax(values: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """Row index of the first maximum ``top`` in every column of a (k, n) array, branch-free (``np.argmax(axis=0)``
+    transposes and loops per column: ~10x slower on short columns)."""
+    rank = np.arange(values.shape[0], 0, -1, dtype=np.uint8 if values.shape[0] < 256 else np.int32)[:, None]
+    return values.shape[0] - np.multiply(values == top, rank).max(axis=0).astype(np.intp)
 
 
 def _top_two_peaks(prof: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """The two largest local maxima over PDFF of a (n_ff, n) profile: ((index, value), (index, value)); value
-    -inf where there is no second one."""
+    """The two largest local maxima over PDFF of a (n_ff, n) profile (values far below 1e29): ((index, value), (index,
+    value)); value -inf where there is no second one (ties: the lower PDFF). Arithmetic masks, no branches: the
+    peak pattern differs from voxel to voxel."""
+    cols = np.arange(prof.shape[1])
+    peaks = prof.copy()
+    peaks[:-1] -= _NOT_A_PEAK * (prof[:-1] <= prof[1:])      # a peak is above its upper neighbour
+    peaks[1:] -= _NOT_A_PEAK * (prof[1:] < prof[:-1])        # and not below its lower one
+    v1 = peaks.max(axis=0)
+    i1 = _first_argmax(peaks, v1)
+    peaks[i1, cols] = -_NOT_A_PEAK * 4
+    v2 = peaks.max(axis=0)
+    i2 = _first_argmax(peaks, v2)
+    return (i1, v1), (i2, np.where(v2 > -_NOT_A_PEAK / 2, v2, -np.inf))
+
+
+def _refined_start(y: np.ndarray, prof: np.ndarray, r_at: np.ndarray, fi: np.ndarray, cols: np.ndarray,
+                   ffs: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(W, F, R) ((3, len(cols)), in y's precision) of the voxels ``cols`` at profile maximum ``fi`` (rows of one side's
+    ``prof``), its PDFF refined by a parabola through the neighbouring PDFFs and the amplitude the least-squares
+    one of that curve, rho = y . m / |m|^2 (|1 - ff + ff c_n|^2 = (1 - ff)^2 + ff^2 |c_n|^2 + 2 ff (1 - ff) Re c_n)."""
     n_ff, n = prof.shape
-    ninf = np.full((1, n), -np.inf, dtype=prof.dtype)
-    lower = np.concatenate([ninf, prof[:-1]])
-    upper = np.concatenate([prof[1:], ninf])
-    peaks = np.where((prof >= lower) & (prof > upper), prof, -np.inf)
-    i1 = np.zeros(n, dtype=np.intp)
-    v1 = peaks[0].copy()
-    i2 = np.zeros(n, dtype=np.intp)
-    v2 = np.full(n, -np.inf, dtype=prof.dtype)
-    for k in range(1, n_ff):
-        pk = peaks[k]
-        top = pk > v1
-        second = ~top & (pk > v2)
-        i2 = np.where(top, i1, np.where(second, k, i2))
-        v2 = np.where(top, v1, np.where(second, pk, v2))
-        i1 = np.where(top, k, i1)
-        v1 = np.where(top, pk, v1)
-    return (i1, v1), (i2, v2)
+    at = fi * n + cols                                   # flat positions: np.take is much faster than prof[fi, cols]
+    flat = prof.reshape(-1)
+    v0, vm, vp = np.take(flat, at), np.take(flat, at - n * (fi > 0)), np.take(flat, at + n * (fi < n_ff - 1))
+    ff = np.interp(fi + _parabola(vm, v0, vp, (fi > 0) & (fi < n_ff - 1)), np.arange(n_ff), ffs).astype(y.dtype)
+    r = np.take(r_at.reshape(-1), at)
+    wf = 1 - ff
+    m = np.sqrt(wf * wf + (ff * ff) * a.astype(y.dtype)[:, None] + (2 * ff * wf) * b.astype(y.dtype)[:, None])
+    m *= np.exp(te.astype(y.dtype)[:, None] * -r)
+    yc = y if cols.size == y.shape[1] else np.take(y, cols, axis=1)
+    rho = np.maximum(np.einsum("en,en->n", yc, m), 0) / np.maximum(np.einsum("en,en->n", m, m), np.float32(1e-30))
+    return np.stack([rho * wf, rho * ff, r])
 
 
-def _refined_start(y: np.ndarray, prof: np.ndarray, r_at: np.ndarray, fi: np.ndarray, ffs: np.ndarray,
-                   te: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """(W, F, R) at profile maximum ``fi``, its PDFF refined by a parabola through the neighbouring PDFFs and the
-    amplitude the least-squares one of that curve, rho = y . u (u unit-norm: |W + F c| = rho at TE 0 / |m|)."""
-    n_ff, n = prof.shape
-    cols = np.arange(n)
-    v0 = prof[fi, cols]
-    vm = prof[np.maximum(fi - 1, 0), cols]
-    vp = prof[np.minimum(fi + 1, n_ff - 1), cols]
-    shift, _ = _parabola(vm, v0, vp, (fi > 0) & (fi < n_ff - 1))
-    ff = np.interp(fi + shift, np.arange(n_ff), ffs)
-    r = r_at[fi, cols].astype(np.float64)
-    m = np.abs((1.0 - ff)[None, :] + ff[None, :] * c[:, None]) * np.exp(-te[:, None] * r[None, :])
-    rho = np.maximum(np.einsum("en,en->n", y, m), 0.0) / np.maximum(np.einsum("en,en->n", m, m), 1e-300)
-    return np.stack([rho * (1.0 - ff), rho * ff, r])
-
-
-def side_starts(y: np.ndarray, grid: StartGrid, te: np.ndarray, c: np.ndarray,
-                margin: float) -> list[list[tuple[np.ndarray, np.ndarray]]]:
-    """Starts per side (water, then fat), each a list of (params (3, n), voxels that need it).
+def side_starts(y32: np.ndarray, grid: StartGrid, a: np.ndarray, b: np.ndarray, margin: float
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Starts of both sides (water, then fat): a list of (params (3, k), the k voxels that get it).
 
     The first start of a side is the maximum of its PDFF profile (:func:`_profile`), refined between grid points.
     At clinical echo spacings the magnitude cost can have two minima on one side (e.g. 52 % and 59 % at 1.5 T) and
     a start in the shallower basin stays there, so where the profile has a second local maximum whose cost
     ``|y|^2 - (y . u)^2`` is within ``margin`` x ``|y|^2`` of the first, it is a second start.
     """
-    n = y.shape[1]
-    y32 = y.astype(np.float32)
-    mom = _LogMoments(y32, te)
-    energy = np.einsum("en,en->n", y, y)
+    n = y32.shape[1]
+    prof_all, r_all = _profile(y32, grid)
+    energy = np.einsum("en,en->n", y32, y32).astype(np.float64)
+    every = np.arange(n)
     starts = []
-    for ffs, mag, log_mag in zip(grid.sides, grid.mags, grid.logs, strict=True):
-        prof, r_at = _profile(y32, mom, mag, log_mag, grid)
+    for rows in (slice(0, grid.n_water), slice(grid.n_water, grid.ffs.size)):
+        prof, r_at, ffs = prof_all[rows], r_all[rows], grid.ffs[rows]
         (i1, v1), (i2, v2) = _top_two_peaks(prof)
         v1, v2 = v1.astype(np.float64), v2.astype(np.float64)
-        need2 = np.isfinite(v2) & (v1 * v1 - v2 * v2 <= margin * energy)
-        starts.append([(_refined_start(y, prof, r_at, i1, ffs, te, c), np.ones(n, dtype=bool)),
-                       (_refined_start(y, prof, r_at, np.where(need2, i2, i1), ffs, te, c), need2)])
+        need2 = np.flatnonzero(np.isfinite(v2) & (v1 * v1 - v2 * v2 <= margin * energy))
+        starts += [(_refined_start(y32, prof, r_at, i1, every, ffs, grid.te, a, b), every),
+                   (_refined_start(y32, prof, r_at, i2[need2], need2, ffs, grid.te, a, b), need2)]
     return starts
 
 
-def _model(p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray, with_jac: bool = True):
-    """Magnitude model and Jacobian for parameters p = (W, F, R [1/ms]) of shape (3, n); a = |c|^2, b = Re c."""
-    w, f, r = p
-    q = w * w + (f * f) * a[:, None] + (2.0 * w * f) * b[:, None]
-    m = np.sqrt(np.maximum(q, 1e-300))
-    e = np.exp(-te[:, None] * r)
+def _curve(p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: type
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Parts of the magnitude model of p = (W, F, R [1/ms]) (3, n) in ``dtype``: (|W + F c_n|, exp(-R t_n),
+    W + F b_n, F a_n + W b_n), the last two the halves of d|W + F c|^2 / dW and / dF; a = |c|^2, b = Re c."""
+    w, f, r = (v.astype(dtype, copy=False) for v in p)
+    e = np.exp(te.astype(dtype)[:, None] * -r)
+    wb = w + f * b.astype(dtype)[:, None]
+    fa = f * a.astype(dtype)[:, None] + w * b.astype(dtype)[:, None]
+    q = w * wb + f * fa
+    return np.sqrt(np.maximum(q, 0, out=q), out=q), e, wb, fa
+
+
+_MIXTURE_FLOOR = np.float32(1e-12)
+
+
+def _evaluate(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Cost (residual sum of squares) and the normal equations of the magnitude model at p = (W, F, R), every
+    column, in one pass and in the precision of ``y``: (cost (m,), rows h00, h01, h02, h11, h12, h22 of J^T J and
+    g0, g1, g2 of J^T r (9, m))."""
+    m, e, wb, fa = _curve(p, te, a, b, y.dtype.type)
     model = m * e
-    if not with_jac:
-        return model, None
-    inv = e / np.maximum(m, 1e-150)
-    jw = (w + f * b[:, None]) * inv
-    jf = (f * a[:, None] + w * b[:, None]) * inv
-    jr = -te[:, None] * model
-    return model, (jw, jf, jr)
+    # d|W + F c|/dW is singular where the two cancel; a floor far below any signal (the largest echo is 1) keeps
+    # the Jacobian's squares inside float32's range
+    floor = _MIXTURE_FLOOR if y.dtype == np.float32 else 1e-150
+    inv = np.divide(e, np.maximum(m, floor, out=m), out=e)
+    jw, jf, jr = np.multiply(wb, inv, out=wb), np.multiply(fa, inv, out=fa), model * (-te.astype(y.dtype))[:, None]
+    res = np.subtract(y, model, out=model)
+    pairs = ((jw, jw), (jw, jf), (jw, jr), (jf, jf), (jf, jr), (jr, jr), (jw, res), (jf, res), (jr, res))
+    hg = np.empty((9, y.shape[1]), dtype=y.dtype)
+    for k, (u, v) in enumerate(pairs):
+        np.einsum("en,en->n", u, v, out=hg[k])
+    return np.einsum("en,en->n", res, res), hg
 
 
 def _solve3(h: list[np.ndarray], g: list[np.ndarray]) -> list[np.ndarray]:
-    """Solve symmetric 3x3 systems H d = g for every voxel (Cramer's rule); h = (h00, h01, h02, h11, h12, h22)."""
-    a, b, c, d, e, f = h
-    c00 = d * f - e * e
-    c01 = c * e - b * f
-    c02 = b * e - c * d
-    c11 = a * f - c * c
-    c12 = b * c - a * e
-    c22 = a * d - b * b
-    det = a * c00 + b * c01 + c * c02
-    det = np.where(np.abs(det) > 1e-300, det, 1e-300)
-    g0, g1, g2 = g
-    return [(c00 * g0 + c01 * g1 + c02 * g2) / det,
-            (c01 * g0 + c11 * g1 + c12 * g2) / det,
-            (c02 * g0 + c12 * g1 + c22 * g2) / det]
+    """Solve symmetric positive definite 3x3 systems H d = g for every column (LDL^T; an LM step, whose rounding
+    the accept/reject test absorbs); h = (h00, h01, h02, h11, h12, h22)."""
+    h00, h01, h02, h11, h12, h22 = h
+    tiny = np.finfo(h00.dtype).tiny
+    d0 = np.maximum(h00, tiny)
+    l10, l20 = h01 / d0, h02 / d0
+    d1 = np.maximum(h11 - l10 * h01, tiny)
+    u12 = h12 - l20 * h01
+    l21 = u12 / d1
+    d2 = np.maximum(h22 - l20 * h02 - l21 * u12, tiny)
+    z1 = g[1] - l10 * g[0]
+    x2 = (g[2] - l20 * g[0] - l21 * z1) / d2
+    x1 = z1 / d1 - l21 * x2
+    x0 = g[0] / d0 - l10 * x1 - l20 * x2
+    return [x0, x1, x2]
 
 
-def _normal_equations(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray
-                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """J^T J (h00, h01, h02, h11, h12, h22) and J^T r of the magnitude model at p = (W, F, R), every column."""
-    w, f, r = p
-    e = np.exp(-te[:, None] * r)
-    wb = w + f * b[:, None]                     # d|.|^2/dW / 2
-    fa = f * a[:, None] + w * b[:, None]        # d|.|^2/dF / 2
-    m = np.sqrt(np.maximum(w * wb + f * fa, 1e-300))
-    inv = e / np.maximum(m, 1e-150)
-    model = m * e
-    jw, jf, jr = wb * inv, fa * inv, -te[:, None] * model
-    res = y - model
-
-    def dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return np.einsum("en,en->n", u, v)
-
-    return ([dot(jw, jw), dot(jw, jf), dot(jw, jr), dot(jf, jf), dot(jf, jr), dot(jr, jr)],
-            [dot(jw, res), dot(jf, res), dot(jr, res)])
-
-
-def _lm_step(ya: np.ndarray, pa: np.ndarray, la: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray,
-             r_lo: float, r_hi: float) -> np.ndarray:
-    """One damped Gauss-Newton proposal (bounded) for the given columns: the new parameters."""
-    h, g = _normal_equations(ya, pa, te, a, b)
-    scale = 1e-12 * (h[0] + h[3] + h[5]) + 1e-300
-    for i in (0, 3, 5):
-        h[i] = h[i] * (1.0 + la) + scale
+def _propose(p: np.ndarray, hg: np.ndarray, lam: np.ndarray, r_lo: float, r_hi: float
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The damped, bounded Gauss-Newton step of every column: (new params, the step taken, the decrease of the cost
+    it promises, d.g: the linearised model's decrease 2 d.g - d.H d is d.g + lam d.D d for the damped step, so d.g
+    understates it by the damping's small share)."""
+    h, g = list(hg[:6]), list(hg[6:])
+    scale = np.float32(1e-12) * (h[0] + h[3] + h[5]) + np.finfo(hg.dtype).tiny
+    damp = 1 + lam
+    hs = [h[0] * damp + scale, h[1], h[2], h[3] * damp + scale, h[4], h[5] * damp + scale]
+    gs = list(g)
     # a parameter at its bound whose gradient points outwards stays there: drop it from this step's system
     # (projected Gauss-Newton crawls along a bound otherwise; pure water, pure fat and R2* 0 are common)
-    held = [(pa[0] <= 0.0) & (g[0] < 0), (pa[1] <= 0.0) & (g[1] < 0),
-            ((pa[2] <= r_lo) & (g[2] < 0)) | ((pa[2] >= r_hi) & (g[2] > 0))]
+    held = [(p[0] <= 0.0) & (g[0] < 0), (p[1] <= 0.0) & (g[1] < 0),
+            ((p[2] <= r_lo) & (g[2] < 0)) | ((p[2] >= r_hi) & (g[2] > 0))]
     for k, (i_diag, offs) in enumerate(((0, (1, 2)), (3, (1, 4)), (5, (2, 4)))):
         if held[k].any():
-            g[k] = np.where(held[k], 0.0, g[k])
-            h[i_diag] = np.where(held[k], 1.0, h[i_diag])
+            gs[k] = np.where(held[k], 0.0, gs[k])
+            hs[i_diag] = np.where(held[k], 1.0, hs[i_diag])
             for o in offs:
-                h[o] = np.where(held[k], 0.0, h[o])
-    d = _solve3(h, g)
-    return np.stack([np.maximum(pa[0] + d[0], 0.0), np.maximum(pa[1] + d[1], 0.0),
-                     np.clip(pa[2] + d[2], r_lo, r_hi)])
-
-
-def _cost(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    model, _ = _model(p, te, a, b, with_jac=False)
-    d = y - model
-    return np.einsum("en,en->n", d, d)
-
-
-def _lm_iteration(y: np.ndarray, p: np.ndarray, cost: np.ndarray, lam: np.ndarray, te: np.ndarray, a: np.ndarray,
-                  b: np.ndarray, r_lo: float, r_hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One accept/reject LM iteration on every column: (params, cost, damping, relative size of the proposed
-    step; a tiny rejected step means the minimum is reached to rounding)."""
-    new = _lm_step(y, p, lam, te, a, b, r_lo, r_hi)
-    new_cost = _cost(y, new, te, a, b)
-    ok = np.isfinite(new_cost) & (new_cost < cost)
-    moved = np.abs(new - p)                           # the step actually taken (bounds clip it)
-    # relative to the amplitude W + F: a tolerance of 1e-4 is 0.01 PDFF points; R (1/ms) enters as R2* / 100 in
-    # 1/s, so the same tolerance is 0.01 1/s (converged far below the noise; the last step is of that size)
-    amp = np.abs(p[0]) + np.abs(p[1]) + 1e-30
-    step = np.maximum(np.maximum(moved[0], moved[1]) / amp, moved[2] * 10.0)
-    p = np.where(ok, new, p)
-    lam = np.where(ok, np.maximum(lam * 0.3, 1e-12), lam * 10.0)
-    return p, np.where(ok, new_cost, cost), lam, step
+                hs[o] = np.where(held[k], 0.0, hs[o])
+    d = _solve3(hs, gs)
+    new = np.empty_like(p)
+    np.maximum(np.add(p[0], d[0], out=new[0]), 0.0, out=new[0])
+    np.maximum(np.add(p[1], d[1], out=new[1]), 0.0, out=new[1])
+    np.clip(np.add(p[2], d[2], out=new[2]), r_lo, r_hi, out=new[2])
+    step = new - p                                      # the step actually taken (bounds clip it)
+    return new, step, step[0] * g[0] + step[1] * g[1] + step[2] * g[2]
 
 
 def levenberg_marquardt(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray,
-                        r_lo: float, r_hi: float, cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Bounded LM (W, F >= 0; R in [r_lo, r_hi]) on all columns of y at once; returns (params, cost).
+                        r_lo: float, r_hi: float, cfg: dict[str, Any], iterations: int | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Bounded LM (W, F >= 0; R in [r_lo, r_hi]) on all columns of y at once; returns (params float64, cost).
 
-    The first ``lm_iterations_all_columns`` run on every column without bookkeeping (contiguous arrays, cheap);
-    only the columns still moving continue, as an active set, up to ``iterations`` in all. A column also stops when
-    its last accepted step lowered the cost by at most ``lm_stop_chi2_gain`` times its residual variance per degree
-    of freedom (cost / (n_echo - 3)): a gain ``d^T H d`` that small means the step moved the parameters by at most
-    sqrt(lm_stop_chi2_gain) of their noise standard deviation, and Gauss-Newton from there converges quadratically,
-    so further steps change nothing that the noise does not swamp. Noise-free data have no residual and iterate
-    to the step tolerance.
+    The model, its cost and its normal equations are evaluated in one pass, in the precision of ``y`` (float32 for
+    speed; float64 where the last digits matter); the 3x3 systems are solved in float64. A column stops when the
+    step it would take next is not worth taking: it promises to lower the cost by at most ``lm_stop_chi2_gain``
+    times the residual variance per degree of freedom (cost / (n_echo - 3)) - a decrease that small means the step
+    moves the parameters by at most sqrt(lm_stop_chi2_gain) of their noise standard deviation. That needs no new
+    model evaluation (the normal equations at the current parameters are at hand), so a column whose first step
+    converged costs two evaluations. A step that moves the parameters by less than ``relative_step_tolerance`` is
+    taken and is the column's last (converged to rounding). The columns still moving
+    continue, compacted into contiguous arrays, up to ``iterations`` (default from ``cfg``). Noise-free data have no
+    residual and iterate to the step tolerance.
     """
-    p = p.copy()
-    p[2] = np.clip(p[2], r_lo, r_hi)
-    cost = _cost(y, p, te, a, b)
-    lam = np.full(y.shape[1], float(cfg["initial_damping"]))
+    # a wild proposal (data unlike the model) may overflow float32: its cost is then not finite and it is rejected
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _lm_loop(y, p, te, a, b, r_lo, r_hi, cfg, iterations)
+
+
+def _lm_loop(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray, r_lo: float, r_hi: float,
+             cfg: dict[str, Any], iterations: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The iterations of :func:`levenberg_marquardt`."""
+    p_out = np.asarray(p, dtype=y.dtype).copy()
+    p_out[2] = np.clip(p_out[2], r_lo, r_hi)
+    cost_out, hg = _evaluate(y, p_out, te, a, b)
     tol = float(cfg["relative_step_tolerance"])
     gain_per_var = float(cfg["lm_stop_chi2_gain"]) / max(y.shape[0] - 3, 1)
-    step = np.full(y.shape[1], np.inf)
-    before = cost
-    for _ in range(int(cfg["lm_iterations_all_columns"])):
-        before = cost
-        p, cost, lam, step = _lm_iteration(y, p, cost, lam, te, a, b, r_lo, r_hi)
-    moving = (step >= tol) & (lam <= 1e10) & (cost > 1e-28) & (before - cost > gain_per_var * cost)
-    act = np.flatnonzero(moving)
-    for _ in range(int(cfg["iterations"]) - int(cfg["lm_iterations_all_columns"])):
-        if act.size == 0:
+    ids, ya, pa, ca = np.arange(y.shape[1]), y, p_out.copy(), cost_out.copy()
+    la = np.full(y.shape[1], float(cfg["initial_damping"]), dtype=y.dtype)
+    last = np.zeros(y.shape[1], dtype=bool)       # took a step below the tolerance: converged to rounding
+    for _ in range(int(cfg["iterations"]) if iterations is None else int(iterations)):
+        new, step, gain = _propose(pa, hg, la, r_lo, r_hi)
+        go = (gain > gain_per_var * ca) & (ca > 1e-28) & (la <= 1e10) & ~last
+        if not go.all():
+            done, keep = np.flatnonzero(~go), np.flatnonzero(go)
+            p_out[:, ids[done]], cost_out[ids[done]] = np.take(pa, done, axis=1), ca[done]
+            ids, ya, pa, ca, hg, la, new, step = (ids[keep], *(np.take(v, keep, axis=v.ndim - 1)
+                                                                for v in (ya, pa, ca, hg, la, new, step)))
+        if ids.size == 0:
             break
-        ca0 = cost[act]
-        pa, ca, la, st = _lm_iteration(y[:, act], p[:, act], ca0, lam[act], te, a, b, r_lo, r_hi)
-        p[:, act], cost[act], lam[act] = pa, ca, la
-        # a rejected step (no gain, damping raised) keeps the column: the next, more damped step may succeed
-        act = act[(st >= tol) & (la <= 1e10) & (ca > 1e-28) & ((ca0 - ca > gain_per_var * ca) | (ca >= ca0))]
-    return p, cost
+        # relative to the amplitude W + F: a tolerance of 1e-4 is 0.01 PDFF points; R (1/ms) enters as R2* / 100 in
+        # 1/s, so the same tolerance is 0.01 1/s. Such a step is still taken, and is the last.
+        np.abs(step, out=step)
+        last = np.maximum(np.maximum(step[0], step[1]) / (np.abs(pa[0]) + np.abs(pa[1]) + 1e-30), step[2] * 10.0) < tol
+        c_new, hg_new = _evaluate(ya, new, te, a, b)
+        ok = np.isfinite(c_new) & (c_new < ca)
+        np.copyto(pa, new, where=ok)
+        np.copyto(ca, c_new, where=ok)
+        np.copyto(hg, hg_new, where=ok)
+        # a rejected step keeps the column with more damping: the next, shorter step may succeed
+        la = np.where(ok, np.maximum(la * np.float32(0.3), np.float32(1e-12)), la * np.float32(10.0))
+    p_out[:, ids], cost_out[ids] = pa, ca
+    return p_out.astype(np.float64), cost_out.astype(np.float64)
+
+
+def _polish(y: np.ndarray, cols: np.ndarray, p: np.ndarray, cost: np.ndarray, te: np.ndarray, a: np.ndarray,
+            b: np.ndarray, r_lo: float, r_hi: float, cfg: dict[str, Any]) -> None:
+    """Float64 refinement, in place, of the fits (columns ``cols`` of ``y``) whose float32 residual is near
+    float32's rounding (almost noise-free data): there float32 cannot resolve digits that noisy data never need.
+    Without noise there is no gain to compare a step with, so these iterate to a finer step tolerance (a flat
+    valley, e.g. a one-peak fat model at 50 %, converges slowly)."""
+    yc = y[:, cols]
+    few = np.flatnonzero(cost <= float(cfg["lm_float64_below_relative_cost"]) * np.einsum("en,en->n", yc, yc))
+    if few.size:
+        fine = {**cfg, "lm_stop_chi2_gain": 0.0, "relative_step_tolerance": float(cfg["lm_float64_step_tolerance"])}
+        p[:, few], cost[few] = levenberg_marquardt(yc[:, few].astype(np.float64), p[:, few], te, a, b, r_lo, r_hi,
+                                                   fine, int(cfg["lm_float64_iterations"]))
 
 
 def ff_of(p: np.ndarray) -> np.ndarray:
@@ -312,39 +343,39 @@ def ff_of(p: np.ndarray) -> np.ndarray:
 
 def fit_sides(y: np.ndarray, te: np.ndarray, c: np.ndarray, grid: StartGrid, r_lo: float, r_hi: float,
               cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Both fat-water solutions of every column of ``y`` (scaled magnitudes): (water-side params, cost,
-    fat-side params, cost).
+    """Both fat-water solutions of every column of ``y`` (scaled magnitudes, float32 or float64): (water-side
+    params, cost, fat-side params, cost), float64.
 
-    Every start of :func:`side_starts` is refined; a side's solution is the lowest-residual refinement that ended on
-    that side of 50 % (a refinement may cross over). A side that no refinement ended on has none: cost inf and the
-    other side's parameters.
+    Every start of :func:`side_starts` is refined (float32 model, :func:`_polish` where that is not enough); a
+    side's solution is the lowest-residual refinement that ended on that side of 50 % (a refinement may cross over).
+    A side that no refinement ended on has none: cost inf and the other side's parameters.
     """
     a, b = np.abs(c) ** 2, c.real
     n = y.shape[1]
-    cols, params = [], []
-    for side in side_starts(y, grid, te, c, float(cfg["second_start_cost_margin"])):
-        for p0, need in side:
-            v = np.flatnonzero(need)
-            cols.append(v)
-            params.append(p0[:, v])
-    vv = np.concatenate(cols)
-    p_run, c_run = levenberg_marquardt(y[:, vv], np.concatenate(params, axis=1), te, a, b, r_lo, r_hi, cfg)
-    k = len(cols)
-    ps = np.zeros((3, k, n))
-    cs = np.full((k, n), np.inf)
+    y32 = y.astype(np.float32, copy=False)
+    runs = side_starts(y32, grid, a, b, float(cfg["second_start_cost_margin"]))
+    vv = np.concatenate([v for _, v in runs])
+    p_run, c_run = levenberg_marquardt(np.take(y32, vv, axis=1), np.concatenate([p0 for p0, _ in runs], axis=1), te,
+                                       a, b, r_lo, r_hi, cfg)
+    _polish(y, vv, p_run, c_run, te, a, b, r_lo, r_hi, cfg)
+    return _best_per_side(runs, p_run, c_run, n)
+
+
+def _best_per_side(runs: list[tuple[np.ndarray, np.ndarray]], p_run: np.ndarray, c_run: np.ndarray, n: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per side of 50 %, the lowest-cost refinement that ended on it (``runs``' voxel lists, their refined params
+    and costs laid end to end); a side no refinement ended on takes the other side's solution, cost inf."""
+    sol = {False: (np.zeros((3, n)), np.full(n, np.inf)), True: (np.zeros((3, n)), np.full(n, np.inf))}
     at = 0
-    for j, v in enumerate(cols):
-        ps[:, j, v] = p_run[:, at:at + v.size]
-        cs[j, v] = c_run[at:at + v.size]
+    for _, v in runs:
+        p, c = p_run[:, at:at + v.size], c_run[at:at + v.size]
         at += v.size
-    fat = ff_of(ps) > 50.0                                              # (k, n): the side each refinement ended on
-    rows = np.arange(n)
-    out = []
-    for side in (~fat, fat):
-        cc = np.where(side, cs, np.inf)
-        i = np.argmin(cc, axis=0)
-        out += [ps[:, i, rows], cc[i, rows]]
-    pw, cw, pf, cf = out
+        fat = p[1] > p[0]                                    # PDFF > 50 %: the side this refinement ended on
+        for side in (False, True):
+            pb, cb = sol[side]
+            better = np.flatnonzero((fat == side) & (c < cb[v]))
+            pb[:, v[better]], cb[v[better]] = p[:, better], c[better]
+    (pw, cw), (pf, cf) = sol[False], sol[True]
     pw = np.where(np.isfinite(cw), pw, pf)
     pf = np.where(np.isfinite(cf), pf, pw)
     return pw, cw, pf, cf

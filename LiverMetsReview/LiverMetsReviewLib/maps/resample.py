@@ -118,6 +118,15 @@ def as_float_array(image: sitk.Image, what: str = "image") -> np.ndarray:
     return sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
 
 
+def zero_non_finite(array: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    """``array`` with its non-finite voxels set to 0, in place (``finite``: ``np.isfinite(array)``, already at hand).
+
+    Unlike ``np.nan_to_num`` this makes no pass over a volume that is finite throughout (the usual case)."""
+    if not finite.all():
+        array[~finite] = 0
+    return array
+
+
 def to_image(array: np.ndarray, reference: sitk.Image, dtype: type = np.float32) -> sitk.Image:
     """Wrap a (z, y, x) array with the reference's geometry."""
     img = sitk.GetImageFromArray(np.ascontiguousarray(array, dtype=dtype))
