@@ -240,27 +240,19 @@ def _classify(z: np.ndarray, protos: list[_Class], outlier: float, overshoot: fl
 
 
 def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class]) -> list[_Class]:
-    """Re-estimate each compartment from the region's interior (one voxel in: no partial volume with liver).
+    """Re-estimate the seed's compartment from the region's interior (one voxel in: no partial volume with liver).
 
-    A compartment most of whose voxels lie on the region's edge (a rim thinner than two voxels, a 1.7 mm
-    granulation rim round an ablation zone) has no interior of its own: what it owns there is the partial
-    volume between it and the core, and refitting on that turned the rim into a second core and dropped the
-    rim. Such a compartment keeps its estimate.
+    Only the seed's compartment: a compartment found later was fitted on the voxels round the region that no
+    mixture explained (a rim, a nodule at the margin), which lie on the region's edge. Its voxels in the
+    interior are the partial volume between it and the core (a 1.7 mm granulation rim round an ablation zone
+    has no voxel of its own inside), and refitting on them turned the rim into a second core and dropped it.
     """
     inner = ndi.binary_erosion(region)
     if inner.sum() < 10:  # a small lesion has no interior free of partial volume: keep the seed's estimate
         return protos
-    zr = z[:, region]
-    owner = np.argmin([p.d2(zr) for p in protos], axis=0)
-    in_inner = inner[region]
-    out = []
-    for j, p in enumerate(protos):
-        mine = owner == j
-        if (mine & in_inner).sum() < 0.5 * mine.sum():
-            out.append(p)
-        else:
-            out.append(_fit_class(zr[:, mine & in_inner], p.mu))
-    return out
+    zv = z[:, inner]
+    owner = np.argmin([p.d2(zv) for p in protos], axis=0)
+    return [_fit_class(zv[:, owner == 0], protos[0].mu)] + protos[1:]
 
 
 def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, core: np.ndarray,
