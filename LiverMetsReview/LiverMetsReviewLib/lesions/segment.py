@@ -35,6 +35,7 @@ from scipy.special import gammaincinv
 
 from ..errors import LiverMetsError
 from .channels import Crop, LesionImages, crop_around, distance_from, label_on_crop, params
+from .small_lesion import fit_ball
 
 
 def chi2_quantile(p: float, k: int) -> float:
@@ -85,6 +86,7 @@ class _Options:
     overshoot: float
     enclosure_fraction: float
     liver_envelope_closing_mm: float
+    small_fit_subsamples: int
 
     @classmethod
     def from_data(cls, **override: Any) -> _Options:
@@ -361,6 +363,22 @@ def _core_centre(z: np.ndarray, d2_liver: np.ndarray, core: np.ndarray, detect: 
     return np.median(z[:, core][:, purest], axis=1)
 
 
+def _small_lesion(z: np.ndarray, mask: np.ndarray, allowed: np.ndarray, crop: Crop,
+                  opts: _Options) -> np.ndarray | None:
+    """A lesion without a voxel of interior (no voxel whose six neighbours are all lesion) outlined by the ball
+    fitted to its partial-volume pattern (small_lesion.py); None for a larger lesion or when the fit covers no
+    voxel at least half."""
+    if not mask.any() or ndi.binary_erosion(mask).any():
+        return None
+    sharp = crop.sharpness >= 0.999 if crop.sharpness is not None else np.ones(z.shape[0], bool)
+    extent = (np.ptp(np.argwhere(mask), axis=0) + 1) * crop.spacing_zyx
+    fitted = fit_ball(z, mask, allowed, crop.spacing_zyx, sharp, opts.small_fit_subsamples,
+                      0.5 * float(extent.max()) + float(crop.spacing_zyx.max()))
+    if fitted is None or not fitted[0].any():
+        return None
+    return fitted[0]
+
+
 class _Leak(Exception):
     """The region reached the radius it was grown in."""
 
@@ -403,6 +421,9 @@ def _segment_within(images: LesionImages, seed: tuple[float, float, float], radi
     mask = ndi.binary_fill_holes(grown & allowed)
     if taken is not None:
         mask &= ~taken
+    small = _small_lesion(z, mask, allowed, crop, opts)
+    if small is not None:
+        mask = small
     info = {"method": "multi-channel partial-volume classifier (liver vs lesion compartments) with connectivity "
                       "and a size prior", "channels": list(crop.names), "liver_centre": mu.round(2).tolist(),
             "liver_spread": s.round(2).tolist(), "seed_contrast_chi2": round(contrast, 1),
