@@ -41,10 +41,12 @@ def _lesion(lesion_id):
     return it.measures, truth
 
 
-# Focal hypersteatosis is fatty parenchyma with vessels running through it, not a mass: segmented with Dice
-# ~0.77 (see test_lesions_segment.py), so its size is not held to a lesion's tolerance.
-def _ids():
-    return [les["id"] for les in catalogue_lesions(STUDY[1]) if les["type"] != "focal_hypersteatosis"]
+# Focal hypersteatosis is fatty parenchyma with vessels running through it, not a mass: its outline is not
+# held to a lesion's diameter tolerance (the vessels through it cut its edge), but its volume, centroid and
+# Couinaud segment are (with the fat-signal channel it is outlined from the fat itself).
+def _ids(with_hypersteatosis: bool = False):
+    return [les["id"] for les in catalogue_lesions(STUDY[1])
+            if with_hypersteatosis or les["type"] != "focal_hypersteatosis"]
 
 
 @pytest.mark.parametrize("lesion_id", _ids())
@@ -62,7 +64,7 @@ def test_diameters_and_endpoints(lesion_id):
     assert m.value("short_axis") <= m.value("long_axis") + 1e-9
 
 
-@pytest.mark.parametrize("lesion_id", _ids())
+@pytest.mark.parametrize("lesion_id", _ids(with_hypersteatosis=True))
 def test_volume_centroid_couinaud(lesion_id):
     m, truth = _lesion(lesion_id)
     # Dice >= 0.85 allows this much; the phantom's volume is counted on its 1.5 mm truth grid.
