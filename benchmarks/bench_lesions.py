@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     hbp = next(s.image for s in series if s.role == "t1_hepatobiliary")
     liver = sitk.Cast(study.labelmap == 4, sitk.sitkUInt8)
     print(f"study: reference {'x'.join(map(str, ref.GetSize()))} voxels of "
-          f"{'x'.join(f'{v:g}' for v in ref.GetSpacing())} mm, {len(images.channels)} series "
+          f"{'x'.join(f'{v:g}' for v in ref.GetSpacing())} mm, {len(images.channels) + len(images.derived)} channels "
           f"({', '.join(images.roles.values())}); built in {time.perf_counter() - t0:.1f} s")
     print(f"{'click':<32}{'mm':>5}{'ours ms':>9}{'base ms':>9}{'Dice ours':>11}{'Dice base':>11}")
     ours_t, base_t, ours_d, base_d = [], [], [], []

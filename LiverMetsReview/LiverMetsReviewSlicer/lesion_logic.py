@@ -29,7 +29,7 @@ from .maps import latestPerValue, nodesByRole
 from .volumes import pullImage, rasToLps
 
 SERIES_ROLES = ("t1_pre", "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary", "t2",
-                "t1_in_phase", "t1_opposed_phase", "dixon_water", "adc_scanner")
+                "t1_in_phase", "t1_opposed_phase", "dixon_water", "dixon_fat", "adc_scanner")
 MAP_NAMES = ("adc", "ff_chemical_shift", "ff_dixon", "pdff", "re_arterial", "re_portal_venous", "re_transitional",
              "re_hepatobiliary")
 
@@ -97,6 +97,30 @@ def liverMask(segmentationNode, referenceNode) -> np.ndarray | None:
     return nodes.segmentMask(segmentationNode, nodes.LIVER, referenceNode)
 
 
+_COUINAUD: dict[str, Any] = {}   # liver mask digest -> (labels or None, why): one liver per review, kept once
+
+
+def couinaudLabels(study: SceneStudy, liver: np.ndarray | None, reference) -> tuple[Any, str]:
+    """Couinaud labels from the review's liver segment (landmarks found on a contrast phase), or None and why.
+
+    Found again only when the liver segment changed (the reader edited it): the landmark search takes about a
+    second, a lesion table is re-measured far more often."""
+    from LiverMetsReviewLib.errors import MissingDataError
+    from LiverMetsReviewLib.lesions.couinaud import couinaud_segments
+
+    if liver is None or not liver.any():
+        return None, "no liver segment yet (Find liver)"
+    key = mask_digest(liver)
+    if key not in _COUINAUD:
+        try:
+            found = couinaud_segments(study.imagesByRole(), mask_image(liver, reference))
+            _COUINAUD.clear()
+            _COUINAUD[key] = (found.labels, "; ".join(found.notes))
+        except (MissingDataError, LiverMetsError) as exc:
+            return None, str(exc)
+    return _COUINAUD[key]
+
+
 def otherLesions(segmentationNode, referenceNode, exceptId: str | None) -> np.ndarray | None:
     masks = [nodes.segmentMask(segmentationNode, sid, referenceNode) for sid in nodes.lesionSegmentIds(segmentationNode)
              if sid != exceptId]
@@ -146,7 +170,9 @@ def measure(review: Review, lesionId: str, study: SceneStudy | None = None,
     if mask is None:
         mask = nodes.segmentMask(review.segmentation, lesionId, review.reference)
     reference = _referenceImage(study, review.reference)
-    m = measure_one(study.series, mask, reference, lesionId, liver=liverMask(review.segmentation, review.reference),
+    liver = liverMask(review.segmentation, review.reference)
+    couinaud = couinaudLabels(study, liver, reference)[0]
+    m = measure_one(study.series, mask, reference, lesionId, liver=liver, couinaud=couinaud,
                     others=otherLesions(review.segmentation, review.reference, lesionId), maps=study.maps)
     measures = key_measures(m)
     nodes.storeMeasures(segment, measures, mask_digest(mask))

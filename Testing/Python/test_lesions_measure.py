@@ -41,18 +41,19 @@ def _lesion(lesion_id):
     return it.measures, truth
 
 
-# Focal hypersteatosis is fatty parenchyma with vessels running through it, not a mass: segmented with Dice
-# ~0.77 (see test_lesions_segment.py), so its size is not held to a lesion's tolerance.
-def _ids():
-    return [les["id"] for les in catalogue_lesions(STUDY[1]) if les["type"] != "focal_hypersteatosis"]
+# Focal hypersteatosis is fatty parenchyma with vessels running through it, not a mass: its outline is not
+# held to a lesion's diameter tolerance (the vessels through it cut its edge), but its volume, centroid and
+# Couinaud segment are (with the fat-signal channel it is outlined from the fat itself).
+def _ids(with_hypersteatosis: bool = False):
+    return [les["id"] for les in catalogue_lesions(STUDY[1])
+            if with_hypersteatosis or les["type"] != "focal_hypersteatosis"]
 
 
 @pytest.mark.parametrize("lesion_id", _ids())
 def test_diameters_and_endpoints(lesion_id):
     m, truth = _lesion(lesion_id)
-    # One voxel, counted along the chord: a chord at 45 degrees crosses a voxel over its diagonal (sqrt 2 x the
-    # spacing). Each end lies half-way between the outermost voxel centre and its corner (measure.py).
-    spacing = max(review().reference.GetSpacing()[:2]) * np.sqrt(2.0)
+    # One voxel spacing (the tolerance): each end sits on the image's half-way edge (lesions/edge.py)
+    spacing = max(review().reference.GetSpacing()[:2])
     assert m.value("long_axis") == pytest.approx(truth["diameter_mm"], abs=spacing)
     (a, b), (c, d) = np.array(m.long_axis_lps), np.array(m.short_axis_lps)
     # endpoints are rounded to 0.01 mm per coordinate
@@ -63,7 +64,7 @@ def test_diameters_and_endpoints(lesion_id):
     assert m.value("short_axis") <= m.value("long_axis") + 1e-9
 
 
-@pytest.mark.parametrize("lesion_id", _ids())
+@pytest.mark.parametrize("lesion_id", _ids(with_hypersteatosis=True))
 def test_volume_centroid_couinaud(lesion_id):
     m, truth = _lesion(lesion_id)
     # Dice >= 0.85 allows this much; the phantom's volume is counted on its 1.5 mm truth grid.

@@ -139,6 +139,6 @@ def test_series_that_do_not_overlap():
 def test_unknown_or_missing_series_roles():
     study = phantom(*STUDY)
     with pytest.raises(LiverMetsError, match="cannot be used"):
-        lesion_channels(study.series, roles=["dixon_fat"])
+        lesion_channels(study.series, roles=["multi_echo_gre"])
     with pytest.raises(LiverMetsError, match="has no"):
         lesion_channels([study.series_by_role("t2")], roles=["t1_hepatobiliary"])

@@ -48,9 +48,10 @@ def _clicks() -> list[tuple[str, float, float, float]]:
 
 
 
-# Lesions that differ from the liver by fat alone: the segmentation's channels leave the in/opposed-phase pair
-# out (lesion_segmentation.json, opposed_phase_note), so a drawn fat sparing in a mildly steatotic liver (a few
-# fat percentage points apart) can be refused as not differing: a known gap (benchmarks/README.md).
+# Lesions that differ from the liver by fat alone: they are seen on the fat-signal channel only (Dixon fat image,
+# else in minus opposed phase; lesion_segmentation.json "derived"), and a 10 mm fat sparing a few fat percentage
+# points from a mildly steatotic liver, on 3 x 3 x 6 mm voxels, is still refused as not differing: a known gap
+# (benchmarks/README.md).
 FAT_ONLY = ("focal_fat_sparing", "focal_hypersteatosis")
 
 

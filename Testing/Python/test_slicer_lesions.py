@@ -260,3 +260,6 @@ def test_liver_segment_then_a_lesion_inside_it(edge, phantom):
     assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.8
     liver_on_reference = logic.liverMask(review.segmentation, review.reference)
     assert (mask & liver_on_reference).sum() >= 0.9 * mask.sum()  # the lesion lies in the liver it was modelled in
+    # the table's Couinaud column: from the liver segment (landmarks found on a contrast phase), never the truth
+    measures = nodes.storedMeasures(review.segmentation.GetSegmentation().GetSegment("L1"))
+    assert measures["couinaud_segment"] == lesion["couinaud_name"]

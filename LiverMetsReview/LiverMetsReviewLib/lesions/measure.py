@@ -24,6 +24,7 @@ from scipy import ndimage as ndi
 from ..maps.resample import check_compatible, resample_to
 from ..resources import load_json
 from .channels import params
+from .edge import backgrounds, refine_chord
 
 QUANTITIES = "quantities.json"
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
@@ -63,6 +64,7 @@ class MeasuredImage:
     values: np.ndarray
     key: str
     valid: np.ndarray | None = None
+    voxel_mm3: float | None = None       # the source's voxel volume (a thicker slice blurs an edge)
 
 
 @dataclass
@@ -94,7 +96,7 @@ def prepare_images(reference: sitk.Image,
         ok = np.isfinite(vals)
         if valid is not None:
             ok &= sitk.GetArrayFromImage(resample_to(reference, valid, label=True)) != 0
-        out[name] = MeasuredImage(vals, key, ok)
+        out[name] = MeasuredImage(vals, key, ok, float(np.prod(img.GetSpacing())))
     return out
 
 
@@ -174,22 +176,27 @@ def _slice_diameters(pts: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, sp
     return float(np.sqrt(d2[a, b])) + 2 * hu, long_, best + 2 * hv, short
 
 
-def axial_diameters(mask: np.ndarray, reference: sitk.Image) -> tuple[float, list, float, list] | None:
-    """(long, long endpoints, short, short endpoints) over the mask's slices (last index axis = axial)."""
+def slice_axes(mask: np.ndarray, reference: sitk.Image) -> list[tuple[float, np.ndarray, float, np.ndarray]]:
+    """(long, long endpoints, short, short endpoints) of every slice of the mask (last index axis = axial)."""
     d = np.array(reference.GetDirection()).reshape(3, 3)
     u_axis, v_axis = d[:, 0], d[:, 1]
     spacing = reference.GetSpacing()[:2]
-    best = None
+    out = []
     for k in np.unique(np.nonzero(mask)[0]):
         sl = mask[k]
         edge = sl & ~ndi.binary_erosion(sl)
         jj, ii = np.nonzero(edge)
         pts = _points_lps(reference, np.stack([np.full_like(jj, k), jj, ii], axis=1))
-        res = _slice_diameters(pts, u_axis, v_axis, spacing)
-        if best is None or res[0] > best[0]:
-            best = res
-    if best is None:
+        out.append(_slice_diameters(pts, u_axis, v_axis, spacing))
+    return out
+
+
+def axial_diameters(mask: np.ndarray, reference: sitk.Image) -> tuple[float, list, float, list] | None:
+    """(long, long endpoints, short, short endpoints) over the mask's slices (last index axis = axial)."""
+    per_slice = slice_axes(mask, reference)
+    if not per_slice:
         return None
+    best = max(per_slice, key=lambda r: r[0])
     return best[0], best[1].round(2).tolist(), best[2], best[3].round(2).tolist()
 
 
@@ -409,6 +416,36 @@ def _couinaud(ctx: StudyContext, mask: np.ndarray, centroid_idx: np.ndarray) -> 
     return int(np.bincount(labels).argmax()), ""
 
 
+def _diameters(ctx: StudyContext, mask: np.ndarray, sl: tuple[slice, ...],
+               ref: np.ndarray) -> tuple[float | None, list | None, float | None, list | None]:
+    """Long and short axis from the mask, their ends moved onto the image's edge where it shows (edge.py).
+
+    Every slice's axes are refined and the slice with the longest refined axis kept: on thick slices the
+    mask's longest chord can lie on a slice off the lesion's equator (its digitisation reached a voxel
+    further), where the image's edge is nearer in."""
+    per_slice = slice_axes(mask, ctx.reference)
+    if not per_slice:
+        return None, None, None, None
+    p = params("measurement")
+    own = 1.01 * float(np.prod(ctx.reference.GetSpacing()))  # series sampled as finely as the mask's grid
+    sharp = {n: im for n, im in ctx.images.items() if im.voxel_mm3 is not None and im.voxel_mm3 <= own}
+    imgs = backgrounds(sharp, sl, ref)
+    reach = max(ctx.reference.GetSpacing()[:2])
+
+    def refined(ends: np.ndarray) -> np.ndarray:
+        e = np.asarray(ends, float)
+        e = refine_chord(e, imgs, ctx.reference, reach, float(p["edge_min_contrast_sd"]))
+        return e.round(2)
+
+    longs = [refined(r[1]) for r in per_slice]
+    i = int(np.argmax([np.linalg.norm(e[1] - e[0]) for e in longs]))
+    long_, short = longs[i], refined(per_slice[i][3])
+    if np.linalg.norm(short[1] - short[0]) > np.linalg.norm(long_[1] - long_[0]):  # nearly round: edges decide
+        long_, short = short, long_
+    return (round(float(np.linalg.norm(long_[1] - long_[0])), 2), long_.tolist(),
+            round(float(np.linalg.norm(short[1] - short[0])), 2), short.tolist())
+
+
 def measure_lesion(ctx: StudyContext, mask: np.ndarray, lesion_id: str, name: str = "",
                    reference_mask: np.ndarray | None = None, rim_mm: float | None = None) -> LesionMeasures:
     """Every measurement of one lesion (``mask``: bool z, y, x on ``ctx.reference``)."""
@@ -421,17 +458,16 @@ def measure_lesion(ctx: StudyContext, mask: np.ndarray, lesion_id: str, name: st
     vox_ml = float(np.prod(spacing)) / 1000.0
     idx = np.argwhere(mask)
     out.centroid_lps = _points_lps(ctx.reference, idx).mean(axis=0).round(2).tolist()
-    dia = axial_diameters(mask, ctx.reference)
-    long_, out.long_axis_lps, short, out.short_axis_lps = dia if dia else (None, None, None, None)
-    out.measurements += [Measurement("long_axis", round(long_, 2)), Measurement("short_axis", round(short, 2)),
-                         Measurement("volume", round(int(mask.sum()) * vox_ml, 3))]
-    cap, why = ctx.capsule_distance(mask)
-    out.measurements.append(Measurement("capsule_distance", cap, why))
-    out.couinaud_segment, out.couinaud_why = _couinaud(ctx, mask, idx.mean(axis=0))
     hi = params("measurement")["reference_shell_mm"][1]
     sl = _bbox(mask, [int(np.ceil(hi / s)) + 2 for s in spacing])
     lesion = mask[sl]
     ref, out.reference = reference_region(ctx, mask, sl, reference_mask)
+    long_, out.long_axis_lps, short, out.short_axis_lps = _diameters(ctx, mask, sl, ref)
+    out.measurements += [Measurement("long_axis", long_), Measurement("short_axis", short),
+                         Measurement("volume", round(int(mask.sum()) * vox_ml, 3))]
+    cap, why = ctx.capsule_distance(mask)
+    out.measurements.append(Measurement("capsule_distance", cap, why))
+    out.couinaud_segment, out.couinaud_why = _couinaud(ctx, mask, idx.mean(axis=0))
     rim, core = rim_core(lesion, spacing, rim_mm)
     out.reference["rim_thickness_mm"] = rim_mm
     margin = margin_shell(ctx, lesion, sl, spacing, rim_mm)

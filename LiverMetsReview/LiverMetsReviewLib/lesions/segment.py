@@ -35,6 +35,7 @@ from scipy.special import gammaincinv
 
 from ..errors import LiverMetsError
 from .channels import Crop, LesionImages, crop_around, distance_from, label_on_crop, params
+from .small_lesion import fit_ball
 
 
 def chi2_quantile(p: float, k: int) -> float:
@@ -85,6 +86,7 @@ class _Options:
     overshoot: float
     enclosure_fraction: float
     liver_envelope_closing_mm: float
+    small_fit_subsamples: int
 
     @classmethod
     def from_data(cls, **override: Any) -> _Options:
@@ -152,9 +154,25 @@ def _open_keep(mask: np.ndarray, core: np.ndarray, crop: Crop, opening_mm: float
     kept = _component_at(opened, core)
     if not kept.any():  # a lesion thinner than the opening: keep the unopened one
         return _component_at(mask, core)
-    # Reconstruction limited to the opening's reach: what the opening shaved off the lesion, not a bridge.
-    grown = ndi.binary_dilation(kept, structure=ball) & mask
+    # Reconstruction limited to the opening's reach: what the opening shaved off the lesion, not a bridge. The
+    # reach is at least one voxel along every axis: with slices thicker than the opening the ball is flat, and a
+    # flat reconstruction never gave back the top and bottom slices of a small lesion that the opening removed
+    # (a 6 mm metastasis kept 8 of its 18 voxels).
+    grown = ndi.binary_dilation(kept, structure=_reach(ball), iterations=2, mask=mask)
     return _component_at(grown, core)
+
+
+def _reach(ball: np.ndarray) -> np.ndarray:
+    """``ball`` joined with the six face neighbours of its centre (a structure reaching every axis)."""
+    pad = [(max(0, 1 - n // 2),) * 2 for n in ball.shape]
+    out = np.pad(ball, pad)
+    c = tuple(n // 2 for n in out.shape)
+    for ax in range(3):
+        for d in (-1, 1):
+            idx = list(c)
+            idx[ax] += d
+            out[tuple(idx)] = True
+    return out
 
 
 @dataclass
@@ -224,25 +242,33 @@ def _classify(z: np.ndarray, protos: list[_Class], outlier: float, overshoot: fl
 
 
 def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class]) -> list[_Class]:
-    """Re-estimate each compartment from the region's interior (one voxel in: no partial volume with liver)."""
+    """Re-estimate the seed's compartment from the region's interior (one voxel in: no partial volume with liver).
+
+    Only the seed's compartment: a compartment found later was fitted on the voxels round the region that no
+    mixture explained (a rim, a nodule at the margin), which lie on the region's edge. Its voxels in the
+    interior are the partial volume between it and the core (a 1.7 mm granulation rim round an ablation zone
+    has no voxel of its own inside), and refitting on them turned the rim into a second core and dropped it.
+    """
     inner = ndi.binary_erosion(region)
     if inner.sum() < 10:  # a small lesion has no interior free of partial volume: keep the seed's estimate
         return protos
     zv = z[:, inner]
     owner = np.argmin([p.d2(zv) for p in protos], axis=0)
-    return [_fit_class(zv[:, owner == j], p.mu) for j, p in enumerate(protos)]
+    return [_fit_class(zv[:, owner == 0], protos[0].mu)] + protos[1:]
 
 
 def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, core: np.ndarray,
                        allowed: np.ndarray, edge: np.ndarray, crop: Crop,
-                       opts: _Options) -> tuple[list[_Class], np.ndarray]:
+                       opts: _Options, final: bool = True) -> tuple[list[_Class], np.ndarray]:
     """Grow the lesion compartment by compartment, from the seed's core outwards.
 
     A new compartment (a rim around a core, a core inside a rim, a nodule at the margin) is tried when
     non-liver voxels that no mixture of the compartments found so far explains cover a good part of the
     region's surface, and kept only if the region it makes stays inside the radius: a rim or a nodule closes
     on itself, a vessel or a neighbouring organ runs on. After each step the compartments are re-estimated
-    from the region's interior.
+    from the region's interior. When the radius is not the last one tried (``final`` false), a compartment that
+    reaches it may belong to a lesion larger than the radius (the rim of a 45 mm metastasis clicked at its
+    centre reaches 25 mm): :class:`_Leak` sends the click to the larger radius rather than dropping the rim.
     """
     k = z.shape[0]
     outlier = chi2_quantile(opts.outlier_probability, k)
@@ -274,6 +300,8 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
         trial = protos + [_fit_class(zs[:, new], np.median(zs[:, new], axis=1))]
         grown = grow(trial)
         if _leaks(grown, edge, opts.leak_fraction):  # it ran along a vessel or out of the liver: not a compartment
+            if not final:
+                raise _Leak()
             break
         protos = _refit(z, grown, trial)
         region = grow(protos)
@@ -335,6 +363,22 @@ def _core_centre(z: np.ndarray, d2_liver: np.ndarray, core: np.ndarray, detect: 
     return np.median(z[:, core][:, purest], axis=1)
 
 
+def _small_lesion(z: np.ndarray, mask: np.ndarray, allowed: np.ndarray, crop: Crop,
+                  opts: _Options) -> np.ndarray | None:
+    """A lesion without a voxel of interior (no voxel whose six neighbours are all lesion) outlined by the ball
+    fitted to its partial-volume pattern (small_lesion.py); None for a larger lesion or when the fit covers no
+    voxel at least half."""
+    if not mask.any() or ndi.binary_erosion(mask).any():
+        return None
+    sharp = crop.sharpness >= 0.999 if crop.sharpness is not None else np.ones(z.shape[0], bool)
+    extent = (np.ptp(np.argwhere(mask), axis=0) + 1) * crop.spacing_zyx
+    fitted = fit_ball(z, mask, allowed, crop.spacing_zyx, sharp, opts.small_fit_subsamples,
+                      0.5 * float(extent.max()) + float(crop.spacing_zyx.max()))
+    if fitted is None or not fitted[0].any():
+        return None
+    return fitted[0]
+
+
 class _Leak(Exception):
     """The region reached the radius it was grown in."""
 
@@ -370,12 +414,16 @@ def _segment_within(images: LesionImages, seed: tuple[float, float, float], radi
     if taken is not None:
         allowed &= ~taken
     edge = allowed & (dist > radius_mm - 1.01 * float(crop.spacing_zyx.max()))
-    protos, grown = _grow_compartments(z, d2_liver, core_z, core, allowed, edge, crop, opts)
+    protos, grown = _grow_compartments(z, d2_liver, core_z, core, allowed, edge, crop, opts,
+                                       final=radius_mm >= opts.max_radius_mm)
     if _leaks(grown, edge, opts.leak_fraction):
         raise _Leak()
     mask = ndi.binary_fill_holes(grown & allowed)
     if taken is not None:
         mask &= ~taken
+    small = _small_lesion(z, mask, allowed, crop, opts)
+    if small is not None:
+        mask = small
     info = {"method": "multi-channel partial-volume classifier (liver vs lesion compartments) with connectivity "
                       "and a size prior", "channels": list(crop.names), "liver_centre": mu.round(2).tolist(),
             "liver_spread": s.round(2).tolist(), "seed_contrast_chi2": round(contrast, 1),

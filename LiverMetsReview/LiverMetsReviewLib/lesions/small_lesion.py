@@ -1,0 +1,84 @@
+"""A lesion of a few voxels: its outline from the partial-volume pattern, not from a threshold.
+
+A voxel's signal is the average of what its box holds (the scanner integrates over the voxel and the slice),
+so around a small lesion each voxel reads liver + contrast x (the share of the voxel the lesion covers). When
+a lesion is no thicker than two voxels no voxel is pure lesion: the classifier's lesion centre is itself a
+partial-volume value, and "half-way to it" takes in voxels a third covered (a 4 mm metastasis came out at five
+or six voxels for the two it half covers). Here a ball (centre and radius, sub-voxel) is fitted to that
+pattern on the channels sampled on the reference grid itself, the contrast of each channel solved in closed
+form; the segment is then the voxels the fitted ball covers at least half -- the same rule as for any lesion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+def _sub_points(spacing_zyx: np.ndarray, n: int) -> np.ndarray:
+    """Offsets (m, 3) in mm of n x n x n points spread evenly inside a voxel (centred on 0)."""
+    t = (np.arange(n) + 0.5) / n - 0.5
+    g = np.stack(np.meshgrid(t, t, t, indexing="ij"), axis=-1).reshape(-1, 3)
+    return g * spacing_zyx
+
+
+def _coverage(centres: np.ndarray, radii: np.ndarray, vox_mm: np.ndarray, sub: np.ndarray) -> np.ndarray:
+    """Share of each voxel (n, 3 mm positions) inside each ball (m centres, m radii): (m, n)."""
+    pts = (vox_mm[:, None, :] + sub[None, :, :]).astype(np.float32)   # (n, s, 3)
+    d2 = ((pts[None] - centres.astype(np.float32)[:, None, None, :]) ** 2).sum(-1)   # (m, n, s)
+    return (d2 <= (radii.astype(np.float32) ** 2)[:, None, None]).mean(axis=-1)
+
+
+def _best(y: np.ndarray, cover: np.ndarray) -> tuple[int, float]:
+    """Index of the coverage pattern that explains y (k channels, n voxels) best, each channel's contrast free."""
+    ff = (cover ** 2).sum(axis=1)
+    fy = cover @ y.T                                                    # (m, k)
+    gain = np.where(ff > 0, (fy ** 2).sum(axis=1) / np.maximum(ff, 1e-12), -np.inf)
+    i = int(np.argmax(gain))
+    return i, float((y ** 2).sum() - gain[i])
+
+
+def fit_ball(z: np.ndarray, region: np.ndarray, allowed: np.ndarray, spacing_zyx: np.ndarray,
+             sharp: np.ndarray, subsamples: int, max_radius_mm: float) -> tuple[np.ndarray, dict] | None:
+    """The voxels a ball fitted to the partial-volume pattern around ``region`` covers at least half.
+
+    ``z``: channels (k, z, y, x) in the liver's units (liver 0); ``sharp``: channels sampled on the reference
+    grid itself (their voxel is the reference's: the coverage model holds for them); None when none is.
+    """
+    if not sharp.any() or not region.any():
+        return None
+    step = np.ones((3, 3, 3), bool)
+    window = ndi.binary_dilation(region, structure=step) & allowed  # beyond one voxel a ball this small is absent
+    idx = np.argwhere(window)
+    vox_mm = idx * spacing_zyx
+    y = z[sharp][:, window]
+    centre0 = np.argwhere(region).mean(axis=0) * spacing_zyx
+    sub = _sub_points(spacing_zyx, subsamples)
+    # coarse: centres on half-voxel steps within half a voxel, radii on quarter-voxel steps; then a finer pass
+    r_step = 0.25 * float(spacing_zyx.min())
+    best_c, best_r = centre0, 0.0
+    for offsets, radii in ((np.array([-0.5, 0.0, 0.5]), np.arange(r_step, max_radius_mm + 1e-6, r_step)),
+                           (np.array([-0.25, 0.0, 0.25]), None)):
+        if radii is None:
+            radii = best_r + np.arange(-0.5, 0.51, 0.25) * r_step
+            radii = radii[radii > 0]
+        o = np.stack(np.meshgrid(offsets, offsets, offsets, indexing="ij"), -1).reshape(-1, 3) * spacing_zyx
+        centres = np.repeat(best_c + o, len(radii), axis=0)
+        rr = np.tile(radii, len(o))
+        i, residual = _best(y, _coverage(centres, rr, vox_mm, sub))
+        best_c, best_r = centres[i], float(rr[i])
+    # Model choice: the ball only when its pattern explains the channels better than the classifier's own
+    # outline read as a pattern (a lesion with pure voxels, or not round, keeps its outline).
+    as_is = _best(y, region[window].astype(float)[None])[1]
+    if residual >= as_is:
+        return None
+    cover = _coverage(best_c[None], np.array([best_r]), vox_mm, sub)[0]
+    # A voxel wholly inside (every sample point): the classifier's lesion centre was pure and its outline stands.
+    # (Sample points, not the voxel's exact corners: with the corners nearly every 5-7 mm ball counted as having
+    # no pure voxel and lost 0.1-0.2 Dice to a radius fitted a little short; with 4 x 4 x 4 points only the
+    # balls of about two voxels across are fitted.)
+    if cover.max() >= 1.0:
+        return None
+    out = np.zeros_like(region)
+    out[tuple(idx[cover >= 0.5].T)] = True
+    return out, {"ball_radius_mm": round(best_r, 2)}
