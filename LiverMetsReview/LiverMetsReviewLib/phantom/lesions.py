@@ -127,26 +127,74 @@ def bounding_radius_mm(lesion: dict[str, Any]) -> float:
     return float(np.linalg.norm(pts, axis=1).max()) * 1.02
 
 
-def measured_axial_diameter_mm(lesion: dict[str, Any], step_mm: float = 0.5) -> float:
-    """Longest axial (in-plane) diameter of the outline, measured on a fine local grid (what a reader measures)."""
+def _to_outline_mm(lesion: dict[str, Any], p: np.ndarray, u: np.ndarray, z: float, reach_mm: float) -> float:
+    """How far the point ``p`` (x, y; inside the outline) lies from the outline along ``u``: the first outside
+    sample of 65 up to ``reach_mm``, then bisection on the signed distance (not rounded to any grid)."""
+    t = np.linspace(0.0, reach_mm, 65)
+    out = np.flatnonzero(lesion_sdf(lesion, p[0] + t * u[0], p[1] + t * u[1], z) > 0)
+    if len(out) == 0:
+        return reach_mm
+    lo, hi = t[max(out[0] - 1, 0)], t[out[0]]
+    for _ in range(24):
+        mid = 0.5 * (lo + hi)
+        if lesion_sdf(lesion, p[0] + mid * u[0], p[1] + mid * u[1], z) <= 0:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def _chord_mm(lesion: dict[str, Any], p: np.ndarray, u: np.ndarray, z: float, reach_mm: float) -> float:
+    """Length of the outline's chord along ``u`` through ``p`` (0 when ``p`` is outside)."""
+    if lesion_sdf(lesion, p[0], p[1], z) > 0:
+        return 0.0
+    return _to_outline_mm(lesion, p, u, z, reach_mm) + _to_outline_mm(lesion, p, -u, z, reach_mm)
+
+
+def _longest_chord_mm(lesion: dict[str, Any], p: np.ndarray, q: np.ndarray, z: float, step_mm: float) -> float:
+    """The longest chord near the one through ``p`` and ``q`` (two far-apart inside points of a plane): its
+    angle and offset refined by a simplex search, so the result does not carry the grid's direction error."""
+    from scipy.optimize import minimize
+
+    mid = 0.5 * (p + q)
+    reach = 2.0 * bounding_radius_mm(lesion)
+    theta0 = float(np.arctan2(*(q - p)[::-1]))
+
+    def negative(x: np.ndarray) -> float:
+        u = np.array([np.cos(x[0]), np.sin(x[0])])
+        return -_chord_mm(lesion, mid + x[1] * np.array([-u[1], u[0]]), u, z, reach)
+
+    res = minimize(negative, np.array([theta0, 0.0]), method="Nelder-Mead",
+                   options={"initial_simplex": [[theta0, 0.0], [theta0 + 0.05, 0.0], [theta0, step_mm]],
+                            "xatol": 1e-4, "fatol": 1e-4})
+    return max(-float(res.fun), -negative(np.array([theta0, 0.0])))
+
+
+def measured_axial_diameter_mm(lesion: dict[str, Any], step_mm: float = 0.5, refine: int = 3) -> float:
+    """Longest axial (in-plane) diameter of the outline (what a reader measures): per axial plane of a fine
+    local grid the farthest pair of inside points; on the ``refine`` planes where that pair is longest, the
+    chord near it is extended to the outline and its angle and offset refined (the grid only finds the chord;
+    its length is the outline's, not rounded to the grid)."""
     from scipy.spatial import ConvexHull, QhullError
 
-    r = bounding_radius_mm(lesion) + step_mm
-    ax = np.arange(-r, r + step_mm / 2, step_mm)
+    n = int(np.ceil(bounding_radius_mm(lesion) / step_mm)) + 1
+    ax = np.arange(-n, n + 1) * step_mm  # one plane through the centre, where an ellipsoid is widest
     c = np.asarray(lesion["centre_mm"], float)
     inside = lesion_sdf(lesion, c[0] + ax[None, None, :], c[1] + ax[None, :, None], c[2] + ax[:, None, None]) <= 0
-    best = 0.0
+    pairs = []
     for k in np.flatnonzero(inside.any(axis=(1, 2))):
-        pts = np.argwhere(inside[k]).astype(float) * step_mm
-        if len(pts) < 3:
-            continue
-        try:
-            pts = pts[ConvexHull(pts).vertices]
-        except QhullError:
-            pass
-        d = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)).max()
-        best = max(best, float(d) + step_mm)
-    return best
+        pts = c[:2] + ax[0] + np.argwhere(inside[k])[:, ::-1].astype(float) * step_mm  # (x, y) in mm
+        if len(pts) >= 3:
+            try:
+                pts = pts[ConvexHull(pts).vertices]
+            except QhullError:
+                pass
+        d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+        i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+        if d2[i, j] > 0:
+            pairs.append((float(d2[i, j]), pts[i], pts[j], c[2] + ax[k]))
+    pairs.sort(key=lambda t: -t[0])
+    return max((_longest_chord_mm(lesion, p, q, z, step_mm) for _, p, q, z in pairs[:refine]), default=0.0)
 
 
 def _nodule_centre(lesion: dict[str, Any], comp: dict[str, Any]) -> np.ndarray:
