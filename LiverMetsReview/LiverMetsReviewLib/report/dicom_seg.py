@@ -76,7 +76,8 @@ def build_seg(hd: Any, src: Any, spec: dict[str, Any]) -> tuple[Any, dict[str, d
         descriptions.append(_description(hd, n, seg, algorithm, uid))
         numbers[str(seg["id"])] = {"number": n, "type": descriptions[-1].SegmentedPropertyTypeCodeSequence[0],
                                    "tracking_uid": uid}
-    pixels = np.stack([s["mask"] for s in segments], axis=-1).astype(np.uint8)  # (frames, rows, cols, segments)
+    pixels = np.stack([s["mask"] for s in segments], axis=-1).astype(np.uint8)  # (slices, rows, cols, segments)
+    pixels = pixels[np.asarray(src.frame_order, int)]  # one frame per source image / frame, in the source's order
     eq = spec["equipment"]
     seg = hd.seg.Segmentation(
         source_images=src.datasets, pixel_array=pixels, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
