@@ -8,7 +8,11 @@ enhancement statistics (UCUM units) and its impression, each group referencing i
 What goes in, units and codes: ``resources/dicom_export.json`` and ``quantities.json``.
 
 The study must have been loaded from DICOM (``dicom_sources.json`` in its folder, written by ``livermets
-load``): objects derived from images reference those images and copy their patient and study. highdicom is
+load``): objects derived from images reference those images and copy their patient and study. Real scanners'
+quirks are met in the in-memory header copies only (never in their files): enhanced (multi-frame) sources are
+referenced per frame, geometry groups a scanner repeats per frame are shared, absent Type 2 patient/study
+attributes are set empty, and an object switches to UTF-8 when one of its texts does not fit the source's
+character set. highdicom is
 imported here, only when exporting; without it the export says what to install.
 """
 

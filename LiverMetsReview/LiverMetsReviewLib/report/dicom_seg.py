@@ -1,9 +1,10 @@
 """``lesions.seg.nrrd`` as a DICOM Segmentation (BINARY): one segment per segment, overlaps kept.
 
 Frames are the source series' slices one to one (the segmentation's grid is that series' grid, checked by
-``dicom_export.source_stack``), so every frame references the image it was drawn on. Segment labels are the
-segment ids (the lesion ids); property category, type and anatomic region are read back from each segment's
-Slicer ``TerminologyEntry``, so the DICOM codes are the ``.seg.nrrd``'s (private 99LMR codes included).
+``dicom_export.source_stack``), so every frame references the image it was drawn on: a classic image per slice, or
+for an enhanced (multi-frame) source the frame number, the frames put in the source file's frame order. Segment
+labels are the segment ids (the lesion ids); property category, type and anatomic region are read back from each
+segment's Slicer ``TerminologyEntry``, so the DICOM codes are the ``.seg.nrrd``'s (private 99LMR codes included).
 """
 
 from __future__ import annotations
