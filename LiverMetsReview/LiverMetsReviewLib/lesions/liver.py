@@ -375,8 +375,17 @@ def _volume_ml(mask: sitk.Image) -> float:
     return n * float(np.prod(mask.GetSpacing())) / 1000.0
 
 
+# the bias field and the 3-D region growing need a volume: a series of fewer slices is refused (single-slice
+# localisers and dual-echo pairs are real inputs, e.g. the CHAOS T1 dual-echo slices)
+MIN_SLICES = 3
+
+
 def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
                 notes: list[str]) -> tuple[sitk.Image, tuple[float, float, float], float, list[str]]:
+    if image.GetDimension() < 3 or image.GetSize()[2] < MIN_SLICES:
+        raise LiverMetsError(f"the {role} series has {image.GetSize()[2] if image.GetDimension() > 2 else 1} "
+                             f"slice(s); outlining the liver in 3-D needs at least {MIN_SLICES}: choose a volume "
+                             "series (--series) or give the liver drawn by the reader (--liver-mask)")
     work, arr, body = prepared(image)
     spacing = work.GetSpacing()[::-1]
     edge = edges(work)

@@ -46,6 +46,10 @@ def _interior(mask: sitk.Image) -> np.ndarray:
 
 # ---------------------------------------------------------------- spleen
 
+def _slices(image: sitk.Image) -> int:
+    return int(image.GetSize()[2]) if image.GetDimension() > 2 else 1
+
+
 def find_spleen(image: sitk.Image, liver_mask: sitk.Image) -> sitk.Image | None:
     """A spleen mask on ``image``'s grid: the deepest parenchyma-like point in the patient's left posterior quadrant
     (the spleen lies against the left posterolateral wall) outside the liver, grown like the liver; None when
@@ -214,7 +218,10 @@ def liver_figures(mask: sitk.Image, images: Mapping[str, sitk.Image], *, fat_map
     volume = float(np.count_nonzero(arr)) * float(np.prod(mask.GetSpacing())) / 1000.0
     spleen, spleen_why, spleen_source = spleen_mask, "", "reader" if spleen_mask is not None else None
     if spleen is None:
-        if find_spleen_on and find_spleen_on in images:
+        if find_spleen_on and find_spleen_on in images and _slices(images[find_spleen_on]) < lv.MIN_SLICES:
+            spleen_why = (f"the {find_spleen_on} series has {_slices(images[find_spleen_on])} slice(s), too few to "
+                          "look for the spleen in 3-D; outline it to get the ratio")
+        elif find_spleen_on and find_spleen_on in images:
             spleen = find_spleen(images[find_spleen_on], mask)
             spleen_source = f"found automatically on {find_spleen_on}" if spleen is not None else None
             spleen_why = f"no spleen of plausible size was found on {find_spleen_on}; outline it to get the ratio"

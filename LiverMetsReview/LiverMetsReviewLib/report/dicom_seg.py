@@ -1,9 +1,10 @@
 """``lesions.seg.nrrd`` as a DICOM Segmentation (BINARY): one segment per segment, overlaps kept.
 
 Frames are the source series' slices one to one (the segmentation's grid is that series' grid, checked by
-``dicom_export.source_stack``), so every frame references the image it was drawn on. Segment labels are the
-segment ids (the lesion ids); property category, type and anatomic region are read back from each segment's
-Slicer ``TerminologyEntry``, so the DICOM codes are the ``.seg.nrrd``'s (private 99LMR codes included).
+``dicom_export.source_stack``), so every frame references the image it was drawn on: a classic image per slice, or
+for an enhanced (multi-frame) source the frame number, the frames put in the source file's frame order. Segment
+labels are the segment ids (the lesion ids); property category, type and anatomic region are read back from each
+segment's Slicer ``TerminologyEntry``, so the DICOM codes are the ``.seg.nrrd``'s (private 99LMR codes included).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def build_seg(hd: Any, src: Any, spec: dict[str, Any]) -> tuple[Any, dict[str, d
         descriptions.append(_description(hd, n, seg, algorithm, uid))
         numbers[str(seg["id"])] = {"number": n, "type": descriptions[-1].SegmentedPropertyTypeCodeSequence[0],
                                    "tracking_uid": uid}
-    pixels = np.stack([s["mask"] for s in segments], axis=-1).astype(np.uint8)  # (frames, rows, cols, segments)
+    pixels = np.stack([s["mask"] for s in segments], axis=-1).astype(np.uint8)  # (slices, rows, cols, segments)
+    pixels = pixels[np.asarray(src.frame_order, int)]  # one frame per source image / frame, in the source's order
     eq = spec["equipment"]
     seg = hd.seg.Segmentation(
         source_images=src.datasets, pixel_array=pixels, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
