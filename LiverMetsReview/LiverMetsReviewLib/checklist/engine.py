@@ -60,8 +60,8 @@ def _reader(answers: Mapping[str, Any] | None, item_id: str) -> tuple[str | None
 def _earlier(rows: list[dict[str, Any]], effective: Mapping[str, str | None]
              ) -> dict[str, tuple[str | None, float | None, str]]:
     """Earlier items as an evidence rule reads them: (effective answer, its confidence, name)."""
-    return {r["id"]: (effective.get(r["id"]), 1.0 if r["answer"] in READER_SETTLES else r["confidence"], r["name"])
-            for r in rows}
+    return {r["id"]: (effective.get(r["id"]), 1.0 if r["answer"] in READER_SETTLES
+                      else r.get("measured_confidence", r["confidence"]), r["name"]) for r in rows}
 
 
 def evaluate_items(doc: Mapping[str, Any], items: list[Mapping[str, Any]], values: Mapping[str, float | None],
@@ -110,6 +110,7 @@ def evaluate_item(doc: Mapping[str, Any], item: Mapping[str, Any], values: Mappi
     if item.get("unreliable_when") and _ref_holds(item["unreliable_when"], facts, effective):
         row["unreliable"] = f"{item['unreliable_when']}: a 'no' here means little; lean on DWI and the dynamic phases"
         if row["confidence"] is not None:
+            row["measured_confidence"] = row["confidence"]  # what a later item's rule reads (the halving is advice)
             row["confidence"] = round(row["confidence"] / 2.0, 3)
     effective[item["id"]] = answer if answer in READER_SETTLES else row["suggested"]
     return row
