@@ -66,6 +66,9 @@ def test_checklist_loads_and_shares_the_phantom_vocabulary():
     (lambda d: d["items"][0].__setitem__("applies", ["washout=yes"]), "must come earlier"),
     (lambda d: d["thresholds"]["adc_malignant_max"].__setitem__("uncertainty", 0), "positive 'uncertainty'"),
     (lambda d: d["impression"]["precedence"].pop(), "default"),
+    (lambda d: d["borderline_confidence"].__setitem__("value", 1.2), "borderline_confidence"),
+    (lambda d: d["items"][2]["evidence"]["of"].__setitem__(2, ["item:hbp_uptake", "=", "yes"]), "earlier item"),
+    (lambda d: d["value_names"].pop("lesion.hbp_ratio"), "readable name"),
 ])
 def test_broken_checklist_is_one_sentence(breakage, words):
     doc = load_checklist()

@@ -111,6 +111,9 @@ def validate_checklist(doc: Any) -> dict[str, Any]:
     for key in ("sources", "thresholds", "derived", "study_figures", "items", "impression", "answers", "suggestions"):
         if key not in doc:
             _fail(FILE, f"is missing its '{key}' section")
+    borderline = doc.get("borderline_confidence", {}).get("value", 0.5)
+    if not isinstance(borderline, (int, float)) or not 0.5 <= borderline < 1.0:
+        _fail(FILE, "'borderline_confidence' needs a 'value' between 0.5 (off) and 1")
     for name, t in doc["thresholds"].items():
         if not all(isinstance(t.get(k), (int, float)) for k in ("value", "uncertainty")) or t["uncertainty"] <= 0:
             _fail(f"{FILE} threshold '{name}'", "needs a number 'value' and a positive 'uncertainty'")
