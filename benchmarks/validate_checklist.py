@@ -71,6 +71,8 @@ def report(title: str, studies: list[dict]) -> dict:
     for r in rows:
         if r["expected"] != r["got"]:
             ev = "; ".join(f"{x['condition']} [{x['evidence']}]" for x in r["reasons"]) or "no rule held"
+            if r.get("evidence"):
+                ev += " | measured: " + "; ".join(r["evidence"])
             print(f"  {r['scenario']}/{r['seed']} {r['id']} ({r['type']}): expected '{r['expected']}', got "
                   f"'{r['got']}' by rule {r['rule']}; fired: {', '.join(r['fired'])}; reasons: {ev}")
     return {"title": title, "lesions": len(rows), "agree": ok, "refused": refused}

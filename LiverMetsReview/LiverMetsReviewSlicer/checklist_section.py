@@ -128,12 +128,15 @@ def evidenceText(row: Mapping[str, Any]) -> str:
     lines = []
     for c in row.get("evidence") or []:
         src = ", ".join(c.get("source") or [])
-        if c.get("holds") is None:
-            lines.append(f"{c['value_key']}: not measured ({c.get('why', '')}); threshold {c['operator']} "
-                         f"{c['threshold']:g}{_unit(c)} [{src}]")
+        name = c.get("name") or c["value_key"]  # sidecars of checklist < 1.4 carry no readable name or text
+        if c.get("threshold_id") is None and c.get("text"):  # an earlier item's answer, not a measurement
+            lines.append(c["text"])
+        elif c.get("holds") is None:
+            lines.append(f"{c.get('text') or name + ': not measured (' + str(c.get('why', '')) + ')'}; needs "
+                         f"{c['operator']} {c['threshold']:g}{_unit(c)} [{src}]")
         else:
-            lines.append(f"{c['value_key']} = {c['value']:g} {c['operator']} {c['threshold']:g}{_unit(c)} "
-                         f"(\u00b1{c['uncertainty']:g}): {'holds' if c['holds'] else 'fails'}, "
+            shown = c.get("text") or f"{name} = {c['value']:g} {c['operator']} {c['threshold']:g}{_unit(c)}"
+            lines.append(f"{shown} (\u00b1{c['uncertainty']:g}): {'met' if c['holds'] else 'not met'}, "
                          f"confidence {c['confidence']:.2f} [{src}]")
     if not lines:
         lines.append(row.get("explanation") or "")

@@ -66,6 +66,9 @@ def test_checklist_loads_and_shares_the_phantom_vocabulary():
     (lambda d: d["items"][0].__setitem__("applies", ["washout=yes"]), "must come earlier"),
     (lambda d: d["thresholds"]["adc_malignant_max"].__setitem__("uncertainty", 0), "positive 'uncertainty'"),
     (lambda d: d["impression"]["precedence"].pop(), "default"),
+    (lambda d: d["borderline_confidence"].__setitem__("value", 1.2), "borderline_confidence"),
+    (lambda d: d["items"][2]["evidence"]["of"].__setitem__(2, ["item:hbp_uptake", "=", "yes"]), "earlier item"),
+    (lambda d: d["value_names"].pop("lesion.hbp_ratio"), "readable name"),
 ])
 def test_broken_checklist_is_one_sentence(breakage, words):
     doc = load_checklist()
@@ -219,3 +222,83 @@ def test_rim_asymmetry_decides_expected_change_or_recurrence_when_measured():
         for vals, want in ((uniform, "treated lesion: expected change"), (nodule, "suspicious for recurrence")):
             out = review([{"id": "zone", "values": vals}], {}, ctx(locoregional_therapies=rfa))
             assert out["lesions"][0]["impression"]["category"] == want
+
+
+def test_evidence_reads_in_words_beside_the_machine_fields():
+    rng = np.random.default_rng(11)
+    for _ in range(10):
+        les = solid_metastasis(rng)
+        r = review([les], {}, ctx())
+        hbp = item(r, "m1", "hbp_hypointense")["evidence"][0]
+        ratio = les["values"]["lesion.t1_hepatobiliary.ratio"]
+        assert hbp["value_key"] == "lesion.hbp_ratio" and hbp["value"] == pytest.approx(ratio, abs=1e-4)
+        assert hbp["text"] == f"HBP lesion-to-liver ratio {ratio:.2f} < 0.90"  # the unit "1" is left out
+        adc = item(r, "m1", "fluid_like_adc")["evidence"][0]  # fails: the relation as measured, unit kept
+        assert adc["text"] == f"ADC, lowest of lesion and rim median {adc['value']:.0f} < 1500 ×10⁻⁶ mm²/s"
+        assert hbp["text"] in item(r, "m1", "hbp_hypointense")["explanation"]
+
+
+def test_partial_volume_of_edge_voxels_is_undone():
+    from LiverMetsReviewLib.lesions.measure import interior_fraction
+    cube = np.zeros((9, 9, 9), bool)
+    cube[2:7, 2:7, 2:7] = True
+    assert interior_fraction(cube) == pytest.approx(27 / 125)  # a 5-voxel cube: the inner 3 x 3 x 3
+    rng = np.random.default_rng(12)
+    for _ in range(10):
+        raw, interior = rng.uniform(0.3, 0.95), rng.uniform(0.0, 0.5)
+        les = solid_metastasis(rng)
+        les["values"].update({"lesion.t1_hepatobiliary.ratio": raw, "lesion.interior_fraction": interior})
+        # the median voxel's lesion share m: interior + (1 - interior)(1 - m)/(1 - 0.5) = 1/2
+        m = 1.0 - 0.5 * (0.5 - interior) / (1.0 - interior)
+        value = item(review([les], {}, ctx()), "m1", "hbp_hypointense")["evidence"][0]["value"]
+        assert value == pytest.approx(1.0 + (raw - 1.0) / m, abs=1e-3)
+        les["values"]["lesion.interior_fraction"] = rng.uniform(0.5, 1.0)  # interior voxels hold the median
+        assert item(review([les], {}, ctx()), "m1", "hbp_hypointense")["evidence"][0]["value"] == \
+            pytest.approx(raw, abs=1e-4)
+
+
+def test_pseudocirrhosis_reads_the_low_hbp_function_item():
+    folfox = [{"regimen": "FOLFOX", "agents": ["oxaliplatin"], "start": "2025-01-01", "end": "2025-06-01"}]
+    rng = np.random.default_rng(13)
+    for _ in range(10):  # nodular contour (LSN 3.2-4.0), normal caudate, liver RE above 50 % but liver-to-spleen
+        figures = {"study.surface_nodularity": (rng.uniform(3.2, 4.0) - 2.26) / 10,  # below 1.5 (S21)
+                   "study.caudate_right_lobe_ratio": rng.uniform(0.2, 0.5), "study.hbp_liver_re": rng.uniform(70, 120),
+                   "study.liver_spleen_ratio": rng.uniform(1.0, 1.3), "study.liver_fat_median": 3.0}
+        r = review([solid_metastasis(rng)], figures, ctx(systemic_therapies=folfox))
+        assert item(r, "study", "low_hbp_function")["suggested"] == "yes"
+        pc = item(r, "study", "pseudocirrhosis")
+        assert pc["suggested"] == "yes"
+        assert any(c["value_key"] == "item:low_hbp_function" and c["holds"] for c in pc["evidence"])
+
+
+def test_fnh_like_rim_retention_is_read_and_a_dark_rim_is_not():
+    rng = np.random.default_rng(14)
+    folfox = [{"regimen": "FOLFOX", "agents": ["oxaliplatin"], "start": "2025-01-01", "end": "2025-06-01"}]
+    for _ in range(10):  # S25: rim retention around a darker centre; the whole lesion below the liver
+        les = fnh_like(rng)
+        liver = 2000.0
+        rim, core = liver * rng.uniform(0.97, 1.15), liver * rng.uniform(0.6, 0.8)
+        les["values"].update({"lesion.t1_hepatobiliary.ratio": rng.uniform(0.7, 0.85),
+                              "lesion.t1_hepatobiliary.rim.median": rim, "lesion.t1_hepatobiliary.core.median": core,
+                              "lesion.t1_hepatobiliary.reference.median": liver})
+        r = review([les], {}, ctx(systemic_therapies=folfox))
+        assert item(r, "n1", "hbp_rim_retention")["suggested"] == "yes"
+        assert r["lesions"][0]["impression"]["category"] == "probably benign: FNH-like nodule"
+        les["values"]["lesion.t1_hepatobiliary.rim.median"] = liver * rng.uniform(0.3, 0.7)  # a metastasis's rim
+        r = review([les], {}, ctx(systemic_therapies=folfox))
+        assert item(r, "n1", "hbp_rim_retention")["suggested"] == "no"
+        assert r["lesions"][0]["impression"]["category"] != "probably benign: FNH-like nodule"
+
+
+def test_a_borderline_measurement_is_indeterminate_and_keeps_its_side():
+    doc = load_checklist()
+    t = doc["thresholds"]["hbp_hypointense_ratio_max"]
+    rng = np.random.default_rng(15)
+    for _ in range(10):
+        z = rng.uniform(-0.2, 0.2)  # within a quarter uncertainty: confidence Phi(|z|) < 0.6
+        les = solid_metastasis(rng)
+        les["values"]["lesion.t1_hepatobiliary.ratio"] = t["value"] + z * t["uncertainty"]
+        row = item(review([les], {}, ctx()), "m1", "hbp_hypointense")
+        assert row["suggested"] == "indeterminate" and row["borderline"] == ("yes" if z < 0 else "no")
+        les["values"]["lesion.t1_hepatobiliary.ratio"] = t["value"] - rng.uniform(0.3, 3.0) * t["uncertainty"]
+        assert item(review([les], {}, ctx()), "m1", "hbp_hypointense")["suggested"] == "yes"

@@ -119,7 +119,7 @@ def test_study_items_from_the_real_liver_figures(tmp_path, scenario):
     assert items["low_hbp_function"]["suggested"] == ("yes" if low_hbp else "no")
     pc = items["pseudocirrhosis"]
     assert pc["applicable"]  # both scenarios' patients had chemotherapy
-    hbp_sign = next(c for c in pc["evidence"] if c["value_key"] == "study.hbp_liver_re")
+    hbp_sign = next(c for c in pc["evidence"] if c["value_key"] == "item:low_hbp_function")  # the study's own item
     assert hbp_sign["holds"] is low_hbp
     pseudo = "pseudocirrhosis" in study.truth["scenario"]["scenario_pitfalls"]  # the phantom's nodular contour
     nodular = next(c for c in pc["evidence"] if c["value_key"] == "study.surface_nodularity")

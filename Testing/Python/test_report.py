@@ -127,6 +127,11 @@ def test_text_report_numbers_are_the_review_s(folder):
         assert float(m[5]) == pytest.approx(v["lesion.volume"], abs=0.0051)
         assert m[6].strip() == les["impression"]["category"]
         assert les["impression"]["recommendation"].rstrip(".") in block
+        items = {i["id"]: i for i in les["items"]}
+        for reason in les["impression"]["reasons"]:  # each driver's evidence in words, as the review states it
+            for c in items[reason["item"]]["evidence"]:
+                assert c["text"] in block, (les["id"], c["text"])
+                assert c["holds"] is None or "lesion." not in c["text"], c["text"]  # a name, not a value key
     assert "does not replace" in text or "do not replace" in text
 
 

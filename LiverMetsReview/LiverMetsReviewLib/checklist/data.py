@@ -22,19 +22,25 @@ def _fail(where: str, what: str) -> None:
     raise LiverMetsError(f"{where}: {what}")
 
 
-def _check_condition(doc: dict[str, Any], cond: Any, where: str) -> None:
+def _check_condition(doc: dict[str, Any], cond: Any, where: str, seen: set[str] | None = None) -> None:
     if not (isinstance(cond, list) and len(cond) == 3 and all(isinstance(c, str) for c in cond)):
         _fail(where, f"condition {cond!r} must be [value key, operator, threshold id]")
     key, op, thr = cond
+    if key.startswith("item:"):  # an earlier item's answer
+        if key[5:] not in (seen or set()) or op != "=" or thr not in ("yes", "no"):
+            _fail(where, f"condition {cond!r} must read an earlier item as ['item:<id>', '=', 'yes' or 'no']")
+        return
     if op not in doc["operators"]:
         _fail(where, f"operator '{op}' is not one of {', '.join(doc['operators'])}")
     if thr not in doc["thresholds"]:
         _fail(where, f"threshold '{thr}' is not defined in 'thresholds'")
     if not (key.startswith("study.") and key in doc["study_figures"]) and not key.startswith("lesion."):
         _fail(where, f"value '{key}' is neither a lesion value (lesion.*) nor a study figure listed in 'study_figures'")
+    if "value_names" in doc and not isinstance(doc["value_names"].get(key), str):
+        _fail(where, f"value '{key}' has no readable name in 'value_names'")
 
 
-def _check_rule(doc: dict[str, Any], rule: dict[str, Any], where: str) -> None:
+def _check_rule(doc: dict[str, Any], rule: dict[str, Any], where: str, seen: set[str] | None = None) -> None:
     kinds = [k for k in ("all", "any", "of") if k in rule]
     if not kinds:
         _fail(where, "an evidence rule needs 'all', 'any' or 'at_least' with 'of'")
@@ -42,7 +48,7 @@ def _check_rule(doc: dict[str, Any], rule: dict[str, Any], where: str) -> None:
         _fail(where, "'of' needs an integer 'at_least'")
     for k in kinds:
         for cond in rule[k]:
-            _check_condition(doc, cond, where)
+            _check_condition(doc, cond, where, seen)
 
 
 def _answer_refs(refs: list[str]) -> list[tuple[str, str, str]]:
@@ -76,7 +82,7 @@ def _check_item(doc: dict[str, Any], item: dict[str, Any], seen: set[str], i: in
         if answer not in doc["suggestions"] + doc["answers"]:
             _fail(where, f"'applies' compares with '{answer}', not an answer")
     if "evidence" in item:
-        _check_rule(doc, item["evidence"], where)
+        _check_rule(doc, item["evidence"], where, seen)
     seen.add(item["id"])
 
 
@@ -105,6 +111,9 @@ def validate_checklist(doc: Any) -> dict[str, Any]:
     for key in ("sources", "thresholds", "derived", "study_figures", "items", "impression", "answers", "suggestions"):
         if key not in doc:
             _fail(FILE, f"is missing its '{key}' section")
+    borderline = doc.get("borderline_confidence", {}).get("value", 0.5)
+    if not isinstance(borderline, (int, float)) or not 0.5 <= borderline < 1.0:
+        _fail(FILE, "'borderline_confidence' needs a 'value' between 0.5 (off) and 1")
     for name, t in doc["thresholds"].items():
         if not all(isinstance(t.get(k), (int, float)) for k in ("value", "uncertainty")) or t["uncertainty"] <= 0:
             _fail(f"{FILE} threshold '{name}'", "needs a number 'value' and a positive 'uncertainty'")
@@ -113,6 +122,8 @@ def validate_checklist(doc: Any) -> dict[str, Any]:
     for name, spec in {**doc["derived"], **doc.get("study_derived", {})}.items():
         if spec.get("op") not in DERIVED_OPS or not isinstance(spec.get("of"), list):
             _fail(f"{FILE} derived value '{name}'", f"needs 'op' (one of {', '.join(DERIVED_OPS)}) and 'of'")
+        if spec["op"] == "median_fill" and not 0.0 < spec.get("edge_fill_min", -1) < 1.0:
+            _fail(f"{FILE} derived value '{name}'", "'median_fill' needs 'edge_fill_min', a share between 0 and 1")
     for name, spec in doc.get("study_derived", {}).items():
         if any(k not in doc["study_figures"] for k in [name, *spec["of"]]):
             _fail(f"{FILE} study derived value '{name}'", "it and its inputs must be listed in 'study_figures'")

@@ -57,22 +57,47 @@ def _reader(answers: Mapping[str, Any] | None, item_id: str) -> tuple[str | None
     return None, ""
 
 
+def _earlier(rows: list[dict[str, Any]], effective: Mapping[str, str | None]
+             ) -> dict[str, tuple[str | None, float | None, str]]:
+    """Earlier items as an evidence rule reads them: (effective answer, its confidence, name)."""
+    return {r["id"]: (effective.get(r["id"]), 1.0 if r["answer"] in READER_SETTLES
+                      else r.get("measured_confidence", r["confidence"]), r["name"]) for r in rows}
+
+
+def evaluate_items(doc: Mapping[str, Any], items: list[Mapping[str, Any]], values: Mapping[str, float | None],
+                   why: Mapping[str, str], facts: set[str], effective: dict[str, str | None],
+                   answers: Mapping[str, Any] | None, before: list[dict[str, Any]] | None = None
+                   ) -> list[dict[str, Any]]:
+    """Rows of ``items`` in order; an evidence rule may read an earlier item (``before``: the study's rows)."""
+    rows: list[dict[str, Any]] = []
+    for it in items:
+        rows.append(evaluate_item(doc, it, values, why, facts, effective, answers, _earlier((before or []) + rows,
+                                                                                          effective)))
+    return rows
+
+
 def evaluate_item(doc: Mapping[str, Any], item: Mapping[str, Any], values: Mapping[str, float | None],
                   why: Mapping[str, str], facts: set[str], effective: dict[str, str | None],
-                  answers: Mapping[str, Any] | None) -> dict[str, Any]:
+                  answers: Mapping[str, Any] | None,
+                  earlier: Mapping[str, tuple[str | None, float | None, str]] | None = None) -> dict[str, Any]:
     """One item's row; also records its effective answer in ``effective`` for later items and rules."""
     ok, why_not = _applies(item, facts, effective)
     answer, note = _reader(answers, item["id"])
     row = {k: item[k] for k in ("id", "scope", "group", "name", "question", "help", "sources", "protocol", "series")}
     row.update(applicable=ok, not_applicable_because=why_not, suggested=None, confidence=None, evidence=[],
-               explanation="", answer=answer, note=note, wording=None, unreliable=None)
+               explanation="", answer=answer, note=note, wording=None, unreliable=None, borderline=None)
     if not ok:
         effective[item["id"]] = None
         return row
     if "evidence" in item:
         row["suggested"], row["confidence"], row["evidence"] = evaluate_rule(item["evidence"], values,
-                                                                             doc["thresholds"], why)
+                                                                             doc["thresholds"], why,
+                                                                             doc.get("value_names"), earlier)
         row["explanation"] = explain(row["evidence"])
+        borderline = doc.get("borderline_confidence", {}).get("value")
+        if borderline is not None and row["confidence"] is not None and row["confidence"] < borderline:
+            row["borderline"] = row["suggested"]  # the side the measurement fell on, kept for the reader
+            row["suggested"] = "indeterminate"
     elif "context_rule" in item:
         cr = item["context_rule"]
         row["suggested"] = next((a for a in ("yes", "indeterminate") if cr.get(a) in facts), cr["otherwise"])
@@ -85,6 +110,7 @@ def evaluate_item(doc: Mapping[str, Any], item: Mapping[str, Any], values: Mappi
     if item.get("unreliable_when") and _ref_holds(item["unreliable_when"], facts, effective):
         row["unreliable"] = f"{item['unreliable_when']}: a 'no' here means little; lean on DWI and the dynamic phases"
         if row["confidence"] is not None:
+            row["measured_confidence"] = row["confidence"]  # what a later item's rule reads (the halving is advice)
             row["confidence"] = round(row["confidence"] / 2.0, 3)
     effective[item["id"]] = answer if answer in READER_SETTLES else row["suggested"]
     return row
@@ -178,15 +204,15 @@ def review(lesions: list[Mapping[str, Any]], study_figures: Mapping[str, Any] | 
         lesion_vals[les["id"]] = (vals, why)
     svals, swhy, origin = _study_values(doc, {k: v[0] for k, v in lesion_vals.items()}, study_figures or {})
     study_eff: dict[str, str | None] = {}
-    study_rows = [evaluate_item(doc, it, svals, swhy, facts, study_eff, answers.get("study"))
-                  for it in doc["items"] if it["scope"] == "study"]
+    study_rows = evaluate_items(doc, [it for it in doc["items"] if it["scope"] == "study"], svals, swhy, facts,
+                                study_eff, answers.get("study"))
     out_lesions = []
     for les in lesions:
         vals, why = lesion_vals[les["id"]]
         lfacts = facts | lesion_facts(dict(context) if context else None, les["id"])
         eff = dict(study_eff)
-        rows = [evaluate_item(doc, it, vals, why, lfacts, eff, answers.get(les["id"]))
-                for it in doc["items"] if it["scope"] == "lesion"]
+        rows = evaluate_items(doc, [it for it in doc["items"] if it["scope"] == "lesion"], vals, why, lfacts, eff,
+                              answers.get(les["id"]), study_rows)
         out_lesions.append({"id": les["id"], "couinaud_segment": les.get("couinaud_segment"),
                             "long_axis_mm": vals.get("lesion.long_axis"), "items": rows,
                             "impression": impression(doc, rows, eff, lfacts), "progress": _progress(rows)})

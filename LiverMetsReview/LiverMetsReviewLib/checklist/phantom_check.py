@@ -91,10 +91,12 @@ def review_phantom(study: Any, maps: Any | None = None, answers: dict | None = N
         if t is None:  # a lesion the reader added that the phantom does not know
             continue
         fired = [r["id"] for r in les["items"] if r["applicable"] and r["suggested"] == "yes"]
+        shown = [f"{r['id']}={r['suggested']}" + (f" (fell {r['borderline']})" if r.get("borderline") else "")
+                 + f": {r['explanation']}" for r in les["items"] if r["applicable"] and r["evidence"]]
         rows.append({"id": les["id"], "type": t["type"], "expected": t["expected_impression"],
                      "got": les["impression"]["category"], "rule": les["impression"]["rule"],
                      "reasons": les["impression"]["reasons"], "fired": fired,
-                     "expected_pitfalls": t["expected_pitfalls"]})
+                     "expected_pitfalls": t["expected_pitfalls"], "evidence": shown})
     return {"result": result, "rows": rows, "not_measured": failed}
 
 

@@ -47,8 +47,32 @@ def lesion_values(rows: Iterable[Mapping[str, Any] | Any]) -> tuple[dict[str, fl
     return values, why
 
 
-def _op(name: str, args: list[float | None]) -> float | None:
+def median_fill(interior: float, edge_min: float) -> float:
+    """The lesion's share of the segment's median voxel. Interior voxels (share ``interior``) are filled; an edge
+    voxel's share is uniform between ``edge_min`` and 1. The median voxel has the fill m with
+    P(fill > m) = 1/2: interior + (1 - interior) (1 - m) / (1 - edge_min) = 1/2."""
+    if interior >= 0.5:
+        return 1.0
+    return 1.0 - (1.0 - edge_min) * (0.5 - interior) / (1.0 - interior)
+
+
+def _undilute(value: float | None, baseline: float, fill: float | None) -> float | None:
+    """A contrast measured on a partly filled segment restored to the lesion's own: baseline + (v - b) / fill."""
+    if value is None:
+        return None
+    return value if fill is None else baseline + (value - baseline) / fill
+
+
+def _op(name: str, args: list[float | None], spec: Mapping[str, Any]) -> float | None:
     present = [a for a in args if a is not None]
+    if name == "median_fill":  # the lesion share of the voxel the segment's median comes from (checklist.json)
+        return None if args[0] is None else median_fill(args[0], spec["edge_fill_min"])
+    if name == "undilute_ratio":  # a lesion-to-liver ratio (liver = 1); unchanged when the fill is unknown
+        return _undilute(args[0], 1.0, args[1])
+    if name == "undilute_excess":  # a lesion-minus-liver difference (liver = 0)
+        return _undilute(args[0], 0.0, args[1])
+    if name == "undilute_toward":  # an absolute value (e.g. ADC) diluted toward the liver's (second argument)
+        return None if args[1] is None else _undilute(args[0], args[1], args[2])
     if name == "first":
         return present[0] if present else None
     if name in ("min", "max"):  # of what is measured (a thin lesion has no core)
@@ -76,7 +100,7 @@ def _op(name: str, args: list[float | None]) -> float | None:
 
 
 DERIVED_OPS = ("first", "difference", "ratio", "min", "max", "product", "water_factor", "re_from_ratios", "fat_free",
-               "t2_time_ratio")
+               "t2_time_ratio", "median_fill", "undilute_ratio", "undilute_excess", "undilute_toward")
 
 
 def add_derived(values: dict[str, float | None], why: dict[str, str], derived: Mapping[str, Mapping[str, Any]]
@@ -84,7 +108,7 @@ def add_derived(values: dict[str, float | None], why: dict[str, str], derived: M
     """Compute every derived key in data order (a derived key may use an earlier one)."""
     for key, spec in derived.items():
         args = [values.get(a) for a in spec["of"]]
-        v = _op(spec["op"], args)
+        v = _op(spec["op"], args, spec)
         values[key] = None if v is None else round(v, 6)
         if v is None:
             missing = [a for a, x in zip(spec["of"], args, strict=True) if x is None]

@@ -240,6 +240,14 @@ def rim_core(mask: np.ndarray, spacing_zyx: Sequence[float], rim_mm: float) -> t
     return mask & (depth <= rim_mm), mask & (depth > rim_mm)
 
 
+def interior_fraction(mask: np.ndarray) -> float:
+    """Share of the segment's voxels whose six face neighbours are all in the segment. An edge voxel is partly
+    filled by what surrounds the lesion (partial volume); when edge voxels are the majority, the segment's median
+    is an edge value and its contrast to the liver is diluted (the checklist corrects for it)."""
+    inner = ndi.binary_erosion(np.pad(mask, 1))[1:-1, 1:-1, 1:-1]
+    return round(float(inner.sum()) / max(int(mask.sum()), 1), 4)
+
+
 def margin_shell(ctx: StudyContext, lesion: np.ndarray, sl: tuple[slice, ...], spacing_zyx: Sequence[float],
                  rim_mm: float) -> np.ndarray:
     """Liver voxels within ``rim_mm`` outside the lesion's edge (not other lesions): the zone's margin."""
@@ -468,6 +476,7 @@ def measure_lesion(ctx: StudyContext, mask: np.ndarray, lesion_id: str, name: st
     cap, why = ctx.capsule_distance(mask)
     out.measurements.append(Measurement("capsule_distance", cap, why))
     out.couinaud_segment, out.couinaud_why = _couinaud(ctx, mask, idx.mean(axis=0))
+    out.measurements.append(Measurement("interior_fraction", interior_fraction(lesion)))
     rim, core = rim_core(lesion, spacing, rim_mm)
     out.reference["rim_thickness_mm"] = rim_mm
     margin = margin_shell(ctx, lesion, sl, spacing, rim_mm)

@@ -94,12 +94,19 @@ def _lesion_row(les: dict[str, Any], meas: dict[str, Any] | None) -> dict[str, A
     return row
 
 
+def _readable(item: dict[str, Any]) -> str:
+    """The item's evidence in words, e.g. "HBP lesion-to-liver ratio 0.51 < 0.90" (checklist >= 1.4 writes a
+    ``text`` beside each condition's machine fields; an older review.json has none and keeps its explanation)."""
+    return "; ".join(c["text"] for c in item.get("evidence") or [] if c.get("text"))
+
+
 def _drivers(les: dict[str, Any]) -> dict[str, Any]:
     """The reasons of the impression, the reader's answers and the applicable items still unanswered."""
     items = {i["id"]: i for i in les["items"]}
     reasons = [{"item": r["item"], "name": items.get(r["item"], {}).get("name", r["item"]),
                 "answer": r.get("answer"), "by": "reader" if r.get("by") == "reader" else "automatic suggestion",
-                "evidence": r.get("evidence") or ""} for r in les["impression"].get("reasons", [])]
+                "evidence": _readable(items.get(r["item"], {})) or r.get("evidence") or ""}
+               for r in les["impression"].get("reasons", [])]
     answered = [{"name": i["name"], "answer": i["answer"], "suggested": i["suggested"], "note": i.get("note") or ""}
                 for i in les["items"] if i.get("answer")]
     open_ = [{"name": i["name"], "suggested": i["suggested"]} for i in les["items"]

@@ -7,6 +7,15 @@ from typing import Any
 from .fmt import pitfalls_text, segment, with_unit
 
 
+def _drivers(les: dict[str, Any]) -> str:
+    """Each item that drove the impression once, with its answer and readable evidence."""
+    seen: dict[str, str] = {}
+    for r in les.get("reasons") or []:
+        if r["item"] not in seen:
+            seen[r["item"]] = f"{r['name']}: {r['answer']}" + (f" ({r['evidence']})" if r.get("evidence") else "")
+    return "; ".join(seen.values()) or "no rule before the default held"
+
+
 def _lesion_line(n: int, les: dict[str, Any]) -> list[str]:
     size = with_unit("long_axis", les["long_axis"]["value"], "size not measured")
     if les["short_axis"]["value"] is not None:
@@ -17,6 +26,7 @@ def _lesion_line(n: int, les: dict[str, Any]) -> list[str]:
     lines = [f"{n}. Lesion {les['id']}, {segment(les['segment'])}: {size}"
              + (f", {with_unit('volume', vol)}" if vol is not None else "") + f". Impression: {imp}.",
              f"   Enhancement: {les['pattern']}.",
+             f"   Driven by: {_drivers(les)}.",
              f"   Recommendation: {les['recommendation'].rstrip('.') or 'none given'}."]
     if done.get("applicable") and done.get("answered", 0) < done["applicable"]:
         lines.append(f"   Reader has confirmed {done.get('answered', 0)} of {done['applicable']} checklist items; "
