@@ -83,12 +83,17 @@ def _liver(data: dict[str, Any]) -> str:
             f'<ul class="unanswered">{open_ or "<li>none</li>"}</ul>')
 
 
+HEAD_UNITS = {"adc": "10<sup>-6</sup> mm<sup>2</sup>/s"}  # the text report keeps plain ASCII units for the RIS
+
+
 def _lesion_table(data: dict[str, Any]) -> str:
-    head = ('<tr><th width="9%">lesion</th><th width="6%">segment</th>' + "".join(
-        f'<th width="7%">{n} ({UNITS[k]})</th>' for n, k in (("long axis", "long_axis"), ("short axis", "short_axis"),
-                                                             ("volume", "volume"), ("ADC", "adc"), ("fat", "fat")))
-            + '<th width="18%">enhancement pattern</th><th width="12%">impression</th>'
-              '<th width="20%">recommendation</th></tr>')
+    # Short, breakable headers and widths that keep ids and numbers whole on an A4 portrait page (Qt's layout
+    # breaks a header word letter by letter when its column is narrower than the word).
+    numbers = (("long", "long_axis"), ("short", "short_axis"), ("volume", "volume"), ("ADC", "adc"), ("fat", "fat"))
+    head = ('<tr><th width="15%">lesion</th><th width="5%">seg&shy;ment</th>'
+            + "".join(f'<th width="6%">{n}<br>({HEAD_UNITS.get(k, UNITS[k])})</th>' for n, k in numbers)
+            + '<th width="16%">enhancement pattern</th><th width="12%">impression</th>'
+              '<th width="22%">recommendation</th></tr>')
     body = "".join(
         f'<tr data-lesion="{escape(les["id"])}"><td>{escape(les["id"])}</td>'
         f'<td data-quantity="segment" data-value="{les["segment"] or ""}">{roman(les["segment"])}</td>'
