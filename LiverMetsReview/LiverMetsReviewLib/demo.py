@@ -201,10 +201,12 @@ def _outline_png(study: PhantomStudy, review: Any, rows: list[dict], truth: dict
 
 
 def _review_stage(study: PhantomStudy, maps: StudyMaps | None, out: Path, log=print,
-                  lesions_dir: Path | None = None) -> dict[str, Any]:
+                  lesions_dir: Path | None = None, study_dir: Path | None = None) -> dict[str, Any]:
     """The checklist on the phantom: every lesion's impression beside the truth's and the items that drove it,
     printed and written to ``out/review`` (review.json, review.md). ``lesions_dir``: a ``livermets measure``
-    style folder (measurements.json) from an earlier stage; without it the lesions are measured here."""
+    style folder (measurements.json) from an earlier stage; without it the lesions are measured here.
+    ``study_dir``: the folder the study was written to, recorded as the review's input (as ``livermets review``
+    does) so that ``livermets report --review`` alone finds the key images."""
     from .checklist.inputs import read_lesions
     from .checklist.phantom_check import review_lines, review_phantom, truth_markdown
     from .checklist.report import review_markdown
@@ -216,6 +218,11 @@ def _review_stage(study: PhantomStudy, maps: StudyMaps | None, out: Path, log=pr
     folder = out / "review"
     doc = dict(result["result"], truth_comparison=result["rows"], not_measured=result["not_measured"],
                lesions_from=str(lesions_dir) if measured else "measured by the review stage")
+    if study_dir is not None:
+        context = Path(study_dir) / "clinical_context.json"
+        doc["inputs"] = {"study": str(Path(study_dir).resolve()),
+                         "lesions": str(Path(lesions_dir).resolve()) if measured else None,
+                         "context": str(context.resolve()) if context.exists() else None}
     write_json_atomic(folder / "review.json", doc, default=str)
     write_text_atomic(folder / "review.md", review_markdown(doc) + "\n" + truth_markdown(result))
     for line in review_lines(result):
@@ -313,14 +320,14 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis",
     log(f"lesions stage on {which}")
     lesions = {**_lesions_stage(out, aligned, aligned_maps, figures=figures, log=log), "study": which}
     timings["lesions_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    review = _review_stage(aligned, aligned_maps, out, log, lesions_dir=out / "lesions")
-    timings["review_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     study_dir = out / "phantom"
     if aligned is not study:  # the lesions were measured on the unshifted phantom: key images are cut from it
         study_dir = out / "lesions" / "study_unshifted"
         write_phantom(aligned, study_dir, ("nrrd", "dicom") if dicom else "nrrd")
+    t0 = time.perf_counter()
+    review = _review_stage(aligned, aligned_maps, out, log, lesions_dir=out / "lesions", study_dir=study_dir)
+    timings["review_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     report = _report_stage(out, study_dir, log, dicom=dicom)
     timings["report_s"] = time.perf_counter() - t0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -127,6 +128,9 @@ def test_demo_writes_its_outputs(tmp_path):
     assert all(truth[k] == v for k, v in compared.items())  # the truth beside each impression is the phantom's
     assert summary["review"]["agree"] == sum(r["got"] == r["expected"] for r in review["truth_comparison"])
     assert "ground truth" in (tmp_path / "review" / "review.md").read_text()
+    # the review names the study its lesions were measured on, so 'livermets report --review' alone finds it
+    assert Path(review["inputs"]["study"]) == (tmp_path / "lesions" / "study_unshifted").resolve()
+    assert Path(review["inputs"]["lesions"]) == (tmp_path / "lesions").resolve()
     # the report stage: HTML, PDF (PySide6 is in the test extra) and text, one section per reviewed lesion
     html = (tmp_path / "report" / "report.html").read_text()
     assert {les["id"] for les in review["lesions"]} == set(re.findall(r'<section data-lesion="([^"]+)">', html))
