@@ -354,7 +354,8 @@ def rim_sector_asymmetry(values: np.ndarray, rim: np.ndarray, lesion: np.ndarray
 
 def rim_sector_figures(values: np.ndarray, rim: np.ndarray, lesion: np.ndarray,
                        spacing_zyx: Sequence[float]) -> tuple[float | None, float | None, str]:
-    """Highest rim-sector mean minus the median of the sector means (the image's unit), or None and why.
+    """Highest rim-sector mean minus the median of the sector means of its elevation band (the image's unit), and
+    that excess in units of its noise (z), or None and why.
 
     The rim (``rim``, inside the measurable voxels) is split into sectors of direction from the lesion's
     centroid: equal angles around it in the axial plane, times bands of elevation (below, level with, above
@@ -375,22 +376,31 @@ def rim_sector_figures(values: np.ndarray, rim: np.ndarray, lesion: np.ndarray,
     vals = values[rim]  # boolean indexing and argwhere share the C order
     means: list[float] = []
     sizes: list[int] = []
+    bands_of: list[int] = []
+    n_bands = len(bands) + 1
     for offset in (0.0, 0.5 / n):  # a second tiling half a sector round: a nodule on a border fills a sector
         sector = ((turn + offset) * n).astype(int) % n + n * band  # of one of them
-        counts = np.bincount(sector, minlength=n * (len(bands) + 1))
+        counts = np.bincount(sector, minlength=n * n_bands)
         sums = np.bincount(sector, weights=vals, minlength=counts.size)
-        means += (sums[counts >= need] / counts[counts >= need]).tolist()
-        sizes += counts[counts >= need].tolist()
+        kept = counts >= need
+        means += (sums[kept] / counts[kept]).tolist()
+        sizes += counts[kept].tolist()
+        bands_of += (np.flatnonzero(kept) // n).tolist()
     first = int(np.count_nonzero(np.bincount(((turn * n).astype(int) % n + n * band),
-                                             minlength=n * (len(bands) + 1)) >= need))
+                                             minlength=n * n_bands) >= need))
     if first < min_sectors:
         return None, None, f"only {first} rim sectors hold {need} measurable voxels (need {min_sectors})"
-    centre = float(np.median(means[:first]))
-    top = int(np.argmax(means))
-    excess = means[top] - centre
+    # Each sector is compared with the sectors of its own elevation band: on slices thicker than the pixels a
+    # uniform rim's partial volume changes with elevation (the caps are cut obliquely), not with the angle round.
+    m, b = np.asarray(means), np.asarray(bands_of)
+    firsts_b = b[:first]
+    centres = np.array([float(np.median(m[:first][firsts_b == k])) if np.any(firsts_b == k) else np.nan
+                        for k in range(n_bands)])
+    residual = m - centres[b]
+    top = int(np.nanargmax(residual))
+    excess = float(residual[top])
     se_voxels = 1.4826 * float(np.median(np.abs(vals - np.median(vals)))) / np.sqrt(sizes[top])
-    firsts = np.asarray(means[:first])
-    between = 1.4826 * float(np.median(np.abs(firsts - centre)))  # noise plus a uniform rim's partial volume
+    between = 1.4826 * float(np.median(np.abs(residual[:first])))  # noise plus a uniform rim's partial volume
     noise = max(se_voxels, between)
     return round(excess, 3), (round(excess / noise, 3) if noise > 0 else None), ""
 
