@@ -42,6 +42,24 @@ def test_pre_contrast_background_is_masked_and_counted():
     np.testing.assert_array_equal(sitk.GetArrayFromImage(res.mask)[:, :, 4:], 1)
 
 
+def test_overflow_near_the_float32_limit_is_masked_and_counted():
+    """A corrupt rescale slope can put signals near float32's limit: the percentage overflows there, and those
+    voxels are masked and counted, never written as inf."""
+    rng = np.random.default_rng(11)
+    pre = rng.uniform(200.0, 900.0, (2, 8, 8)).astype(np.float32)
+    post = pre * np.float32(1.5)
+    huge = np.zeros(pre.shape, bool)
+    huge[0, :3, :3] = True  # 9 voxels: the percentage (post - pre) / pre x 100 overflows
+    pre[huge], post[huge] = 1.0, 3.0e38
+    res = relative_enhancement(_img(pre), _img(post), noise_floor=0.0)
+    re, sub = sitk.GetArrayFromImage(res.re), sitk.GetArrayFromImage(res.subtraction)
+    assert np.isfinite(re).all() and np.isfinite(sub).all()
+    assert res.summary["masked_reasons"]["overflow"] == 9
+    np.testing.assert_allclose(re[~huge], 50.0, rtol=1e-5)
+    assert np.all(re[huge] == 0)
+    np.testing.assert_allclose(sub[huge], 3.0e38, rtol=1e-6)  # the subtraction itself is finite and kept
+
+
 def test_post_on_another_grid_is_resampled():
     """Post image with half the spacing over the same region: linear resampling of a linear ramp is exact."""
     x = np.arange(16) * 1.5
