@@ -174,6 +174,14 @@ def _mask(review, segment_id):
     return sitk.GetArrayFromImage(review.segmentation.masks[segment_id]) != 0
 
 
+def _truth_on_reference(phantom, study, review, lesion_id: str):
+    """The core image the review's reference node shows, and the truth lesion's mask on its grid."""
+    reference_image = next(img for s in phantom.series for img in s.stacks if study.nodeOf[id(img)] is review.reference)
+    role = next(s.role for s in phantom.series if any(img is reference_image for img in s.stacks))
+    label = next(s["label"] for s in phantom.segments if s["id"] == lesion_id)
+    return reference_image, sitk.GetArrayFromImage(phantom.labelmap_on(role, reference_image)) == label
+
+
 def test_pure_helpers(edge):
     nodes = importlib.import_module("LiverMetsReviewSlicer.lesion_nodes")
     rng = np.random.default_rng(5)
@@ -197,10 +205,7 @@ def test_click_to_segment_tags_lines_and_remeasure(edge, phantom):
     study, review = _study(logic, phantom), logic.Review()
     measures = logic.segmentAt(review, click_ras, "L1", "metastasis", study=study)
 
-    reference_image = next(img for s in phantom.series for img in s.stacks if study.nodeOf[id(img)] is review.reference)
-    role = next(s.role for s in phantom.series if any(img is reference_image for img in s.stacks))
-    label = next(s["label"] for s in phantom.segments if s["id"] == lesion["id"])
-    truth = sitk.GetArrayFromImage(phantom.labelmap_on(role, reference_image)) == label
+    reference_image, truth = _truth_on_reference(phantom, study, review, lesion["id"])
     mask = _mask(review, "L1")
     assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.8
 
@@ -252,10 +257,7 @@ def test_liver_segment_then_a_lesion_inside_it(edge, phantom):
     logic.segmentAt(review, (-lesion["centre_mm"][0], -lesion["centre_mm"][1], lesion["centre_mm"][2]), "L1",
                     "metastasis", study=study)
     assert nodes.lesionSegmentIds(review.segmentation) == ["L1"]
-    reference_image = next(img for s in phantom.series for img in s.stacks if study.nodeOf[id(img)] is review.reference)
-    role = next(s.role for s in phantom.series if any(img is reference_image for img in s.stacks))
-    label = next(s["label"] for s in phantom.segments if s["id"] == lesion["id"])
-    truth = sitk.GetArrayFromImage(phantom.labelmap_on(role, reference_image)) == label
+    reference_image, truth = _truth_on_reference(phantom, study, review, lesion["id"])
     mask = _mask(review, "L1")
     assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.8
     liver_on_reference = logic.liverMask(review.segmentation, review.reference)
