@@ -22,6 +22,8 @@ What is checked (``check_extension`` runs everything):
     listed in its ``nodeTypes``...).
   * Runtime imports: everything the module folder imports at module level is the standard library or shipped with
     Slicer (numpy, scipy, SimpleITK, pydicom, Slicer's own modules); other packages only inside functions.
+  * Self-test: ``<ModuleName>Test`` (a ScriptedLoadableModuleTest) is in the module file's namespace, where
+    Slicer's Reload and Test and the registered ctest look it up (defined there or imported from its own file).
   * CMake: every module file listed in ``LiverMetsReview/CMakeLists.txt`` and every listed file present; the
     template's required calls in both CMake files.
 
@@ -1192,6 +1194,47 @@ def check_runtime_imports(module_dir: Path = MODULE_DIR, repo_root: Path = REPO_
     return report
 
 
+def check_self_test(module_dir: Path = MODULE_DIR, module_name: str = MODULE_NAME) -> Report:
+    """Slicer finds a scripted module's test by name in the module file's namespace: ``ScriptedLoadableModule.runTest``
+    (Reload and Test) takes ``getattr(module, "<ModuleName>Test")`` and ``slicer.testing.runUnitTest`` (the ctest of
+    ``slicer_add_python_unittest``) loads the TestCase classes of that module. So ``<ModuleName>Test`` is defined
+    in the module file or imported there from the ``<ModuleName>Slicer`` file that defines it, as a subclass of
+    ScriptedLoadableModuleTest."""
+    report = Report()
+    class_name = f"{module_name}Test"
+    module_path = module_dir / f"{module_name}.py"
+    where = f"{module_name}/{module_path.name}"
+    if not module_path.exists():
+        report.errors.append(Finding("self-test", where, class_name, "the module file is missing"))
+        return report
+    tree = ast.parse(module_path.read_text(encoding="utf-8"))
+    defining: Path | None = module_path if _defines_test_class(tree, class_name) else None
+    for node in tree.body:  # module level only: Slicer reads the namespace after the file ran
+        if defining is None and isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                and any(a.name == class_name and a.asname in (None, class_name) for a in node.names):
+            candidate = module_dir.joinpath(*node.module.split(".")).with_suffix(".py")
+            if not candidate.exists():
+                report.errors.append(Finding("self-test", where, node.module, f"{class_name} is imported from a "
+                                             "file that is not in the module folder"))
+                return report
+            defining = candidate
+    if defining is None:
+        report.errors.append(Finding("self-test", where, class_name, "not in the module file's namespace: Slicer's "
+                                     "Reload and Test and the ctest cannot find the self-test (import it there)"))
+    elif defining != module_path and not _defines_test_class(ast.parse(defining.read_text(encoding="utf-8")),
+                                                             class_name):
+        report.errors.append(Finding("self-test", str(defining.relative_to(module_dir.parent)), class_name,
+                                     "the file imported for the self-test does not define it as a "
+                                     "ScriptedLoadableModuleTest subclass"))
+    return report
+
+
+def _defines_test_class(tree: ast.Module, class_name: str) -> bool:
+    return any(isinstance(node, ast.ClassDef) and node.name == class_name
+               and any((_dotted(b) or [""])[-1] == "ScriptedLoadableModuleTest" for b in node.bases)
+               for node in tree.body)
+
+
 def _ancestors(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> list[ast.AST]:
     out = []
     while node in parents:
@@ -1246,6 +1289,7 @@ def check_extension(repo_root: Path = REPO_ROOT, api_dir: Path = DEFAULT_API_DIR
                                           resources_dir=resources, other_sources=sources))
     report.extend(check_cmake(module_dir, repo_root))
     report.extend(check_runtime_imports(module_dir, repo_root))
+    report.extend(check_self_test(module_dir))
     return report
 
 

@@ -438,6 +438,38 @@ def test_cmake_check_requires_template_calls(tmp_path):
     assert {"WITH_GENERIC_TESTS", "include(${Slicer_EXTENSION_CPACK})"} <= names
 
 
+def test_self_test_is_where_slicer_looks_for_it(tmp_path):
+    """The real module passes; a module file that neither defines nor imports LiverMetsReviewTest, one importing it
+    from a file that does not define it, and one defining it without the ScriptedLoadableModuleTest base all fail
+    (Slicer would report "Test case class not found" or run no test)."""
+    assert not ss.check_self_test(MODULE_DIR).errors
+    assert "class LiverMetsReviewTest" not in (MODULE_DIR / "LiverMetsReview.py").read_text()  # the house rule
+
+    module = tmp_path / "LiverMetsReview"
+    (module / "LiverMetsReviewSlicer").mkdir(parents=True)
+    test_file = module / "LiverMetsReviewSlicer" / "self_test.py"
+    head = "from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleTest\n"
+    test_file.write_text(head + "class LiverMetsReviewTest(ScriptedLoadableModuleTest):\n    pass\n")
+    module_file = module / "LiverMetsReview.py"
+    imported = head + "from LiverMetsReviewSlicer.self_test import LiverMetsReviewTest  # noqa: F401\n"
+    cases = {
+        imported: set(),
+        head + "class LiverMetsReviewTest(ScriptedLoadableModuleTest):\n    pass\n": set(),
+        head: {"LiverMetsReviewTest"},
+        head + "def f():\n    from LiverMetsReviewSlicer.self_test import LiverMetsReviewTest\n":
+            {"LiverMetsReviewTest"},
+        head + "from LiverMetsReviewSlicer.self_test import LiverMetsReviewTest as Other\n": {"LiverMetsReviewTest"},
+        head + "from LiverMetsReviewSlicer.missing import LiverMetsReviewTest\n": {"LiverMetsReviewSlicer.missing"},
+        head + "class LiverMetsReviewTest:\n    pass\n": {"LiverMetsReviewTest"},
+    }
+    for source, expected in cases.items():
+        module_file.write_text(source)
+        assert ss.check_self_test(module).error_names() == expected, source
+    module_file.write_text(imported)
+    test_file.write_text(head + "class SomethingElse(ScriptedLoadableModuleTest):\n    pass\n")
+    assert ss.check_self_test(module).error_names() == {"LiverMetsReviewTest"}
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Architecture rule and the Slicer side's pure parts (run headless with stand-ins for Slicer's modules)
 
