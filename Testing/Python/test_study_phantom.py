@@ -93,7 +93,8 @@ ROLE_WORDS = {
 
 def test_vendor_series_names_carry_their_role_words(written):
     """GE 'Ax LAVA-Flex ART', Philips 'eTHRIVE_BH_ART', 'mDIXON-Quant_BH', 'dADC_DWI_b...': the words are found."""
-    from LiverMetsReviewLib.study.classify import _keyword_phase, keyword
+    from LiverMetsReviewLib.study.classify import keyword
+    from LiverMetsReviewLib.study.dynamic import _keyword_phase
 
     study, _, scan = written
     roles = {s.meta["series_number"]: s.role for s in study.series}

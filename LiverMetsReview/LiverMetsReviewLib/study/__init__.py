@@ -17,9 +17,9 @@ from __future__ import annotations
 from ..lazy import lazy_exports
 
 _EXPORTS = {
-    "apply_overrides": "classify", "classify_folder": "classify", "classify_scan": "classify",
-    "classify_series": "classify", "echo_phase": "classify", "load_overrides": "classify",
-    "overrides_from_study_index": "classify",
+    "classify_folder": "classify", "classify_scan": "classify", "classify_series": "classify",
+    "echo_phase": "clues",
+    "apply_overrides": "overrides", "load_overrides": "overrides", "overrides_from_study_index": "overrides",
     "combine_trace": "load", "load_dwi": "load", "load_series": "load", "load_study": "load",
     "resample_to_reference": "load",
     "read_dicom_sources": "sources", "write_dicom_sources": "sources",
