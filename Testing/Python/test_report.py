@@ -288,3 +288,68 @@ def test_key_image_window_puts_the_liver_at_mid_grey(tmp_path):
     assert (liver - lo) / (hi - lo) == pytest.approx(LIVER_GREY, abs=0.03)
     ring = grey[20:30, 60:100]  # liver between lesion and the edge of the crop
     assert grey[78:82, 78:82].mean() < np.median(ring) - 40
+
+
+def test_key_image_bright_lesion_is_not_clipped(tmp_path):
+    """A lesion drawn brighter than the liver (T2 cyst or haemangioma, arterial hyperenhancement), at a drawn ratio:
+    its inside is not clipped to white, brighter pixels stay brighter, and the drawn liver level still shows at
+    LIVER_GREY (the scale bends at the liver); a dark lesion leaves the linear liver window as it was."""
+    from LiverMetsReviewLib.report.key_images import LIVER_GREY, liver_levels, to_grey
+
+    rng = np.random.default_rng()
+    liver = rng.uniform(300, 3000)
+    lesion = liver * rng.uniform(1.5, 5.0)
+    a = rng.normal(liver, liver * 0.02, (9, 80, 80)).astype(np.float32)
+    zz, yy, xx = np.mgrid[:9, :80, :80]
+    r2 = (yy - 40) ** 2 + (xx - 40) ** 2
+    inside = r2 < 9 ** 2
+    a[inside] = rng.normal(lesion, lesion * 0.02, int(inside.sum()))
+    a[r2 < 3 ** 2] = lesion * 1.3  # a brighter core: must stay brighter than the rest of the lesion
+    img = sitk.GetImageFromArray(a)
+    img.SetSpacing((1.0, 1.0, 3.0))
+    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
+    mask.CopyInformation(img)
+    key = render_key_image(img, mask, img.TransformIndexToPhysicalPoint((40, 40, 4)), 50.0)
+    (tmp_path / "k.png").write_bytes(key.png)
+    grey = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "k.png")))[:, :, 1].astype(float)
+    mm = (np.arange(PIXELS) - PIXELS / 2 + 0.5) * key.pixel_mm  # pixel centres from the crop centre
+    rr = np.hypot(*np.meshgrid(mm, mm, indexing="ij"))
+    body, core = grey[(rr > 4.5) & (rr < 7.0)], grey[rr < 2.0]  # well inside the drawn rings (1-mm voxels)
+    assert np.median(body) < 250 and np.mean(body == 255) < 0.1, "the lesion is clipped to white"
+    assert np.median(core) > np.median(body) + 3
+    assert key.liver == pytest.approx(liver, rel=0.01)
+    lo, hi = key.window
+    assert to_grey(np.array([liver]), lo, hi, key.liver)[0] / 255 == pytest.approx(LIVER_GREY, abs=0.03)
+    assert hi > lesion  # white above the drawn lesion level
+
+    # A lesion darker than the liver: one straight line from black through the liver to white, as before.
+    dark = np.where(inside[4], liver * 0.4, a[4])
+    lo, mid, hi = liver_levels(dark, inside[4])
+    assert (mid - lo) / (hi - lo) == pytest.approx(LIVER_GREY, abs=1e-9)
+    x = np.linspace(lo, hi, 7)
+    np.testing.assert_allclose(to_grey(x, lo, hi, mid), to_grey(x, lo, hi), atol=1e-9)
+
+
+def test_phantom_cyst_is_not_white_on_t2(folder):
+    """The phantom's cyst is far brighter than liver on T2 (its truth): in the report's T2 key image its inside is not
+    flat white, and the liver around it is about mid-grey."""
+    from LiverMetsReviewLib.report.key_images import LIVER_GREY
+
+    study = phantom(5, "normal", "small")
+    t2 = study.series_by_role("t2").image
+    cyst = next(les for les in study.truth["lesions"] if les["id"] == "cyst")
+    liver_label = next(s["label"] for s in study.segments if s["id"] == "liver")
+    labels = sitk.GetArrayFromImage(study.labelmap_on("t2", t2))
+    signal = sitk.GetArrayFromImage(t2)
+    assert np.median(signal[labels == cyst["label"]]) > 2 * np.median(signal[labels == liver_label])  # truth: bright
+    src = dict(_parse(folder / "report" / "report.html").images["cyst"])["T2"]
+    (folder / "t2.png").write_bytes(base64.b64decode(src.split(",", 1)[1]))
+    rgb = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "t2.png"))).astype(float)
+    plain = (rgb[:, :, 0] == rgb[:, :, 1]) & (rgb[:, :, 1] == rgb[:, :, 2])  # not the outline, axis line or marks
+    grey, c = rgb[:, :, 1], PIXELS / 2 - 0.5
+    ring = np.hypot(*(np.mgrid[:PIXELS, :PIXELS] - c))
+    centre = grey[plain & (ring < 8)]  # the crop is 2.5 long axes wide: 8 px are well inside the cyst
+    assert centre.size > 50 and np.median(centre) < 250 and np.mean(centre == 255) < 0.1, "the cyst is white"
+    assert np.median(centre) > 255 * (LIVER_GREY + 0.2)  # and still far brighter than the liver
+    around = grey[plain & (ring > 0.6 * c) & (ring < 0.9 * c)]
+    assert abs(np.median(around) / 255 - LIVER_GREY) < 0.2

@@ -113,16 +113,22 @@ def _strip(strip: list[dict[str, Any]]) -> str:
         if "png" in k:
             cells.append(f'<td><img data-series="{escape(k["caption"])}" alt="{escape(k["caption"])}" '
                          f'width="{IMAGE_PX}" height="{IMAGE_PX}" src="data:image/png;base64,{b64(k["png"])}"><br>'
-                         f'{escape(k["caption"])}<br>W {k["window"][1] - k["window"][0]:.0f} / '
-                         f'L {(k["window"][0] + k["window"][1]) / 2:.0f}</td>')
+                         f'{escape(k["caption"])}<br>{_levels(k)}</td>')
         else:
             cells.append(f'<td class="missing" data-missing="{escape(k["caption"])}">{escape(k["caption"])}: '
                          f'{escape(k["why"])}</td>')
     rows = [cells[i:i + 3] for i in range(0, len(cells), 3)]
     return ('<table class="strip">' + "".join("<tr>" + "".join(r) + "</tr>" for r in rows) + "</table>"
             "<p><small>Axial, through the lesion's centroid; patient's right on the image's left (R and L marked); "
-            "outline yellow, long axis cyan; scale bar 10 mm; window per series from the liver around the "
-            "lesion.</small></p>")
+            "outline yellow, long axis cyan; scale bar 10 mm; grey scale per image: the signal shown black / "
+            "mid-grey (the liver around the lesion) / white; a lesion brighter than that window bends the scale "
+            "above the liver so that it is not clipped to white.</small></p>")
+
+
+def _levels(k: dict[str, Any]) -> str:
+    lo, hi = k["window"]
+    mid = k.get("liver")
+    return f"{lo:.0f} / {mid if mid is not None else (lo + hi) / 2:.0f} / {hi:.0f}"
 
 
 def _drivers(les: dict[str, Any]) -> str:

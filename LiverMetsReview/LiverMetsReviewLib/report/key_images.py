@@ -19,8 +19,14 @@ WINDOW_PERCENTILES = (1.0, 99.5)
 # Display convention of the key images: the liver around the lesion (the crop's median outside the lesion) sits at
 # this grey level between the crop's dark floor (LOW_PERCENTILE) and white, so a lesion darker or brighter than
 # liver shows as such on every series (a whole-volume percentile window left the HBP liver near white).
+# A lesion brighter than that window (a cyst or haemangioma on T2, a hypervascular lesion on the arterial phase) would
+# be clipped to white and lose its inside: the grey scale then bends at the liver, so that above it the lesion's
+# LESION_TOP_PERCENTILE shows at LESION_TOP_GREY (light grey, below the white of saturation), while the liver stays
+# at LIVER_GREY and everything darker keeps its contrast.
 LIVER_GREY = 0.55
 LOW_PERCENTILE = 1.0
+LESION_TOP_PERCENTILE = 99.0
+LESION_TOP_GREY = 0.92
 SCALE_BAR_MM = 10.0
 OUTLINE = (255, 214, 0)
 AXIS_LINE = (0, 200, 255)
@@ -35,7 +41,8 @@ class KeyImage:
     png: bytes
     pixel_mm: float
     fov_mm: float
-    window: tuple[float, float]
+    window: tuple[float, float]  # signal shown black and white
+    liver: float | None = None   # signal shown at LIVER_GREY (None: one linear window from black to white)
 
 
 def robust_window(image: sitk.Image) -> tuple[float, float]:
@@ -48,16 +55,36 @@ def robust_window(image: sitk.Image) -> tuple[float, float]:
     return float(lo), float(hi if hi > lo else lo + 1.0)
 
 
-def liver_window(grey: np.ndarray, lesion: np.ndarray | None) -> tuple[float, float]:
-    """Window of one key image from its own pixels: floor at a low percentile, the liver around the lesion (median
-    outside the lesion) at ``LIVER_GREY``."""
-    v = grey[np.isfinite(grey) & (grey != 0) & (~lesion if lesion is not None else True)]
+def liver_levels(grey: np.ndarray, lesion: np.ndarray | None) -> tuple[float, float, float]:
+    """Signal shown black, at ``LIVER_GREY`` (the liver around the lesion) and white in one key image, from its own
+    pixels: black at a low percentile, the liver the median outside the lesion. White is where the liver window puts
+    it, or higher when the lesion is brighter, so that its ``LESION_TOP_PERCENTILE`` shows at ``LESION_TOP_GREY``
+    (:func:`to_grey` bends the scale at the liver)."""
+    valid = np.isfinite(grey) & (grey != 0)
+    v = grey[valid & (~lesion if lesion is not None else True)]
     if v.size < 10:
-        return 0.0, 1.0
+        return 0.0, LIVER_GREY, 1.0
     lo, liver = float(np.percentile(v, LOW_PERCENTILE)), float(np.median(v))
     if liver <= lo:
-        return lo, lo + 1.0
-    return lo, lo + (liver - lo) / LIVER_GREY
+        return lo, lo + LIVER_GREY, lo + 1.0
+    hi = lo + (liver - lo) / LIVER_GREY
+    inside = grey[valid & lesion] if lesion is not None else np.empty(0)
+    if inside.size:
+        top = float(np.percentile(inside, LESION_TOP_PERCENTILE))
+        hi = max(hi, liver + (top - liver) * (1.0 - LIVER_GREY) / (LESION_TOP_GREY - LIVER_GREY))
+    return lo, liver, hi
+
+
+def to_grey(values: np.ndarray, lo: float, hi: float, liver: float | None = None) -> np.ndarray:
+    """Signal -> 0..255: linear from ``lo`` (black) to ``hi`` (white), or, with ``liver``, two linear pieces meeting
+    at ``liver`` -> ``LIVER_GREY`` (one line when ``hi`` is where the liver window puts white)."""
+    x = np.nan_to_num(values)
+    if liver is None or not lo < liver < hi:
+        g = (x - lo) / (hi - lo)
+    else:
+        g = np.where(x <= liver, LIVER_GREY * (x - lo) / (liver - lo),
+                     LIVER_GREY + (1.0 - LIVER_GREY) * (x - liver) / (hi - liver))
+    return np.clip(g, 0.0, 1.0) * 255.0
 
 
 def _plane(centre_lps: Sequence[float], fov_mm: float, z_spacing: float) -> sitk.Image:
@@ -101,7 +128,7 @@ def render_key_image(image: sitk.Image, mask: sitk.Image | None, centre_lps: Seq
                      window: tuple[float, float] | None = None,
                      axis_lps: Sequence[Sequence[float]] | None = None) -> KeyImage:
     """The axial crop of ``image`` centred on ``centre_lps`` (LPS mm), ``fov_mm`` wide, as PNG bytes; ``window``
-    None: :func:`liver_window` of the crop."""
+    (black, white) None: :func:`liver_levels` of the crop."""
     z = image.GetSpacing()[2] if image.GetDimension() == 3 else 1.0
     plane = _plane(centre_lps, fov_mm, z)
     grey = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), plane, sitk.Transform(),
@@ -109,8 +136,11 @@ def render_key_image(image: sitk.Image, mask: sitk.Image | None, centre_lps: Seq
     m = None
     if mask is not None:
         m = sitk.GetArrayFromImage(sitk.Resample(mask, plane, sitk.Transform(), sitk.sitkNearestNeighbor, 0))[0] > 0
-    lo, hi = window if window is not None else liver_window(grey, m)
-    g = np.clip((np.nan_to_num(grey) - lo) / (hi - lo), 0.0, 1.0) * 255.0
+    if window is not None:
+        (lo, hi), liver = window, None
+    else:
+        lo, liver, hi = liver_levels(grey, m)
+    g = to_grey(grey, lo, hi, liver)
     rgb = np.repeat(np.rint(g).astype(np.uint8)[:, :, None], 3, axis=2)
     if m is not None:
         rgb[_outline(m)] = OUTLINE
@@ -120,7 +150,7 @@ def render_key_image(image: sitk.Image, mask: sitk.Image | None, centre_lps: Seq
         ends = [((p[0] - origin[0]) / px, (p[1] - origin[1]) / px) for p in axis_lps]
         _draw_line(rgb, ends[0], ends[1], AXIS_LINE)
     _marks(rgb, px)
-    return KeyImage(encode_png(rgb), px, fov_mm, (lo, hi))
+    return KeyImage(encode_png(rgb), px, fov_mm, (lo, hi), liver)
 
 
 def crop_fov(long_axis_mm: float | None) -> float:

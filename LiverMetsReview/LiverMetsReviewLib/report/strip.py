@@ -47,7 +47,7 @@ def _masks(data: dict[str, Any]) -> dict[str, sitk.Image]:
 
 
 def lesion_strips(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """{lesion id: [{caption, png bytes, pixel_mm, window} or {caption, why}]}."""
+    """{lesion id: [{caption, png bytes, pixel_mm, window (black, white), liver (mid-grey)} or {caption, why}]}."""
     from .build import STRIP
 
     images, why = _series_images(data)
@@ -65,6 +65,7 @@ def lesion_strips(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             else:
                 k = render_key_image(images[cap], masks.get(les["id"]), centre, crop_fov(les["long_axis"]["value"]),
                                      None, rec.get("long_axis_lps"))
-                strip.append({"caption": cap, "png": k.png, "pixel_mm": k.pixel_mm, "window": k.window})
+                strip.append({"caption": cap, "png": k.png, "pixel_mm": k.pixel_mm, "window": k.window,
+                              "liver": k.liver})
         out[les["id"]] = strip
     return out
