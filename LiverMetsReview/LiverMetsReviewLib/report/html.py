@@ -86,16 +86,22 @@ def _liver(data: dict[str, Any]) -> str:
 HEAD_UNITS = {"adc": "10<sup>-6</sup> mm<sup>2</sup>/s"}  # the text report keeps plain ASCII units for the RIS
 
 
+def breakable(lesion_id: str) -> str:
+    """A lesion id (escaped) that may wrap after '_' and '-' only ('focal_' / 'hypersteatosis'), not inside a word:
+    a zero-width space after each is a line-break opportunity for Qt's and browsers' layout, and invisible."""
+    return escape(lesion_id).replace("_", "_&#8203;").replace("-", "-&#8203;")
+
+
 def _lesion_table(data: dict[str, Any]) -> str:
     # Short, breakable headers and widths that keep ids and numbers whole on an A4 portrait page (Qt's layout
     # breaks a header word letter by letter when its column is narrower than the word).
     numbers = (("long", "long_axis"), ("short", "short_axis"), ("volume", "volume"), ("ADC", "adc"), ("fat", "fat"))
-    head = ('<tr><th width="15%">lesion</th><th width="5%">seg&shy;ment</th>'
+    head = ('<tr><th width="18%">lesion</th><th width="5%">seg&shy;ment</th>'
             + "".join(f'<th width="6%">{n}<br>({HEAD_UNITS.get(k, UNITS[k])})</th>' for n, k in numbers)
             + '<th width="16%">enhancement pattern</th><th width="12%">impression</th>'
-              '<th width="22%">recommendation</th></tr>')
+              '<th width="19%">recommendation</th></tr>')
     body = "".join(
-        f'<tr data-lesion="{escape(les["id"])}"><td>{escape(les["id"])}</td>'
+        f'<tr data-lesion="{escape(les["id"])}"><td>{breakable(les["id"])}</td>'
         f'<td data-quantity="segment" data-value="{les["segment"] or ""}">{roman(les["segment"])}</td>'
         + "".join(_cell(k, les[k]) for k in ("long_axis", "short_axis", "volume", "adc", "fat"))
         + f'<td data-quantity="pattern">{escape(les["pattern"])}</td>'
