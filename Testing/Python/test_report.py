@@ -375,3 +375,21 @@ def test_long_lesion_ids_wrap_at_underscores_only(tmp_path):
     assert len(cell) >= 2  # three long words do not fit on one line of an 18 % column: the test saw a wrap
     for word in re.split("[_-]", lid):
         assert any(word in ln for ln in cell), (word, cell)
+
+
+def test_pdf_prints_fonts_at_their_point_size(folder):
+    """The CSS sets body text to 10 pt; the PDF must print most of its text at that size (measured from the text
+    and graphics matrices pypdf reads back), not enlarged by the screen's pixels per point (96/72: 13.3 pt)."""
+    from collections import Counter
+
+    from pypdf import PdfReader
+
+    chars: Counter = Counter()
+
+    def visit(text, cm, tm, font, size):
+        scale = (tm[0] ** 2 + tm[1] ** 2) ** 0.5 * (cm[0] ** 2 + cm[1] ** 2) ** 0.5
+        chars[round(size * scale, 1)] += len(text.strip())
+
+    PdfReader(folder / "report" / "report.pdf").pages[0].extract_text(visitor_text=visit)
+    body_pt, _ = chars.most_common(1)[0]
+    assert body_pt == pytest.approx(10.0, rel=0.05), chars  # Qt rounds to whole pixels: 9.75-10 pt

@@ -56,6 +56,18 @@ def _embed_images(qt: Any, doc: Any, html: str) -> str:
     return _DATA_URI.sub(swap, html)
 
 
+def _layout_dpi(qt: Any) -> float:
+    """The dpi QTextDocument lays out in when it has no paint device: Qt's ``qt_defaultDpi`` (96 when the
+    application forces it or has no screen, else the primary screen's logical dpi; qtextdocument.cpp /
+    qfont.cpp)."""
+    gui = getattr(qt, "QGuiApplication", None)
+    app = gui.instance() if gui is not None else None
+    if app is None or app.testAttribute(qt.Qt.AA_Use96Dpi):
+        return 96.0
+    screen = gui.primaryScreen()
+    return float(round(screen.logicalDotsPerInchX())) if screen is not None else 96.0
+
+
 def html_to_pdf(qt: Any, html: str, path: str | Path) -> Path:
     """Lay ``html`` out on A4 portrait pages with ``MARGIN_MM`` margins and write the PDF to ``path``.
 
@@ -69,10 +81,12 @@ def html_to_pdf(qt: Any, html: str, path: str | Path) -> Path:
     doc.setHtml(_embed_images(qt, doc, html))
     layout = qt.QPageLayout(qt.QPageSize(qt.QPageSize.A4), qt.QPageLayout.Portrait,
                             qt.QMarginsF(MARGIN_MM, MARGIN_MM, MARGIN_MM, MARGIN_MM), qt.QPageLayout.Millimeter)
-    # Lay the text out on the printable area in points (1/72 inch, the unit font sizes are in), so the HTML's
-    # 100 % tables span the page whatever the writer's resolution; print() scales that page onto the writer's.
+    # QTextDocument lays text out in the pixels of Qt's default dpi (a 10 pt font is 10/72 inch of those) and
+    # print() scales the page size given here onto the writer's page; so the printable area is given in those
+    # pixels, not in points (in points the whole report came out 96/72 too large: 10 pt printed as 13.3 pt).
     area = layout.paintRect(qt.QPageLayout.Point)
-    doc.setPageSize(qt.QSizeF(area.width(), area.height()))
+    scale = _layout_dpi(qt) / 72.0
+    doc.setPageSize(qt.QSizeF(area.width() * scale, area.height() * scale))
     with atomic_path(path) as tmp:
         writer = qt.QPdfWriter(str(tmp))
         writer.setResolution(RESOLUTION_DPI)
