@@ -150,11 +150,17 @@ def _lls(logs: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form log-linear fit: (ADC, ln S0) in the scaled units, for logs of shape (n_b, n_vox)."""
     x = b - b.mean()
     w = x / np.sum(x * x)
-    # slope = w . ln S and ln S0 = mean(ln S) - slope * mean(b): both linear in ln S, so one (2, n_b) matrix
-    # product (BLAS) gives them without a temporary per b-value
-    coef = np.stack([w, 1.0 / b.size - b.mean() * w]).astype(np.float32)
-    slope, ln_s0 = coef @ logs
-    return -slope, ln_s0
+    c = 1.0 / b.size - b.mean() * w
+    # slope = w . ln S and ln S0 = c . ln S (= mean(ln S) - slope * mean(b)): both linear in ln S, accumulated one
+    # b-value row at a time in place. Not a BLAS product: it starts OpenBLAS's worker threads, whose waiting spins
+    # cost a whole process more CPU than these few passes.
+    slope = np.multiply(logs[0], np.float32(w[0]))
+    ln_s0 = np.multiply(logs[0], np.float32(c[0]))
+    tmp = np.empty_like(slope)
+    for k in range(1, b.size):
+        slope += np.multiply(logs[k], np.float32(w[k]), out=tmp)
+        ln_s0 += np.multiply(logs[k], np.float32(c[k]), out=tmp)
+    return np.negative(slope, out=slope), ln_s0
 
 
 def _wls(logs: np.ndarray, b: np.ndarray, adc: np.ndarray, ln_s0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -346,14 +352,20 @@ def _check_selection(images: Sequence[sitk.Image], b_values: Sequence[float], me
 
 
 def _b_stack(images: Sequence[sitk.Image], keep: list[int], bs: list[float], notes: list[str],
-             warnings: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(signals (n_b, n_vox) float32 on the first image's grid, covered voxels, finite voxels); refuses negative
-    or all-zero images."""
+             warnings: list[str]) -> tuple[list[np.ndarray], list[sitk.Image], np.ndarray, np.ndarray]:
+    """(signal of each used b-value: flat float32 arrays on the first image's grid, the images they view, covered
+    voxels, finite voxels); refuses negative or all-zero images.
+
+    A float32 image on the reference grid is used through a view of its own buffer (no copy of a volume; the
+    caller keeps the returned images alive while it uses the arrays); other pixel types are converted once. The
+    arrays are only read.
+    """
     ref = images[0]
     n_vox = int(np.prod(ref.GetSize()))
-    stack = np.empty((len(keep), n_vox), dtype=np.float32)
+    planes: list[np.ndarray] = []
+    owners: list[sitk.Image] = []
     cover = np.ones(n_vox, dtype=bool)
-    for k, i in enumerate(keep):
+    for i in keep:
         img, cov, note = match_to_reference(ref, images[i], f"b={bs[i]:g} image")
         if note:  # a b-image on another grid is worth a look (wrong series?): a warning, not only a note
             notes.append(note)
@@ -363,15 +375,18 @@ def _b_stack(images: Sequence[sitk.Image], keep: list[int], bs: list[float], not
         if img.GetNumberOfComponentsPerPixel() != 1 or img.GetPixelID() in (sitk.sitkComplexFloat32,
                                                                              sitk.sitkComplexFloat64):
             as_float_array(img, f"b={bs[i]:g} image")  # raises the clear error
-        stack[k] = sitk.GetArrayViewFromImage(img).reshape(-1)
-    lo, hi = stack.min(axis=1), stack.max(axis=1)
+        owners.append(img)
+        planes.append(sitk.GetArrayViewFromImage(img).reshape(-1).astype(np.float32, copy=False))
+    lo = np.array([p.min() for p in planes])
+    hi = np.array([p.max() for p in planes])
     # NaN and +-inf reach min or max: finite extremes mean every voxel is finite (no pass of its own); otherwise
     # the exact per-voxel check
     finite_all = np.ones(n_vox, dtype=bool)
     if not np.all(np.isfinite(lo) & np.isfinite(hi)):
-        finite_all = np.isfinite(stack).all(axis=0)
-        lo, hi = np.nanmin(np.where(np.isinf(stack), np.nan, stack), axis=1), np.nanmax(
-            np.where(np.isinf(stack), np.nan, stack), axis=1)
+        for k, p in enumerate(planes):
+            finite = np.isfinite(p)
+            finite_all &= finite
+            lo[k], hi[k] = (p[finite].min(), p[finite].max()) if finite.any() else (np.nan, np.nan)
     for k, i in enumerate(keep):
         if lo[k] < 0:
             raise LiverMetsError(
@@ -382,7 +397,7 @@ def _b_stack(images: Sequence[sitk.Image], keep: list[int], bs: list[float], not
             raise LiverMetsError(
                 f"the b={bs[i]:g} image is all zero (or not finite); check that the right file was given"
             )
-    return stack, cover, finite_all
+    return planes, owners, cover, finite_all
 
 
 @dataclass
@@ -397,18 +412,18 @@ class _Voxels:
     why_no_sigma: str = ""   # why the noise level could not be measured (sigma None)
 
 
-def _select_voxels(stack: np.ndarray, cover: np.ndarray, finite_all: np.ndarray, sel_b: np.ndarray,
+def _select_voxels(planes: Sequence[np.ndarray], cover: np.ndarray, finite_all: np.ndarray, sel_b: np.ndarray,
                    ref: sitk.Image, mask: sitk.Image | None, noise_floor: float | None, noise_sigma: float | None,
                    cfg: dict[str, Any], notes: list[str], warnings: list[str]) -> _Voxels:
     """Mask non-finite input, voxels outside the grids or the user's mask, background (noise test on the lowest-b
     image, :mod:`.noise_mask`) and voxels without measurable signal at high b; count each reason."""
-    n_vox = stack.shape[1]
+    n_vox = planes[0].size
     reasons: dict[str, int] = {}
     valid = finite_all & cover
     reasons["non_finite_input"] = int(n_vox - np.count_nonzero(finite_all))
     reasons["outside_input_grid"] = int(n_vox - np.count_nonzero(cover))
     apply_user_mask(ref, mask, valid, notes, reasons, warnings)
-    low = stack[0] if reasons["non_finite_input"] == 0 else np.where(finite_all, stack[0], np.float32(0.0))
+    low = planes[0] if reasons["non_finite_input"] == 0 else np.where(finite_all, planes[0], np.float32(0.0))
     shape = ref.GetSize()[::-1]
     dec = decide_signal(low.reshape(shape), (finite_all & cover).reshape(shape), cfg["noise_floor_fraction_of_p99"],
                         noise_floor=noise_floor, noise_sigma=noise_sigma,
@@ -416,7 +431,7 @@ def _select_voxels(stack: np.ndarray, cover: np.ndarray, finite_all: np.ndarray,
     reasons.update(dec.reasons(valid.reshape(shape)))
     valid &= dec.keep.reshape(-1)
     sigma = float(noise_sigma) if noise_sigma is not None else dec.sigma
-    floor_high = high_b_at_floor(stack, sel_b, sigma, shape, valid, cfg)
+    floor_high = high_b_at_floor(planes, sel_b, sigma, shape, valid, cfg)
     reasons["high_b_at_noise_floor"] = 0
     if floor_high is not None:
         lost = valid & floor_high
@@ -455,7 +470,10 @@ def _r_squared(sig: np.ndarray, b_s: np.ndarray, s0_n: np.ndarray, adc_n: np.nda
         np.subtract(sig[k], d, out=d)
         d *= d
         ss_res += d
-    mean = np.full(sig.shape[0], 1.0 / sig.shape[0], dtype=np.float32) @ sig  # BLAS, no strided reduction
+    mean = sig[0].copy()   # row by row in place (no strided reduction, no BLAS threads)
+    for k in range(1, len(b_s)):
+        mean += sig[k]
+    mean *= np.float32(1.0 / len(b_s))
     ss_tot = np.zeros_like(s0_n)
     for k in range(len(b_s)):  # deviations first: no cancellation for nearly flat curves; in place
         np.subtract(sig[k], mean, out=d)
@@ -470,7 +488,7 @@ def _r_squared(sig: np.ndarray, b_s: np.ndarray, s0_n: np.ndarray, adc_n: np.nda
     return r2
 
 
-def _fit(stack: np.ndarray, vox: _Voxels, sel_b: np.ndarray, method: str, noise_sigma: float | None,
+def _fit(planes: Sequence[np.ndarray], vox: _Voxels, sel_b: np.ndarray, method: str, noise_sigma: float | None,
          cfg: dict[str, Any], notes: list[str], reasons: dict[str, int], quality: bool = True) -> _Fit:
     """The fit itself on the valid voxels; drops non-finite and negative ADCs (counted), clips the high ones.
     ``quality``: also the R^2 of each fitted curve (one pass over the data more)."""
@@ -478,13 +496,16 @@ def _fit(stack: np.ndarray, vox: _Voxels, sel_b: np.ndarray, method: str, noise_
     # and are masked as fit_failed below, so numpy's overflow warnings carry no information here
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         idx = np.flatnonzero(vox.valid)
-        sig = np.take(stack, idx, axis=1)
+        sig = np.empty((len(planes), idx.size), dtype=np.float32)
+        for k, plane in enumerate(planes):   # the indices are in range: 'clip' only spares take() a bounds buffer
+            np.take(plane, idx, out=sig[k], mode="clip")
         # every signal at most 1 after scaling (the largest may sit at any b when the input is absurd)
         scale = float(np.max(sig)) if sig.size else 1.0
         scale = scale if 0 < scale < np.inf else 1.0
         sig *= np.float32(1.0 / scale)  # a fresh copy from take(): scale in place
         tiny = np.float32(max(vox.floor / scale * 1e-2, 1e-6))
-        logs = np.maximum(sig, tiny)
+        # the scaled signal itself is needed again only by nlls and R^2: otherwise its logs replace it in place
+        logs = np.maximum(sig, tiny, out=sig if method != "nlls" and not quality else None)
         np.log(logs, out=logs)
         b_s = sel_b * _B_SCALE
         adc_s, ln_s0 = _lls(logs, b_s)
@@ -574,11 +595,11 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     ref = images[0]
     notes: list[str] = []
     warnings: list[str] = []
-    stack, cover, finite_all = _b_stack(images, keep, bs, notes, warnings)
-    vox = _select_voxels(stack, cover, finite_all, sel_b, ref, mask, noise_floor, noise_sigma, cfg, notes, warnings)
+    planes, owners, cover, finite_all = _b_stack(images, keep, bs, notes, warnings)
+    vox = _select_voxels(planes, cover, finite_all, sel_b, ref, mask, noise_floor, noise_sigma, cfg, notes, warnings)
     reasons = vox.reasons
-    fit = _fit(stack, vox, sel_b, method, noise_sigma, cfg, notes, reasons, quality)
-    del stack   # the fitted voxels are all the outputs need: free the full b-value stack before building them
+    fit = _fit(planes, vox, sel_b, method, noise_sigma, cfg, notes, reasons, quality)
+    del planes, owners   # the fitted voxels are all the outputs need: free any converted volumes before building them
     adc_img, s0_img, q_img, mask_img, computed, fitted = _outputs(ref, fit, computed_b)
 
     n_vox = int(np.prod(ref.GetSize()))
