@@ -88,6 +88,37 @@ def test_adc_without_quality_map_gives_the_same_maps():
     np.testing.assert_allclose(sitk.GetArrayFromImage(lean.adc), adc, rtol=1e-3)
 
 
+def test_adc_builds_s0_and_mask_images_only_when_asked(tmp_path):
+    """The CLI asks fit_adc only for the S0 and mask images it writes: leaving them out changes no value, count or
+    summary, and when written they are the drawn truth (S0; 1 exactly where there is signal)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from LiverMetsReviewLib.cli import main
+    from LiverMetsReviewLib.maps.adc import fit_adc
+
+    rng = np.random.default_rng(22)
+    adc = rng.uniform(500.0, 3000.0, (5, 18, 22))
+    s0 = rng.uniform(200.0, 2000.0, adc.shape)
+    s0[:, : int(rng.integers(2, 6))] = 0.0             # a drawn band of background rows
+    b = [0.0, 50.0, 400.0, 800.0]
+    images = [sitk.GetImageFromArray((s0 * np.exp(-v * adc * 1e-6)).astype(np.float32)) for v in b]
+    full = fit_adc(images, b, noise_floor=1.0)
+    lean = fit_adc(images, b, noise_floor=1.0, maps=())
+    assert lean.s0 is None and lean.mask is None and full.s0 is not None and full.mask is not None
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(lean.adc), sitk.GetArrayFromImage(full.adc))
+    assert lean.summary == full.summary
+    paths = []
+    for v, img in zip(b, images, strict=True):
+        paths.append(str(tmp_path / f"b{v:g}.nrrd"))
+        sitk.WriteImage(img, paths[-1])
+    out = {name: str(tmp_path / f"{name}.nrrd") for name in ("adc", "s0", "mask")}
+    assert main(["adc", *paths, "--bvalues", *map(str, b), "--noise-floor", "1", "-o", out["adc"],
+                 "--s0", out["s0"], "--mask-out", out["mask"]]) == 0
+    np.testing.assert_allclose(sitk.GetArrayFromImage(sitk.ReadImage(out["s0"])), s0, rtol=1e-3)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(out["mask"])), (s0 > 0).astype(np.uint8))
+
+
 def test_command_table_names_each_command_s_module():
     """A run of one command builds only its group's parser (COMMANDS): the table must name every command the modules
     register, with the module that registers it, or that command would be missing or built from the wrong group."""

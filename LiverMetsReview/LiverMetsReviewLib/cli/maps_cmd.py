@@ -270,7 +270,8 @@ def _cmd_adc(args: argparse.Namespace) -> int:
     mask = _read(args.mask) if args.mask else None
     res = fit_adc(images, b_values, method=args.method, exclude_below=args.exclude_below, include=args.include,
                   mask=mask, noise_floor=args.noise_floor, noise_sigma=args.noise_sigma, computed_b=computed_b,
-                  quality=bool(args.quality))   # the R^2 map only when it is written
+                  quality=bool(args.quality),   # the R^2 map only when it is written, and so S0 and mask
+                  maps=[name for name, path in (("s0", args.s0), ("mask", args.mask_out)) if path])
     res.summary["notes"] = notes + res.summary["notes"]
     # directions resampled before the fit (combine_directions) are warnings too, like the fit's own resampling
     res.summary["warnings"] = [n for n in notes if "resampled onto the reference grid" in n] + res.summary["warnings"]

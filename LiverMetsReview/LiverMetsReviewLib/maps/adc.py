@@ -17,7 +17,7 @@ Maps are float32 on the first input's grid; ADC in 10^-6 mm^2/s. No output ever 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,14 +41,15 @@ _B_SCALE = 1e-3  # b is handled in 10^3 s/mm^2 and ADC in 10^-3 mm^2/s inside th
 class AdcResult:
     """The maps (on the first input's grid) and a JSON-able summary.
 
-    ``mask`` is 1 where the fit is reported, 0 where masked. ``computed`` maps each requested b to its computed DWI.
+    ``mask`` is 1 where the fit is reported, 0 where masked (``s0``, ``mask``: None when not asked for).
+    ``computed`` maps each requested b to its computed DWI.
     ``metadata[name]`` holds the key/value pairs to attach to each output (file keys, Slicer node attributes).
     """
 
     adc: sitk.Image
-    s0: sitk.Image
+    s0: sitk.Image | None
     quality: sitk.Image | None
-    mask: sitk.Image
+    mask: sitk.Image | None
     computed: dict[float, sitk.Image]
     summary: dict[str, Any]
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -538,10 +539,11 @@ def _fit(planes: Sequence[np.ndarray], vox: _Voxels, sel_b: np.ndarray, method: 
     return _Fit(idx, adc_v, s0_v, r2, drop, high, sigma_used)
 
 
-def _outputs(ref: sitk.Image, fit: _Fit, computed_b: Sequence[float]
-             ) -> tuple[sitk.Image, sitk.Image, sitk.Image | None, sitk.Image, dict[float, sitk.Image], np.ndarray]:
-    """(ADC, S0, R^2 (None when not computed), mask images, computed DWI by b, fitted voxel indices) on the
-    reference grid."""
+def _outputs(ref: sitk.Image, fit: _Fit, computed_b: Sequence[float], maps: Collection[str]
+             ) -> tuple[sitk.Image, sitk.Image | None, sitk.Image | None, sitk.Image | None, dict[float, sitk.Image],
+                        np.ndarray]:
+    """(ADC, S0, R^2, mask images, computed DWI by b, fitted voxel indices) on the reference grid; S0 and mask
+    only when ``maps`` names them, R^2 only when it was computed (else None)."""
     n_vox = int(np.prod(ref.GetSize()))
     grid_shape = ref.GetSize()[::-1]
     fitted = fit.idx[~fit.drop]
@@ -552,11 +554,13 @@ def _outputs(ref: sitk.Image, fit: _Fit, computed_b: Sequence[float]
         return scratch.reshape(grid_shape)
 
     adc_img = to_image(full(fit.adc), ref)
-    s0_img = to_image(full(fit.s0), ref)
+    s0_img = to_image(full(fit.s0), ref) if "s0" in maps else None
     q_img = to_image(full(fit.r2), ref) if fit.r2 is not None else None
-    mask_arr = np.zeros(n_vox, dtype=np.uint8)
-    mask_arr[fitted] = 1
-    mask_img = to_image(mask_arr.reshape(grid_shape), ref, np.uint8)
+    mask_img = None
+    if "mask" in maps:
+        mask_arr = np.zeros(n_vox, dtype=np.uint8)
+        mask_arr[fitted] = 1
+        mask_img = to_image(mask_arr.reshape(grid_shape), ref, np.uint8)
     computed: dict[float, sitk.Image] = {}
     for cb in computed_b:
         cbf = float(cb)
@@ -579,7 +583,8 @@ _METHOD_TEXT = {
 def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: str = "lls",
             exclude_below: float | None = None, include: Sequence[float] | None = None,
             mask: sitk.Image | None = None, noise_floor: float | None = None, noise_sigma: float | None = None,
-            computed_b: Sequence[float] = (), quality: bool = True) -> AdcResult:
+            computed_b: Sequence[float] = (), quality: bool = True,
+            maps: Collection[str] = ("s0", "mask")) -> AdcResult:
     """Fit the mono-exponential ADC over the selected b-values (>= 2 distinct), every voxel at once.
 
     ``images``: one magnitude image per b-value (several directions per b: use :func:`combine_directions` first).
@@ -589,6 +594,8 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     ``nlls`` and for the high-b noise-floor test (default: estimated from the background; none when there is
     none). ``computed_b``: b-values of computed DWI to return. ``quality``: also compute the R^2 map (False:
     ``quality`` is None, for callers that do not keep it, e.g. the CLI without --quality: one pass less).
+    ``maps``: which of the S0 and mask images to build (the CLI builds those it writes); one left out is None in the
+    result, and no value, count or summary changes.
     """
     bs, keep, excluded, sel_b = _check_selection(images, b_values, method, include, exclude_below)
     cfg = defaults("adc")
@@ -600,7 +607,7 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     reasons = vox.reasons
     fit = _fit(planes, vox, sel_b, method, noise_sigma, cfg, notes, reasons, quality)
     del planes, owners   # the fitted voxels are all the outputs need: free any converted volumes before building them
-    adc_img, s0_img, q_img, mask_img, computed, fitted = _outputs(ref, fit, computed_b)
+    adc_img, s0_img, q_img, mask_img, computed, fitted = _outputs(ref, fit, computed_b, maps)
 
     n_vox = int(np.prod(ref.GetSize()))
     masked = n_vox - int(fitted.size)
