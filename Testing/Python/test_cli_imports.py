@@ -119,6 +119,53 @@ def test_adc_builds_s0_and_mask_images_only_when_asked(tmp_path):
     np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(out["mask"])), (s0 > 0).astype(np.uint8))
 
 
+def test_fat_and_enhancement_build_only_the_images_asked_for():
+    """Fat and enhancement read float32 inputs through views and build only the images asked for (the CLI asks for
+    those it writes): the maps, counts and summaries stay the same, the callers' images are left as they were (NaN
+    voxels are zeroed in a copy of our own), and a second image on another grid is still read correctly."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from LiverMetsReviewLib.maps.enhancement import relative_enhancement
+    from LiverMetsReviewLib.maps.fat import chemical_shift_fat
+
+    rng = np.random.default_rng(23)
+    shape = (4, 16, 18)
+    ip = rng.uniform(500.0, 1500.0, shape)
+    ff_true = rng.uniform(0.0, 0.4, shape)
+    pre = rng.uniform(300.0, 900.0, shape)
+    post = pre * rng.uniform(1.1, 2.5, shape)
+    pre[0, 0, 0] = np.nan                                   # a corrupt voxel: masked and counted, input untouched
+    images = {k: sitk.GetImageFromArray(v.astype(np.float32)) for k, v in
+              (("ip", ip), ("op", ip * (1 - 2 * ff_true)), ("pre", pre), ("post", post))}
+    shift = int(rng.integers(1, 3))                         # slices: the OP grid starts further on (resampled)
+    images["op"].SetOrigin((0.0, 0.0, float(shift)))
+    before = {k: sitk.GetArrayFromImage(v) for k, v in images.items()}
+    full = chemical_shift_fat(images["ip"], images["op"], noise_floor=1.0)
+    lean = chemical_shift_fat(images["ip"], images["op"], noise_floor=1.0, maps=())
+    assert lean.flags is None and lean.sii is None and full.flags is not None and full.sii is not None
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(lean.ff), sitk.GetArrayFromImage(full.ff))
+    assert lean.summary == full.summary
+    op = ip * (1 - 2 * ff_true)
+    expected = (ip[shift:] - op[:-shift]) / (2 * ip[shift:]) * 100.0   # IP slice k meets OP slice k - shift
+    ff = sitk.GetArrayFromImage(lean.ff)
+    check = (expected > 0) & (expected < 45)
+    assert check.sum() > 100
+    np.testing.assert_allclose(ff[shift:][check], expected[check], rtol=1e-4, atol=1e-3)
+    assert np.all(ff[:shift] == 0)                           # outside the OP grid: masked
+    e_full = relative_enhancement(images["pre"], images["post"], noise_floor=1.0)
+    e_lean = relative_enhancement(images["pre"], images["post"], noise_floor=1.0, maps=())
+    assert e_lean.subtraction is None and e_lean.mask is None and e_full.subtraction is not None
+    re = sitk.GetArrayFromImage(e_lean.re)
+    np.testing.assert_array_equal(re, sitk.GetArrayFromImage(e_full.re))
+    assert e_lean.summary == e_full.summary and e_lean.summary["masked_reasons"]["non_finite_input"] == 1
+    ok = np.isfinite(pre)
+    np.testing.assert_allclose(re[ok], ((post - pre) / pre * 100.0)[ok], rtol=1e-4)
+    assert re[0, 0, 0] == 0.0
+    for k, v in images.items():
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(v), before[k])
+
+
 def test_command_table_names_each_command_s_module():
     """A run of one command builds only its group's parser (COMMANDS): the table must name every command the modules
     register, with the module that registers it, or that command would be missing or built from the wrong group."""

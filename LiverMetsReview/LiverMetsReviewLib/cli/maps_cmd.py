@@ -108,7 +108,8 @@ def _cmd_fat(args: argparse.Namespace) -> int:
             field = _number(get_metadata(ip).get("field_strength_t"))
         res = chemical_shift_fat(ip, op, field_strength_t=field, echo_times_ms=tes,
                                  allow_any_echo_times=args.allow_any_echo_times, mask=mask,
-                                 noise_floor=args.noise_floor)
+                                 noise_floor=args.noise_floor,   # only the images that are written:
+                                 maps=[name for name, path in (("flags", args.flags), ("sii", args.sii)) if path])
         res.metadata = attach_skipped(res.metadata, skipped)
         if args.sii:
             outputs["sii"] = str(write_image(res.sii, args.sii, res.metadata["sii"], compress=args.compress))
@@ -117,7 +118,7 @@ def _cmd_fat(args: argparse.Namespace) -> int:
     else:
         ref = read(args.reference_mask) if args.reference_mask else None
         res = dixon_fat(images[0], images[1], reference_mask=ref, reference_kind=args.reference_kind,
-                        mask=mask, noise_floor=args.noise_floor)
+                        mask=mask, noise_floor=args.noise_floor, maps=["flags"] if args.flags else [])
         used = {"study": pick["study"], "files": inputs, "reference_mask": args.reference_mask}
         res.metadata = attach_skipped(res.metadata, skipped)
     outputs["ff"] = str(write_image(res.ff, args.output, res.metadata["ff"], compress=args.compress))
@@ -181,7 +182,8 @@ def _cmd_enhancement(args: argparse.Namespace) -> int:
         pre, post = read(args.pre), read(args.post)
     role_warnings, phase = _role_warnings(pre, post, phase)
     mask = read(args.mask) if args.mask else None
-    res = relative_enhancement(pre, post, mask=mask, noise_floor=args.noise_floor, phase=phase)
+    res = relative_enhancement(pre, post, mask=mask, noise_floor=args.noise_floor, phase=phase,
+                               maps=["subtraction"] if args.subtraction else [])   # only the images written
     s = res.summary
     s["warnings"] = role_warnings + s["warnings"]
     skipped = skipped_of(args.study, (pre, post))

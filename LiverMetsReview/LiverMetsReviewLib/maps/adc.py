@@ -33,7 +33,7 @@ from .adc_floor import high_b_at_floor
 from .defaults import defaults
 from .noise import no_background_reason
 from .noise_mask import decide_signal
-from .resample import apply_user_mask, as_float_array, describe_grid, match_to_reference, to_image
+from .resample import apply_user_mask, describe_grid, float_view, match_to_reference, to_image
 from .summary import stated
 
 ADC_UNITS = "1e-6 mm2/s"
@@ -110,11 +110,8 @@ def _b_stack(images: Sequence[sitk.Image], keep: list[int], bs: list[float], not
             warnings.append(note)
         if cov is not None:
             cover &= cov.reshape(-1)
-        if img.GetNumberOfComponentsPerPixel() != 1 or img.GetPixelID() in (sitk.sitkComplexFloat32,
-                                                                             sitk.sitkComplexFloat64):
-            as_float_array(img, f"b={bs[i]:g} image")  # raises the clear error
         owners.append(img)
-        planes.append(sitk.GetArrayViewFromImage(img).reshape(-1).astype(np.float32, copy=False))
+        planes.append(float_view(img, f"b={bs[i]:g} image").reshape(-1))
     lo = np.array([p.min() for p in planes])
     hi = np.array([p.max() for p in planes])
     # NaN and +-inf reach min or max: finite extremes mean every voxel is finite (no pass of its own); otherwise
