@@ -89,14 +89,15 @@ def relative_enhancement(pre: sitk.Image, post: sitk.Image, *, mask: sitk.Image 
     floor, valid = dec.floor, dec.keep
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         sub = np.subtract(a_post, a_pre)      # float32 throughout, in place: one array per map
-        re = np.divide(sub, np.where(valid, a_pre, np.float32(1.0)))
+        re = np.zeros_like(sub)               # masked voxels stay 0: divided only where valid
+        np.divide(sub, a_pre, out=re, where=valid)
         re *= np.float32(100.0)
     # Signals near float32's limit (a corrupt rescale slope) overflow here: masked and counted, never inf.
     overflow_re, overflow_sub = valid & ~np.isfinite(re), usable & ~np.isfinite(sub)
     reasons["overflow"] = int(np.count_nonzero(overflow_re | overflow_sub))
     if reasons["overflow"]:
         valid, usable = valid & ~overflow_re, usable & ~overflow_sub
-    re[~valid] = 0.0
+        re[overflow_re] = 0.0
     sub[~usable] = 0.0
     n = int(re.size)
     summary = {

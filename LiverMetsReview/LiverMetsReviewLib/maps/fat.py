@@ -174,10 +174,10 @@ def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: floa
     floor, body = dec.floor, dec.keep
     with np.errstate(divide="ignore", invalid="ignore"):   # (IP - OP) / IP x 100 in place: float32 throughout
         sii = np.subtract(a_ip, a_op)
-        np.divide(sii, np.where(body, a_ip, np.float32(1.0)), out=sii)
+        np.divide(sii, a_ip, out=sii, where=body)
         sii *= np.float32(100.0)
         sii[~body] = 0.0
-    ff = sii * np.float32(0.5)
+    ff = sii * np.float32(0.5)                  # 0 outside the body too
     flags = np.full(a_ip.shape, FLAG_BACKGROUND, dtype=np.uint8)
     flags[body] = FLAG_VALID
     invalid = body & (ff < cfg["invalid_below_percent"])
@@ -186,8 +186,6 @@ def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: floa
     flags[ambiguous] = FLAG_AMBIGUOUS
     ff[invalid] = 0.0
     sii[invalid] = 0.0
-    ff[~body] = 0.0
-    sii[~body] = 0.0
     n_body = int(np.count_nonzero(body))
     n_invalid = int(np.count_nonzero(invalid))
     if n_body and n_invalid > 0.5 * n_body:
