@@ -14,16 +14,11 @@ def _lls(logs: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form log-linear fit: (ADC, ln S0) in the scaled units, for logs of shape (n_b, n_vox)."""
     x = b - b.mean()
     w = x / np.sum(x * x)
-    c = 1.0 / b.size - b.mean() * w
-    # slope = w . ln S and ln S0 = c . ln S (= mean(ln S) - slope * mean(b)): both linear in ln S, accumulated one
-    # b-value row at a time in place. Not a BLAS product: it starts OpenBLAS's worker threads, whose waiting spins
-    # cost a whole process more CPU than these few passes.
-    slope = np.multiply(logs[0], np.float32(w[0]))
-    ln_s0 = np.multiply(logs[0], np.float32(c[0]))
-    tmp = np.empty_like(slope)
-    for k in range(1, b.size):
-        slope += np.multiply(logs[k], np.float32(w[k]), out=tmp)
-        ln_s0 += np.multiply(logs[k], np.float32(c[k]), out=tmp)
+    # slope = w . ln S and ln S0 = mean(ln S) - slope * mean(b): both linear in ln S, so one (2, n_b) x (n_b, n_vox)
+    # product in one pass. einsum's own loop, not BLAS (a matrix product starts OpenBLAS's worker threads, whose
+    # waiting spins cost a whole process more CPU than the product itself)
+    coef = np.stack([w, 1.0 / b.size - b.mean() * w]).astype(np.float32)
+    slope, ln_s0 = np.einsum("ij,jk->ik", coef, logs)
     return np.negative(slope, out=slope), ln_s0
 
 
