@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # annotations only: the imports happen inside the functions
 
 
 def emit(args: argparse.Namespace, payload: dict[str, Any], lines: list[str]) -> int:
+    """The command's answer: ``payload`` as JSON with ``--json``, else ``lines`` and the warnings on stderr."""
     if getattr(args, "json", False):
         print(json.dumps(payload, indent=2, default=str))
     else:
@@ -35,6 +36,7 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], lines: list[str]) ->
 
 
 def read(path: str) -> sitk.Image:
+    """One input image; a missing or unreadable file is one clear sentence (:func:`..io.images.read_image`)."""
     from ..io.images import read_image
 
     return read_image(path)
