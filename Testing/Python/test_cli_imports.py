@@ -88,6 +88,84 @@ def test_adc_without_quality_map_gives_the_same_maps():
     np.testing.assert_allclose(sitk.GetArrayFromImage(lean.adc), adc, rtol=1e-3)
 
 
+def test_adc_builds_s0_and_mask_images_only_when_asked(tmp_path):
+    """The CLI asks fit_adc only for the S0 and mask images it writes: leaving them out changes no value, count or
+    summary, and when written they are the drawn truth (S0; 1 exactly where there is signal)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from LiverMetsReviewLib.cli import main
+    from LiverMetsReviewLib.maps.adc import fit_adc
+
+    rng = np.random.default_rng(22)
+    adc = rng.uniform(500.0, 3000.0, (5, 18, 22))
+    s0 = rng.uniform(200.0, 2000.0, adc.shape)
+    s0[:, : int(rng.integers(2, 6))] = 0.0             # a drawn band of background rows
+    b = [0.0, 50.0, 400.0, 800.0]
+    images = [sitk.GetImageFromArray((s0 * np.exp(-v * adc * 1e-6)).astype(np.float32)) for v in b]
+    full = fit_adc(images, b, noise_floor=1.0)
+    lean = fit_adc(images, b, noise_floor=1.0, maps=())
+    assert lean.s0 is None and lean.mask is None and full.s0 is not None and full.mask is not None
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(lean.adc), sitk.GetArrayFromImage(full.adc))
+    assert lean.summary == full.summary
+    paths = []
+    for v, img in zip(b, images, strict=True):
+        paths.append(str(tmp_path / f"b{v:g}.nrrd"))
+        sitk.WriteImage(img, paths[-1])
+    out = {name: str(tmp_path / f"{name}.nrrd") for name in ("adc", "s0", "mask")}
+    assert main(["adc", *paths, "--bvalues", *map(str, b), "--noise-floor", "1", "-o", out["adc"],
+                 "--s0", out["s0"], "--mask-out", out["mask"]]) == 0
+    np.testing.assert_allclose(sitk.GetArrayFromImage(sitk.ReadImage(out["s0"])), s0, rtol=1e-3)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(out["mask"])), (s0 > 0).astype(np.uint8))
+
+
+def test_fat_and_enhancement_build_only_the_images_asked_for():
+    """Fat and enhancement read float32 inputs through views and build only the images asked for (the CLI asks for
+    those it writes): the maps, counts and summaries stay the same, the callers' images are left as they were (NaN
+    voxels are zeroed in a copy of our own), and a second image on another grid is still read correctly."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from LiverMetsReviewLib.maps.enhancement import relative_enhancement
+    from LiverMetsReviewLib.maps.fat import chemical_shift_fat
+
+    rng = np.random.default_rng(23)
+    shape = (4, 16, 18)
+    ip = rng.uniform(500.0, 1500.0, shape)
+    ff_true = rng.uniform(0.0, 0.4, shape)
+    pre = rng.uniform(300.0, 900.0, shape)
+    post = pre * rng.uniform(1.1, 2.5, shape)
+    pre[0, 0, 0] = np.nan                                   # a corrupt voxel: masked and counted, input untouched
+    images = {k: sitk.GetImageFromArray(v.astype(np.float32)) for k, v in
+              (("ip", ip), ("op", ip * (1 - 2 * ff_true)), ("pre", pre), ("post", post))}
+    shift = int(rng.integers(1, 3))                         # slices: the OP grid starts further on (resampled)
+    images["op"].SetOrigin((0.0, 0.0, float(shift)))
+    before = {k: sitk.GetArrayFromImage(v) for k, v in images.items()}
+    full = chemical_shift_fat(images["ip"], images["op"], noise_floor=1.0)
+    lean = chemical_shift_fat(images["ip"], images["op"], noise_floor=1.0, maps=())
+    assert lean.flags is None and lean.sii is None and full.flags is not None and full.sii is not None
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(lean.ff), sitk.GetArrayFromImage(full.ff))
+    assert lean.summary == full.summary
+    op = ip * (1 - 2 * ff_true)
+    expected = (ip[shift:] - op[:-shift]) / (2 * ip[shift:]) * 100.0   # IP slice k meets OP slice k - shift
+    ff = sitk.GetArrayFromImage(lean.ff)
+    check = (expected > 0) & (expected < 45)
+    assert check.sum() > 100
+    np.testing.assert_allclose(ff[shift:][check], expected[check], rtol=1e-4, atol=1e-3)
+    assert np.all(ff[:shift] == 0)                           # outside the OP grid: masked
+    e_full = relative_enhancement(images["pre"], images["post"], noise_floor=1.0)
+    e_lean = relative_enhancement(images["pre"], images["post"], noise_floor=1.0, maps=())
+    assert e_lean.subtraction is None and e_lean.mask is None and e_full.subtraction is not None
+    re = sitk.GetArrayFromImage(e_lean.re)
+    np.testing.assert_array_equal(re, sitk.GetArrayFromImage(e_full.re))
+    assert e_lean.summary == e_full.summary and e_lean.summary["masked_reasons"]["non_finite_input"] == 1
+    ok = np.isfinite(pre)
+    np.testing.assert_allclose(re[ok], ((post - pre) / pre * 100.0)[ok], rtol=1e-4)
+    assert re[0, 0, 0] == 0.0
+    for k, v in images.items():
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(v), before[k])
+
+
 def test_command_table_names_each_command_s_module():
     """A run of one command builds only its group's parser (COMMANDS): the table must name every command the modules
     register, with the module that registers it, or that command would be missing or built from the wrong group."""

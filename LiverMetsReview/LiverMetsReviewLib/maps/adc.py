@@ -13,11 +13,13 @@ see :mod:`.noise_mask`; isolated speckle removed), outside a given mask or with 
 value 0) and counted by reason; a negative fitted ADC is masked, one above the physical maximum is clipped, both
 counted.
 Maps are float32 on the first input's grid; ADC in 10^-6 mm^2/s. No output ever holds NaN or inf.
+The b-value handling lives in :mod:`.adc_bvalues`, the estimators in :mod:`.adc_fit`; this module picks the voxels,
+runs the fit and packages the maps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,15 +27,18 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import LiverMetsError, MissingDataError
+from .adc_bvalues import _normalise_b, _select, combine_directions, repeated_b_values
+from .adc_fit import _lls, _nlls, _r_squared, _wls
 from .adc_floor import high_b_at_floor
 from .defaults import defaults
 from .noise import no_background_reason
 from .noise_mask import decide_signal
-from .resample import apply_user_mask, as_float_array, describe_grid, match_to_reference, to_image
+from .resample import apply_user_mask, describe_grid, float_view, match_to_reference, to_image
 from .summary import stated
 
 ADC_UNITS = "1e-6 mm2/s"
 METHODS = ("lls", "wls", "nlls")
+__all__ = ["ADC_UNITS", "METHODS", "AdcResult", "combine_directions", "fit_adc", "repeated_b_values"]
 _B_SCALE = 1e-3  # b is handled in 10^3 s/mm^2 and ADC in 10^-3 mm^2/s inside the fits (float32 conditioning)
 
 
@@ -41,279 +46,18 @@ _B_SCALE = 1e-3  # b is handled in 10^3 s/mm^2 and ADC in 10^-3 mm^2/s inside th
 class AdcResult:
     """The maps (on the first input's grid) and a JSON-able summary.
 
-    ``mask`` is 1 where the fit is reported, 0 where masked. ``computed`` maps each requested b to its computed DWI.
+    ``mask`` is 1 where the fit is reported, 0 where masked (``s0``, ``mask``: None when not asked for).
+    ``computed`` maps each requested b to its computed DWI.
     ``metadata[name]`` holds the key/value pairs to attach to each output (file keys, Slicer node attributes).
     """
 
     adc: sitk.Image
-    s0: sitk.Image
+    s0: sitk.Image | None
     quality: sitk.Image | None
-    mask: sitk.Image
+    mask: sitk.Image | None
     computed: dict[float, sitk.Image]
     summary: dict[str, Any]
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def _normalise_b(b_values: Sequence[float]) -> list[float]:
-    try:
-        bs = [float(b) for b in b_values]
-    except (TypeError, ValueError) as exc:
-        raise LiverMetsError(f"b-values must be numbers (got {list(b_values)!r})") from exc
-    if any(not np.isfinite(b) or b < 0 for b in bs):
-        raise LiverMetsError(f"b-values must be finite and >= 0 s/mm^2 (got {bs})")
-    zero_below = defaults("adc")["b_value_zero_below_s_mm2"]
-    return [0.0 if b < zero_below else b for b in bs]
-
-
-def _same_b(a: float, b: float) -> bool:
-    """Two b-values are one shell when they differ by less than the configured absolute/relative tolerance."""
-    cfg = defaults("adc")
-    return abs(a - b) <= max(cfg["b_value_group_tolerance_s_mm2"], cfg["b_value_group_tolerance_relative"] * max(a, b))
-
-
-def _groups(bs: Sequence[float]) -> list[list[int]]:
-    """Indices grouped by b-value (within the configured tolerance), in order of first appearance."""
-    groups: list[list[int]] = []
-    for i, b in enumerate(bs):
-        for g in groups:
-            if _same_b(bs[g[0]], b):
-                g.append(i)
-                break
-        else:
-            groups.append([i])
-    return groups
-
-
-def repeated_b_values(b_values: Sequence[float]) -> list[float]:
-    """The b-values given more than once (within the grouping tolerance): directions or repeats to combine."""
-    bs = _normalise_b(b_values)
-    return sorted({bs[g[0]] for g in _groups(bs) if len(g) > 1})
-
-
-def combine_directions(images: Sequence[sitk.Image], b_values: Sequence[float], *,
-                       is_trace: Sequence[bool] | None = None) -> tuple[list[sitk.Image], list[float], list[str]]:
-    """One image per b-value: a scanner trace image is used as such, otherwise the geometric mean of the directions.
-
-    The geometric mean of the directional images is the trace-weighted image (ln of it is the mean of the
-    directional ln S), which is what a rotation-invariant ADC needs. Returns (images, b-values, notes).
-    """
-    if len(images) != len(b_values):
-        raise LiverMetsError(f"{len(images)} images but {len(b_values)} b-values: give one b-value per image")
-    bs = _normalise_b(b_values)
-    trace = list(is_trace) if is_trace is not None else [False] * len(images)
-    out_images: list[sitk.Image] = []
-    out_b: list[float] = []
-    notes: list[str] = []
-    for g in _groups(bs):
-        b = float(np.mean([bs[i] for i in g]))
-        traces = [i for i in g if trace[i]]
-        if traces:
-            out_images.append(images[traces[0]])
-            if len(g) > 1:
-                notes.append(f"b={b:g}: the scanner's trace image was used; {len(g) - 1} other image(s) ignored")
-        elif len(g) == 1:
-            out_images.append(images[g[0]])
-        else:
-            ref = images[g[0]]
-            logs = []
-            for i in g:
-                arr, _, note = match_to_reference(ref, images[i], f"b={b:g} image {i}")
-                if note:
-                    notes.append(note)
-                a = as_float_array(arr, f"b={b:g} image {i}")
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    logs.append(np.log(np.maximum(a, 0.0)))
-            with np.errstate(invalid="ignore", over="ignore"):
-                gm = np.exp(np.mean(np.stack(logs), axis=0))
-            gm = np.nan_to_num(gm, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
-            out_images.append(to_image(gm, ref))
-            notes.append(f"b={b:g}: geometric mean (trace) of {len(g)} diffusion directions/repeats")
-        out_b.append(b)
-    return out_images, out_b, notes
-
-
-def _select(bs: list[float], include: Sequence[float] | None, exclude_below: float | None) -> tuple[list[int], list]:
-    keep = list(range(len(bs)))
-    if include is not None:
-        inc = _normalise_b(include)
-        missing = [b for b in inc if not any(_same_b(b, x) for x in bs)]
-        if missing:
-            raise MissingDataError(f"requested b-values {missing} are not among the inputs {bs}; choose from those")
-        keep = [i for i in keep if any(_same_b(bs[i], b) for b in inc)]
-    if exclude_below is not None:
-        keep = [i for i in keep if bs[i] >= float(exclude_below)]
-    excluded = [bs[i] for i in range(len(bs)) if i not in keep]
-    return keep, excluded
-
-
-def _lls(logs: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-form log-linear fit: (ADC, ln S0) in the scaled units, for logs of shape (n_b, n_vox)."""
-    x = b - b.mean()
-    w = x / np.sum(x * x)
-    # slope = w . ln S and ln S0 = mean(ln S) - slope * mean(b): both linear in ln S, so one (2, n_b) matrix
-    # product (BLAS) gives them without a temporary per b-value
-    coef = np.stack([w, 1.0 / b.size - b.mean() * w]).astype(np.float32)
-    slope, ln_s0 = coef @ logs
-    return -slope, ln_s0
-
-
-def _wls(logs: np.ndarray, b: np.ndarray, adc: np.ndarray, ln_s0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted log-linear fit, weights = squared signal predicted by the unweighted fit."""
-    bb = b.astype(np.float32)[:, None]
-    # weights are scale-free (largest 1 per voxel): subtracting the largest exponent before exp gives the same
-    # weights and cannot overflow, however steep the first fit's curve
-    w = 2.0 * (ln_s0[None, :] - bb * adc[None, :])
-    w -= w.max(axis=0, keepdims=True)
-    np.exp(w, out=w)
-    sw = w.sum(axis=0)
-    sx = (w * bb).sum(axis=0)
-    sy = (w * logs).sum(axis=0)
-    sxx = (w * bb * bb).sum(axis=0)
-    sxy = (w * bb * logs).sum(axis=0)
-    det = sw * sxx - sx * sx
-    ok = det > np.float32(1e-12) * np.maximum(sw * sxx, np.float32(1e-30))
-    det = np.where(ok, det, np.float32(1.0))
-    slope = np.where(ok, (sw * sxy - sx * sy) / det, -adc)
-    icpt = np.where(ok, (sy - slope * sx) / np.maximum(sw, np.float32(1e-30)), ln_s0)
-    return -slope, icpt
-
-
-def _normal_sums(y: np.ndarray, b: np.ndarray, q0: np.ndarray, q1: np.ndarray, two_s2: float,
-                 s2: float) -> tuple[np.ndarray, ...]:
-    """Per-voxel weighted Gauss-Newton sums for f_k = S0^2 exp(-2 b_k ADC), one b-value at a time (1-D, in place).
-
-    With J0 = df/dS0 = 2 S0 exp(-2 b_k ADC) and J1 = df/dADC = -b_k S0 J0, every entry of J^T W J and J^T W r is a
-    b-moment of t_k = w_k J0_k^2 or u_k = w_k J0_k r_k, so only five accumulators are needed.
-    Returns (A0, A1, A2, G0, G1) with A_m = sum b^m t, G_m = sum b^m u.
-    """
-    n = q0.size
-    q0sq = q0 * q0
-    acc = [np.zeros(n, np.float32) for _ in range(5)]
-    e = np.empty(n, np.float32)
-    f = np.empty(n, np.float32)
-    w = np.empty(n, np.float32)
-    r = np.empty(n, np.float32)
-    t = np.empty(n, np.float32)
-    for k in range(b.size):
-        bk = np.float32(b[k])
-        np.multiply(q1, np.float32(-2.0) * bk, out=e)
-        np.exp(e, out=e)                      # e = exp(-2 b ADC)
-        np.multiply(q0sq, e, out=f)           # model f_k
-        np.add(f, s2, out=w)
-        np.reciprocal(w, out=w)               # weight 1 / (S^2 + sigma^2)
-        np.subtract(y[k], f, out=r)
-        r -= two_s2                           # residual
-        # with e = exp(-2 b ADC): J0 = 2 S0 e, so w J0^2 = 4 w f e and w J0 r = 2 S0 (w r e)
-        np.multiply(w, f, out=t)
-        t *= e
-        t *= np.float32(4.0)
-        acc[0] += t
-        t *= bk
-        acc[1] += t
-        t *= bk
-        acc[2] += t
-        np.multiply(w, r, out=t)
-        t *= e
-        acc[3] += t
-        t *= bk
-        acc[4] += t
-    acc[3] *= np.float32(2.0) * q0
-    acc[4] *= np.float32(2.0) * q0
-    return tuple(acc)
-
-
-def _nlls(sig: np.ndarray, b: np.ndarray, s0: np.ndarray, adc: np.ndarray, sigma: float,
-          iterations: int, damping: float) -> tuple[np.ndarray, np.ndarray]:
-    """Damped Gauss-Newton on squared magnitudes, M^2 ~ S0^2 exp(-2 b ADC) + 2 sigma^2, all voxels at once.
-
-    Weights 1/(S^2 + sigma^2) follow the variance of M^2 (re-evaluated each iteration); a small Marquardt
-    damping keeps the 2x2 systems regular. Converged voxels (relative step < 1e-3, far below the noise) leave the
-    active set, so iterations get cheaper; an unsettled voxel whose weighted cost did not fall keeps its WLS
-    estimate. ``sig`` is scaled so that signals are O(1); (S0, ADC) in the same scaled units.
-
-    Absurd inputs cannot overflow the iteration: the ADC is clipped to its bounds before any exp, and a voxel whose
-    sums or step are not finite stops iterating and counts as not converged (so it keeps its WLS estimate).
-    """
-    d_lo, d_hi = np.float32(-1.0), np.float32(10.0)  # scaled ADC bounds during the iterations
-    s0 = np.abs(s0).astype(np.float32)
-    adc = adc.astype(np.float32)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        return _gauss_newton(sig, b, s0, adc, sigma, iterations, damping, d_lo, d_hi)
-
-
-def _gauss_newton(sig: np.ndarray, b: np.ndarray, s0: np.ndarray, adc: np.ndarray, sigma: float, iterations: int,
-                  damping: float, d_lo: np.float32, d_hi: np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """The iteration of :func:`_nlls` (called inside ``np.errstate``: non-finite values are handled explicitly)."""
-    two_s2 = np.float32(2.0 * sigma * sigma)
-    s2 = np.float32(sigma * sigma) + np.float32(1e-12)
-    y = sig * sig
-    p0 = np.where(np.isfinite(s0), s0, np.float32(0.0)).astype(np.float32)
-    p1 = np.clip(np.where(np.isfinite(adc), adc, np.float32(0.0)), d_lo, d_hi).astype(np.float32)
-    failed = np.zeros(p0.size, dtype=bool)   # sums or step not finite: left the iteration unconverged
-    act = None
-    ya = y
-    one_l = np.float32(1.0 + damping)
-    tol = np.float32(1e-3)
-    for _ in range(iterations):
-        q0 = p0 if act is None else p0[act]
-        q1 = p1 if act is None else p1[act]
-        a0, a1, a2, g0, g1 = _normal_sums(ya, b, q0, q1, two_s2, s2)
-        # J^T W J = [[A0, -S0 A1], [-S0 A1, S0^2 A2]], J^T W r = [G0, -S0 G1]
-        a = a0 * one_l
-        c = (q0 * q0) * a2 * one_l
-        bx = -q0 * a1
-        h1 = -q0 * g1
-        det = a * c - bx * bx
-        det = np.where(np.abs(det) > np.float32(1e-30), det, np.float32(1e-30))
-        d0 = (c * g0 - bx * h1) / det
-        d1 = (a * h1 - bx * g0) / det
-        broken = ~(np.isfinite(d0) & np.isfinite(d1) & np.isfinite(q0 + d0))
-        if broken.any():     # keep the previous iterate; the voxel leaves the iteration as not converged
-            d0[broken] = 0.0
-            d1[broken] = 0.0
-            failed[np.flatnonzero(broken) if act is None else act[broken]] = True
-        n0 = np.abs(q0 + d0)
-        n1 = np.clip(q1 + d1, d_lo, d_hi)
-        if act is None:
-            p0, p1 = n0, n1
-        else:
-            p0[act] = n0
-            p1[act] = n1
-        moving = ~broken & ((np.abs(d0) > tol * np.abs(q0)) | (np.abs(d1) > tol * (np.abs(q1) + np.float32(1e-3))))
-        act = np.flatnonzero(moving) if act is None else act[moving]
-        if act.size == 0:
-            break
-        ya = ya[:, moving]
-    # Safety net where Gauss-Newton may have gone astray: voxels still moving, at a bound, or not finite keep the
-    # WLS estimate unless they fit the data better (converged voxels solve the estimating equations).
-    suspect = failed.copy()
-    if act is not None:
-        suspect[act] = True
-    suspect |= (p1 <= d_lo) | (p1 >= d_hi) | ~np.isfinite(p0) | ~np.isfinite(p1)
-    idx = np.flatnonzero(suspect)
-    if idx.size:
-        end_cost, start_cost = _fixed_weight_costs(y[:, idx], b, (p0[idx], p1[idx]), (s0[idx], adc[idx]),
-                                                   two_s2, s2)
-        back = idx[~(end_cost <= start_cost)]
-        p0[back] = s0[back]
-        p1[back] = adc[back]
-    return p0, p1
-
-
-def _fixed_weight_costs(y: np.ndarray, b: np.ndarray, end: tuple[np.ndarray, np.ndarray],
-                        start: tuple[np.ndarray, np.ndarray], two_s2: np.float32,
-                        s2: np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted squared residuals of the end and start parameters, both with the weights of the end point.
-
-    The iteration solves the quasi-likelihood equations (weights re-evaluated, then held fixed), not a minimum
-    of a cost whose weights move with the parameters, so the fair comparison holds the weights fixed.
-    """
-    bb = b.astype(np.float32)[:, None]
-    f_end = (end[0] * end[0])[None, :] * np.exp(np.float32(-2.0) * bb * end[1][None, :])
-    f_start = (start[0] * start[0])[None, :] * np.exp(np.float32(-2.0) * bb * start[1][None, :])
-    w = 1.0 / (f_end + s2)
-    with np.errstate(over="ignore", invalid="ignore"):
-        return ((y - f_end - two_s2) ** 2 * w).sum(axis=0), ((y - f_start - two_s2) ** 2 * w).sum(axis=0)
 
 
 def _check_selection(images: Sequence[sitk.Image], b_values: Sequence[float], method: str,
@@ -346,32 +90,38 @@ def _check_selection(images: Sequence[sitk.Image], b_values: Sequence[float], me
 
 
 def _b_stack(images: Sequence[sitk.Image], keep: list[int], bs: list[float], notes: list[str],
-             warnings: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(signals (n_b, n_vox) float32 on the first image's grid, covered voxels, finite voxels); refuses negative
-    or all-zero images."""
+             warnings: list[str]) -> tuple[list[np.ndarray], list[sitk.Image], np.ndarray, np.ndarray]:
+    """(signal of each used b-value: flat float32 arrays on the first image's grid, the images they view, covered
+    voxels, finite voxels); refuses negative or all-zero images.
+
+    A float32 image on the reference grid is used through a view of its own buffer (no copy of a volume; the
+    caller keeps the returned images alive while it uses the arrays); other pixel types are converted once. The
+    arrays are only read.
+    """
     ref = images[0]
     n_vox = int(np.prod(ref.GetSize()))
-    stack = np.empty((len(keep), n_vox), dtype=np.float32)
+    planes: list[np.ndarray] = []
+    owners: list[sitk.Image] = []
     cover = np.ones(n_vox, dtype=bool)
-    for k, i in enumerate(keep):
+    for i in keep:
         img, cov, note = match_to_reference(ref, images[i], f"b={bs[i]:g} image")
         if note:  # a b-image on another grid is worth a look (wrong series?): a warning, not only a note
             notes.append(note)
             warnings.append(note)
         if cov is not None:
             cover &= cov.reshape(-1)
-        if img.GetNumberOfComponentsPerPixel() != 1 or img.GetPixelID() in (sitk.sitkComplexFloat32,
-                                                                             sitk.sitkComplexFloat64):
-            as_float_array(img, f"b={bs[i]:g} image")  # raises the clear error
-        stack[k] = sitk.GetArrayViewFromImage(img).reshape(-1)
-    lo, hi = stack.min(axis=1), stack.max(axis=1)
+        owners.append(img)
+        planes.append(float_view(img, f"b={bs[i]:g} image").reshape(-1))
+    lo = np.array([p.min() for p in planes])
+    hi = np.array([p.max() for p in planes])
     # NaN and +-inf reach min or max: finite extremes mean every voxel is finite (no pass of its own); otherwise
     # the exact per-voxel check
     finite_all = np.ones(n_vox, dtype=bool)
     if not np.all(np.isfinite(lo) & np.isfinite(hi)):
-        finite_all = np.isfinite(stack).all(axis=0)
-        lo, hi = np.nanmin(np.where(np.isinf(stack), np.nan, stack), axis=1), np.nanmax(
-            np.where(np.isinf(stack), np.nan, stack), axis=1)
+        for k, p in enumerate(planes):
+            finite = np.isfinite(p)
+            finite_all &= finite
+            lo[k], hi[k] = (p[finite].min(), p[finite].max()) if finite.any() else (np.nan, np.nan)
     for k, i in enumerate(keep):
         if lo[k] < 0:
             raise LiverMetsError(
@@ -382,7 +132,7 @@ def _b_stack(images: Sequence[sitk.Image], keep: list[int], bs: list[float], not
             raise LiverMetsError(
                 f"the b={bs[i]:g} image is all zero (or not finite); check that the right file was given"
             )
-    return stack, cover, finite_all
+    return planes, owners, cover, finite_all
 
 
 @dataclass
@@ -397,18 +147,18 @@ class _Voxels:
     why_no_sigma: str = ""   # why the noise level could not be measured (sigma None)
 
 
-def _select_voxels(stack: np.ndarray, cover: np.ndarray, finite_all: np.ndarray, sel_b: np.ndarray,
+def _select_voxels(planes: Sequence[np.ndarray], cover: np.ndarray, finite_all: np.ndarray, sel_b: np.ndarray,
                    ref: sitk.Image, mask: sitk.Image | None, noise_floor: float | None, noise_sigma: float | None,
                    cfg: dict[str, Any], notes: list[str], warnings: list[str]) -> _Voxels:
     """Mask non-finite input, voxels outside the grids or the user's mask, background (noise test on the lowest-b
     image, :mod:`.noise_mask`) and voxels without measurable signal at high b; count each reason."""
-    n_vox = stack.shape[1]
+    n_vox = planes[0].size
     reasons: dict[str, int] = {}
     valid = finite_all & cover
     reasons["non_finite_input"] = int(n_vox - np.count_nonzero(finite_all))
     reasons["outside_input_grid"] = int(n_vox - np.count_nonzero(cover))
     apply_user_mask(ref, mask, valid, notes, reasons, warnings)
-    low = stack[0] if reasons["non_finite_input"] == 0 else np.where(finite_all, stack[0], np.float32(0.0))
+    low = planes[0] if reasons["non_finite_input"] == 0 else np.where(finite_all, planes[0], np.float32(0.0))
     shape = ref.GetSize()[::-1]
     dec = decide_signal(low.reshape(shape), (finite_all & cover).reshape(shape), cfg["noise_floor_fraction_of_p99"],
                         noise_floor=noise_floor, noise_sigma=noise_sigma,
@@ -416,7 +166,7 @@ def _select_voxels(stack: np.ndarray, cover: np.ndarray, finite_all: np.ndarray,
     reasons.update(dec.reasons(valid.reshape(shape)))
     valid &= dec.keep.reshape(-1)
     sigma = float(noise_sigma) if noise_sigma is not None else dec.sigma
-    floor_high = high_b_at_floor(stack, sel_b, sigma, shape, valid, cfg)
+    floor_high = high_b_at_floor(planes, sel_b, sigma, shape, valid, cfg)
     reasons["high_b_at_noise_floor"] = 0
     if floor_high is not None:
         lost = valid & floor_high
@@ -443,34 +193,7 @@ class _Fit:
     sigma_used: float | None
 
 
-def _r_squared(sig: np.ndarray, b_s: np.ndarray, s0_n: np.ndarray, adc_n: np.ndarray,
-               drop: np.ndarray) -> np.ndarray:
-    """R^2 of the fitted curve against the measured signal (signal domain, scaled units), in place per b."""
-    ss_res = np.zeros_like(s0_n)
-    d = np.empty_like(s0_n)
-    for k in range(len(b_s)):  # in place, one b at a time
-        np.multiply(adc_n, np.float32(b_s[k]), out=d)
-        np.exp(d, out=d)
-        d *= s0_n
-        np.subtract(sig[k], d, out=d)
-        d *= d
-        ss_res += d
-    mean = np.full(sig.shape[0], 1.0 / sig.shape[0], dtype=np.float32) @ sig  # BLAS, no strided reduction
-    ss_tot = np.zeros_like(s0_n)
-    for k in range(len(b_s)):  # deviations first: no cancellation for nearly flat curves; in place
-        np.subtract(sig[k], mean, out=d)
-        d *= d
-        ss_tot += d
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(ss_res, ss_tot, out=ss_res)   # becomes 1 - R^2 (inf/nan where the curve is flat)
-    r2 = np.subtract(np.float32(1.0), ss_res, out=ss_res)
-    r2[ss_tot <= 0] = 1.0
-    np.minimum(r2, np.float32(1.0), out=r2)
-    r2[~(r2 >= 0) | drop] = 0.0   # negative or NaN (comparison with NaN is False), and the dropped voxels
-    return r2
-
-
-def _fit(stack: np.ndarray, vox: _Voxels, sel_b: np.ndarray, method: str, noise_sigma: float | None,
+def _fit(planes: Sequence[np.ndarray], vox: _Voxels, sel_b: np.ndarray, method: str, noise_sigma: float | None,
          cfg: dict[str, Any], notes: list[str], reasons: dict[str, int], quality: bool = True) -> _Fit:
     """The fit itself on the valid voxels; drops non-finite and negative ADCs (counted), clips the high ones.
     ``quality``: also the R^2 of each fitted curve (one pass over the data more)."""
@@ -478,13 +201,16 @@ def _fit(stack: np.ndarray, vox: _Voxels, sel_b: np.ndarray, method: str, noise_
     # and are masked as fit_failed below, so numpy's overflow warnings carry no information here
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         idx = np.flatnonzero(vox.valid)
-        sig = np.take(stack, idx, axis=1)
+        sig = np.empty((len(planes), idx.size), dtype=np.float32)
+        for k, plane in enumerate(planes):   # the indices are in range: 'clip' only spares take() a bounds buffer
+            np.take(plane, idx, out=sig[k], mode="clip")
         # every signal at most 1 after scaling (the largest may sit at any b when the input is absurd)
         scale = float(np.max(sig)) if sig.size else 1.0
         scale = scale if 0 < scale < np.inf else 1.0
         sig *= np.float32(1.0 / scale)  # a fresh copy from take(): scale in place
         tiny = np.float32(max(vox.floor / scale * 1e-2, 1e-6))
-        logs = np.maximum(sig, tiny)
+        # the scaled signal itself is needed again only by nlls and R^2: otherwise its logs replace it in place
+        logs = np.maximum(sig, tiny, out=sig if method != "nlls" and not quality else None)
         np.log(logs, out=logs)
         b_s = sel_b * _B_SCALE
         adc_s, ln_s0 = _lls(logs, b_s)
@@ -517,10 +243,11 @@ def _fit(stack: np.ndarray, vox: _Voxels, sel_b: np.ndarray, method: str, noise_
     return _Fit(idx, adc_v, s0_v, r2, drop, high, sigma_used)
 
 
-def _outputs(ref: sitk.Image, fit: _Fit, computed_b: Sequence[float]
-             ) -> tuple[sitk.Image, sitk.Image, sitk.Image | None, sitk.Image, dict[float, sitk.Image], np.ndarray]:
-    """(ADC, S0, R^2 (None when not computed), mask images, computed DWI by b, fitted voxel indices) on the
-    reference grid."""
+def _outputs(ref: sitk.Image, fit: _Fit, computed_b: Sequence[float], maps: Collection[str]
+             ) -> tuple[sitk.Image, sitk.Image | None, sitk.Image | None, sitk.Image | None, dict[float, sitk.Image],
+                        np.ndarray]:
+    """(ADC, S0, R^2, mask images, computed DWI by b, fitted voxel indices) on the reference grid; S0 and mask
+    only when ``maps`` names them, R^2 only when it was computed (else None)."""
     n_vox = int(np.prod(ref.GetSize()))
     grid_shape = ref.GetSize()[::-1]
     fitted = fit.idx[~fit.drop]
@@ -531,11 +258,13 @@ def _outputs(ref: sitk.Image, fit: _Fit, computed_b: Sequence[float]
         return scratch.reshape(grid_shape)
 
     adc_img = to_image(full(fit.adc), ref)
-    s0_img = to_image(full(fit.s0), ref)
+    s0_img = to_image(full(fit.s0), ref) if "s0" in maps else None
     q_img = to_image(full(fit.r2), ref) if fit.r2 is not None else None
-    mask_arr = np.zeros(n_vox, dtype=np.uint8)
-    mask_arr[fitted] = 1
-    mask_img = to_image(mask_arr.reshape(grid_shape), ref, np.uint8)
+    mask_img = None
+    if "mask" in maps:
+        mask_arr = np.zeros(n_vox, dtype=np.uint8)
+        mask_arr[fitted] = 1
+        mask_img = to_image(mask_arr.reshape(grid_shape), ref, np.uint8)
     computed: dict[float, sitk.Image] = {}
     for cb in computed_b:
         cbf = float(cb)
@@ -558,7 +287,8 @@ _METHOD_TEXT = {
 def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: str = "lls",
             exclude_below: float | None = None, include: Sequence[float] | None = None,
             mask: sitk.Image | None = None, noise_floor: float | None = None, noise_sigma: float | None = None,
-            computed_b: Sequence[float] = (), quality: bool = True) -> AdcResult:
+            computed_b: Sequence[float] = (), quality: bool = True,
+            maps: Collection[str] = ("s0", "mask")) -> AdcResult:
     """Fit the mono-exponential ADC over the selected b-values (>= 2 distinct), every voxel at once.
 
     ``images``: one magnitude image per b-value (several directions per b: use :func:`combine_directions` first).
@@ -568,18 +298,20 @@ def fit_adc(images: Sequence[sitk.Image], b_values: Sequence[float], *, method: 
     ``nlls`` and for the high-b noise-floor test (default: estimated from the background; none when there is
     none). ``computed_b``: b-values of computed DWI to return. ``quality``: also compute the R^2 map (False:
     ``quality`` is None, for callers that do not keep it, e.g. the CLI without --quality: one pass less).
+    ``maps``: which of the S0 and mask images to build (the CLI builds those it writes); one left out is None in the
+    result, and no value, count or summary changes.
     """
     bs, keep, excluded, sel_b = _check_selection(images, b_values, method, include, exclude_below)
     cfg = defaults("adc")
     ref = images[0]
     notes: list[str] = []
     warnings: list[str] = []
-    stack, cover, finite_all = _b_stack(images, keep, bs, notes, warnings)
-    vox = _select_voxels(stack, cover, finite_all, sel_b, ref, mask, noise_floor, noise_sigma, cfg, notes, warnings)
+    planes, owners, cover, finite_all = _b_stack(images, keep, bs, notes, warnings)
+    vox = _select_voxels(planes, cover, finite_all, sel_b, ref, mask, noise_floor, noise_sigma, cfg, notes, warnings)
     reasons = vox.reasons
-    fit = _fit(stack, vox, sel_b, method, noise_sigma, cfg, notes, reasons, quality)
-    del stack   # the fitted voxels are all the outputs need: free the full b-value stack before building them
-    adc_img, s0_img, q_img, mask_img, computed, fitted = _outputs(ref, fit, computed_b)
+    fit = _fit(planes, vox, sel_b, method, noise_sigma, cfg, notes, reasons, quality)
+    del planes, owners   # the fitted voxels are all the outputs need: free any converted volumes before building them
+    adc_img, s0_img, q_img, mask_img, computed, fitted = _outputs(ref, fit, computed_b, maps)
 
     n_vox = int(np.prod(ref.GetSize()))
     masked = n_vox - int(fitted.size)

@@ -7,6 +7,7 @@ scipy.stats is needed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ def chi2_quantile_even_dof(p: float, dof: int) -> float:
     return 0.5 * (lo + hi)
 
 
-def high_b_at_floor(stack: np.ndarray, sel_b: np.ndarray, sigma: float | None, shape: tuple[int, ...],
+def high_b_at_floor(stack: Sequence[np.ndarray], sel_b: np.ndarray, sigma: float | None, shape: tuple[int, ...],
                      valid: np.ndarray, cfg: dict[str, Any]) -> np.ndarray | None:
     """Voxels whose signal at every b >= ``high_b_floor_min_b_s_mm2`` is consistent with noise alone.
 
@@ -58,7 +59,7 @@ def high_b_at_floor(stack: np.ndarray, sel_b: np.ndarray, sigma: float | None, s
         energy += tmp
     own_limit = np.float32(chi2_quantile_even_dof(p, 2 * high.size) * sigma * sigma)
     cand = np.flatnonzero(np.less_equal(energy, own_limit) & valid)
-    out = np.zeros(stack.shape[1], dtype=bool)
+    out = np.zeros(energy.size, dtype=bool)
     if cand.size == 0:
         return out
     # the pooled sums only where the voxel alone is at the floor (usually few voxels): gather the neighbours

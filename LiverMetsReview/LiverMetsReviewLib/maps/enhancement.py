@@ -10,6 +10,7 @@ counted by reason.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ import SimpleITK as sitk
 from ..errors import LiverMetsError, MissingDataError
 from .defaults import defaults
 from .noise_mask import decide_signal
-from .resample import apply_user_mask, as_float_array, describe_grid, match_to_reference, to_image, zero_non_finite
+from .resample import apply_user_mask, describe_grid, float_view, match_to_reference, to_image, zero_non_finite
 from .summary import stated
 
 RE_UNITS = "percent"
@@ -27,18 +28,20 @@ RE_UNITS = "percent"
 
 @dataclass
 class EnhancementResult:
-    """Relative enhancement (percent), subtraction (signal units), validity mask, JSON-able summary."""
+    """Relative enhancement (percent), subtraction (signal units), validity mask, JSON-able summary (subtraction and
+    mask: None when not asked for)."""
 
     re: sitk.Image
-    subtraction: sitk.Image
-    mask: sitk.Image
+    subtraction: sitk.Image | None
+    mask: sitk.Image | None
     summary: dict[str, Any]
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _signal(image: sitk.Image, what: str) -> np.ndarray:
-    """The image as a float32 array of our own, refused when all zero or negative."""
-    a = as_float_array(image, what)
+    """The image as a float32 array, refused when all zero or negative: a read-only view of a finite float32 image
+    (``image`` must outlive it), else an array of our own (its non-finite voxels are zeroed in place later)."""
+    a = float_view(image, what)
     finite = np.isfinite(a)
     if finite.all():   # the usual case: two reductions, no copy
         lo, hi = float(a.min()), float(a.max())
@@ -51,15 +54,18 @@ def _signal(image: sitk.Image, what: str) -> np.ndarray:
         raise LiverMetsError(f"the {what} image is all zero (or not finite); check that the right file was given")
     if float(np.min(np.where(finite, a, 0.0))) < 0:
         raise LiverMetsError(f"the {what} image has negative values; give magnitude images, not a subtraction")
-    return a
+    return a if a.flags.writeable else a.copy()
 
 
 def relative_enhancement(pre: sitk.Image, post: sitk.Image, *, mask: sitk.Image | None = None,
-                         noise_floor: float | None = None, phase: str | None = None) -> EnhancementResult:
+                         noise_floor: float | None = None, phase: str | None = None,
+                         maps: Collection[str] = ("subtraction", "mask")) -> EnhancementResult:
     """RE (percent) and subtraction of ``post`` against ``pre``, on the pre-contrast grid.
 
     ``noise_floor``: pre-contrast signal at or below which RE is masked (default from the image). ``phase``: a
-    label for the post-contrast phase (e.g. 't1_hepatobiliary'), carried into the summary.
+    label for the post-contrast phase (e.g. 't1_hepatobiliary'), carried into the summary. ``maps``: which of the
+    subtraction and mask images to build (the CLI builds those it writes); the others are None, and no value, count
+    or summary changes.
     """
     cfg = defaults("enhancement")
     notes: list[str] = []
@@ -83,14 +89,15 @@ def relative_enhancement(pre: sitk.Image, post: sitk.Image, *, mask: sitk.Image 
     floor, valid = dec.floor, dec.keep
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         sub = np.subtract(a_post, a_pre)      # float32 throughout, in place: one array per map
-        re = np.divide(sub, np.where(valid, a_pre, np.float32(1.0)))
+        re = np.zeros_like(sub)               # masked voxels stay 0: divided only where valid
+        np.divide(sub, a_pre, out=re, where=valid)
         re *= np.float32(100.0)
     # Signals near float32's limit (a corrupt rescale slope) overflow here: masked and counted, never inf.
     overflow_re, overflow_sub = valid & ~np.isfinite(re), usable & ~np.isfinite(sub)
     reasons["overflow"] = int(np.count_nonzero(overflow_re | overflow_sub))
     if reasons["overflow"]:
         valid, usable = valid & ~overflow_re, usable & ~overflow_sub
-    re[~valid] = 0.0
+        re[overflow_re] = 0.0
     sub[~usable] = 0.0
     n = int(re.size)
     summary = {
@@ -118,8 +125,9 @@ def relative_enhancement(pre: sitk.Image, post: sitk.Image, *, mask: sitk.Image 
         "subtraction": {"quantity": "subtraction (post - pre)", "units": "signal units of the input", **common},
         "mask": {"quantity": "valid voxels (1) / masked (0)", "units": "1", **common},
     }
-    return EnhancementResult(to_image(re, pre), to_image(sub, pre), to_image(valid.astype(np.uint8), pre, np.uint8),
-                             summary, metadata)
+    return EnhancementResult(to_image(re, pre), to_image(sub, pre) if "subtraction" in maps else None,
+                             to_image(valid.view(np.uint8), pre, np.uint8) if "mask" in maps else None, summary,
+                             metadata)
 
 
 def liver_function(pre: sitk.Image, hbp: sitk.Image, labels: sitk.Image, liver_label: int,

@@ -20,6 +20,7 @@ or 2. No output holds NaN or inf.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ from .resample import (
     apply_user_mask,
     as_float_array,
     describe_grid,
+    float_view,
     match_to_reference,
     slice_positions_mm,
     to_image,
@@ -49,10 +51,11 @@ FLAG_LEGEND = {"0": "valid", "1": "background / masked", "2": "invalid (opposed 
 
 @dataclass
 class FatResult:
-    """Fat fraction (percent), SII (percent, chemical shift only), flags, and a JSON-able summary."""
+    """Fat fraction (percent), SII (percent, chemical shift only), flags, and a JSON-able summary (flags and SII:
+    None when not asked for)."""
 
     ff: sitk.Image
-    flags: sitk.Image
+    flags: sitk.Image | None
     summary: dict[str, Any]
     sii: sitk.Image | None = None
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -98,9 +101,10 @@ def check_echo_pair(field_strength_t: float, te_in_phase_ms: float, te_opposed_p
             "opposed_phase": op}
 
 
-def _magnitude(image: sitk.Image, what: str) -> np.ndarray:
-    """The image as a float32 array of our own (NaN where not finite), refused when negative or all zero."""
-    a = as_float_array(image, what)
+def _magnitude(image: sitk.Image, what: str, *, own: bool = False) -> np.ndarray:
+    """The image as a float32 array (NaN where not finite), refused when negative or all zero: a read-only view of a
+    finite float32 image (``image`` must outlive it) unless ``own`` asks for a copy of our own."""
+    a = as_float_array(image, what) if own else float_view(image, what)
     finite = np.isfinite(a)
     if finite.all():   # the usual case: two reductions, no copy
         if float(a.min()) < 0:
@@ -125,7 +129,7 @@ def _pair_on_grid(ref_img: sitk.Image, other: sitk.Image, ref_name: str, other_n
     if note:
         notes.append(note)
         warnings.append(note)
-    b = _magnitude(moved, other_name)
+    b = _magnitude(moved, other_name, own=moved is not other)   # a resampled image ends with this function
     finite_a, finite_b = np.isfinite(a), np.isfinite(b)
     finite = finite_a & finite_b
     usable = finite.copy() if cover is None else finite & cover
@@ -137,12 +141,14 @@ def _pair_on_grid(ref_img: sitk.Image, other: sitk.Image, ref_name: str, other_n
 
 def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: float | None = None,
                        echo_times_ms: tuple[float, float] | None = None, allow_any_echo_times: bool = False,
-                       mask: sitk.Image | None = None, noise_floor: float | None = None) -> FatResult:
+                       mask: sitk.Image | None = None, noise_floor: float | None = None,
+                       maps: Collection[str] = ("flags", "sii")) -> FatResult:
     """Signal fat fraction and SII (percent) from in-phase and opposed-phase magnitudes, on the IP grid.
 
     ``echo_times_ms`` = (TE in phase, TE opposed phase). With the field strength they are checked and a pair that
     is not in/opposed phase is refused unless ``allow_any_echo_times``. ``noise_floor``: IP signal below which a
-    voxel is background (default from the image).
+    voxel is background (default from the image). ``maps``: which of the flags and SII images to build (the CLI
+    builds those it writes); the others are None, and no value, count or summary changes.
     """
     cfg = defaults("chemical_shift")
     notes: list[str] = []
@@ -168,10 +174,10 @@ def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: floa
     floor, body = dec.floor, dec.keep
     with np.errstate(divide="ignore", invalid="ignore"):   # (IP - OP) / IP x 100 in place: float32 throughout
         sii = np.subtract(a_ip, a_op)
-        np.divide(sii, np.where(body, a_ip, np.float32(1.0)), out=sii)
+        np.divide(sii, a_ip, out=sii, where=body)
         sii *= np.float32(100.0)
         sii[~body] = 0.0
-    ff = sii * np.float32(0.5)
+    ff = sii * np.float32(0.5)                  # 0 outside the body too
     flags = np.full(a_ip.shape, FLAG_BACKGROUND, dtype=np.uint8)
     flags[body] = FLAG_VALID
     invalid = body & (ff < cfg["invalid_below_percent"])
@@ -180,8 +186,6 @@ def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: floa
     flags[ambiguous] = FLAG_AMBIGUOUS
     ff[invalid] = 0.0
     sii[invalid] = 0.0
-    ff[~body] = 0.0
-    sii[~body] = 0.0
     n_body = int(np.count_nonzero(body))
     n_invalid = int(np.count_nonzero(invalid))
     if n_body and n_invalid > 0.5 * n_body:
@@ -224,7 +228,8 @@ def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: floa
         "sii": {"quantity": "signal intensity index", "units": FF_UNITS, **common},
         "flags": {"quantity": "flags", "units": "1", "legend": FLAG_LEGEND, **common},
     }
-    return FatResult(to_image(ff, ip), to_image(flags, ip, np.uint8), summary, to_image(sii, ip), metadata)
+    return FatResult(to_image(ff, ip), to_image(flags, ip, np.uint8) if "flags" in maps else None, summary,
+                     to_image(sii, ip) if "sii" in maps else None, metadata)
 
 
 def _body_swap_check(ff: np.ndarray, body: np.ndarray, spacing_zyx: tuple[float, float, float],
@@ -311,12 +316,13 @@ def _swap_slices(wrong: np.ndarray, region: np.ndarray, limit: float, min_vox: i
 
 def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image | None = None,
               reference_kind: str = "water", mask: sitk.Image | None = None,
-              noise_floor: float | None = None) -> FatResult:
+              noise_floor: float | None = None, maps: Collection[str] = ("flags",)) -> FatResult:
     """Dixon fat fraction FF = F / (W + F) in percent, on the water image's grid, with a fat-water swap check.
 
     The swap check warns (never silently fixes) when slices mirror their neighbours (see :func:`_body_swap_check`),
     or most of a ``reference_mask`` tissue in a slice is on the wrong side of 50 % (``reference_kind`` 'water'
     for liver/spleen/muscle, 'fat' for subcutaneous fat). Warnings give the slice indices and LPS positions.
+    ``maps``: ("flags",) to build the flags image too (else None).
     """
     if reference_kind not in ("water", "fat"):
         raise LiverMetsError(f"reference_kind must be 'water' or 'fat' (got '{reference_kind}')")
@@ -403,4 +409,5 @@ def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image 
         "ff": {"quantity": "Dixon fat fraction", "units": FF_UNITS, **common},
         "flags": {"quantity": "flags", "units": "1", "legend": summary["flags"], **common},
     }
-    return FatResult(to_image(ff, water), to_image(flags, water, np.uint8), summary, None, metadata)
+    return FatResult(to_image(ff, water), to_image(flags, water, np.uint8) if "flags" in maps else None, summary,
+                     None, metadata)

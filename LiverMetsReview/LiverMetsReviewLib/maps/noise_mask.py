@@ -110,14 +110,21 @@ def box_sum(values: np.ndarray, size: tuple[int, ...], *, consume: bool = False)
         if half == 0:
             continue
         res = np.empty_like(src) if spare is None or spare is src else spare
-        np.copyto(res, src)
         n = src.shape[axis]
         for d in range(1, min(half, n - 1) + 1):
             lo = [slice(None)] * src.ndim
             hi = [slice(None)] * src.ndim
             lo[axis], hi[axis] = slice(0, n - d), slice(d, None)
-            res[tuple(hi)] += src[tuple(lo)]
+            if d == 1:   # res = src shifted plus src, written at once: no pass to copy src first
+                np.add(src[tuple(hi)], src[tuple(lo)], out=res[tuple(hi)])
+                first = [slice(None)] * src.ndim
+                first[axis] = slice(0, 1)
+                res[tuple(first)] = src[tuple(first)]
+            else:
+                res[tuple(hi)] += src[tuple(lo)]
             res[tuple(lo)] += src[tuple(hi)]
+        if n == 1:
+            np.copyto(res, src)
         spare = src if (src is not values or consume) else None
         src = res
     return src if src is not values or consume else values.copy()
@@ -211,13 +218,13 @@ def _drop_small_groups(keep: np.ndarray, min_voxels: int) -> np.ndarray:
     voxels (a sparse set at edges and in speckle) are grouped, as points.
     """
     cube = (3, 3, 3)
-    certain = keep & (box_sum(keep.astype(np.uint8), cube) >= min_voxels)
+    certain = keep & (box_sum(keep.astype(np.uint8), cube, consume=True) >= min_voxels)
     rest = keep & ~certain
     points = np.flatnonzero(rest)
     drop = np.zeros(keep.shape, bool)
     if points.size == 0:
         return drop
-    touches = (box_sum(certain.astype(np.uint8), cube) > 0).reshape(-1)[points]
+    touches = (box_sum(certain.astype(np.uint8), cube, consume=True) > 0).reshape(-1)[points]
     if points.size * 50 < keep.size:   # sparse: group the points
         group = _point_groups(points, keep.shape)
     else:                              # dense: one labelling pass over the volume is cheaper

@@ -109,13 +109,25 @@ def match_to_reference(reference: sitk.Image, moving: sitk.Image, what: str = "i
     return out, cover, note
 
 
-def as_float_array(image: sitk.Image, what: str = "image") -> np.ndarray:
-    """Float32 (z, y, x) copy of a scalar image; complex or vector images are refused with a reason."""
+def _check_scalar(image: sitk.Image, what: str) -> None:
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise LiverMetsError(f"the {what} has several components per voxel; give a scalar (magnitude) image")
     if image.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
         raise LiverMetsError(f"the {what} is complex; give its magnitude")
+
+
+def as_float_array(image: sitk.Image, what: str = "image") -> np.ndarray:
+    """Float32 (z, y, x) copy of a scalar image; complex or vector images are refused with a reason."""
+    _check_scalar(image, what)
     return sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+
+
+def float_view(image: sitk.Image, what: str = "image") -> np.ndarray:
+    """Float32 (z, y, x) array of a scalar image without copying a float32 image: then a read-only view of its
+    buffer, valid only while ``image`` lives (the caller keeps it); other pixel types are converted (a new array).
+    Refused like :func:`as_float_array`. A map reads its inputs whole, so a copy would cost a volume for nothing."""
+    _check_scalar(image, what)
+    return sitk.GetArrayViewFromImage(image).astype(np.float32, copy=False)
 
 
 def zero_non_finite(array: np.ndarray, finite: np.ndarray) -> np.ndarray:
