@@ -217,6 +217,20 @@ def _evaluate(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np
     return np.einsum("en,en->n", res, res), hg
 
 
+def _cost(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cost (residual sum of squares) alone of the magnitude model at p = (W, F, R), every column, in the precision
+    of ``y``: |W + F c_n|^2 = W^2 + 2 W F Re c_n + F^2 |c_n|^2 from three numbers per column, no Jacobian."""
+    dt = y.dtype.type
+    w, f, r = (v.astype(dt, copy=False) for v in p)
+    q = np.multiply(b.astype(dt)[:, None], (2 * w) * f)
+    q += np.multiply(a.astype(dt)[:, None], f * f)
+    q += w * w
+    model = np.sqrt(np.maximum(q, 0, out=q), out=q)
+    model *= np.exp(te.astype(dt)[:, None] * -r)
+    res = np.subtract(y, model, out=model)
+    return np.einsum("en,en->n", res, res)
+
+
 def _solve3(h: list[np.ndarray], g: list[np.ndarray]) -> list[np.ndarray]:
     """Solve symmetric positive definite 3x3 systems H d = g for every column (LDL^T; an LM step, whose rounding
     the accept/reject test absorbs); h = (h00, h01, h02, h11, h12, h22)."""
@@ -274,8 +288,9 @@ def levenberg_marquardt(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndar
     step it would take next is not worth taking: it promises to lower the cost by at most ``lm_stop_chi2_gain``
     times the residual variance per degree of freedom (cost / (n_echo - 3)) - a decrease that small means the step
     moves the parameters by at most sqrt(lm_stop_chi2_gain) of their noise standard deviation. That needs no new
-    model evaluation (the normal equations at the current parameters are at hand), so a column whose first step
-    converged costs two evaluations. A step that moves the parameters by less than ``relative_step_tolerance`` is
+    model evaluation (the normal equations at the current parameters are at hand). A first step that promises at
+    most ``lm_one_step_max_chi2_gain`` variances is the column's last (:func:`_small_steps`): it costs one full
+    evaluation and one of the cost alone. A step that moves the parameters by less than ``relative_step_tolerance`` is
     taken and is the column's last (converged to rounding). The columns still moving
     continue, compacted into contiguous arrays, up to ``iterations`` (default from ``cfg``). Noise-free data have no
     residual and iterate to the step tolerance.
@@ -296,9 +311,12 @@ def _lm_loop(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.
     ids, ya, pa, ca = np.arange(y.shape[1]), y, p_out.copy(), cost_out.copy()
     la = np.full(y.shape[1], float(cfg["initial_damping"]), dtype=y.dtype)
     last = np.zeros(y.shape[1], dtype=bool)       # took a step below the tolerance: converged to rounding
-    for _ in range(int(cfg["iterations"]) if iterations is None else int(iterations)):
+    small_per_var = float(cfg["lm_one_step_max_chi2_gain"]) / max(y.shape[0] - 3, 1)
+    for it in range(int(cfg["iterations"]) if iterations is None else int(iterations)):
         new, step, gain = _propose(pa, hg, la, r_lo, r_hi)
         go = (gain > gain_per_var * ca) & (ca > 1e-28) & (la <= 1e10) & ~last
+        if it == 0 and small_per_var > 0:
+            go &= ~_small_steps(ya, pa, ca, new, go & (gain <= small_per_var * ca), te, a, b)
         if not go.all():
             done, keep = np.flatnonzero(~go), np.flatnonzero(go)
             p_out[:, ids[done]], cost_out[ids[done]] = np.take(pa, done, axis=1), ca[done]
@@ -321,6 +339,25 @@ def _lm_loop(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.
     return p_out.astype(np.float64), cost_out.astype(np.float64)
 
 
+def _small_steps(y: np.ndarray, p: np.ndarray, cost: np.ndarray, new: np.ndarray, small: np.ndarray,
+                 te: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Take the first step of the columns ``small`` (their step promises at most ``lm_one_step_max_chi2_gain``
+    residual variances) as their last: from that close to the minimum the model is linear enough that one
+    Gauss-Newton step lands on it, so only the new cost is needed, not the normal equations for another step.
+    Accepted steps are written into ``p`` and ``cost`` (in place); returns which columns finished (a step that does
+    not lower the cost is left to the ordinary iterations)."""
+    sel = np.flatnonzero(small)
+    done = np.zeros(small.shape, dtype=bool)
+    if sel.size == 0:
+        return done
+    c_new = _cost(np.take(y, sel, axis=1), np.take(new, sel, axis=1), te, a, b)
+    ok = np.isfinite(c_new) & (c_new < np.take(cost, sel))
+    fin = sel[ok]
+    p[:, fin], cost[fin] = np.take(new, fin, axis=1), c_new[ok]
+    done[fin] = True
+    return done
+
+
 def _polish(y: np.ndarray, cols: np.ndarray, p: np.ndarray, cost: np.ndarray, te: np.ndarray, a: np.ndarray,
             b: np.ndarray, r_lo: float, r_hi: float, cfg: dict[str, Any]) -> None:
     """Float64 refinement, in place, of the fits (columns ``cols`` of ``y``) whose float32 residual is near
@@ -330,7 +367,8 @@ def _polish(y: np.ndarray, cols: np.ndarray, p: np.ndarray, cost: np.ndarray, te
     yc = y[:, cols]
     few = np.flatnonzero(cost <= float(cfg["lm_float64_below_relative_cost"]) * np.einsum("en,en->n", yc, yc))
     if few.size:
-        fine = {**cfg, "lm_stop_chi2_gain": 0.0, "relative_step_tolerance": float(cfg["lm_float64_step_tolerance"])}
+        fine = {**cfg, "lm_stop_chi2_gain": 0.0, "lm_one_step_max_chi2_gain": 0.0,
+                "relative_step_tolerance": float(cfg["lm_float64_step_tolerance"])}
         p[:, few], cost[few] = levenberg_marquardt(yc[:, few].astype(np.float64), p[:, few], te, a, b, r_lo, r_hi,
                                                    fine, int(cfg["lm_float64_iterations"]))
 
@@ -339,6 +377,21 @@ def ff_of(p: np.ndarray) -> np.ndarray:
     """PDFF in percent of parameters (W, F, ...) (0 where W + F is 0)."""
     tot = p[0] + p[1]
     return np.where(tot > 0, p[1] / np.where(tot > 0, tot, 1.0), 0.0) * 100.0
+
+
+def _block_starts(y32: np.ndarray, grid: StartGrid, a: np.ndarray, b: np.ndarray, margin: float, block: int
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`side_starts` of blocks of ``block`` columns, laid end to end: the PDFF profile's (n_ff x block) arrays
+    stay in the processor's cache, while Levenberg-Marquardt runs on all columns at once (its later iterations
+    carry few columns, and a numpy call costs the same for few columns as for many)."""
+    n = y32.shape[1]
+    if n <= block:
+        return side_starts(y32, grid, a, b, margin)
+    parts = [side_starts(y32[:, s:s + block], grid, a, b, margin) for s in range(0, n, block)]
+    offsets = range(0, n, block)
+    return [(np.concatenate([part[k][0] for part in parts], axis=1),
+             np.concatenate([part[k][1] + s for part, s in zip(parts, offsets, strict=True)]))
+            for k in range(len(parts[0]))]
 
 
 def fit_sides(y: np.ndarray, te: np.ndarray, c: np.ndarray, grid: StartGrid, r_lo: float, r_hi: float,
@@ -353,7 +406,7 @@ def fit_sides(y: np.ndarray, te: np.ndarray, c: np.ndarray, grid: StartGrid, r_l
     a, b = np.abs(c) ** 2, c.real
     n = y.shape[1]
     y32 = y.astype(np.float32, copy=False)
-    runs = side_starts(y32, grid, a, b, float(cfg["second_start_cost_margin"]))
+    runs = _block_starts(y32, grid, a, b, float(cfg["second_start_cost_margin"]), int(cfg["start_block_voxels"]))
     vv = np.concatenate([v for _, v in runs])
     p_run, c_run = levenberg_marquardt(np.take(y32, vv, axis=1), np.concatenate([p0 for p0, _ in runs], axis=1), te,
                                        a, b, r_lo, r_hi, cfg)
