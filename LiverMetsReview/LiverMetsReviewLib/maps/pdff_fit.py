@@ -83,26 +83,57 @@ def _profile(y32: np.ndarray, grid: StartGrid) -> tuple[np.ndarray, np.ndarray]:
     mean_t = a1 / a0
     u = w * (mean_t[None, :] - t[:, None])
     k = np.einsum("en,en->n", u, logy)
-    r = np.einsum("fe,en->fn", grid.logs, u)
-    np.subtract(k[None, :], r, out=r)
-    r /= var
+    u /= var
+    r = np.matmul(grid.logs, u)                              # BLAS: (n_ff x n_echo) @ (n_echo x n)
+    np.subtract(k / var, r, out=r)
     np.clip(r, grid.r_lo, grid.r_hi, out=r)
+    num, den = _projections(y32, r, t, grid.mags)
+    return num / np.sqrt(np.maximum(den, np.float32(1e-30), out=den), out=den), r
+
+
+def _projections(y32: np.ndarray, r: np.ndarray, t: np.ndarray, mags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sum_n y_n m_n`` and ``sum_n m_n^2`` of the grid curves m_n = |m0_n| exp(-R t_n), (n_ff, n) each.
+
+    For evenly spaced echoes t_n = t_0 + n dt, exp(-R t_n) = exp(-R t_0) s^n with s = exp(-R dt): both sums are
+    polynomials in s, summed by Horner's rule (one exponential in all when t_0 is a multiple of dt, no decay array)."""
+    dt = np.diff(t)
+    j = float(t[0] / dt[0]) if dt.size else 0.0
+    if not dt.size or np.any(np.abs(dt - dt[0]) > 1e-6 * dt[0]):
+        return _projections_any(y32, r, t, mags)
+    s = np.exp(np.multiply(r, -dt[0]))
+    s2 = s * s
+    num = np.multiply(mags[:, -1:], y32[-1])
+    den = np.repeat(np.square(mags[:, -1:]), r.shape[1], axis=1)
+    tmp = np.empty_like(r)
+    for e in range(t.size - 2, -1, -1):
+        num *= s
+        num += np.multiply(mags[:, e:e + 1], y32[e], out=tmp)
+        den *= s2
+        den += np.square(mags[:, e:e + 1])
+    if abs(j - round(j)) <= 1e-6 and 0 <= round(j) <= 4:       # exp(-R t_0) = s^j
+        for _ in range(round(j)):
+            num *= s
+            den *= s2
+    else:
+        d0 = np.exp(np.multiply(r, -t[0], out=tmp), out=tmp)
+        num *= d0
+        den *= np.square(d0, out=d0)
+    return num, den
+
+
+def _projections_any(y32: np.ndarray, r: np.ndarray, t: np.ndarray, mags: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_projections` for any echo times: one exponential per echo."""
     num = np.zeros_like(r)
     den = np.zeros_like(r)
-    m, tmp, decay, step = np.empty_like(r), np.empty_like(r), np.empty_like(r), None
-    dt = np.diff(t)
-    if dt.size and np.all(np.abs(dt - dt[0]) <= 1e-6 * dt[0]):    # evenly spaced echoes: one exponential per step
-        step = np.exp(np.multiply(r, -dt[0], out=tmp))
+    m, tmp, decay = np.empty_like(r), np.empty_like(r), np.empty_like(r)
     for e in range(t.size):
-        if step is None or e == 0:
-            np.exp(np.multiply(r, -t[e], out=decay), out=decay)      # exp(-R TE_e)
-        else:
-            decay *= step
-        np.multiply(decay, grid.mags[:, e:e + 1], out=m)
+        np.exp(np.multiply(r, -t[e], out=decay), out=decay)      # exp(-R TE_e)
+        np.multiply(decay, mags[:, e:e + 1], out=m)
         den += np.multiply(m, m, out=tmp)
         m *= y32[e]
         num += m
-    return num / np.sqrt(np.maximum(den, np.float32(1e-30), out=den), out=den), r
+    return num, den
 
 
 def _parabola(vm: np.ndarray, v0: np.ndarray, vp: np.ndarray, inner: np.ndarray) -> np.ndarray:
@@ -364,13 +395,14 @@ def _polish(y: np.ndarray, cols: np.ndarray, p: np.ndarray, cost: np.ndarray, te
     float32's rounding (almost noise-free data): there float32 cannot resolve digits that noisy data never need.
     Without noise there is no gain to compare a step with, so these iterate to a finer step tolerance (a flat
     valley, e.g. a one-peak fat model at 50 %, converges slowly)."""
-    yc = y[:, cols]
-    few = np.flatnonzero(cost <= float(cfg["lm_float64_below_relative_cost"]) * np.einsum("en,en->n", yc, yc))
+    energy = np.take(np.einsum("en,en->n", y, y), cols)
+    few = np.flatnonzero(cost <= float(cfg["lm_float64_below_relative_cost"]) * energy)
     if few.size:
         fine = {**cfg, "lm_stop_chi2_gain": 0.0, "lm_one_step_max_chi2_gain": 0.0,
                 "relative_step_tolerance": float(cfg["lm_float64_step_tolerance"])}
-        p[:, few], cost[few] = levenberg_marquardt(yc[:, few].astype(np.float64), p[:, few], te, a, b, r_lo, r_hi,
-                                                   fine, int(cfg["lm_float64_iterations"]))
+        yc = np.take(y, cols[few], axis=1).astype(np.float64)
+        p[:, few], cost[few] = levenberg_marquardt(yc, p[:, few], te, a, b, r_lo, r_hi, fine,
+                                                   int(cfg["lm_float64_iterations"]))
 
 
 def ff_of(p: np.ndarray) -> np.ndarray:
