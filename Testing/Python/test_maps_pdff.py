@@ -790,3 +790,21 @@ def test_levenberg_marquardt_reaches_the_least_squares_minimum_of_its_start(b0):
     assert crossed <= n / 2                         # at least three quarters of the runs are compared
     assert np.percentile(excess, 95) <= 0.05, np.percentile(excess, [50, 95, 100])
     assert excess.max() <= 0.25, np.percentile(excess, [50, 95, 100])
+
+
+@pytest.mark.parametrize("te", [TE[1.5], TE[3.0], np.array([1.1, 2.3, 3.2, 4.6, 5.5, 7.0])],
+                         ids=["t0=dt", "t0=1.25dt", "uneven"])
+def test_start_profile_sums_equal_their_definition(te):
+    """The start profile's projection sums (Horner's rule in exp(-R dt) for evenly spaced echoes, one exponential
+    per echo otherwise) against their definition in float64: sum_n y_n m_n and sum_n m_n^2 with
+    m_n = |m0_n| exp(-R t_n), on drawn signals, mixture magnitudes and R2* 0-2000 1/s."""
+    from LiverMetsReviewLib.maps.pdff_fit import _projections
+
+    rng = np.random.default_rng(23)
+    y = rng.uniform(0.0, 1.0, (te.size, 500)).astype(np.float32)
+    r = rng.uniform(0.0, 2.0, (26, 500)).astype(np.float32)
+    mags = rng.uniform(0.05, 1.0, (26, te.size)).astype(np.float32)
+    num, den = _projections(y, r, te.astype(np.float32), mags)
+    m = mags.astype(np.float64)[:, :, None] * np.exp(-r.astype(np.float64)[:, None, :] * te[None, :, None])
+    np.testing.assert_allclose(num, np.einsum("fen,en->fn", m, y.astype(np.float64)), rtol=2e-5, atol=1e-7)
+    np.testing.assert_allclose(den, np.einsum("fen,fen->fn", m, m), rtol=2e-5, atol=1e-7)

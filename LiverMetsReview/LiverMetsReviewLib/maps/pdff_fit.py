@@ -171,15 +171,18 @@ def _top_two_peaks(prof: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tup
 
 
 def _refined_start(y: np.ndarray, prof: np.ndarray, r_at: np.ndarray, fi: np.ndarray, cols: np.ndarray,
-                   ffs: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(W, F, R) ((3, len(cols)), in y's precision) of the voxels ``cols`` at profile maximum ``fi`` (rows of one side's
-    ``prof``), its PDFF refined by a parabola through the neighbouring PDFFs and the amplitude the least-squares
-    one of that curve, rho = y . m / |m|^2 (|1 - ff + ff c_n|^2 = (1 - ff)^2 + ff^2 |c_n|^2 + 2 ff (1 - ff) Re c_n)."""
+                   edges: tuple[np.ndarray, np.ndarray], ffs: np.ndarray, te: np.ndarray, a: np.ndarray,
+                   b: np.ndarray) -> np.ndarray:
+    """(W, F, R) ((3, len(cols)), in y's precision) of the voxels ``cols`` at profile maximum ``fi`` (rows of
+    ``prof``), its PDFF refined by a parabola through the neighbouring PDFFs of the same side (``edges``: the first
+    and last row of each entry's side) and the amplitude the least-squares one of that curve, rho = y . m / |m|^2
+    (|1 - ff + ff c_n|^2 = (1 - ff)^2 + ff^2 |c_n|^2 + 2 ff (1 - ff) Re c_n)."""
     n_ff, n = prof.shape
+    lo, hi = fi > edges[0], fi < edges[1]
     at = fi * n + cols                                   # flat positions: np.take is much faster than prof[fi, cols]
     flat = prof.reshape(-1)
-    v0, vm, vp = np.take(flat, at), np.take(flat, at - n * (fi > 0)), np.take(flat, at + n * (fi < n_ff - 1))
-    ff = np.interp(fi + _parabola(vm, v0, vp, (fi > 0) & (fi < n_ff - 1)), np.arange(n_ff), ffs).astype(y.dtype)
+    v0, vm, vp = np.take(flat, at), np.take(flat, at - n * lo), np.take(flat, at + n * hi)
+    ff = np.interp(fi + _parabola(vm, v0, vp, lo & hi), np.arange(n_ff), ffs).astype(y.dtype)
     r = np.take(r_at.reshape(-1), at)
     wf = 1 - ff
     m = np.sqrt(wf * wf + (ff * ff) * a.astype(y.dtype)[:, None] + (2 * ff * wf) * b.astype(y.dtype)[:, None])
@@ -196,21 +199,27 @@ def side_starts(y32: np.ndarray, grid: StartGrid, a: np.ndarray, b: np.ndarray, 
     The first start of a side is the maximum of its PDFF profile (:func:`_profile`), refined between grid points.
     At clinical echo spacings the magnitude cost can have two minima on one side (e.g. 52 % and 59 % at 1.5 T) and
     a start in the shallower basin stays there, so where the profile has a second local maximum whose cost
-    ``|y|^2 - (y . u)^2`` is within ``margin`` x ``|y|^2`` of the first, it is a second start.
+    ``|y|^2 - (y . u)^2`` is within ``margin`` x ``|y|^2`` of the first, it is a second start. All starts are
+    refined in one call (fewer, larger numpy operations).
     """
     n = y32.shape[1]
-    prof_all, r_all = _profile(y32, grid)
+    prof, r_at = _profile(y32, grid)
     energy = np.einsum("en,en->n", y32, y32).astype(np.float64)
     every = np.arange(n)
-    starts = []
-    for rows in (slice(0, grid.n_water), slice(grid.n_water, grid.ffs.size)):
-        prof, r_at, ffs = prof_all[rows], r_all[rows], grid.ffs[rows]
-        (i1, v1), (i2, v2) = _top_two_peaks(prof)
+    rows, cols, lows, highs = [], [], [], []
+    for first, last in ((0, grid.n_water - 1), (grid.n_water, grid.ffs.size - 1)):
+        (i1, v1), (i2, v2) = _top_two_peaks(prof[first:last + 1])
         v1, v2 = v1.astype(np.float64), v2.astype(np.float64)
         need2 = np.flatnonzero(np.isfinite(v2) & (v1 * v1 - v2 * v2 <= margin * energy))
-        starts += [(_refined_start(y32, prof, r_at, i1, every, ffs, grid.te, a, b), every),
-                   (_refined_start(y32, prof, r_at, i2[need2], need2, ffs, grid.te, a, b), need2)]
-    return starts
+        for fi, vox in ((i1, every), (i2[need2], need2)):
+            rows.append(fi + first)
+            cols.append(vox)
+            lows.append(np.full(vox.size, first))
+            highs.append(np.full(vox.size, last))
+    p = _refined_start(y32, prof, r_at, np.concatenate(rows), np.concatenate(cols),
+                       (np.concatenate(lows), np.concatenate(highs)), grid.ffs, grid.te, a, b)
+    bounds = np.cumsum([0] + [v.size for v in cols])
+    return [(p[:, i:j], v) for i, j, v in zip(bounds[:-1], bounds[1:], cols, strict=True)]
 
 
 def _curve(p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: type
