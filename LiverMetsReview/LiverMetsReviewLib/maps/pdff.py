@@ -421,7 +421,7 @@ def _choose_sides(sides: _Sides, sigma: float | None, idx: np.ndarray, grid_shap
     p_scale, r_scale = float(cfg["choice_similarity_pdff_points"]), float(cfg["choice_similarity_r2star_per_s"])
     vote = fat_side_evidence(on_grid(delta), features, [p_scale, p_scale, r_scale, r_scale], window,
                              float(cfg["vote_strong_sigma2"]), fitted.reshape(grid_shape),
-                             int(cfg["choice_passes"])).reshape(-1)[idx]
+                             int(cfg["choice_passes"]), _workers(cfg, grid_shape[0])).reshape(-1)[idx]
     return _Choice(vote > 0, vote, delta, s2, window)
 
 
