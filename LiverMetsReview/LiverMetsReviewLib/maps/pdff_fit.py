@@ -459,16 +459,22 @@ def _best_per_side(runs: list[tuple[np.ndarray, np.ndarray]], p_run: np.ndarray,
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per side of 50 %, the lowest-cost refinement that ended on it (``runs``' voxel lists, their refined params
     and costs laid end to end); a side no refinement ended on takes the other side's solution, cost inf."""
-    sol = {False: (np.zeros((3, n)), np.full(n, np.inf)), True: (np.zeros((3, n)), np.full(n, np.inf))}
-    at = 0
-    for _, v in runs:
-        p, c = p_run[:, at:at + v.size], c_run[at:at + v.size]
-        at += v.size
-        fat = p[1] > p[0]                                    # PDFF > 50 %: the side this refinement ended on
-        for side in (False, True):
-            pb, cb = sol[side]
-            better = np.flatnonzero((fat == side) & (c < cb[v]))
-            pb[:, v[better]], cb[v[better]] = p[:, better], c[better]
+    fat = p_run[1] > p_run[0]                                # PDFF > 50 %: the side each refinement ended on
+    ends = np.cumsum([v.size for _, v in runs])
+    sol = {}
+    for side in (False, True):
+        c_side = np.where(fat == side, c_run, np.inf)
+        pb, cb = np.zeros((3, n)), np.full(n, np.inf)
+        for (_, v), end in zip(runs, ends, strict=True):
+            p, c = p_run[:, end - v.size:end], c_side[end - v.size:end]
+            if v.size == n:                                  # a start of every voxel (v is 0..n-1): masked copies
+                better = c < cb
+                np.copyto(cb, c, where=better)
+                np.copyto(pb, p, where=better)
+            else:
+                better = np.flatnonzero(c < cb[v])
+                pb[:, v[better]], cb[v[better]] = p[:, better], c[better]
+        sol[side] = (pb, cb)
     (pw, cw), (pf, cf) = sol[False], sol[True]
     pw = np.where(np.isfinite(cw), pw, pf)
     pf = np.where(np.isfinite(cf), pf, pw)
