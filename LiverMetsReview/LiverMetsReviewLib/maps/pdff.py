@@ -275,12 +275,14 @@ def _check_options(echoes: Any, echo_times_ms: Sequence[float], field_strength_t
 
 @dataclass
 class _Voxels:
-    """Which voxels are fitted (``idx``), why the others are not, and the noise level used."""
+    """Which voxels are fitted (``idx``), why the others are not, the noise level used, and the fitted voxels' mean
+    echo signal (for the quality map)."""
 
     idx: np.ndarray
     reasons: dict[str, int]
     floor: float
     sigma: float | None
+    mean_signal: np.ndarray
 
 
 def _select_voxels(stack: np.ndarray, cover: np.ndarray, finite_in: np.ndarray, ref: sitk.Image,
@@ -317,20 +319,24 @@ def _select_voxels(stack: np.ndarray, cover: np.ndarray, finite_in: np.ndarray, 
     reasons["below_noise_floor"] = int(np.count_nonzero(bg))
     valid &= ~bg & (stack.max(axis=0) > 0)
     sigma = float(noise_sigma) if noise_sigma is not None else sigma_est
-    return _Voxels(np.flatnonzero(valid), reasons, float(floor), sigma)
+    idx = np.flatnonzero(valid)
+    return _Voxels(idx, reasons, float(floor), sigma, mean_sig[idx])
 
 
 # --- the fit -------------------------------------------------------------------------------------------------------
 
 @dataclass
 class _Sides:
-    """Both solutions of every fitted voxel: params (n_par, n) and costs (signal units^2), and the scales."""
+    """Both solutions of every fitted voxel: params (n_par, n), costs (signal units^2), the scales, and the PDFFs
+    (percent, float32) of both solutions."""
 
     pw: np.ndarray
     pf: np.ndarray
     cw: np.ndarray
     cf: np.ndarray
     scales: np.ndarray
+    ff_w: np.ndarray
+    ff_f: np.ndarray
 
 
 def _workers(cfg: dict[str, Any], n_chunks: int) -> int:
@@ -345,7 +351,7 @@ def _fit_voxels(stack: np.ndarray, stack_c: np.ndarray | None, idx: np.ndarray, 
     threads; ``progress`` is called from the calling thread)."""
     n_par = 5 if stack_c is not None else 3
     out = _Sides(np.zeros((n_par, idx.size)), np.zeros((n_par, idx.size)), np.zeros(idx.size), np.zeros(idx.size),
-                 np.zeros(idx.size))
+                 np.zeros(idx.size), np.zeros(idx.size, np.float32), np.zeros(idx.size, np.float32))
     grid = start_grid(te, c, cfg)
     r_lo = float(cfg["r2star_min_per_s"]) / 1000.0
     r_hi = float(cfg["r2star_max_per_s"]) / 1000.0
@@ -360,6 +366,7 @@ def _fit_voxels(stack: np.ndarray, stack_c: np.ndarray | None, idx: np.ndarray, 
             pw, cw, pf, cf = complex_sides(stack_c[:, sel] / scale, pw, pf, te, c, r_lo, r_hi, cfg)
         part = slice(s, s + sel.size)                       # chunks write disjoint columns
         out.pw[:, part], out.pf[:, part] = pw, pf
+        out.ff_w[part], out.ff_f[part] = ff_of(pw), ff_of(pf)
         scale2 = scale.astype(np.float64) ** 2               # float64: a float32 square overflows above ~1e19
         out.cw[part], out.cf[part] = cw * scale2, cf * scale2        # signal units^2
         out.scales[part] = scale
@@ -390,9 +397,8 @@ def _choose_sides(sides: _Sides, sigma: float | None, idx: np.ndarray, grid_shap
                   vote_window: Sequence[int] | None, cfg: dict[str, Any], notes: list[str]) -> _Choice:
     """Fat- or water-side per voxel: its own chi-square difference when strong, else the similarity-weighted
     evidence of its neighbourhood (:func:`.pdff_choice.fat_side_evidence`)."""
-    best_cost = np.minimum(sides.cw, sides.cf)
     if sigma is None or sigma <= 0:
-        s2 = float(np.median(best_cost / max(n_dof, 1))) if idx.size else 0.0
+        s2 = float(np.median(np.minimum(sides.cw, sides.cf) / max(n_dof, 1))) if idx.size else 0.0
         notes.append("noise sigma taken from the fit residuals (no noise-only background was measured)")
     else:
         s2 = sigma * sigma
@@ -410,36 +416,39 @@ def _choose_sides(sides: _Sides, sigma: float | None, idx: np.ndarray, grid_shap
 
     fitted = np.zeros(n_vox, dtype=bool)
     fitted[idx] = True
-    features = [on_grid(ff_of(sides.pw)), on_grid(ff_of(sides.pf)), on_grid(sides.pw[2] * 1000.0),
+    features = [on_grid(sides.ff_w), on_grid(sides.ff_f), on_grid(sides.pw[2] * 1000.0),
                 on_grid(sides.pf[2] * 1000.0)]
     p_scale, r_scale = float(cfg["choice_similarity_pdff_points"]), float(cfg["choice_similarity_r2star_per_s"])
     vote = fat_side_evidence(on_grid(delta), features, [p_scale, p_scale, r_scale, r_scale], window,
                              float(cfg["vote_strong_sigma2"]), fitted.reshape(grid_shape),
-                             int(cfg["choice_passes"])).reshape(-1)[idx]
+                             int(cfg["choice_passes"]), _workers(cfg, grid_shape[0])).reshape(-1)[idx]
     return _Choice(vote > 0, vote, delta, s2, window)
 
 
 # --- packaging -----------------------------------------------------------------------------------------------------
 
-def _maps(sides: _Sides, choice: _Choice, stack: np.ndarray, idx: np.ndarray, n_echo: int, complex_fit: bool,
+def _maps(sides: _Sides, choice: _Choice, mean_signal: np.ndarray, n_echo: int, complex_fit: bool,
           cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The reported values per fitted voxel (signal units, percent, 1/s, Hz) and their flags."""
+    """The reported values per fitted voxel (signal units, percent, 1/s, Hz) and their flags; row by row (the
+    reported side's rows only, no copy of both parameter sets)."""
     fat_wins = choice.fat_wins
-    best = np.where(fat_wins, sides.pf, sides.pw)
-    other = np.where(fat_wins, sides.pw, sides.pf)
-    cost_b = np.where(fat_wins, sides.cf, sides.cw)
-    ff_b, ff_o = ff_of(best), ff_of(other)
+
+    def best(k: int) -> np.ndarray:
+        return np.where(fat_wins, sides.pf[k], sides.pw[k])
+
+    ff_b = np.where(fat_wins, sides.ff_f, sides.ff_w)
     amb = (np.abs(choice.vote) < float(cfg["ambiguity_cost_difference_sigma2"])) & (
-        np.abs(ff_o - ff_b) > float(cfg["ambiguity_min_pdff_difference_percent"]))
+        np.abs(sides.ff_f - sides.ff_w) > float(cfg["ambiguity_min_pdff_difference_percent"]))
     r_lo = float(cfg["r2star_min_per_s"]) / 1000.0
     r_hi = float(cfg["r2star_max_per_s"]) / 1000.0
-    at_bound = (best[2] >= r_hi * (1 - 1e-9)) | ((best[2] <= r_lo + 1e-12) & (r_lo > 0))
-    ms = stack[:, idx].mean(axis=0)
-    out = {"pdff": ff_b, "r2star": best[2] * 1000.0, "water": best[0] * sides.scales,
-           "fat": best[1] * sides.scales,
-           "quality": np.sqrt(np.maximum(cost_b, 0.0) / n_echo) / np.where(ms > 0, ms, 1.0) * 100.0}
+    r_b = best(2)
+    at_bound = (r_b >= r_hi * (1 - 1e-9)) | ((r_b <= r_lo + 1e-12) & (r_lo > 0))
+    quality = np.sqrt(np.maximum(np.where(fat_wins, sides.cf, sides.cw), 0.0) / n_echo)
+    quality *= 100.0 / np.where(mean_signal > 0, mean_signal, 1.0)
+    out = {"pdff": ff_b, "r2star": r_b * 1000.0, "water": best(0) * sides.scales, "fat": best(1) * sides.scales,
+           "quality": quality}
     if complex_fit:
-        out["field_map"] = best[3] * 1000.0                 # kHz -> Hz
+        out["field_map"] = best(3) * 1000.0                 # kHz -> Hz
     flags = np.where(amb, FLAG_AMBIGUOUS, np.where(at_bound, FLAG_R2STAR_BOUND, FLAG_VALID)).astype(np.uint8)
     return out, flags
 
@@ -579,20 +588,23 @@ def fit_pdff(echoes: Sequence[sitk.Image], echo_times_ms: Sequence[float], *, fi
     n_dof = 2 * n_echo - 5 if stack_c is not None else n_echo - 3
     choice = _choose_sides(sides, vox.sigma, idx, grid_shape, n_dof, vote_window, cfg, notes)
     odd_even = _odd_even_check(stack_c, idx, sides, choice, te, c, cfg, warnings)
-    out, flags_fit = _maps(sides, choice, stack, idx, n_echo, stack_c is not None, cfg)
+    out, flags_fit = _maps(sides, choice, vox.mean_signal, n_echo, stack_c is not None, cfg)
 
     finite = np.ones(idx.size, dtype=bool)
     for v in out.values():
         finite &= np.isfinite(v)
     vox.reasons["fit_failed"] = int(np.count_nonzero(~finite))
 
+    all_finite = bool(finite.all())
+    at = idx if all_finite else idx[finite]
+
     def full(values: np.ndarray, dtype: type = np.float32) -> np.ndarray:
         arr = np.zeros(n_vox, dtype=dtype)
-        arr[idx[finite]] = values[finite]
+        arr[at] = values if all_finite else values[finite]
         return arr.reshape(grid_shape)
 
     flags = np.full(n_vox, FLAG_BACKGROUND, dtype=np.uint8)
-    flags[idx[finite]] = flags_fit[finite]
+    flags[at] = flags_fit if all_finite else flags_fit[finite]
     flags = flags.reshape(grid_shape)
     mask_arr = (flags != FLAG_BACKGROUND).astype(np.uint8)
     counts = {"total": int(n_vox), "fitted": int(np.count_nonzero(mask_arr)),

@@ -16,6 +16,7 @@ it, so boundaries stay sharp.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -57,14 +58,15 @@ def _similarity(fp: Sequence[np.ndarray], lo: tuple[slice, ...], hi: tuple[slice
 
 
 def fat_side_evidence(delta: np.ndarray, features: Sequence[np.ndarray], scales: Sequence[float],
-                      window: Sequence[int], strong: float, fitted: np.ndarray, passes: int = 1) -> np.ndarray:
+                      window: Sequence[int], strong: float, fitted: np.ndarray, passes: int = 1,
+                      workers: int = 1) -> np.ndarray:
     """Evidence for the fat-side solution per voxel (grid shape; positive: fat side).
 
     ``delta``: chi-square difference (grid shape, 0 where not fitted); ``features``: per-voxel fingerprints of the
     solution pair (grid shape), compared in units of ``scales``; ``window``: (z,) y, x neighbourhood in voxels;
     voxels with ``|delta| >= strong`` keep their own evidence; ``fitted``: voxels that take part; ``passes``: the
     summed evidence is summed again this many times in all (each pass reaches one window further, along voxels of
-    the same tissue only).
+    the same tissue only); ``workers``: threads for independent slices (numpy releases the GIL in its loops).
 
     Computed on the whole box around the fitted voxels with shifted views (float32, no gathers): for each pair of
     opposite offsets, the pair weight once, added into both voxels' sums.
@@ -73,8 +75,14 @@ def fat_side_evidence(delta: np.ndarray, features: Sequence[np.ndarray], scales:
     half = _half_widths(window, shape)
     if len(shape) == 3 and half[0] == 0 and shape[0] > 1:
         # slices do not interact: one at a time keeps the working arrays in the processor's cache
-        return np.concatenate([fat_side_evidence(delta[k:k + 1], [f[k:k + 1] for f in features], scales, window,
-                                                 strong, fitted[k:k + 1], passes) for k in range(shape[0])])
+        def one(k: int) -> np.ndarray:
+            return fat_side_evidence(delta[k:k + 1], [f[k:k + 1] for f in features], scales, window, strong,
+                                     fitted[k:k + 1], passes)
+
+        if workers <= 1:
+            return np.concatenate([one(k) for k in range(shape[0])])
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return np.concatenate(list(pool.map(one, range(shape[0]))))
     out = delta.astype(np.float32)
     weak = (np.abs(delta) < strong) & fitted
     offs = _half_offsets(half)

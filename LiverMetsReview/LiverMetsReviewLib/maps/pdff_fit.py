@@ -83,26 +83,57 @@ def _profile(y32: np.ndarray, grid: StartGrid) -> tuple[np.ndarray, np.ndarray]:
     mean_t = a1 / a0
     u = w * (mean_t[None, :] - t[:, None])
     k = np.einsum("en,en->n", u, logy)
-    r = np.einsum("fe,en->fn", grid.logs, u)
-    np.subtract(k[None, :], r, out=r)
-    r /= var
+    u /= var
+    r = np.matmul(grid.logs, u)                              # BLAS: (n_ff x n_echo) @ (n_echo x n)
+    np.subtract(k / var, r, out=r)
     np.clip(r, grid.r_lo, grid.r_hi, out=r)
+    num, den = _projections(y32, r, t, grid.mags)
+    return num / np.sqrt(np.maximum(den, np.float32(1e-30), out=den), out=den), r
+
+
+def _projections(y32: np.ndarray, r: np.ndarray, t: np.ndarray, mags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sum_n y_n m_n`` and ``sum_n m_n^2`` of the grid curves m_n = |m0_n| exp(-R t_n), (n_ff, n) each.
+
+    For evenly spaced echoes t_n = t_0 + n dt, exp(-R t_n) = exp(-R t_0) s^n with s = exp(-R dt): both sums are
+    polynomials in s, summed by Horner's rule (one exponential in all when t_0 is a multiple of dt, no decay array)."""
+    dt = np.diff(t)
+    j = float(t[0] / dt[0]) if dt.size else 0.0
+    if not dt.size or np.any(np.abs(dt - dt[0]) > 1e-6 * dt[0]):
+        return _projections_any(y32, r, t, mags)
+    s = np.exp(np.multiply(r, -dt[0]))
+    s2 = s * s
+    num = np.multiply(mags[:, -1:], y32[-1])
+    den = np.repeat(np.square(mags[:, -1:]), r.shape[1], axis=1)
+    tmp = np.empty_like(r)
+    for e in range(t.size - 2, -1, -1):
+        num *= s
+        num += np.multiply(mags[:, e:e + 1], y32[e], out=tmp)
+        den *= s2
+        den += np.square(mags[:, e:e + 1])
+    if abs(j - round(j)) <= 1e-6 and 0 <= round(j) <= 4:       # exp(-R t_0) = s^j
+        for _ in range(round(j)):
+            num *= s
+            den *= s2
+    else:
+        d0 = np.exp(np.multiply(r, -t[0], out=tmp), out=tmp)
+        num *= d0
+        den *= np.square(d0, out=d0)
+    return num, den
+
+
+def _projections_any(y32: np.ndarray, r: np.ndarray, t: np.ndarray, mags: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_projections` for any echo times: one exponential per echo."""
     num = np.zeros_like(r)
     den = np.zeros_like(r)
-    m, tmp, decay, step = np.empty_like(r), np.empty_like(r), np.empty_like(r), None
-    dt = np.diff(t)
-    if dt.size and np.all(np.abs(dt - dt[0]) <= 1e-6 * dt[0]):    # evenly spaced echoes: one exponential per step
-        step = np.exp(np.multiply(r, -dt[0], out=tmp))
+    m, tmp, decay = np.empty_like(r), np.empty_like(r), np.empty_like(r)
     for e in range(t.size):
-        if step is None or e == 0:
-            np.exp(np.multiply(r, -t[e], out=decay), out=decay)      # exp(-R TE_e)
-        else:
-            decay *= step
-        np.multiply(decay, grid.mags[:, e:e + 1], out=m)
+        np.exp(np.multiply(r, -t[e], out=decay), out=decay)      # exp(-R TE_e)
+        np.multiply(decay, mags[:, e:e + 1], out=m)
         den += np.multiply(m, m, out=tmp)
         m *= y32[e]
         num += m
-    return num / np.sqrt(np.maximum(den, np.float32(1e-30), out=den), out=den), r
+    return num, den
 
 
 def _parabola(vm: np.ndarray, v0: np.ndarray, vp: np.ndarray, inner: np.ndarray) -> np.ndarray:
@@ -140,15 +171,18 @@ def _top_two_peaks(prof: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tup
 
 
 def _refined_start(y: np.ndarray, prof: np.ndarray, r_at: np.ndarray, fi: np.ndarray, cols: np.ndarray,
-                   ffs: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(W, F, R) ((3, len(cols)), in y's precision) of the voxels ``cols`` at profile maximum ``fi`` (rows of one side's
-    ``prof``), its PDFF refined by a parabola through the neighbouring PDFFs and the amplitude the least-squares
-    one of that curve, rho = y . m / |m|^2 (|1 - ff + ff c_n|^2 = (1 - ff)^2 + ff^2 |c_n|^2 + 2 ff (1 - ff) Re c_n)."""
+                   edges: tuple[np.ndarray, np.ndarray], ffs: np.ndarray, te: np.ndarray, a: np.ndarray,
+                   b: np.ndarray) -> np.ndarray:
+    """(W, F, R) ((3, len(cols)), in y's precision) of the voxels ``cols`` at profile maximum ``fi`` (rows of
+    ``prof``), its PDFF refined by a parabola through the neighbouring PDFFs of the same side (``edges``: the first
+    and last row of each entry's side) and the amplitude the least-squares one of that curve, rho = y . m / |m|^2
+    (|1 - ff + ff c_n|^2 = (1 - ff)^2 + ff^2 |c_n|^2 + 2 ff (1 - ff) Re c_n)."""
     n_ff, n = prof.shape
+    lo, hi = fi > edges[0], fi < edges[1]
     at = fi * n + cols                                   # flat positions: np.take is much faster than prof[fi, cols]
     flat = prof.reshape(-1)
-    v0, vm, vp = np.take(flat, at), np.take(flat, at - n * (fi > 0)), np.take(flat, at + n * (fi < n_ff - 1))
-    ff = np.interp(fi + _parabola(vm, v0, vp, (fi > 0) & (fi < n_ff - 1)), np.arange(n_ff), ffs).astype(y.dtype)
+    v0, vm, vp = np.take(flat, at), np.take(flat, at - n * lo), np.take(flat, at + n * hi)
+    ff = np.interp(fi + _parabola(vm, v0, vp, lo & hi), np.arange(n_ff), ffs).astype(y.dtype)
     r = np.take(r_at.reshape(-1), at)
     wf = 1 - ff
     m = np.sqrt(wf * wf + (ff * ff) * a.astype(y.dtype)[:, None] + (2 * ff * wf) * b.astype(y.dtype)[:, None])
@@ -165,21 +199,27 @@ def side_starts(y32: np.ndarray, grid: StartGrid, a: np.ndarray, b: np.ndarray, 
     The first start of a side is the maximum of its PDFF profile (:func:`_profile`), refined between grid points.
     At clinical echo spacings the magnitude cost can have two minima on one side (e.g. 52 % and 59 % at 1.5 T) and
     a start in the shallower basin stays there, so where the profile has a second local maximum whose cost
-    ``|y|^2 - (y . u)^2`` is within ``margin`` x ``|y|^2`` of the first, it is a second start.
+    ``|y|^2 - (y . u)^2`` is within ``margin`` x ``|y|^2`` of the first, it is a second start. All starts are
+    refined in one call (fewer, larger numpy operations).
     """
     n = y32.shape[1]
-    prof_all, r_all = _profile(y32, grid)
+    prof, r_at = _profile(y32, grid)
     energy = np.einsum("en,en->n", y32, y32).astype(np.float64)
     every = np.arange(n)
-    starts = []
-    for rows in (slice(0, grid.n_water), slice(grid.n_water, grid.ffs.size)):
-        prof, r_at, ffs = prof_all[rows], r_all[rows], grid.ffs[rows]
-        (i1, v1), (i2, v2) = _top_two_peaks(prof)
+    rows, cols, lows, highs = [], [], [], []
+    for first, last in ((0, grid.n_water - 1), (grid.n_water, grid.ffs.size - 1)):
+        (i1, v1), (i2, v2) = _top_two_peaks(prof[first:last + 1])
         v1, v2 = v1.astype(np.float64), v2.astype(np.float64)
         need2 = np.flatnonzero(np.isfinite(v2) & (v1 * v1 - v2 * v2 <= margin * energy))
-        starts += [(_refined_start(y32, prof, r_at, i1, every, ffs, grid.te, a, b), every),
-                   (_refined_start(y32, prof, r_at, i2[need2], need2, ffs, grid.te, a, b), need2)]
-    return starts
+        for fi, vox in ((i1, every), (i2[need2], need2)):
+            rows.append(fi + first)
+            cols.append(vox)
+            lows.append(np.full(vox.size, first))
+            highs.append(np.full(vox.size, last))
+    p = _refined_start(y32, prof, r_at, np.concatenate(rows), np.concatenate(cols),
+                       (np.concatenate(lows), np.concatenate(highs)), grid.ffs, grid.te, a, b)
+    bounds = np.cumsum([0] + [v.size for v in cols])
+    return [(p[:, i:j], v) for i, j, v in zip(bounds[:-1], bounds[1:], cols, strict=True)]
 
 
 def _curve(p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: type
@@ -215,6 +255,20 @@ def _evaluate(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np
     for k, (u, v) in enumerate(pairs):
         np.einsum("en,en->n", u, v, out=hg[k])
     return np.einsum("en,en->n", res, res), hg
+
+
+def _cost(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cost (residual sum of squares) alone of the magnitude model at p = (W, F, R), every column, in the precision
+    of ``y``: |W + F c_n|^2 = W^2 + 2 W F Re c_n + F^2 |c_n|^2 from three numbers per column, no Jacobian."""
+    dt = y.dtype.type
+    w, f, r = (v.astype(dt, copy=False) for v in p)
+    q = np.multiply(b.astype(dt)[:, None], (2 * w) * f)
+    q += np.multiply(a.astype(dt)[:, None], f * f)
+    q += w * w
+    model = np.sqrt(np.maximum(q, 0, out=q), out=q)
+    model *= np.exp(te.astype(dt)[:, None] * -r)
+    res = np.subtract(y, model, out=model)
+    return np.einsum("en,en->n", res, res)
 
 
 def _solve3(h: list[np.ndarray], g: list[np.ndarray]) -> list[np.ndarray]:
@@ -274,8 +328,9 @@ def levenberg_marquardt(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndar
     step it would take next is not worth taking: it promises to lower the cost by at most ``lm_stop_chi2_gain``
     times the residual variance per degree of freedom (cost / (n_echo - 3)) - a decrease that small means the step
     moves the parameters by at most sqrt(lm_stop_chi2_gain) of their noise standard deviation. That needs no new
-    model evaluation (the normal equations at the current parameters are at hand), so a column whose first step
-    converged costs two evaluations. A step that moves the parameters by less than ``relative_step_tolerance`` is
+    model evaluation (the normal equations at the current parameters are at hand). A first step that promises at
+    most ``lm_one_step_max_chi2_gain`` variances is the column's last (:func:`_small_steps`): it costs one full
+    evaluation and one of the cost alone. A step that moves the parameters by less than ``relative_step_tolerance`` is
     taken and is the column's last (converged to rounding). The columns still moving
     continue, compacted into contiguous arrays, up to ``iterations`` (default from ``cfg``). Noise-free data have no
     residual and iterate to the step tolerance.
@@ -296,9 +351,12 @@ def _lm_loop(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.
     ids, ya, pa, ca = np.arange(y.shape[1]), y, p_out.copy(), cost_out.copy()
     la = np.full(y.shape[1], float(cfg["initial_damping"]), dtype=y.dtype)
     last = np.zeros(y.shape[1], dtype=bool)       # took a step below the tolerance: converged to rounding
-    for _ in range(int(cfg["iterations"]) if iterations is None else int(iterations)):
+    small_per_var = float(cfg["lm_one_step_max_chi2_gain"]) / max(y.shape[0] - 3, 1)
+    for it in range(int(cfg["iterations"]) if iterations is None else int(iterations)):
         new, step, gain = _propose(pa, hg, la, r_lo, r_hi)
         go = (gain > gain_per_var * ca) & (ca > 1e-28) & (la <= 1e10) & ~last
+        if it == 0 and small_per_var > 0:
+            go &= ~_small_steps(ya, pa, ca, new, go & (gain <= small_per_var * ca), te, a, b)
         if not go.all():
             done, keep = np.flatnonzero(~go), np.flatnonzero(go)
             p_out[:, ids[done]], cost_out[ids[done]] = np.take(pa, done, axis=1), ca[done]
@@ -321,24 +379,60 @@ def _lm_loop(y: np.ndarray, p: np.ndarray, te: np.ndarray, a: np.ndarray, b: np.
     return p_out.astype(np.float64), cost_out.astype(np.float64)
 
 
+def _small_steps(y: np.ndarray, p: np.ndarray, cost: np.ndarray, new: np.ndarray, small: np.ndarray,
+                 te: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Take the first step of the columns ``small`` (their step promises at most ``lm_one_step_max_chi2_gain``
+    residual variances) as their last: from that close to the minimum the model is linear enough that one
+    Gauss-Newton step lands on it, so only the new cost is needed, not the normal equations for another step.
+    Accepted steps are written into ``p`` and ``cost`` (in place); returns which columns finished (a step that does
+    not lower the cost is left to the ordinary iterations)."""
+    sel = np.flatnonzero(small)
+    done = np.zeros(small.shape, dtype=bool)
+    if sel.size == 0:
+        return done
+    c_new = _cost(np.take(y, sel, axis=1), np.take(new, sel, axis=1), te, a, b)
+    ok = np.isfinite(c_new) & (c_new < np.take(cost, sel))
+    fin = sel[ok]
+    p[:, fin], cost[fin] = np.take(new, fin, axis=1), c_new[ok]
+    done[fin] = True
+    return done
+
+
 def _polish(y: np.ndarray, cols: np.ndarray, p: np.ndarray, cost: np.ndarray, te: np.ndarray, a: np.ndarray,
             b: np.ndarray, r_lo: float, r_hi: float, cfg: dict[str, Any]) -> None:
     """Float64 refinement, in place, of the fits (columns ``cols`` of ``y``) whose float32 residual is near
     float32's rounding (almost noise-free data): there float32 cannot resolve digits that noisy data never need.
     Without noise there is no gain to compare a step with, so these iterate to a finer step tolerance (a flat
     valley, e.g. a one-peak fat model at 50 %, converges slowly)."""
-    yc = y[:, cols]
-    few = np.flatnonzero(cost <= float(cfg["lm_float64_below_relative_cost"]) * np.einsum("en,en->n", yc, yc))
+    energy = np.take(np.einsum("en,en->n", y, y), cols)
+    few = np.flatnonzero(cost <= float(cfg["lm_float64_below_relative_cost"]) * energy)
     if few.size:
-        fine = {**cfg, "lm_stop_chi2_gain": 0.0, "relative_step_tolerance": float(cfg["lm_float64_step_tolerance"])}
-        p[:, few], cost[few] = levenberg_marquardt(yc[:, few].astype(np.float64), p[:, few], te, a, b, r_lo, r_hi,
-                                                   fine, int(cfg["lm_float64_iterations"]))
+        fine = {**cfg, "lm_stop_chi2_gain": 0.0, "lm_one_step_max_chi2_gain": 0.0,
+                "relative_step_tolerance": float(cfg["lm_float64_step_tolerance"])}
+        yc = np.take(y, cols[few], axis=1).astype(np.float64)
+        p[:, few], cost[few] = levenberg_marquardt(yc, p[:, few], te, a, b, r_lo, r_hi, fine,
+                                                   int(cfg["lm_float64_iterations"]))
 
 
 def ff_of(p: np.ndarray) -> np.ndarray:
     """PDFF in percent of parameters (W, F, ...) (0 where W + F is 0)."""
     tot = p[0] + p[1]
     return np.where(tot > 0, p[1] / np.where(tot > 0, tot, 1.0), 0.0) * 100.0
+
+
+def _block_starts(y32: np.ndarray, grid: StartGrid, a: np.ndarray, b: np.ndarray, margin: float, block: int
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`side_starts` of blocks of ``block`` columns, laid end to end: the PDFF profile's (n_ff x block) arrays
+    stay in the processor's cache, while Levenberg-Marquardt runs on all columns at once (its later iterations
+    carry few columns, and a numpy call costs the same for few columns as for many)."""
+    n = y32.shape[1]
+    if n <= block:
+        return side_starts(y32, grid, a, b, margin)
+    parts = [side_starts(y32[:, s:s + block], grid, a, b, margin) for s in range(0, n, block)]
+    offsets = range(0, n, block)
+    return [(np.concatenate([part[k][0] for part in parts], axis=1),
+             np.concatenate([part[k][1] + s for part, s in zip(parts, offsets, strict=True)]))
+            for k in range(len(parts[0]))]
 
 
 def fit_sides(y: np.ndarray, te: np.ndarray, c: np.ndarray, grid: StartGrid, r_lo: float, r_hi: float,
@@ -353,7 +447,7 @@ def fit_sides(y: np.ndarray, te: np.ndarray, c: np.ndarray, grid: StartGrid, r_l
     a, b = np.abs(c) ** 2, c.real
     n = y.shape[1]
     y32 = y.astype(np.float32, copy=False)
-    runs = side_starts(y32, grid, a, b, float(cfg["second_start_cost_margin"]))
+    runs = _block_starts(y32, grid, a, b, float(cfg["second_start_cost_margin"]), int(cfg["start_block_voxels"]))
     vv = np.concatenate([v for _, v in runs])
     p_run, c_run = levenberg_marquardt(np.take(y32, vv, axis=1), np.concatenate([p0 for p0, _ in runs], axis=1), te,
                                        a, b, r_lo, r_hi, cfg)
@@ -365,16 +459,22 @@ def _best_per_side(runs: list[tuple[np.ndarray, np.ndarray]], p_run: np.ndarray,
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per side of 50 %, the lowest-cost refinement that ended on it (``runs``' voxel lists, their refined params
     and costs laid end to end); a side no refinement ended on takes the other side's solution, cost inf."""
-    sol = {False: (np.zeros((3, n)), np.full(n, np.inf)), True: (np.zeros((3, n)), np.full(n, np.inf))}
-    at = 0
-    for _, v in runs:
-        p, c = p_run[:, at:at + v.size], c_run[at:at + v.size]
-        at += v.size
-        fat = p[1] > p[0]                                    # PDFF > 50 %: the side this refinement ended on
-        for side in (False, True):
-            pb, cb = sol[side]
-            better = np.flatnonzero((fat == side) & (c < cb[v]))
-            pb[:, v[better]], cb[v[better]] = p[:, better], c[better]
+    fat = p_run[1] > p_run[0]                                # PDFF > 50 %: the side each refinement ended on
+    ends = np.cumsum([v.size for _, v in runs])
+    sol = {}
+    for side in (False, True):
+        c_side = np.where(fat == side, c_run, np.inf)
+        pb, cb = np.zeros((3, n)), np.full(n, np.inf)
+        for (_, v), end in zip(runs, ends, strict=True):
+            p, c = p_run[:, end - v.size:end], c_side[end - v.size:end]
+            if v.size == n:                                  # a start of every voxel (v is 0..n-1): masked copies
+                better = c < cb
+                np.copyto(cb, c, where=better)
+                np.copyto(pb, p, where=better)
+            else:
+                better = np.flatnonzero(c < cb[v])
+                pb[:, v[better]], cb[v[better]] = p[:, better], c[better]
+        sol[side] = (pb, cb)
     (pw, cw), (pf, cf) = sol[False], sol[True]
     pw = np.where(np.isfinite(cw), pw, pf)
     pf = np.where(np.isfinite(cf), pf, pw)
