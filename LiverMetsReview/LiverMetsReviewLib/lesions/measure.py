@@ -474,9 +474,12 @@ def _rim_asymmetry(name: str, img: MeasuredImage, vals: np.ndarray, ok: np.ndarr
     p = params("measurement")
     if name not in p["rim_asymmetry_images"]:
         return []
-    comp_imgs = {c: (images or {})[c] for c in p.get("rim_outlier_companions", []) if c in (images or {})}
+    images = images or {}
     out = []
-    for region, shell in (("rim", rim), ("margin", margin)):
+    shells = {"rim": rim, "margin": margin, "lesion": lesion}
+    for region in p.get("rim_asymmetry_regions", ("rim", "margin")):
+        shell = shells[region]
+        comp_imgs = {c: images[c] for c in p.get("rim_outlier_companions", {}).get(region, []) if c in images}
         comps = {c: (ci.values[sl], ci.valid[sl] if ci.valid is not None else np.ones(shell.shape, bool))
                  for c, ci in comp_imgs.items()}
         value, z, why, by = rim_sector_figures(vals, shell & ok, lesion, spacing_zyx, comps)
