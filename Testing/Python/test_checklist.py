@@ -206,29 +206,31 @@ def test_liver_spleen_ratio_with_the_fat_signal_restored():
 
 
 def _zone_values(rng: np.random.Generator, shell: str, nodular_z: float, adc_z: float | None,
-                 pv_z: float | None) -> dict[str, float]:
+                 pv_z: float | None, inner_adc_z: float | None = None) -> dict[str, float]:
     """A drawn ablation zone: an enhancing rim round a non-enhancing core, no whole-lesion restriction, the
-    arterial sector outlier in ``shell`` (rim or margin) and that sector's ADC and portal venous figures."""
-    other = "rim" if shell == "margin" else "margin"
+    arterial sector outlier in ``shell`` (rim or margin; the other shells weaker) and, in its direction, that
+    shell's ADC and portal venous figures and the whole lesion's ADC (``inner_adc_z``)."""
     vals = {"lesion.re_arterial.rim.median": rng.uniform(40, 80), "lesion.re_arterial.core.median": 0.0,
             "lesion.re_arterial.reference.median": 20.0, "lesion.adc.lesion.median": rng.uniform(1500, 1800),
-            "lesion.adc.reference.median": 1200.0, "lesion.dwi_high_b.ratio": 0.9, "lesion.long_axis": 30.0,
-            f"lesion.re_arterial.{shell}.asymmetry_z": nodular_z,
-            f"lesion.re_arterial.{other}.asymmetry_z": rng.uniform(0, min(nodular_z, 1.0)),
-            f"lesion.adc.{other}.outlier_excess_z": -9.0, f"lesion.t1_portal_venous.{other}.outlier_excess_z": -9.0}
+            "lesion.adc.reference.median": 1200.0, "lesion.dwi_high_b.ratio": 0.9, "lesion.long_axis": 30.0}
+    for region in ("rim", "margin", "lesion"):
+        vals[f"lesion.re_arterial.{region}.asymmetry_z"] = (nodular_z if region == shell else
+                                                           rng.uniform(0, min(nodular_z, 1.0)))
     if adc_z is not None:
         vals[f"lesion.adc.{shell}.outlier_excess_z"] = adc_z
     if pv_z is not None:
         vals[f"lesion.t1_portal_venous.{shell}.outlier_excess_z"] = pv_z
+    if inner_adc_z is not None:
+        vals["lesion.adc.lesion.outlier_excess_z"] = inner_adc_z
     return vals
 
 
 def test_ablation_zone_recurrence_needs_tumour_like_tissue_at_the_margin():
     """Recurrence after ablation is nodular tissue at the margin that behaves like tumour (brief section 4, S27):
-    the arterial sector outlier (noise units) with a low ADC or washout in that same sector is suspicious for
+    the arterial sector outlier (noise units) with a low ADC or washout in its direction is suspicious for
     recurrence; an outlier that keeps its contrast and does not restrict (granulation tissue, a partial-volume step)
-    is expected change, like a uniform rim; an outlier whose behaviour is not measured is indeterminate. The other
-    shell's (weaker) outlier figures never decide."""
+    is expected change, like a uniform rim; an outlier whose behaviour is not measured is indeterminate. The
+    restriction may show deeper in the same direction (the whole lesion's sector) than in the margin."""
     rng = np.random.default_rng(5)
     rfa = [{"id": "rfa_1", "type": "RFA", "date": "2025-10-01", "target": None, "lesion": "zone"}]
     t = load_checklist()["thresholds"]
@@ -239,20 +241,26 @@ def test_ablation_zone_recurrence_needs_tumour_like_tissue_at_the_margin():
     for _ in range(10):
         shell = str(rng.choice(["rim", "margin"]))
         cases = [
-            (rng.uniform(0, lo), rng.uniform(benign, 3), rng.uniform(benign, 3), "treated lesion: expected change"),
-            (rng.uniform(hi, 20), rng.uniform(tumour - 5, tumour), rng.uniform(benign, 3), "suspicious for recurrence"),
-            (rng.uniform(hi, 20), rng.uniform(benign, 3), rng.uniform(tumour - 5, tumour), "suspicious for recurrence"),
-            (rng.uniform(hi, 20), rng.uniform(benign, 3), rng.uniform(benign, 3), "treated lesion: expected change"),
-            (rng.uniform(hi, 20), None, None, "indeterminate"),
+            (rng.uniform(0, lo), rng.uniform(benign, 3), rng.uniform(benign, 3), None,
+             "treated lesion: expected change"),
+            (rng.uniform(hi, 20), rng.uniform(tumour - 5, tumour), rng.uniform(benign, 3), None,
+             "suspicious for recurrence"),
+            (rng.uniform(hi, 20), rng.uniform(benign, 3), rng.uniform(tumour - 5, tumour), None,
+             "suspicious for recurrence"),
+            (rng.uniform(hi, 20), rng.uniform(benign, 3), rng.uniform(benign, 3), rng.uniform(tumour - 5, tumour),
+             "suspicious for recurrence"),
+            (rng.uniform(hi, 20), rng.uniform(benign, 3), rng.uniform(benign, 3), rng.uniform(benign, 3),
+             "treated lesion: expected change"),
+            (rng.uniform(hi, 20), None, None, None, "indeterminate"),
             # a weak outlier whose tissue both restricts and washes out: two of the three tumour features
-            (rng.uniform(0, lo), rng.uniform(tumour - 5, tumour), rng.uniform(tumour - 5, tumour),
+            (rng.uniform(0, lo), rng.uniform(tumour - 5, tumour), rng.uniform(tumour - 5, tumour), None,
              "suspicious for recurrence"),
         ]
-        for nz, adc_z, pv_z, want in cases:
-            out = review([{"id": "zone", "values": _zone_values(rng, shell, nz, adc_z, pv_z)}], {},
+        for nz, adc_z, pv_z, inner, want in cases:
+            out = review([{"id": "zone", "values": _zone_values(rng, shell, nz, adc_z, pv_z, inner)}], {},
                          ctx(locoregional_therapies=rfa))
             les = out["lesions"][0]
-            assert les["impression"]["category"] == want, (shell, nz, adc_z, pv_z, les["impression"]["rule"])
+            assert les["impression"]["category"] == want, (shell, nz, adc_z, pv_z, inner, les["impression"]["rule"])
             rim = next(r for r in les["items"] if r["id"] == "post_ablation_rim")
             assert rim["suggested"] == ("yes" if want == "treated lesion: expected change" else
                                         "no" if want == "suspicious for recurrence" else "not assessable")

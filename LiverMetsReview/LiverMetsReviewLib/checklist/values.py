@@ -75,10 +75,6 @@ def _op(name: str, args: list[float | None], spec: Mapping[str, Any]) -> float |
         return None if args[1] is None else _undilute(args[0], args[1], args[2])
     if name == "first":
         return present[0] if present else None
-    if name == "at_max":  # of pairs (chooser, value): the value paired with the largest measured chooser
-        half = len(args) // 2
-        pairs = [(c, v) for c, v in zip(args[:half], args[half:], strict=True) if c is not None]
-        return max(pairs, key=lambda p: p[0])[1] if pairs else None
     if name in ("min", "max"):  # of what is measured (a thin lesion has no core)
         return (min if name == "min" else max)(present) if present else None
     if len(present) < len(args):
@@ -103,8 +99,9 @@ def _op(name: str, args: list[float | None], spec: Mapping[str, Any]) -> float |
     raise KeyError(name)  # pragma: no cover - the loader's schema check refuses unknown operations
 
 
-DERIVED_OPS = ("first", "at_max", "difference", "ratio", "min", "max", "product", "water_factor", "re_from_ratios",
-               "fat_free", "t2_time_ratio", "median_fill", "undilute_ratio", "undilute_excess", "undilute_toward")
+DERIVED_OPS = ("first", "difference", "ratio", "min", "max", "product", "water_factor",
+               "re_from_ratios", "fat_free", "t2_time_ratio", "median_fill", "undilute_ratio", "undilute_excess",
+               "undilute_toward")
 
 
 def add_derived(values: dict[str, float | None], why: dict[str, str], derived: Mapping[str, Mapping[str, Any]]

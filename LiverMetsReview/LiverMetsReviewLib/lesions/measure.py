@@ -420,47 +420,45 @@ def _noise(vals: np.ndarray, residual: np.ndarray, first: int, size: int) -> flo
     return max(se_voxels, 1.4826 * float(np.median(np.abs(residual[:first]))))
 
 
-def rim_sector_figures(values: np.ndarray, rim: np.ndarray, lesion: np.ndarray, spacing_zyx: Sequence[float],
-                       companions: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None
-                       ) -> tuple[float | None, float | None, str, dict[str, tuple[float | None, float | None, str]]]:
-    """Highest rim-sector mean minus the median of the sector means of its elevation band (the image's unit), and
-    that excess in units of its noise (z), or None and why; then the companions' figures.
+def rim_sector_figures(values: np.ndarray, rim: np.ndarray, lesion: np.ndarray, spacing_zyx: Sequence[float]
+                       ) -> tuple[float | None, float | None, str, tuple[int, int] | None]:
+    """Highest rim-sector mean minus the median of the sector means of its elevation band (the image's unit), that
+    excess in units of its noise (z), or None and why, and the outlying sector's (tiling, sector) id.
 
     A uniform rim enhances alike in every sector; a nodule or an asymmetric thickening (recurrence after
     ablation) lifts one or a few sectors above the others. A sector's mean, not its median: a small nodule
-    fills part of its sector and moves the mean by that part (:func:`sector_layout` says how sectors are cut).
-    ``companions`` ({name: (values, valid)} on the same grid): the same figures of the *outlying* sector on
-    other images (e.g. its ADC and portal venous signal: does the tissue that stands out behave like tumour?),
-    returned as {name: (excess, z, why)}. The sector is chosen on ``values`` only, so a
-    companion's z is one pre-specified comparison, not the maximum of many.
+    fills part of its sector and moves the mean by that part (:func:`sector_layout` says how sectors are cut;
+    a sector id is a direction from the lesion's centroid, the same in every shell of the lesion).
     """
     layout, why = sector_layout(rim, lesion, spacing_zyx)
     res = None if layout is None else _sector_residuals(values[rim], np.ones(int(rim.sum()), bool), layout)
     if res is None:
         p = params("measurement")
         why = why or f"fewer than {p['rim_min_sectors']} rim sectors hold {p['rim_sector_min_voxels']} voxels"
-        return None, None, why, {k: (None, None, why) for k in companions or {}}
+        return None, None, why, None
     residual, sizes, ids, first = res
     top = int(np.nanargmax(residual))
     excess = float(residual[top])
     noise = _noise(values[rim], residual, first, int(sizes[top]))
-    return (round(excess, 3), (round(excess / noise, 3) if noise > 0 else None), "",
-            {k: _companion(v, ok, layout, tuple(ids[top])) for k, (v, ok) in (companions or {}).items()})
+    return round(excess, 3), (round(excess / noise, 3) if noise > 0 else None), "", (int(ids[top][0]),
+                                                                                      int(ids[top][1]))
 
 
-def _companion(values: np.ndarray, valid: np.ndarray, layout: SectorLayout, sector: tuple[int, int]
-               ) -> tuple[float | None, float | None, str]:
-    """The excess of one given sector over its band on another image, and its z (same noise formula)."""
-    vals, ok = values[layout.voxels], valid[layout.voxels]
-    res = _sector_residuals(vals, ok, layout)
+def sector_figures_at(values: np.ndarray, valid: np.ndarray, rim: np.ndarray, lesion: np.ndarray,
+                      spacing_zyx: Sequence[float], sector: tuple[int, int]) -> tuple[float | None, float | None, str]:
+    """One given sector's excess over the median sector of its band (the image's unit) and its z (the same noise
+    formula), e.g. the ADC in the direction where the arterial phase stands out: a single pre-specified
+    comparison, not the maximum of many."""
+    layout, why = sector_layout(rim, lesion, spacing_zyx)
+    res = None if layout is None else _sector_residuals(values[rim], valid[rim], layout)
     if res is None:
-        return None, None, "too few measurable voxels in the rim sectors of this image"
+        return None, None, why or "too few measurable voxels in the sectors of this shell on this image"
     residual, sizes, ids, first = res
     at = np.flatnonzero((ids[:, 0] == sector[0]) & (ids[:, 1] == sector[1]))
     if not at.size:
-        return None, None, "the outlying sector holds too few measurable voxels on this image"
+        return None, None, "the outlying direction holds too few measurable voxels in this shell on this image"
     excess = float(residual[at[0]])
-    noise = _noise(vals[ok], residual, first, int(sizes[at[0]]))
+    noise = _noise(values[rim][valid[rim]], residual, first, int(sizes[at[0]]))
     return round(excess, 3), (round(excess / noise, 3) if noise > 0 else None), ""
 
 
@@ -468,26 +466,34 @@ def _rim_asymmetry(name: str, img: MeasuredImage, vals: np.ndarray, ok: np.ndarr
                    rim: np.ndarray, margin: np.ndarray, spacing_zyx: Sequence[float],
                    images: Mapping[str, MeasuredImage] | None = None, sl: tuple[slice, ...] | None = None
                    ) -> list[Measurement]:
-    """Sector asymmetry of the lesion's rim and of its margin (a shell just outside the edge, where recurrence
-    after ablation grows: brief section 4, nodular enhancing tissue at the margin of the zone), and how the
-    outlying sector reads on the companion images (``rim_outlier_companions``: its diffusion and washout)."""
+    """Sector asymmetry of the lesion's rim, of its margin (a shell just outside the edge, where recurrence after
+    ablation grows: brief section 4, nodular enhancing tissue at the margin of the zone) and of the whole lesion
+    by sector; then, in the direction of the strongest of them, every shell read on the companion images
+    (``rim_outlier_companions``: does the tissue that stands out restrict and wash out like tumour?)."""
     p = params("measurement")
     if name not in p["rim_asymmetry_images"]:
         return []
-    images = images or {}
-    out = []
+    out, tops = [], []
     shells = {"rim": rim, "margin": margin, "lesion": lesion}
-    for region in p.get("rim_asymmetry_regions", ("rim", "margin")):
-        shell = shells[region]
-        comp_imgs = {c: images[c] for c in p.get("rim_outlier_companions", {}).get(region, []) if c in images}
-        comps = {c: (ci.values[sl], ci.valid[sl] if ci.valid is not None else np.ones(shell.shape, bool))
-                 for c, ci in comp_imgs.items()}
-        value, z, why, by = rim_sector_figures(vals, shell & ok, lesion, spacing_zyx, comps)
+    regions = p.get("rim_asymmetry_regions", ("rim", "margin"))
+    for region in regions:
+        value, z, why, top = rim_sector_figures(vals, shells[region] & ok, lesion, spacing_zyx)
         out += [Measurement(img.key, value, why, name, region, "asymmetry"),
                 Measurement("sector_excess_z", z, why or ("" if z is not None else "the shell's values do not vary"),
                             name, region, "asymmetry_z")]
-        for c, (cv, cz, cwhy) in by.items():
-            out += [Measurement(comp_imgs[c].key, cv, cwhy, c, region, "outlier_excess"),
+        if z is not None and top is not None:
+            tops.append((z, top))
+    direction = max(tops)[1] if tops else None
+    for region in regions:
+        for c in p.get("rim_outlier_companions", {}).get(region, []):
+            ci = (images or {}).get(c)
+            if ci is None:
+                continue
+            cvalid = ci.valid[sl] if ci.valid is not None else np.ones(lesion.shape, bool)
+            cv, cz, cwhy = ((None, None, "no sector outlier to follow") if direction is None else
+                            sector_figures_at(ci.values[sl], cvalid, shells[region] & ok, lesion, spacing_zyx,
+                                              direction))
+            out += [Measurement(ci.key, cv, cwhy, c, region, "outlier_excess"),
                     Measurement("sector_excess_z", cz, cwhy or ("" if cz is not None else "the values do not vary"),
                                 c, region, "outlier_excess_z")]
     return out
