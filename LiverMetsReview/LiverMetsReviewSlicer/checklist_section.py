@@ -188,6 +188,9 @@ def impressionText(part: Mapping[str, Any] | None, step: str) -> str:
         if text not in shown:
             shown.append(text)
     lines += shown
+    pitfalls = part.get("pitfalls_in_play") or []
+    if pitfalls:
+        lines.append(_("Pitfalls in play: {p}").format(p=", ".join(p["name"] for p in pitfalls)))
     lines.append(_("Recommendation: {text}").format(text=imp["recommendation"]))
     return "\n".join(lines)
 

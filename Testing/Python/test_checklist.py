@@ -205,23 +205,65 @@ def test_liver_spleen_ratio_with_the_fat_signal_restored():
     assert next(r for r in out["study"]["items"] if r["id"] == "low_hbp_function")["suggested"] == "no"
 
 
-def test_rim_asymmetry_decides_expected_change_or_recurrence_when_measured():
-    """The sector outlier of the rim or margin (lesions/measure.py, in noise units) decides: a uniform rim is
-    expected change, one sector standing out of the rest is suspicious for recurrence (brief section 4, S27)."""
+def _zone_values(rng: np.random.Generator, shell: str, nodular_z: float, adc_z: float | None,
+                 pv_z: float | None, inner_adc_z: float | None = None) -> dict[str, float]:
+    """A drawn ablation zone: an enhancing rim round a non-enhancing core, no whole-lesion restriction, the
+    arterial sector outlier in ``shell`` (rim or margin; the other shells weaker) and, in its direction, that
+    shell's ADC and portal venous figures and the whole lesion's ADC (``inner_adc_z``)."""
+    vals = {"lesion.re_arterial.rim.median": rng.uniform(40, 80), "lesion.re_arterial.core.median": 0.0,
+            "lesion.re_arterial.reference.median": 20.0, "lesion.adc.lesion.median": rng.uniform(1500, 1800),
+            "lesion.adc.reference.median": 1200.0, "lesion.dwi_high_b.ratio": 0.9, "lesion.long_axis": 30.0}
+    for region in ("rim", "margin", "lesion"):
+        vals[f"lesion.re_arterial.{region}.asymmetry_z"] = (nodular_z if region == shell else
+                                                           rng.uniform(0, min(nodular_z, 1.0)))
+    if adc_z is not None:
+        vals[f"lesion.adc.{shell}.outlier_excess_z"] = adc_z
+    if pv_z is not None:
+        vals[f"lesion.t1_portal_venous.{shell}.outlier_excess_z"] = pv_z
+    if inner_adc_z is not None:
+        vals["lesion.adc.lesion.outlier_excess_z"] = inner_adc_z
+    return vals
+
+
+def test_ablation_zone_recurrence_needs_tumour_like_tissue_at_the_margin():
+    """Recurrence after ablation is nodular tissue at the margin that behaves like tumour (brief section 4, S27):
+    the arterial sector outlier (noise units) with a low ADC or washout in its direction is suspicious for
+    recurrence; an outlier that keeps its contrast and does not restrict (granulation tissue, a partial-volume step)
+    is expected change, like a uniform rim; an outlier whose behaviour is not measured is indeterminate. The
+    restriction may show deeper in the same direction (the whole lesion's sector) than in the margin."""
     rng = np.random.default_rng(5)
     rfa = [{"id": "rfa_1", "type": "RFA", "date": "2025-10-01", "target": None, "lesion": "zone"}]
-    thr = load_checklist()["thresholds"]["sector_outlier_z_min"]
-    lo, hi = thr["value"] - 3 * thr["uncertainty"], thr["value"] + 3 * thr["uncertainty"]
+    t = load_checklist()["thresholds"]
+    z0 = t["sector_outlier_z_min"]
+    lo, hi = z0["value"] - 3 * z0["uncertainty"], z0["value"] + 3 * z0["uncertainty"]
+    w = t["outlier_washout_z_max"]
+    tumour, benign = w["value"] - 3 * w["uncertainty"], w["value"] + 3 * w["uncertainty"]
     for _ in range(10):
-        base = {"lesion.re_arterial.rim.median": rng.uniform(40, 80), "lesion.re_arterial.core.median": 0.0,
-                "lesion.re_arterial.reference.median": 20.0, "lesion.adc.lesion.median": rng.uniform(1500, 1800),
-                "lesion.adc.reference.median": 1200.0, "lesion.dwi_high_b.ratio": 0.9, "lesion.long_axis": 30.0,
-                "lesion.re_arterial.rim.asymmetry_z": rng.uniform(0, lo)}
-        uniform = dict(base, **{"lesion.re_arterial.margin.asymmetry_z": rng.uniform(0, lo)})
-        nodule = dict(base, **{"lesion.re_arterial.margin.asymmetry_z": rng.uniform(hi, 20)})
-        for vals, want in ((uniform, "treated lesion: expected change"), (nodule, "suspicious for recurrence")):
-            out = review([{"id": "zone", "values": vals}], {}, ctx(locoregional_therapies=rfa))
-            assert out["lesions"][0]["impression"]["category"] == want
+        shell = str(rng.choice(["rim", "margin"]))
+        cases = [
+            (rng.uniform(0, lo), rng.uniform(benign, 3), rng.uniform(benign, 3), None,
+             "treated lesion: expected change"),
+            (rng.uniform(hi, 20), rng.uniform(tumour - 5, tumour), rng.uniform(benign, 3), None,
+             "suspicious for recurrence"),
+            (rng.uniform(hi, 20), rng.uniform(benign, 3), rng.uniform(tumour - 5, tumour), None,
+             "suspicious for recurrence"),
+            (rng.uniform(hi, 20), rng.uniform(benign, 3), rng.uniform(benign, 3), rng.uniform(tumour - 5, tumour),
+             "suspicious for recurrence"),
+            (rng.uniform(hi, 20), rng.uniform(benign, 3), rng.uniform(benign, 3), rng.uniform(benign, 3),
+             "treated lesion: expected change"),
+            (rng.uniform(hi, 20), None, None, None, "indeterminate"),
+            # a weak outlier whose tissue both restricts and washes out: two of the three tumour features
+            (rng.uniform(0, lo), rng.uniform(tumour - 5, tumour), rng.uniform(tumour - 5, tumour), None,
+             "suspicious for recurrence"),
+        ]
+        for nz, adc_z, pv_z, inner, want in cases:
+            out = review([{"id": "zone", "values": _zone_values(rng, shell, nz, adc_z, pv_z, inner)}], {},
+                         ctx(locoregional_therapies=rfa))
+            les = out["lesions"][0]
+            assert les["impression"]["category"] == want, (shell, nz, adc_z, pv_z, inner, les["impression"]["rule"])
+            rim = next(r for r in les["items"] if r["id"] == "post_ablation_rim")
+            assert rim["suggested"] == ("yes" if want == "treated lesion: expected change" else
+                                        "no" if want == "suspicious for recurrence" else "not assessable")
 
 
 def test_evidence_reads_in_words_beside_the_machine_fields():
@@ -302,3 +344,39 @@ def test_a_borderline_measurement_is_indeterminate_and_keeps_its_side():
         assert row["suggested"] == "indeterminate" and row["borderline"] == ("yes" if z < 0 else "no")
         les["values"]["lesion.t1_hepatobiliary.ratio"] = t["value"] - rng.uniform(0.3, 3.0) * t["uncertainty"]
         assert item(review([les], {}, ctx()), "m1", "hbp_hypointense")["suggested"] == "yes"
+
+
+def test_pitfalls_in_play_are_those_that_fired_or_moved_an_impression():
+    """Issue 9 'the pitfalls in play', per lesion and per study. In a fatty liver a metastasis holds less fat than
+    the liver, so the fat-sparing item says yes for it too; that is a feature, not the pitfall: only the area whose
+    reading it makes fat sparing (S20: sparing 1-34 % fat against liver 25 %, ADC within +-10 % of the liver, no
+    restriction, HBP not dark) has fat sparing in play. A reading caution no rule reads (T1-bright ablation debris)
+    is in play wherever it fires. The study lists its own pitfalls that hold and each lesion's."""
+    rng = np.random.default_rng(21)
+    for _ in range(10):
+        liver_fat = rng.uniform(15, 30)
+        met = solid_metastasis(rng, "m1")
+        met["values"].update({"lesion.pdff.lesion.median": rng.uniform(0, 3),
+                              "lesion.pdff.reference.median": liver_fat})
+        liver_adc, fat = rng.uniform(1100, 1400), rng.uniform(1, liver_fat - 8)
+        water = (100 - fat) / (100 - liver_fat)  # a fat-suppressed series shows the water: the spared area is brighter
+        spared = {"id": "s1", "values": {
+            "lesion.pdff.lesion.median": fat, "lesion.pdff.reference.median": liver_fat,
+            "lesion.adc.lesion.median": liver_adc * rng.uniform(0.97, 1.08), "lesion.adc.reference.median": liver_adc,
+            "lesion.dwi_high_b.ratio": rng.uniform(0.95, 1.05),
+            "lesion.t1_hepatobiliary.ratio": water * rng.uniform(1.0, 1.15),
+            "lesion.t2.ratio": rng.uniform(0.95, 1.1), "lesion.long_axis": rng.uniform(10, 30)}}
+        zone = {"id": "zone", "values": {"lesion.t1_pre.ratio": rng.uniform(1.5, 2.5), "lesion.long_axis": 30.0}}
+        rfa = [{"id": "rfa_1", "type": "RFA", "date": "2025-10-01", "target": None, "lesion": "zone"}]
+        out = review([met, spared, zone], {"study.liver_fat_median": liver_fat}, ctx(locoregional_therapies=rfa))
+        les = {x["id"]: x for x in out["lesions"]}
+        assert item(out, "m1", "focal_fat_sparing")["suggested"] == "yes"  # fired as a feature ...
+        assert les["m1"]["impression"]["category"] == "typical metastasis"
+        assert "focal_fat_sparing" not in [p["item"] for p in les["m1"]["pitfalls_in_play"]]  # ... not in play
+        assert les["s1"]["impression"]["category"] == "probably benign: focal fat sparing"
+        sparing = next(p for p in les["s1"]["pitfalls_in_play"] if p["item"] == "focal_fat_sparing")
+        assert "moved the impression" in sparing["how"]
+        assert [p["item"] for p in les["zone"]["pitfalls_in_play"]] == ["ablation_debris"]
+        in_play = out["study"]["summary"]["pitfalls_in_play"]
+        assert "background_steatosis" in in_play and "s1: focal_fat_sparing" in in_play
+        assert "zone: ablation_debris" in in_play and not [p for p in in_play if p.startswith("m1:")]

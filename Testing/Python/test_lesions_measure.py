@@ -163,6 +163,12 @@ def test_measurements_carry_units_and_reasons():
 
 
 def _ablation_zone(rng: np.random.Generator, nodule: bool) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    mask, re, spacing, _ = _ablation_zone_parts(rng, nodule)
+    return mask, re, spacing
+
+
+def _ablation_zone_parts(rng: np.random.Generator, nodule: bool
+                         ) -> tuple[np.ndarray, np.ndarray, tuple[float, ...], np.ndarray]:
     """A drawn ablation zone (radius 9-15 mm): no enhancement inside, an arterially enhancing 3 mm rim, and
     optionally an enhancing nodule (radius 4-6 mm) on the rim in a random direction; noise of 20 % per voxel."""
     spacing = (3.0, 1.5, 1.5)
@@ -172,13 +178,14 @@ def _ablation_zone(rng: np.random.Generator, nodule: bool) -> tuple[np.ndarray, 
     dist = np.linalg.norm(pos, axis=-1)
     mask = dist <= r
     re = np.where(mask & (dist > r - 3.0), 40.0, 0.0)
+    near = np.zeros(mask.shape, bool)
     if nodule:
         d = rng.normal(size=3)
         d[0] *= 0.3  # nearer the axial plane than the poles (where a sphere's rim is thin in-plane)
         d /= np.linalg.norm(d)
         near = np.linalg.norm(pos - (r - 2.5) * d, axis=-1) <= rng.uniform(4.0, 6.0)
         re = np.where(near & mask, 120.0, re)
-    return mask, re + rng.normal(0.0, 20.0, re.shape), spacing
+    return mask, re + rng.normal(0.0, 20.0, re.shape), spacing, near & mask
 
 
 def test_rim_asymmetry_separates_a_nodular_rim_from_a_uniform_one():
@@ -228,3 +235,32 @@ def test_a_refused_seed_stops_the_review_or_is_noted_and_skipped():
     assert list(refused) == ["outside"] and "'outside'" in refused["outside"]
     assert [it.seed.label for it in rv.lesions] == [les["id"]]
     assert rv.lesions[0].measures.value("volume") > 0
+
+
+def test_the_outlying_sector_is_read_on_the_adc_and_portal_venous_images():
+    """The rim sector that stands out on the arterial phase is read on companion images (rim_outlier_companions):
+    a drawn nodule that restricts (ADC 800-1100 against a rim of 1400-1900) and washes out (darker than the rim on
+    the portal venous phase) gives a negative z on both; a nodule that keeps its contrast and diffuses freely
+    (granulation-like) gives a positive one. Noise 20 % per voxel on the arterial image, 5 % on the others."""
+    rng = np.random.default_rng(17)
+    for tumour in (True, False, True, False):
+        mask, re, spacing, nodule = _ablation_zone_parts(rng, True)
+        rim_adc, rim_pv = rng.uniform(1400, 1900), rng.uniform(1.1, 1.3)
+        adc = np.where(mask, rim_adc, 1200.0)
+        pv = np.where(mask, rim_pv, 1.0)
+        adc = np.where(nodule, rng.uniform(800, 1100) if tumour else rim_adc * 1.2, adc)
+        pv = np.where(nodule, rng.uniform(0.7, 0.9) if tumour else rim_pv * 1.2, pv)
+        adc = adc * (1 + rng.normal(0, 0.05, adc.shape))
+        pv = 1000.0 * pv * (1 + rng.normal(0, 0.05, pv.shape))
+        ref = sitk.GetImageFromArray(re.astype(np.float32))
+        ref.SetSpacing(spacing[::-1])
+        images = {"re_arterial": MeasuredImage(re, "relative_enhancement"), "adc": MeasuredImage(adc, "adc"),
+                  "t1_portal_venous": MeasuredImage(pv, "signal")}
+        m = measure_lesion(StudyContext(ref, images), mask, "zone")
+        shell = max(("rim", "margin"), key=lambda r: m.value("sector_excess_z", "re_arterial", r, "asymmetry_z") or 0)
+        adc_z = m.value("sector_excess_z", "adc", shell, "outlier_excess_z")
+        pv_z = m.value("sector_excess_z", "t1_portal_venous", shell, "outlier_excess_z")
+        if tumour:
+            assert adc_z < -1.645 and pv_z < -1.645, (shell, adc_z, pv_z)
+        else:
+            assert adc_z > 0 and pv_z > 0, (shell, adc_z, pv_z)

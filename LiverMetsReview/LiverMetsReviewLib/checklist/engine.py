@@ -156,6 +156,34 @@ def impression(doc: Mapping[str, Any], rows: list[dict[str, Any]], effective: Ma
     raise AssertionError("the default rule always matches")  # pragma: no cover - checked on load
 
 
+def _rule_items(doc: Mapping[str, Any]) -> set[str]:
+    """Items an impression rule reads."""
+    return {c.split("=")[0].rstrip("!") for rule in doc["impression"]["precedence"]
+            for c in rule.get("all", []) + rule.get("any", []) + rule.get("of", [])}
+
+
+def lesion_pitfalls(doc: Mapping[str, Any], rows: list[dict[str, Any]], effective: Mapping[str, str | None],
+                    facts: set[str], shown: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The pitfalls in play for one lesion: pitfall items answered (or suggested) yes that either moved its
+    impression (an item the impression rules read: with it answered 'no' the impression would differ) or are
+    a reading caution no rule reads (T1-bright debris, shine-through: their 'yes' is the pitfall itself). A rule
+    item's 'yes' alone is a feature, not a pitfall in play: 'less fat than the liver' is true of every metastasis
+    in a fatty liver, and only where it makes the reading one of fat sparing is the pitfall at stake."""
+    in_rules = _rule_items(doc)
+    out = []
+    for r in rows:
+        if r["group"] != "pitfall" or effective.get(r["id"]) != "yes":
+            continue
+        if r["id"] not in in_rules:
+            out.append({"item": r["id"], "name": r["name"], "how": "fired (a reading caution)"})
+            continue
+        flipped = impression(doc, rows, {**effective, r["id"]: "no"}, facts)["category"]
+        if flipped != shown["category"]:
+            out.append({"item": r["id"], "name": r["name"],
+                        "how": f"moved the impression (with 'no' it would read: {flipped})"})
+    return out
+
+
 def _progress(rows: list[dict[str, Any]]) -> dict[str, int]:
     applicable = [r for r in rows if r["applicable"]]
     return {"answered": sum(r["answer"] is not None for r in applicable), "applicable": len(applicable)}
@@ -213,9 +241,11 @@ def review(lesions: list[Mapping[str, Any]], study_figures: Mapping[str, Any] | 
         eff = dict(study_eff)
         rows = evaluate_items(doc, [it for it in doc["items"] if it["scope"] == "lesion"], vals, why, lfacts, eff,
                               answers.get(les["id"]), study_rows)
+        shown = impression(doc, rows, eff, lfacts)
         out_lesions.append({"id": les["id"], "couinaud_segment": les.get("couinaud_segment"),
-                            "long_axis_mm": vals.get("lesion.long_axis"), "items": rows,
-                            "impression": impression(doc, rows, eff, lfacts), "progress": _progress(rows)})
+                            "long_axis_mm": vals.get("lesion.long_axis"), "items": rows, "impression": shown,
+                            "pitfalls_in_play": lesion_pitfalls(doc, rows, eff, lfacts, shown),
+                            "progress": _progress(rows)})
     summary = study_summary(study_rows, out_lesions, svals, origin)
     return {"checklist_version": doc["version"], "facts": sorted(facts),
             "study": {"items": study_rows, "values": {k: v for k, v in svals.items() if v is not None},
@@ -225,13 +255,14 @@ def review(lesions: list[Mapping[str, Any]], study_figures: Mapping[str, Any] | 
 
 def study_summary(study_rows: list[dict[str, Any]], lesions: list[dict[str, Any]], svals: Mapping[str, Any],
                   origin: Mapping[str, str]) -> dict[str, Any]:
-    """Count, segments involved, background fat and HBP function, and the pitfalls in play."""
+    """Count, segments involved, background fat and HBP function, and the pitfalls in play: the study's pitfall
+    items that hold and each lesion's pitfalls in play (``lesion_pitfalls``)."""
     def eff(r: Mapping[str, Any]) -> str | None:
         return r["answer"] if r["answer"] in READER_SETTLES else r["suggested"]
 
     pitfalls = [r["id"] for r in study_rows if r["group"] == "pitfall" and eff(r) == "yes"]
-    for les in lesions:
-        pitfalls += [f"{les['id']}: {r['id']}" for r in les["items"] if r["group"] == "pitfall" and eff(r) == "yes"]
+    for les in lesions:  # per lesion: what moved its impression or is a reading caution (lesion_pitfalls)
+        pitfalls += [f"{les['id']}: {p['item']}" for p in les.get("pitfalls_in_play", [])]
     by_cat: dict[str, int] = {}
     for les in lesions:
         by_cat[les["impression"]["category"]] = by_cat.get(les["impression"]["category"], 0) + 1

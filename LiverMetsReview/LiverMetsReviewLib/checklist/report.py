@@ -35,6 +35,8 @@ def review_markdown(doc: Mapping[str, Any]) -> str:
         lines += [f"- {r['condition']} ({r['by']}; {r['evidence'] or 'no measurement'})" for r in imp["reasons"]]
         if not imp["reasons"]:
             lines.append("- no rule before the default held (see the steps in review.json)")
+        pitfalls = les.get("pitfalls_in_play") or []
+        lines += ["", "Pitfalls in play: " + ("; ".join(f"{p['name']} ({p['how']})" for p in pitfalls) or "none")]
         answered = [i for i in les["items"] if i["answer"]]
         if answered:
             lines += ["", "Reader's answers:"]

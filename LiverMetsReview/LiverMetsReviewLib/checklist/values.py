@@ -99,8 +99,9 @@ def _op(name: str, args: list[float | None], spec: Mapping[str, Any]) -> float |
     raise KeyError(name)  # pragma: no cover - the loader's schema check refuses unknown operations
 
 
-DERIVED_OPS = ("first", "difference", "ratio", "min", "max", "product", "water_factor", "re_from_ratios", "fat_free",
-               "t2_time_ratio", "median_fill", "undilute_ratio", "undilute_excess", "undilute_toward")
+DERIVED_OPS = ("first", "difference", "ratio", "min", "max", "product", "water_factor",
+               "re_from_ratios", "fat_free", "t2_time_ratio", "median_fill", "undilute_ratio", "undilute_excess",
+               "undilute_toward")
 
 
 def add_derived(values: dict[str, float | None], why: dict[str, str], derived: Mapping[str, Mapping[str, Any]]

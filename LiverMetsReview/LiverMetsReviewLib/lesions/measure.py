@@ -342,81 +342,160 @@ def _image_measurements(ctx: StudyContext, sl: tuple[slice, ...], lesion: np.nda
                 out += [x for x in s if x.statistic == "median"]
             s = _stats(vals[margin & ok], name, img.key, "margin", "no liver just outside the lesion")
             out += [x for x in s if x.statistic in ("median", "p10")]
-            out += _rim_asymmetry(name, img, vals, ok, lesion, rim, margin, ctx.reference.GetSpacing()[::-1])
+            out += _rim_asymmetry(name, img, vals, ok, lesion, rim, margin, ctx.reference.GetSpacing()[::-1],
+                                  ctx.images, sl)
     return out
 
 
 def rim_sector_asymmetry(values: np.ndarray, rim: np.ndarray, lesion: np.ndarray,
                          spacing_zyx: Sequence[float]) -> tuple[float | None, str]:
-    value, _, why = rim_sector_figures(values, rim, lesion, spacing_zyx)
+    value, _, why, _ = rim_sector_figures(values, rim, lesion, spacing_zyx)
     return value, why
 
 
-def rim_sector_figures(values: np.ndarray, rim: np.ndarray, lesion: np.ndarray,
-                       spacing_zyx: Sequence[float]) -> tuple[float | None, float | None, str]:
-    """Highest rim-sector mean minus the median of the sector means of its elevation band (the image's unit), and
-    that excess in units of its noise (z), or None and why.
+@dataclass
+class SectorLayout:
+    """The rim's voxels split into sectors of direction from the lesion's centroid (see rim_sector_figures):
+    ``tilings`` holds each voxel's sector id per tiling (the second half a sector round), ``band_count`` the
+    elevation bands."""
 
-    The rim (``rim``, inside the measurable voxels) is split into sectors of direction from the lesion's
-    centroid: equal angles around it in the axial plane, times bands of elevation (below, level with, above
-    the centroid), in two tilings half a sector apart. A uniform rim enhances alike in every sector; a nodule
-    or an asymmetric thickening (recurrence after ablation) lifts one or a few sectors above the others. A
-    sector's mean, not its median: a small nodule fills part of its sector and moves the mean by that part.
-    """
+    voxels: np.ndarray            # boolean mask of the rim voxels the layout covers
+    tilings: list[np.ndarray]     # per tiling, each voxel's sector id (azimuth + n * elevation band)
+    n: int
+    band_count: int
+
+
+def sector_layout(rim: np.ndarray, lesion: np.ndarray, spacing_zyx: Sequence[float]
+                  ) -> tuple[SectorLayout | None, str]:
+    """Sectors of the rim: equal angles around the centroid in the axial plane, times bands of elevation
+    (below, level with, above the centroid), in two tilings half a sector apart; or None and why."""
     p = params("measurement")
     n, need, min_sectors = int(p["rim_sectors"]), int(p["rim_sector_min_voxels"]), int(p["rim_min_sectors"])
     bands = np.sin(np.radians(np.asarray(p["rim_elevation_bands_deg"], float)))
     idx = np.argwhere(rim)
     if idx.shape[0] < need * min_sectors:
-        return None, None, (f"the rim holds {idx.shape[0]} measurable voxels, too few for {min_sectors} sectors "
-                            f"of {need}")
+        return None, (f"the rim holds {idx.shape[0]} measurable voxels, too few for {min_sectors} sectors "
+                      f"of {need}")
     d = (idx - np.argwhere(lesion).mean(axis=0)) * np.asarray(spacing_zyx, float)
     band = np.searchsorted(bands, d[:, 0] / np.maximum(np.linalg.norm(d, axis=1), 1e-6))
     turn = (np.arctan2(d[:, 1], d[:, 2]) + np.pi) / (2.0 * np.pi)
-    vals = values[rim]  # boolean indexing and argwhere share the C order
-    means: list[float] = []
-    sizes: list[int] = []
-    bands_of: list[int] = []
-    n_bands = len(bands) + 1
-    for offset in (0.0, 0.5 / n):  # a second tiling half a sector round: a nodule on a border fills a sector
-        sector = ((turn + offset) * n).astype(int) % n + n * band  # of one of them
-        counts = np.bincount(sector, minlength=n * n_bands)
-        sums = np.bincount(sector, weights=vals, minlength=counts.size)
-        kept = counts >= need
+    # a second tiling half a sector round: a nodule on a border fills a sector of one of them
+    tilings = [((turn + offset) * n).astype(int) % n + n * band for offset in (0.0, 0.5 / n)]
+    return SectorLayout(rim, tilings, n, len(bands) + 1), ""
+
+
+def _sector_residuals(vals: np.ndarray, ok: np.ndarray, layout: SectorLayout
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """Per kept sector (first tiling, then the second): its mean's excess over the median sector mean of its
+    elevation band (first tiling), its voxel count and its (tiling, sector) id; and how many are of the first
+    tiling. ``vals``/``ok``: the rim voxels' values and which are measurable. None when too few sectors hold."""
+    p = params("measurement")
+    need, min_sectors = int(p["rim_sector_min_voxels"]), int(p["rim_min_sectors"])
+    means, sizes, ids, bands_of = [], [], [], []
+    size = layout.n * layout.band_count
+    for t, sector in enumerate(layout.tilings):
+        counts = np.bincount(sector[ok], minlength=size)
+        sums = np.bincount(sector[ok], weights=vals[ok], minlength=size)
+        kept = np.flatnonzero(counts >= need)
         means += (sums[kept] / counts[kept]).tolist()
         sizes += counts[kept].tolist()
-        bands_of += (np.flatnonzero(kept) // n).tolist()
-    first = int(np.count_nonzero(np.bincount(((turn * n).astype(int) % n + n * band),
-                                             minlength=n * n_bands) >= need))
+        ids += [(t, int(k)) for k in kept]
+        bands_of += (kept // layout.n).tolist()
+        if t == 0:
+            first = len(kept)
     if first < min_sectors:
-        return None, None, f"only {first} rim sectors hold {need} measurable voxels (need {min_sectors})"
+        return None
     # Each sector is compared with the sectors of its own elevation band: on slices thicker than the pixels a
     # uniform rim's partial volume changes with elevation (the caps are cut obliquely), not with the angle round.
     m, b = np.asarray(means), np.asarray(bands_of)
-    firsts_b = b[:first]
-    centres = np.array([float(np.median(m[:first][firsts_b == k])) if np.any(firsts_b == k) else np.nan
-                        for k in range(n_bands)])
-    residual = m - centres[b]
+    centres = np.array([float(np.median(m[:first][b[:first] == k])) if np.any(b[:first] == k) else np.nan
+                        for k in range(layout.band_count)])
+    return m - centres[b], np.asarray(sizes), np.asarray(ids), first
+
+
+def _noise(vals: np.ndarray, residual: np.ndarray, first: int, size: int) -> float:
+    """The larger of a sector mean's standard error (robust voxel SD / sqrt(voxels)) and the spread of the
+    sector means (noise plus a uniform rim's partial volume)."""
+    se_voxels = 1.4826 * float(np.median(np.abs(vals - np.median(vals)))) / np.sqrt(size)
+    return max(se_voxels, 1.4826 * float(np.median(np.abs(residual[:first]))))
+
+
+def rim_sector_figures(values: np.ndarray, rim: np.ndarray, lesion: np.ndarray, spacing_zyx: Sequence[float]
+                       ) -> tuple[float | None, float | None, str, tuple[int, int] | None]:
+    """Highest rim-sector mean minus the median of the sector means of its elevation band (the image's unit), that
+    excess in units of its noise (z), or None and why, and the outlying sector's (tiling, sector) id.
+
+    A uniform rim enhances alike in every sector; a nodule or an asymmetric thickening (recurrence after
+    ablation) lifts one or a few sectors above the others. A sector's mean, not its median: a small nodule
+    fills part of its sector and moves the mean by that part (:func:`sector_layout` says how sectors are cut;
+    a sector id is a direction from the lesion's centroid, the same in every shell of the lesion).
+    """
+    layout, why = sector_layout(rim, lesion, spacing_zyx)
+    res = None if layout is None else _sector_residuals(values[rim], np.ones(int(rim.sum()), bool), layout)
+    if res is None:
+        p = params("measurement")
+        why = why or f"fewer than {p['rim_min_sectors']} rim sectors hold {p['rim_sector_min_voxels']} voxels"
+        return None, None, why, None
+    residual, sizes, ids, first = res
     top = int(np.nanargmax(residual))
     excess = float(residual[top])
-    se_voxels = 1.4826 * float(np.median(np.abs(vals - np.median(vals)))) / np.sqrt(sizes[top])
-    between = 1.4826 * float(np.median(np.abs(residual[:first])))  # noise plus a uniform rim's partial volume
-    noise = max(se_voxels, between)
+    noise = _noise(values[rim], residual, first, int(sizes[top]))
+    return round(excess, 3), (round(excess / noise, 3) if noise > 0 else None), "", (int(ids[top][0]),
+                                                                                      int(ids[top][1]))
+
+
+def sector_figures_at(values: np.ndarray, valid: np.ndarray, rim: np.ndarray, lesion: np.ndarray,
+                      spacing_zyx: Sequence[float], sector: tuple[int, int]) -> tuple[float | None, float | None, str]:
+    """One given sector's excess over the median sector of its band (the image's unit) and its z (the same noise
+    formula), e.g. the ADC in the direction where the arterial phase stands out: a single pre-specified
+    comparison, not the maximum of many."""
+    layout, why = sector_layout(rim, lesion, spacing_zyx)
+    res = None if layout is None else _sector_residuals(values[rim], valid[rim], layout)
+    if res is None:
+        return None, None, why or "too few measurable voxels in the sectors of this shell on this image"
+    residual, sizes, ids, first = res
+    at = np.flatnonzero((ids[:, 0] == sector[0]) & (ids[:, 1] == sector[1]))
+    if not at.size:
+        return None, None, "the outlying direction holds too few measurable voxels in this shell on this image"
+    excess = float(residual[at[0]])
+    noise = _noise(values[rim][valid[rim]], residual, first, int(sizes[at[0]]))
     return round(excess, 3), (round(excess / noise, 3) if noise > 0 else None), ""
 
 
 def _rim_asymmetry(name: str, img: MeasuredImage, vals: np.ndarray, ok: np.ndarray, lesion: np.ndarray,
-                   rim: np.ndarray, margin: np.ndarray, spacing_zyx: Sequence[float]) -> list[Measurement]:
-    """Sector asymmetry of the lesion's rim and of its margin (a shell just outside the edge, where recurrence
-    after ablation grows: brief section 4, nodular enhancing tissue at the margin of the zone)."""
-    if name not in params("measurement")["rim_asymmetry_images"]:
+                   rim: np.ndarray, margin: np.ndarray, spacing_zyx: Sequence[float],
+                   images: Mapping[str, MeasuredImage] | None = None, sl: tuple[slice, ...] | None = None
+                   ) -> list[Measurement]:
+    """Sector asymmetry of the lesion's rim, of its margin (a shell just outside the edge, where recurrence after
+    ablation grows: brief section 4, nodular enhancing tissue at the margin of the zone) and of the whole lesion
+    by sector; then, in the direction of the strongest of them, every shell read on the companion images
+    (``rim_outlier_companions``: does the tissue that stands out restrict and wash out like tumour?)."""
+    p = params("measurement")
+    if name not in p["rim_asymmetry_images"]:
         return []
-    out = []
-    for region, shell in (("rim", rim), ("margin", margin)):
-        value, z, why = rim_sector_figures(vals, shell & ok, lesion, spacing_zyx)
+    out, tops = [], []
+    shells = {"rim": rim, "margin": margin, "lesion": lesion}
+    regions = p.get("rim_asymmetry_regions", ("rim", "margin"))
+    for region in regions:
+        value, z, why, top = rim_sector_figures(vals, shells[region] & ok, lesion, spacing_zyx)
         out += [Measurement(img.key, value, why, name, region, "asymmetry"),
                 Measurement("sector_excess_z", z, why or ("" if z is not None else "the shell's values do not vary"),
                             name, region, "asymmetry_z")]
+        if z is not None and top is not None:
+            tops.append((z, top))
+    direction = max(tops)[1] if tops else None
+    for region in regions:
+        for c in p.get("rim_outlier_companions", {}).get(region, []):
+            ci = (images or {}).get(c)
+            if ci is None:
+                continue
+            cvalid = ci.valid[sl] if ci.valid is not None else np.ones(lesion.shape, bool)
+            cv, cz, cwhy = ((None, None, "no sector outlier to follow") if direction is None else
+                            sector_figures_at(ci.values[sl], cvalid, shells[region] & ok, lesion, spacing_zyx,
+                                              direction))
+            out += [Measurement(ci.key, cv, cwhy, c, region, "outlier_excess"),
+                    Measurement("sector_excess_z", cz, cwhy or ("" if cz is not None else "the values do not vary"),
+                                c, region, "outlier_excess_z")]
     return out
 
 
