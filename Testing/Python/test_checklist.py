@@ -230,12 +230,17 @@ def test_ablation_zone_recurrence_needs_tumour_like_tissue_at_the_margin():
     the arterial sector outlier (noise units) with a low ADC or washout in its direction is suspicious for
     recurrence; an outlier that keeps its contrast and does not restrict (granulation tissue, a partial-volume step)
     is expected change, like a uniform rim; an outlier whose behaviour is not measured is indeterminate. The
-    restriction may show deeper in the same direction (the whole lesion's sector) than in the margin."""
+    restriction may show deeper in the same direction (the whole lesion's sector) than in the margin. An outlier
+    beyond the strong level (family-wise 0.1 %) is nodular enhancement by itself: suspicious whatever its behaviour."""
     rng = np.random.default_rng(5)
     rfa = [{"id": "rfa_1", "type": "RFA", "date": "2025-10-01", "target": None, "lesion": "zone"}]
     t = load_checklist()["thresholds"]
     z0 = t["sector_outlier_z_min"]
     lo, hi = z0["value"] - 3 * z0["uncertainty"], z0["value"] + 3 * z0["uncertainty"]
+    zs = t["sector_outlier_z_strong"]
+    strong = zs["value"] + 3 * zs["uncertainty"]
+    # a moderate outlier: beyond the 5 % level, below the 0.1 % one, each by more than the borderline band
+    mid_lo, mid_hi = z0["value"] + 0.3 * z0["uncertainty"], zs["value"] - 0.3 * zs["uncertainty"]
     w = t["outlier_washout_z_max"]
     tumour, benign = w["value"] - 3 * w["uncertainty"], w["value"] + 3 * w["uncertainty"]
     for _ in range(10):
@@ -247,11 +252,15 @@ def test_ablation_zone_recurrence_needs_tumour_like_tissue_at_the_margin():
              "suspicious for recurrence"),
             (rng.uniform(hi, 20), rng.uniform(benign, 3), rng.uniform(tumour - 5, tumour), None,
              "suspicious for recurrence"),
-            (rng.uniform(hi, 20), rng.uniform(benign, 3), rng.uniform(benign, 3), rng.uniform(tumour - 5, tumour),
-             "suspicious for recurrence"),
-            (rng.uniform(hi, 20), rng.uniform(benign, 3), rng.uniform(benign, 3), rng.uniform(benign, 3),
+            (rng.uniform(mid_lo, mid_hi), rng.uniform(benign, 3), rng.uniform(benign, 3),
+             rng.uniform(tumour - 5, tumour), "suspicious for recurrence"),
+            (rng.uniform(mid_lo, mid_hi), rng.uniform(benign, 3), rng.uniform(benign, 3), rng.uniform(benign, 3),
              "treated lesion: expected change"),
-            (rng.uniform(hi, 20), None, None, None, "indeterminate"),
+            (rng.uniform(mid_lo, mid_hi), None, None, None, "indeterminate"),
+            # nodular enhancement by itself: suspicious even when the tissue neither restricts nor washes out
+            (rng.uniform(strong, 40), rng.uniform(benign, 3), rng.uniform(benign, 3), rng.uniform(benign, 3),
+             "suspicious for recurrence"),
+            (rng.uniform(strong, 40), None, None, None, "suspicious for recurrence"),
             # a weak outlier whose tissue both restricts and washes out: two of the three tumour features
             (rng.uniform(0, lo), rng.uniform(tumour - 5, tumour), rng.uniform(tumour - 5, tumour), None,
              "suspicious for recurrence"),
