@@ -3,10 +3,12 @@
 Method (parameters and their reasons in ``resources/liver_segmentation.json``):
 
 1. one series is used (the named one, else the first present of ``series_preference``);
-2. it is block-averaged to a ~3 mm working grid, corrected for the coil's bias field with N4 (on a shrunk
-   copy) and smoothed;
-3. a robust intensity model (median, 1.4826 x MAD, clamped to a relative floor and ceiling) is estimated in a
-   ball around the seed; the liver window is median +/- k sigma;
+2. it is put on a working grid independent of how it was stored: axes in patient order (DICOMOrient LPS),
+   averaged to ~3 mm where finer; corrected for the coil's bias field with N4 (on a shrunk copy) and smoothed;
+3. a click is moved to the calm interior of the tissue it fell in (near the capsule or a vessel the clicked voxel
+   is partial volume); a robust intensity model (median, 1.4826 x MAD, clamped to a relative floor and
+   ceiling) is estimated from that tissue around the seed; the liver window is median +/- k sigma; each further
+   pass removes the residual bias measured on the liver region itself and re-estimates the window;
 4. leak control: the window is opened with a ball (thin bridges of similar signal to the heart, bowel, kidney
    or spleen are cut), the component holding the seed kept and dilated back inside the window;
 5. the intrahepatic vessels (and small lesions) are put inside by a closing and slice-wise hole filling, as
@@ -73,11 +75,29 @@ def pick_series(images: Mapping[str, sitk.Image], series: str | None = None) -> 
 # ---------------------------------------------------------------- working image
 
 def working_image(image: sitk.Image) -> sitk.Image:
-    """Float32 copy block-averaged to about the working spacing in-plane (and through-plane when finer)."""
+    """Float32 copy on the working grid: axes reordered to the patient's (index x, y, z = L, P, S, whatever order
+    and direction the scanner stored them in: every slice-wise step then works on axial slices), and each axis
+    finer than the working spacing averaged to it (a Gaussian of the new voxel's width, then linear resampling), so
+    that every later step sees the same physical grid whatever the acquired voxel size. Coarser axes (thick
+    slices) are kept as acquired."""
     target = float(_value("working_spacing_mm"))
-    img = sitk.Cast(image, sitk.sitkFloat32)
-    factors = [max(1, int(round(target / s))) for s in img.GetSpacing()]
-    return sitk.BinShrink(img, factors) if max(factors) > 1 else img
+    img = sitk.DICOMOrient(sitk.Cast(image, sitk.sitkFloat32), "LPS")
+    old = np.asarray(img.GetSpacing(), float)
+    new = np.maximum(old, target)
+    if np.allclose(new, old, rtol=0.02):
+        return img
+    # FWHM of the added blur = the width the new voxel adds to the old one
+    sigma_vox = np.sqrt(np.maximum(new ** 2 - old ** 2, 0.0)) / 2.355 / old
+    arr = ndi.gaussian_filter(sitk.GetArrayFromImage(img), sigma_vox[::-1], mode="nearest")
+    smooth = sitk.GetImageFromArray(arr.astype(np.float32))
+    smooth.CopyInformation(img)
+    size = [max(1, int(np.floor(n * o / s))) for n, o, s in zip(img.GetSize(), old, new, strict=True)]
+    corner = np.asarray(img.TransformContinuousIndexToPhysicalPoint([-0.5, -0.5, -0.5]))
+    ref = sitk.Image(size, sitk.sitkFloat32)
+    ref.SetSpacing(tuple(float(v) for v in new))
+    ref.SetDirection(img.GetDirection())
+    ref.SetOrigin(tuple(float(v) for v in corner + np.asarray(img.GetDirection()).reshape(3, 3) @ (new / 2)))
+    return sitk.Resample(smooth, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 
 
 def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
@@ -186,76 +206,166 @@ def seed_window(arr: np.ndarray, seed_zyx: Sequence[int], spacing_zyx: Sequence[
                              "the liver")
     if float(np.median(vals)) <= 0:
         raise LiverMetsError("the click is on a region without signal; click inside the liver")
-    return _window_from(vals)
+    return _window_from(vals, local=True)
 
 
-def _window_from(vals: np.ndarray) -> tuple[float, float, float]:
-    """(median, low, high): median +/- k robust sigmas, sigma clamped relative to the median."""
+def snap_seed(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], spacing_zyx: Sequence[float],
+              body: np.ndarray) -> tuple[tuple[int, int, int], np.ndarray]:
+    """The click moved to the nearest calm interior point of the tissue it fell in, and that tissue's voxels in the
+    seed ball.
+
+    A reader clicks anywhere in the liver: near the capsule or a vessel the clicked voxel mixes the liver's signal
+    with its neighbour's, and a ball centred on it straddles both. Calm voxels (signal change over one working
+    voxel below ``edge_fraction`` of the local signal) within ``snap_radius_mm`` are grouped into connected pieces;
+    the piece nearest the click (in mm) is the clicked tissue: a click 3 mm inside the capsule is nearer the
+    liver's calm interior than the neighbour's across the edge band. The seed moves to that piece's point nearest
+    the click among its points at least ``snap_depth_mm`` from its border (or its deepest point)."""
+    radius = float(_value("snap_radius_mm"))
+    seed = np.asarray(seed_zyx)
+    r = [int(np.ceil(radius / s)) for s in spacing_zyx]
+    lo = np.maximum(seed - r, 0)
+    hi = np.minimum(seed + np.asarray(r) + 1, arr.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    g = np.indices(tuple(hi - lo)).astype(float)
+    dist = np.sqrt(sum(((g[i] + lo[i] - seed[i]) * spacing_zyx[i]) ** 2 for i in range(3)))
+    calm = body[box] & (edge[box] < float(_value("edge_fraction")) * np.maximum(arr[box], 1e-12)) & (dist <= radius)
+    lab, n = ndi.label(calm)
+    if n == 0:
+        return tuple(int(v) for v in seed_zyx), np.zeros(0, np.float32)  # type: ignore[return-value]
+    nearest = np.full(n + 1, np.inf)
+    np.minimum.at(nearest, lab[calm], dist[calm])
+    piece = lab == int(np.argmin(nearest[1:]) + 1)
+    depth = ndi.distance_transform_edt(np.pad(piece, 1), sampling=spacing_zyx)[1:-1, 1:-1, 1:-1]
+    deep = depth >= min(float(_value("snap_depth_mm")), float(depth.max()))
+    k = np.unravel_index(int(np.argmin(np.where(deep, dist, np.inf))), dist.shape)
+    return tuple(int(k[i] + lo[i]) for i in range(3)), arr[box][piece]  # type: ignore[return-value]
+
+
+def _window_from(vals: np.ndarray, local: bool = False) -> tuple[float, float, float]:
+    """(median, low, high): median +/- k robust sigmas, sigma clamped relative to the median; a ``local`` sample
+    (the seed's few cm) gets the wider floor, since one part of the liver differs from the organ's median."""
     med = float(np.median(vals))
     sigma = 1.4826 * float(np.median(np.abs(vals - med)))
-    sigma = float(np.clip(sigma, _value("min_relative_sigma") * med, _value("max_relative_sigma") * med))
+    floor = _value("seed_min_relative_sigma" if local else "min_relative_sigma")
+    sigma = float(np.clip(sigma, floor * med, _value("max_relative_sigma") * med))
     k = float(_value("window_sigmas"))
     return med, med - k * sigma, med + k * sigma
 
 
 def _component_at(mask: np.ndarray, seed_zyx: Sequence[int], spacing_zyx: Sequence[float]) -> np.ndarray:
-    """The connected component of ``mask`` holding the seed; when the seed voxel itself is out (on a vessel or an
-    edge), the component filling most of the seed ball."""
+    """The largest connected component of ``mask`` reaching into the seed ball. Not only the one holding the seed
+    voxel: a click near the capsule or a vessel may sit in a sliver that the opening or the edge band cut off from
+    the organ a few mm away, and every component here is already of the clicked tissue's signal."""
     lab, n = ndi.label(mask)
     if n == 0:
         return np.zeros_like(mask)
-    k = lab[tuple(int(v) for v in seed_zyx)]
-    if k == 0:
-        offs = _ball_offsets(float(_value("seed_radius_mm")), spacing_zyx) + np.asarray(seed_zyx)
-        offs = offs[np.all((offs >= 0) & (offs < np.asarray(mask.shape)), axis=1)]
-        near = lab[offs[:, 0], offs[:, 1], offs[:, 2]]
-        near = near[near > 0]
-        if near.size == 0:
-            return np.zeros_like(mask)
-        k = int(np.bincount(near).argmax())
-    return lab == k
+    offs = _ball_offsets(float(_value("seed_radius_mm")), spacing_zyx) + np.asarray(seed_zyx)
+    offs = offs[np.all((offs >= 0) & (offs < np.asarray(mask.shape)), axis=1)]
+    near = np.unique(lab[offs[:, 0], offs[:, 1], offs[:, 2]])
+    near = near[near > 0]
+    if near.size == 0:
+        return np.zeros_like(mask)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    return lab == int(near[np.argmax(sizes[near])])
 
 
 def edges(work: sitk.Image) -> np.ndarray:
-    """Gradient magnitude times the smallest spacing: the signal change over one working voxel (z, y, x)."""
-    return sitk.GetArrayFromImage(sitk.GradientMagnitude(work)) * min(work.GetSpacing())
+    """Gradient magnitude times the working spacing: the signal change over one working voxel (z, y, x), the
+    same physical length whatever the acquired voxel size."""
+    return sitk.GetArrayFromImage(sitk.GradientMagnitude(work)) * float(_value("working_spacing_mm"))
+
+
+def _component_over(mask: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """The connected component of ``mask`` sharing most voxels with ``anchor`` (empty when none does)."""
+    lab, n = ndi.label(mask)
+    hits = np.bincount(lab[anchor & mask], minlength=n + 1)
+    hits[0] = 0
+    return lab == int(np.argmax(hits)) if hits.max() > 0 else np.zeros_like(mask)
 
 
 def _grow_window(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], window: tuple[float, float, float],
-                 spacing_zyx: Sequence[float], body: np.ndarray) -> np.ndarray:
+                 spacing_zyx: Sequence[float], body: np.ndarray, anchor: np.ndarray | None = None) -> np.ndarray:
     """Hysteresis growing: a core inside the tight window (opened: leak control), then the full window only
-    within ``recover_mm`` of that core (partial volume, bias, thin edges; never a whole neighbouring organ)."""
+    within ``recover_mm`` of that core (partial volume, bias, thin edges; never a whole neighbouring organ).
+    With an ``anchor`` (the previous pass's interior) the core is the piece overlapping it most: once the organ
+    is found, a refined model must not fall back to a sliver by the click."""
     med, low, high = window
     k_core = float(_value("core_sigmas")) / float(_value("window_sigmas"))
     c_low, c_high = med - k_core * (med - low), med + k_core * (high - med)
     calm = body & (edge < float(_value("edge_fraction")) * med)
     tight = (arr >= c_low) & (arr <= c_high) & calm
-    core = _component_at(morph("open", tight, float(_value("leak_opening_mm")), spacing_zyx), seed_zyx, spacing_zyx)
+    opened = morph("open", tight, float(_value("leak_opening_mm")), spacing_zyx)
+    core = _component_over(opened, anchor) if anchor is not None else np.zeros_like(tight)
+    if not core.any():
+        core = _component_at(opened, seed_zyx, spacing_zyx)
     if not core.any():
         core = _component_at(tight, seed_zyx, spacing_zyx)
     wide = (arr >= low) & (arr <= high) & calm
     region = core | (morph("dilate", core, float(_value("recover_mm")), spacing_zyx) & wide)
-    return _component_at(region, seed_zyx, spacing_zyx)
+    return _component_over(region, core)
 
 
 def grow(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], window: tuple[float, float, float],
          spacing_zyx: Sequence[float], body: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Liver region on the working grid and the final window.
 
-    The first region grows from the seed ball's window; each further pass takes the window from the previous
-    region's own robust statistics (the whole liver, not one ball: its spread includes the residual bias across
-    the organ). The last region gets its boundary and its vessels.
+    The first region grows from the seed's window; each further pass divides the image by the residual bias
+    measured on the previous region (``residual_field``) and takes the window from that region's own robust
+    statistics (the whole liver, not one ball), keeping the piece that overlaps the previous interior. The last
+    region gets its boundary and its vessels.
     """
+    field = np.ones_like(arr)
+    interior = None
     for _ in range(int(_value("model_passes"))):
-        first = fill_vessels(_grow_window(arr, edge, seed_zyx, window, spacing_zyx, body), spacing_zyx)
+        flat, calm = arr / field, edge / field
+        first = fill_vessels(_grow_window(flat, calm, seed_zyx, window, spacing_zyx, body, interior), spacing_zyx)
         # Everything inside the region (vessels too: MAD ignores a minority), away from its boundary's partial
         # volume: a sample of the liver's signal that no window has truncated.
         interior = morph("erode", first, float(_value("boundary_mm")), spacing_zyx)
         if interior.sum() < 50:
             break
-        window = _window_from(arr[interior])
-    region = _grow_window(arr, edge, seed_zyx, window, spacing_zyx, body)
-    return fill_vessels(boundary(arr, region, window[0], spacing_zyx, body), spacing_zyx), window
+        field = residual_field(arr, interior, spacing_zyx)
+        window = _window_from((arr / field)[interior])
+    flat, calm = arr / field, edge / field
+    region = _grow_window(flat, calm, seed_zyx, window, spacing_zyx, body, interior)
+    return fill_vessels(boundary(flat, region, window[0], spacing_zyx, body), spacing_zyx), window
+
+
+def residual_field(arr: np.ndarray, interior: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray:
+    """The bias left after N4, measured on the liver itself: its parenchyma is one tissue, so a smooth trend of
+    its log signal across the organ is the coil's, not anatomy's. A polynomial of ``residual_bias.order`` in the
+    world position is fitted (least squares, refitted without voxels beyond 3 robust sigmas: vessels, lesions) to
+    the log signal of the region's interior; the field (median 1 over the interior) is clamped to the range it
+    takes there, widened by ``residual_bias.extrapolation``, so that it never runs away outside the region."""
+    p = parameters()["residual_bias"]
+    idx = np.nonzero(interior)
+    if len(idx[0]) < int(p["min_voxels"]):
+        return np.ones_like(arr)
+    centre = [float(np.mean(i)) for i in idx]
+    scale = [max(float(np.ptp(i)) * s / 2.0, 1.0) for i, s in zip(idx, spacing_zyx, strict=True)]
+
+    def design(coords: Sequence[np.ndarray]) -> np.ndarray:
+        u = [(c - centre[a]) * spacing_zyx[a] / scale[a] for a, c in enumerate(coords)]
+        cols = [np.ones_like(u[0])] + list(u)
+        if int(p["order"]) >= 2:
+            cols += [u[a] * u[b] for a in range(3) for b in range(a, 3)]
+        return np.stack(cols, axis=-1)
+
+    y = np.log(np.maximum(arr[idx], 1e-12))
+    a = design([i.astype(float) for i in idx])
+    keep = np.ones(y.size, bool)
+    for _ in range(2):
+        coef = np.linalg.lstsq(a[keep], y[keep], rcond=None)[0]
+        res = y - a @ coef
+        mad = 1.4826 * float(np.median(np.abs(res[keep] - np.median(res[keep]))))
+        keep = np.abs(res - np.median(res[keep])) <= 3.0 * max(mad, 1e-6)
+    fit = a @ coef
+    ref = float(np.median(fit))
+    widen = float(p["extrapolation"])
+    lo, hi = float(fit.min() - ref) - widen, float(fit.max() - ref) + widen
+    grid = np.indices(arr.shape, dtype=np.float32)
+    log_field = design([grid[0], grid[1], grid[2]]) @ coef.astype(np.float32) - ref
+    return np.exp(np.clip(log_field, lo, hi)).astype(np.float32)
 
 
 def boundary(arr: np.ndarray, region: np.ndarray, med: float, spacing_zyx: Sequence[float],
@@ -391,8 +501,12 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
     edge = edges(work)
     lo, hi = _value("liver_volume_ml")
     voxel_ml = float(np.prod(spacing)) / 1000.0
+    samples: dict[tuple[int, int, int], np.ndarray] = {}
     if seed_lps is not None:
-        seeds = [_seed_index(work, seed_lps, body, role)]
+        snapped, vals = snap_seed(arr, edge, _seed_index(work, seed_lps, body, role), spacing, body)
+        seeds = [snapped]
+        if vals.size >= int(_value("snap_min_voxels")):
+            samples[snapped] = vals
     else:
         bright_fat = any(role == r or role.startswith(r + "_") for r in parameters()["auto_seed"]["fat_bright_roles"])
         seeds = auto_seed_candidates(arr, body, work, fat_bright=bright_fat)
@@ -402,7 +516,8 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
     for zyx in seeds:
         if any(t[2][tuple(zyx)] for t in tried):
             continue  # inside a region already grown: the same organ
-        region, window = grow(arr, edge, zyx, seed_window(arr, zyx, spacing, body), spacing, body)
+        window = _window_from(samples[zyx], local=True) if zyx in samples else seed_window(arr, zyx, spacing, body)
+        region, window = grow(arr, edge, zyx, window, spacing, body)
         tried.append((float(region.sum()) * voxel_ml, zyx, region, window))
     # The liver is the largest solid organ: among the candidates' regions, the largest of plausible volume.
     plausible = [t for t in tried if lo <= t[0] <= hi]

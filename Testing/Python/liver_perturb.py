@@ -1,0 +1,245 @@
+"""Seeded perturbations of a real abdominal MR image and its expert liver label, as other scanners and protocols
+would have written the same anatomy: a surface coil's bias field, lower SNR, another vendor's intensity scale,
+other voxel sizes, axes stored in another order or direction, a field of view that misses the liver dome or tip.
+
+Every perturbation moves the image and the truth together: the anatomy keeps its world (LPS) position, so a
+click drawn in the perturbed truth is a click in the perturbed liver. Shared by the liver robustness tests
+(``test_liver_robustness.py``) and ``benchmarks/validate_liver.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+
+
+@dataclass
+class Case:
+    """A perturbed image, its truth (bool, z y x on the image's grid) and what was done."""
+
+    image: sitk.Image
+    truth: np.ndarray
+    kind: str
+    level: str
+
+
+def _like(arr: np.ndarray, ref: sitk.Image) -> sitk.Image:
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(ref)
+    return out
+
+
+def _world_coords(image: sitk.Image) -> np.ndarray:
+    """World coordinates (3, z, y, x) of every voxel."""
+    nx, ny, nz = image.GetSize()
+    idx = np.stack(np.meshgrid(np.arange(nx), np.arange(ny), np.arange(nz), indexing="ij"), 0).astype(float)
+    d = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())
+    world = np.tensordot(d, idx, axes=1) + np.asarray(image.GetOrigin())[:, None, None, None]
+    return world.transpose(0, 3, 2, 1)
+
+
+def body_of(image: sitk.Image) -> np.ndarray:
+    """Rough body mask (signal above 10 % of the 99th percentile): where a coil field is normalised."""
+    a = sitk.GetArrayViewFromImage(image)
+    return a > 0.1 * np.percentile(a, 99)
+
+
+# ---------------------------------------------------------------- intensity
+
+def bias(image: sitk.Image, truth: np.ndarray, amplitude: float, rng: np.random.Generator) -> Case:
+    """Multiplicative smooth field spanning 1 -/+ ``amplitude`` over the body: either a random second-order
+    polynomial of the world position or a wide Gaussian bump (a surface coil's sensitivity) off-centre."""
+    body = body_of(image)
+    world = _world_coords(image)
+    centre = np.array([world[i][body].mean() for i in range(3)])
+    half = np.array([np.ptp(world[i][body]) / 2 for i in range(3)]) + 1e-6
+    u = (world - centre[:, None, None, None]) / half[:, None, None, None]
+    if rng.random() < 0.5:
+        c = rng.normal(size=9)
+        p = (c[0] * u[0] + c[1] * u[1] + 0.5 * c[2] * u[2] + c[3] * u[0] ** 2 + c[4] * u[1] ** 2
+             + c[5] * u[0] * u[1] + 0.5 * c[6] * u[2] ** 2 + 0.5 * c[7] * u[0] * u[2] + 0.5 * c[8] * u[1] * u[2])
+        shape = "polynomial"
+    else:
+        where = rng.uniform(-1.0, 1.0, 3) * np.array([0.8, 1.2, 0.5])  # nearer the front or back wall
+        width = rng.uniform(0.6, 1.0)
+        p = np.exp(-np.sum((u - where[:, None, None, None]) ** 2, axis=0) / (2 * width ** 2))
+        shape = "gaussian coil"
+    lo, hi = p[body].min(), p[body].max()
+    field = 1.0 - amplitude + 2.0 * amplitude * (p - lo) / (hi - lo)
+    field = np.clip(field, 1.0 - amplitude, None)  # outside the body: no lower than inside
+    arr = sitk.GetArrayFromImage(image).astype(np.float32) * field.astype(np.float32)
+    return Case(_like(arr, image), truth, "bias", f"+-{100 * amplitude:.0f}% {shape}")
+
+
+def rician(image: sitk.Image, truth: np.ndarray, snr: float, rng: np.random.Generator) -> Case:
+    """Magnitude of the signal plus complex Gaussian noise of sigma = liver median / ``snr``."""
+    arr = sitk.GetArrayFromImage(image).astype(np.float64)
+    sigma = float(np.median(arr[truth])) / snr
+    noisy = np.hypot(arr + rng.normal(0, sigma, arr.shape), rng.normal(0, sigma, arr.shape))
+    return Case(_like(noisy.astype(np.float32), image), truth, "noise", f"SNR {snr:g}")
+
+
+def rescale(image: sitk.Image, truth: np.ndarray, scale: float, offset_fraction: float = 0.0) -> Case:
+    """Stored values ``scale`` x signal (+ an offset, a fraction of the liver median), rounded to int16 as many
+    scanners store magnitude images."""
+    arr = sitk.GetArrayFromImage(image).astype(np.float64) * scale
+    arr += offset_fraction * float(np.median(arr[truth]))
+    stored = np.clip(np.round(arr), -32768, 32767).astype(np.int16)
+    level = f"x{scale:g} int16" + (f" +{100 * offset_fraction:.0f}% offset" if offset_fraction else "")
+    return Case(_like(stored, image), truth, "scale", level)
+
+
+# ---------------------------------------------------------------- geometry
+
+def resample(image: sitk.Image, truth: np.ndarray, spacing: tuple[float, float, float]) -> Case:
+    """The same field of view on another grid (x y z mm): the signal averaged over the new, larger voxels (a
+    Gaussian of the voxel's width where it grows), the truth by the 0.5 level of its linear interpolation."""
+    old = np.asarray(image.GetSpacing())
+    new = np.asarray(spacing, float)
+    size = [max(1, int(round(n * o / s))) for n, o, s in zip(image.GetSize(), old, new, strict=True)]
+    sigma = np.sqrt(np.maximum(new ** 2 - old ** 2, 0.0)) / 2.355
+    src = sitk.Cast(image, sitk.sitkFloat32)
+    if sigma.max() > 0:
+        src = _like(ndi.gaussian_filter(sitk.GetArrayFromImage(src), (sigma / old)[::-1]), image)
+    # keep the first voxel's outer corner where it was: a new grid over the same field of view
+    origin = np.asarray(image.TransformContinuousIndexToPhysicalPoint([-0.5, -0.5, -0.5]))
+    d = np.asarray(image.GetDirection()).reshape(3, 3)
+    origin = origin + d @ (new / 2)
+    ref = sitk.Image(size, sitk.sitkFloat32)
+    ref.SetSpacing(tuple(float(v) for v in new))
+    ref.SetOrigin(tuple(float(v) for v in origin))
+    ref.SetDirection(image.GetDirection())
+    img = sitk.Resample(src, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    lab = sitk.Resample(_like(truth.astype(np.float32), image), ref, sitk.Transform(), sitk.sitkLinear, 0.0,
+                        sitk.sitkFloat32)
+    level = "x".join(f"{v:g}" for v in new) + " mm"
+    return Case(img, sitk.GetArrayFromImage(lab) >= 0.5, "resample", level)
+
+
+def reorient(image: sitk.Image, truth: np.ndarray, perm: tuple[int, int, int], flips: tuple[bool, bool, bool]
+             ) -> Case:
+    """The same voxels stored with index axes permuted (new axis m = old axis ``perm[m]``) and reversed where
+    ``flips``; origin and direction cosines rewritten so that every voxel keeps its world position."""
+    arr = sitk.GetArrayFromImage(image).transpose(2, 1, 0)  # (i, j, k)
+    lab = truth.transpose(2, 1, 0)
+    d = np.asarray(image.GetDirection()).reshape(3, 3)
+    size = np.asarray(image.GetSize())
+    corner = np.zeros(3)
+    for m in range(3):
+        if flips[m]:
+            corner[perm[m]] = size[perm[m]] - 1
+    arr, lab = arr.transpose(perm), lab.transpose(perm)
+    for m in range(3):
+        if flips[m]:
+            arr, lab = np.flip(arr, m), np.flip(lab, m)
+    new_d = np.stack([d[:, perm[m]] * (-1 if flips[m] else 1) for m in range(3)], axis=1)
+    out = sitk.GetImageFromArray(np.ascontiguousarray(arr.transpose(2, 1, 0)))
+    out.SetSpacing(tuple(image.GetSpacing()[p] for p in perm))
+    out.SetDirection(tuple(float(v) for v in new_d.ravel()))
+    out.SetOrigin(image.TransformContinuousIndexToPhysicalPoint([float(v) for v in corner]))
+    names = "ijk"
+    level = " ".join(("-" if flips[m] else "") + names[perm[m]] for m in range(3))
+    return Case(out, np.ascontiguousarray(lab.transpose(2, 1, 0)), "orientation", level)
+
+
+def cut_fov(image: sitk.Image, truth: np.ndarray, end: str, fraction: float) -> Case:
+    """A field of view that ends inside the liver: its top ("dome") or bottom ("tip") ``fraction`` of the
+    liver's cranio-caudal extent is not imaged (slices removed along the index axis nearest world z)."""
+    d = np.asarray(image.GetDirection()).reshape(3, 3)
+    axis = int(np.argmax(np.abs(d[2])))  # index axis (x y z order) nearest world z (LPS: +z superior)
+    zyx_axis = 2 - axis
+    present = np.nonzero(truth.any(axis=tuple(a for a in range(3) if a != zyx_axis)))[0]
+    first, last = int(present.min()), int(present.max())
+    cut = int(round(fraction * (last - first + 1)))
+    superior_at_high = d[2, axis] > 0
+    drop_high = (end == "dome") == superior_at_high
+    n = truth.shape[zyx_axis]
+    keep = slice(0, last + 1 - cut) if drop_high else slice(first + cut, n)
+    sl = [slice(None)] * 3
+    sl[zyx_axis] = keep
+    lower = [0, 0, 0]
+    upper = [0, 0, 0]
+    lower[axis] = keep.start
+    upper[axis] = n - keep.stop
+    img = sitk.Crop(image, lower, upper)
+    return Case(img, truth[tuple(sl)].copy(), "fov", f"{end} {100 * fraction:.0f}% out")
+
+
+# ---------------------------------------------------------------- clicks
+
+def clicks(case: Case, kind: str, n: int, rng: np.random.Generator) -> list[tuple[float, float, float]]:
+    """``n`` clicks (LPS mm) drawn in the truth: "deep" (>= 15 mm inside), "edge" (3-8 mm inside the outline, as
+    a reader clicks near the capsule), or "vessel" (inside the liver, 2-8 mm from an intrahepatic vessel: voxels
+    of the label whose signal is more than 3 robust sigmas from the liver's median, dark or bright)."""
+    img = case.image
+    spacing = img.GetSpacing()[::-1]
+    depth = ndi.distance_transform_edt(case.truth, sampling=spacing)
+    if kind == "deep":
+        pool = depth >= 15.0
+    elif kind == "edge":
+        pool = (depth >= 3.0) & (depth <= 8.0)
+    elif kind == "vessel":
+        arr = sitk.GetArrayFromImage(img).astype(float)
+        vals = arr[case.truth]
+        med = np.median(vals)
+        sigma = 1.4826 * np.median(np.abs(vals - med))
+        vessel = case.truth & (np.abs(arr - med) > 3 * sigma) & (depth >= 8.0)
+        near = ndi.distance_transform_edt(~vessel, sampling=spacing)
+        pool = case.truth & (near >= 2.0) & (near <= 8.0) & (depth >= 5.0)
+    else:
+        raise ValueError(kind)
+    where = np.argwhere(pool)
+    if len(where) == 0:
+        return []
+    pick = where[rng.choice(len(where), min(n, len(where)), replace=False)]
+    return [img.TransformIndexToPhysicalPoint([int(v) for v in p[::-1]]) for p in pick]
+
+
+def dice(mask: sitk.Image, truth: np.ndarray) -> float:
+    m = sitk.GetArrayViewFromImage(mask) > 0
+    return 2.0 * float((m & truth).sum()) / float(m.sum() + truth.sum())
+
+
+# ---------------------------------------------------------------- the catalogue
+
+ORIENTATIONS = {  # (perm, flips): stored as other scanners write the same anatomy
+    "flipped x": ((0, 1, 2), (True, False, False)),
+    "flipped y z": ((0, 1, 2), (False, True, True)),
+    "coronal storage": ((0, 2, 1), (False, True, False)),
+    "sagittal storage": ((1, 2, 0), (False, True, True)),
+}
+SPACINGS = ((1.0, 1.0, 5.0), (2.0, 2.0, 6.0), (1.5, 1.5, 3.0), (0.9, 1.8, 4.0))
+
+
+def catalogue(image: sitk.Image, truth: np.ndarray, seed: int) -> list[Case]:
+    """One case per kind and level, drawn with ``seed``; a compound case adds them up as a real study would."""
+    rng = np.random.default_rng(seed)
+    cases = [Case(image, truth, "none", "original")]
+    cases += [bias(image, truth, a, rng) for a in (0.3, 0.4)]
+    cases += [rician(image, truth, s, rng) for s in (20.0, 10.0)]
+    cases += [rescale(image, truth, s) for s in (0.1, 20.0)] + [rescale(image, truth, 1.0, 0.3)]
+    cases += [resample(image, truth, s) for s in SPACINGS]
+    cases += [reorient(image, truth, *ORIENTATIONS[k]) for k in ORIENTATIONS]
+    cases += [cut_fov(image, truth, end, f) for end in ("dome", "tip") for f in (0.2, 0.35)]
+    cases.append(compound(image, truth, rng))
+    return cases
+
+
+def compound(image: sitk.Image, truth: np.ndarray, rng: np.random.Generator) -> Case:
+    """Bias, noise, another grid, another storage order and another intensity scale together (each drawn)."""
+    levels = []
+    c = bias(image, truth, float(rng.uniform(0.25, 0.4)), rng)
+    levels.append(c.level)
+    c = rician(c.image, c.truth, float(rng.uniform(10.0, 25.0)), rng)
+    levels.append(c.level)
+    c = resample(c.image, c.truth, SPACINGS[int(rng.integers(len(SPACINGS)))])
+    levels.append(c.level)
+    names = list(ORIENTATIONS)
+    c = reorient(c.image, c.truth, *ORIENTATIONS[names[int(rng.integers(len(names)))]])
+    levels.append(c.level)
+    c = rescale(c.image, c.truth, float(10 ** rng.uniform(-1, 1.3)))
+    levels.append(c.level)
+    return Case(c.image, c.truth, "compound", "; ".join(levels))

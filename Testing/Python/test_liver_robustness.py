@@ -1,0 +1,93 @@
+"""The liver mask on the real CHAOS T2-SPIR abdomen perturbed as other scanners and protocols would give it
+(``liver_perturb``): a coil bias field, low SNR, another stored intensity scale, other voxel sizes, axes stored in
+another order and direction, several together; clicks drawn near the capsule and near vessels, not only deep.
+The truth is the expert label moved with the image; the bar is issue 8's Dice >= 0.85. The full study (every kind
+and level, several seeds, the automatic mask too) is ``benchmarks/validate_liver.py``; here a drawn subset.
+"""
+
+from __future__ import annotations
+
+import liver_perturb as lp
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conftest import shared_path
+from LiverMetsReviewLib.lesions.liver import segment_liver
+
+BAR = 0.85
+
+
+@pytest.fixture(scope="session")
+def chaos_t2():
+    folder = shared_path("data", "chaos-abdomen-mr", "t2spir")
+    image = sitk.ReadImage(str(folder / "case1_t2spir.nii.gz"), sitk.sitkFloat32)
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "case1_labels.nii.gz"))) == 1
+    return image, truth
+
+
+def _one_click(case: lp.Case, kind: str, seed: int) -> float:
+    (click,) = lp.clicks(case, kind, 1, np.random.default_rng(seed))
+    return lp.dice(segment_liver({"t2": case.image}, click).mask, case.truth)
+
+
+def test_perturbations_keep_world_positions(chaos_t2):
+    """The perturbations themselves: the label's centroid stays where it was in the world (LPS)."""
+    image, truth = chaos_t2
+
+    def centroid(case: lp.Case) -> np.ndarray:
+        idx = np.argwhere(case.truth).mean(axis=0)[::-1]
+        return np.asarray(case.image.TransformContinuousIndexToPhysicalPoint(idx.tolist()))
+
+    ref = centroid(lp.Case(image, truth, "none", ""))
+    for perm_flip in lp.ORIENTATIONS.values():
+        assert np.allclose(centroid(lp.reorient(image, truth, *perm_flip)), ref, atol=1e-3)
+    for spacing in lp.SPACINGS:
+        assert np.allclose(centroid(lp.resample(image, truth, spacing)), ref, atol=2.0)
+
+
+@pytest.mark.parametrize("amplitude,seed", [(0.35, 102)])
+def test_bias_field(chaos_t2, amplitude, seed):
+    """A smooth +-35 % coil field across the body (drawn shape): automatic and near-capsule click (a steeper +-40 % draw
+    that still fails is listed in benchmarks/README.md, liver robustness)."""
+    image, truth = chaos_t2
+    case = lp.bias(image, truth, amplitude, np.random.default_rng(seed))
+    assert lp.dice(segment_liver({"t2": case.image}).mask, case.truth) >= BAR, case.level
+    assert _one_click(case, "edge", seed) >= BAR, case.level
+
+
+def test_low_snr_and_vendor_scale(chaos_t2):
+    """Rician noise down to SNR 10 in the liver, then stored x0.1 and x20 as int16: clicks by vessels."""
+    image, truth = chaos_t2
+    noisy = lp.rician(image, truth, 10.0, np.random.default_rng(7))
+    for scale in (0.1, 20.0):
+        case = lp.rescale(noisy.image, truth, scale)
+        assert _one_click(case, "vessel", int(scale * 10)) >= BAR, case.level
+
+
+@pytest.mark.parametrize("spacing", [(0.9, 1.8, 4.0)])
+def test_other_voxel_sizes(chaos_t2, spacing):
+    image, truth = chaos_t2
+    case = lp.resample(image, truth, spacing)
+    assert _one_click(case, "edge", 3) >= BAR, case.level
+
+
+@pytest.mark.parametrize("name", ["flipped x", "sagittal storage"])
+def test_other_storage_orders(chaos_t2, name):
+    """Axes stored reversed or permuted (the anatomy where it was): the automatic mask finds the same liver."""
+    image, truth = chaos_t2
+    case = lp.reorient(image, truth, *lp.ORIENTATIONS[name])
+    assert lp.dice(segment_liver({"t2": case.image}).mask, case.truth) >= BAR, case.level
+
+
+def test_field_of_view_without_the_tip(chaos_t2):
+    image, truth = chaos_t2
+    case = lp.cut_fov(image, truth, "tip", 0.35)
+    assert _one_click(case, "deep", 5) >= BAR, case.level
+
+
+def test_compound_perturbation(chaos_t2):
+    """Bias, noise, grid, storage order and scale drawn together, as one real study differs from another."""
+    image, truth = chaos_t2
+    case = lp.compound(image, truth, np.random.default_rng(11))
+    assert _one_click(case, "vessel", 11) >= BAR, case.level
