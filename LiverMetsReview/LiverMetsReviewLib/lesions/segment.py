@@ -89,6 +89,7 @@ class _Options:
     small_fit_subsamples: int
     vessel_channel: str
     pre_contrast_channel: str
+    pure_fraction: float
 
     @classmethod
     def from_data(cls, **override: Any) -> _Options:
@@ -243,20 +244,73 @@ def _classify(z: np.ndarray, protos: list[_Class], outlier: float, overshoot: fl
     return lesion & (best < outlier), best
 
 
-def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class]) -> list[_Class]:
+
+def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class], sharp: np.ndarray | None = None,
+           pure_fraction: float = 0.75) -> list[_Class]:
     """Re-estimate the seed's compartment from the region's interior (one voxel in: no partial volume with liver).
 
     Only the seed's compartment: a compartment found later was fitted on the voxels round the region that no
     mixture explained (a rim, a nodule at the margin), which lie on the region's edge. Its voxels in the
     interior are the partial volume between it and the core (a 1.7 mm granulation rim round an ablation zone
     has no voxel of its own inside), and refitting on them turned the rim into a second core and dropped it.
+    A small solid lesion (1-9 interior voxels, :func:`_solid`) is re-estimated from its whole voxels instead
+    (:func:`_refit_from_whole`); a region with no interior (a lesion at most two voxels thick) or a thin one (a
+    rim) keeps the seed's estimate.
     """
     inner = ndi.binary_erosion(region)
-    if inner.sum() < 10:  # a small lesion has no interior free of partial volume: keep the seed's estimate
+    n_inner = int(inner.sum())
+    if n_inner == 0:
         return protos
+    if n_inner < 10:
+        if not _solid(region, inner):
+            return protos
+        return _refit_from_whole(z, region, protos, sharp, pure_fraction)
     zv = z[:, inner]
     owner = np.argmin([p.d2(zv) for p in protos], axis=0)
     return [_fit_class(zv[:, owner == 0], protos[0].mu)] + protos[1:]
+
+
+def _solid(region: np.ndarray, inner: np.ndarray) -> bool:
+    """True when most of ``region`` (at least half) lies next to its interior (26-neighbourhood): a small solid
+    lesion. A thin rim or an irregular piece of a larger lesion has an interior voxel here and there (an ablation
+    zone's first region of 173 voxels had one) and its voxels next to it are no lesion's whole voxels."""
+    near = ndi.binary_dilation(inner, structure=np.ones((3, 3, 3), bool)) & region
+    return 2 * int(near.sum()) >= int(region.sum())
+
+
+def whole_voxel_fraction(z: np.ndarray, lesion: np.ndarray, sharp: np.ndarray | None) -> np.ndarray:
+    """Each voxel's lesion fraction (z: channels x n, liver at 0) on the channels sampled on the reference grid.
+
+    Partial-volume model per channel: voxel = f x lesion + (1 - f) x liver + noise; the least-squares f over the
+    channels (z is in liver SDs, so every channel's noise weighs alike) is the projection onto the lesion's
+    direction. A channel with voxels larger than the reference's reads the coverage of its own larger voxel, not
+    of this one, so it is left out (all channels are used when none is as sharp as the reference).
+    """
+    use = (sharp >= 0.999) if sharp is not None else np.ones(lesion.shape, bool)
+    d = np.where(use if use.any() else True, lesion, 0.0)
+    dd = float(d @ d)
+    return (d @ z) / dd if dd > 0 else np.zeros(z.shape[1])
+
+
+def _refit_from_whole(z: np.ndarray, region: np.ndarray, protos: list[_Class], sharp: np.ndarray | None,
+                      pure_fraction: float) -> list[_Class]:
+    """The seed's compartment re-estimated from the region's voxels that are whole lesion.
+
+    An 8-9 mm lesion on 3 mm slices has a few interior voxels, too few to estimate from, so its centre stayed the
+    seed's: the core voxels farthest from the liver, i.e. the lesion's centre, where a thick-slice channel (6 mm
+    T2, 3 x 3 x 6 mm DWI) reads most of its contrast. The lesion's other whole voxels read less there, so that
+    centre lay 11-16 % beyond them on those channels, a half-covered voxel's fraction came out below half, and
+    the half-covered edge voxels were dropped (Dice 0.79-0.84). Whole voxels are those whose fraction on the
+    sharp channels (:func:`whole_voxel_fraction`) is at least ``pure_fraction`` and that the seed's compartment
+    explains best; the median of each channel over them is the value a whole voxel of this lesion has there.
+    """
+    zv = z[:, region]
+    if len(protos) > 1:
+        zv = zv[:, np.argmin([p.d2(zv) for p in protos], axis=0) == 0]
+    whole = whole_voxel_fraction(zv, protos[0].mu, sharp) >= pure_fraction
+    if whole.sum() < 5:
+        return protos
+    return [_fit_class(zv[:, whole], protos[0].mu)] + protos[1:]
 
 
 def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, core: np.ndarray,
@@ -285,7 +339,7 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
 
     region = grow(protos)
     for _ in range(2):
-        protos = _refit(z, region, protos)
+        protos = _refit(z, region, protos, crop.sharpness, opts.pure_fraction)
         region = grow(protos)
     step = _ball(float(crop.spacing_zyx.max()), crop.spacing_zyx)
     for _ in range(opts.prototypes - 1):
@@ -305,7 +359,7 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
             if not final:
                 raise _Leak()
             break
-        protos = _refit(z, grown, trial)
+        protos = _refit(z, grown, trial, crop.sharpness, opts.pure_fraction)
         region = grow(protos)
     return protos, region
 
@@ -359,23 +413,30 @@ def blood_like(z: np.ndarray, names: Sequence[str], vessel: str, pre: str, thres
 
 
 def _core_voxels(z: np.ndarray, d2_liver: np.ndarray, core: np.ndarray, detect: float,
-                 blood: np.ndarray | None) -> tuple[np.ndarray, int]:
+                 blood: np.ndarray | None, seed: tuple[int, int, int], allowed: np.ndarray,
+                 edge: np.ndarray) -> tuple[np.ndarray, int]:
     """The core voxels the seed's compartment is estimated from, and how many blood-like ones were left out.
 
-    A click on a lesion that a vessel runs through or beside can land on the vessel's edge (focal fat round a
-    portal branch): the core ball then holds vessel voxels, brighter than the liver like the lesion's, and the
-    compartment came out half vessel (Dice 0.02 for a focal hypersteatosis clicked at its centre). When the ball
-    holds lesion-like voxels that do not enhance like blood, those alone make the compartment; when every
-    lesion-like voxel enhances like blood (a haemangioma retains contrast like the blood pool, or the click is
-    in a vessel) nothing changes, and a vessel still runs on to the max radius and is refused.
+    A click can land on a vessel running through a lesion (focal fat round a portal branch): the core ball then
+    holds vessel voxels, brighter than the liver like the lesion's, and the compartment comes out vessel. Only
+    such a click is changed: the click's own voxel is blood-like and lesion-like, and the blood-like voxels
+    joined to it (6-connected, inside ``allowed``) run on to the edge of the radius (``edge``), as a vessel does
+    and a lesion's own enhancing tissue, which closes on itself, does not. Then, when the ball also holds
+    lesion-like voxels outside that vessel, those alone make the compartment. A click on lesion tissue (even with
+    a vessel passing inside the ball), a core of blood alone (a haemangioma, a click in a plain vessel, which
+    still runs on to the max radius and is refused) are unchanged.
     """
-    if blood is None:
+    lesion_like = d2_liver > detect
+    if blood is None or not (blood[seed] and lesion_like[seed]):
         return core, 0
-    vessel = core & blood & (d2_liver > detect)
-    rest = core & ~blood & (d2_liver > detect)
-    if not vessel.any() or not rest.any():
+    lab, _ = ndi.label(blood & lesion_like & allowed)
+    vessel = lab == lab[seed]
+    if not (vessel & edge).any():
         return core, 0
-    return core & ~blood, int(vessel.sum())
+    rest = core & ~vessel & lesion_like
+    if not rest.any():
+        return core, 0
+    return core & ~vessel, int((core & vessel).sum())
 
 
 def _core_centre(z: np.ndarray, d2_liver: np.ndarray, core: np.ndarray, detect: float) -> np.ndarray:
@@ -443,16 +504,16 @@ def _segment_within(images: LesionImages, seed: tuple[float, float, float], radi
     detect = chi2_quantile(opts.detect_probability, k)
     blood_sd = float(np.sqrt(chi2_quantile(opts.detect_probability, 1)))
     blood = blood_like(z, crop.names, opts.vessel_channel, opts.pre_contrast_channel, blood_sd)
-    core_used, blood_left_out = _core_voxels(z, d2_liver, core, detect, blood)
+    allowed = dist <= radius_mm
+    if taken is not None:
+        allowed &= ~taken
+    edge = allowed & (dist > radius_mm - 1.01 * float(crop.spacing_zyx.max()))
+    core_used, blood_left_out = _core_voxels(z, d2_liver, core, detect, blood, crop.seed_index, allowed, edge)
     core_z = _core_centre(z, d2_liver, core_used, detect)
     contrast = float((core_z ** 2).sum())
     if contrast < chi2_quantile(opts.min_seed_contrast_probability, k):
         raise LiverMetsError(f"the {_where(seed)} does not differ from the surrounding liver on the series used "
                              f"({', '.join(crop.names)}); click inside a lesion")
-    allowed = dist <= radius_mm
-    if taken is not None:
-        allowed &= ~taken
-    edge = allowed & (dist > radius_mm - 1.01 * float(crop.spacing_zyx.max()))
     protos, grown = _grow_compartments(z, d2_liver, core_z, core, allowed, edge, crop, opts,
                                        final=radius_mm >= opts.max_radius_mm)
     if _leaks(grown, edge, opts.leak_fraction):
