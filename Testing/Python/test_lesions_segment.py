@@ -246,6 +246,11 @@ def test_small_lesion_refit_from_its_whole_voxels():
     assert np.allclose(np.sort(f), [0.5] * 6 + [1.0] * 27)  # the thick-slice channel does not enter the fraction
     refit = _refit(z, region, [seed_estimate], sharp, 0.75)[0]
     assert refit.mu == pytest.approx([-20.0, -10.0, 25.0])
+    # the same blob as a first piece of a larger lesion: the voxels round it are tissue no mixture explains yet
+    unexplained_round = ~ndi.binary_dilation(region)
+    assert _refit(z, region, [seed_estimate], sharp, 0.75, lambda ps: unexplained_round)[0] is seed_estimate
+    assert _refit(z, region, [seed_estimate], sharp, 0.75, lambda ps: np.ones(region.shape, bool))[0].mu == \
+        pytest.approx([-20.0, -10.0, 25.0])
     # a thin plate with one lump: an interior voxel here and there, not a solid lesion: the seed's estimate stays
     plate = np.zeros((5, 20, 20), bool)
     plate[2] = True
