@@ -125,20 +125,76 @@ def drawn_study(seed: int) -> DrawnStudy:
     vr = rng.uniform(2.0, 4.0)
     vx = centre[0] + 1.15 * radii[:2].max() + vr + rng.uniform(2.0, 6.0)
     vessel = ((xx - vx) ** 2 + (yy - centre[1]) ** 2 <= vr ** 2) & ~lesion
+    images, truth, liver = _render(lesion, vessel, corner, rng, _drawn_contrast)
+    slabs = _box_average(lesion.astype(np.float32), (4, 1, 1)) >= 0.5  # reference slices, 0.75 mm in-plane
+    diameter = max(_longest_chord_mm(s, FINE_MM) for s in slabs if s.any())
+    return DrawnStudy(images, truth, liver, centre, radii, diameter)
+
+
+def _drawn_contrast(channel: str, rng: np.random.Generator, snr: float) -> tuple[float, float]:
+    """Lesion/liver signal ratio (HBP hypointense; any other series darker, brighter or near iso) and the noise
+    SD relative to the liver's level (the study's SNR on every series)."""
+    if channel == "t1_hepatobiliary":
+        return rng.uniform(0.3, 0.7), 1.0 / snr
+    options = [rng.uniform(0.25, 0.8), rng.uniform(1.3, 3.0), rng.uniform(0.95, 1.05)]
+    return options[rng.choice(3, p=[0.45, 0.4, 0.15])], 1.0 / snr
+
+
+def _metastasis_contrast(channel: str, rng: np.random.Generator, snr: float) -> tuple[float, float]:
+    """A metastasis (../shared/docs/lesion-parameter-ranges.md): darker than liver on the HBP and portal venous
+    phase, brighter on T2 (longer T2) and on high-b DWI (T2 shine-through and restriction), ADC 0.65-1.2 x the
+    liver's. Noise: the T1 and T2 series at the study's SNR, high-b DWI at a third of it (b = 800 s/mm^2 keeps
+    about a third of the liver's signal), ADC with a 10 % SD (1 / (b x SNR_b) ~ 120 x 10^-6 mm^2/s)."""
+    if channel.startswith("t1_"):
+        return rng.uniform(*T1_RATIO[channel]), 1.0 / snr
+    if channel == "adc_scanner":
+        return rng.uniform(0.65, 1.2), 0.1
+    return rng.uniform(1.3, 3.0), (3.0 if channel == "dwi" else 1.0) / snr
+
+
+# A whole gadoxetate study: every T1 phase on the reference grid, T2 on 6 mm slices, DWI/ADC 3 x 3 x 6 mm.
+STUDY_FACTORS = {"t1_pre": (4, 2, 2), "t1_arterial": (4, 2, 2), "t1_portal_venous": (4, 2, 2),
+                 "t1_transitional": (4, 2, 2), "t1_hepatobiliary": (4, 2, 2), "t2": (8, 2, 2), "dwi": (8, 4, 4),
+                 "adc_scanner": (8, 4, 4)}
+# Metastasis/liver T1 signal ratio per phase (lesion-parameter-ranges.md: long T1, hypovascular to rim-enhancing,
+# no gadoxetate uptake): darker before contrast, near iso to brighter in the arterial phase, darker afterwards.
+T1_RATIO = {"t1_pre": (0.6, 0.9), "t1_arterial": (0.8, 1.4), "t1_portal_venous": (0.5, 0.9),
+            "t1_transitional": (0.4, 0.8), "t1_hepatobiliary": (0.3, 0.7)}
+
+
+def small_sphere_study(seed: int) -> DrawnStudy:
+    """A drawn metastasis-like sphere of 8-10 mm at a random sub-voxel position in a noisy liver block.
+
+    The case where thick slices matter most: on the 6 mm T2 and 3 x 3 x 6 mm DWI (box averages of the 0.75 mm
+    truth, as in :func:`drawn_study`) the lesion's centre reads more contrast than its other whole voxels, and
+    its edge voxels are about half covered on the 1.5 x 1.5 x 3 mm reference grid.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (120, 160, 160)
+    corner = np.array([-60.0, -60.0, -45.0])
+    z, y, x = [(np.arange(n) + 0.5) * FINE_MM + corner[a] for n, a in zip(shape, (2, 1, 0), strict=True)]
+    radius = rng.uniform(8.0, 10.0) / 2.0
+    centre = rng.uniform(-3.0, 3.0, 3)
+    lesion = ((x[None, None, :] - centre[0]) ** 2 + (y[None, :, None] - centre[1]) ** 2
+              + (z[:, None, None] - centre[2]) ** 2) <= radius ** 2
+    images, truth, liver = _render(lesion, np.zeros_like(lesion), corner, rng, _metastasis_contrast, STUDY_FACTORS)
+    return DrawnStudy(images, truth, liver, centre, np.full(3, radius), 2.0 * radius)
+
+
+def _render(lesion: np.ndarray, vessel: np.ndarray, corner: np.ndarray, rng: np.random.Generator,
+            contrast, factors: dict | None = None) -> tuple[LesionImages, np.ndarray, sitk.Image]:
+    """Every channel as the box average of the fine truth on its own grid, with Gaussian noise at a drawn SNR;
+    the truth is the reference (HBP) voxels at least half lesion."""
     liver_fine = ~lesion & ~vessel
     snr = rng.uniform(15.0, 40.0)
     series = []
     from LiverMetsReviewLib.series import Series
 
-    for c, f in FACTORS.items():
-        if c == "t1_hepatobiliary":
-            k = rng.uniform(0.3, 0.7)
-        else:
-            options = [rng.uniform(0.25, 0.8), rng.uniform(1.3, 3.0), rng.uniform(0.95, 1.05)]
-            k = options[rng.choice(3, p=[0.45, 0.4, 0.15])]
+    for c, f in (factors or FACTORS).items():
+        k, noise = contrast(c, rng, snr)
         level = 1200.0 if c == "adc_scanner" else 1000.0
-        avg = _box_average(level * (liver_fine + k * lesion + VESSEL_LEVEL[c] * vessel), f)
-        avg = avg + rng.normal(0.0, level / snr, avg.shape)
+        avg = _box_average(level * (liver_fine + k * lesion + VESSEL_LEVEL.get(c, 1.0) * vessel), f)
+        avg = avg + rng.normal(0.0, level * noise, avg.shape)
         img = sitk.GetImageFromArray(avg.astype(np.float32))
         sp = [FINE_MM * f[2], FINE_MM * f[1], FINE_MM * f[0]]
         img.SetSpacing(sp)
@@ -148,6 +204,4 @@ def drawn_study(seed: int) -> DrawnStudy:
     truth = _box_average(lesion.astype(np.float32), FACTORS["t1_hepatobiliary"]) >= 0.5
     liver = sitk.GetImageFromArray((_box_average(liver_fine.astype(np.float32), (4, 2, 2)) >= 0.5).astype(np.uint8))
     liver.CopyInformation(images.reference)
-    slabs = _box_average(lesion.astype(np.float32), (4, 1, 1)) >= 0.5  # reference slices, 0.75 mm in-plane
-    diameter = max(_longest_chord_mm(s, FINE_MM) for s in slabs if s.any())
-    return DrawnStudy(images, truth, liver, centre, radii, diameter)
+    return images, truth, liver

@@ -15,8 +15,10 @@ from lesion_fixtures import (
     liver_image,
     phantom,
     phantom_channels,
+    small_sphere_study,
     truth_mask,
 )
+from scipy import ndimage as ndi
 
 from LiverMetsReviewLib.errors import GeometryError, LiverMetsError
 from LiverMetsReviewLib.lesions.channels import lesion_channels
@@ -142,3 +144,131 @@ def test_unknown_or_missing_series_roles():
         lesion_channels(study.series, roles=["multi_echo_gre"])
     with pytest.raises(LiverMetsError, match="has no"):
         lesion_channels([study.series_by_role("t2")], roles=["t1_hepatobiliary"])
+
+
+# ---------------------------------------------------------------- a click on a vessel's edge inside a lesion
+
+def _vessel_point_inside(study, les) -> np.ndarray:
+    """LPS of the truth's vessel voxel (neither this lesion, liver nor background) nearest the lesion's centre."""
+    lab = sitk.GetArrayFromImage(study.labelmap)
+    idx = np.argwhere((lab != les["label"]) & (lab != LIVER_LABEL) & (lab != 0))
+    pts = np.array([study.labelmap.TransformContinuousIndexToPhysicalPoint([float(v) for v in i[::-1]]) for i in idx])
+    return pts[int(np.argmin(np.linalg.norm(pts - np.array(les["centre_mm"]), axis=1)))]
+
+
+def test_click_on_the_vessel_inside_focal_fat():
+    """Catalogue seed 0: a portal branch runs through the focal hypersteatosis (brief section 4: vessels run
+    through undisplaced). A click on the vessel itself outlines the fat round it (the vessel's voxels are left out
+    of the seed's compartment; it was refused as a click in a vessel), and a click on the fat beside the vessel
+    (the lesion's centre) is not changed by the rule (nothing left out)."""
+    study, images = phantom(0, "steatosis"), phantom_channels(0, "steatosis")
+    les = next(x for x in study.truth["lesions"] if x["type"] == "focal_hypersteatosis")
+    truth = truth_mask(study, les["label"], images.reference)
+    on_vessel = segment_lesion(images, _vessel_point_inside(study, les), liver_mask=liver_image(study))
+    assert on_vessel.info["blood_like_seed_voxels_left_out"] > 0
+    assert dice(on_vessel.full_mask(), truth) >= 0.7
+    beside = segment_lesion(images, les["centre_mm"], liver_mask=liver_image(study))
+    assert beside.info["blood_like_seed_voxels_left_out"] == 0
+
+
+def _blood_and_fat(vessel_runs_on: bool, click_on_blood: bool = True):
+    """z-scores (hbp, portal venous, t1 pre, fat) on a 2 x 12 sheet: blood in the core's first three voxels, focal
+    fat in the next three, and (optionally) a vessel along the second row from that blood to the edge."""
+    blood_z = np.array([-20.0, 25.0, -2.0, -15.0])
+    z = np.zeros((4, 1, 2, 12), np.float32)
+    z[:, 0, 0, :3] = blood_z[:, None]
+    z[:, 0, 0, 3:6] = np.array([-15.0, -12.0, -10.0, 30.0])[:, None]
+    if vessel_runs_on:
+        z[:, 0, 1, :] = blood_z[:, None]
+    core = np.zeros((1, 2, 12), bool)
+    core[0, 0, :6] = True
+    edge = np.zeros_like(core)
+    edge[0, :, 11] = True
+    seed = (0, 0, 1) if click_on_blood else (0, 0, 4)
+    return z, core, edge, seed
+
+
+def test_core_voxels_leave_out_a_vessel_only_when_clicked_on():
+    """Synthetic z-scores: blood is bright on the portal venous channel and not before contrast. Blood-like core
+    voxels are left out only when the click's own voxel is blood and the blood joined to it runs on to the radius'
+    edge (a vessel); a click on the fat beside that vessel, blood that closes on itself inside the radius (a
+    hypervascular nodule's own tissue) and a core of blood alone keep the core whole."""
+    from LiverMetsReviewLib.lesions.segment import _core_voxels, blood_like
+
+    names = ["hbp", "portal_venous", "t1_pre", "fat_signal"]
+    assert blood_like(np.zeros((4, 1, 1, 1)), ["hbp", "t2", "t1_pre", "fat_signal"], "portal_venous", "t1_pre",
+                      3.3) is None
+
+    def run(z, core, edge, seed):
+        blood = blood_like(z, names, "portal_venous", "t1_pre", 3.3)
+        return _core_voxels(z, (z ** 2).sum(axis=0), core, 18.5, blood, seed, np.ones_like(core), edge)
+
+    z, core, edge, seed = _blood_and_fat(vessel_runs_on=True)
+    assert blood_like(z, names, "portal_venous", "t1_pre", 3.3)[0, 0, :6].tolist() == [True] * 3 + [False] * 3
+    used, left_out = run(z, core, edge, seed)
+    assert left_out == 3 and used[0, 0, :6].tolist() == [False] * 3 + [True] * 3
+    for case in (_blood_and_fat(vessel_runs_on=True, click_on_blood=False), _blood_and_fat(vessel_runs_on=False)):
+        used, left_out = run(*case)
+        assert left_out == 0 and (used == case[1]).all()
+    only_blood = core.copy()
+    only_blood[0, 0, 3:] = False
+    used, left_out = run(z, only_blood, edge, seed)
+    assert left_out == 0 and (used == only_blood).all()
+
+
+# ---------------------------------------------------------------- small lesions on thick slices
+
+def _cube_with_bumps(blurred_centre: float, blurred_whole: float, blurred_half: float):
+    """z-scores (sharp, sharp, thick-slice channel) of a solid 3 x 3 x 3 lesion with six half-covered bumps."""
+    region = np.zeros((5, 5, 5), bool)
+    region[1:4, 1:4, 1:4] = True
+    z = np.zeros((3, 5, 5, 5), np.float32)
+    z[:, region] = np.array([-20.0, -10.0, blurred_whole])[:, None]
+    z[:, 2, 2, 2] = [-20.0, -10.0, blurred_centre]
+    for idx in ((0, 2, 2), (4, 2, 2), (2, 0, 2), (2, 4, 2), (2, 2, 0), (2, 2, 4)):
+        region[idx] = True
+        z[(slice(None),) + idx] = [-10.0, -5.0, blurred_half]
+    return z, region
+
+
+def test_small_lesion_refit_from_its_whole_voxels():
+    """A lesion with a few interior voxels: its compartment is re-estimated from the voxels the sharp channels call
+    whole lesion (fraction >= pure_fraction), so a thick-slice channel's value is the one its whole voxels have,
+    not the peak at the lesion's centre where the seed's estimate came from; half-covered voxels do not count."""
+    from LiverMetsReviewLib.lesions.segment import _Class, _refit, _solid, whole_voxel_fraction
+
+    sharp = np.array([1.0, 1.0, 0.5])
+    z, region = _cube_with_bumps(blurred_centre=31.0, blurred_whole=25.0, blurred_half=12.0)
+    seed_estimate = _Class(np.array([-20.0, -10.0, 31.0]), np.ones(3))
+    inner = ndi.binary_erosion(region)
+    assert 1 <= inner.sum() < 10 and _solid(region, inner)
+    f = whole_voxel_fraction(z[:, region], seed_estimate.mu, sharp)
+    assert np.allclose(np.sort(f), [0.5] * 6 + [1.0] * 27)  # the thick-slice channel does not enter the fraction
+    refit = _refit(z, region, [seed_estimate], sharp, 0.75)[0]
+    assert refit.mu == pytest.approx([-20.0, -10.0, 25.0])
+    # the same blob as a first piece of a larger lesion: the voxels round it are tissue no mixture explains yet
+    unexplained_round = ~ndi.binary_dilation(region)
+    assert _refit(z, region, [seed_estimate], sharp, 0.75, lambda ps: unexplained_round)[0] is seed_estimate
+    assert _refit(z, region, [seed_estimate], sharp, 0.75, lambda ps: np.ones(region.shape, bool))[0].mu == \
+        pytest.approx([-20.0, -10.0, 25.0])
+    # a thin plate with one lump: an interior voxel here and there, not a solid lesion: the seed's estimate stays
+    plate = np.zeros((5, 20, 20), bool)
+    plate[2] = True
+    plate[1:4, 8:11, 8:11] = True
+    zp = np.zeros((3,) + plate.shape, np.float32)
+    zp[:, plate] = np.array([-20.0, -10.0, 25.0])[:, None]
+    assert not _solid(plate, ndi.binary_erosion(plate))
+    assert _refit(zp, plate, [seed_estimate], sharp, 0.75)[0] is seed_estimate
+
+
+@pytest.mark.parametrize("draw", range(6))
+def test_small_sphere_on_thick_slices(draw):
+    """A drawn 8-10 mm metastasis-like sphere at a sub-voxel position; T2 on 6 mm slices and DWI/ADC on 3 x 3 x 6 mm
+    voxels (box averages of the fine truth): Dice >= 0.85 against the reference voxels at least half covered,
+    clicked at the centre and 30 % of the radius off-centre."""
+    d = small_sphere_study(3000 + draw)
+    for offset in (0.0, 0.3):
+        click = d.centre_lps + offset * d.radii_mm[0] * OFFSET_DIRECTION
+        result = segment_lesion(d.images, click, liver_mask=d.liver)
+        score = dice(result.full_mask(), d.truth)
+        assert score >= 0.85, f"{2 * d.radii_mm[0]:.1f} mm sphere, offset {offset}: Dice {score:.3f}"

@@ -87,6 +87,9 @@ class _Options:
     enclosure_fraction: float
     liver_envelope_closing_mm: float
     small_fit_subsamples: int
+    vessel_channel: str
+    pre_contrast_channel: str
+    pure_fraction: float
 
     @classmethod
     def from_data(cls, **override: Any) -> _Options:
@@ -241,20 +244,88 @@ def _classify(z: np.ndarray, protos: list[_Class], outlier: float, overshoot: fl
     return lesion & (best < outlier), best
 
 
-def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class]) -> list[_Class]:
+
+def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class], sharp: np.ndarray | None = None,
+           pure_fraction: float = 0.75, explained=None,
+           enclosure: float = 0.2) -> list[_Class]:
     """Re-estimate the seed's compartment from the region's interior (one voxel in: no partial volume with liver).
 
     Only the seed's compartment: a compartment found later was fitted on the voxels round the region that no
     mixture explained (a rim, a nodule at the margin), which lie on the region's edge. Its voxels in the
     interior are the partial volume between it and the core (a 1.7 mm granulation rim round an ablation zone
     has no voxel of its own inside), and refitting on them turned the rim into a second core and dropped it.
+    A small solid lesion (1-9 interior voxels, :func:`_solid`, enclosed by liver: :func:`_enclosed_by_liver`) is
+    re-estimated from its whole voxels instead (:func:`_refit_from_whole`); a region with no interior (a lesion at
+    most two voxels thick), a thin one (a rim) or a first piece of a larger lesion keeps the seed's estimate.
     """
     inner = ndi.binary_erosion(region)
-    if inner.sum() < 10:  # a small lesion has no interior free of partial volume: keep the seed's estimate
+    n_inner = int(inner.sum())
+    if n_inner == 0:
         return protos
+    if n_inner < 10:
+        if not _solid(region, inner) or not _enclosed_by_liver(region, explained(protos) if explained else None,
+                                                               enclosure):
+            return protos
+        return _refit_from_whole(z, region, protos, sharp, pure_fraction)
     zv = z[:, inner]
     owner = np.argmin([p.d2(zv) for p in protos], axis=0)
     return [_fit_class(zv[:, owner == 0], protos[0].mu)] + protos[1:]
+
+
+def _enclosed_by_liver(region: np.ndarray, liver_like: np.ndarray | None, fraction: float) -> bool:
+    """True unless at least ``fraction`` (enclosure_fraction, the share that makes the growth try another
+    compartment) of the voxels just outside ``region`` (one voxel, 6-connected) are non-liver tissue that no
+    mixture of liver and the region's compartments explains (``liver_like`` marks liver and explained voxels):
+    the region is then a first piece of a larger lesion whose other compartments are still to come (the first
+    region of a low-contrast ablation zone on 3 x 3 x 6 mm voxels was a blob of 40-50 voxels inside the zone,
+    and its whole-voxel estimate took the zone from Dice 0.99 to 0.47)."""
+    if liver_like is None:
+        return True
+    shell = ndi.binary_dilation(region) & ~region
+    return int((shell & ~liver_like).sum()) < fraction * int(shell.sum())
+
+
+def _solid(region: np.ndarray, inner: np.ndarray) -> bool:
+    """True when most of ``region`` (at least half) lies next to its interior (26-neighbourhood): a small solid
+    lesion. A thin rim or an irregular piece of a larger lesion has an interior voxel here and there (an ablation
+    zone's first region of 173 voxels had one) and its voxels next to it are no lesion's whole voxels."""
+    near = ndi.binary_dilation(inner, structure=np.ones((3, 3, 3), bool)) & region
+    return 2 * int(near.sum()) >= int(region.sum())
+
+
+def whole_voxel_fraction(z: np.ndarray, lesion: np.ndarray, sharp: np.ndarray | None) -> np.ndarray:
+    """Each voxel's lesion fraction (z: channels x n, liver at 0) on the channels sampled on the reference grid.
+
+    Partial-volume model per channel: voxel = f x lesion + (1 - f) x liver + noise; the least-squares f over the
+    channels (z is in liver SDs, so every channel's noise weighs alike) is the projection onto the lesion's
+    direction. A channel with voxels larger than the reference's reads the coverage of its own larger voxel, not
+    of this one, so it is left out (all channels are used when none is as sharp as the reference).
+    """
+    use = (sharp >= 0.999) if sharp is not None else np.ones(lesion.shape, bool)
+    d = np.where(use if use.any() else True, lesion, 0.0)
+    dd = float(d @ d)
+    return (d @ z) / dd if dd > 0 else np.zeros(z.shape[1])
+
+
+def _refit_from_whole(z: np.ndarray, region: np.ndarray, protos: list[_Class], sharp: np.ndarray | None,
+                      pure_fraction: float) -> list[_Class]:
+    """The seed's compartment re-estimated from the region's voxels that are whole lesion.
+
+    An 8-9 mm lesion on 3 mm slices has a few interior voxels, too few to estimate from, so its centre stayed the
+    seed's: the core voxels farthest from the liver, i.e. the lesion's centre, where a thick-slice channel (6 mm
+    T2, 3 x 3 x 6 mm DWI) reads most of its contrast. The lesion's other whole voxels read less there, so that
+    centre lay 11-16 % beyond them on those channels, a half-covered voxel's fraction came out below half, and
+    the half-covered edge voxels were dropped (Dice 0.79-0.84). Whole voxels are those whose fraction on the
+    sharp channels (:func:`whole_voxel_fraction`) is at least ``pure_fraction`` and that the seed's compartment
+    explains best; the median of each channel over them is the value a whole voxel of this lesion has there.
+    """
+    zv = z[:, region]
+    if len(protos) > 1:
+        zv = zv[:, np.argmin([p.d2(zv) for p in protos], axis=0) == 0]
+    whole = whole_voxel_fraction(zv, protos[0].mu, sharp) >= pure_fraction
+    if whole.sum() < 5:
+        return protos
+    return [_fit_class(zv[:, whole], protos[0].mu)] + protos[1:]
 
 
 def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, core: np.ndarray,
@@ -276,6 +347,13 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
     zin = z[:, allowed]
     protos = [_Class(core_z, np.ones_like(core_z))]
 
+    def explained(ps: list[_Class]) -> np.ndarray:
+        """Voxels that are liver or a mixture of liver and the compartments (residual within the outlier bound)."""
+        out = d2_liver <= detect
+        out[~out] = _classify(z[:, ~out], ps, outlier, opts.overshoot, crop.sharpness)[1] < outlier
+        return out
+
+
     def grow(ps: list[_Class]) -> np.ndarray:
         cand = np.zeros(allowed.shape, bool)
         cand[allowed] = _classify(zin, ps, outlier, opts.overshoot, crop.sharpness)[0]
@@ -283,7 +361,7 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
 
     region = grow(protos)
     for _ in range(2):
-        protos = _refit(z, region, protos)
+        protos = _refit(z, region, protos, crop.sharpness, opts.pure_fraction, explained, opts.enclosure_fraction)
         region = grow(protos)
     step = _ball(float(crop.spacing_zyx.max()), crop.spacing_zyx)
     for _ in range(opts.prototypes - 1):
@@ -303,7 +381,7 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
             if not final:
                 raise _Leak()
             break
-        protos = _refit(z, grown, trial)
+        protos = _refit(z, grown, trial, crop.sharpness, opts.pure_fraction, explained, opts.enclosure_fraction)
         region = grow(protos)
     return protos, region
 
@@ -341,6 +419,46 @@ def _liver_model(zs: np.ndarray, sample: np.ndarray, k: int, opts: _Options) -> 
         raise LiverMetsError("too few liver voxels around the seed to model the liver; check the liver mask or "
                              "click nearer the liver's centre")
     return _robust_centre(x, opts.liver_trim_iterations, opts.detect_probability, noise_floor(zs[:, ::2, ::2, ::2]))
+
+
+def blood_like(z: np.ndarray, names: Sequence[str], vessel: str, pre: str, threshold_sd: float) -> np.ndarray | None:
+    """Voxels (of z: channels, ...) that enhance like blood on the portal venous phase: brighter than the liver
+    there by ``threshold_sd`` liver SDs, and by that much more than on the pre-contrast T1 (a T1-bright lesion,
+    melanin or haemorrhage, is bright before contrast too). None without a portal venous channel."""
+    if vessel not in names:
+        return None
+    zv = z[list(names).index(vessel)]
+    out = zv > threshold_sd
+    if pre in names:
+        out &= zv - z[list(names).index(pre)] > threshold_sd
+    return out
+
+
+def _core_voxels(z: np.ndarray, d2_liver: np.ndarray, core: np.ndarray, detect: float,
+                 blood: np.ndarray | None, seed: tuple[int, int, int], allowed: np.ndarray,
+                 edge: np.ndarray) -> tuple[np.ndarray, int]:
+    """The core voxels the seed's compartment is estimated from, and how many blood-like ones were left out.
+
+    A click can land on a vessel running through a lesion (focal fat round a portal branch): the core ball then
+    holds vessel voxels, brighter than the liver like the lesion's, and the compartment comes out vessel. Only
+    such a click is changed: the click's own voxel is blood-like and lesion-like, and the blood-like voxels
+    joined to it (6-connected, inside ``allowed``) run on to the edge of the radius (``edge``), as a vessel does
+    and a lesion's own enhancing tissue, which closes on itself, does not. Then, when the ball also holds
+    lesion-like voxels outside that vessel, those alone make the compartment. A click on lesion tissue (even with
+    a vessel passing inside the ball), a core of blood alone (a haemangioma, a click in a plain vessel, which
+    still runs on to the max radius and is refused) are unchanged.
+    """
+    lesion_like = d2_liver > detect
+    if blood is None or not (blood[seed] and lesion_like[seed]):
+        return core, 0
+    lab, _ = ndi.label(blood & lesion_like & allowed)
+    vessel = lab == lab[seed]
+    if not (vessel & edge).any():
+        return core, 0
+    rest = core & ~vessel & lesion_like
+    if not rest.any():
+        return core, 0
+    return core & ~vessel, int((core & vessel).sum())
 
 
 def _core_centre(z: np.ndarray, d2_liver: np.ndarray, core: np.ndarray, detect: float) -> np.ndarray:
@@ -405,15 +523,19 @@ def _segment_within(images: LesionImages, seed: tuple[float, float, float], radi
     mu, s = _liver_model(smooth, sample, k, opts)
     z = ((smooth - mu[:, None, None, None]) / s[:, None, None, None]).astype(np.float32)
     d2_liver = (z ** 2).sum(axis=0)
-    core_z = _core_centre(z, d2_liver, core, chi2_quantile(opts.detect_probability, k))
-    contrast = float((core_z ** 2).sum())
-    if contrast < chi2_quantile(opts.min_seed_contrast_probability, k):
-        raise LiverMetsError(f"the {_where(seed)} does not differ from the surrounding liver on the series used "
-                             f"({', '.join(crop.names)}); click inside a lesion")
+    detect = chi2_quantile(opts.detect_probability, k)
+    blood_sd = float(np.sqrt(chi2_quantile(opts.detect_probability, 1)))
+    blood = blood_like(z, crop.names, opts.vessel_channel, opts.pre_contrast_channel, blood_sd)
     allowed = dist <= radius_mm
     if taken is not None:
         allowed &= ~taken
     edge = allowed & (dist > radius_mm - 1.01 * float(crop.spacing_zyx.max()))
+    core_used, blood_left_out = _core_voxels(z, d2_liver, core, detect, blood, crop.seed_index, allowed, edge)
+    core_z = _core_centre(z, d2_liver, core_used, detect)
+    contrast = float((core_z ** 2).sum())
+    if contrast < chi2_quantile(opts.min_seed_contrast_probability, k):
+        raise LiverMetsError(f"the {_where(seed)} does not differ from the surrounding liver on the series used "
+                             f"({', '.join(crop.names)}); click inside a lesion")
     protos, grown = _grow_compartments(z, d2_liver, core_z, core, allowed, edge, crop, opts,
                                        final=radius_mm >= opts.max_radius_mm)
     if _leaks(grown, edge, opts.leak_fraction):
@@ -428,7 +550,7 @@ def _segment_within(images: LesionImages, seed: tuple[float, float, float], radi
                       "and a size prior", "channels": list(crop.names), "liver_centre": mu.round(2).tolist(),
             "liver_spread": s.round(2).tolist(), "seed_contrast_chi2": round(contrast, 1),
             "compartments": int(len(protos)), "liver_mask_used": liver is not None, "voxels": int(mask.sum()),
-            "radius_mm": radius_mm}
+            "radius_mm": radius_mm, "blood_like_seed_voxels_left_out": blood_left_out}
     return LesionSegmentation(images.reference, crop.start, mask, seed, info)
 
 
