@@ -91,3 +91,12 @@ def test_compound_perturbation(chaos_t2):
     image, truth = chaos_t2
     case = lp.compound(image, truth, np.random.default_rng(11))
     assert _one_click(case, "vessel", 11) >= BAR, case.level
+
+
+@pytest.mark.parametrize("end,fraction", [("dome", 0.35)])
+def test_field_of_view_cutting_the_liver(chaos_t2, end, fraction):
+    """A slab that misses the top third of the liver: the automatic mask still holds the rest of it (the opening
+    takes the image edge for anatomy continuing beyond it, not for a boundary to strip)."""
+    image, truth = chaos_t2
+    case = lp.cut_fov(image, truth, end, fraction)
+    assert lp.dice(segment_liver({"t2": case.image}).mask, case.truth) >= BAR, case.level

@@ -182,14 +182,18 @@ def ball(radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
 
 
 def morph(op: str, mask: np.ndarray, radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
-    """Binary opening/closing/dilation/erosion with a ball of ``radius_mm``; the closing pads the array so that
-    the image edge does not erode the result."""
+    """Binary opening/closing/dilation/erosion with a ball of ``radius_mm``. The closing pads the array with
+    background so that the image edge does not erode the result; the opening pads it by repeating the edge
+    slices: the anatomy continues beyond a field of view that cuts an organ, so the image edge is no boundary a
+    thin bridge could be cut at (else the opening strips the end slices of an organ the slab cuts)."""
     se = ball(radius_mm, spacing_zyx)
-    if op == "close":
+    if op in ("close", "open"):
         pad = [(n // 2, n // 2) for n in se.shape]
-        closed = ndi.binary_closing(np.pad(mask, pad), se)
-        return closed[tuple(slice(p[0], p[0] + n) for p, n in zip(pad, mask.shape, strict=True))]
-    fn = {"open": ndi.binary_opening, "dilate": ndi.binary_dilation, "erode": ndi.binary_erosion}[op]
+        padded = np.pad(mask, pad) if op == "close" else np.pad(mask, pad, mode="edge")
+        fn = ndi.binary_closing if op == "close" else ndi.binary_opening
+        out = fn(padded, se)
+        return out[tuple(slice(p[0], p[0] + n) for p, n in zip(pad, mask.shape, strict=True))]
+    fn = {"dilate": ndi.binary_dilation, "erode": ndi.binary_erosion}[op]
     return fn(mask, se)
 
 
