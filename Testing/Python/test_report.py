@@ -261,6 +261,18 @@ def test_no_pyside_still_writes_html_and_text(folder, tmp_path, monkeypatch, cap
     assert (out / "report.html").exists() and (out / "report.txt").exists() and not (out / "report.pdf").exists()
 
 
+def _key_image_of(a: np.ndarray, inside: np.ndarray, tmp_path) -> tuple:
+    """The key image of drawn slices ``a`` (1 x 1 x 3 mm) with the lesion ``inside``, centred on voxel (40, 40, 4),
+    and its PNG read back as grey levels (green channel)."""
+    img = sitk.GetImageFromArray(a)
+    img.SetSpacing((1.0, 1.0, 3.0))
+    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
+    mask.CopyInformation(img)
+    key = render_key_image(img, mask, img.TransformIndexToPhysicalPoint((40, 40, 4)), 50.0)
+    (tmp_path / "k.png").write_bytes(key.png)
+    return key, sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "k.png")))[:, :, 1].astype(float)
+
+
 def test_key_image_window_puts_the_liver_at_mid_grey(tmp_path):
     """A bright-liver series (as HBP) with a dark lesion: the liver around the lesion shows at LIVER_GREY, not white,
     and the lesion darker than it, whatever the drawn signal levels."""
@@ -274,13 +286,7 @@ def test_key_image_window_puts_the_liver_at_mid_grey(tmp_path):
     zz, yy, xx = np.mgrid[:9, :80, :80]
     inside = (yy - 40) ** 2 + (xx - 40) ** 2 < 8 ** 2
     a[inside] = lesion
-    img = sitk.GetImageFromArray(a)
-    img.SetSpacing((1.0, 1.0, 3.0))
-    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
-    mask.CopyInformation(img)
-    key = render_key_image(img, mask, img.TransformIndexToPhysicalPoint((40, 40, 4)), 50.0)
-    (tmp_path / "k.png").write_bytes(key.png)
-    grey = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "k.png")))[:, :, 1].astype(float)
+    key, grey = _key_image_of(a, inside, tmp_path)
     # The window puts the drawn liver level at LIVER_GREY. (Not the median of a small ring of the PNG: with only
     # 2 %-noise liver in the crop the window is narrow, and the interpolated pixels' noise moves a ring's median by
     # +-30 grey levels from draw to draw.)
@@ -305,13 +311,7 @@ def test_key_image_bright_lesion_is_not_clipped(tmp_path):
     inside = r2 < 9 ** 2
     a[inside] = rng.normal(lesion, lesion * 0.02, int(inside.sum()))
     a[r2 < 3 ** 2] = lesion * 1.3  # a brighter core: must stay brighter than the rest of the lesion
-    img = sitk.GetImageFromArray(a)
-    img.SetSpacing((1.0, 1.0, 3.0))
-    mask = sitk.GetImageFromArray(inside.astype(np.uint8))
-    mask.CopyInformation(img)
-    key = render_key_image(img, mask, img.TransformIndexToPhysicalPoint((40, 40, 4)), 50.0)
-    (tmp_path / "k.png").write_bytes(key.png)
-    grey = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "k.png")))[:, :, 1].astype(float)
+    key, grey = _key_image_of(a, inside, tmp_path)
     mm = (np.arange(PIXELS) - PIXELS / 2 + 0.5) * key.pixel_mm  # pixel centres from the crop centre
     rr = np.hypot(*np.meshgrid(mm, mm, indexing="ij"))
     body, core = grey[(rr > 4.5) & (rr < 7.0)], grey[rr < 2.0]  # well inside the drawn rings (1-mm voxels)
