@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from LiverMetsReviewLib.checklist import categories, load_checklist, review, validate_checklist
+from LiverMetsReviewLib.checklist.report import review_markdown
+from LiverMetsReviewLib.checklist.store import review_document
 from LiverMetsReviewLib.errors import LiverMetsError
 from LiverMetsReviewLib.resources import load_json
 
@@ -389,3 +391,6 @@ def test_pitfalls_in_play_are_those_that_fired_or_moved_an_impression():
         in_play = out["study"]["summary"]["pitfalls_in_play"]
         assert "background_steatosis" in in_play and "s1: focal_fat_sparing" in in_play
         assert "zone: ablation_debris" in in_play and not [p for p in in_play if p.startswith("m1:")]
+        saved = review_document(out, {}, {}, [])  # review.json keeps them, and review.md shows them
+        assert [x["pitfalls_in_play"] for x in saved["lesions"]] == [x["pitfalls_in_play"] for x in out["lesions"]]
+        assert "Pitfalls in play: T1-bright" in review_markdown(saved).split("## Lesion zone")[1]

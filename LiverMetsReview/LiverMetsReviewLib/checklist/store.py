@@ -136,7 +136,8 @@ class ReviewSession:
 
 def _item_out(row: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("id", "name", "group", "question", "applicable", "not_applicable_because", "suggested", "answer",
-            "note", "confidence", "evidence", "explanation", "wording", "unreliable", "protocol", "series", "sources")
+            "note", "confidence", "borderline", "evidence", "explanation", "wording", "unreliable", "protocol",
+            "series", "sources")
     return {k: row.get(k) for k in keys}
 
 
@@ -153,6 +154,7 @@ def review_document(result: Mapping[str, Any], answers: Mapping[str, Any], vanis
                   "values": study["values"], "value_origin": study["value_origin"], "progress": study["progress"]},
         "lesions": [{"id": les["id"], "couinaud_segment": les["couinaud_segment"],
                      "long_axis_mm": les["long_axis_mm"], "impression": les["impression"],
+                     "pitfalls_in_play": les.get("pitfalls_in_play", []),
                      "items": [_item_out(r) for r in les["items"]], "progress": les["progress"]}
                     for les in result["lesions"]],
         "facts": result.get("facts", []), "answers": answers, "vanished_answers": vanished, "notes": notes,
