@@ -158,8 +158,8 @@ def impression(doc: Mapping[str, Any], rows: list[dict[str, Any]], effective: Ma
 
 def _rule_items(doc: Mapping[str, Any]) -> set[str]:
     """Items an impression rule reads."""
-    return {c.split("=")[0].rstrip("!") for rule in doc["impression"]["precedence"]
-            for c in rule.get("all", []) + rule.get("any", []) + rule.get("of", [])}
+    return {ref[0] for rule in doc["impression"]["precedence"]
+            for c in rule.get("all", []) + rule.get("any", []) + rule.get("of", []) if (ref := _parse_ref(c))}
 
 
 def lesion_pitfalls(doc: Mapping[str, Any], rows: list[dict[str, Any]], effective: Mapping[str, str | None],

@@ -51,10 +51,10 @@ from .pdff_bipolar import bipolar_warnings
 from .pdff_choice import fat_side_evidence
 from .pdff_fit import complex_model, complex_sides, ff_of, fit_sides, start_grid
 from .pdff_inputs import METHODS, check_options, complex_stack, echo_stack, fat_model_spectrum, pdff_defaults
+from .resample import apply_user_mask, describe_grid, to_image
 
 __all__ = ["FLAG_AMBIGUOUS", "FLAG_BACKGROUND", "FLAG_LEGEND", "FLAG_R2STAR_BOUND", "FLAG_VALID", "METHODS",
            "PDFF_UNITS", "R2STAR_UNITS", "PdffResult", "fit_pdff", "pdff_defaults"]
-from .resample import apply_user_mask, describe_grid, to_image
 
 PDFF_UNITS = "percent"
 R2STAR_UNITS = "1/s"
