@@ -729,7 +729,7 @@ def test_start_search_finds_the_two_largest_local_maxima_of_drawn_profiles():
     """The branch-free peak search of the start grid against its definition, column by column: a local maximum is
     >= its lower and > its upper neighbour; the largest and the second largest (first PDFF on ties), -inf when a
     profile has a single one. Drawn profiles, with ties from a coarse value grid."""
-    from LiverMetsReviewLib.maps.pdff_fit import _top_two_peaks
+    from LiverMetsReviewLib.maps.pdff_starts import _top_two_peaks
 
     rng = np.random.default_rng(5)
     for n_ff in (1, 2, 3, 12, 13):
@@ -798,7 +798,7 @@ def test_start_profile_sums_equal_their_definition(te):
     """The start profile's projection sums (Horner's rule in exp(-R dt) for evenly spaced echoes, one exponential
     per echo otherwise) against their definition in float64: sum_n y_n m_n and sum_n m_n^2 with
     m_n = |m0_n| exp(-R t_n), on drawn signals, mixture magnitudes and R2* 0-2000 1/s."""
-    from LiverMetsReviewLib.maps.pdff_fit import _projections
+    from LiverMetsReviewLib.maps.pdff_starts import _projections
 
     rng = np.random.default_rng(23)
     y = rng.uniform(0.0, 1.0, (te.size, 500)).astype(np.float32)
