@@ -307,13 +307,13 @@ def test_robust_max_percentile_equals_numpy_on_drawn_arrays():
 def test_median_and_distinct_values_equal_numpy_on_drawn_arrays():
     """The background's median and the distinct neighbourhood counts avoid ``np.median``/``np.unique`` (both import
     numpy.ma); they must give numpy's results exactly, in the array's own precision."""
-    from LiverMetsReviewLib.maps.noise import _median, distinct_values
+    from LiverMetsReviewLib.maps.noise import distinct_values, median
 
     rng = np.random.default_rng(12)
     for _ in range(400):
         n = int(rng.integers(1, 5000))
         dtype = (np.float32, np.float64)[int(rng.integers(2))]
         v = (rng.gamma(2.0, 1.0, n) * 10.0 ** rng.uniform(-3, 3)).astype(dtype)
-        assert _median(v) == float(np.median(v)), (n, dtype)
+        assert median(v) == float(np.median(v)), (n, dtype)
         counts = rng.integers(0, int(rng.integers(1, 30)), size=(int(rng.integers(0, 6)), 3))
         np.testing.assert_array_equal(distinct_values(counts), np.unique(counts))

@@ -44,13 +44,17 @@ def _percentile(v: np.ndarray, q: float) -> float:
     return float(b - d * (1 - t) if t >= 0.5 else a + d * t)
 
 
-def _median(v: np.ndarray) -> float:
-    """``np.median(v)`` of a non-empty 1-D array, by one partition (``np.median`` imports numpy.ma for a NaN check,
-    as ``np.percentile`` does)."""
+def median(v: np.ndarray) -> float:
+    """``np.median(v)`` of a non-empty 1-D float array, by one partition: the project's median wherever a process
+    may not need numpy.ma otherwise (``np.median`` imports it for its NaN check, as ``np.percentile`` does). Like
+    numpy, NaN if any value is NaN (a partition puts NaN last)."""
     n = v.size
+    kth = [n // 2, n - 1] if n % 2 else [n // 2 - 1, n // 2, n - 1]
+    part = np.partition(v, kth)
+    if np.isnan(part[-1]):
+        return float("nan")
     if n % 2:
-        return float(np.partition(v, n // 2)[n // 2])
-    part = np.partition(v, [n // 2 - 1, n // 2])
+        return float(part[n // 2])
     return float((part[n // 2 - 1] + part[n // 2]) / part.dtype.type(2))     # numpy's mean of the two, same dtype
 
 
@@ -101,7 +105,7 @@ def background_sigma(values: np.ndarray, threshold: float, min_voxels: int) -> f
         v = sub[sub < t]
         if v.size * scale < min_voxels:
             return sigma
-        new = _sigma_from_truncated_median(_median(v), t)
+        new = _sigma_from_truncated_median(median(v), t)
         if new is None:
             return sigma
         sigma = new

@@ -45,7 +45,7 @@ import SimpleITK as sitk
 
 from ..errors import LiverMetsError
 from ..physics.fat import fat_phasor
-from .noise import no_background_reason, robust_max
+from .noise import median, no_background_reason, robust_max
 from .noise import noise_floor as estimate_noise_floor
 from .pdff_bipolar import bipolar_warnings
 from .pdff_choice import fat_side_evidence
@@ -211,7 +211,7 @@ def _choose_sides(sides: _Sides, sigma: float | None, idx: np.ndarray, grid_shap
     """Fat- or water-side per voxel: its own chi-square difference when strong, else the similarity-weighted
     evidence of its neighbourhood (:func:`.pdff_choice.fat_side_evidence`)."""
     if sigma is None or sigma <= 0:
-        s2 = float(np.median(np.minimum(sides.cw, sides.cf) / max(n_dof, 1))) if idx.size else 0.0
+        s2 = median(np.minimum(sides.cw, sides.cf) / max(n_dof, 1)) if idx.size else 0.0
         notes.append("noise sigma taken from the fit residuals (no noise-only background was measured)")
     else:
         s2 = sigma * sigma

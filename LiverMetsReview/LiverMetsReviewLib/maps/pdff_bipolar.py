@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .noise import median
+
 
 def alternating_phase(yc: np.ndarray, model: np.ndarray, s2: float) -> tuple[np.ndarray, np.ndarray]:
     """(theta_hat in radians, z-score) per column of the complex data ``yc`` against the fitted ``model``."""
@@ -38,8 +40,8 @@ def bipolar_warnings(yc: np.ndarray, model: np.ndarray, s2: float, cfg: dict[str
     if yc.shape[0] < 3 or yc.shape[1] == 0:
         return [], {"checked": False}
     theta, z = alternating_phase(yc, model, s2)
-    med_z = float(np.median(np.abs(z)))
-    med_deg = float(np.degrees(np.median(np.abs(theta))))
+    med_z = median(np.abs(z))
+    med_deg = float(np.degrees(median(np.abs(theta))))
     limit = float(cfg["bipolar_median_abs_z_limit"])
     record = {"checked": True, "median_abs_z": round(med_z, 3), "median_abs_phase_deg": round(med_deg, 2),
               "z_limit": limit}
