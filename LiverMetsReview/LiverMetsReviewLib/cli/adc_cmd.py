@@ -73,8 +73,8 @@ def _images_from_files(args: argparse.Namespace, inputs: list[str]) -> tuple[lis
     if args.trace:
         images, b_values, cnotes = combine_directions(images, b_values)
         notes += cnotes
-    elif repeated_b_values(b_values):
-        shown = ", ".join(f"{b:g}" for b in repeated_b_values(b_values))
+    elif repeated := repeated_b_values(b_values):
+        shown = ", ".join(f"{b:g}" for b in repeated)
         raise LiverMetsError(f"b-value {shown} s/mm^2 is given more than once, for several input images "
                              "(diffusion directions or repeats): add --trace to combine them into one trace image "
                              "per b-value, or leave the extra images out")
@@ -106,12 +106,13 @@ def _adc_inputs(args: argparse.Namespace, computed_b: list[float], computed_out:
         if args.bvalues:
             raise LiverMetsError("--bvalues is for image files; a DICOM folder's b-values are read from its headers")
         images, b_values, trace, notes, skipped = _load_dicom_dwi(Path(inputs[0]))
-    else:
+    else:                              # directions already combined (or refused) with --trace
         images, b_values, notes, skipped = _images_from_files(args, inputs)
-        return {"images": images, "b_values": b_values, "files": inputs, "study": None, "notes": notes,
-                "skipped": skipped}
-    images, b_values, cnotes = combine_directions(images, b_values, is_trace=trace)
-    return {"images": images, "b_values": b_values, "files": inputs, "study": study, "notes": notes + cnotes,
+        trace = None
+    if trace is not None:              # a study's or DICOM folder's stacks: one image per b-value
+        images, b_values, cnotes = combine_directions(images, b_values, is_trace=trace)
+        notes = notes + cnotes
+    return {"images": images, "b_values": b_values, "files": inputs, "study": study, "notes": notes,
             "skipped": skipped}
 
 

@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _study_images(study: str) -> tuple[dict[str, sitk.Image], dict[str, Any], list[str]]:
     """Role -> first stack of each series, role -> series meta, and notes (duplicate roles)."""
     from ..io.study_folder import read_study_folder
-    from .maps_cmd import study_index
+    from .map_io import study_index
 
     if study_index(study) is None:
         raise LiverMetsError(f"{study} is not a study folder (no roles.json in it); give a folder written by "

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LiverMetsError
 from .adc_cmd import add_parser as add_adc_parser
 from .map_io import add_compress_option, check_outputs, emit, examples, read, skipped_of, study_series
-from .map_io import study_index as study_index  # pdff_cmd, liver_cmd import it and the helpers above from here
 from .skipped import attach as attach_skipped
 from .skipped import record as record_skipped
 

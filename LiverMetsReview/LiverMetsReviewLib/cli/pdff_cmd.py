@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # heavy modules are imported inside the commands: `livermets 
 def _from_study_folder(folder: Path) -> tuple[list[sitk.Image], list[float], float | None, str, list[str]]:
     """Echoes, echo times, field strength, a description and the files of the study folder's multi_echo_gre
     series (the folder or its roles.json)."""
-    from .maps_cmd import study_index, study_series
+    from .map_io import study_index, study_series
 
     if study_index(folder) is None:
         raise LiverMetsError(f"{folder} is a folder without roles.json; give echo image files or a study folder")
@@ -82,7 +82,7 @@ def _with_phase(magnitudes: list[sitk.Image], phase_paths: list[str], phase_rang
 def _cmd_pdff(args: argparse.Namespace) -> int:
     from ..io.images import get_metadata, read_image, write_image
     from ..maps.pdff import PDFF_UNITS, R2STAR_UNITS, fit_pdff
-    from .maps_cmd import check_outputs, study_index
+    from .map_io import check_outputs, study_index
 
     inputs = [str(p) for p in args.echoes]
     if args.study and inputs:
@@ -155,7 +155,7 @@ def _cmd_pdff(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``pdff`` to the ``livermets`` parser."""
-    from .maps_cmd import add_compress_option
+    from .map_io import add_compress_option
 
     p = subparsers.add_parser(
         "pdff", help="PDFF (percent, 0-100) and R2* (1/s) from a multi-echo gradient echo",
