@@ -101,12 +101,16 @@ def _readable(item: dict[str, Any]) -> str:
 
 
 def _drivers(les: dict[str, Any]) -> dict[str, Any]:
-    """The reasons of the impression, the reader's answers and the applicable items still unanswered."""
+    """The reasons of the impression (each item once, where it first drove it: an item may stand in two conditions
+    of the rule), the reader's answers and the applicable items still unanswered."""
     items = {i["id"]: i for i in les["items"]}
+    first: dict[str, dict[str, Any]] = {}
+    for r in les["impression"].get("reasons", []):
+        first.setdefault(r["item"], r)
     reasons = [{"item": r["item"], "name": items.get(r["item"], {}).get("name", r["item"]),
                 "answer": r.get("answer"), "by": "reader" if r.get("by") == "reader" else "automatic suggestion",
                 "evidence": _readable(items.get(r["item"], {})) or r.get("evidence") or ""}
-               for r in les["impression"].get("reasons", [])]
+               for r in first.values()]
     answered = [{"name": i["name"], "answer": i["answer"], "suggested": i["suggested"], "note": i.get("note") or ""}
                 for i in les["items"] if i.get("answer")]
     open_ = [{"name": i["name"], "suggested": i["suggested"]} for i in les["items"]

@@ -138,14 +138,9 @@ def _levels(k: dict[str, Any]) -> str:
 
 
 def _drivers(les: dict[str, Any]) -> str:
-    reasons, seen = [], set()
-    for r in les["reasons"]:
-        if r["item"] in seen:  # an item may stand in two conditions of the rule: list it once
-            continue
-        seen.add(r["item"])
-        reasons.append(f'<li class="{"reader" if r["by"] == "reader" else "auto"}">{escape(r["name"])}: '
-                       f'{escape(str(r["answer"]))} <em>({escape(r["by"])})</em>'
-                       + (f" — {escape(r['evidence'])}" if r["evidence"] else "") + "</li>")
+    reasons = [f'<li class="{"reader" if r["by"] == "reader" else "auto"}">{escape(r["name"])}: '
+               f'{escape(str(r["answer"]))} <em>({escape(r["by"])})</em>'
+               + (f" — {escape(r['evidence'])}" if r["evidence"] else "") + "</li>" for r in les["reasons"]]
     answered = "".join(f'<li class="reader">{escape(a["name"])}: reader answered <b>{escape(a["answer"])}</b> '
                        f'(suggested {escape(str(a["suggested"]))}){" — " + escape(a["note"]) if a["note"] else ""}'
                        "</li>" for a in les["answered"])

@@ -8,12 +8,10 @@ from .fmt import pitfalls_text, segment, with_unit
 
 
 def _drivers(les: dict[str, Any]) -> str:
-    """Each item that drove the impression once, with its answer and readable evidence."""
-    seen: dict[str, str] = {}
-    for r in les.get("reasons") or []:
-        if r["item"] not in seen:
-            seen[r["item"]] = f"{r['name']}: {r['answer']}" + (f" ({r['evidence']})" if r.get("evidence") else "")
-    return "; ".join(seen.values()) or "no rule before the default held"
+    """Each item that drove the impression (once: :func:`.build._drivers`), with its answer and readable
+    evidence."""
+    return "; ".join(f"{r['name']}: {r['answer']}" + (f" ({r['evidence']})" if r.get("evidence") else "")
+                     for r in les.get("reasons") or []) or "no rule before the default held"
 
 
 def _lesion_line(n: int, les: dict[str, Any]) -> list[str]:
