@@ -57,22 +57,24 @@ def _reader(answers: Mapping[str, Any] | None, item_id: str) -> tuple[str | None
     return None, ""
 
 
-def _earlier(rows: list[dict[str, Any]], effective: Mapping[str, str | None]
-             ) -> dict[str, tuple[str | None, float | None, str]]:
-    """Earlier items as an evidence rule reads them: (effective answer, its confidence, name)."""
-    return {r["id"]: (effective.get(r["id"]), 1.0 if r["answer"] in READER_SETTLES
-                      else r.get("measured_confidence", r["confidence"]), r["name"]) for r in rows}
+def _as_earlier(row: Mapping[str, Any], effective: Mapping[str, str | None]) -> tuple[str | None, float | None, str]:
+    """An earlier item as an evidence rule reads it: (effective answer, its confidence, name)."""
+    return (effective.get(row["id"]), 1.0 if row["answer"] in READER_SETTLES
+            else row.get("measured_confidence", row["confidence"]), row["name"])
 
 
 def evaluate_items(doc: Mapping[str, Any], items: list[Mapping[str, Any]], values: Mapping[str, float | None],
                    why: Mapping[str, str], facts: set[str], effective: dict[str, str | None],
                    answers: Mapping[str, Any] | None, before: list[dict[str, Any]] | None = None
                    ) -> list[dict[str, Any]]:
-    """Rows of ``items`` in order; an evidence rule may read an earlier item (``before``: the study's rows)."""
+    """Rows of ``items`` in order; an evidence rule may read an earlier item (``before``: the study's rows), looked
+    up in one dict that grows by each row as it is made (an item's effective answer is final once evaluated)."""
+    earlier = {r["id"]: _as_earlier(r, effective) for r in before or []}
     rows: list[dict[str, Any]] = []
     for it in items:
-        rows.append(evaluate_item(doc, it, values, why, facts, effective, answers, _earlier((before or []) + rows,
-                                                                                          effective)))
+        row = evaluate_item(doc, it, values, why, facts, effective, answers, earlier)
+        rows.append(row)
+        earlier[row["id"]] = _as_earlier(row, effective)
     return rows
 
 
