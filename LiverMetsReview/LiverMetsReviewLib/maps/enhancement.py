@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from ..errors import LiverMetsError, MissingDataError
 from .defaults import defaults
 from .noise_mask import decide_signal
-from .resample import apply_user_mask, describe_grid, float_view, match_to_reference, to_image, zero_non_finite
+from .resample import describe_grid, float_view, match_to_reference, to_image, usable_pair
 from .summary import stated
 
 RE_UNITS = "percent"
@@ -76,14 +76,7 @@ def relative_enhancement(pre: sitk.Image, post: sitk.Image, *, mask: sitk.Image 
         notes.append(note)
         warnings.append(note)
     a_post = _signal(moved, "post-contrast")
-    finite_pre, finite_post = np.isfinite(a_pre), np.isfinite(a_post)
-    finite = finite_pre & finite_post
-    usable = finite.copy() if cover is None else finite & cover
-    reasons = {"non_finite_input": int(np.count_nonzero(~finite)),
-               "outside_input_grid": 0 if cover is None else int(np.count_nonzero(finite & ~cover))}
-    apply_user_mask(pre, mask, usable, notes, reasons, warnings)
-    zero_non_finite(a_pre, finite_pre)       # our own arrays: in place, and no pass at all when all are finite
-    zero_non_finite(a_post, finite_post)
+    usable, reasons = usable_pair(pre, a_pre, a_post, cover, mask, notes, warnings)
     dec = decide_signal(a_pre, usable, cfg["noise_floor_fraction_of_p99"], noise_floor=noise_floor,
                         min_snr=float(cfg["min_pre_snr"]))
     floor, valid = dec.floor, dec.keep

@@ -32,14 +32,13 @@ from ..physics.fat import dephasing_cycles, fat_water_shift_hz
 from .defaults import defaults
 from .noise_mask import decide_signal
 from .resample import (
-    apply_user_mask,
     as_float_array,
     describe_grid,
     float_view,
     match_to_reference,
     slice_positions_mm,
     to_image,
-    zero_non_finite,
+    usable_pair,
 )
 from .summary import stated
 
@@ -130,13 +129,8 @@ def _pair_on_grid(ref_img: sitk.Image, other: sitk.Image, ref_name: str, other_n
         notes.append(note)
         warnings.append(note)
     b = _magnitude(moved, other_name, own=moved is not other)   # a resampled image ends with this function
-    finite_a, finite_b = np.isfinite(a), np.isfinite(b)
-    finite = finite_a & finite_b
-    usable = finite.copy() if cover is None else finite & cover
-    reasons = {"non_finite_input": int(np.count_nonzero(~finite)),
-               "outside_input_grid": 0 if cover is None else int(np.count_nonzero(finite & ~cover))}
-    apply_user_mask(ref_img, mask, usable, notes, reasons, warnings)
-    return zero_non_finite(a, finite_a), zero_non_finite(b, finite_b), usable, reasons
+    usable, reasons = usable_pair(ref_img, a, b, cover, mask, notes, warnings)
+    return a, b, usable, reasons
 
 
 def chemical_shift_fat(ip: sitk.Image, op: sitk.Image, *, field_strength_t: float | None = None,

@@ -176,3 +176,20 @@ def apply_user_mask(reference: sitk.Image, mask: sitk.Image | None, valid: np.nd
     reasons["outside_mask"] = int(np.count_nonzero(valid & ~user))
     valid &= user
     return valid
+
+
+def usable_pair(reference: sitk.Image, a: np.ndarray, b: np.ndarray, cover: np.ndarray | None,
+                mask: sitk.Image | None, notes: list[str], warnings: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """Where a two-image map (fat, enhancement) can use a voxel: ``a`` on ``reference``'s grid and ``b`` put on it
+    (``cover``: where ``b`` had data, None when it was on the grid already) both finite, covered, and in the user's
+    mask (:func:`apply_user_mask`); with the unusable voxels counted per reason. Then the non-finite voxels of ``a``
+    and ``b`` are set to 0, in place (arrays of our own wherever any voxel is non-finite)."""
+    finite_a, finite_b = np.isfinite(a), np.isfinite(b)
+    finite = finite_a & finite_b
+    usable = finite.copy() if cover is None else finite & cover
+    reasons = {"non_finite_input": int(np.count_nonzero(~finite)),
+               "outside_input_grid": 0 if cover is None else int(np.count_nonzero(finite & ~cover))}
+    apply_user_mask(reference, mask, usable, notes, reasons, warnings)
+    zero_non_finite(a, finite_a)
+    zero_non_finite(b, finite_b)
+    return usable, reasons
