@@ -69,10 +69,6 @@ def write_maps_figure(study, maps, path: str | Path, names: tuple[str, ...] | No
     fig.suptitle(f"LiverMetsReview maps on the digital phantom: axial level of '{lesion['name']}' "
                  f"(z = {centre[2]:.0f} mm LPS); radiological view; masked voxels black", fontsize=11)
     fig.tight_layout()
-    path = Path(path)
-    from .io.atomic import atomic_path
+    from .io.atomic import write_figure_atomic
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    return path
+    return write_figure_atomic(fig, path, dpi=90)

@@ -51,7 +51,7 @@ def write_outline_figure(tiles: list[dict[str, Any]], path: str | Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - matplotlib missing
         raise LiverMetsError("the outline figure needs matplotlib; install the 'demo' extra") from exc
-    from .io.atomic import atomic_path
+    from .io.atomic import write_figure_atomic
 
     per_row = min(3, len(tiles))  # lesions per row, each as a pair of panels
     rows = -(-len(tiles) // per_row)
@@ -73,8 +73,4 @@ def write_outline_figure(tiles: list[dict[str, Any]], path: str | Path) -> Path:
         pair[0].text(img.shape[1] - 9, 8, "L", color="white", fontsize=7)
     fig.suptitle("Lesion outlines (axial, radiological: patient's right on the left)", fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return out
+    return write_figure_atomic(fig, path, dpi=110, format="png")

@@ -90,3 +90,15 @@ def write_json_atomic(path: str | Path, obj: Any, **dumps_kwargs: Any) -> Path:
     """Serialise ``obj`` first (a value JSON cannot hold fails before anything is written), then write it."""
     dumps_kwargs.setdefault("indent", 2)
     return write_text_atomic(path, json.dumps(obj, **dumps_kwargs) + "\n")
+
+
+def write_figure_atomic(fig: Any, path: str | Path, **savefig_kwargs: Any) -> Path:
+    """Save a matplotlib figure to ``path`` atomically, then close it (pyplot keeps every open figure alive).
+    matplotlib is imported here only when a figure is written: it has made the figure already."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, **savefig_kwargs)
+    plt.close(fig)
+    return path

@@ -155,10 +155,6 @@ def write_montage(study, path: str | Path, fov_min_mm: float = 48.0, pixels: int
     fig.suptitle(f"LiverMetsReview phantom - scenario {sc['id']}, {study.truth['field_strength_t']:g} T, "
                  f"seed {study.truth['seed']} (axial crops centred on each lesion, LPS)", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
-    path = Path(path)
-    from ..io.atomic import atomic_path
+    from ..io.atomic import write_figure_atomic
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return path
+    return write_figure_atomic(fig, path, dpi=110)
