@@ -293,15 +293,11 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         import numpy as np
         import SimpleITK as sitk
 
-        from LiverMetsReviewLib.phantom import write_phantom
         from LiverMetsReviewLib.study.classify import classify_folder
         from LiverMetsReviewLib.study.load import load_study
 
         self.delayDisplay("Writing the small phantom as DICOM")
-        study = generatePhantomStudy(seed=3, scenario=DEFAULT_SCENARIO, fieldStrength=3.0, size="small")
-        folder = Path(slicer.app.temporaryPath) / "LiverMetsReviewSelfTest"
-        shutil.rmtree(folder, ignore_errors=True)
-        write_phantom(study, folder, fmt="dicom")
+        study, folder = self._phantomAsDicom("LiverMetsReviewSelfTest")
         try:
             nodes = _logicClass().loadDicomStudy(folder / "dicom", show=False)
             expected = {stackNodeName(s, k): s.role for s in study.series for k in range(len(s.stacks))}
@@ -330,19 +326,15 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         import SimpleITK as sitk
         from DICOMLib import DICOMUtils
 
-        from LiverMetsReviewLib.phantom import write_phantom
         from LiverMetsReviewLib.study.classify import classify_folder
         from LiverMetsReviewLib.study.load import load_study
 
         self.delayDisplay("Importing the small phantom through Slicer's DICOM database")
-        study = generatePhantomStudy(seed=3, scenario=DEFAULT_SCENARIO, fieldStrength=3.0, size="small")
-        stackCounts = {s.role: len(s.stacks) for s in study.series}  # from the generator, not from the files
-        self.assertEqual(stackCounts["dwi"], 3)
-        self.assertEqual(stackCounts["multi_echo_gre"], 6)
-        folder = Path(slicer.app.temporaryPath) / "LiverMetsReviewSelfTestDicomDb"
-        shutil.rmtree(folder, ignore_errors=True)
-        write_phantom(study, folder, fmt="dicom")
+        study, folder = self._phantomAsDicom("LiverMetsReviewSelfTestDicomDb")
         try:
+            stackCounts = {s.role: len(s.stacks) for s in study.series}  # from the generator, not from the files
+            self.assertEqual(stackCounts["dwi"], 3)
+            self.assertEqual(stackCounts["multi_echo_gre"], 6)
             core = load_study(classify_folder(folder / "dicom"))
             self.assertEqual(sorted(s.role for s in core), sorted(stackCounts))
             with DICOMUtils.TemporaryDICOMDatabase(str(folder / "db")) as database:
@@ -361,6 +353,20 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         self.delayDisplay("DICOM module import test passed")
+
+    @staticmethod
+    def _phantomAsDicom(folderName: str) -> tuple:
+        """The small 3 T phantom and the fresh folder under Slicer's temporary path it was written into as DICOM
+        (``folder / "dicom"``); the caller removes the folder."""
+        import shutil
+
+        from LiverMetsReviewLib.phantom import write_phantom
+
+        study = generatePhantomStudy(seed=3, scenario=DEFAULT_SCENARIO, fieldStrength=3.0, size="small")
+        folder = Path(slicer.app.temporaryPath) / folderName
+        shutil.rmtree(folder, ignore_errors=True)
+        write_phantom(study, folder, fmt="dicom")
+        return study, folder
 
     def _assertVolumesAreTheStacks(self, volumes, series, np, sitk) -> None:
         """Each volume equals exactly one of the series' stacks: pixels (within float rounding) and geometry."""
