@@ -308,6 +308,73 @@ def _swap_slices(wrong: np.ndarray, region: np.ndarray, limit: float, min_vox: i
     return [int(k) for k in np.flatnonzero((n_region >= min_vox) & (frac > limit))]
 
 
+def _swap_check(water: sitk.Image, ff: np.ndarray, body: np.ndarray, reference_mask: sitk.Image | None,
+                reference_kind: str, cfg: dict[str, Any], notes: list[str], warnings: list[str]) -> dict[str, Any]:
+    """The Dixon map's fat-water swap check (the summary's ``swap_check``): slices whose body mirrors its
+    neighbours, then, with a ``reference_mask``, slices where that tissue is on the wrong side of 50 %; each
+    finding is a warning with slice indices and LPS positions."""
+    swap: dict[str, Any] = {"body_check_slices": [], "reference_check_slices": []}
+    _body_swap(water, ff, body, cfg, swap, warnings)
+    if reference_mask is not None:
+        _reference_swap(water, ff, body, reference_mask, reference_kind, cfg, swap, notes, warnings)
+    swap["suspected"] = bool(swap["body_check_slices"] or swap["reference_check_slices"])
+    return swap
+
+
+def _body_swap(water: sitk.Image, ff: np.ndarray, body: np.ndarray, cfg: dict[str, Any], swap: dict[str, Any],
+               warnings: list[str]) -> None:
+    """Slices that mirror (100 - FF) their neighbours (:func:`_body_swap_check`), worded by how many there are:
+    all (inputs exchanged), most, or a few; recorded in ``swap``."""
+    body_slices, whole, flips = _body_swap_check(ff, body, water.GetSpacing()[::-1], cfg)
+    swap["neighbour_flips_between_slices"] = flips
+    if body_slices:
+        swap["body_check_slices"] = body_slices
+        swap["body_check_positions_mm_lps"] = slice_positions_mm(water, body_slices)
+        n_usable = int(np.count_nonzero(body.reshape(body.shape[0], -1).sum(axis=1)
+                                        >= int(cfg["swap_min_voxels_per_slice"])))
+        z_mm = [p[2] for p in swap["body_check_positions_mm_lps"]]
+        if whole:
+            warnings.append(
+                f"the water and fat inputs look exchanged: in all {len(body_slices)} slices with enough body "
+                "(z = {:g} to {:g} mm LPS) the outer layer reads water-dominant and the interior fat-dominant; "
+                "check which file is water and which is fat".format(min(z_mm), max(z_mm)))
+        elif len(body_slices) > n_usable / 2:
+            warnings.append(
+                f"the water and fat inputs look exchanged in most slices ({len(body_slices)} of {n_usable}: "
+                f"{body_slices}, z = {z_mm} mm LPS); the other slices mirror these, so check which file is water "
+                "and which is fat, and those slices")
+        else:
+            warnings.append(
+                f"possible fat-water swap in slice(s) {body_slices} (z = {z_mm} mm LPS): their fat fraction "
+                "mirrors (100 - FF) that of the neighbouring slices")
+
+
+def _reference_swap(water: sitk.Image, ff: np.ndarray, body: np.ndarray, reference_mask: sitk.Image,
+                    reference_kind: str, cfg: dict[str, Any], swap: dict[str, Any], notes: list[str],
+                    warnings: list[str]) -> None:
+    """Slices where most of the reference tissue (in the body) reads on the wrong side of 50 % for its kind;
+    recorded in ``swap``."""
+    ref, _, rnote = match_to_reference(water, reference_mask, "reference mask", label=True)
+    if rnote:
+        notes.append(rnote)
+    region = body & (sitk.GetArrayViewFromImage(ref) != 0)
+    if not region.any():
+        raise LiverMetsError("the reference mask has no voxel inside the body; give a mask of the reference tissue")
+    wrong = ff > 50.0 if reference_kind == "water" else ff < 50.0
+    ref_slices = _swap_slices(wrong, region, cfg["swap_reference_wrong_fraction"], 1)
+    frac = float(np.count_nonzero(wrong & region) / np.count_nonzero(region))
+    swap["reference_kind"] = reference_kind
+    swap["reference_wrong_fraction"] = round(frac, 4)
+    if ref_slices:
+        swap["reference_check_slices"] = ref_slices
+        swap["reference_check_positions_mm_lps"] = slice_positions_mm(water, ref_slices)
+        warnings.append(
+            f"possible fat-water swap: the {reference_kind}-dominant reference tissue reads "
+            f"{'fat' if reference_kind == 'water' else 'water'}-dominant in slice(s) {ref_slices} (z = "
+            f"{[p[2] for p in swap['reference_check_positions_mm_lps']]} mm LPS)"
+        )
+
+
 def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image | None = None,
               reference_kind: str = "water", mask: sitk.Image | None = None,
               noise_floor: float | None = None, maps: Collection[str] = ("flags",)) -> FatResult:
@@ -334,50 +401,7 @@ def dixon_fat(water: sitk.Image, fat: sitk.Image, *, reference_mask: sitk.Image 
         ff = np.where(body, a_f / np.where(body, total, 1.0) * 100.0, 0.0).astype(np.float32)
     flags = np.where(body, FLAG_VALID, FLAG_BACKGROUND).astype(np.uint8)
 
-    swap: dict[str, Any] = {"body_check_slices": [], "reference_check_slices": []}
-    body_slices, whole, flips = _body_swap_check(ff, body, water.GetSpacing()[::-1], cfg)
-    swap["neighbour_flips_between_slices"] = flips
-    if body_slices:
-        swap["body_check_slices"] = body_slices
-        swap["body_check_positions_mm_lps"] = slice_positions_mm(water, body_slices)
-        n_usable = int(np.count_nonzero(body.reshape(body.shape[0], -1).sum(axis=1)
-                                        >= int(cfg["swap_min_voxels_per_slice"])))
-        z_mm = [p[2] for p in swap["body_check_positions_mm_lps"]]
-        if whole:
-            warnings.append(
-                f"the water and fat inputs look exchanged: in all {len(body_slices)} slices with enough body "
-                "(z = {:g} to {:g} mm LPS) the outer layer reads water-dominant and the interior fat-dominant; "
-                "check which file is water and which is fat".format(min(z_mm), max(z_mm)))
-        elif len(body_slices) > n_usable / 2:
-            warnings.append(
-                f"the water and fat inputs look exchanged in most slices ({len(body_slices)} of {n_usable}: "
-                f"{body_slices}, z = {z_mm} mm LPS); the other slices mirror these, so check which file is water "
-                "and which is fat, and those slices")
-        else:
-            warnings.append(
-                f"possible fat-water swap in slice(s) {body_slices} (z = {z_mm} mm LPS): their fat fraction "
-                "mirrors (100 - FF) that of the neighbouring slices")
-    if reference_mask is not None:
-        ref, _, rnote = match_to_reference(water, reference_mask, "reference mask", label=True)
-        if rnote:
-            notes.append(rnote)
-        region = body & (sitk.GetArrayViewFromImage(ref) != 0)
-        if not region.any():
-            raise LiverMetsError("the reference mask has no voxel inside the body; give a mask of the reference tissue")
-        wrong = ff > 50.0 if reference_kind == "water" else ff < 50.0
-        ref_slices = _swap_slices(wrong, region, cfg["swap_reference_wrong_fraction"], 1)
-        frac = float(np.count_nonzero(wrong & region) / np.count_nonzero(region))
-        swap["reference_kind"] = reference_kind
-        swap["reference_wrong_fraction"] = round(frac, 4)
-        if ref_slices:
-            swap["reference_check_slices"] = ref_slices
-            swap["reference_check_positions_mm_lps"] = slice_positions_mm(water, ref_slices)
-            warnings.append(
-                f"possible fat-water swap: the {reference_kind}-dominant reference tissue reads "
-                f"{'fat' if reference_kind == 'water' else 'water'}-dominant in slice(s) {ref_slices} (z = "
-                f"{[p[2] for p in swap['reference_check_positions_mm_lps']]} mm LPS)"
-            )
-    swap["suspected"] = bool(swap["body_check_slices"] or swap["reference_check_slices"])
+    swap = _swap_check(water, ff, body, reference_mask, reference_kind, cfg, notes, warnings)
     n = int(ff.size)
     summary = {
         "map": "dixon_fat",
