@@ -235,21 +235,9 @@ def _liver_sdf(x, y, z, opts: dict[str, Any]):
     return d
 
 
-def build_anatomy(size: str = "standard", options: dict[str, Any] | None = None) -> Anatomy:
-    """Paint every organ on the truth grid; ``options`` are the scenario's anatomy changes.
-
-    Recognised options: ``caudate_scale`` (1 = normal), ``right_lobe_scale`` (1 = normal; < 1 = volume loss),
-    ``nodular_contour_mm`` (0 = smooth),
-    ``capsular_retractions`` (list of {centre_mm, radius_mm}: spheres carved out of the liver surface),
-    ``ascites_mm`` (thickness of perihepatic/perisplenic fluid, 0 = none).
-    """
-    opts = dict(options or {})
-    grid = make_grid(size)
-    cv = _Canvas(grid)
+def _paint_trunk(cv: _Canvas, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> None:
+    """Body wall layers, spine and paraspinal muscles, kidneys and spleen: everything the liver is painted over."""
     lo, hi = GRID_MIN_MM, GRID_MAX_MM
-
-    full = (slice(None), slice(None), slice(None))
-    x, y, z = cv.coords(full)
     body = _body_sdf(x, y, z)
     lab = cv.labels
     lab[body <= 0] = cv.label("subcutaneous_fat")
@@ -271,7 +259,11 @@ def build_anatomy(size: str = "standard", options: dict[str, Any] | None = None)
     spleen_where = _body_sdf(x, y, z, shrink=29.0) <= 0
     cv.paint(ellipsoid((100.0, 62.0, 30.0), (32.0, 60.0, 55.0), rot_z_deg=-35.0), "spleen", where=spleen_where)
 
-    # Liver.
+
+def _paint_liver(cv: _Canvas, opts: dict[str, Any]) -> np.ndarray:
+    """The liver (scenario shape changes, capsular retractions), the ascites film around it and the gallbladder;
+    returns where the liver was painted (full grid)."""
+    lab = cv.labels
     liver_sl = cv.box((-160.0, -100.0, -80.0), (110.0, 125.0, 100.0))
     lx, ly, lz = cv.coords(liver_sl)
     liver_d = _liver_sdf(lx, ly, lz, opts)
@@ -297,13 +289,17 @@ def build_anatomy(size: str = "standard", options: dict[str, Any] | None = None)
     # Gallbladder in its fossa under the middle hepatic vein plane.
     gb = ellipsoid((-52.0, -52.0, -36.0), (17.0, 34.0, 19.0), rot_z_deg=-20.0)
     cv.paint(gb, "gallbladder", only_over=["liver", "visceral_fat", "ascites"])
+    return liver_full
 
-    # Great vessels.
+
+def _paint_vessels(cv: _Canvas) -> dict[str, Any]:
+    """IVC and aorta, the portal venous tree (at the portal plane) and the hepatic veins (radiating from the IVC);
+    returns the vessel landmarks the Couinaud segments and the truth use."""
+    lo, hi = GRID_MIN_MM, GRID_MAX_MM
     ivc_x, ivc_y = IVC_AXIS_XY
     cv.paint(cylinder_z(ivc_x, ivc_y, 12.0, lo[2], HEPATIC_VEIN_CONFLUENCE_Z + 14.0, ry=10.0), "ivc")
     cv.paint(cylinder_z(14.0, 66.0, 12.0, lo[2], hi[2]), "aorta")
 
-    # Portal venous tree (at the portal plane) and hepatic veins (radiating from the IVC).
     bif = (-24.0, 8.0, PORTAL_PLANE_Z)
     rpv = (-62.0, 14.0, PORTAL_PLANE_Z + 2.0)
     lpv = (8.0, -8.0, PORTAL_PLANE_Z + 4.0)
@@ -329,16 +325,32 @@ def build_anatomy(size: str = "standard", options: dict[str, Any] | None = None)
         hv_ends[name] = end
         cv.paint(capsule((ivc_x, ivc_y, HEPATIC_VEIN_CONFLUENCE_Z), end, 5.0, 2.5), "hepatic_veins",
                  only_over=["liver"])
-
-    # Couinaud segments of the liver parenchyma (vessels inside the liver get their segment too).
-    liver_region = liver_full & ~np.isin(lab, [cv.label("gallbladder"), cv.label("ivc")])
-    couinaud = couinaud_map(cv, liver_region, opts)
-    landmarks = {
+    return {
         "ivc_axis_xy_mm": list(IVC_AXIS_XY), "portal_plane_z_mm": PORTAL_PLANE_Z,
         "hepatic_vein_angles_deg": dict(HEPATIC_VEIN_ANGLES_DEG),
         "hepatic_vein_ends_mm": {k: [float(v) for v in e] for k, e in hv_ends.items()},
         "portal_bifurcation_mm": list(bif),
     }
+
+
+def build_anatomy(size: str = "standard", options: dict[str, Any] | None = None) -> Anatomy:
+    """Paint every organ on the truth grid; ``options`` are the scenario's anatomy changes.
+
+    Recognised options: ``caudate_scale`` (1 = normal), ``right_lobe_scale`` (1 = normal; < 1 = volume loss),
+    ``nodular_contour_mm`` (0 = smooth),
+    ``capsular_retractions`` (list of {centre_mm, radius_mm}: spheres carved out of the liver surface),
+    ``ascites_mm`` (thickness of perihepatic/perisplenic fluid, 0 = none).
+    """
+    opts = dict(options or {})
+    grid = make_grid(size)
+    cv = _Canvas(grid)
+    x, y, z = cv.coords((slice(None), slice(None), slice(None)))
+    _paint_trunk(cv, x, y, z)
+    liver_full = _paint_liver(cv, opts)
+    landmarks = _paint_vessels(cv)
+    # Couinaud segments of the liver parenchyma (vessels inside the liver get their segment too).
+    liver_region = liver_full & ~np.isin(cv.labels, [cv.label("gallbladder"), cv.label("ivc")])
+    couinaud = couinaud_map(cv, liver_region, opts)
     return Anatomy(grid, cv.labels, cv.names, couinaud, landmarks)
 
 
