@@ -51,3 +51,27 @@ def test_couinaud_needs_a_contrast_phase_or_landmarks():
     reader = sitk.Cast(liver.mask, sitk.sitkUInt8) * 4
     assert set(np.unique(sitk.GetArrayViewFromImage(
         couinaud_segments(t2, liver.mask, labelmap=reader).labels)).tolist()) == {0, 4}
+
+
+def test_ivc_is_the_vertical_track_not_a_large_bright_lesion():
+    """A bright lesion embraced by liver, larger in cross-section than the IVC and present in most slices of the
+    liver's upper half, is not the IVC: the IVC runs through every one of them (drawn study 5901 failed so)."""
+    from LiverMetsReviewLib.lesions import couinaud as cou
+
+    rng_seed = 8
+    rng = np.random.default_rng(rng_seed)
+    shape, spacing = (40, 100, 100), (1.5, 1.5, 2.5)  # z, y, x array; x, y, z spacing
+    kz, jy, ix = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    ivc_xy = (50 + rng.integers(-5, 6), 82 + rng.integers(-3, 4))
+    tube = np.hypot(ix - ivc_xy[0], jy - ivc_xy[1]) <= 8
+    centre = (30, 40 + rng.integers(-5, 6), 30 + rng.integers(-5, 6))  # slice, y, x: in the upper half
+    d2 = ((kz - centre[0]) * 2.5) ** 2 + ((jy - centre[1]) * 1.5) ** 2 + ((ix - centre[2]) * 1.5) ** 2
+    lesion = np.sqrt(d2) <= 22  # 44 mm: in 17 of the 20 upper slices, wider than the IVC
+    behind = (jy > ivc_xy[1]) & (np.abs(ix - ivc_xy[0]) <= 8)  # the IVC's groove opens backwards
+    liver = (ix >= 10) & (ix < 90) & (jy >= 10) & (jy < 95) & ~tube & ~behind
+    img = sitk.GetImageFromArray(np.zeros(shape, np.float32))
+    img.SetSpacing(spacing)
+    x, y, z = cou._world(img)
+    got = cou._find_ivc(img, liver & ~lesion, tube | lesion, x, y, z)
+    axis = img.TransformIndexToPhysicalPoint([int(ivc_xy[0]), int(ivc_xy[1]), 0])
+    assert np.hypot(got[0] - axis[0], got[1] - axis[1]) < 3.0, (got, axis, rng_seed)

@@ -117,14 +117,16 @@ def _vessels(image: sitk.Image, liver: sitk.Image) -> tuple[sitk.Image, np.ndarr
 
 
 def _find_ivc(work: sitk.Image, liver: np.ndarray, vessels: np.ndarray, x, y, z) -> tuple[float, float, float]:
-    """The IVC axis (x, y) and the top of the liver's vessel confluence (z): in each slice of the upper half of
-    the liver, the bright vessel cross-section with the largest area x fraction embraced by liver (the widest
-    vessel held in the liver's groove); the median over the slices (a bright lesion wins only its few slices)."""
+    """The IVC axis (x, y) and the top of the liver's vessel confluence (z). In each slice of the upper half of the
+    liver, every bright vessel cross-section embraced by liver is a candidate (scored by area x fraction embraced);
+    the IVC is the vertical track of candidates found in the most slices (it runs through the liver's whole upper
+    half, while a bright lesion, however large and embraced, spans only its own height), and its axis the median
+    of the track's best candidate per slice."""
     zs = np.nonzero(liver.any(axis=(1, 2)))[0]
     z0, z1 = zs.min(), zs.max()
     upper = range(int(z0 + 0.5 * (z1 - z0)), int(z1) + 1)
     ring = ndi.generate_binary_structure(2, 1)
-    found = []
+    found = []  # (slice, x, y, z, score)
     for k in upper:
         lab, n = ndi.label(vessels[k])
         if n == 0:
@@ -134,15 +136,18 @@ def _find_ivc(work: sitk.Image, liver: np.ndarray, vessels: np.ndarray, x, y, z)
         border = np.bincount(grown[lab == 0].ravel(), minlength=n + 1)
         embrace = touching[1:] / np.maximum(border[1:], 1)
         area = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-        score = np.where(embrace >= float(_p("ivc_min_embrace")), area * embrace, 0.0)
-        best = int(np.argmax(score)) + 1
-        if score[best - 1] > 0:
-            sel = lab == best
-            found.append((float(x[k][sel].mean()), float(y[k][sel].mean()), float(z[k][sel].mean())))
+        for i in np.flatnonzero(embrace >= float(_p("ivc_min_embrace"))):
+            sel = lab == i + 1
+            found.append((k, float(x[k][sel].mean()), float(y[k][sel].mean()), float(z[k][sel].mean()),
+                          float(area[i] * embrace[i])))
     if not found:
         raise LiverMetsError("no IVC was found beside the liver on the contrast phase; place the landmarks")
     f = np.asarray(found)
-    return float(np.median(f[:, 0])), float(np.median(f[:, 1])), float(f[:, 2].max())
+    near = np.hypot(f[:, None, 1] - f[None, :, 1], f[:, None, 2] - f[None, :, 2]) <= float(_p("ivc_track_mm"))
+    support = [len(np.unique(f[near[i], 0])) + f[i, 4] / (1.0 + f[:, 4].max()) for i in range(len(f))]
+    track = f[near[int(np.argmax(support))]]
+    best = np.array([row for row in track if row[4] == track[track[:, 0] == row[0], 4].max()])
+    return float(np.median(best[:, 1])), float(np.median(best[:, 2])), float(best[:, 3].max())
 
 
 def _in_plane_runs(inside: np.ndarray, x, y, min_run_mm: float) -> np.ndarray:
