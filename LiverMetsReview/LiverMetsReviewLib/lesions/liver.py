@@ -578,6 +578,9 @@ def segment_liver(images: Mapping[str, sitk.Image], seed_lps: Sequence[float] | 
                          f"{order[1]} instead")
             role = order[1]
             mask, seed, _, warnings = _segment_on(images[role], role, seed_lps, notes)
+    from .liver_confirm import confirm_liver  # here: that module builds on this one
+
+    mask = confirm_liver(mask, images, role, notes)
     method = ("one click" if seed_lps is not None else "automatic seed (deepest parenchyma-like point on the "
               "patient's right)") + ": N4-corrected robust intensity window, opening for leak control, closing " \
                                     "and hole filling for the vessels"
