@@ -50,34 +50,42 @@ def main() -> int:
         print(f"{CHAOS} is absent: nothing to validate")
         return 0
     image = sitk.ReadImage(str(CHAOS / "case1_t2spir.nii.gz"), sitk.sitkFloat32)
-    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(CHAOS / "case1_labels.nii.gz"))) == 1
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(CHAOS / "case1_labels.nii.gz")))
+    truth = labels == lp.LIVER
     kinds = set(filter(None, args.kinds.split(",")))
     rows: dict[tuple[str, str], list] = defaultdict(list)  # (kind, level) -> (mode, dice, seconds)
     failures = []
     for seed in range(args.seeds):
         rng = np.random.default_rng(1000 + seed)
-        for case in lp.catalogue(image, truth, 100 + seed):
+        cases = [] if kinds and not kinds - {"contrast", "mets"} else lp.catalogue(image, truth, 100 + seed)
+        if not kinds or kinds & {"contrast", "mets"}:
+            cases += lp.sequence_catalogue(image, labels, 200 + seed)
+        for case in cases:
             if kinds and case.kind not in kinds:
                 continue
-            level = case.level if case.kind != "compound" else "drawn"
+            level = {"compound": "drawn"}.get(case.kind, case.level)
+            if case.kind in ("contrast", "mets"):  # drawn ratios and lesions: one row per sequence
+                level = case.level.split(":")[0]
             if seed == 0 or case.kind not in DETERMINISTIC:  # else the same image again: only new clicks
-                d, t, err = run(case, None)
+                d, t, err = run(case, None, case.role)
                 rows[(case.kind, level)].append(("auto", d, t))
                 if d < BAR:
                     failures.append((case.kind, case.level, "auto", None, d, err))
-            for click_kind in ("deep", "edge", "vessel"):
-                for p in lp.clicks(case, click_kind, args.clicks, rng):
-                    d, t, err = run(case, p)
+            for click_kind in ("deep", "edge", "vessel", "lesion"):
+                drawn = (lp.lesion_clicks(case, args.clicks, rng) if click_kind == "lesion"
+                         else lp.clicks(case, click_kind, args.clicks, rng))
+                for p in drawn:
+                    d, t, err = run(case, p, case.role)
                     rows[(case.kind, level)].append((click_kind, d, t))
                     if d < BAR:
                         failures.append((case.kind, case.level, click_kind, p, d, err))
     print(f"CHAOS case 1 T2-SPIR, {args.seeds} seed(s); Dice against the expert label moved with the image "
           f"(bar {BAR})")
-    print(f"{'kind':<12}{'level':<28}{'auto':>14}{'deep':>14}{'edge':>14}{'vessel':>14}{'s/mask':>8}")
+    print(f"{'kind':<12}{'level':<28}{'auto':>14}{'deep':>14}{'edge':>14}{'vessel':>14}{'lesion':>14}{'s/mask':>8}")
     times = []
     for (kind, level), vals in rows.items():
         cells = []
-        for mode in ("auto", "deep", "edge", "vessel"):
+        for mode in ("auto", "deep", "edge", "vessel", "lesion"):
             ds = [v[1] for v in vals if v[0] == mode]
             cells.append(f"{min(ds):.3f}/{np.median(ds):.3f}" if ds else "-")
         ts = [v[2] for v in vals]

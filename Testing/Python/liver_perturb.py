@@ -24,6 +24,8 @@ class Case:
     truth: np.ndarray
     kind: str
     level: str
+    role: str = "t2"  # the series role the image stands for
+    lesions: np.ndarray | None = None  # inserted lesions (bool, z y x), for clicks on a lesion
 
 
 def _like(arr: np.ndarray, ref: sitk.Image) -> sitk.Image:
@@ -198,6 +200,16 @@ def clicks(case: Case, kind: str, n: int, rng: np.random.Generator) -> list[tupl
     return [img.TransformIndexToPhysicalPoint([int(v) for v in p[::-1]]) for p in pick]
 
 
+def lesion_clicks(case: Case, n: int, rng: np.random.Generator) -> list[tuple[float, float, float]]:
+    """``n`` clicks (LPS mm) on inserted lesions, >= 3 mm inside one: a reader aiming at the liver hits a lesion."""
+    if case.lesions is None or not case.lesions.any():
+        return []
+    depth = ndi.distance_transform_edt(case.lesions, sampling=case.image.GetSpacing()[::-1])
+    where = np.argwhere(depth >= min(3.0, float(depth.max())))
+    pick = where[rng.choice(len(where), min(n, len(where)), replace=False)]
+    return [case.image.TransformIndexToPhysicalPoint([int(v) for v in p[::-1]]) for p in pick]
+
+
 def dice(mask: sitk.Image, truth: np.ndarray) -> float:
     m = sitk.GetArrayViewFromImage(mask) > 0
     return 2.0 * float((m & truth).sum()) / float(m.sum() + truth.sum())
@@ -243,3 +255,117 @@ def compound(image: sitk.Image, truth: np.ndarray, rng: np.random.Generator) -> 
     c = rescale(c.image, c.truth, float(10 ** rng.uniform(-1, 1.3)))
     levels.append(c.level)
     return Case(c.image, c.truth, "compound", "; ".join(levels))
+
+
+# ---------------------------------------------------------------- other sequences and livers with metastases
+
+# Labels of the CHAOS MR ground truth (README of ../shared/data/chaos-abdomen-mr).
+LIVER, RIGHT_KIDNEY, LEFT_KIDNEY, SPLEEN = 1, 2, 3, 4
+ORGANS = {"spleen": (SPLEEN,), "kidneys": (RIGHT_KIDNEY, LEFT_KIDNEY)}
+
+# Organ signal relative to the liver's (median to median), ranges drawn per case. On the T2 image the spleen and
+# kidneys are ~2x the liver (longer T2). Sources: ../shared/docs/liver-mri-brief.md section 2 (in the
+# hepatobiliary phase the functioning liver is bright, tissue without hepatocytes is not; the kidneys excrete
+# the other half of gadoxetate, so their parenchyma is moderately enhanced); liver-to-spleen signal ratio in the
+# HBP ~1.5-2 in normal function (e.g. Motosugi U et al., J Magn Reson Imaging 2009;30:1042-1046; Verloh N et
+# al., Eur Radiol 2014;24:1013-1019), i.e. spleen 0.5-0.7 of the liver; unenhanced T1: liver-to-spleen ratio
+# ~1.1-1.3 (the liver's shorter T1; the ratio is used as a steatosis reference on in-phase images), renal
+# cortex/medulla ~0.8-1.0 of the liver; "iso": spleen and kidneys at the liver's signal, where only the anatomy
+# (the fat planes, the capsule's shape) separates them: the hardest case, e.g. a fatty or poorly functioning
+# liver in the HBP.
+CONTRASTS = {
+    "hbp": ("t1_hepatobiliary", {"spleen": (0.5, 0.7), "kidneys": (0.5, 0.7)}),
+    "t1": ("t1_pre", {"spleen": (1 / 1.4, 1 / 1.2), "kidneys": (0.8, 1.0)}),
+    "iso": ("t2", {"spleen": (1.0, 1.0), "kidneys": (1.0, 1.0)}),
+}
+
+
+def _core_median(arr: np.ndarray, mask: np.ndarray) -> float:
+    """Median signal of an organ away from its partial-volume edge (in-plane erosion by 2 voxels)."""
+    core = ndi.binary_erosion(mask, np.ones((1, 5, 5), bool))
+    return float(np.median(arr[core if core.sum() > 100 else mask]))
+
+
+def _soft(mask: np.ndarray, spacing_zyx, sigma_mm: float = 1.25) -> np.ndarray:
+    """A label indicator blurred by a Gaussian of ``sigma_mm`` (about one in-plane voxel): partial-volume weights."""
+    return ndi.gaussian_filter(mask.astype(np.float32), [sigma_mm / s for s in spacing_zyx])
+
+
+def organ_contrast(image: sitk.Image, labels: np.ndarray, contrast: str, rng: np.random.Generator) -> Case:
+    """The organ contrast of another sequence: each labelled organ's signal multiplied so that its median becomes
+    the drawn ratio (``CONTRASTS``) times the liver's, with blurred label weights (partial volume at every organ
+    boundary); the texture, the vessels and every unlabelled tissue are kept. Truth = the liver label."""
+    role, ratios = CONTRASTS[contrast]
+    arr = sitk.GetArrayFromImage(image).astype(np.float32)
+    liver = _core_median(arr, labels == LIVER)
+    spacing = image.GetSpacing()[::-1]
+    field = np.ones_like(arr)
+    drawn = []
+    for organ, labs in ORGANS.items():
+        mask = np.isin(labels, labs)
+        ratio = float(rng.uniform(*ratios[organ]))
+        factor = ratio * liver / _core_median(arr, mask)
+        field += (factor - 1.0) * _soft(mask, spacing)
+        drawn.append(f"{organ} {ratio:.2f}")
+    return Case(_like(arr * field, image), labels == LIVER, "contrast", f"{contrast}: " + ", ".join(drawn), role)
+
+
+def metastases(case: Case, rng: np.random.Generator, contrast: str, n: int | None = None) -> Case:
+    """3-8 lesions of 10-45 mm (ellipsoids, blurred edges) inserted in the liver label of ``case``: half deep,
+    half reaching the capsule (centre closer to the outline than the radius, the lesion cut by the label), the
+    first one large and necrotic (centre and rim of different signal). "hypo": 0.3-0.6 of the liver (HBP, T1),
+    necrotic centre 0.15-0.25 with a 0.5-0.7 rim; "hyper": 1.5-3x (T2), necrotic centre 3-4x with a 1.3-1.6x
+    rim. Source: ../shared/docs/liver-mri-brief.md section 3 (HBP hypointensity; mild-moderate T2
+    hyperintensity, necrotic centre brighter). Expert labels include lesions in the liver: truth unchanged."""
+    img, truth = case.image, case.truth
+    spacing = np.asarray(img.GetSpacing()[::-1])
+    arr = sitk.GetArrayFromImage(img).astype(np.float32)
+    depth = ndi.distance_transform_edt(truth, sampling=spacing)
+    liver_w = _soft(truth, spacing)
+    field = np.ones_like(arr)
+    taken = np.zeros(truth.shape, bool)
+    count = int(n if n is not None else rng.integers(3, 9))
+    grid = np.indices(truth.shape, dtype=np.float32)
+    sizes = []
+    for i in range(count):
+        necrotic = i == 0
+        diameter = float(rng.uniform(35.0, 45.0) if necrotic else rng.uniform(10.0, 45.0))
+        r = diameter / 2
+        free = ndi.distance_transform_edt(~taken, sampling=spacing) > r + 5 if taken.any() else np.ones_like(truth)
+        if i % 2 == 1:  # reaching the capsule
+            pool = truth & free & (depth >= 0.3 * r) & (depth <= 0.8 * r)
+        else:
+            pool = truth & free & (depth >= r + 3.0)
+        where = np.argwhere(pool)
+        if len(where) == 0:
+            continue
+        c = where[int(rng.integers(len(where)))]
+        axes = r * rng.uniform(0.75, 1.25, 3)
+        rho = np.sqrt(sum(((grid[a] - c[a]) * spacing[a] / axes[a]) ** 2 for a in range(3)))
+        inside = rho <= 1.0
+        w = _soft(inside, spacing, 1.5) * liver_w
+        if contrast == "hypo":
+            f = rng.uniform(0.5, 0.7) if necrotic else rng.uniform(0.3, 0.6)
+        else:
+            f = rng.uniform(1.3, 1.6) if necrotic else rng.uniform(1.5, 3.0)
+        field *= 1.0 + (f - 1.0) * w
+        if necrotic:
+            fc = rng.uniform(0.15, 0.25) if contrast == "hypo" else rng.uniform(3.0, 4.0)
+            field *= 1.0 + (fc / f - 1.0) * _soft(rho <= 0.6, spacing, 1.5) * liver_w
+        taken |= inside & truth
+        sizes.append(f"{diameter:.0f}{'n' if necrotic else ''}{'c' if i % 2 == 1 else ''}")
+    level = f"{case.level.split(':')[0]} {contrast} mets: {'/'.join(sizes)} mm; {case.level}"
+    return Case(_like(arr * field, img), truth, "mets", level, case.role, taken)
+
+
+def sequence_catalogue(image: sitk.Image, labels: np.ndarray, seed: int) -> list[Case]:
+    """Other sequences' organ contrast, and livers with metastases on them, drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    truth = labels == LIVER
+    contrast = {c: organ_contrast(image, labels, c, rng) for c in CONTRASTS}
+    cases = list(contrast.values())
+    cases.append(metastases(contrast["hbp"], rng, "hypo"))
+    cases.append(metastases(contrast["t1"], rng, "hypo"))
+    cases.append(metastases(Case(image, truth, "none", "t2", "t2"), rng, "hyper"))
+    cases.append(metastases(contrast["iso"], rng, "hyper"))
+    return cases

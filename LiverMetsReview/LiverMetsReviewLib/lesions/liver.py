@@ -8,7 +8,9 @@ Method (parameters and their reasons in ``resources/liver_segmentation.json``):
 3. a click is moved to the calm interior of the tissue it fell in (near the capsule or a vessel the clicked voxel
    is partial volume); a robust intensity model (median, 1.4826 x MAD, clamped to a relative floor and
    ceiling) is estimated from that tissue around the seed; the liver window is median +/- k sigma; each further
-   pass removes the residual bias measured on the liver region itself and re-estimates the window;
+   pass removes the residual bias measured on the liver region itself and re-estimates the window; a click whose
+   region is smaller than any liver (on a metastasis, or a capsule sliver) is re-seeded in the calm tissue
+   around it (``liver_reseed.py``);
 4. leak control: the window is opened with a ball (thin bridges of similar signal to the heart, bowel, kidney
    or spleen are cut), the component holding the seed kept and dilated back inside the window;
 5. the intrahepatic vessels (and small lesions) are put inside by a closing and slice-wise hole filling, as
@@ -30,9 +32,20 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from ..errors import LiverMetsError, MissingDataError
-from ..resources import load_json
-
-PARAMETERS = "liver_segmentation.json"
+from .liver_grid import (  # noqa: F401  (re-exported: couinaud, liver_figures and the tests use them from here)
+    PARAMETERS,
+    _ball_offsets,
+    _value,
+    ball,
+    body_mask,
+    edges,
+    fill_holes_2d,
+    morph,
+    parameters,
+    prepared,
+    working_image,
+)
+from .liver_reseed import seeds_around
 
 
 @dataclass
@@ -46,14 +59,6 @@ class LiverResult:
     volume_ml: float
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-def parameters() -> dict:
-    return load_json(PARAMETERS)
-
-
-def _value(key: str):
-    return parameters()[key]["value"]
 
 
 # ---------------------------------------------------------------- series choice
@@ -72,129 +77,7 @@ def pick_series(images: Mapping[str, sitk.Image], series: str | None = None) -> 
     return order or sorted(images)
 
 
-# ---------------------------------------------------------------- working image
-
-def working_image(image: sitk.Image) -> sitk.Image:
-    """Float32 copy on the working grid: axes reordered to the patient's (index x, y, z = L, P, S, whatever order
-    and direction the scanner stored them in: every slice-wise step then works on axial slices), and each axis
-    finer than the working spacing averaged to it (a Gaussian of the new voxel's width, then linear resampling), so
-    that every later step sees the same physical grid whatever the acquired voxel size. Coarser axes (thick
-    slices) are kept as acquired."""
-    target = float(_value("working_spacing_mm"))
-    img = sitk.DICOMOrient(sitk.Cast(image, sitk.sitkFloat32), "LPS")
-    old = np.asarray(img.GetSpacing(), float)
-    new = np.maximum(old, target)
-    if np.allclose(new, old, rtol=0.02):
-        return img
-    # FWHM of the added blur = the width the new voxel adds to the old one
-    sigma_vox = np.sqrt(np.maximum(new ** 2 - old ** 2, 0.0)) / 2.355 / old
-    arr = ndi.gaussian_filter(sitk.GetArrayFromImage(img), sigma_vox[::-1], mode="nearest")
-    smooth = sitk.GetImageFromArray(arr.astype(np.float32))
-    smooth.CopyInformation(img)
-    size = [max(1, int(np.floor(n * o / s))) for n, o, s in zip(img.GetSize(), old, new, strict=True)]
-    corner = np.asarray(img.TransformContinuousIndexToPhysicalPoint([-0.5, -0.5, -0.5]))
-    ref = sitk.Image(size, sitk.sitkFloat32)
-    ref.SetSpacing(tuple(float(v) for v in new))
-    ref.SetDirection(img.GetDirection())
-    ref.SetOrigin(tuple(float(v) for v in corner + np.asarray(img.GetDirection()).reshape(3, 3) @ (new / 2)))
-    return sitk.Resample(smooth, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-
-
-def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
-    """Fill, slice by slice (axial), every background region that does not reach the slice's border; one
-    labelling with an in-plane structuring element does all slices at once."""
-    structure = np.zeros((3, 3, 3), bool)
-    structure[1] = ndi.generate_binary_structure(2, 1)
-    lab, _ = ndi.label(~mask, structure=structure)
-    outside = np.unique(np.concatenate([lab[:, 0, :].ravel(), lab[:, -1, :].ravel(), lab[:, :, 0].ravel(),
-                                        lab[:, :, -1].ravel()]))
-    return mask | ((lab > 0) & ~np.isin(lab, outside[outside > 0]))
-
-
-def body_mask(arr: np.ndarray) -> np.ndarray:
-    """Voxels with tissue signal (Otsu on the log of the signal) joined into the body, slice-wise holes filled."""
-    pos = arr[arr > 0]
-    if pos.size < 100:
-        raise LiverMetsError("the image is empty (no signal); choose a series with the abdomen in it")
-    logv = np.log1p(arr.clip(0))
-    hist, edges = np.histogram(logv[arr > 0], bins=128)
-    centres = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centres) / np.maximum(w0, 1)
-    m1 = (np.sum(hist * centres) - np.cumsum(hist * centres)) / np.maximum(w1, 1)
-    thr = centres[int(np.argmax(w0 * w1 * (m0 - m1) ** 2))]
-    fg = logv > thr
-    fg = ndi.binary_closing(fg, np.ones((1, 5, 5), bool))
-    filled = fill_holes_2d(fg)
-    lab, n = ndi.label(filled)
-    if n > 1:
-        sizes = np.bincount(lab.ravel())
-        sizes[0] = 0
-        filled = lab == int(np.argmax(sizes))
-    return filled
-
-
-def bias_corrected(img: sitk.Image, body: np.ndarray) -> sitk.Image:
-    """``img`` divided by the N4 bias field estimated on a shrunk copy inside the body."""
-    p = parameters()["n4"]
-    mask = sitk.GetImageFromArray(body.astype(np.uint8))
-    mask.CopyInformation(img)
-    shrink = [max(1, int(round(p["fit_spacing_mm"] / s))) for s in img.GetSpacing()]
-    small, small_mask = sitk.Shrink(img, shrink), sitk.Shrink(mask, shrink)
-    n4 = sitk.N4BiasFieldCorrectionImageFilter()
-    n4.SetMaximumNumberOfIterations([int(v) for v in p["iterations"]])
-    extent = [sz * sp for sz, sp in zip(small.GetSize(), small.GetSpacing(), strict=True)]
-    n4.SetNumberOfControlPoints([max(4, int(round(e / p["spline_distance_mm"])) + 3) for e in extent])
-    n4.SetConvergenceThreshold(float(p["convergence"]))
-    n4.Execute(sitk.Add(small, 1.0), small_mask)
-    log_bias = n4.GetLogBiasFieldAsImage(img)
-    return sitk.Cast(sitk.Divide(img, sitk.Exp(log_bias)), sitk.sitkFloat32)
-
-
-def prepared(image: sitk.Image) -> tuple[sitk.Image, np.ndarray, np.ndarray]:
-    """Working grid image (bias-corrected, smoothed), its array (z, y, x) and the body mask."""
-    work = working_image(image)
-    arr = sitk.GetArrayFromImage(work)
-    body = body_mask(arr)
-    if parameters()["n4"].get("enabled", True):
-        work = bias_corrected(work, body)
-    work = sitk.SmoothingRecursiveGaussian(work, float(_value("smoothing_sigma_mm")))
-    return work, sitk.GetArrayFromImage(work), body
-
-
 # ---------------------------------------------------------------- intensity model and growing
-
-def _ball_offsets(radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
-    r = [max(1, int(np.floor(radius_mm / s))) for s in spacing_zyx]
-    g = np.mgrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
-    d2 = sum((g[i] * spacing_zyx[i]) ** 2 for i in range(3))
-    return g[:, d2 <= radius_mm ** 2].T
-
-
-def ball(radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
-    """Boolean structuring element approximating a ball of ``radius_mm`` on an anisotropic grid; an axis coarser
-    than 4/3 of the radius gets no extent."""
-    r = [max(1, int(round(radius_mm / s))) if radius_mm >= 0.75 * s else 0 for s in spacing_zyx]
-    g = np.mgrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1].astype(float)
-    d2 = sum((g[i] / r[i]) ** 2 if r[i] else 0.0 * g[i] for i in range(3))
-    return d2 <= 1.0 + 1e-9
-
-
-def morph(op: str, mask: np.ndarray, radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
-    """Binary opening/closing/dilation/erosion with a ball of ``radius_mm``. The closing pads the array with
-    background so that the image edge does not erode the result; the opening pads it by repeating the edge
-    slices: the anatomy continues beyond a field of view that cuts an organ, so the image edge is no boundary a
-    thin bridge could be cut at (else the opening strips the end slices of an organ the slab cuts)."""
-    se = ball(radius_mm, spacing_zyx)
-    if op in ("close", "open"):
-        pad = [(n // 2, n // 2) for n in se.shape]
-        padded = np.pad(mask, pad) if op == "close" else np.pad(mask, pad, mode="edge")
-        fn = ndi.binary_closing if op == "close" else ndi.binary_opening
-        out = fn(padded, se)
-        return out[tuple(slice(p[0], p[0] + n) for p, n in zip(pad, mask.shape, strict=True))]
-    fn = {"dilate": ndi.binary_dilation, "erode": ndi.binary_erosion}[op]
-    return fn(mask, se)
 
 
 def seed_window(arr: np.ndarray, seed_zyx: Sequence[int], spacing_zyx: Sequence[float],
@@ -273,12 +156,6 @@ def _component_at(mask: np.ndarray, seed_zyx: Sequence[int], spacing_zyx: Sequen
     return lab == int(near[np.argmax(sizes[near])])
 
 
-def edges(work: sitk.Image) -> np.ndarray:
-    """Gradient magnitude times the working spacing: the signal change over one working voxel (z, y, x), the
-    same physical length whatever the acquired voxel size."""
-    return sitk.GetArrayFromImage(sitk.GradientMagnitude(work)) * float(_value("working_spacing_mm"))
-
-
 def _component_over(mask: np.ndarray, anchor: np.ndarray) -> np.ndarray:
     """The connected component of ``mask`` sharing most voxels with ``anchor`` (empty when none does)."""
     lab, n = ndi.label(mask)
@@ -331,8 +208,9 @@ def grow(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], window: tup
         field = residual_field(arr, interior, spacing_zyx)
         window = _window_from((arr / field)[interior])
     flat, calm = arr / field, edge / field
-    region = _grow_window(flat, calm, seed_zyx, window, spacing_zyx, body, interior)
-    return fill_vessels(boundary(flat, region, window[0], spacing_zyx, body), spacing_zyx), window
+    region = boundary(flat, _grow_window(flat, calm, seed_zyx, window, spacing_zyx, body, interior), window[0],
+                      spacing_zyx, body)
+    return fill_vessels(region, spacing_zyx), window
 
 
 def residual_field(arr: np.ndarray, interior: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray:
@@ -523,6 +401,14 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
         window = _window_from(samples[zyx], local=True) if zyx in samples else seed_window(arr, zyx, spacing, body)
         region, window = grow(arr, edge, zyx, window, spacing, body)
         tried.append((float(region.sum()) * voxel_ml, zyx, region, window))
+        if seed_lps is not None and len(tried) == 1 and tried[0][0] < lo:
+            # the clicked tissue is smaller than any liver: a lesion, or a sliver of the capsule that the leak
+            # control cut off; the liver is the tissue around it
+            clicked = region.copy()
+            clicked[tuple(zyx)] = True  # an empty region (nothing of the seed's window survived): the click itself
+            seeds += seeds_around(arr, edge, clicked, spacing, body)  # tried in this same loop
+            notes.append(f"the clicked tissue grew to only {tried[0][0]:.0f} mL (a lesion or a thin edge of the "
+                         "liver?): the liver was grown from the calm tissue around it")
     # The liver is the largest solid organ: among the candidates' regions, the largest of plausible volume.
     plausible = [t for t in tried if lo <= t[0] <= hi]
     vol, zyx, region, window = max(plausible, key=lambda t: t[0]) if plausible else tried[0]
