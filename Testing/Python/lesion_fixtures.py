@@ -205,3 +205,46 @@ def _render(lesion: np.ndarray, vessel: np.ndarray, corner: np.ndarray, rng: np.
     liver = sitk.GetImageFromArray((_box_average(liver_fine.astype(np.float32), (4, 2, 2)) >= 0.5).astype(np.uint8))
     liver.CopyInformation(images.reference)
     return images, truth, liver
+
+
+# FNH-like nodule after chemotherapy (lesion-parameter-ranges.md S25: 73 % retain gadoxetate in a rim on the HBP, the
+# inverse of a metastasis' target; FNH ADC 1200-1800 like the liver's; arterial hyperenhancement, T2 mildly bright):
+# signal / liver signal as (core, rim) per series, drawn around these centres.
+RIM_NODULE_RATIO = {"t1_pre": (0.9, 0.9), "t1_arterial": (1.9, 1.9), "t1_portal_venous": (1.0, 1.1),
+                    "t1_transitional": (0.87, 1.13), "t1_hepatobiliary": (0.67, 1.17), "t2": (1.45, 1.45),
+                    "dwi": (1.1, 1.1), "adc_scanner": (1.0, 1.0)}
+
+
+def rim_nodule_study(seed: int) -> DrawnStudy:
+    """A drawn 9-11 mm FNH-like nodule whose HBP-dark core (40-55 % of its radius) sits inside a rim that retains
+    gadoxetate (HBP brighter than the liver): clicked in the core, the rim is a second compartment that no mixture
+    of liver and core explains. Box averages of the 0.75 mm truth on each series' grid, as :func:`small_sphere_study`;
+    the truth is the reference voxels at least half nodule (core + rim)."""
+    rng = np.random.default_rng(seed)
+    shape = (120, 160, 160)
+    corner = np.array([-60.0, -60.0, -45.0])
+    z, y, x = [(np.arange(n) + 0.5) * FINE_MM + corner[a] for n, a in zip(shape, (2, 1, 0), strict=True)]
+    radius = rng.uniform(9.0, 11.0) / 2.0
+    core_radius = rng.uniform(0.4, 0.55) * radius
+    centre = rng.uniform(-3.0, 3.0, 3)
+    d2 = (x[None, None, :] - centre[0]) ** 2 + (y[None, :, None] - centre[1]) ** 2 + (z[:, None, None] - centre[2]) ** 2
+    core, nodule = d2 <= core_radius ** 2, d2 <= radius ** 2
+    snr = rng.uniform(25.0, 40.0)
+    from LiverMetsReviewLib.series import Series
+
+    series = []
+    for c, f in STUDY_FACTORS.items():
+        k_core, k_rim = (k * rng.uniform(0.97, 1.03) for k in RIM_NODULE_RATIO[c])
+        level = 1200.0 if c == "adc_scanner" else 1000.0
+        noise = {"dwi": 3.0 / snr, "adc_scanner": 0.1}.get(c, 1.0 / snr)
+        avg = _box_average(level * (~nodule + k_core * core + k_rim * (nodule & ~core)), f)
+        img = sitk.GetImageFromArray((avg + rng.normal(0.0, level * noise, avg.shape)).astype(np.float32))
+        sp = [FINE_MM * f[2], FINE_MM * f[1], FINE_MM * f[0]]
+        img.SetSpacing(sp)
+        img.SetOrigin([float(corner[a] + sp[a] / 2) for a in range(3)])
+        series.append(Series(c, [img], [{"b_value": 800.0}] if c == "dwi" else [{}]))
+    images = lesion_channels(series)
+    truth = _box_average(nodule.astype(np.float32), STUDY_FACTORS["t1_hepatobiliary"]) >= 0.5
+    liver = sitk.GetImageFromArray(np.ones(truth.shape, np.uint8))
+    liver.CopyInformation(images.reference)
+    return DrawnStudy(images, truth, liver, centre, np.full(3, radius), 2.0 * radius)

@@ -334,10 +334,13 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
     """Grow the lesion compartment by compartment, from the seed's core outwards.
 
     A new compartment (a rim around a core, a core inside a rim, a nodule at the margin) is tried when
-    non-liver voxels that no mixture of the compartments found so far explains cover a good part of the
-    region's surface, and kept only if the region it makes stays inside the radius: a rim or a nodule closes
-    on itself, a vessel or a neighbouring organ runs on. After each step the compartments are re-estimated
-    from the region's interior. When the radius is not the last one tried (``final`` false), a compartment that
+    voxels that no mixture of the compartments found so far explains make up a good part of the non-liver tissue
+    round the region (``enclosure_fraction``; counted among all voxels of that shell, the liver in it hid the rim
+    round a small nodule's core), and kept only if the region it makes stays inside the radius (a rim or a nodule
+    closes on itself, a vessel or a neighbouring organ runs on) and is not smaller than the region without it (a
+    compartment that re-explains the region's own voxels as its partial volume, as a recurrence's nodule did for
+    the zone's granulation tissue, adds no tissue). After each step the compartments are re-estimated from the
+    region's interior. When the radius is not the last one tried (``final`` false), a compartment that
     reaches it may belong to a lesion larger than the radius (the rim of a 45 mm metastasis clicked at its
     centre reaches 25 mm): :class:`_Leak` sends the click to the larger radius rather than dropping the rim.
     """
@@ -372,14 +375,17 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
             break
         zs = z[:, shell]
         residual = _classify(zs, protos, outlier, opts.overshoot, crop.sharpness)[1]
-        new = (d2_liver[shell] > detect) & (residual >= outlier)
-        if new.mean() < opts.enclosure_fraction:
+        tissue = d2_liver[shell] > detect
+        new = tissue & (residual >= outlier)
+        if new.sum() < opts.enclosure_fraction * max(1, int(tissue.sum())):
             break
         trial = protos + [_fit_class(zs[:, new], np.median(zs[:, new], axis=1))]
         grown = grow(trial)
         if _leaks(grown, edge, opts.leak_fraction):  # it ran along a vessel or out of the liver: not a compartment
             if not final:
                 raise _Leak()
+            break
+        if grown.sum() < region.sum():  # it re-explains the region's own voxels instead of adding tissue
             break
         protos = _refit(z, grown, trial, crop.sharpness, opts.pure_fraction, explained, opts.enclosure_fraction)
         region = grow(protos)

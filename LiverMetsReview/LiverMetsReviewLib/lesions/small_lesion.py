@@ -38,6 +38,20 @@ def _best(y: np.ndarray, cover: np.ndarray) -> tuple[int, float]:
     return i, float((y ** 2).sum() - gain[i])
 
 
+def _best_ball(y: np.ndarray, centres: np.ndarray, radii: np.ndarray, vox_mm: np.ndarray,
+               sub: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The ball (centre, radius) of every centre x radius whose coverage pattern explains y best, and its residual.
+    Distances are computed once per centre and compared with every radius (memory: centres x voxels x points)."""
+    pts = (vox_mm[:, None, :] + sub[None, :, :]).astype(np.float32)
+    d2 = ((pts[None] - centres.astype(np.float32)[:, None, None, :]) ** 2).sum(-1)          # (m, n, s)
+    best = (centres[0], float(radii[0]), np.inf)
+    for r in radii:
+        i, res = _best(y, (d2 <= np.float32(r * r)).mean(axis=-1))
+        if res < best[2]:
+            best = (centres[i], float(r), res)
+    return best
+
+
 def fit_ball(z: np.ndarray, region: np.ndarray, allowed: np.ndarray, spacing_zyx: np.ndarray,
              sharp: np.ndarray, subsamples: int, max_radius_mm: float) -> tuple[np.ndarray, dict] | None:
     """The voxels a ball fitted to the partial-volume pattern around ``region`` covers at least half.
@@ -54,19 +68,20 @@ def fit_ball(z: np.ndarray, region: np.ndarray, allowed: np.ndarray, spacing_zyx
     y = z[sharp][:, window]
     centre0 = np.argwhere(region).mean(axis=0) * spacing_zyx
     sub = _sub_points(spacing_zyx, subsamples)
-    # coarse: centres on half-voxel steps within half a voxel, radii on quarter-voxel steps; then a finer pass
+    # Centres on quarter-voxel steps within half a voxel of the region's centre and radii on quarter-voxel steps,
+    # every combination (a coarse grid of centres with a local refinement of the radius missed the best ball: a
+    # centre half a voxel off favours a smaller ball, and the refinement never reached the right radius); then a
+    # finer pass of eighth-voxel centres and radii around the best.
     r_step = 0.25 * float(spacing_zyx.min())
     best_c, best_r = centre0, 0.0
-    for offsets, radii in ((np.array([-0.5, 0.0, 0.5]), np.arange(r_step, max_radius_mm + 1e-6, r_step)),
-                           (np.array([-0.25, 0.0, 0.25]), None)):
+    for offsets, radii in ((np.arange(-0.5, 0.51, 0.25), np.arange(r_step, max_radius_mm + 1e-6, r_step)),
+                           (np.array([-0.125, 0.0, 0.125]), None)):
         if radii is None:
-            radii = best_r + np.arange(-0.5, 0.51, 0.25) * r_step
+            radii = best_r + np.array([-0.5, 0.0, 0.5]) * r_step
             radii = radii[radii > 0]
         o = np.stack(np.meshgrid(offsets, offsets, offsets, indexing="ij"), -1).reshape(-1, 3) * spacing_zyx
-        centres = np.repeat(best_c + o, len(radii), axis=0)
-        rr = np.tile(radii, len(o))
-        i, residual = _best(y, _coverage(centres, rr, vox_mm, sub))
-        best_c, best_r = centres[i], float(rr[i])
+        c, r, residual = _best_ball(y, best_c + o, radii, vox_mm, sub)
+        best_c, best_r = c, r
     # Model choice: the ball only when its pattern explains the channels better than the classifier's own
     # outline read as a pattern (a lesion with pure voxels, or not round, keeps its outline).
     as_is = _best(y, region[window].astype(float)[None])[1]
