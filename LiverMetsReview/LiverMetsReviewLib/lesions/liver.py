@@ -11,8 +11,9 @@ Method (parameters and their reasons in ``resources/liver_segmentation.json``):
    pass removes the residual bias measured on the liver region itself and re-estimates the window; a click whose
    region is smaller than any liver (on a metastasis, or a capsule sliver) is re-seeded in the calm tissue
    around it (``liver_reseed.py``);
-4. leak control: the window is opened with a ball (thin bridges of similar signal to the heart, bowel, kidney
-   or spleen are cut), the component holding the seed kept and dilated back inside the window;
+4. leak control: lesion-like pieces enclosed in liver tissue count as liver (a metastasis where the lobes join
+   would otherwise cut them apart), the window is opened with a ball (thin bridges of similar signal to the
+   heart, bowel, kidney or spleen are cut), the component holding the seed kept and dilated back inside the window;
 5. the intrahepatic vessels (and small lesions) are put inside by a closing and slice-wise hole filling, as
    radiologists segment the liver (CHAOS convention);
 6. the mask is interpolated back onto the series grid.
@@ -175,6 +176,7 @@ def _grow_window(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], win
     c_low, c_high = med - k_core * (med - low), med + k_core * (high - med)
     calm = body & (edge < float(_value("edge_fraction")) * med)
     tight = (arr >= c_low) & (arr <= c_high) & calm
+    tight |= enclosed_lesions(arr, body, tight, window, spacing_zyx)
     opened = morph("open", tight, float(_value("leak_opening_mm")), spacing_zyx)
     core = _component_over(opened, anchor) if anchor is not None else np.zeros_like(tight)
     if not core.any():
@@ -184,6 +186,49 @@ def _grow_window(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], win
     wide = (arr >= low) & (arr <= high) & calm
     region = core | (morph("dilate", core, float(_value("recover_mm")), spacing_zyx) & wide)
     return _component_over(region, core)
+
+
+def _fraction_by_label(near: np.ndarray, where: np.ndarray, tissue: np.ndarray, n: int) -> np.ndarray:
+    """Per label 0..n: the fraction of the voxels of ``where`` nearest to it that are ``tissue``."""
+    tot = np.bincount(near[where], minlength=n + 1)
+    return np.bincount(near[where & tissue], minlength=n + 1) / np.maximum(tot, 1)
+
+
+def enclosed_lesions(arr: np.ndarray, body: np.ndarray, tight: np.ndarray, window: tuple[float, float, float],
+                     spacing_zyx: Sequence[float]) -> np.ndarray:
+    """Lesion-like pieces with their blurred edge band: compact regions below (or above) the liver window, of a
+    metastasis's volume, whose outer surface lies almost entirely in liver-window tissue and which are ringed, a
+    band further out, mostly by calm tissue of the tight window (the liver's core signal).
+
+    Metastases lie within the liver and its expert outline includes them; a lesion where the lobes join cuts the
+    tight window in two there and the opening then drops the thinner lobe. Counted as liver tissue before the
+    opening, the lesion joins the lobes it sits in. A piece touching fat, bowel or another organ over more than a
+    tenth of its surface is not enclosed (a lesion reaching the capsule stays out, as before), nor one lying in an
+    organ whose signal is only at the edge of the liver window (the spleen's texture in the hepatobiliary phase)."""
+    p = parameters()["enclosed_lesion"]
+    _, low, high = window
+    voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
+    band = float(p["band_mm"])
+    wide = (arr >= low) & (arr <= high) & body
+    out = np.zeros(arr.shape, bool)
+    for side in ((arr < low) & body, arr > high):
+        lab, n = ndi.label(side)
+        sizes = np.bincount(lab.ravel(), minlength=n + 1) * voxel_ml
+        ok = (sizes >= float(p["min_ml"])) & (sizes <= float(p["max_ml"]))
+        ok[0] = False
+        if not ok.any():
+            continue
+        cand = ok[lab]
+        dist, idx = ndi.distance_transform_edt(~cand, sampling=spacing_zyx, return_indices=True)
+        near = lab[tuple(idx)]
+        shell = ndi.binary_dilation(cand) & ~side
+        ring = (dist > band) & (dist <= band + float(p["ring_mm"]))
+        keep = (ok & (_fraction_by_label(near, shell, wide, n) >= float(p["enclosed_fraction"]))
+                & (_fraction_by_label(near, ring, tight, n) >= float(p["core_ring_fraction"])))
+        out |= keep[lab]
+    if not out.any():
+        return out
+    return morph("dilate", out, band, spacing_zyx) & body
 
 
 def grow(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], window: tuple[float, float, float],
