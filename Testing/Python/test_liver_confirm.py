@@ -100,3 +100,4 @@ def test_drawn_fatty_liver_keeps_the_body_wall_out():
     truth = sitk.GetArrayFromImage(study.couinaud_on(result.series_used,
                                                      study.series_by_role(result.series_used).image)) > 0
     assert _dice(sitk.GetArrayFromImage(result.mask) > 0, truth) >= 0.95, result.notes
+    assert "checked on the study's other series" in result.method  # the liver figures' method says so

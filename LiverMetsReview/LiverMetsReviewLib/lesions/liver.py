@@ -511,9 +511,12 @@ def segment_liver(images: Mapping[str, sitk.Image], seed_lps: Sequence[float] | 
             mask, seed, _, warnings = _segment_on(images[role], role, seed_lps, notes)
     from .liver_confirm import confirm_liver  # here: that module builds on this one
 
+    checked = len(notes)
     mask = confirm_liver(mask, images, role, notes)
     method = ("one click" if seed_lps is not None else "automatic seed (deepest parenchyma-like point on the "
               "patient's right)") + ": N4-corrected robust intensity window, opening for leak control, closing " \
                                     "and hole filling for the vessels"
+    if len(notes) > checked:  # the second-series check ran (its note says what it found)
+        method += "; checked on the study's other series for tissue that is not liver"
     return LiverResult(mask=mask, series_used=role, seed_lps=seed, method=method, volume_ml=_volume_ml(mask),
                        notes=notes, warnings=warnings)
