@@ -39,6 +39,7 @@ from .liver_grid import (  # noqa: F401  (re-exported: couinaud, liver_figures a
     _value,
     ball,
     body_mask,
+    deepest_points,
     edges,
     fill_holes_2d,
     morph,
@@ -347,19 +348,10 @@ def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image, *,
     if side == "left_posterior":  # the spleen: against the left posterolateral wall
         on_side &= _world_axis(work, 1) > centre[1]
     depth = np.where(on_side, depth, 0.0)
-    out: list[tuple[int, int, int]] = []
-    grid = np.indices(depth.shape, dtype=np.float32)
-    for _ in range(int(p["candidates"])):
-        k = int(np.argmax(depth))
-        if depth.flat[k] <= 0:
-            break
-        z, y, x = (int(v) for v in np.unravel_index(k, depth.shape))
-        out.append((z, y, x))
-        # the next candidate lies outside this one's vertical cylinder of twice its depth: another organ (the
-        # spine and the great vessels run cranio-caudally, so a ball would leave them candidates at every level)
-        d2 = sum(((grid[i] - c) * spacing[i]) ** 2 for i, c in ((1, y), (2, x)))
-        depth = np.where(d2 <= (2.0 * depth.flat[k]) ** 2, 0.0, depth)
-    return out
+    # the next candidate lies outside this one's vertical cylinder of twice its depth: another organ (the spine and
+    # the great vessels run cranio-caudally, so a ball would leave them candidates at every level)
+    return deepest_points(depth, spacing, int(p["candidates"]), axes=(1, 2))
+
 
 
 def _fat_like(arr: np.ndarray, body: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray:

@@ -152,3 +152,20 @@ def edges(work: sitk.Image) -> np.ndarray:
     """Gradient magnitude times the working spacing: the signal change over one working voxel (z, y, x), the
     same physical length whatever the acquired voxel size."""
     return sitk.GetArrayFromImage(sitk.GradientMagnitude(work)) * float(_value("working_spacing_mm"))
+
+
+def deepest_points(depth: np.ndarray, spacing_zyx: Sequence[float], count: int,
+                   axes: Sequence[int] = (0, 1, 2)) -> list[tuple[int, int, int]]:
+    """Up to ``count`` maxima of ``depth`` (voxel indices z, y, x, deepest first), each outside the region of twice
+    the depth of those before it, measured along ``axes`` (all three: a ball; (1, 2): a vertical cylinder)."""
+    out: list[tuple[int, int, int]] = []
+    grid = np.indices(depth.shape, dtype=np.float32)
+    for _ in range(count):
+        k = int(np.argmax(depth))
+        if depth.flat[k] <= 0:
+            break
+        point = tuple(int(v) for v in np.unravel_index(k, depth.shape))
+        out.append(point)
+        d2 = sum(((grid[i] - point[i]) * spacing_zyx[i]) ** 2 for i in axes)
+        depth = np.where(d2 <= (2.0 * depth.flat[k]) ** 2, 0.0, depth)
+    return out

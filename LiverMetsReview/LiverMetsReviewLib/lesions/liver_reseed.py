@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from .liver_grid import _value, parameters
+from .liver_grid import _value, deepest_points, parameters
 
 
 def _within(mask: np.ndarray, mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
@@ -31,14 +31,4 @@ def seeds_around(arr: np.ndarray, edge: np.ndarray, region: np.ndarray, spacing_
     calm &= ~_within(region, float(_value("boundary_mm")), spacing_zyx)
     depth = ndi.distance_transform_edt(calm, sampling=spacing_zyx)
     depth = np.where(_within(region, float(p["ring_mm"]), spacing_zyx), depth, 0.0)
-    out: list[tuple[int, int, int]] = []
-    grid = np.indices(depth.shape, dtype=np.float32)
-    for _ in range(int(p["candidates"])):
-        k = int(np.argmax(depth))
-        if depth.flat[k] <= 0:
-            break
-        z, y, x = (int(v) for v in np.unravel_index(k, depth.shape))
-        out.append((z, y, x))
-        d2 = sum(((grid[i] - c) * spacing_zyx[i]) ** 2 for i, c in enumerate((z, y, x)))
-        depth = np.where(d2 <= (2.0 * depth.flat[k]) ** 2, 0.0, depth)
-    return out
+    return deepest_points(depth, spacing_zyx, int(p["candidates"]))
