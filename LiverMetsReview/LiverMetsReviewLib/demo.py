@@ -256,6 +256,46 @@ def _report_stage(out: Path, study_dir: Path, log=print, *, dicom: bool = True) 
     return {"files": [str(f) for f in files], "notes": notes}
 
 
+def _maps_stage(study, out: Path, breath_hold_shift_mm: float, log) -> tuple[Any, list[dict[str, Any]]]:
+    """Every map of the study (dynamic phases registered when the breath-holds differ) written with its
+    validity mask; the recovered registration shifts against the truth."""
+    maps = compute_study_maps(study.series, register_dynamic=breath_hold_shift_mm > 0)
+    registration = registration_table(study, maps)
+    for row in registration:
+        log(f"registered {row['phase']} to t1_pre: found {row['found_mm']} mm, true {row['truth_mm']} mm "
+            f"(error {row['error_mm']} mm)")
+    for name, image in maps.images.items():
+        write_image(image, out / "maps" / f"{name}.nrrd", maps.metadata.get(name))
+        if name in maps.valid:
+            write_image(maps.valid[name], out / "maps" / "masks" / f"{name}_valid.nrrd",
+                        {"quantity": f"voxels where {name} is measured (1) or masked (0)", "units": "1"})
+    return maps, registration
+
+
+def _write_lesion_table(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Per-lesion truth beside the maps' values, as CSV."""
+    columns = ["lesion", "type", "compartment", "truth_adc_1e6_mm2_s", "adc", "truth_pdff_percent",
+               "ff_chemical_shift", "ff_dixon", "pdff", *[m for m in TABLE_MAPS if m.startswith("re_")]]
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, table.getvalue())
+
+
+def _figures_stage(study, maps, out: Path, log) -> list[str]:
+    """The phantom montage and the maps figure (skipped, with the reason, where matplotlib is missing)."""
+    try:
+        from .figures import write_maps_figure
+        from .phantom.montage import write_montage
+    except ImportError as exc:  # pragma: no cover - matplotlib missing
+        log(f"figures skipped: {exc}")
+        return []
+    files = [str(write_montage(study, out / "montage.png")), str(write_maps_figure(study, maps, out / "maps.png"))]
+    log(f"figures: {', '.join(files)}")
+    return files
+
+
 def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis", size: str = "standard",
              breath_hold_shift_mm: float = 5.0, dicom: bool = True, figures: bool = True,
              log=print) -> dict[str, Any]:
@@ -278,41 +318,15 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, scenario: str = "steatosis",
     log(f"study written to {out / 'phantom'} (NRRD{' and DICOM' if dicom else ''}, ground truth beside it)")
 
     t0 = time.perf_counter()
-    maps = compute_study_maps(study.series, register_dynamic=breath_hold_shift_mm > 0)
+    maps, registration = _maps_stage(study, out, breath_hold_shift_mm, log)
     timings["maps_s"] = time.perf_counter() - t0
-    registration = registration_table(study, maps)
-    for row in registration:
-        log(f"registered {row['phase']} to t1_pre: found {row['found_mm']} mm, true {row['truth_mm']} mm "
-            f"(error {row['error_mm']} mm)")
-    for name, image in maps.images.items():
-        write_image(image, out / "maps" / f"{name}.nrrd", maps.metadata.get(name))
-        if name in maps.valid:
-            write_image(maps.valid[name], out / "maps" / "masks" / f"{name}_valid.nrrd",
-                        {"quantity": f"voxels where {name} is measured (1) or masked (0)", "units": "1"})
     log(f"maps: {', '.join(sorted(maps.images))} ({timings['maps_s']:.1f} s)")
     for family, reason in maps.skipped.items():
         log(f"  not computed: {family}: {reason}")
 
     rows = lesion_table(study, maps)
-    columns = ["lesion", "type", "compartment", "truth_adc_1e6_mm2_s", "adc", "truth_pdff_percent",
-               "ff_chemical_shift", "ff_dixon", "pdff", *[m for m in TABLE_MAPS if m.startswith("re_")]]
-    table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(out / "lesion_table.csv", table.getvalue())
-
-    figure_files: list[str] = []
-    if figures:
-        try:
-            from .figures import write_maps_figure
-            from .phantom.montage import write_montage
-        except ImportError as exc:  # pragma: no cover - matplotlib missing
-            log(f"figures skipped: {exc}")
-        else:
-            figure_files.append(str(write_montage(study, out / "montage.png")))
-            figure_files.append(str(write_maps_figure(study, maps, out / "maps.png")))
-            log(f"figures: {', '.join(figure_files)}")
+    _write_lesion_table(out / "lesion_table.csv", rows)
+    figure_files = _figures_stage(study, maps, out, log) if figures else []
 
     t0 = time.perf_counter()
     aligned, aligned_maps, which = _aligned_study(study, maps, seed=seed, scenario=scenario, size=size,

@@ -319,6 +319,37 @@ def _draw_shift(rng: np.random.Generator, max_mm: float) -> np.ndarray:
 
 # --- the study -----------------------------------------------------------------------------------------------------
 
+def _noise_levels(protocol: dict, snr: float | None, gains: dict[str, float]) -> tuple[dict, dict]:
+    """Noise SD per noise group (from the group's SNR at its reference signal, or the one ``snr`` given) and
+    the facts the truth records about it."""
+    sigma_by_group: dict[str, float] = {}
+    noise_info: dict[str, dict[str, float]] = {}
+    for name, group in protocol["noise_groups"].items():
+        g_snr = float(group["snr"]) if snr is None else float(snr)
+        level = float(group.get("reference_level", 1000.0))
+        sigma_by_group[name] = sigma_for_snr(level, g_snr)
+        noise_info[name] = {"snr": g_snr, "reference_signal": level, "gain": gains[name]}
+    return sigma_by_group, noise_info
+
+
+def _scanner_adc_series(entry: dict, target: sitk.Image, sigma: float, protocol: dict, by_role: dict[str, Series],
+                        physics: dict, field: float, b_list: list[float]) -> tuple[Series, dict]:
+    """The ADC map a scanner would derive from the study's DWI series; the facts of its fit (the DWI's role
+    under ``derived_from``, for placing the map after it)."""
+    seq = protocol["sequences"][entry["sequence"]]
+    dwi_role = seq.get("derived_from", "dwi")
+    dwi = by_role.get(dwi_role)
+    if dwi is None:
+        raise LiverMetsError("the protocol derives the ADC from a DWI series it does not acquire; add the DWI")
+    adc, mask, floor = _scanner_adc(dwi, seq, sigma)
+    s = Series(role=entry["role"], stacks=[_to_image(adc, target)],
+               meta=_series_meta(entry, seq, protocol, physics, field, b_list))
+    for key in ("echo_time_ms", "repetition_time_ms", "flip_angle_deg"):
+        s.meta[key] = dwi.meta[key]
+    return s, {"derived_from": dwi_role, "b_values": dwi.b_values, "background_voxels": int((~mask).sum()),
+               "fit": seq["fit"], "background_threshold": floor}
+
+
 def simulate_study(model: TissueModel, rng: np.random.Generator, protocol: dict | None = None,
                    b_values: Sequence[float] = (50, 400, 800), snr: float | None = None,
                    breath_hold_shift_mm: float = 0.0) -> tuple[list[Series], dict]:
@@ -348,13 +379,7 @@ def simulate_study(model: TissueModel, rng: np.random.Generator, protocol: dict 
 
     centre = _grid_centre(model, labels, ref_labels)
 
-    sigma_by_group: dict[str, float] = {}
-    noise_info: dict[str, dict[str, float]] = {}
-    for name, group in protocol["noise_groups"].items():
-        g_snr = float(group["snr"]) if snr is None else float(snr)
-        level = float(group.get("reference_level", 1000.0))
-        sigma_by_group[name] = sigma_for_snr(level, g_snr)
-        noise_info[name] = {"snr": g_snr, "reference_signal": level, "gain": gains[name]}
+    sigma_by_group, noise_info = _noise_levels(protocol, snr, gains)
 
     resamplers: dict[tuple[str, str], _BoxResampler] = {}
     grids: dict[tuple[str, str], sitk.Image] = {}
@@ -387,20 +412,12 @@ def simulate_study(model: TissueModel, rng: np.random.Generator, protocol: dict 
         by_role[role] = s
         facts_series[role] = _series_facts(s, entry, gspec, sigma, noise_info, shifts, signals, model)
     for _i, entry, target, sigma in adc_entries:
-        seq = protocol["sequences"][entry["sequence"]]
-        dwi = by_role.get(seq.get("derived_from", "dwi"))
-        if dwi is None:
-            raise LiverMetsError("the protocol derives the ADC from a DWI series it does not acquire; add the DWI")
-        adc, mask, floor = _scanner_adc(dwi, seq, sigma)
-        s = Series(role=entry["role"], stacks=[_to_image(adc, target)],
-                   meta=_series_meta(entry, seq, protocol, physics, field, b_list))
-        for key in ("echo_time_ms", "repetition_time_ms", "flip_angle_deg"):
-            s.meta[key] = dwi.meta[key]
+        s, fit_facts = _scanner_adc_series(entry, target, sigma, protocol, by_role, physics, field, b_list)
+        dwi = by_role[fit_facts.pop("derived_from")]
         series.insert(next(k for k, x in enumerate(series) if x is dwi) + 1, s)
         facts = _series_facts(s, entry, protocol["grids"][entry["grid"]], sigma, noise_info, shifts, signals,
                                model)
-        facts.update({"b_values": dwi.b_values, "background_voxels": int((~mask).sum()),
-                      "fit": seq["fit"], "background_threshold": floor})
+        facts.update(fit_facts)
         facts_series[entry["role"]] = facts
     return series, _study_facts(protocol, physics, field, facts_series, scaled["ref_name"], ref_labels, b_list,
                                 breath_hold_shift_mm)

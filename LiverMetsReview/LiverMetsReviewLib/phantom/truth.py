@@ -131,6 +131,31 @@ def _compartment_doc(c, voxel_ml: float, counts: np.ndarray, liver_label: int,
             **({"patch_of": c.info["patch_of"]} if c.info.get("patch_of") else {})}
 
 
+_HBP_HALLMARKS = {"hbp_hypointense", "hbp_target", "hbp_iso_or_hyperintense"}
+
+
+def _lesion_pitfalls(les: dict[str, Any], scen_pitfalls: list[str]) -> list[str]:
+    """The lesion's own pitfalls plus the scenario's; reduced hepatobiliary function only concerns lesions
+    whose expected hallmarks are read on the hepatobiliary phase."""
+    pitfalls = list(les["expected_pitfalls"])
+    for p in scen_pitfalls:
+        if p == "low_hbp_function" and not _HBP_HALLMARKS & set(les["expected_hallmarks"]):
+            continue
+        if p not in pitfalls:
+            pitfalls.append(p)
+    return pitfalls
+
+
+def _per_series_centres(centre: list[float], series: list[Series], shifts: dict[str, list[float]]) -> dict:
+    """Where the lesion centre appears in each series (its breath-hold shift added), in mm and voxel index."""
+    out = {}
+    for s in series:
+        p = [c + d for c, d in zip(centre, shifts.get(s.role, [0.0, 0.0, 0.0]), strict=True)]
+        idx = s.image.TransformPhysicalPointToContinuousIndex(p)
+        out[s.role] = {"centre_mm": [round(v, 3) for v in p], "centre_index": [round(v, 3) for v in idx]}
+    return out
+
+
 def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strength_t: float,
                 b_values: list[float], snr: float | None, breath_hold_shift_mm: float, anatomy: Anatomy,
                 model: TissueModel, lesions: list[dict[str, Any]], labels: np.ndarray, series: list[Series],
@@ -145,24 +170,13 @@ def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strengt
         by_structure.setdefault(c.info["structure"], []).append(c)
     label_counts = np.bincount(labels.ravel().astype(np.int64), minlength=200)
     scen_pitfalls = list(scenario.get("scenario_pitfalls", []))
-    hbp_hallmarks = {"hbp_hypointense", "hbp_target", "hbp_iso_or_hyperintense"}
     shifts = {role: f.get("shift_mm", [0.0, 0.0, 0.0]) for role, f in acquisition.get("series", {}).items()}
 
     lesion_docs = []
     for les in lesions:
         centre = [float(v) for v in les["centre_mm"]]
-        pitfalls = list(les["expected_pitfalls"])
-        for p in scen_pitfalls:
-            if p == "low_hbp_function" and not hbp_hallmarks & set(les["expected_hallmarks"]):
-                continue
-            if p not in pitfalls:
-                pitfalls.append(p)
-        per_series = {}
-        for s in series:
-            sh = shifts.get(s.role, [0.0, 0.0, 0.0])
-            p = [c + d for c, d in zip(centre, sh, strict=True)]
-            idx = s.image.TransformPhysicalPointToContinuousIndex(p)
-            per_series[s.role] = {"centre_mm": [round(v, 3) for v in p], "centre_index": [round(v, 3) for v in idx]}
+        pitfalls = _lesion_pitfalls(les, scen_pitfalls)
+        per_series = _per_series_centres(centre, series, shifts)
         lesion_docs.append({
             "id": les["id"], "type": les["type"], "name": les["name"], "label": int(les["label"]),
             "centre_mm": centre, "diameter_mm": float(les["diameter_mm"]),
@@ -180,15 +194,12 @@ def build_truth(*, seed: int, scenario: dict[str, Any], size: str, field_strengt
             **({"outline": les["outline"]} if les.get("outline") else {}),
             **({"template": les["template"], "drawn": les["drawn"]} if "drawn" in les else {}),
         })
-    organ_docs = []
-    for i, o in enumerate(organ_table()):
-        comps = by_structure.get(o["id"], [])
-        if not comps or label_counts[i + 1] == 0:
-            continue  # organ absent in this scenario (e.g. ascites)
-        organ_docs.append({"id": o["id"], "name": o["name"], "label": i + 1,
-                           "volume_ml": round(float(label_counts[i + 1]) * voxel_ml, 2),
-                           "compartments": [_compartment_doc(c, voxel_ml, counts, liver.label, acquisition)
-                                            for c in comps]})
+    organ_docs = [{"id": o["id"], "name": o["name"], "label": i + 1,
+                   "volume_ml": round(float(label_counts[i + 1]) * voxel_ml, 2),
+                   "compartments": [_compartment_doc(c, voxel_ml, counts, liver.label, acquisition)
+                                    for c in by_structure[o["id"]]]}
+                  for i, o in enumerate(organ_table())
+                  if by_structure.get(o["id"]) and label_counts[i + 1] > 0]  # absent organs (e.g. ascites) left out
     tissues = load_json("phantom_tissues.json")
     return {
         "format": "livermets-phantom-truth", "version": 1,

@@ -139,10 +139,20 @@ def _direction(values: list[float]) -> tuple[float, float, float] | None:
 
 
 def diffusion_from_dataset(ds: Any, frame_group: Any = None) -> Diffusion:
-    """Diffusion facts of one classic image ``ds`` or of one frame (its per-frame functional group item)."""
+    """Diffusion facts of one classic image ``ds`` or of one frame (its per-frame functional group item).
+
+    Standard tags win (per frame, then shared, then the image); vendors' private tags fill what they leave
+    open; the result is checked for plausibility last."""
     out = Diffusion()
-    manufacturer = str(ds.get("Manufacturer", "")).upper()
-    # 1. standard tags, per frame first
+    _read_standard_tags(out, ds, frame_group)
+    _read_private_b_value(out, ds)
+    _read_private_direction_and_label(out, ds)
+    _tidy(out, ds)
+    return out
+
+
+def _read_standard_tags(out: Diffusion, ds: Any, frame_group: Any) -> None:
+    """b-value, directionality and gradient direction from (0018,9087) and its sequences, per frame first."""
     sources = []
     if frame_group is not None and "MRDiffusionSequence" in frame_group and frame_group.MRDiffusionSequence:
         sources.append((frame_group.MRDiffusionSequence[0], "per-frame (0018,9087)"))
@@ -163,7 +173,11 @@ def diffusion_from_dataset(ds: Any, frame_group: Any = None) -> Diffusion:
                 out.direction = _direction(numbers(seq[0]["DiffusionGradientOrientation"].value, "d"))
             elif "DiffusionGradientOrientation" in item:
                 out.direction = _direction(numbers(item["DiffusionGradientOrientation"].value, "d"))
-    # 2. vendors' private tags
+
+
+def _read_private_b_value(out: Diffusion, ds: Any) -> None:
+    """The b-value (and a Siemens direction) from vendors' private tags, then the image comments."""
+    manufacturer = str(ds.get("Manufacturer", "")).upper()
     if out.b_value is None:
         vals = _private_numbers(ds, _SIEMENS_B)
         if vals:
@@ -194,7 +208,11 @@ def diffusion_from_dataset(ds: Any, frame_group: Any = None) -> Diffusion:
         match = _B_TEXT.search(_text(ds.get("ImageComments", "")))
         if match:
             out.b_value, out.source = float(match.group(1)), "ImageComments text"
-    # directions and labels from private tags
+
+
+def _read_private_direction_and_label(out: Diffusion, ds: Any) -> None:
+    """Gradient direction (GE, Philips, Siemens, UIH) and directionality label (Philips, Siemens) when the
+    standard tags had none; a Philips private label, when present, takes precedence over the standard one."""
     if out.direction is None:
         for specs in (_GE_DIRECTION, _PHILIPS_DIRECTION):
             vals = [(_private_numbers(ds, s, "f") or [None])[0] for s in specs]
@@ -211,7 +229,10 @@ def diffusion_from_dataset(ds: Any, frame_group: Any = None) -> Diffusion:
         elem = private_element(ds, _SIEMENS_DIRECTIONALITY)
         if elem is not None and _text(elem.value):
             out.label = _text(elem.value).upper()
-    # tidy up
+
+
+def _tidy(out: Diffusion, ds: Any) -> None:
+    """Implausible b-values dropped, near-zero ones set to 0, trace images recognised, null directions cleared."""
     if out.b_value is not None:
         if out.b_value < 0 or out.b_value > 1e5:
             out.b_value, out.source = None, f"ignored implausible b from {out.source}"
@@ -225,7 +246,6 @@ def diffusion_from_dataset(ds: Any, frame_group: Any = None) -> Diffusion:
             out.direction = None
     else:
         out.direction = None
-    return out
 
 
 def describe_b_values(values: list[float]) -> str:
