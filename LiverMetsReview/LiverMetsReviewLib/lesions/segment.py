@@ -262,11 +262,11 @@ def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class], sharp: np.nd
     n_inner = int(inner.sum())
     if n_inner == 0:
         return protos
-    if n_inner < 10 or len(protos) == 1:
-        if _solid(region, inner) and _enclosed_by_liver(region, explained(protos) if explained else None, enclosure):
-            return _refit_from_whole(z, region, protos, sharp, pure_fraction)
-        if n_inner < 10:
+    if n_inner < 10:
+        if not _solid(region, inner) or not _enclosed_by_liver(region, explained(protos) if explained else None,
+                                                               enclosure):
             return protos
+        return _refit_from_whole(z, region, protos, sharp, pure_fraction)
     zv = z[:, inner]
     owner = np.argmin([p.d2(zv) for p in protos], axis=0)
     return [_fit_class(zv[:, owner == 0], protos[0].mu)] + protos[1:]
