@@ -215,14 +215,6 @@ RIM_NODULE_RATIO = {"t1_pre": (0.9, 0.9), "t1_arterial": (1.9, 1.9), "t1_portal_
                     "dwi": (1.1, 1.1), "adc_scanner": (1.0, 1.0)}
 
 
-# A viable nodule at the centre of an ablation zone with recurrence (lesion-parameter-ranges.md section 4: nodular
-# arterial enhancement, restricted diffusion, T2 brighter; the zone's granulation/coagulation tissue in between the
-# liver and the nodule on most series but not in the same proportion on each): (nodule, zone) ratios per series.
-ZONE_NODULE_RATIO = {"t1_pre": (0.95, 0.94), "t1_arterial": (1.7, 1.33), "t1_portal_venous": (1.06, 1.02),
-                     "t1_transitional": (0.83, 0.96), "t1_hepatobiliary": (0.69, 0.71), "t2": (2.7, 2.2),
-                     "dwi": (2.1, 1.4), "adc_scanner": (1.0, 1.0)}
-
-
 def rim_nodule_study(seed: int, ratios: dict | None = None, diameter_mm: tuple[float, float] = (9.0, 11.0),
                      core_share: tuple[float, float] = (0.4, 0.55)) -> DrawnStudy:
     """A drawn 9-11 mm FNH-like nodule whose HBP-dark core (40-55 % of its radius) sits inside a rim that retains
