@@ -162,7 +162,7 @@ T1_RATIO = {"t1_pre": (0.6, 0.9), "t1_arterial": (0.8, 1.4), "t1_portal_venous":
             "t1_transitional": (0.4, 0.8), "t1_hepatobiliary": (0.3, 0.7)}
 
 
-def small_sphere_study(seed: int) -> DrawnStudy:
+def small_sphere_study(seed: int, diameter_mm: tuple[float, float] = (8.0, 10.0)) -> DrawnStudy:
     """A drawn metastasis-like sphere of 8-10 mm at a random sub-voxel position in a noisy liver block.
 
     The case where thick slices matter most: on the 6 mm T2 and 3 x 3 x 6 mm DWI (box averages of the 0.75 mm
@@ -173,7 +173,7 @@ def small_sphere_study(seed: int) -> DrawnStudy:
     shape = (120, 160, 160)
     corner = np.array([-60.0, -60.0, -45.0])
     z, y, x = [(np.arange(n) + 0.5) * FINE_MM + corner[a] for n, a in zip(shape, (2, 1, 0), strict=True)]
-    radius = rng.uniform(8.0, 10.0) / 2.0
+    radius = rng.uniform(*diameter_mm) / 2.0
     centre = rng.uniform(-3.0, 3.0, 3)
     lesion = ((x[None, None, :] - centre[0]) ** 2 + (y[None, :, None] - centre[1]) ** 2
               + (z[:, None, None] - centre[2]) ** 2) <= radius ** 2
@@ -215,7 +215,8 @@ RIM_NODULE_RATIO = {"t1_pre": (0.9, 0.9), "t1_arterial": (1.9, 1.9), "t1_portal_
                     "dwi": (1.1, 1.1), "adc_scanner": (1.0, 1.0)}
 
 
-def rim_nodule_study(seed: int) -> DrawnStudy:
+def rim_nodule_study(seed: int, ratios: dict | None = None, diameter_mm: tuple[float, float] = (9.0, 11.0),
+                     core_share: tuple[float, float] = (0.4, 0.55)) -> DrawnStudy:
     """A drawn 9-11 mm FNH-like nodule whose HBP-dark core (40-55 % of its radius) sits inside a rim that retains
     gadoxetate (HBP brighter than the liver): clicked in the core, the rim is a second compartment that no mixture
     of liver and core explains. Box averages of the 0.75 mm truth on each series' grid, as :func:`small_sphere_study`;
@@ -224,8 +225,8 @@ def rim_nodule_study(seed: int) -> DrawnStudy:
     shape = (120, 160, 160)
     corner = np.array([-60.0, -60.0, -45.0])
     z, y, x = [(np.arange(n) + 0.5) * FINE_MM + corner[a] for n, a in zip(shape, (2, 1, 0), strict=True)]
-    radius = rng.uniform(9.0, 11.0) / 2.0
-    core_radius = rng.uniform(0.4, 0.55) * radius
+    radius = rng.uniform(*diameter_mm) / 2.0
+    core_radius = rng.uniform(*core_share) * radius
     centre = rng.uniform(-3.0, 3.0, 3)
     d2 = (x[None, None, :] - centre[0]) ** 2 + (y[None, :, None] - centre[1]) ** 2 + (z[:, None, None] - centre[2]) ** 2
     core, nodule = d2 <= core_radius ** 2, d2 <= radius ** 2
@@ -234,7 +235,7 @@ def rim_nodule_study(seed: int) -> DrawnStudy:
 
     series = []
     for c, f in STUDY_FACTORS.items():
-        k_core, k_rim = (k * rng.uniform(0.97, 1.03) for k in RIM_NODULE_RATIO[c])
+        k_core, k_rim = (k * rng.uniform(0.97, 1.03) for k in (ratios or RIM_NODULE_RATIO)[c])
         level = 1200.0 if c == "adc_scanner" else 1000.0
         noise = {"dwi": 3.0 / snr, "adc_scanner": 0.1}.get(c, 1.0 / snr)
         avg = _box_average(level * (~nodule + k_core * core + k_rim * (nodule & ~core)), f)
