@@ -25,6 +25,7 @@ from ..maps.resample import check_compatible, resample_to
 from ..resources import load_json
 from .channels import params
 from .edge import backgrounds, refine_chord
+from .pv_axes import fit_axes
 
 QUANTITIES = "quantities.json"
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
@@ -528,6 +529,11 @@ def _diameters(ctx: StudyContext, mask: np.ndarray, sl: tuple[slice, ...],
     sharp = {n: im for n, im in ctx.images.items() if im.voxel_mm3 is not None and im.voxel_mm3 <= own}
     imgs = backgrounds(sharp, sl, ref)
     reach = max(ctx.reference.GetSpacing()[:2])
+    if max(r[0] for r in per_slice) <= 2 * reach:  # no interior to find an edge from: the partial-volume fit
+        sub = sitk.RegionOfInterest(ctx.reference, [s.stop - s.start for s in sl][::-1], [s.start for s in sl][::-1])
+        fit = fit_axes(mask[sl], [(v[sl], b, sd) for v, b, sd in imgs], sub)
+        if fit is not None:
+            return (round(fit[0], 2), fit[1].round(2).tolist(), round(fit[2], 2), fit[3].round(2).tolist())
 
     def refined(ends: np.ndarray) -> np.ndarray:
         e = np.asarray(ends, float)
