@@ -105,10 +105,10 @@ def _separable_shares(regions: Sequence[np.ndarray], reference: sitk.Image, star
 
 def footprint_shares(regions: Sequence[np.ndarray], reference: sitk.Image, start_zyx: Sequence[int],
                      source: sitk.Image | None) -> list[np.ndarray]:
-    """Footprint share of each region (bool z, y, x, all in one box of the reference grid starting at index
-    ``start_zyx``) as seen by a series on ``source``'s grid. Same grid as the reference (or unknown source):
-    the regions themselves (share 1 inside, 0 outside). Grids with the same axes: exact (separable); oblique
-    grids: the source box approximated by a box filter on the reference grid, resampled with SimpleITK."""
+    """Footprint share of each region as seen by a series on ``source``'s grid. A region is z, y, x on one box
+    of the reference grid starting at index ``start_zyx``: bool, or the share of each voxel it fills. Same grid
+    as the reference (or unknown source): the regions themselves. Grids with the same axes: exact (separable);
+    oblique grids: the source box approximated by a box filter on the reference grid, resampled with SimpleITK."""
     if source is None or same_grid(reference, source):
         return [r.astype(np.float32) for r in regions]
     if np.allclose(reference.GetDirection(), source.GetDirection(), atol=1e-4):

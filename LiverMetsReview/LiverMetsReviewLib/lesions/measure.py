@@ -11,10 +11,11 @@ live in one place; a value that cannot be measured is ``None`` with the reason.
 All values are sampled on the reference grid the mask is drawn on (images are resampled linearly once). The
 whole lesion's statistics use every voxel of the segment (the checklist corrects their partial volume by the
 interior fraction); rim and core are read per image on the voxels that image's own series sees inside them
-(``footprint.py``): the core on voxels whose footprint on that series lies inside the core, the rim on shell voxels
-whose footprint lies inside the lesion (on a series coarser than the rim its value is diluted toward the core,
-never toward the liver, so rim minus core keeps its sign). A rim or core no voxel of a series sees that way is
-``None`` with the reason (too thin for that series' voxels), not a value from the liver around it.
+(``footprint.py``): the core on voxels whose footprint on that series lies inside the core, the rim on shell
+voxels whose footprint lies inside the lesion, the segment's edge voxels counted half (on a series coarser than
+the rim its value is diluted toward the core, never toward the liver, so rim minus core keeps its sign). A rim or
+core no voxel of a series sees that way is ``None`` with the reason (too thin or too small for that series'
+voxels), not a value from the liver around it.
 """
 
 from __future__ import annotations
@@ -356,12 +357,16 @@ def _image_measurements(ctx: StudyContext, sl: tuple[slice, ...], lesion: np.nda
 def _seen(ctx: StudyContext, sl: tuple[slice, ...], img: MeasuredImage, lesion: np.ndarray, rim: np.ndarray,
           core: np.ndarray, cache: dict[tuple, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """The rim voxels whose footprint on the image's series lies inside the lesion and the core voxels whose
-    footprint lies inside the core (share >= ``footprint_min_share``), once per source grid."""
+    footprint lies inside the core (share >= ``footprint_min_share``), once per source grid. The segment's own
+    edge voxels count as half lesion: the outline passes through them (a segment drawn at the half-way contrast
+    holds a voxel the lesion fills by half or more), so on the reference grid itself the rim is read inside them."""
     src = img.source
     key = (() if src is None else (src.GetSize(), src.GetSpacing(), src.GetOrigin(), src.GetDirection()))
     if key not in cache:
         q = float(params("measurement")["footprint_min_share"])
-        in_lesion, in_core = footprint_shares([lesion, core], ctx.reference, [s.start for s in sl], src)
+        fill = lesion.astype(np.float32)
+        fill[lesion & ~ndi.binary_erosion(np.pad(lesion, 1))[1:-1, 1:-1, 1:-1]] = 0.5
+        in_lesion, in_core = footprint_shares([fill, core], ctx.reference, [s.start for s in sl], src)
         cache[key] = (rim & (in_lesion >= q), core & (in_core >= q))
     return cache[key]
 
