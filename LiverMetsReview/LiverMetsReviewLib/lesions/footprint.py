@@ -84,21 +84,27 @@ def _separable_shares(regions: Sequence[np.ndarray], reference: sitk.Image, star
     one-dimensional maps, applied axis by axis (z, y, x)."""
     d = np.array(reference.GetDirection()).reshape(3, 3)
     offset = d.T @ (np.array(source.GetOrigin()) - np.array(reference.GetOrigin()))  # source origin, ref frame
-    maps = []
+    maps: list[tuple[np.ndarray, np.ndarray] | None] = []
     for axis_xyz in range(3):
         n = regions[0].shape[2 - axis_xyz]
         rs, ss = reference.GetSpacing()[axis_xyz], source.GetSpacing()[axis_xyz]
+        phase = offset[axis_xyz] / rs - np.round(offset[axis_xyz] / rs)
+        if abs(ss - rs) <= 1e-3 * rs and abs(phase) <= 1e-3:  # the same voxels along this axis: nothing mixes
+            maps.append(None)
+            continue
         centres = (int(start_zyx[2 - axis_xyz]) + np.arange(n)) * rs
         first = int(np.floor((centres[0] - rs / 2 - ss - offset[axis_xyz]) / ss)) - 1
         last = int(np.ceil((centres[-1] + rs / 2 + ss - offset[axis_xyz]) / ss)) + 1
         maps.append(_axis_maps(centres, rs, offset[axis_xyz] + first * ss, ss, last - first + 1))
     out = []
     for region in regions:
-        arr = region.astype(np.float64)
+        arr = region.astype(np.float32)
         for stage in (0, 1):  # onto the source grid, then back
             for axis_zyx in range(3):
-                m = maps[2 - axis_zyx][stage]
-                arr = np.moveaxis(np.tensordot(m, arr, axes=([1], [axis_zyx])), 0, axis_zyx)
+                pair = maps[2 - axis_zyx]
+                if pair is not None:
+                    m = pair[stage].astype(np.float32)
+                    arr = np.moveaxis(np.tensordot(m, arr, axes=([1], [axis_zyx])), 0, axis_zyx)
         out.append(np.clip(arr, 0.0, 1.0).astype(np.float32))
     return out
 
@@ -111,9 +117,24 @@ def footprint_shares(regions: Sequence[np.ndarray], reference: sitk.Image, start
     oblique grids: the source box approximated by a box filter on the reference grid, resampled with SimpleITK."""
     if source is None or same_grid(reference, source):
         return [r.astype(np.float32) for r in regions]
+    # Only the regions' box (plus the reach of a source voxel) can hold a share above 0: work on that crop.
+    shape = regions[0].shape
+    nz = np.argwhere(np.any([np.asarray(r) > 0 for r in regions], axis=0))
+    out = [np.zeros(shape, np.float32) for _ in regions]
+    if not nz.size:
+        return out
+    pad = np.ceil(2 * source_extent_zyx(reference, source)).astype(int) + 1
+    lo, hi = np.maximum(nz.min(axis=0) - pad, 0), np.minimum(nz.max(axis=0) + pad + 1, shape)
+    crop = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    start = np.asarray(start_zyx, int) + lo
+    parts = [np.asarray(r)[crop] for r in regions]
     if np.allclose(reference.GetDirection(), source.GetDirection(), atol=1e-4):
-        return _separable_shares(regions, reference, start_zyx, source)
-    return _oblique_shares(regions, reference, start_zyx, source)
+        shares = _separable_shares(parts, reference, start, source)
+    else:
+        shares = _oblique_shares(parts, reference, start, source)
+    for o, sh in zip(out, shares, strict=True):
+        o[crop] = sh
+    return out
 
 
 def _oblique_shares(regions: Sequence[np.ndarray], reference: sitk.Image, start_zyx: Sequence[int],
