@@ -32,7 +32,8 @@ methods checked, the truth is only compared with. Criteria and their tolerances 
    drawn rim is at least the shell (3 mm) and one in-plane voxel of the source series, and where the expected
    difference exceeds 3 standard errors of the difference. A rim or core the product reports as too thin or
    small for the series' voxels is counted apart ("said and true") when fewer than 10 rim voxels lie deeper in
-   the truth lesion than the series' in-plane footprint reach; otherwise the refusal fails.
+   the truth lesion (centre-to-centre depth minus half a reference voxel) than the series' in-plane footprint
+   reach; otherwise the refusal fails.
 Run: ``python benchmarks/validate_measures.py [--studies N] [--first-seed S] [--small] [--skip-cli]``.
 """
 
@@ -358,7 +359,7 @@ def check_values(t: Tally, study, rv, measured, how: str, tag: str, ex: Expected
             if name in RIM_IMAGES:
                 reach = float(footprint_reach(study, ex.roles(name)[0], rv.reference)[:2].max())
                 _check_rim(t, it.measures, name, img, les, ex, (rim, core, depth_in[les["id"]]), ref_vox / vol,
-                           (inplane, reach), rim_mm, what, how)
+                           (inplane, reach, max(spacing_zyx[1:])), rim_mm, what, how)
 
 
 def _why(m, key: str, image: str, region: str) -> str:
@@ -431,10 +432,10 @@ def _check_core(t, m, name, img, ex, region, which, ratio, what, how) -> None:
 
 def _check_rim(t, m, name, img, les, ex, regions, ratio, voxel, rim_mm, what, how) -> None:
     """Rim minus core sign; ``regions`` = (rim, core, depth inside the truth lesion, mm), ``voxel`` = (in-plane
-    spacing, in-plane footprint reach, mm) of the source series."""
+    spacing and footprint reach of the source series, in-plane spacing of the reference grid; mm)."""
     crit = f"5 rim-core sign ({how})"
     rim, core, depth = regions
-    inplane, reach = voxel
+    inplane, reach, step = voxel
     drawn = (les.get("drawn") or {}).get("compartments", {}).get("rim")
     rim_labs = [int(c["compartment_label"]) for c in les["compartments"] if c["name"] == "rim"]
     if not drawn or not rim_labs:
@@ -445,7 +446,9 @@ def _check_rim(t, m, name, img, les, ex, regions, ratio, voxel, rim_mm, what, ho
         return
     r, c = m.value(img.key, name, "rim", "median"), m.value(img.key, name, "core", "median")
     if r is None or c is None:
-        seen = int((rim & (depth > reach)).sum())  # rim voxels whose in-plane footprint stays in the lesion
+        # rim voxels whose in-plane footprint stays in the lesion: the depth is measured between voxel centres,
+        # the outline lies about half a voxel outside the last one
+        seen = int((rim & (depth - 0.5 * step > reach)).sum())
         if seen < MIN_CORE:
             t.refused[crit] += 1
         else:
