@@ -32,8 +32,8 @@ methods checked, the truth is only compared with. Criteria and their tolerances 
    drawn rim is at least the shell (3 mm) and one in-plane voxel of the source series, and where the expected
    difference exceeds 3 standard errors of the difference. A rim or core the product reports as too thin or
    small for the series' voxels is counted apart ("said and true") when fewer than 10 rim voxels lie deeper in
-   the truth lesion (centre-to-centre depth minus half a reference voxel) than the series' in-plane footprint
-   reach; otherwise the refusal fails.
+   the measured segment (centre-to-centre depth minus half a reference voxel; the rim is that segment's shell)
+   than the series' in-plane footprint reach; otherwise the refusal fails.
 Run: ``python benchmarks/validate_measures.py [--studies N] [--first-seed S] [--small] [--skip-cli]``.
 """
 
@@ -338,7 +338,7 @@ def check_diameters(t: Tally, study, rv, how: str, tag: str) -> None:
                 f"(tol {tol}; long {long_:.2f} vs {d:.2f})")
 
 
-def check_values(t: Tally, study, rv, measured, how: str, tag: str, ex: Expected, depth_in) -> None:
+def check_values(t: Tally, study, rv, measured, how: str, tag: str, ex: Expected) -> None:
     """Criteria 4 and 5 for one review (``measured``: prepared images on the reference grid)."""
     from LiverMetsReviewLib.lesions.measure import rim_core
 
@@ -348,6 +348,7 @@ def check_values(t: Tally, study, rv, measured, how: str, tag: str, ex: Expected
     for it in rv.lesions:
         les = next(x for x in study.truth["lesions"] if x["id"] == it.seed.label)
         rim, core = rim_core(it.mask, spacing_zyx, rim_mm)
+        own_depth = ndi.distance_transform_edt(np.pad(it.mask, 1), sampling=spacing_zyx)[1:-1, 1:-1, 1:-1]
         what = f"{tag} {les['id']} {les['type']} {les['diameter_mm']:.0f} mm"
         for name, img in measured.items():
             if name not in ("adc", "pdff", "ff_chemical_shift", *SIGNALS) and not name.startswith("re_"):
@@ -358,7 +359,7 @@ def check_values(t: Tally, study, rv, measured, how: str, tag: str, ex: Expected
                         ref_vox / vol, what, how)
             if name in RIM_IMAGES:
                 reach = float(footprint_reach(study, ex.roles(name)[0], rv.reference)[:2].max())
-                _check_rim(t, it.measures, name, img, les, ex, (rim, core, depth_in[les["id"]]), ref_vox / vol,
+                _check_rim(t, it.measures, name, img, les, ex, (rim, core, own_depth), ref_vox / vol,
                            (inplane, reach, max(spacing_zyx[1:])), rim_mm, what, how)
 
 
@@ -431,7 +432,7 @@ def _check_core(t, m, name, img, ex, region, which, ratio, what, how) -> None:
 
 
 def _check_rim(t, m, name, img, les, ex, regions, ratio, voxel, rim_mm, what, how) -> None:
-    """Rim minus core sign; ``regions`` = (rim, core, depth inside the truth lesion, mm), ``voxel`` = (in-plane
+    """Rim minus core sign; ``regions`` = (rim, core, depth inside the measured segment, mm), ``voxel`` = (in-plane
     spacing and footprint reach of the source series, in-plane spacing of the reference grid; mm)."""
     crit = f"5 rim-core sign ({how})"
     rim, core, depth = regions
@@ -496,12 +497,10 @@ def study_checks(t: Tally, seed: int, scenario: str, size: str) -> None:
     outlines = [OutlinedLesion(k, "lesion", v) for k, v in truths.items() if v.any()]
     rv_truth = review_of_outlines(study.series, outlines, liver_mask=liver, couinaud=couinaud, maps=maps)
     measured = prepare_images(ref, study_images(study.series, maps))
-    depth_in = {k: ndi.distance_transform_edt(np.pad(v, 1), sampling=ref.GetSpacing()[::-1])[1:-1, 1:-1, 1:-1]
-                for k, v in truths.items()}
     ex = Expected(study, ref)
     for how, rv in (("truth mask", rv_truth), ("one click", rv_click)):
         check_diameters(t, study, rv, how, tag)
-        check_values(t, study, rv, measured, how, tag, ex, depth_in)
+        check_values(t, study, rv, measured, how, tag, ex)
     print(f"{tag}: {len(study.truth['lesions'])} lesions, liver on {role} ({time.perf_counter() - t0:.0f} s)",
           flush=True)
 
