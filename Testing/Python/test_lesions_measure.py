@@ -81,13 +81,27 @@ SINGLE = [les["id"] for les in catalogue_lesions(STUDY[1])
 @pytest.mark.parametrize("lesion_id", SINGLE)
 def test_core_values_match_tissue_parameters(lesion_id):
     """Core (deeper than the rim) median / background median = the noise-free signal ratio of the truth; ADC =
-    the compartment's ADC. Tolerance 10 %: noise, and 6 mm T2/DWI slices blurring a small lesion's core."""
+    the compartment's ADC. Tolerance 10 %: noise. On the 6 mm T2/DWI slices the core is read only on voxels that
+    see no rim or liver (lesions/footprint.py): a core too small for that is None with the reason (a reference
+    slice mixes two 6 mm slices, so a core needs a 12 mm span; DWI's 3 mm pixels likewise in-plane)."""
     m, truth = _lesion(lesion_id)
     comp = truth["compartments"][0]
-    for role in ("t1_hepatobiliary", "t1_portal_venous", "t2"):
-        ratio = m.value("signal", role, "core", "median") / m.value("signal", role, "reference", "median")
-        assert ratio == pytest.approx(comp["expected_noise_free"]["to_liver"][role], rel=0.1), role
-    assert m.value("adc", "adc", "core", "median") == pytest.approx(comp["params"]["adc_1e6_mm2_s"], rel=0.1)
+    measured = {}
+    for key, role in (("signal", "t1_hepatobiliary"), ("signal", "t1_portal_venous"), ("signal", "t2"),
+                      ("adc", "adc")):
+        v = m.value(key, role, "core", "median")
+        if v is None:
+            why = next(x.why for x in m.measurements if (x.image, x.region, x.statistic) == (role, "core", "median"))
+            assert "too small for" in why and role in ("t2", "adc"), (role, why)
+            continue
+        measured[role] = v
+    for role, v in measured.items():
+        if role == "adc":
+            assert v == pytest.approx(comp["params"]["adc_1e6_mm2_s"], rel=0.1)
+        else:
+            ratio = v / m.value("signal", role, "reference", "median")
+            assert ratio == pytest.approx(comp["expected_noise_free"]["to_liver"][role], rel=0.1), role
+    assert "t1_hepatobiliary" in measured and "t1_portal_venous" in measured  # the reference grid's own series
     hbp_ratio = m.value("lesion_to_liver_ratio", "t1_hepatobiliary")
     assert hbp_ratio == pytest.approx(comp["expected_noise_free"]["to_liver"]["t1_hepatobiliary"], rel=0.15)
 
@@ -97,7 +111,11 @@ def test_rim_core_signs_follow_the_lesion_types():
     rim = lambda k, img: crc.value(k, img, "rim", "median")  # noqa: E731
     core = lambda k, img: crc.value(k, img, "core", "median")  # noqa: E731
     assert rim("relative_enhancement", "re_arterial") > core("relative_enhancement", "re_arterial")  # ring
-    assert rim("adc", "adc") < core("adc", "adc")  # rim restriction, shine-through centre
+    if rim("adc", "adc") is None:  # a 3 mm shell on 3 x 3 x 6 mm DWI voxels: no rim voxel sees only lesion
+        why = next(x.why for x in crc.measurements if (x.image, x.region, x.statistic) == ("adc", "rim", "median"))
+        assert "too thin for adc" in why
+    else:
+        assert rim("adc", "adc") < core("adc", "adc")  # rim restriction, shine-through centre
     assert rim("signal", "t1_hepatobiliary") < core("signal", "t1_hepatobiliary")  # HBP target
     assert rim("signal", "t2") < core("signal", "t2")  # necrotic centre brighter on T2
     abl, _ = _lesion("ablation_expected")  # thin granulation rim, coagulated core
@@ -161,7 +179,8 @@ def test_measurements_carry_units_and_reasons():
     # 7 mm: inside a 3 mm rim at most a voxel or two of core (its truth has one voxel 3.35 mm deep), too few for a
     # statistic, and it says so
     assert m.value("adc", "adc", "core", "median") is None
-    assert all(("too thin" in x.why or "fewer than" in x.why) for x in m.measurements if x.region == "core")
+    assert all(("too thin" in x.why or "fewer than" in x.why or "too small for" in x.why)
+               for x in m.measurements if x.region == "core")
 
 
 def _ablation_zone(rng: np.random.Generator, nodule: bool) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:

@@ -94,6 +94,9 @@ def test_numbers_are_those_of_livermets_measure_on_the_same_masks(viewer):
     for les in outlines:
         assert mine[les.id].keys() == theirs[les.id].keys(), (DRAW, les.id)
         for key, value in theirs[les.id].items():
+            if value is None:  # not measurable (e.g. a rim too thin for a series' voxels): the same in both
+                assert mine[les.id][key] is None, (DRAW, les.id, key)
+                continue
             assert mine[les.id][key] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True), (DRAW, les.id, key)
     figures = [json.loads((root / f / "liver_figures.json").read_text())["figures"] for f in ("mine", "cli")]
     assert figures[0] == figures[1], f"draw {DRAW}"

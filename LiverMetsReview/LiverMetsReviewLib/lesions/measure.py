@@ -8,7 +8,14 @@ from the lesion, inside the liver, without vessels and other lesions, or the rea
 versus core. Every number is a :class:`Measurement` naming a ``quantities.json`` key, so codes and units
 live in one place; a value that cannot be measured is ``None`` with the reason.
 
-All values are sampled on the reference grid the mask is drawn on (images are resampled linearly once).
+All values are sampled on the reference grid the mask is drawn on (images are resampled linearly once). The
+whole lesion's statistics use every voxel of the segment (the checklist corrects their partial volume by the
+interior fraction); rim and core are read per image on the voxels that image's own series sees inside them
+(``footprint.py``): the core on voxels whose footprint on that series lies inside the core, the rim on shell
+voxels whose footprint lies inside the lesion, the segment's edge voxels counted half (on a series coarser than
+the rim its value is diluted toward the core, never toward the liver, so rim minus core keeps its sign). A rim or
+core no voxel of a series sees that way is ``None`` with the reason (too thin or too small for that series'
+voxels), not a value from the liver around it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from ..maps.resample import check_compatible, resample_to
 from ..resources import load_json
 from .channels import params
 from .edge import backgrounds, refine_chord
+from .footprint import footprint_shares
 from .pv_axes import fit_axes
 
 QUANTITIES = "quantities.json"
@@ -66,6 +74,7 @@ class MeasuredImage:
     key: str
     valid: np.ndarray | None = None
     voxel_mm3: float | None = None       # the source's voxel volume (a thicker slice blurs an edge)
+    source: sitk.Image | None = None     # the grid the values were acquired on (footprint.py)
 
 
 @dataclass
@@ -97,7 +106,7 @@ def prepare_images(reference: sitk.Image,
         ok = np.isfinite(vals)
         if valid is not None:
             ok &= sitk.GetArrayFromImage(resample_to(reference, valid, label=True)) != 0
-        out[name] = MeasuredImage(vals, key, ok, float(np.prod(img.GetSpacing())))
+        out[name] = MeasuredImage(vals, key, ok, float(np.prod(img.GetSpacing())), img)
     return out
 
 
@@ -323,6 +332,7 @@ def _image_measurements(ctx: StudyContext, sl: tuple[slice, ...], lesion: np.nda
                         margin: np.ndarray | None = None) -> list[Measurement]:
     margin = np.zeros_like(lesion) if margin is None else margin
     out: list[Measurement] = []
+    seen: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # footprint selections per source grid
     for name, img in ctx.images.items():
         vals, ok = img.values[sl], img.valid[sl] if img.valid is not None else np.ones(lesion.shape, bool)
         out += _stats(vals[lesion & ok], name, img.key, "lesion", "")
@@ -337,14 +347,56 @@ def _image_measurements(ctx: StudyContext, sl: tuple[slice, ...], lesion: np.nda
             out.append(Measurement("lesion_to_liver_ratio", ratio,
                                    "" if ratio is not None else "no lesion or background-liver signal", name))
         if name in RIM_CORE:
-            thin = f"the lesion is too thin for a {rim_mm:g} mm rim and a core"
-            for region, m in (("rim", rim), ("core", core)):
-                s = _stats(vals[m & ok], name, img.key, region, "" if core.any() else thin)
-                out += [x for x in s if x.statistic == "median"]
+            out += _rim_core_medians(ctx, sl, name, img, vals, ok, lesion, rim, core, rim_mm, seen)
             s = _stats(vals[margin & ok], name, img.key, "margin", "no liver just outside the lesion")
             out += [x for x in s if x.statistic in ("median", "p10")]
             out += _rim_asymmetry(name, img, vals, ok, lesion, rim, margin, ctx.reference.GetSpacing()[::-1],
                                   ctx.images, sl)
+    return out
+
+
+def _seen(ctx: StudyContext, sl: tuple[slice, ...], img: MeasuredImage, lesion: np.ndarray, rim: np.ndarray,
+          core: np.ndarray, cache: dict[tuple, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The rim voxels whose footprint on the image's series lies inside the lesion and the core voxels whose
+    footprint lies inside the core (share >= ``footprint_min_share``), once per source grid. The segment's own
+    edge voxels count as half lesion: the outline passes through them (a segment drawn at the half-way contrast
+    holds a voxel the lesion fills by half or more), so on the reference grid itself the rim is read inside them."""
+    src = img.source
+    key = (() if src is None else (src.GetSize(), src.GetSpacing(), src.GetOrigin(), src.GetDirection()))
+    if key not in cache:
+        q = float(params("measurement")["footprint_min_share"])
+        fill = lesion.astype(np.float32)
+        fill[lesion & ~ndi.binary_erosion(np.pad(lesion, 1))[1:-1, 1:-1, 1:-1]] = 0.5
+        in_lesion, in_core = footprint_shares([fill, core], ctx.reference, [s.start for s in sl], src)
+        cache[key] = (rim & (in_lesion >= q), core & (in_core >= q))
+    return cache[key]
+
+
+def _voxel_text(img: MeasuredImage) -> str:
+    if img.source is None:
+        return "its voxels"
+    return "its " + " x ".join(f"{v:.3g}" for v in img.source.GetSpacing()) + " mm voxels"
+
+
+def _rim_core_medians(ctx: StudyContext, sl: tuple[slice, ...], name: str, img: MeasuredImage, vals: np.ndarray,
+                      ok: np.ndarray, lesion: np.ndarray, rim: np.ndarray, core: np.ndarray, rim_mm: float,
+                      cache: dict[tuple, tuple[np.ndarray, np.ndarray]]) -> list[Measurement]:
+    """Rim and core medians of one image on the voxels its series sees inside them, or None and why."""
+    if not core.any():
+        thin = f"the lesion is too thin for a {rim_mm:g} mm rim and a core"
+        return [Measurement(img.key, None, thin, name, region, "median") for region in ("rim", "core")]
+    rim_seen, core_seen = _seen(ctx, sl, img, lesion, rim, core, cache)
+    need = int(params("measurement")["min_voxels_for_statistics"])
+    out = []
+    why = {"rim": f"the {rim_mm:g} mm rim is too thin for {name} ({_voxel_text(img)}): {{n}} rim voxels are seen "
+                  f"on this series without the liver around the lesion, fewer than {need}",
+           "core": f"the core is too small for {name} ({_voxel_text(img)}): {{n}} core voxels are seen on this "
+                   f"series without the {rim_mm:g} mm rim or the liver, fewer than {need}"}
+    for region, m, whole in (("rim", rim_seen, rim), ("core", core_seen, core)):
+        n = int((m & ok).sum())
+        too_coarse = n < need <= int((whole & ok).sum())  # measurable on the grid, not on this series' voxels
+        s = _stats(vals[m & ok], name, img.key, region, why[region].format(n=n) if too_coarse else "")
+        out += [x for x in s if x.statistic == "median"]
     return out
 
 
