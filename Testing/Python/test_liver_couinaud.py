@@ -157,3 +157,25 @@ def test_caudate_is_the_rounded_lobe_not_a_box():
     truth = sitk.GetArrayFromImage(study.couinaud_on(liver.series_used, images[liver.series_used]))
     dice = 2 * ((ours == 1) & (truth == 1)).sum() / ((ours == 1).sum() + (truth == 1).sum())
     assert dice >= 0.8, dice
+
+
+def test_lesion_measures_report_the_border():
+    """A lesion's measurements carry its centre's distance to the next segment and the 'VII/VIII border' call:
+    drawn spheres at known distances from a plane between segments VII and VIII (x = 39.5 mm)."""
+    from LiverMetsReviewLib.lesions.measure import StudyContext, measure_lesion
+
+    rng = np.random.default_rng(41)
+    ref = sitk.Image([80, 60, 30], sitk.sitkUInt8)
+    ref.SetSpacing([1.0, 1.0, 2.0])
+    z, y, x = np.mgrid[:30, :60, :80]
+    labels = np.where(x < 40, 7, 8).astype(np.uint8)
+    for _ in range(4):
+        cx, r = float(rng.uniform(20, 60)), float(rng.uniform(2.5, 6.0))
+        lesion = (x - cx) ** 2 + (y - 30) ** 2 + ((z - 15) * 2.0) ** 2 <= r ** 2
+        m = measure_lesion(StudyContext(ref, {}, liver=np.ones_like(lesion), couinaud=labels, lesions=lesion),
+                           lesion, "l")
+        d = m.value("segment_boundary_distance")
+        centre_x = float(np.argwhere(lesion)[:, 2].mean())
+        assert d == pytest.approx(abs(centre_x - 39.5), abs=0.6), (cx, r, d)
+        radius = (3 * lesion.sum() * 2.0 / (4 * np.pi)) ** (1 / 3)
+        assert (m.couinaud_border == "VII/VIII border") == (abs(centre_x - 39.5) < max(5.0, radius)), (cx, r)
