@@ -3,8 +3,10 @@
 The usual approximation (parameters and sources in ``resources/couinaud.json``): vertical planes from the IVC axis
 along the right, middle and left hepatic veins separate the sectors; the horizontal plane of the portal
 bifurcation separates the superior segments (VII, VIII, IVa) from the inferior ones (VI, V, IVb); in the left
-lateral sector the plane of the left portal vein separates II (above) from III; the caudate lobe (I) lies between
-the IVC, the hilum and the fissure of the ligamentum venosum.
+lateral sector the plane of the left portal vein separates II (above) from III; the caudate lobe (I) is an
+ellipsoid in front of and to the left of the IVC, from just below the portal level upwards. Planes only
+approximate boundaries that follow the veins, so a lesion near one is reported on the border of the two segments
+(:func:`segment_border`), as a reader would write 'VII/VIII border'.
 
 Landmarks are named LPS points the reader can move (:func:`segments_from_landmarks` takes them back); they are
 found on a contrast-enhanced phase (vessels brighter than the parenchyma): the IVC as the bright vertical vessel
