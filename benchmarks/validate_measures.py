@@ -7,7 +7,10 @@ methods checked, the truth is only compared with. Criteria and their tolerances 
 1. Liver mask Dice >= 0.95 against the whole liver (support of the Couinaud truth: parenchyma, vessels, lesions) on
    the series used, automatic and from one click drawn >= 15 mm inside the truth liver.
 2. Couinaud segment at each lesion centre from landmarks found on the images (``couinaud_segments`` on the
-   automatic liver mask), compared with the truth's segment.
+   automatic liver mask), compared with the truth's segment. 2b also counts a lesion the product reports on the
+   border of the truth's segment (``segment_border``: centre nearer than couinaud.json's ``border_mm`` to it; the
+   lesion's radius, which the product also uses, left out here), the way a reader would write 'VII/VIII
+   border'; misses list that distance.
 3. Longest axial diameter within one in-plane voxel spacing of the truth's ``diameter_mm``; the perpendicular
    within one spacing plus one truth-grid voxel of the truth shape's perpendicular (computed here, brute force, on
    the truth grid: the longest chord at right angles to the longest one in its slice; the truth grid's own
@@ -54,7 +57,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverMetsReview"))
 
 from LiverMetsReviewLib.errors import LiverMetsError  # noqa: E402
-from LiverMetsReviewLib.lesions.couinaud import couinaud_segments  # noqa: E402
+from LiverMetsReviewLib.lesions.couinaud import couinaud_segments, segment_border  # noqa: E402
 from LiverMetsReviewLib.lesions.liver import segment_liver  # noqa: E402
 from LiverMetsReviewLib.lesions.markups import Seed  # noqa: E402
 from LiverMetsReviewLib.lesions.measure import prepare_images, study_images  # noqa: E402
@@ -307,13 +310,23 @@ def check_couinaud(t: Tally, study, liver: sitk.Image, role: str, tag: str) -> s
             t.check("2 Couinaud segment of the lesion centre", False, f"{tag} {les['id']}: refused: {exc}")
         return None
     labels = result.labels
+    arr = sitk.GetArrayViewFromImage(labels)
     for les in study.truth["lesions"]:
         centre = les["per_series"][role]["centre_mm"]
         got = int(labels[labels.TransformPhysicalPointToIndex(centre)])
+        # the product's border call from the centre alone (the lesion's radius, which also flags a lesion
+        # reaching into the next segment, left out here: stricter)
+        near = segment_border(arr, labels.GetSpacing()[::-1],
+                              labels.TransformPhysicalPointToContinuousIndex(centre)[::-1], 0.0, got)
         t.check("2 Couinaud segment of the lesion centre", got == les["couinaud_segment"],
                 f"{tag} {les['id']} ({les['diameter_mm']:.0f} mm at {np.round(centre, 1).tolist()}): "
-                f"{got} instead of {les['couinaud_segment']}; landmarks "
+                f"{got} instead of {les['couinaud_segment']}, {near.distance_mm} mm from {near.neighbour} "
+                f"({near.name(got) or 'not flagged'}); landmarks "
                 f"{ {k: np.round(v, 1).tolist() for k, v in result.landmarks.items()} }")
+        t.check("2b Couinaud segment right, or its border with the right one flagged",
+                got == les["couinaud_segment"] or (near.border and near.neighbour == les["couinaud_segment"]),
+                f"{tag} {les['id']}: {got} instead of {les['couinaud_segment']}, nearest other {near.neighbour} "
+                f"at {near.distance_mm} mm")
     return labels
 
 

@@ -62,7 +62,8 @@ def _number(value: Any, digits: int) -> str:
 
 def tableRow(name: str, kind: str, measures: dict[str, Any]) -> list[str]:
     """One row of the lesion table from a segment's name, type and stored measures (texts, TABLE_COLUMNS)."""
-    return [name, kind.replace("_", " "), measures.get("couinaud_segment") or "",
+    segment = measures.get("couinaud_border") or measures.get("couinaud_segment") or ""  # "VII/VIII border"
+    return [name, kind.replace("_", " "), segment,
             _number(measures.get("long_axis_mm"), 1), _number(measures.get("short_axis_mm"), 1),
             _number(measures.get("volume_ml"), 2), _number(measures.get("adc_median"), 0)]
 

@@ -3,8 +3,10 @@
 The usual approximation (parameters and sources in ``resources/couinaud.json``): vertical planes from the IVC axis
 along the right, middle and left hepatic veins separate the sectors; the horizontal plane of the portal
 bifurcation separates the superior segments (VII, VIII, IVa) from the inferior ones (VI, V, IVb); in the left
-lateral sector the plane of the left portal vein separates II (above) from III; the caudate lobe (I) lies between
-the IVC, the hilum and the fissure of the ligamentum venosum.
+lateral sector the plane of the left portal vein separates II (above) from III; the caudate lobe (I) is an
+ellipsoid in front of and to the left of the IVC, from just below the portal level upwards. Planes only
+approximate boundaries that follow the veins, so a lesion near one is reported on the border of the two segments
+(:func:`segment_border`), as a reader would write 'VII/VIII border'.
 
 Landmarks are named LPS points the reader can move (:func:`segments_from_landmarks` takes them back); they are
 found on a contrast-enhanced phase (vessels brighter than the parenchyma): the IVC as the bright vertical vessel
@@ -82,10 +84,17 @@ def segment_of_points(x, y, z, lm: Mapping[str, Sequence[float]]) -> np.ndarray:
     seg = np.where(ang < a_r, np.where(sup, 7, 6),
                    np.where(ang < a_m, np.where(sup, 8, 5),
                             np.where(ang < a_l, 4, np.where(z >= lm["left_portal_vein"][2], 2, 3))))
-    width = float(_p("caudate_width_mm"))
-    caudate = ((y > bif[1]) & (y < ivc[1]) & (x > ivc[0]) & (x < ivc[0] + width)
-               & (z >= bif[2]) & (z <= ivc[2]) & (ang > a_m))
-    return np.where(caudate, 1, seg).astype(np.uint8)
+    return np.where(_in_caudate(x, y, z, ivc, bif) & (ang > a_m), 1, seg).astype(np.uint8)
+
+
+def _in_caudate(x, y, z, ivc: Sequence[float], bif: Sequence[float]) -> np.ndarray:
+    """The caudate lobe (I) as the rounded lobe it is: an ellipsoid in front of and to the left of the IVC, from
+    the caudate process below the portal bifurcation upwards (a box with its corners at the hepatic-vein
+    confluence took liver of segment II above the lobe: drawn studies 5904 and 5906)."""
+    half = np.array([float(_p(k)) / 2 for k in ("caudate_width_mm", "caudate_depth_mm", "caudate_height_mm")])
+    centre = (ivc[0] + half[0], ivc[1] - half[1], bif[2] - float(_p("caudate_below_portal_mm")) + half[2])
+    q = ((x - centre[0]) / half[0]) ** 2 + ((y - centre[1]) / half[1]) ** 2 + ((z - centre[2]) / half[2]) ** 2
+    return q <= 1.0
 
 
 # ---------------------------------------------------------------- landmarks from the images
@@ -166,11 +175,15 @@ def _in_plane_runs(inside: np.ndarray, x, y, min_run_mm: float) -> np.ndarray:
     return counts
 
 
-def _portal_level(liver: np.ndarray, vessels: np.ndarray, x, y, z, ivc) -> list[float]:
+def _portal_level(liver: np.ndarray, vessels: np.ndarray, signal: np.ndarray, x, y, z, ivc) -> list[float]:
     """Portal bifurcation: the level (below the upper fifth of the liver) where the intrahepatic vessels run most
     in-plane near the hilum (anterior to the IVC, within ``hilum_radius_mm`` of it: the bifurcation and the first
     centimetres of the right and left portal veins, not the umbilical portion that rises into the left lobe),
-    and the centre of those vessels in that slice."""
+    and the centre of those vessels in that slice. The slice is the one nearest the branches' partial-volume
+    height (:func:`_branch_height`): their count fills a plateau of 2-3 slices where noise picked any of them
+    (drawn studies 5905-5907: 15.5 mm for a bifurcation at 10). The plane is put at that slice's centre, so the
+    slice holding the branches counts as superior: the right and left portal veins rise from the bifurcation,
+    which lies at the lower side of their mass."""
     hilum = (y < ivc[1]) & (np.hypot(x - ivc[0], y - ivc[1]) < float(_p("hilum_radius_mm")))
     inside = vessels & ndi.binary_erosion(liver, iterations=1) & hilum
     zs = np.nonzero(liver.any(axis=(1, 2)))[0]
@@ -179,9 +192,33 @@ def _portal_level(liver: np.ndarray, vessels: np.ndarray, x, y, z, ivc) -> list[
     count[int(z0 + 0.8 * (z1 - z0)):] = 0
     if count.max() <= 0:
         raise LiverMetsError("no portal vein branch was found in the liver; place the landmarks")
-    k = int(np.argmax(count))
+    height = _branch_height(count, inside, liver, signal, z, int(np.argmax(count)))
+    levels = np.array([float(z[j][liver[j]].mean()) if liver[j].any() else np.inf for j in range(len(count))])
+    k = int(np.argmin(np.where(count > 0, np.abs(levels - height), np.inf)))
     sel = inside[k]
     return [float(x[k][sel].mean()), float(y[k][sel].mean()), float(z[k][sel].mean())]
+
+
+def _branch_height(count: np.ndarray, inside: np.ndarray, liver: np.ndarray, signal: np.ndarray, z,
+                   k: int) -> float:
+    """Height of the portal branches between slice centres. The nearly horizontal right and left portal veins
+    fill several consecutive slices about equally (a plateau of the in-plane count); their signal above the
+    parenchyma, summed over their footprint, is the partial volume of each slice with the veins, and its
+    centroid along the slices their height."""
+    lo = hi = k
+    frac = float(_p("portal_plateau_fraction")) * count[k]
+    while lo > 0 and count[lo - 1] >= frac:
+        lo -= 1
+    while hi < len(count) - 1 and count[hi + 1] >= frac:
+        hi += 1
+    foot = inside[lo:hi + 1].any(axis=0)
+    band = range(max(lo - 1, 0), min(hi + 1, len(count) - 1) + 1)
+    base = float(np.median(signal[liver]))
+    excess = np.array([np.clip(signal[j][foot & liver[j]] - base, 0.0, None).sum() for j in band])
+    heights = np.array([float(z[j][foot].mean()) for j in band])
+    if excess.sum() <= 0:
+        return float(z[k][inside[k]].mean())
+    return float((excess * heights).sum() / excess.sum())
 
 
 def _radial_tubes(sel: np.ndarray, r: np.ndarray, ang: np.ndarray) -> np.ndarray:
@@ -238,7 +275,7 @@ def find_landmarks(image: sitk.Image, liver_mask: sitk.Image) -> dict[str, list[
     work, liver, vessels = _vessels(image, liver_mask)
     x, y, z = _world(work)
     ivc = _find_ivc(work, liver, vessels, x, y, z)
-    bif = _portal_level(liver, vessels, x, y, z, ivc)
+    bif = _portal_level(liver, vessels, sitk.GetArrayViewFromImage(work), x, y, z, ivc)
     lm = {"ivc": list(ivc), "portal_bifurcation": bif}
     lm.update(_hepatic_veins(liver, vessels, x, y, z, ivc, bif))
     lm["left_portal_vein"] = [bif[0], bif[1], bif[2] + float(_p("left_portal_vein_above_bifurcation_mm"))]
@@ -269,3 +306,49 @@ def couinaud_segments(images: Mapping[str, sitk.Image], liver_mask: sitk.Image, 
     lm = find_landmarks(images[role], liver_mask)
     return CouinaudResult(segments_from_landmarks(liver_mask, lm), lm, role,
                           [f"Couinaud planes from landmarks found on {role} (approximate: check and move them)"])
+
+
+# ---------------------------------------------------------------- a lesion near a boundary
+
+@dataclass
+class SegmentBorder:
+    """Where a lesion lies against the segment boundaries: its centre's distance (mm) to the nearest liver of
+    another segment, that segment, and whether the lesion is reported on the border of the two."""
+
+    distance_mm: float | None
+    neighbour: int | None
+    border: bool
+
+    def name(self, segment: int | None) -> str | None:
+        """'VII/VIII border' when on the border, else None."""
+        if not self.border or not segment or not self.neighbour:
+            return None
+        a, b = sorted((segment, self.neighbour))
+        return f"{ROMAN[a]}/{ROMAN[b]} border"
+
+
+def segment_border(labels: np.ndarray, spacing_zyx: Sequence[float], centre_zyx: Sequence[float],
+                   radius_mm: float = 0.0, segment: int | None = None) -> SegmentBorder:
+    """The nearest liver of another segment seen from a lesion centre (continuous voxel index z, y, x) in a
+    Couinaud label array (any source: planes from landmarks or a reader's labelmap). Each label voxel is its box,
+    so the distance is to the boundary as drawn, not to the neighbour's voxel centre. On the border when nearer
+    than ``border_mm`` or the lesion's own radius (it then reaches into both). No distance when no other segment
+    lies within ``boundary_search_mm``. ``segment``: the lesion's segment when the caller decided it otherwise
+    (else the label under the centre)."""
+    sp = np.asarray(spacing_zyx, float)
+    c = np.asarray(centre_zyx, float)
+    own_idx = tuple(int(np.clip(np.floor(v + 0.5), 0, n - 1)) for v, n in zip(c, labels.shape, strict=True))
+    own = int(segment) if segment else int(labels[own_idx])
+    limit = max(float(_p("border_mm")), float(radius_mm))
+    reach = max(limit, float(_p("boundary_search_mm"))) + 2.0 * float(sp.max())
+    lo = np.maximum(np.floor(c - reach / sp).astype(int), 0)
+    hi = np.minimum(np.ceil(c + reach / sp).astype(int) + 1, labels.shape)
+    window = labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    other = np.argwhere((window > 0) & (window != own))
+    if own == 0 or other.size == 0:
+        return SegmentBorder(None, None, False)
+    gap = np.maximum(np.abs((other + lo - c) * sp) - sp / 2.0, 0.0)
+    dist = np.sqrt((gap ** 2).sum(axis=1))
+    i = int(np.argmin(dist))
+    near = int(window[tuple(other[i])])
+    return SegmentBorder(round(float(dist[i]), 1), near, bool(dist[i] < limit))

@@ -87,6 +87,7 @@ class LesionMeasures:
     centroid_lps: list[float] | None = None
     couinaud_segment: int | None = None
     couinaud_why: str = ""
+    couinaud_border: str | None = None      # e.g. "VII/VIII border": the centre lies at a segment boundary
     reference: dict[str, Any] = field(default_factory=dict)
 
     def value(self, key: str, image: str = "", region: str = "", statistic: str = "") -> float | None:
@@ -552,18 +553,23 @@ def _rim_asymmetry(name: str, img: MeasuredImage, vals: np.ndarray, ok: np.ndarr
     return out
 
 
-def _couinaud(ctx: StudyContext, mask: np.ndarray, centroid_idx: np.ndarray) -> tuple[int | None, str]:
+def _couinaud(ctx: StudyContext, mask: np.ndarray, centroid_idx: np.ndarray) -> tuple[int | None, str, Any]:
+    """Segment of the centroid (else the most common one around the lesion) and how near it lies to another."""
     if ctx.couinaud is None:
-        return None, "no Couinaud label image was given"
+        return None, "no Couinaud label image was given", None
+    from .couinaud import segment_border
+
     c = tuple(int(round(v)) for v in centroid_idx)
     seg = int(ctx.couinaud[c]) if all(0 <= v < n for v, n in zip(c, mask.shape, strict=True)) else 0
-    if seg:
-        return seg, ""
-    labels = ctx.couinaud[ndi.binary_dilation(mask, iterations=2)]
-    labels = labels[labels > 0]
-    if labels.size == 0:
-        return None, "the lesion lies outside the Couinaud map"
-    return int(np.bincount(labels).argmax()), ""
+    if not seg:
+        labels = ctx.couinaud[ndi.binary_dilation(mask, iterations=2)]
+        labels = labels[labels > 0]
+        if labels.size == 0:
+            return None, "the lesion lies outside the Couinaud map", None
+        seg = int(np.bincount(labels).argmax())
+    spacing = ctx.reference.GetSpacing()[::-1]
+    radius = (3.0 * float(mask.sum()) * float(np.prod(spacing)) / (4.0 * np.pi)) ** (1.0 / 3.0)
+    return seg, "", segment_border(ctx.couinaud, spacing, centroid_idx, radius, seg)
 
 
 def _diameters(ctx: StudyContext, mask: np.ndarray, sl: tuple[slice, ...],
@@ -622,7 +628,11 @@ def measure_lesion(ctx: StudyContext, mask: np.ndarray, lesion_id: str, name: st
                          Measurement("volume", round(int(mask.sum()) * vox_ml, 3))]
     cap, why = ctx.capsule_distance(mask)
     out.measurements.append(Measurement("capsule_distance", cap, why))
-    out.couinaud_segment, out.couinaud_why = _couinaud(ctx, mask, idx.mean(axis=0))
+    out.couinaud_segment, out.couinaud_why, border = _couinaud(ctx, mask, idx.mean(axis=0))
+    if border is not None:
+        out.couinaud_border = border.name(out.couinaud_segment)
+        out.measurements.append(Measurement("segment_boundary_distance", border.distance_mm,
+                                            "" if border.distance_mm is not None else "no other segment nearby"))
     out.measurements.append(Measurement("interior_fraction", interior_fraction(lesion)))
     rim, core = rim_core(lesion, spacing, rim_mm)
     out.reference["rim_thickness_mm"] = rim_mm

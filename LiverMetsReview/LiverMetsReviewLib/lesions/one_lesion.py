@@ -74,7 +74,8 @@ def key_measures(m: LesionMeasures) -> dict[str, Any]:
     seg = m.couinaud_segment
     return {"long_axis_mm": _value(m, "long_axis"), "short_axis_mm": _value(m, "short_axis"),
             "volume_ml": _value(m, "volume"), "adc_median": _value(m, "adc", "adc", "lesion", "median"),
-            "couinaud_segment": ROMAN.get(seg) if seg else None, "centroid_lps": m.centroid_lps,
+            "couinaud_segment": ROMAN.get(seg) if seg else None, "couinaud_border": m.couinaud_border,
+            "centroid_lps": m.centroid_lps,
             "long_axis_lps": m.long_axis_lps, "short_axis_lps": m.short_axis_lps}
 
 

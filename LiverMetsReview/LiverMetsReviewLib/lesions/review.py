@@ -227,6 +227,7 @@ def lesion_record(it: ReviewedLesion) -> dict[str, Any]:
             "long_axis_lps": m.long_axis_lps, "short_axis_lps": m.short_axis_lps,
             "couinaud_segment": m.couinaud_segment,
             "couinaud_name": ROMAN.get(m.couinaud_segment) if m.couinaud_segment else None,
+            "couinaud_border": m.couinaud_border,
             "couinaud_why": m.couinaud_why, "reference": m.reference, "notes": it.notes,
             "segmentation": it.segmentation.info}
 
