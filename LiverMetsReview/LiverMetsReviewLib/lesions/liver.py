@@ -148,14 +148,19 @@ def _component_at(mask: np.ndarray, seed_zyx: Sequence[int], spacing_zyx: Sequen
     lab, n = ndi.label(mask)
     if n == 0:
         return np.zeros_like(mask)
-    offs = _ball_offsets(float(_value("seed_radius_mm")), spacing_zyx) + np.asarray(seed_zyx)
-    offs = offs[np.all((offs >= 0) & (offs < np.asarray(mask.shape)), axis=1)]
-    near = np.unique(lab[offs[:, 0], offs[:, 1], offs[:, 2]])
+    near = np.unique(_in_ball(lab, seed_zyx, spacing_zyx))
     near = near[near > 0]
     if near.size == 0:
         return np.zeros_like(mask)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
     return lab == int(near[np.argmax(sizes[near])])
+
+
+def _in_ball(mask: np.ndarray, seed_zyx: Sequence[int], spacing_zyx: Sequence[float]) -> np.ndarray:
+    """The values of ``mask`` in the seed ball (``seed_radius_mm`` round ``seed_zyx``, clipped to the image)."""
+    offs = _ball_offsets(float(_value("seed_radius_mm")), spacing_zyx) + np.asarray(seed_zyx)
+    offs = offs[np.all((offs >= 0) & (offs < np.asarray(mask.shape)), axis=1)]
+    return mask[offs[:, 0], offs[:, 1], offs[:, 2]]
 
 
 def _component_over(mask: np.ndarray, anchor: np.ndarray) -> np.ndarray:
@@ -390,6 +395,17 @@ def _seed_index(work: sitk.Image, seed_lps: Sequence[float], body: np.ndarray, r
     return zyx  # type: ignore[return-value]
 
 
+def _where(work: sitk.Image, zyx: Sequence[int]) -> str:
+    point = work.TransformIndexToPhysicalPoint([int(v) for v in zyx[::-1]])
+    return "(" + ", ".join(f"{v:.0f}" for v in point) + ") mm LPS"
+
+
+def _distance_mm(region: np.ndarray, zyx: Sequence[int], spacing_zyx: Sequence[float]) -> float:
+    if not region.any():
+        return 0.0
+    return float(ndi.distance_transform_edt(~region, sampling=spacing_zyx)[tuple(zyx)])
+
+
 def _to_series_grid(region: np.ndarray, work: sitk.Image, image: sitk.Image) -> sitk.Image:
     """The working-grid mask interpolated (linear, 0.5 level) onto the series grid, uint8 0/1."""
     m = sitk.GetImageFromArray(region.astype(np.float32))
@@ -437,6 +453,13 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
             continue  # inside a region already grown: the same organ
         window = _window_from(samples[zyx], local=True) if zyx in samples else seed_window(arr, zyx, spacing, body)
         region, window = grow(arr, edge, zyx, window, spacing, body)
+        if not _in_ball(region, zyx, spacing).any():
+            # later passes keep the piece of the organ found first; when the seed's window was a mixture (a click
+            # on a lesion at the dome: lesion and liver in one ball) that piece can be another organ, away from
+            # the seed: it is not the tissue the seed is in, whatever its volume
+            notes.append(f"a region grown from {_where(work, zyx)} ended {_distance_mm(region, zyx, spacing):.0f} mm "
+                         "away from its seed: discarded")
+            region = np.zeros_like(region)
         tried.append((float(region.sum()) * voxel_ml, zyx, region, window))
         if seed_lps is not None and len(tried) == 1 and tried[0][0] < lo:
             # the clicked tissue is smaller than any liver: a lesion, or a sliver of the capsule that the leak
