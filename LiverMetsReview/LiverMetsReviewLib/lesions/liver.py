@@ -306,12 +306,20 @@ def boundary(arr: np.ndarray, region: np.ndarray, med: float, spacing_zyx: Seque
     """Put back the boundary voxels (kept out as edges) that are more than half liver.
 
     A partial-volume voxel's signal lies between the liver's and the adjoining tissue's; it is liver when it is
-    nearer the liver median than that tissue (the extreme of its in-plane neighbourhood on the far side).
+    nearer the liver median than that tissue (the extreme of its in-plane neighbourhood on the far side). On
+    thick axial slices the boundary is also crossed through the slice: at the dome a voxel holds liver and the
+    lung above it, and the top slices' whole cross-section is such a mixture, with no other tissue in their own
+    plane. A voxel darker than the liver is therefore also liver when it is nearer the liver median than the
+    darkest voxel of its neighbourhood across the adjacent slices (``boundary_through_plane_voxels``); only the
+    dark side, since the lung and the fat-suppressed fat beyond the dome and the tip are dark on every series,
+    while a bright extreme across slices is as often another organ's edge (fat without fat suppression).
     """
-    size = (1, 3, 3)
-    lo, hi = ndi.minimum_filter(arr, size=size), ndi.maximum_filter(arr, size=size)
+    lo, hi = ndi.minimum_filter(arr, size=(1, 3, 3)), ndi.maximum_filter(arr, size=(1, 3, 3))
     other = np.where(med - lo > hi - med, lo, hi)
-    liver_side = (np.abs(arr - med) <= np.abs(arr - other)) & body
+    liver_side = np.abs(arr - med) <= np.abs(arr - other)
+    lo_3d = ndi.minimum_filter(arr, size=tuple(int(v) for v in _value("boundary_through_plane_voxels")))
+    liver_side |= (arr < med) & (med - arr <= arr - lo_3d)
+    liver_side &= body
     steps = max(1, int(round(float(_value("boundary_mm")) / min(spacing_zyx))))
     for _ in range(steps):  # one voxel (6-connected) per step, only onto voxels that are more than half liver
         grown = region | (ndi.binary_dilation(region) & liver_side)
