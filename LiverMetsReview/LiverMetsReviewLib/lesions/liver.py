@@ -148,14 +148,19 @@ def _component_at(mask: np.ndarray, seed_zyx: Sequence[int], spacing_zyx: Sequen
     lab, n = ndi.label(mask)
     if n == 0:
         return np.zeros_like(mask)
-    offs = _ball_offsets(float(_value("seed_radius_mm")), spacing_zyx) + np.asarray(seed_zyx)
-    offs = offs[np.all((offs >= 0) & (offs < np.asarray(mask.shape)), axis=1)]
-    near = np.unique(lab[offs[:, 0], offs[:, 1], offs[:, 2]])
+    near = np.unique(_in_ball(lab, seed_zyx, spacing_zyx))
     near = near[near > 0]
     if near.size == 0:
         return np.zeros_like(mask)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
     return lab == int(near[np.argmax(sizes[near])])
+
+
+def _in_ball(mask: np.ndarray, seed_zyx: Sequence[int], spacing_zyx: Sequence[float]) -> np.ndarray:
+    """The values of ``mask`` in the seed ball (``seed_radius_mm`` round ``seed_zyx``, clipped to the image)."""
+    offs = _ball_offsets(float(_value("seed_radius_mm")), spacing_zyx) + np.asarray(seed_zyx)
+    offs = offs[np.all((offs >= 0) & (offs < np.asarray(mask.shape)), axis=1)]
+    return mask[offs[:, 0], offs[:, 1], offs[:, 2]]
 
 
 def _component_over(mask: np.ndarray, anchor: np.ndarray) -> np.ndarray:
@@ -301,12 +306,20 @@ def boundary(arr: np.ndarray, region: np.ndarray, med: float, spacing_zyx: Seque
     """Put back the boundary voxels (kept out as edges) that are more than half liver.
 
     A partial-volume voxel's signal lies between the liver's and the adjoining tissue's; it is liver when it is
-    nearer the liver median than that tissue (the extreme of its in-plane neighbourhood on the far side).
+    nearer the liver median than that tissue (the extreme of its in-plane neighbourhood on the far side). On
+    thick axial slices the boundary is also crossed through the slice: at the dome a voxel holds liver and the
+    lung above it, and the top slices' whole cross-section is such a mixture, with no other tissue in their own
+    plane. A voxel darker than the liver is therefore also liver when it is nearer the liver median than the
+    darkest voxel of its neighbourhood across the adjacent slices (``boundary_through_plane_voxels``); only the
+    dark side, since the lung and the fat-suppressed fat beyond the dome and the tip are dark on every series,
+    while a bright extreme across slices is as often another organ's edge (fat without fat suppression).
     """
-    size = (1, 3, 3)
-    lo, hi = ndi.minimum_filter(arr, size=size), ndi.maximum_filter(arr, size=size)
+    lo, hi = ndi.minimum_filter(arr, size=(1, 3, 3)), ndi.maximum_filter(arr, size=(1, 3, 3))
     other = np.where(med - lo > hi - med, lo, hi)
-    liver_side = (np.abs(arr - med) <= np.abs(arr - other)) & body
+    liver_side = np.abs(arr - med) <= np.abs(arr - other)
+    lo_3d = ndi.minimum_filter(arr, size=tuple(int(v) for v in _value("boundary_through_plane_voxels")))
+    liver_side |= (arr < med) & (med - arr <= arr - lo_3d)
+    liver_side &= body
     steps = max(1, int(round(float(_value("boundary_mm")) / min(spacing_zyx))))
     for _ in range(steps):  # one voxel (6-connected) per step, only onto voxels that are more than half liver
         grown = region | (ndi.binary_dilation(region) & liver_side)
@@ -390,6 +403,17 @@ def _seed_index(work: sitk.Image, seed_lps: Sequence[float], body: np.ndarray, r
     return zyx  # type: ignore[return-value]
 
 
+def _where(work: sitk.Image, zyx: Sequence[int]) -> str:
+    point = work.TransformIndexToPhysicalPoint([int(v) for v in zyx[::-1]])
+    return "(" + ", ".join(f"{v:.0f}" for v in point) + ") mm LPS"
+
+
+def _distance_mm(region: np.ndarray, zyx: Sequence[int], spacing_zyx: Sequence[float]) -> float:
+    if not region.any():
+        return 0.0
+    return float(ndi.distance_transform_edt(~region, sampling=spacing_zyx)[tuple(zyx)])
+
+
 def _to_series_grid(region: np.ndarray, work: sitk.Image, image: sitk.Image) -> sitk.Image:
     """The working-grid mask interpolated (linear, 0.5 level) onto the series grid, uint8 0/1."""
     m = sitk.GetImageFromArray(region.astype(np.float32))
@@ -437,6 +461,13 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
             continue  # inside a region already grown: the same organ
         window = _window_from(samples[zyx], local=True) if zyx in samples else seed_window(arr, zyx, spacing, body)
         region, window = grow(arr, edge, zyx, window, spacing, body)
+        if not _in_ball(region, zyx, spacing).any():
+            # later passes keep the piece of the organ found first; when the seed's window was a mixture (a click
+            # on a lesion at the dome: lesion and liver in one ball) that piece can be another organ, away from
+            # the seed: it is not the tissue the seed is in, whatever its volume
+            notes.append(f"a region grown from {_where(work, zyx)} ended {_distance_mm(region, zyx, spacing):.0f} mm "
+                         "away from its seed: discarded")
+            region = np.zeros_like(region)
         tried.append((float(region.sum()) * voxel_ml, zyx, region, window))
         if seed_lps is not None and len(tried) == 1 and tried[0][0] < lo:
             # the clicked tissue is smaller than any liver: a lesion, or a sliver of the capsule that the leak
