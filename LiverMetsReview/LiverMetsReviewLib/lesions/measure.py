@@ -10,12 +10,12 @@ live in one place; a value that cannot be measured is ``None`` with the reason.
 
 All values are sampled on the reference grid the mask is drawn on (images are resampled linearly once). The
 whole lesion's statistics use every voxel of the segment (the checklist corrects their partial volume by the
-interior fraction); rim and core are read per image on the voxels that image's own series sees inside them
-(``footprint.py``): the core on voxels whose footprint on that series lies inside the core, the rim on shell
-voxels whose footprint lies inside the lesion, the segment's edge voxels counted half (on a series coarser than
-the rim its value is diluted toward the core, never toward the liver, so rim minus core keeps its sign). A rim or
-core no voxel of a series sees that way is ``None`` with the reason (too thin or too small for that series'
-voxels), not a value from the liver around it.
+interior fraction). The rim is the segment's shell of the rim thickness. The core is read per image on the
+voxels whose footprint on that image's own series lies inside the core (``footprint.py``): on a series with
+thicker slices the core's outer voxels also average rim and liver, which pulled a bright or dark core's median
+toward its surroundings. A core no voxel of a series sees that way is ``None`` with the reason (too small for
+that series' voxels). The rim is kept whole on purpose: restricted the same way, a 3 mm rim on 6 mm slices has
+no voxel left, and the checklist lost the rim evidence (ring enhancement, target) on such series.
 """
 
 from __future__ import annotations
@@ -333,7 +333,7 @@ def _image_measurements(ctx: StudyContext, sl: tuple[slice, ...], lesion: np.nda
                         margin: np.ndarray | None = None) -> list[Measurement]:
     margin = np.zeros_like(lesion) if margin is None else margin
     out: list[Measurement] = []
-    seen: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # footprint selections per source grid
+    seen: dict[tuple, np.ndarray] = {}  # footprint selections of the core per source grid
     for name, img in ctx.images.items():
         vals, ok = img.values[sl], img.valid[sl] if img.valid is not None else np.ones(lesion.shape, bool)
         out += _stats(vals[lesion & ok], name, img.key, "lesion", "")
@@ -356,20 +356,16 @@ def _image_measurements(ctx: StudyContext, sl: tuple[slice, ...], lesion: np.nda
     return out
 
 
-def _seen(ctx: StudyContext, sl: tuple[slice, ...], img: MeasuredImage, lesion: np.ndarray, rim: np.ndarray,
-          core: np.ndarray, cache: dict[tuple, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """The rim voxels whose footprint on the image's series lies inside the lesion and the core voxels whose
-    footprint lies inside the core (share >= ``footprint_min_share``), once per source grid. The segment's own
-    edge voxels count as half lesion: the outline passes through them (a segment drawn at the half-way contrast
-    holds a voxel the lesion fills by half or more), so on the reference grid itself the rim is read inside them."""
+def _seen_core(ctx: StudyContext, sl: tuple[slice, ...], img: MeasuredImage, core: np.ndarray,
+               cache: dict[tuple, np.ndarray]) -> np.ndarray:
+    """The core voxels whose footprint on the image's series lies inside the core (share >=
+    ``footprint_min_share``), once per source grid."""
     src = img.source
     key = (() if src is None else (src.GetSize(), src.GetSpacing(), src.GetOrigin(), src.GetDirection()))
     if key not in cache:
         q = float(params("measurement")["footprint_min_share"])
-        fill = lesion.astype(np.float32)
-        fill[lesion & ~ndi.binary_erosion(np.pad(lesion, 1))[1:-1, 1:-1, 1:-1]] = 0.5
-        in_lesion, in_core = footprint_shares([fill, core], ctx.reference, [s.start for s in sl], src)
-        cache[key] = (rim & (in_lesion >= q), core & (in_core >= q))
+        (in_core,) = footprint_shares([core], ctx.reference, [s.start for s in sl], src)
+        cache[key] = core & (in_core >= q)
     return cache[key]
 
 
@@ -381,23 +377,22 @@ def _voxel_text(img: MeasuredImage) -> str:
 
 def _rim_core_medians(ctx: StudyContext, sl: tuple[slice, ...], name: str, img: MeasuredImage, vals: np.ndarray,
                       ok: np.ndarray, lesion: np.ndarray, rim: np.ndarray, core: np.ndarray, rim_mm: float,
-                      cache: dict[tuple, tuple[np.ndarray, np.ndarray]]) -> list[Measurement]:
-    """Rim and core medians of one image on the voxels its series sees inside them, or None and why."""
+                      cache: dict[tuple, np.ndarray]) -> list[Measurement]:
+    """Rim median of one image and its core median on the voxels its series sees inside the core, or None and
+    why."""
+    thin = f"the lesion is too thin for a {rim_mm:g} mm rim and a core"
+    out = [x for x in _stats(vals[rim & ok], name, img.key, "rim", "" if core.any() else thin)
+           if x.statistic == "median"]
     if not core.any():
-        thin = f"the lesion is too thin for a {rim_mm:g} mm rim and a core"
-        return [Measurement(img.key, None, thin, name, region, "median") for region in ("rim", "core")]
-    rim_seen, core_seen = _seen(ctx, sl, img, lesion, rim, core, cache)
+        return out + [Measurement(img.key, None, thin, name, "core", "median")]
+    core_seen = _seen_core(ctx, sl, img, core, cache)
     need = int(params("measurement")["min_voxels_for_statistics"])
-    out = []
-    why = {"rim": f"the {rim_mm:g} mm rim is too thin for {name} ({_voxel_text(img)}): {{n}} rim voxels are seen "
-                  f"on this series without the liver around the lesion, fewer than {need}",
-           "core": f"the core is too small for {name} ({_voxel_text(img)}): {{n}} core voxels are seen on this "
-                   f"series without the {rim_mm:g} mm rim or the liver, fewer than {need}"}
-    for region, m, whole in (("rim", rim_seen, rim), ("core", core_seen, core)):
-        n = int((m & ok).sum())
-        too_coarse = n < need <= int((whole & ok).sum())  # measurable on the grid, not on this series' voxels
-        s = _stats(vals[m & ok], name, img.key, region, why[region].format(n=n) if too_coarse else "")
-        out += [x for x in s if x.statistic == "median"]
+    n = int((core_seen & ok).sum())
+    too_coarse = n < need <= int((core & ok).sum())  # measurable on the grid, not on this series' voxels
+    why = (f"the core is too small for {name} ({_voxel_text(img)}): {n} core voxels are seen on this series "
+           f"without the {rim_mm:g} mm rim or the liver, fewer than {need}")
+    out += [x for x in _stats(vals[core_seen & ok], name, img.key, "core", why if too_coarse else "")
+            if x.statistic == "median"]
     return out
 
 
