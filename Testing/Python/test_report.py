@@ -112,20 +112,23 @@ def test_table_numbers_are_the_review_s(folder):
 
 def test_text_report_numbers_are_the_review_s(folder):
     review, meas = _expected(folder)
+    borders = {m["id"]: m.get("couinaud_border")
+               for m in json.loads((folder / "lesions" / "measurements.json").read_text())["lesions"]}
     text = (folder / "report" / "report.txt").read_text()
     blocks = re.split(r"\n(?=\d+\. Lesion )", text.split("\n\n")[1])
     assert len(blocks) == len(review["lesions"])
     for n, (les, block) in enumerate(zip(review["lesions"], blocks, strict=True), 1):
-        m = re.match(rf"{n}\. Lesion (\S+), segment (\w+): ([\d.]+) mm x ([\d.]+) mm, ([\d.]+) mL\. "
-                     r"Impression: (.+?)[.(]", block)
+        m = re.match(rf"{n}\. Lesion (\S+), segment (\w+)(?: \((\S+ border)\))?: ([\d.]+) mm x ([\d.]+) mm, "
+                     r"([\d.]+) mL\. Impression: (.+?)[.(]", block)
         assert m, block
         assert m[1] == les["id"]
         assert m[2] == {4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}.get(les["couinaud_segment"], m[2])
+        assert m[3] == borders[les["id"]]  # the border call of measurements.json, or none
         v = meas[les["id"]]
-        assert float(m[3]) == pytest.approx(les["long_axis_mm"], abs=0.051)
-        assert float(m[4]) == pytest.approx(v["lesion.short_axis"], abs=0.051)
-        assert float(m[5]) == pytest.approx(v["lesion.volume"], abs=0.0051)
-        assert m[6].strip() == les["impression"]["category"]
+        assert float(m[4]) == pytest.approx(les["long_axis_mm"], abs=0.051)
+        assert float(m[5]) == pytest.approx(v["lesion.short_axis"], abs=0.051)
+        assert float(m[6]) == pytest.approx(v["lesion.volume"], abs=0.0051)
+        assert m[7].strip() == les["impression"]["category"]
         assert les["impression"]["recommendation"].rstrip(".") in block
         items = {i["id"]: i for i in les["items"]}
         for reason in les["impression"]["reasons"]:  # each driver's evidence in words, as the review states it
@@ -393,3 +396,11 @@ def test_pdf_prints_fonts_at_their_point_size(folder):
     PdfReader(folder / "report" / "report.pdf").pages[0].extract_text(visitor_text=visit)
     body_pt, _ = chars.most_common(1)[0]
     assert body_pt == pytest.approx(10.0, rel=0.05), chars  # Qt rounds to whole pixels: 9.75-10 pt
+
+
+def test_segment_text_carries_the_border_call():
+    from LiverMetsReviewLib.report.fmt import segment
+
+    assert segment(7) == "segment VII"
+    assert segment(7, "VII/VIII border") == "segment VII (VII/VIII border)"
+    assert segment(None, "VII/VIII border") == "segment not known"

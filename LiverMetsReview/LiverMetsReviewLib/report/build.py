@@ -81,9 +81,11 @@ def _lesion_row(les: dict[str, Any], meas: dict[str, Any] | None) -> dict[str, A
            "long_axis": {"value": les.get("long_axis_mm"), "why": "not measured"}}
     if meas is None:
         gone = "no lesion measurements were given (use --lesions)"
+        row["segment_border"] = None
         row.update(short_axis={"value": None, "why": gone}, volume={"value": None, "why": gone},
                    adc={"value": None, "why": gone}, fat={"value": None, "why": gone})
         return row
+    row["segment_border"] = meas.get("couinaud_border")
     values, why = lesion_values(meas.get("measurements", []))
     row["short_axis"] = _pick(values, why, ["lesion.short_axis"], "short axis not measured")
     row["volume"] = _pick(values, why, ["lesion.volume"], "volume not measured")

@@ -25,8 +25,12 @@ def roman(seg: Any) -> str:
     return str(ROMAN.get(seg, seg)) if seg else "not known"
 
 
-def segment(seg: Any) -> str:
-    return f"segment {roman(seg)}" if seg else "segment not known"
+def segment(seg: Any, border: str | None = None) -> str:
+    """"segment VII", or "segment VII (VII/VIII border)" when the centre lies at a boundary of the approximate
+    Couinaud planes, where the neighbour is as likely."""
+    if not seg:
+        return "segment not known"
+    return f"segment {roman(seg)}" + (f" ({border})" if border else "")
 
 
 def pitfalls_text(in_play: list[str]) -> str:

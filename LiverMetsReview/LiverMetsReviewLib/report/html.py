@@ -21,6 +21,11 @@ table.strip td{border:none;text-align:center;font-size:8pt;padding:1px}
 IMAGE_PX = 150  # shown size of a key image (its PNG is key_images.PIXELS wide)
 
 
+def _segment_cell(les: dict[str, Any]) -> str:
+    """The segment in the narrow table column (a border call is given in the lesion's heading)."""
+    return f'<td data-quantity="segment" data-value="{les["segment"] or ""}">{roman(les["segment"])}</td>'
+
+
 def _cell(kind: str, entry: dict[str, Any]) -> str:
     v = entry.get("value")
     if v is None:
@@ -102,7 +107,7 @@ def _lesion_table(data: dict[str, Any]) -> str:
               '<th width="19%">recommendation</th></tr>')
     body = "".join(
         f'<tr data-lesion="{escape(les["id"])}"><td>{breakable(les["id"])}</td>'
-        f'<td data-quantity="segment" data-value="{les["segment"] or ""}">{roman(les["segment"])}</td>'
+        + _segment_cell(les)
         + "".join(_cell(k, les[k]) for k in ("long_axis", "short_axis", "volume", "adc", "fat"))
         + f'<td data-quantity="pattern">{escape(les["pattern"])}</td>'
         f'<td data-quantity="impression">{escape(les["impression"])}</td>'
@@ -157,7 +162,7 @@ def report_html(data: dict[str, Any], strips: dict[str, list[dict[str, Any]]]) -
              _header(data), _context(data), _technique(data), _liver(data), _lesion_table(data)]
     for les in data["lesions"]:
         parts.append(f'<section data-lesion="{escape(les["id"])}"><h3>Lesion {escape(les["id"])}, '
-                     f'{segment(les["segment"])}: {escape(les["impression"])}</h3>'
+                     f'{escape(segment(les["segment"], les.get("segment_border")))}: {escape(les["impression"])}</h3>'
                      + _strip(strips.get(les["id"], [])) + _drivers(les) + "</section>")
     parts.append(f'<p class="statement">{escape(data["statement"])}</p>')
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Liver MRI lesion report</title>"

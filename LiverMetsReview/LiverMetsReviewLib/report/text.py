@@ -21,7 +21,7 @@ def _lesion_line(n: int, les: dict[str, Any]) -> list[str]:
     vol = les["volume"]["value"]
     imp = les["impression"] + (f" ({les['wording']})" if les.get("wording") else "")
     done = les["progress"]
-    lines = [f"{n}. Lesion {les['id']}, {segment(les['segment'])}: {size}"
+    lines = [f"{n}. Lesion {les['id']}, {segment(les['segment'], les.get('segment_border'))}: {size}"
              + (f", {with_unit('volume', vol)}" if vol is not None else "") + f". Impression: {imp}.",
              f"   Enhancement: {les['pattern']}.",
              f"   Driven by: {_drivers(les)}.",
