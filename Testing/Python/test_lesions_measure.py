@@ -11,12 +11,12 @@ import SimpleITK as sitk
 from lesion_fixtures import LIVER_LABEL, STUDY, catalogue_lesions, liver_image, phantom
 
 from LiverMetsReviewLib.errors import LiverMetsError
+from LiverMetsReviewLib.lesions.diameters import axial_diameters
 from LiverMetsReviewLib.lesions.markups import Seed
 from LiverMetsReviewLib.lesions.measure import (
     MeasuredImage,
     Measurement,
     StudyContext,
-    axial_diameters,
     measure_lesion,
     quantity,
     reference_region,

@@ -7,7 +7,7 @@ ellipsoid (axial axes at any angle, a third along the slice axis) is fitted to t
 the series sampled on the mask's own grid: each voxel's share inside the ellipsoid times a contrast solved
 in closed form per image, the image whose fit stands out most from its background noise kept. The axial
 axes are its in-plane diameters; the slices' thickness is part of the model, so an equator between two
-slices is not lost. Used only where the mask's chord spans two voxels or less (measure._diameters).
+slices is not lost. Used only where the mask's chord spans two voxels or less (diameters.refined_diameters).
 """
 
 from __future__ import annotations
