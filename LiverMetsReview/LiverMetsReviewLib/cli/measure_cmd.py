@@ -77,7 +77,7 @@ def _read_couinaud(path: Path) -> Any:
         from ..io.images import read_image
 
         return read_image(path)
-    from ..lesions.measure import ROMAN
+    from ..lesions.couinaud import ROMAN
     from ..lesions.seg_file import read_layered_segmentation
 
     ref, segments = read_layered_segmentation(path)

@@ -31,11 +31,11 @@ from scipy import ndimage as ndi
 from ..maps.resample import check_compatible, resample_to
 from ..resources import load_json
 from .channels import params
+from .couinaud import segment_border
 from .diameters import points_lps, refined_diameters
 from .footprint import footprint_shares
 
 QUANTITIES = "quantities.json"
-ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
 # Images whose rim and core are compared (brief section 5: ring enhancement, peripheral washout, target, rim
 # restriction); names as produced by study_images().
 RIM_CORE = ("adc", "re_arterial", "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary", "t2")
@@ -476,8 +476,6 @@ def _couinaud(ctx: StudyContext, mask: np.ndarray, centroid_idx: np.ndarray) -> 
     """Segment of the centroid (else the most common one around the lesion) and how near it lies to another."""
     if ctx.couinaud is None:
         return None, "no Couinaud label image was given", None
-    from .couinaud import segment_border
-
     c = tuple(int(round(v)) for v in centroid_idx)
     seg = int(ctx.couinaud[c]) if all(0 <= v < n for v, n in zip(c, mask.shape, strict=True)) else 0
     if not seg:

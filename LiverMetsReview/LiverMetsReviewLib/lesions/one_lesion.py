@@ -17,7 +17,8 @@ import SimpleITK as sitk
 
 from ..errors import GeometryError
 from .channels import LesionImages, lesion_channels
-from .measure import ROMAN, LesionMeasures, StudyContext, measure_lesion, prepare_images, study_images
+from .couinaud import ROMAN
+from .measure import LesionMeasures, StudyContext, measure_lesion, prepare_images, study_images
 from .segment import LesionSegmentation, segment_lesion
 
 

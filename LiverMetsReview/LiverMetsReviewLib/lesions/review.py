@@ -20,8 +20,9 @@ import SimpleITK as sitk
 from ..errors import LiverMetsError
 from ..resources import load_json
 from .channels import lesion_channels
+from .couinaud import ROMAN
 from .markups import Line, Seed, write_lines, write_seeds
-from .measure import ROMAN, LesionMeasures, StudyContext, measure_lesion, prepare_images, study_images
+from .measure import LesionMeasures, StudyContext, measure_lesion, prepare_images, study_images
 from .seg_file import write_layered_segmentation
 from .segment import LesionSegmentation, segment_lesion
 from .tables import write_measurements

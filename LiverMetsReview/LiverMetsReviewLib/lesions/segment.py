@@ -285,9 +285,10 @@ def _edge_level(z: np.ndarray, outline: np.ndarray, protos: list[_Class], centre
     3 x 3 x 6 mm DWI) averages each reference voxel with the tissue beyond it, so it reads the whole contrast only
     deep in the lesion; near the edge it reads 5-20 % less, and a voxel the lesion covers half then came out with a
     lesion fraction just under half on those series and was dropped (seed 5719's 12.7 mm metastasis kept 5 of its
-    40 half-covered voxels, Dice 0.83). On such a series the compartment is taken from the outermost layer of the
-    interior (the whole voxels just inside the edge, which that series averages with the edge as it does the edge
-    voxels); on series as sharp as the reference the interior's median stays. Needs five such voxels.
+    40 half-covered voxels, Dice 0.83). On such a series the compartment is taken from the region's own outline
+    voxels (``outline``) that belong to it and are whole on the sharp series (lesion fraction >= ``pure_fraction``):
+    that series averages them with the tissue beyond the edge as it does the half-covered ones. On series as sharp
+    as the reference the interior's median stays. Needs five such voxels.
     """
     coarse = sharp < 0.999 if sharp is not None else np.zeros(centre.mu.shape, bool)
     if not coarse.any():
