@@ -394,3 +394,19 @@ def test_pitfalls_in_play_are_those_that_fired_or_moved_an_impression():
         saved = review_document(out, {}, {}, [])  # review.json keeps them, and review.md shows them
         assert [x["pitfalls_in_play"] for x in saved["lesions"]] == [x["pitfalls_in_play"] for x in out["lesions"]]
         assert "Pitfalls in play: T1-bright" in review_markdown(saved).split("## Lesion zone")[1]
+
+
+def test_review_markdown_writes_the_couinaud_segment_and_border_as_the_report_does():
+    """The measured segment travels through the engine and review.json into review.md in Roman numerals, with
+    the border call when the lesion's centre lies at a plane (the same wording as the report's)."""
+    lesions = [{"id": "a", "values": {"lesion.long_axis": 21.0}, "why": {}, "couinaud_segment": 7,
+                "couinaud_border": "VII/VIII border"},
+               {"id": "b", "values": {"lesion.long_axis": 9.0}, "why": {}, "couinaud_segment": 4},
+               {"id": "c", "values": {}, "why": {}}]
+    saved = review_document(review(lesions), {}, {}, [])
+    assert [x["couinaud_border"] for x in saved["lesions"]] == ["VII/VIII border", None, None]
+    md = review_markdown(saved)
+    assert "Segment VII (VII/VIII border), long axis 21.0 mm" in md.split("## Lesion a")[1]
+    assert "Segment IV, long axis 9.0 mm" in md.split("## Lesion b")[1]
+    assert "Segment not known" in md.split("## Lesion c")[1]
+    assert "- Segments involved: IV, VII" in md

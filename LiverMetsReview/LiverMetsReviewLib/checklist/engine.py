@@ -219,7 +219,8 @@ def _study_values(doc: Mapping[str, Any], lesion_vals: Mapping[str, dict], figur
 def review(lesions: list[Mapping[str, Any]], study_figures: Mapping[str, Any] | None = None,
            context: Mapping[str, Any] | None = None, answers: Mapping[str, Mapping[str, Any]] | None = None,
            checklist: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Evaluate the checklist. ``lesions``: [{"id", "values", "why", "couinaud_segment"?, "long_axis"?}] with
+    """Evaluate the checklist. ``lesions``: [{"id", "values", "why", "couinaud_segment"?, "couinaud_border"?,
+    "long_axis"?}] with
     ``values``/``why`` from :func:`.values.lesion_values`; ``answers``: {"study" or lesion id: {item: answer}}."""
     doc = checklist or load_checklist()
     answers = answers or {}
@@ -245,6 +246,7 @@ def review(lesions: list[Mapping[str, Any]], study_figures: Mapping[str, Any] | 
                               answers.get(les["id"]), study_rows)
         shown = impression(doc, rows, eff, lfacts)
         out_lesions.append({"id": les["id"], "couinaud_segment": les.get("couinaud_segment"),
+                            "couinaud_border": les.get("couinaud_border"),
                             "long_axis_mm": vals.get("lesion.long_axis"), "items": rows, "impression": shown,
                             "pitfalls_in_play": lesion_pitfalls(doc, rows, eff, lfacts, shown),
                             "progress": _progress(rows)})

@@ -41,7 +41,7 @@ def read_lesions(folder: str | Path) -> tuple[list[dict[str, Any]], dict[str, An
     for les in doc.get("lesions", []):
         values, why = lesion_values(les.get("measurements", []))
         out.append({"id": str(les["id"]), "values": values, "why": why,
-                    "couinaud_segment": les.get("couinaud_segment")})
+                    "couinaud_segment": les.get("couinaud_segment"), "couinaud_border": les.get("couinaud_border")})
     if not out:
         raise LiverMetsError(f"{path} holds no lesion; measure at least one lesion first")
     return out, doc

@@ -45,7 +45,8 @@ def measure_phantom_lesions(study: Any, maps: Any | None = None) -> tuple[list[d
             failed[it.seed.label] = why.get("lesion.volume", "empty segment")
             continue
         out.append({"id": it.seed.label, "values": values, "why": why,
-                    "couinaud_segment": it.measures.couinaud_segment})
+                    "couinaud_segment": it.measures.couinaud_segment,
+                    "couinaud_border": it.measures.couinaud_border})
     return out, failed
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..anatomy import roman, segment_text
+
 
 def _fmt(v: Any, unit: str = "") -> str:
     return "not measured" if v is None else f"{v:.1f}{unit}"
@@ -16,7 +18,7 @@ def review_markdown(doc: Mapping[str, Any]) -> str:
              "Suggestions come from the measurements and are evidence for the reader; nothing here is a diagnosis.",
              "", "## Study", "",
              f"- Lesions: {s['lesion_count']} ({', '.join(f'{n} {c}' for c, n in s['by_impression'].items())})",
-             f"- Segments involved: {', '.join(str(x) for x in s['segments_involved']) or 'not known'}",
+             f"- Segments involved: {', '.join(roman(x) for x in s['segments_involved']) or 'not known'}",
              f"- Background fat fraction: {_fmt(s['background_fat_percent'], ' %')}"
              f" ({s['background_fat_origin'] or '-'})",
              f"- HBP function: {s['hbp_function']} (liver HBP enhancement {_fmt(s['hbp_liver_re_percent'], ' %')})",
@@ -29,7 +31,8 @@ def review_markdown(doc: Mapping[str, Any]) -> str:
     for les in doc["lesions"]:
         imp = les["impression"]
         lines += ["", f"## Lesion {les['id']}", "",
-                  f"Segment {les['couinaud_segment'] or '?'}, long axis {_fmt(les['long_axis_mm'], ' mm')}. "
+                  f"S{segment_text(les['couinaud_segment'], les.get('couinaud_border'))[1:]}, "
+                  f"long axis {_fmt(les['long_axis_mm'], ' mm')}. "
                   f"Impression: **{imp['category']}**" + (f" ({imp['wording']})" if imp.get("wording") else ""),
                   "", f"Recommendation: {imp['recommendation']}", "", "Reasons:"]
         lines += [f"- {r['condition']} ({r['by']}; {r['evidence'] or 'no measurement'})" for r in imp["reasons"]]

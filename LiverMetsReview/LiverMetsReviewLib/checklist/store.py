@@ -153,6 +153,7 @@ def review_document(result: Mapping[str, Any], answers: Mapping[str, Any], vanis
         "study": {"items": [_item_out(r) for r in study["items"]], "summary": study["summary"],
                   "values": study["values"], "value_origin": study["value_origin"], "progress": study["progress"]},
         "lesions": [{"id": les["id"], "couinaud_segment": les["couinaud_segment"],
+                     "couinaud_border": les.get("couinaud_border"),
                      "long_axis_mm": les["long_axis_mm"], "impression": les["impression"],
                      "pitfalls_in_play": les.get("pitfalls_in_play", []),
                      "items": [_item_out(r) for r in les["items"]], "progress": les["progress"]}

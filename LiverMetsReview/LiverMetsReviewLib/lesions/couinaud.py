@@ -24,13 +24,14 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
+from ..anatomy import COUINAUD_ROMAN
 from ..errors import LiverMetsError, MissingDataError
 from ..resources import load_json
 from .liver import morph, working_image
 
 LANDMARKS = ("ivc", "right_hepatic_vein", "middle_hepatic_vein", "left_hepatic_vein", "portal_bifurcation",
              "left_portal_vein")
-ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
+ROMAN = COUINAUD_ROMAN
 
 
 @dataclass

@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
+from ..anatomy import COUINAUD_ROMAN
 from ..context import clinical_context_document
 from ..resources import load_json
 from ..series import Series
@@ -23,7 +24,7 @@ from .lesions import catalogue
 from .model import TissueModel
 from .tissues import organ_table
 
-ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
+ROMAN = COUINAUD_ROMAN
 COUINAUD_COLORS = {1: [0.9, 0.6, 0.2], 2: [0.2, 0.6, 0.9], 3: [0.3, 0.8, 0.8], 4: [0.6, 0.4, 0.8],
                    5: [0.9, 0.5, 0.5], 6: [0.5, 0.8, 0.3], 7: [0.9, 0.8, 0.3], 8: [0.8, 0.4, 0.7]}
 

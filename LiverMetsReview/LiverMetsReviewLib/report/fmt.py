@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from ..anatomy import roman, segment_text  # noqa: F401  (roman: re-exported for the report's sections)
 
 DECIMALS = {"long_axis": 1, "short_axis": 1, "volume": 2, "adc": 0, "fat": 1, "liver_volume": 0,
             "background_fat": 1, "hbp_re": 0, "ratio": 2}
@@ -18,19 +18,7 @@ def with_unit(kind: str, value: float | None, missing: str = "not measured") -> 
     return missing if value is None else f"{number(kind, value)} {UNITS[kind]}".rstrip()
 
 
-ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}
-
-
-def roman(seg: Any) -> str:
-    return str(ROMAN.get(seg, seg)) if seg else "not known"
-
-
-def segment(seg: Any, border: str | None = None) -> str:
-    """"segment VII", or "segment VII (VII/VIII border)" when the centre lies at a boundary of the approximate
-    Couinaud planes, where the neighbour is as likely."""
-    if not seg:
-        return "segment not known"
-    return f"segment {roman(seg)}" + (f" ({border})" if border else "")
+segment = segment_text  # "segment VII (VII/VIII border)": one wording for every output (..anatomy)
 
 
 def pitfalls_text(in_play: list[str]) -> str:
