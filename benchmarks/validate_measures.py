@@ -43,6 +43,7 @@ Run: ``python benchmarks/validate_measures.py [--studies N] [--first-seed S] [--
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -55,6 +56,8 @@ from scipy import ndimage as ndi
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverMetsReview"))
+
+from measures_core import CoreJudge  # noqa: E402 - beside this script
 
 from LiverMetsReviewLib.errors import LiverMetsError  # noqa: E402
 from LiverMetsReviewLib.lesions.couinaud import couinaud_segments, segment_border  # noqa: E402
@@ -70,6 +73,7 @@ SIGNALS = ("t2", "t1_pre", "t1_arterial", "t1_portal_venous", "t1_transitional",
 PHASES = ("t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary")
 RIM_IMAGES = ("adc", "re_arterial", "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary", "t2")
 MIN_CORE = 10
+RIM_MM = 3.0  # the product's default rim shell (review_lesions' default)
 
 
 class Tally:
@@ -351,13 +355,13 @@ def check_diameters(t: Tally, study, rv, how: str, tag: str) -> None:
                 f"(tol {tol}; long {long_:.2f} vs {d:.2f})")
 
 
-def check_values(t: Tally, study, rv, measured, how: str, tag: str, ex: Expected) -> None:
+def check_values(t: Tally, study, rv, measured, how: str, tag: str, ex: Expected, judge: CoreJudge) -> None:
     """Criteria 4 and 5 for one review (``measured``: prepared images on the reference grid)."""
     from LiverMetsReviewLib.lesions.measure import rim_core
 
     spacing_zyx = rv.reference.GetSpacing()[::-1]
     ref_vox = float(np.prod(spacing_zyx))
-    rim_mm = 3.0
+    rim_mm = RIM_MM
     for it in rv.lesions:
         les = next(x for x in study.truth["lesions"] if x["id"] == it.seed.label)
         rim, core = rim_core(it.mask, spacing_zyx, rim_mm)
@@ -367,9 +371,11 @@ def check_values(t: Tally, study, rv, measured, how: str, tag: str, ex: Expected
             if name not in ("adc", "pdff", "ff_chemical_shift", *SIGNALS) and not name.startswith("re_"):
                 continue
             vol, _, inplane = source_voxel(study, name)
-            region = core if name in RIM_IMAGES else it.mask
-            _check_core(t, it.measures, name, img, ex, region, "core" if name in RIM_IMAGES else "lesion",
-                        ref_vox / vol, what, how)
+            if name in RIM_IMAGES:
+                judge.check(t, it.measures, name, img, les, ex.roles(name)[0], (it.mask, core),
+                            min(1.0, ref_vox / vol), what, how, _why(it.measures, img.key, name, "core"))
+            else:
+                _check_core(t, it.measures, name, img, ex, it.mask, "lesion", ref_vox / vol, what, how)
             if name in RIM_IMAGES:
                 reach = float(footprint_reach(study, ex.roles(name)[0], rv.reference)[:2].max())
                 _check_rim(t, it.measures, name, img, les, ex, (rim, core, own_depth), ref_vox / vol,
@@ -511,9 +517,11 @@ def study_checks(t: Tally, seed: int, scenario: str, size: str) -> None:
     rv_truth = review_of_outlines(study.series, outlines, liver_mask=liver, couinaud=couinaud, maps=maps)
     measured = prepare_images(ref, study_images(study.series, maps))
     ex = Expected(study, ref)
+    clean = generate_phantom(seed, scenario, size=size, vary=True, snr=math.inf)
+    judge = CoreJudge(study, clean, ref, RIM_MM)
     for how, rv in (("truth mask", rv_truth), ("one click", rv_click)):
         check_diameters(t, study, rv, how, tag)
-        check_values(t, study, rv, measured, how, tag, ex)
+        check_values(t, study, rv, measured, how, tag, ex, judge)
     print(f"{tag}: {len(study.truth['lesions'])} lesions, liver on {role} ({time.perf_counter() - t0:.0f} s)",
           flush=True)
 
