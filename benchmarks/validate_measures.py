@@ -15,20 +15,49 @@ methods checked, the truth is only compared with. Criteria and their tolerances 
    within one spacing plus one truth-grid voxel of the truth shape's perpendicular (computed here, brute force, on
    the truth grid: the longest chord at right angles to the longest one in its slice; the truth grid's own
    digitisation is the extra voxel). Both for the truth mask and the one-click segment.
-4. Core medians (deeper than the rim shell) against the noise-free values of the compartments under those
-   voxels: signal lesion-to-liver ratios (T2, T1 pre, every phase, high-b DWI), ADC, relative enhancement per
-   phase, fat fraction. Tolerance = 3 standard errors of the median (1.253 SD / sqrt(independent samples: voxels
-   scaled by the reference/source voxel volumes); the core's robust SD from its voxels, the reference's from the
-   acquisition's noise SD and its voxel count), plus half the interquartile range of the expected values (patches
-   of a heterogeneous lesion), plus the partial-volume shift: a share f of the region's voxels lies within the
-   series' footprint reach (half its voxel, slice thickness along z, plus half its spacing when it is resampled) of
-   a truth compartment boundary (lesion edge, rim, nodule, patch, on the truth grid); with all of them on one side
-   the median moves to the pure voxels' 1/(2(1-f)) quantile. Assessed only where f < 0.5 (else partial volume
-   decides the median, not the measurement) and the region holds >= 10 voxels. PDFF: a magnitude fit cannot
-   return a fat fraction below 0, so near 0 % the noise folds: the upper bound adds the median of |N(mu, sigma)|
-   minus mu (sigma^2 = mean of the squared values of the region's pure voxels minus mu^2). A core the product
-   reports as too small for the series' voxels is counted apart ("said and true") when fewer than 10 of the
-   region's voxels are free of partial volume by the measure above; otherwise the refusal fails.
+4a. Whole-lesion medians (images without a rim/core split: T1 pre, high-b DWI, enhancement of the later phases,
+   fat fractions) against the noise-free values of the compartments under those voxels: signal lesion-to-liver
+   ratios, relative enhancement, fat fraction. Tolerance = 3 standard errors of the median (1.253 SD /
+   sqrt(independent samples: voxels scaled by the reference/source voxel volumes); the region's robust SD from
+   its voxels, the reference's from the acquisition's noise SD and its voxel count), plus half the interquartile
+   range of the expected values (patches of a heterogeneous lesion), plus the partial-volume shift: a share f of
+   the region's voxels lies within the series' footprint reach (half its voxel, slice thickness along z, plus half
+   its spacing when it is resampled) of a truth compartment boundary (lesion edge, rim, nodule, patch, on the
+   truth grid); with all of them on one side the median moves to the pure voxels' 1/(2(1-f)) quantile. Assessed
+   only where f < 0.5 (else partial volume decides the median, not the measurement) and the region holds >= 10
+   voxels. PDFF: a magnitude fit cannot return a fat fraction below 0, so near 0 % the noise folds: the upper bound
+   adds the median of |N(mu, sigma)| minus mu (sigma^2 = mean of the squared values of the region's pure voxels
+   minus mu^2). The product states that these medians hold partial volume (the checklist corrects them by the
+   interior fraction), so on coarse series most small lesions stay not assessable here.
+4b. Core medians (the images split in rim and core: T2, every T1 phase, arterial enhancement, ADC), judged where
+   and how the product reads them (``measures_core.py``; nothing of the product's footprint code is called). The
+   product reads a core on the reference voxels whose footprint on the image's series lies >= 95 % inside the
+   segment's core (the 3 mm shell removed), or reports None "too small for <series>".
+   - Footprint share, from the series' geometry alone: each series voxel averages its box (pixel spacing
+     in-plane, slice thickness along z) and linear resampling mixes the two series voxels around each reference
+     centre, per axis (the grids share their axes). (Checked once against the product's ``footprint_shares`` on a
+     drawn sphere and three grids: equal within 2e-7; not used by the audit.)
+   - Where the product reports a core median: the audit keeps the segment's core voxels whose share is >= 0.95 (and
+     that hold a value), and the expected value is the median, over those voxels, of the noise-free image: the
+     phantom drawn again with the same seed and an infinite SNR (same lesions, grids, shifts), maps from their
+     textbook formulas (ADC: log-linear least squares over every b-value; enhancement 100 (post / pre - 1)),
+     resampled linearly to the reference grid. A magnitude image's noise raises dark values (Rician floor): the
+     expectation spans that median and the median of the same images with every magnitude replaced by its Rician mean
+     for the series' noise SD; and, for each, where the median of the values plus Gaussian noise of the SD below lies
+     (m with mean Phi((m - true values) / SD) = 1/2: over a spread of true values, e.g. 80 % at one value and 20 %
+     brighter, the noise of the majority moves the median toward the others). Tolerance = 3 standard errors of the
+     median (1.253 SD / sqrt(kept voxels x reference / series voxel volume, at most 1): independent samples), SD =
+     robust SD of the product's image minus the noise-free one on the series' own voxels inside the segment
+     (repeated, not interpolated, so it is one source voxel's noise); plus half the interquartile range of the noise-
+     free values over the kept voxels (the drawn patches' heterogeneity, for what the model above leaves out: noise
+     that differs between patches, correlated neighbours of a resampled image). Fewer than 3 kept voxels while the
+     product reports a median: a failure (its selection disagrees with the geometry).
+   - Where the product refuses: the truth core is the lesion's points on the fine truth grid deeper than the 3 mm
+     shell plus half the reference grid's largest spacing (the product's shell is measured between reference voxel
+     centres, so its core's outline can lie that much further out: this keeps the truth core inside any core the
+     product could draw from the right segment), moved by the series' breath-hold shift. The refusal is true
+     ("said and true") when fewer than 3 reference voxels have their footprint on that series wholly (share
+     >= 0.999) inside it; otherwise it fails.
 5. Rim minus core with the sign the tissue implies: the median of the noise-free values of the compartments under
    the rim shell minus that under the core region (a drawn rim thicker than the 3 mm shell fills part of the
    core region too, so the drawn compartments alone do not give the sign), on the rim/core images, where the
