@@ -267,6 +267,19 @@ class CoreJudge:
                                                self.study.shift_mm(role), self.ref, self.series_grid(role))
         return self._truth[key]
 
+    def rim_core_noise_free(self, name: str, role: str, rim: np.ndarray, core: np.ndarray,
+                            valid: np.ndarray | None) -> tuple[float, float]:
+        """Noise-free medians over the regions the product reads: the whole rim shell, the core voxels its series
+        sees inside the core (>= 95 %; the whole core when fewer than 3)."""
+        valid = np.ones(core.shape, bool) if valid is None else valid
+        clean, _ = self.nf.on_reference(name)
+        kept = seen_on_reference(core, self.ref, self.series_grid(role), SEEN_SHARE) & valid
+        kept = kept if kept.sum() >= MIN_SEEN else core & valid
+        shell = rim & valid
+        if not shell.any() or not kept.any():
+            return float("nan"), float("nan")
+        return float(np.median(clean[shell])), float(np.median(clean[kept]))
+
     def check(self, t, m, name: str, img, les: dict, role: str, seg: tuple[np.ndarray, np.ndarray], ratio: float,
               what: str, how: str, why: str) -> None:
         """``seg`` = (the measured segment, its core) on the reference grid; ``ratio`` = reference / series voxel
