@@ -15,34 +15,67 @@ methods checked, the truth is only compared with. Criteria and their tolerances 
    within one spacing plus one truth-grid voxel of the truth shape's perpendicular (computed here, brute force, on
    the truth grid: the longest chord at right angles to the longest one in its slice; the truth grid's own
    digitisation is the extra voxel). Both for the truth mask and the one-click segment.
-4. Core medians (deeper than the rim shell) against the noise-free values of the compartments under those
-   voxels: signal lesion-to-liver ratios (T2, T1 pre, every phase, high-b DWI), ADC, relative enhancement per
-   phase, fat fraction. Tolerance = 3 standard errors of the median (1.253 SD / sqrt(independent samples: voxels
-   scaled by the reference/source voxel volumes); the core's robust SD from its voxels, the reference's from the
-   acquisition's noise SD and its voxel count), plus half the interquartile range of the expected values (patches
-   of a heterogeneous lesion), plus the partial-volume shift: a share f of the region's voxels lies within the
-   series' footprint reach (half its voxel, slice thickness along z, plus half its spacing when it is resampled) of
-   a truth compartment boundary (lesion edge, rim, nodule, patch, on the truth grid); with all of them on one side
-   the median moves to the pure voxels' 1/(2(1-f)) quantile. Assessed only where f < 0.5 (else partial volume
-   decides the median, not the measurement) and the region holds >= 10 voxels. PDFF: a magnitude fit cannot
-   return a fat fraction below 0, so near 0 % the noise folds: the upper bound adds the median of |N(mu, sigma)|
-   minus mu (sigma^2 = mean of the squared values of the region's pure voxels minus mu^2). A core the product
-   reports as too small for the series' voxels is counted apart ("said and true") when fewer than 10 of the
-   region's voxels are free of partial volume by the measure above; otherwise the refusal fails.
-5. Rim minus core with the sign the tissue implies: the median of the noise-free values of the compartments under
-   the rim shell minus that under the core region (a drawn rim thicker than the 3 mm shell fills part of the
-   core region too, so the drawn compartments alone do not give the sign), on the rim/core images, where the
-   drawn rim is at least the shell (3 mm) and one in-plane voxel of the source series, and where the expected
-   difference exceeds 3 standard errors of the difference. A rim or core the product reports as too thin or
-   small for the series' voxels is counted apart ("said and true") when fewer than 10 rim voxels lie deeper in
-   the measured segment (centre-to-centre depth minus half a reference voxel; the rim is that segment's shell)
-   than the series' in-plane footprint reach; otherwise the refusal fails.
+4a. Whole-lesion medians (images without a rim/core split: T1 pre, high-b DWI, enhancement of the later phases,
+   fat fractions) against the noise-free values of the compartments under those voxels: signal lesion-to-liver
+   ratios, relative enhancement, fat fraction. Tolerance = 3 standard errors of the median (1.253 SD /
+   sqrt(independent samples: voxels scaled by the reference/source voxel volumes); the region's robust SD from
+   its voxels, the reference's from the acquisition's noise SD and its voxel count), plus half the interquartile
+   range of the expected values (patches of a heterogeneous lesion), plus the partial-volume shift: a share f of
+   the region's voxels lies within the series' footprint reach (half its voxel, slice thickness along z, plus half
+   its spacing when it is resampled) of a truth compartment boundary (lesion edge, rim, nodule, patch, on the
+   truth grid); with all of them on one side the median moves to the pure voxels' 1/(2(1-f)) quantile. Assessed
+   only where f < 0.5 (else partial volume decides the median, not the measurement) and the region holds >= 10
+   voxels. PDFF: a magnitude fit cannot return a fat fraction below 0, so near 0 % the noise folds: the upper bound
+   adds the median of |N(mu, sigma)| minus mu (sigma^2 = mean of the squared values of the region's pure voxels
+   minus mu^2). The product states that these medians hold partial volume (the checklist corrects them by the
+   interior fraction), so on coarse series most small lesions stay not assessable here.
+4b. Core medians (the images split in rim and core: T2, every T1 phase, arterial enhancement, ADC), judged where
+   and how the product reads them (``measures_core.py``; nothing of the product's footprint code is called). The
+   product reads a core on the reference voxels whose footprint on the image's series lies >= 95 % inside the
+   segment's core (the 3 mm shell removed), or reports None "too small for <series>".
+   - Footprint share, from the series' geometry alone: each series voxel averages its box (pixel spacing
+     in-plane, slice thickness along z) and linear resampling mixes the two series voxels around each reference
+     centre, per axis (the grids share their axes). (Checked once against the product's ``footprint_shares`` on a
+     drawn sphere and three grids: equal within 2e-7; not used by the audit.)
+   - Where the product reports a core median: the audit keeps the segment's core voxels whose share is >= 0.95 (and
+     that hold a value), and the expected value is the median, over those voxels, of the noise-free image: the
+     phantom drawn again with the same seed and an infinite SNR (same lesions, grids, shifts), maps from their
+     textbook formulas (ADC: log-linear least squares over every b-value; enhancement 100 (post / pre - 1)),
+     resampled linearly to the reference grid. A magnitude image's noise raises dark values (Rician floor): the
+     expectation spans that median and the median of the same images with every magnitude replaced by its Rician mean
+     for the series' noise SD; and, for each, where the median of the values plus Gaussian noise of the SD below lies
+     (m with mean Phi((m - true values) / SD) = 1/2: over a spread of true values, e.g. 80 % at one value and 20 %
+     brighter, the noise of the majority moves the median toward the others). Tolerance = 3 standard errors of the
+     median (1.253 SD / sqrt(kept voxels x reference / series voxel volume, at most 1): independent samples), SD =
+     robust SD of the product's image minus the noise-free one on the series' own voxels inside the segment
+     (repeated, not interpolated, so it is one source voxel's noise); plus half the interquartile range of the
+     noise-free values over the kept voxels (the drawn patches' heterogeneity, for what the model above leaves out:
+     noise that differs between patches, correlated neighbours of a resampled image). Fewer than 3 kept voxels while
+     the product reports a median: a failure (its selection disagrees with the geometry).
+   - Where the product refuses: the truth core is the lesion's points on the fine truth grid deeper than the 3 mm
+     shell plus half the reference grid's largest spacing (the product's shell is measured between reference voxel
+     centres, so its core's outline can lie that much further out: this keeps the truth core inside any core the
+     product could draw from the right segment), moved by the series' breath-hold shift. The refusal is true
+     ("said and true") when fewer than 3 reference voxels have their footprint on that series wholly (share
+     >= 0.999) inside it; otherwise it fails.
+5. Rim minus core with the sign the tissue implies: the median of the noise-free values of the compartments under the
+   rim shell minus that under the core region (a drawn rim thicker than the 3 mm shell fills part of the core region
+   too, so the drawn compartments alone do not give the sign), on the rim/core images, where the drawn rim is at
+   least the shell (3 mm) and one in-plane voxel of the source series, and where the expected difference exceeds 3
+   standard errors of the difference, and where the series' voxels show that sign: the noise-free images (4b) over
+   the rim shell and over the core voxels the series sees have a difference of the same sign, also beyond 3 standard
+   errors (on voxels coarser than the rim the shell is mostly edge voxels half liver, which can reverse the tissue's
+   contrast; such a row is not assessable, the images cannot show it). A rim or core the product reports as too thin
+   or small for the series' voxels is counted apart ("said and true") when fewer than 10 rim voxels lie deeper in the
+   measured segment (centre-to-centre depth minus half a reference voxel; the rim is that segment's shell) than the
+   series' in-plane footprint reach; otherwise the refusal fails.
 Run: ``python benchmarks/validate_measures.py [--studies N] [--first-seed S] [--small] [--skip-cli]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -55,6 +88,8 @@ from scipy import ndimage as ndi
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverMetsReview"))
+
+from measures_core import CoreJudge  # noqa: E402 - beside this script
 
 from LiverMetsReviewLib.errors import LiverMetsError  # noqa: E402
 from LiverMetsReviewLib.lesions.couinaud import couinaud_segments, segment_border  # noqa: E402
@@ -70,6 +105,7 @@ SIGNALS = ("t2", "t1_pre", "t1_arterial", "t1_portal_venous", "t1_transitional",
 PHASES = ("t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary")
 RIM_IMAGES = ("adc", "re_arterial", "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary", "t2")
 MIN_CORE = 10
+RIM_MM = 3.0  # the product's default rim shell (review_lesions' default)
 
 
 class Tally:
@@ -351,13 +387,13 @@ def check_diameters(t: Tally, study, rv, how: str, tag: str) -> None:
                 f"(tol {tol}; long {long_:.2f} vs {d:.2f})")
 
 
-def check_values(t: Tally, study, rv, measured, how: str, tag: str, ex: Expected) -> None:
+def check_values(t: Tally, study, rv, measured, how: str, tag: str, ex: Expected, judge: CoreJudge) -> None:
     """Criteria 4 and 5 for one review (``measured``: prepared images on the reference grid)."""
     from LiverMetsReviewLib.lesions.measure import rim_core
 
     spacing_zyx = rv.reference.GetSpacing()[::-1]
     ref_vox = float(np.prod(spacing_zyx))
-    rim_mm = 3.0
+    rim_mm = RIM_MM
     for it in rv.lesions:
         les = next(x for x in study.truth["lesions"] if x["id"] == it.seed.label)
         rim, core = rim_core(it.mask, spacing_zyx, rim_mm)
@@ -367,12 +403,14 @@ def check_values(t: Tally, study, rv, measured, how: str, tag: str, ex: Expected
             if name not in ("adc", "pdff", "ff_chemical_shift", *SIGNALS) and not name.startswith("re_"):
                 continue
             vol, _, inplane = source_voxel(study, name)
-            region = core if name in RIM_IMAGES else it.mask
-            _check_core(t, it.measures, name, img, ex, region, "core" if name in RIM_IMAGES else "lesion",
-                        ref_vox / vol, what, how)
+            if name in RIM_IMAGES:
+                judge.check(t, it.measures, name, img, les, ex.roles(name)[0], (it.mask, core),
+                            min(1.0, ref_vox / vol), what, how, _why(it.measures, img.key, name, "core"))
+            else:
+                _check_core(t, it.measures, name, img, ex, it.mask, "lesion", ref_vox / vol, what, how)
             if name in RIM_IMAGES:
                 reach = float(footprint_reach(study, ex.roles(name)[0], rv.reference)[:2].max())
-                _check_rim(t, it.measures, name, img, les, ex, (rim, core, own_depth), ref_vox / vol,
+                _check_rim(t, it.measures, name, img, les, (ex, judge), (rim, core, own_depth), ref_vox / vol,
                            (inplane, reach, max(spacing_zyx[1:])), rim_mm, what, how)
 
 
@@ -444,10 +482,11 @@ def _check_core(t, m, name, img, ex, region, which, ratio, what, how) -> None:
     t.by_image[(crit, name)][1] += 1
 
 
-def _check_rim(t, m, name, img, les, ex, regions, ratio, voxel, rim_mm, what, how) -> None:
+def _check_rim(t, m, name, img, les, truth, regions, ratio, voxel, rim_mm, what, how) -> None:
     """Rim minus core sign; ``regions`` = (rim, core, depth inside the measured segment, mm), ``voxel`` = (in-plane
     spacing and footprint reach of the source series, in-plane spacing of the reference grid; mm)."""
     crit = f"5 rim-core sign ({how})"
+    ex, judge = truth
     rim, core, depth = regions
     inplane, reach, step = voxel
     drawn = (les.get("drawn") or {}).get("compartments", {}).get("rim")
@@ -484,6 +523,13 @@ def _check_rim(t, m, name, img, les, ex, regions, ratio, voxel, rim_mm, what, ho
     if not np.isfinite(rim_exp - core_exp) or abs(rim_exp - core_exp) <= 3.0 * se:
         t.skipped[crit] += 1
         return
+    # What the series' voxels can show: on voxels coarser than the rim the shell is mostly edge voxels mixed with
+    # the liver, which can reverse the tissue's contrast (the product keeps that shell on purpose).
+    nf_rim, nf_core = judge.rim_core_noise_free(name, ex.roles(name)[0], rim, core, img.valid)
+    if not np.isfinite(nf_rim - nf_core) or abs(nf_rim - nf_core) <= 3.0 * se or \
+            np.sign(nf_rim - nf_core) != np.sign(rim_exp - core_exp):
+        t.skipped[crit] += 1
+        return
     ok = bool(np.sign(r - c) == np.sign(rim_exp - core_exp))
     t.check(crit, ok, f"{what} {name}: rim {r:.4g} core {c:.4g}, expected rim {rim_exp:.4g} core {core_exp:.4g} "
                       f"(rim {thick:.1f} mm, 3 SE {3 * se:.3g})")
@@ -511,9 +557,11 @@ def study_checks(t: Tally, seed: int, scenario: str, size: str) -> None:
     rv_truth = review_of_outlines(study.series, outlines, liver_mask=liver, couinaud=couinaud, maps=maps)
     measured = prepare_images(ref, study_images(study.series, maps))
     ex = Expected(study, ref)
+    clean = generate_phantom(seed, scenario, size=size, vary=True, snr=math.inf)
+    judge = CoreJudge(study, clean, ref, RIM_MM)
     for how, rv in (("truth mask", rv_truth), ("one click", rv_click)):
         check_diameters(t, study, rv, how, tag)
-        check_values(t, study, rv, measured, how, tag, ex)
+        check_values(t, study, rv, measured, how, tag, ex, judge)
     print(f"{tag}: {len(study.truth['lesions'])} lesions, liver on {role} ({time.perf_counter() - t0:.0f} s)",
           flush=True)
 
