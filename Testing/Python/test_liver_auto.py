@@ -47,3 +47,21 @@ def test_expert_liver_lies_where_the_liver_lies_and_its_neighbours_do_not(chaos_
     levels = (on_work == lp.LIVER).any(axis=(1, 2))
     band = body & (wall < 15.0) & levels[:, None, None]
     assert not_liver_like(band, body, work, wall) != [], level
+
+
+@pytest.mark.parametrize("seed", [int(s) for s in np.random.default_rng(81).integers(0, 10_000, 2)])
+def test_a_field_of_view_cutting_the_liver_at_the_side_is_no_body_wall(chaos_labels, seed):
+    """A field of view narrower than the patient cuts the body, and the liver with it, on the patient's right: the
+    image's edge there is not the body's outline (the wall lies beyond it), so the cut liver still qualifies."""
+    image, labels = chaos_labels
+    lab = sitk.GetImageFromArray(labels)
+    lab.CopyInformation(image)
+    image, lab = sitk.DICOMOrient(image, "LPS"), sitk.DICOMOrient(lab, "LPS")  # index x grows to the patient's left
+    cols = np.nonzero((sitk.GetArrayViewFromImage(lab) == lp.LIVER).any(axis=(0, 1)))[0]
+    cut = int(cols.min() + np.random.default_rng(seed).uniform(0.15, 0.35) * np.ptp(cols))
+    size = list(image.GetSize())
+    size[0] -= cut
+    image, lab = (sitk.RegionOfInterest(im, size, [cut, 0, 0]) for im in (image, lab))
+    work, _, body = prepared(image)
+    on_work = sitk.GetArrayFromImage(sitk.Resample(lab, work, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+    assert not_liver_like(on_work == lp.LIVER, body, work, wall_distance(body, work.GetSpacing()[::-1])) == [], cut

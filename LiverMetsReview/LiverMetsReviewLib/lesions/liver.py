@@ -473,7 +473,7 @@ def _where_the_liver_lies(plausible: list, body: np.ndarray, work: sitk.Image,
         notes.append("automatic seed: not where the liver lies: " + ", ".join(rejected))
     if liver_like:
         return liver_like, []
-    return plausible, ["no region grown without a click lies where the liver lies (mostly right of the midline, "
+    return plausible, ["no region grown without a click lies where the liver lies (mostly right of the midline, thick, "
                        "inside the abdominal wall, in front of the kidney and the back muscles): check the mask, or "
                        "click inside the liver"]
 

@@ -18,6 +18,8 @@ from scipy import ndimage as ndi
 
 from .liver_grid import deepest_points, edges, morph, parameters
 
+EDGE_BAND = 3  # voxels: the body mask's in-plane closing (5 x 5) reaches 2 voxels from the image edge
+
 
 def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image, *, side: str = "right",
                          exclude: np.ndarray | None = None, fat_bright: bool = False,
@@ -72,21 +74,30 @@ def _world_axis(img: sitk.Image, axis: int) -> np.ndarray:
 # ---------------------------------------------------------------- is a grown region the liver?
 
 def wall_distance(body: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray:
-    """In-plane distance (mm) of every voxel to the body's outline on its own axial slice (the image's edge counts
-    as outline: a body cut by the field of view)."""
-    padded = np.pad(body, ((0, 0), (1, 1), (1, 1)))
-    # an axial slice never lies wholly in the body once padded, so a huge z spacing keeps the nearest outline
-    # voxel in the voxel's own slice
-    dist = ndi.distance_transform_edt(padded, sampling=(1e6, *spacing_zyx[1:]))
-    return dist[:, 1:-1, 1:-1]
+    """In-plane distance (mm) of every voxel to the body's outline on its own axial slice. The image's edge is no
+    outline: a field of view narrower than the patient cuts the body (and often the liver) there, and the
+    abdominal wall lies beyond it; nor is the band of ``EDGE_BAND`` voxels along it, where the body mask's closing
+    (``liver_grid.body_mask``) pulls the body back from the edge."""
+    outside = ~body
+    outside[:, :EDGE_BAND] = outside[:, -EDGE_BAND:] = False
+    outside[:, :, :EDGE_BAND] = outside[:, :, -EDGE_BAND:] = False
+    # distance to the nearest outside voxel; a huge z spacing keeps it in the voxel's own slice (a slice without
+    # any outline gets a huge distance: no wall in it)
+    return ndi.distance_transform_edt(~outside, sampling=(1e6, *spacing_zyx[1:]))
+
+
+def wall_spacing(work: sitk.Image) -> tuple[float, float]:
+    """In-plane spacing (y, x) of the working grid."""
+    return float(work.GetSpacing()[1]), float(work.GetSpacing()[0])
 
 
 def not_liver_like(region: np.ndarray, body: np.ndarray, work: sitk.Image, wall: np.ndarray) -> list[str]:
     """Why a region grown without a click is not where the liver lies (empty when it is), from anatomy
     (``liver_like``): mostly on the patient's right of the body's midline, mostly deeper than the abdominal wall,
-    its bulk in front of the retroperitoneum (kidney, psoas and paraspinal muscles) and behind the anterior wall.
-    Positions are taken relative to the image's own body outline (a cropped image's world origin need not be the
-    patient's), on the working grid whose axes are the patient's (index y grows posteriorly)."""
+    thick (broad axial sections, unlike a muscle, the kidney or the spleen), its bulk in front of the
+    retroperitoneum (kidney, psoas and paraspinal muscles) and behind the anterior wall. Positions are taken
+    relative to the image's own body outline (a cropped image's world origin need not be the patient's), on the
+    working grid whose axes are the patient's (index y grows posteriorly)."""
     p = parameters()["liver_like"]
     n = int(region.sum())
     if n == 0:
@@ -100,6 +111,10 @@ def not_liver_like(region: np.ndarray, body: np.ndarray, work: sitk.Image, wall:
     near = float(np.mean(wall[region] < float(p["wall_mm"])))
     if near > float(p["max_wall_fraction"]):
         why.append(f"{100 * near:.0f} % within {float(p['wall_mm']):.0f} mm of the body's outline")
+    # in-plane depth inside the region itself (the image's edge is no boundary: a field of view may cut the liver)
+    depth = float(np.median(ndi.distance_transform_edt(region, sampling=(1e6, *wall_spacing(work)))[region]))
+    if depth < float(p["min_median_depth_mm"]):
+        why.append(f"half of it within {depth:.0f} mm of its own outline (a thin organ or muscle)")
     rows = np.nonzero(body.any(axis=2))  # (z, y) of every body row
     first = np.full(body.shape[0], np.inf)
     last = np.full(body.shape[0], -np.inf)
