@@ -417,8 +417,10 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
             raise LiverMetsError(f"no liver-like region was found on the {role} image; click inside the liver")
     tried: list = []
     for zyx in seeds:
-        if any(t[2][tuple(zyx)] and t[0] <= hi for t in tried):
-            continue  # inside a region already grown: the same organ (not so in a leak larger than any liver)
+        if any(t[2][tuple(zyx)] and (seed_lps is not None or t[0] <= hi) for t in tried):
+            # inside a region already grown: the same organ (an automatic seed in a leak larger than any liver may
+            # be in another organ than the one that leaked)
+            continue
         window = _window_from(samples[zyx], local=True) if zyx in samples else seed_window(arr, zyx, spacing, body)
         region, window = grow(arr, edge, zyx, window, spacing, body)
         if not _in_ball(region, zyx, spacing).any():
