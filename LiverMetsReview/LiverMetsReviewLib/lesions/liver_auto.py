@@ -103,8 +103,8 @@ def not_liver_like(region: np.ndarray, body: np.ndarray, work: sitk.Image, wall:
     if n == 0:
         return ["empty"]
     why = []
-    zz, _, xx = np.nonzero(body)
-    centre = work.TransformContinuousIndexToPhysicalPoint([float(xx.mean()), 0.0, float(zz.mean())])
+    zz, yy, xx = np.nonzero(body)
+    centre = work.TransformContinuousIndexToPhysicalPoint([float(xx.mean()), float(yy.mean()), float(zz.mean())])
     right = float(np.mean(_world_axis(work, 0)[region] < centre[0]))
     if right < float(p["min_right_fraction"]):
         why.append(f"{100 * right:.0f} % on the patient's right")
