@@ -18,8 +18,10 @@ Method (parameters and their reasons in ``resources/liver_segmentation.json``):
    radiologists segment the liver (CHAOS convention);
 6. the mask is interpolated back onto the series grid.
 
-Without a click the seed is the deepest point of the "parenchyma-like" map (no edge, body signal) on the
-patient's right: the liver is the largest solid organ of the right upper abdomen. In the hepatobiliary phase a
+Without a click the seeds are the deepest points of the "parenchyma-like" map (no edge, body signal) on the
+patient's right, inside the abdominal wall; the region grown from each is kept only where the liver lies (mostly
+right of the midline, inside the wall, in front of the retroperitoneum: ``liver_auto.py``), the largest of those:
+the liver is the largest solid organ of the right upper abdomen. In the hepatobiliary phase a
 liver that is not brighter than the body's tissue (reduced uptake) is not used; the next series is.
 """
 
@@ -33,6 +35,12 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from ..errors import LiverMetsError, MissingDataError
+from .liver_auto import (  # noqa: F401  (re-exported: liver_figures finds the spleen with it)
+    _world_axis,
+    auto_seed_candidates,
+    not_liver_like,
+    wall_distance,
+)
 from .liver_grid import (  # noqa: F401  (re-exported: couinaud, liver_figures and the tests use them from here)
     PARAMETERS,
     _ball_offsets,
@@ -335,57 +343,6 @@ def fill_vessels(region: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray
     return fill_holes_2d(closed)
 
 
-# ---------------------------------------------------------------- automatic seed
-
-def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image, *, side: str = "right",
-                         exclude: np.ndarray | None = None, fat_bright: bool = False) -> list[tuple[int, int, int]]:
-    """Deep points of the parenchyma-like map on the patient's ``side`` ("right", "left", "left_posterior"), deepest
-    first (voxel indices z, y, x); voxels in ``exclude`` (an organ already found, a region anatomy rules out) do
-    not count, nor fat when ``fat_bright`` (no fat suppression)."""
-    p = parameters()["auto_seed"]
-    spacing = work.GetSpacing()[::-1]
-    grad = edges(work)
-    background = np.percentile(arr[body], 25)
-    smooth = (grad < p["edge_fraction"] * np.maximum(arr, 1e-6)) & (arr > background) & body
-    if exclude is not None:
-        smooth &= ~exclude
-    if fat_bright:
-        smooth &= ~_fat_like(arr, body, spacing)
-    depth = ndi.distance_transform_edt(smooth, sampling=spacing)
-    # Patient's right: world x (LPS) below the body's centre; left: above it.
-    zz, yy, xx = np.nonzero(body)
-    centre = np.array(work.TransformContinuousIndexToPhysicalPoint(
-        [float(xx.mean()), float(yy.mean()), float(zz.mean())]))
-    world_x = _world_axis(work, 0)
-    on_side = world_x < centre[0] if side == "right" else world_x > centre[0]
-    if side == "left_posterior":  # the spleen: against the left posterolateral wall
-        on_side &= _world_axis(work, 1) > centre[1]
-    depth = np.where(on_side, depth, 0.0)
-    # the next candidate lies outside this one's vertical cylinder of twice its depth: another organ (the spine and
-    # the great vessels run cranio-caudally, so a ball would leave them candidates at every level)
-    return deepest_points(depth, spacing, int(p["candidates"]), axes=(1, 2))
-
-
-
-def _fat_like(arr: np.ndarray, body: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray:
-    """Voxels with the signal of the subcutaneous layer on an image without fat suppression (in/opposed phase):
-    there fat is the largest homogeneous tissue and no organ."""
-    p = parameters()["auto_seed"]
-    shell = body & ~morph("erode", body, float(p["fat_shell_mm"]), [1e9, *spacing_zyx[1:]])
-    fat = float(np.median(arr[shell])) if shell.any() else 0.0
-    return np.abs(arr - fat) <= float(p["fat_tolerance"]) * fat
-
-
-def _world_axis(img: sitk.Image, axis: int) -> np.ndarray:
-    """World coordinate ``axis`` (0 = x, LPS) of every voxel, as a (z, y, x) array."""
-    nx, ny, nz = img.GetSize()
-    k, j, i = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
-    d = np.asarray(img.GetDirection()).reshape(3, 3)
-    sp = np.asarray(img.GetSpacing())
-    o = np.asarray(img.GetOrigin())
-    return o[axis] + d[axis, 0] * sp[0] * i + d[axis, 1] * sp[1] * j + d[axis, 2] * sp[2] * k
-
-
 # ---------------------------------------------------------------- the entry point
 
 def _seed_index(work: sitk.Image, seed_lps: Sequence[float], body: np.ndarray, role: str) -> tuple[int, int, int]:
@@ -452,13 +409,18 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
             samples[snapped] = vals
     else:
         bright_fat = any(role == r or role.startswith(r + "_") for r in parameters()["auto_seed"]["fat_bright_roles"])
-        seeds = auto_seed_candidates(arr, body, work, fat_bright=bright_fat)
+        like = parameters()["liver_like"]
+        # the abdominal wall (and the fat under the skin) is no candidate: the liver lies inside it
+        seeds = auto_seed_candidates(arr, body, work, fat_bright=bright_fat, count=int(like["candidates"]),
+                                     exclude=wall_distance(body, spacing) < float(like["wall_mm"]))
         if not seeds:
             raise LiverMetsError(f"no liver-like region was found on the {role} image; click inside the liver")
     tried: list = []
     for zyx in seeds:
-        if any(t[2][tuple(zyx)] for t in tried):
-            continue  # inside a region already grown: the same organ
+        if any(t[2][tuple(zyx)] and (seed_lps is not None or t[0] <= hi) for t in tried):
+            # inside a region already grown: the same organ (an automatic seed in a leak larger than any liver may
+            # be in another organ than the one that leaked)
+            continue
         window = _window_from(samples[zyx], local=True) if zyx in samples else seed_window(arr, zyx, spacing, body)
         region, window = grow(arr, edge, zyx, window, spacing, body)
         if not _in_ball(region, zyx, spacing).any():
@@ -477,10 +439,14 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
             seeds += seeds_around(arr, edge, clicked, spacing, body)  # tried in this same loop
             notes.append(f"the clicked tissue grew to only {tried[0][0]:.0f} mL (a lesion or a thin edge of the "
                          "liver?): the liver was grown from the calm tissue around it")
-    # The liver is the largest solid organ: among the candidates' regions, the largest of plausible volume.
+    # The liver is the largest solid organ: among the candidates' regions, the largest of plausible volume (and,
+    # without a click, lying where the liver lies).
     plausible = [t for t in tried if lo <= t[0] <= hi]
-    vol, zyx, region, window = max(plausible, key=lambda t: t[0]) if plausible else tried[0]
     warnings: list[str] = []
+    if seed_lps is None and plausible:
+        plausible, warning = _where_the_liver_lies(plausible, body, work, notes)
+        warnings += warning
+    vol, zyx, region, window = max(plausible, key=lambda t: t[0]) if plausible else tried[0]
     if not lo <= vol <= hi:
         warnings.append(f"the liver mask holds {vol:.0f} mL, outside the plausible {lo:.0f}-{hi:.0f} mL; check it "
                         "and correct it, or click elsewhere in the liver")
@@ -491,6 +457,27 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
         notes.append(f"automatic seed: {len(tried)} candidate regions grown ("
                      f"{', '.join(f'{t[0]:.0f}' for t in tried)} mL); the largest of plausible liver volume kept")
     return _to_series_grid(region, work, image), tuple(float(v) for v in seed), window[0], warnings
+
+
+def _where_the_liver_lies(plausible: list, body: np.ndarray, work: sitk.Image,
+                          notes: list[str]) -> tuple[list, list[str]]:
+    """The automatic candidates' regions that lie where the liver lies (``liver_like``), else all of them with a
+    warning: a muscle, the abdominal wall or a kidney can be the deepest calm tissue on the right."""
+    wall = wall_distance(body, work.GetSpacing()[::-1])
+    liver_like, rejected = [], []
+    for t in plausible:
+        why = not_liver_like(t[2], body, work, wall)
+        if why:
+            rejected.append(f"{t[0]:.0f} mL from {_where(work, t[1])} ({'; '.join(why)})")
+        else:
+            liver_like.append(t)
+    if rejected:
+        notes.append("automatic seed: not where the liver lies: " + ", ".join(rejected))
+    if liver_like:
+        return liver_like, []
+    return plausible, ["no region grown without a click lies where the liver lies (mostly right of the midline, thick, "
+                       "inside the abdominal wall, in front of the kidney and the back muscles): check the mask, or "
+                       "click inside the liver"]
 
 
 def hbp_enhancement(images: Mapping[str, sitk.Image], seed_lps: Sequence[float]) -> float | None:
@@ -536,9 +523,10 @@ def segment_liver(images: Mapping[str, sitk.Image], seed_lps: Sequence[float] | 
 
     checked = len(notes)
     mask = confirm_liver(mask, images, role, notes)
-    method = ("one click" if seed_lps is not None else "automatic seed (deepest parenchyma-like point on the "
-              "patient's right)") + ": N4-corrected robust intensity window, opening for leak control, closing " \
-                                    "and hole filling for the vessels"
+    method = ("one click" if seed_lps is not None else "automatic seed (deep parenchyma-like points on the "
+              "patient's right, the region kept where the liver lies)")
+    method += ": N4-corrected robust intensity window, opening for leak control, closing and hole filling for the " \
+              "vessels"
     if len(notes) > checked:  # the second-series check ran (its note says what it found)
         method += "; checked on the study's other series for tissue that is not liver"
     return LiverResult(mask=mask, series_used=role, seed_lps=seed, method=method, volume_ml=_volume_ml(mask),
