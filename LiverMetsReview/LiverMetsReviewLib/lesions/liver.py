@@ -48,6 +48,7 @@ from .liver_grid import (  # noqa: F401  (re-exported: couinaud, liver_figures a
     working_image,
 )
 from .liver_reseed import seeds_around
+from .liver_shape import taper_cut
 
 
 @dataclass
@@ -261,7 +262,17 @@ def grow(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], window: tup
     flat, calm = arr / field, edge / field
     region = boundary(flat, _grow_window(flat, calm, seed_zyx, window, spacing_zyx, body, interior), window[0],
                       spacing_zyx, body)
-    return fill_vessels(region, spacing_zyx), window
+    return tapered(fill_vessels(region, spacing_zyx), spacing_zyx, seed_zyx), window
+
+
+def tapered(region: np.ndarray, spacing_zyx: Sequence[float], seed_zyx: Sequence[int]) -> np.ndarray:
+    """The region without what lies beyond a section where it starts to widen again (``liver_shape``), as the
+    connected piece it keeps at the seed."""
+    cut = taper_cut(region, spacing_zyx, seed_zyx)
+    if cut.sum() == region.sum():
+        return region
+    kept = _component_at(cut, seed_zyx, spacing_zyx)
+    return kept if kept.any() else region
 
 
 def residual_field(arr: np.ndarray, interior: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray:
