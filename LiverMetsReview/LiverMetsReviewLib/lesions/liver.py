@@ -255,8 +255,8 @@ def grow(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], window: tup
     interior = None
     for _ in range(int(_value("model_passes"))):
         flat, calm = arr / field, edge / field
-        first = fill_vessels(_grow_window(flat, calm, seed_zyx, window, spacing_zyx, body, interior, riddled),
-                             spacing_zyx)
+        first = tapered(fill_vessels(_grow_window(flat, calm, seed_zyx, window, spacing_zyx, body, interior,
+                                                  riddled), spacing_zyx), spacing_zyx, seed_zyx)
         # Everything inside the region (vessels too: MAD ignores a minority), away from its boundary's partial
         # volume: a sample of the liver's signal that no window has truncated.
         interior = morph("erode", first, float(_value("boundary_mm")), spacing_zyx)
