@@ -494,7 +494,7 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
             notes.append(f"the clicked tissue grew to only {tried[0][0]:.0f} mL (a lesion or a thin edge of the "
                          "liver?): the liver was grown from the calm tissue around it")
     retry = None
-    if seed_lps is not None and not any(lo <= t[0] <= hi for t in tried):
+    if seed_lps is not None and all(t[0] < lo for t in tried):
         retry = _riddled_retry(arr, edge, seeds[0], samples, spacing, body, work, notes)
         tried.append(retry)
     # The liver is the largest solid organ: among the candidates' regions, the largest of plausible volume.
