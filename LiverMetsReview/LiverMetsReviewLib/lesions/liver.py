@@ -14,6 +14,10 @@ Method (parameters and their reasons in ``resources/liver_segmentation.json``):
 4. leak control: lesion-like pieces enclosed in liver tissue count as liver (a metastasis where the lobes join
    would otherwise cut them apart), the window is opened with a ball (thin bridges of similar signal to the
    heart, bowel, kidney or spleen are cut), the component holding the seed kept and dilated back inside the window;
+   after each pass a region that widens again beyond its largest axial section (a broad contact with abdominal
+   wall, bowel or heart past the tip or the dome) is cut there (``liver_shape.py``); a click from which no region
+   reaches a liver's volume is grown once more as in a liver riddled with bright vessels (gaps closed before the
+   opening), with a warning;
 5. the intrahepatic vessels (and small lesions) are put inside by a closing and slice-wise hole filling, as
    radiologists segment the liver (CHAOS convention);
 6. the mask is interpolated back onto the series grid.
