@@ -14,6 +14,10 @@ Method (parameters and their reasons in ``resources/liver_segmentation.json``):
 4. leak control: lesion-like pieces enclosed in liver tissue count as liver (a metastasis where the lobes join
    would otherwise cut them apart), the window is opened with a ball (thin bridges of similar signal to the
    heart, bowel, kidney or spleen are cut), the component holding the seed kept and dilated back inside the window;
+   after each pass a region that widens again beyond its largest axial section (a broad contact with abdominal
+   wall, bowel or heart past the tip or the dome) is cut there (``liver_shape.py``); a click from which no region
+   reaches a liver's volume is grown once more as in a liver riddled with bright vessels (gaps closed before the
+   opening), with a warning;
 5. the intrahepatic vessels (and small lesions) are put inside by a closing and slice-wise hole filling, as
    radiologists segment the liver (CHAOS convention);
 6. the mask is interpolated back onto the series grid.
@@ -56,6 +60,7 @@ from .liver_grid import (  # noqa: F401  (re-exported: couinaud, liver_figures a
     working_image,
 )
 from .liver_reseed import seeds_around
+from .liver_shape import taper_cut
 
 
 @dataclass
@@ -180,7 +185,8 @@ def _component_over(mask: np.ndarray, anchor: np.ndarray) -> np.ndarray:
 
 
 def _grow_window(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], window: tuple[float, float, float],
-                 spacing_zyx: Sequence[float], body: np.ndarray, anchor: np.ndarray | None = None) -> np.ndarray:
+                 spacing_zyx: Sequence[float], body: np.ndarray, anchor: np.ndarray | None = None,
+                 riddled: bool = False) -> np.ndarray:
     """Hysteresis growing: a core inside the tight window (opened: leak control), then the full window only
     within ``recover_mm`` of that core (partial volume, bias, thin edges; never a whole neighbouring organ).
     With an ``anchor`` (the previous pass's interior) the core is the piece overlapping it most: once the organ
@@ -191,6 +197,8 @@ def _grow_window(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], win
     calm = body & (edge < float(_value("edge_fraction")) * med)
     tight = (arr >= c_low) & (arr <= c_high) & calm
     tight |= enclosed_lesions(arr, body, tight, window, spacing_zyx)
+    if riddled:  # the gaps the vessels and their shoulders cut are closed, never across darker tissue
+        tight |= morph("close", tight, float(_value("vessel_closing_mm")), spacing_zyx) & (arr >= c_low) & body
     opened = morph("open", tight, float(_value("leak_opening_mm")), spacing_zyx)
     core = _component_over(opened, anchor) if anchor is not None else np.zeros_like(tight)
     if not core.any():
@@ -246,7 +254,8 @@ def enclosed_lesions(arr: np.ndarray, body: np.ndarray, tight: np.ndarray, windo
 
 
 def grow(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], window: tuple[float, float, float],
-         spacing_zyx: Sequence[float], body: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
+         spacing_zyx: Sequence[float], body: np.ndarray,
+         riddled: bool = False) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Liver region on the working grid and the final window.
 
     The first region grows from the seed's window; each further pass divides the image by the residual bias
@@ -258,7 +267,8 @@ def grow(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], window: tup
     interior = None
     for _ in range(int(_value("model_passes"))):
         flat, calm = arr / field, edge / field
-        first = fill_vessels(_grow_window(flat, calm, seed_zyx, window, spacing_zyx, body, interior), spacing_zyx)
+        first = tapered(fill_vessels(_grow_window(flat, calm, seed_zyx, window, spacing_zyx, body, interior,
+                                                  riddled), spacing_zyx), spacing_zyx, seed_zyx)
         # Everything inside the region (vessels too: MAD ignores a minority), away from its boundary's partial
         # volume: a sample of the liver's signal that no window has truncated.
         interior = morph("erode", first, float(_value("boundary_mm")), spacing_zyx)
@@ -267,9 +277,19 @@ def grow(arr: np.ndarray, edge: np.ndarray, seed_zyx: Sequence[int], window: tup
         field = residual_field(arr, interior, spacing_zyx)
         window = _window_from((arr / field)[interior])
     flat, calm = arr / field, edge / field
-    region = boundary(flat, _grow_window(flat, calm, seed_zyx, window, spacing_zyx, body, interior), window[0],
-                      spacing_zyx, body)
-    return fill_vessels(region, spacing_zyx), window
+    region = boundary(flat, _grow_window(flat, calm, seed_zyx, window, spacing_zyx, body, interior, riddled),
+                      window[0], spacing_zyx, body)
+    return tapered(fill_vessels(region, spacing_zyx), spacing_zyx, seed_zyx), window
+
+
+def tapered(region: np.ndarray, spacing_zyx: Sequence[float], seed_zyx: Sequence[int]) -> np.ndarray:
+    """The region without what lies beyond a section where it starts to widen again (``liver_shape``), as the
+    connected piece it keeps at the seed."""
+    cut = taper_cut(region, spacing_zyx, seed_zyx)
+    if cut.sum() == region.sum():
+        return region
+    kept = _component_at(cut, seed_zyx, spacing_zyx)
+    return kept if kept.any() else region
 
 
 def residual_field(arr: np.ndarray, interior: np.ndarray, spacing_zyx: Sequence[float]) -> np.ndarray:
@@ -439,6 +459,10 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
             seeds += seeds_around(arr, edge, clicked, spacing, body)  # tried in this same loop
             notes.append(f"the clicked tissue grew to only {tried[0][0]:.0f} mL (a lesion or a thin edge of the "
                          "liver?): the liver was grown from the calm tissue around it")
+    retry = None
+    if seed_lps is not None and all(t[0] < lo for t in tried):
+        retry = _riddled_retry(arr, edge, seeds[0], samples, spacing, body, work, notes)
+        tried.append(retry)
     # The liver is the largest solid organ: among the candidates' regions, the largest of plausible volume (and,
     # without a click, lying where the liver lies).
     plausible = [t for t in tried if lo <= t[0] <= hi]
@@ -450,6 +474,9 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
     if not lo <= vol <= hi:
         warnings.append(f"the liver mask holds {vol:.0f} mL, outside the plausible {lo:.0f}-{hi:.0f} mL; check it "
                         "and correct it, or click elsewhere in the liver")
+    elif retry is not None and region is retry[2]:
+        warnings.append("the liver was outlined as one riddled with bright vessels, whose gaps were closed: check "
+                        "its outline against the neighbouring organs and body wall, and correct it")
     seed = work.TransformIndexToPhysicalPoint([int(v) for v in zyx[::-1]])
     notes.append(f"{role}: liver window {window[1]:.4g}-{window[2]:.4g} around median {window[0]:.4g} "
                  f"(bias-corrected, working grid {', '.join(f'{s:.2g}' for s in work.GetSpacing())} mm)")
@@ -478,6 +505,21 @@ def _where_the_liver_lies(plausible: list, body: np.ndarray, work: sitk.Image,
     return plausible, ["no region grown without a click lies where the liver lies (mostly right of the midline, thick, "
                        "inside the abdominal wall, in front of the kidney and the back muscles): check the mask, or "
                        "click inside the liver"]
+
+
+def _riddled_retry(arr: np.ndarray, edge: np.ndarray, zyx: tuple[int, int, int], samples: Mapping,
+                   spacing: Sequence[float], body: np.ndarray, work: sitk.Image, notes: list[str]) -> tuple:
+    """The click grown again as in a liver riddled with bright vessels (``vessel_riddled``): neither the click's
+    region nor the calm tissue around it reached a liver's volume, which happens when dense bright vessels and
+    their blurred shoulders (edges) cut the parenchyma into pieces thinner than the opening. Their gaps are closed
+    (``vessel_closing_mm``) inside the tight window before the opening, only where the signal is not below it: a
+    dark plane between the liver and a neighbour stays a gap. (volume mL, seed, region, window)"""
+    window = _window_from(samples[zyx], local=True) if zyx in samples else seed_window(arr, zyx, spacing, body)
+    region, window = grow(arr, edge, zyx, window, spacing, body, riddled=True)
+    vol = float(region.sum()) * float(np.prod(spacing)) / 1000.0
+    notes.append(f"no region of liver volume grew from the click at {_where(work, zyx)}: grown again with the gaps "
+                 f"that bright vessels cut in the liver window closed ({vol:.0f} mL)")
+    return vol, zyx, region, window
 
 
 def hbp_enhancement(images: Mapping[str, sitk.Image], seed_lps: Sequence[float]) -> float | None:
