@@ -70,13 +70,18 @@ def classify(z: np.ndarray, protos: Sequence[TissueClass], outlier: float, overs
     darker than both) leave a residual. The best mixture decides: on an EDGE line lesion when its lesion
     fraction, weighted by each channel's contrast and sharpness (a series with voxels larger than the
     reference's blurs the edge, so it says less about where the edge is), is at least half, and the residual is
-    within noise. Beyond the compartment's centre (away from the liver or blood) a value may go ``overshoot``
-    times the line's length further at no cost: the centre is estimated from a lesion that is not uniform.
+    within noise. Beyond the compartment's centre (away from the liver) a value may go ``overshoot`` times the
+    liver-to-compartment distance further at no cost: the centre is estimated from a lesion that is not uniform.
+    Not so away from blood: a lesion that enhances lies between liver and blood on some series, and beyond it away
+    from blood lies the liver.
     """
     best = np.full(z.shape[1], np.inf)
     lesion = np.zeros(z.shape[1], bool)
-    for a, b, kind in mixing_lines(protos, vessels):
-        r2, t_c = line_fit(z, a, b, overshoot if kind == EDGE else 0.0)
+    lines = mixing_lines(protos, vessels)
+    liver = lines[0][0]
+    for a, b, kind in lines:
+        shared = sharpness >= 0.999 if (a is not liver and sharpness is not None) else None
+        r2, t_c = line_fit(z, a, b, overshoot if kind == EDGE and a is liver else 0.0, shared)
         better = r2 < best
         best = np.where(better, r2, best)
         if kind == EDGE:
@@ -88,12 +93,20 @@ def classify(z: np.ndarray, protos: Sequence[TissueClass], outlier: float, overs
     return lesion & (best < outlier), best
 
 
-def line_fit(z: np.ndarray, a: TissueClass, b: TissueClass, overshoot: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def line_fit(z: np.ndarray, a: TissueClass, b: TissueClass, overshoot: float = 0.0,
+             shared: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Residual (chi-square units) of samples z (channels, n) on the mixture of ``a`` and ``b`` whose fraction of
-    ``b`` may differ per channel (0 to 1 + ``overshoot``), and those per-channel fractions (channels, n)."""
+    ``b`` may differ per channel (0 to 1 + ``overshoot``), and those per-channel fractions (channels, n).
+    ``shared`` (bool per channel): channels sampled on the reference grid, whose voxels hold the same mixture, so
+    they share one fraction (least squares, 0 to 1); used for blood, whose mixtures with liver and lesion lie on
+    either side of an enhancing lesion on some series and would otherwise explain almost anything."""
     d = (b.mu - a.mu)[:, None]
     safe = np.where(np.abs(d) > 1e-9, d, 1.0)
     t_c = np.clip((z - a.mu[:, None]) / safe, 0.0, 1.0 + overshoot) * (np.abs(d) > 1e-9)
+    if shared is not None and shared.any():
+        w = (d[shared] / (0.5 * (a.s + b.s)[shared, None])) ** 2
+        proj = (w * (z[shared] - a.mu[shared, None]) / np.where(w > 0, d[shared], 1.0)).sum(axis=0)
+        t_c[shared] = np.clip(proj / max(float(w.sum()), 1e-12), 0.0, 1.0)
     # Beyond b the spread grows on from a's to b's (a liver line: from 1), never below the smaller of the two.
     spread = np.maximum((1.0 - t_c) * a.s[:, None] + t_c * b.s[:, None], np.minimum(a.s, b.s)[:, None])
     return (((z - a.mu[:, None] - t_c * d) / spread) ** 2).sum(axis=0), t_c
