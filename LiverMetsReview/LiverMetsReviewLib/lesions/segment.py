@@ -331,10 +331,15 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
         cand[allowed] = classify(zin, ps, outlier, opts.overshoot, crop.sharpness, vessels)[0]
         return _open_keep(cand, core, crop, opts.opening_mm)
 
+    def refit(ps: list[TissueClass], reg: np.ndarray, keep: tuple) -> tuple[list[TissueClass], np.ndarray]:
+        """Re-estimate and regrow; a refit whose region loses the seed's core is no estimate of it: ``keep``."""
+        new = _refit(z, reg, ps, crop.sharpness, opts.pure_fraction, explained, opts.enclosure_fraction)
+        grown = grow(new)
+        return (new, grown) if grown.any() else keep
+
     region = grow(protos)
     for _ in range(2):
-        protos = _refit(z, region, protos, crop.sharpness, opts.pure_fraction, explained, opts.enclosure_fraction)
-        region = grow(protos)
+        protos, region = refit(protos, region, (protos, region))
     step = _ball(float(crop.spacing_zyx.max()), crop.spacing_zyx)
     for _ in range(opts.prototypes - 1):
         if not region.any():
@@ -356,8 +361,7 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
             break
         if grown.sum() < region.sum():  # it re-explains the region's own voxels instead of adding tissue
             break
-        protos = _refit(z, grown, trial, crop.sharpness, opts.pure_fraction, explained, opts.enclosure_fraction)
-        region = grow(protos)
+        protos, region = refit(trial, grown, (trial, grown))
     return protos, region
 
 
