@@ -64,6 +64,7 @@ class DrawnStudy:
     centre_lps: np.ndarray
     radii_mm: np.ndarray        # semi-axes (x, y, z) before lobulation
     axial_diameter_mm: float    # measured on the fine truth: longest in-plane chord of the central slab
+    vessel_lps: np.ndarray | None = None  # a point on the axis of a vessel running through the lesion
 
 
 
@@ -182,7 +183,8 @@ def small_sphere_study(seed: int, diameter_mm: tuple[float, float] = (8.0, 10.0)
 
 
 def _render(lesion: np.ndarray, vessel: np.ndarray, corner: np.ndarray, rng: np.random.Generator,
-            contrast, factors: dict | None = None) -> tuple[LesionImages, np.ndarray, sitk.Image]:
+            contrast, factors: dict | None = None,
+            vessel_level: dict | None = None) -> tuple[LesionImages, np.ndarray, sitk.Image]:
     """Every channel as the box average of the fine truth on its own grid, with Gaussian noise at a drawn SNR;
     the truth is the reference (HBP) voxels at least half lesion."""
     liver_fine = ~lesion & ~vessel
@@ -193,7 +195,7 @@ def _render(lesion: np.ndarray, vessel: np.ndarray, corner: np.ndarray, rng: np.
     for c, f in (factors or FACTORS).items():
         k, noise = contrast(c, rng, snr)
         level = 1200.0 if c == "adc_scanner" else 1000.0
-        avg = _box_average(level * (liver_fine + k * lesion + VESSEL_LEVEL.get(c, 1.0) * vessel), f)
+        avg = _box_average(level * (liver_fine + k * lesion + (vessel_level or VESSEL_LEVEL).get(c, 1.0) * vessel), f)
         avg = avg + rng.normal(0.0, level * noise, avg.shape)
         img = sitk.GetImageFromArray(avg.astype(np.float32))
         sp = [FINE_MM * f[2], FINE_MM * f[1], FINE_MM * f[0]]
@@ -205,6 +207,45 @@ def _render(lesion: np.ndarray, vessel: np.ndarray, corner: np.ndarray, rng: np.
     liver = sitk.GetImageFromArray((_box_average(liver_fine.astype(np.float32), (4, 2, 2)) >= 0.5).astype(np.uint8))
     liver.CopyInformation(images.reference)
     return images, truth, liver
+
+
+# Focal fat with a vessel running through it undisplaced (brief section 4): signal / liver signal per series. Fat
+# lowers the fat-suppressed T1 phases and T2 and raises the Dixon fat image; blood has no fat, is darker than the
+# liver before contrast and brighter from the portal venous phase on (gadoxetate is extracellular first).
+FAT_RATIO = {"t1_pre": (0.75, 0.92), "t1_arterial": (0.75, 0.92), "t1_portal_venous": (0.75, 0.92),
+             "t1_transitional": (0.75, 0.92), "t1_hepatobiliary": (0.75, 0.92), "t2": (0.85, 0.97),
+             "dwi": (0.9, 1.0), "adc_scanner": (0.95, 1.05), "dixon_fat": (1.5, 3.0)}
+FAT_FACTORS = {**STUDY_FACTORS, "dixon_fat": (4, 2, 2)}
+BLOOD_LEVEL = {**VESSEL_LEVEL, "t1_pre": 0.7, "t1_arterial": 1.3, "t1_transitional": 1.4, "dixon_fat": 0.1}
+
+
+def fat_with_vessel_study(seed: int) -> DrawnStudy:
+    """A drawn focal-fat area (lobulated ellipsoid, 8-16 mm semi-axes) with a 3-6 mm vessel running straight through
+    it, 0-40 % of its in-plane radius from its centre and undisplaced: the vessel is not lesion (the truth is the
+    fat round it). Every series of a gadoxetate study plus the Dixon fat image, each a box average of the 0.75 mm
+    truth on its own grid, as :func:`drawn_study`."""
+    rng = np.random.default_rng(seed)
+    shape = (120, 160, 160)
+    corner = np.array([-60.0, -60.0, -45.0])
+    z, y, x = [(np.arange(n) + 0.5) * FINE_MM + corner[a] for n, a in zip(shape, (2, 1, 0), strict=True)]
+    zz, yy, xx = z[:, None, None], y[None, :, None], x[None, None, :]
+    radii = np.array([rng.uniform(8.0, 16.0), rng.uniform(8.0, 16.0), rng.uniform(8.0, 14.0)])
+    centre = rng.uniform(-8, 8, 3)
+    ang = rng.uniform(0, np.pi)
+    dx, dy = xx - centre[0], yy - centre[1]
+    u, v = np.cos(ang) * dx + np.sin(ang) * dy, -np.sin(ang) * dx + np.cos(ang) * dy
+    q = np.sqrt((u / radii[0]) ** 2 + (v / radii[1]) ** 2 + ((zz - centre[2]) / radii[2]) ** 2)
+    lobes = 1.0 + rng.uniform(0.0, 0.15) * np.sin(rng.integers(2, 6) * np.arctan2(v, u) + rng.uniform(0, 6.3))
+    vr, off, phi = rng.uniform(1.5, 3.0), rng.uniform(0.0, 0.4) * radii[:2].min(), rng.uniform(0, 2 * np.pi)
+    vessel = (xx - centre[0] - off * np.cos(phi)) ** 2 + (yy - centre[1] - off * np.sin(phi)) ** 2 <= vr ** 2
+    lesion = (q <= lobes) & ~vessel
+
+    def contrast(channel: str, rng: np.random.Generator, snr: float) -> tuple[float, float]:
+        return rng.uniform(*FAT_RATIO[channel]), (3.0 if channel == "dwi" else 1.0) / snr
+
+    images, truth, liver = _render(lesion, vessel, corner, rng, contrast, FAT_FACTORS, BLOOD_LEVEL)
+    on_vessel = centre + np.array([off * np.cos(phi), off * np.sin(phi), 0.0])
+    return DrawnStudy(images, truth, liver, centre, radii, 2.0 * float(radii[:2].max()), on_vessel)
 
 
 # FNH-like nodule after chemotherapy (lesion-parameter-ranges.md S25: 73 % retain gadoxetate in a rim on the HBP, the

@@ -12,6 +12,7 @@ from lesion_fixtures import (
     catalogue_lesions,
     dice,
     drawn_study,
+    fat_with_vessel_study,
     liver_image,
     phantom,
     phantom_channels,
@@ -26,9 +27,6 @@ from LiverMetsReviewLib.lesions.segment import chi2_quantile, segment_lesion
 from LiverMetsReviewLib.phantom import generate_phantom
 from LiverMetsReviewLib.series import Series
 
-# Focal hypersteatosis is fatty parenchyma with vessels running through it, not a mass: its only contrast is the
-# fat suppression of the dynamic series, so it is held to the lower bar (and reported, not hidden).
-NOT_A_MASS = {"focal_hypersteatosis"}
 OFFSET_DIRECTION = np.array([0.6, -0.64, 0.48])  # unit vector: 30 % of the smallest semi-axis off-centre
 
 
@@ -48,7 +46,7 @@ def test_phantom_lesion_dice(seed, scenario, lesion_id, offset):
     result = segment_lesion(images, click, liver_mask=liver_image(study))
     truth = truth_mask(study, les["label"], images.reference)
     score = dice(result.full_mask(), truth)
-    need = 0.85 if les["diameter_mm"] >= 8.0 and les["type"] not in NOT_A_MASS else 0.7
+    need = 0.85 if les["diameter_mm"] >= 8.0 else 0.7
     assert score >= need, f"{lesion_id}: Dice {score:.3f} < {need}"
 
 
@@ -159,62 +157,111 @@ def _vessel_point_inside(study, les) -> np.ndarray:
 
 def test_click_on_the_vessel_inside_focal_fat():
     """Catalogue seed 0: a portal branch runs through the focal hypersteatosis (brief section 4: vessels run
-    through undisplaced). A click on the vessel itself outlines the fat round it (the vessel's voxels are left out
-    of the seed's compartment; it was refused as a click in a vessel), and a click on the fat beside the vessel
-    (the lesion's centre) is not changed by the rule (nothing left out)."""
+    through undisplaced). A click on the vessel itself and one at the lesion's centre, whose core ball the vessel
+    crosses, both outline the fat round it: the vessel's voxels are left out of the seed's compartment (the centre
+    click's compartment came out blood and its segment a blob round the vessel, Dice 0.25)."""
     study, images = phantom(0, "steatosis"), phantom_channels(0, "steatosis")
     les = next(x for x in study.truth["lesions"] if x["type"] == "focal_hypersteatosis")
     truth = truth_mask(study, les["label"], images.reference)
-    on_vessel = segment_lesion(images, _vessel_point_inside(study, les), liver_mask=liver_image(study))
-    assert on_vessel.info["blood_like_seed_voxels_left_out"] > 0
-    assert dice(on_vessel.full_mask(), truth) >= 0.7
-    beside = segment_lesion(images, les["centre_mm"], liver_mask=liver_image(study))
-    assert beside.info["blood_like_seed_voxels_left_out"] == 0
+    for click in (_vessel_point_inside(study, les), les["centre_mm"]):
+        result = segment_lesion(images, click, liver_mask=liver_image(study))
+        assert result.info["blood_like_seed_voxels_left_out"] > 0
+        assert dice(result.full_mask(), truth) >= 0.85
 
 
-def _blood_and_fat(vessel_runs_on: bool, click_on_blood: bool = True):
-    """z-scores (hbp, portal venous, t1 pre, fat) on a 2 x 12 sheet: blood in the core's first three voxels, focal
-    fat in the next three, and (optionally) a vessel along the second row from that blood to the edge."""
-    blood_z = np.array([-20.0, 25.0, -2.0, -15.0])
-    z = np.zeros((4, 1, 2, 12), np.float32)
-    z[:, 0, 0, :3] = blood_z[:, None]
-    z[:, 0, 0, 3:6] = np.array([-15.0, -12.0, -10.0, 30.0])[:, None]
-    if vessel_runs_on:
-        z[:, 0, 1, :] = blood_z[:, None]
-    core = np.zeros((1, 2, 12), bool)
-    core[0, 0, :6] = True
-    edge = np.zeros_like(core)
-    edge[0, :, 11] = True
-    seed = (0, 0, 1) if click_on_blood else (0, 0, 4)
-    return z, core, edge, seed
+@pytest.mark.parametrize("draw", range(6))
+def test_drawn_focal_fat_with_a_vessel_through_it(draw):
+    """Drawn focal fat (8-16 mm semi-axes, drawn contrasts and SNR) with a 3-6 mm vessel running through it
+    undisplaced: clicked at its centre, 30 % off-centre either way and on the vessel, the segment is the fat round
+    the vessel (the truth leaves the vessel out). Draws 0 and 1 failed before the blood class (0.82, refused)."""
+    d = fat_with_vessel_study(draw)
+    step = 0.3 * d.radii_mm.min() * OFFSET_DIRECTION
+    for click in (d.centre_lps, d.centre_lps + step, d.centre_lps - step, d.vessel_lps):
+        score = dice(segment_lesion(d.images, click, liver_mask=d.liver).full_mask(), d.truth)
+        assert score >= 0.85, f"click {np.round(click, 1)}: Dice {score:.3f}"
 
 
-def test_core_voxels_leave_out_a_vessel_only_when_clicked_on():
-    """Synthetic z-scores: blood is bright on the portal venous channel and not before contrast. Blood-like core
-    voxels are left out only when the click's own voxel is blood and the blood joined to it runs on to the radius'
-    edge (a vessel); a click on the fat beside that vessel, blood that closes on itself inside the radius (a
-    hypervascular nodule's own tissue) and a core of blood alone keep the core whole."""
-    from LiverMetsReviewLib.lesions.segment import _core_voxels, blood_like
+def _blood_fat_sheet(fat_z: np.ndarray):
+    """z-scores (hbp, portal venous, t1 pre, fat) on a 1 x 13 x 9 sheet; a vessel of blood runs along column 4 from
+    edge to edge, a patch of ``fat_z`` tissue lies beside it (columns 1-3 and 5-7 of rows 4-8)."""
+    z = np.zeros((4, 1, 13, 9), np.float32)
+    z[:, 0, 4:9, 1:8] = fat_z[:, None, None]
+    z[:, 0, :, 4] = BLOOD_Z[:, None]
+    return z
 
-    names = ["hbp", "portal_venous", "t1_pre", "fat_signal"]
+
+BLOOD_Z = np.array([-3.0, 40.0, -6.0, -9.0])
+FAT_Z = np.array([-15.0, -12.0, -10.0, 30.0])
+NAMES = ["hbp", "portal_venous", "t1_pre", "fat_signal"]
+
+
+def _vessels_of(z: np.ndarray, radius_mm: float = 2.5):
+    from LiverMetsReviewLib.lesions.vessels import blood_like, find_vessels
+
+    yy, xx = np.mgrid[0:13, 0:9]
+    dist = np.hypot(yy - 6, xx - 4)[None].astype(float)
+    d2 = (z ** 2).sum(axis=0)
+    blood = blood_like(z, NAMES, "portal_venous", "t1_pre", 3.3)
+    return find_vessels(z, d2, blood, 18.5, dist, radius_mm, 30.0), dist, d2
+
+
+def test_a_vessel_is_blood_that_runs_on_beyond_the_radius():
+    """Blood is bright on the portal venous channel and not before contrast; a vessel is such blood that runs on
+    beyond the radius (its class is fitted there), blood that closes on itself inside it is no vessel."""
+    from LiverMetsReviewLib.lesions.vessels import blood_like
+
     assert blood_like(np.zeros((4, 1, 1, 1)), ["hbp", "t2", "t1_pre", "fat_signal"], "portal_venous", "t1_pre",
                       3.3) is None
+    vessels, _, _ = _vessels_of(_blood_fat_sheet(FAT_Z))
+    assert vessels.mask[0, :, 4].all() and vessels.mask.sum() == 13
+    assert len(vessels.classes) == 1 and np.allclose(vessels.classes[0].mu, BLOOD_Z)
+    closed = _blood_fat_sheet(FAT_Z)
+    closed[:, 0, :4, 4] = closed[:, 0, 9:, 4] = 0.0
+    assert not _vessels_of(closed)[0].mask.any()
 
-    def run(z, core, edge, seed):
-        blood = blood_like(z, names, "portal_venous", "t1_pre", 3.3)
-        return _core_voxels(z, (z ** 2).sum(axis=0), core, 18.5, blood, seed, np.ones_like(core), edge)
 
-    z, core, edge, seed = _blood_and_fat(vessel_runs_on=True)
-    assert blood_like(z, names, "portal_venous", "t1_pre", 3.3)[0, 0, :6].tolist() == [True] * 3 + [False] * 3
-    used, left_out = run(z, core, edge, seed)
-    assert left_out == 3 and used[0, 0, :6].tolist() == [False] * 3 + [True] * 3
-    for case in (_blood_and_fat(vessel_runs_on=True, click_on_blood=False), _blood_and_fat(vessel_runs_on=False)):
-        used, left_out = run(*case)
-        assert left_out == 0 and (used == case[1]).all()
-    only_blood = core.copy()
-    only_blood[0, 0, 3:] = False
-    used, left_out = run(z, only_blood, edge, seed)
-    assert left_out == 0 and (used == only_blood).all()
+def test_core_leaves_the_vessel_out():
+    """The core ball (the click's 3 x 3 neighbourhood) loses its vessel voxels when fat lies beside them; a click in
+    the vessel looks beyond the vessel's wall; a ball of blood alone is kept whole."""
+    from LiverMetsReviewLib.lesions.vessels import core_without_vessels
+
+    z = _blood_fat_sheet(FAT_Z)
+    vessels, dist, d2 = _vessels_of(z)
+    spacing = np.ones(3)
+    core = dist <= 1.5
+    used, left = core_without_vessels(core, dist, (0, 6, 3), spacing, vessels, d2, 18.5)
+    assert left == 3 and not (used & vessels.mask).any() and used.sum() == 6
+    thin = dist <= 0.5  # the click's own voxel only: in the vessel
+    used, left = core_without_vessels(thin, dist, (0, 6, 4), spacing, vessels, d2, 18.5)
+    assert left > 0 and used.any() and not (used & vessels.mask).any()
+    plain = _blood_fat_sheet(np.zeros(4))
+    vessels, dist, d2 = _vessels_of(plain)
+    used, left = core_without_vessels(thin, dist, (0, 6, 4), spacing, vessels, d2, 18.5)
+    assert left == 0 and (used == thin).all()
+
+
+def test_blood_is_a_class_only_when_the_lesion_is_no_liver_blood_mixture():
+    """Fat (brighter than the liver on the fat channel, darker on the T1 phases) is no mixture of liver and blood,
+    so blood joins the mixtures; fat sparing (less fat than the liver, otherwise liver) is one -- its edge with the
+    liver reads like a vessel's -- and blood stays out."""
+    from LiverMetsReviewLib.lesions.vessels import unlike_seed
+
+    vessels, _, _ = _vessels_of(_blood_fat_sheet(FAT_Z))
+    assert len(unlike_seed(vessels, FAT_Z, 30.0)) == 1
+    assert unlike_seed(vessels, np.array([0.0, 0.0, 0.0, -8.0]), 30.0) == []
+    assert unlike_seed(vessels, BLOOD_Z, 30.0) == []
+
+
+@pytest.mark.parametrize("share", [0.2, 0.4, 0.6, 0.8])
+def test_a_voxel_between_blood_and_lesion_is_lesion_when_half_lesion(share):
+    """Partial volume: a voxel holding ``share`` lesion and the rest blood reads share x lesion + (1 - share) x
+    blood on every channel; it is lesion when the share is at least half. A voxel of liver and blood never is."""
+    from LiverMetsReviewLib.lesions.mixture import TissueClass, classify
+
+    fat, blood = TissueClass(FAT_Z, np.ones(4)), TissueClass(BLOOD_Z, np.ones(4))
+    voxels = np.stack([share * FAT_Z + (1 - share) * BLOOD_Z, (1 - share) * BLOOD_Z], axis=1)
+    lesion, residual = classify(voxels, [fat], 30.0, vessels=[blood])
+    assert lesion.tolist() == [share >= 0.5, False] and (residual < 1e-6).all()
 
 
 # ---------------------------------------------------------------- small lesions on thick slices
@@ -236,11 +283,12 @@ def test_small_lesion_refit_from_its_whole_voxels():
     """A lesion with a few interior voxels: its compartment is re-estimated from the voxels the sharp channels call
     whole lesion (fraction >= pure_fraction), so a thick-slice channel's value is the one its whole voxels have,
     not the peak at the lesion's centre where the seed's estimate came from; half-covered voxels do not count."""
-    from LiverMetsReviewLib.lesions.segment import _Class, _refit, _solid, whole_voxel_fraction
+    from LiverMetsReviewLib.lesions.mixture import TissueClass
+    from LiverMetsReviewLib.lesions.segment import _refit, _solid, whole_voxel_fraction
 
     sharp = np.array([1.0, 1.0, 0.5])
     z, region = _cube_with_bumps(blurred_centre=31.0, blurred_whole=25.0, blurred_half=12.0)
-    seed_estimate = _Class(np.array([-20.0, -10.0, 31.0]), np.ones(3))
+    seed_estimate = TissueClass(np.array([-20.0, -10.0, 31.0]), np.ones(3))
     inner = ndi.binary_erosion(region)
     assert 1 <= inner.sum() < 10 and _solid(region, inner)
     f = whole_voxel_fraction(z[:, region], seed_estimate.mu, sharp)

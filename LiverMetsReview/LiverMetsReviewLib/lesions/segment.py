@@ -14,8 +14,10 @@ Method (a multi-channel classifier with connectivity and a shape prior; every th
    not one Gaussian) with k-means.
 5. **Classification**: a voxel is lesion when it is nearer (in the liver's metric) to a prototype than to
    the liver -- the half-way point, which is where a partial-volume edge lies -- and not an outlier to
-   every prototype (vessels, fat, another organ). Connectivity to the seed, opening + reconstruction, the
-   max radius and hole filling give the final segment.
+   every prototype (vessels, fat, another organ). A vessel running through the lesion is its other neighbour:
+   its blood is a class too, and lesion/blood mixtures are split at the half-way point like lesion/liver ones
+   (mixture.py, vessels.py). Connectivity to the seed, opening + reconstruction, the max radius and hole
+   filling give the final segment.
 
 A region that keeps growing to the max radius is a leak (seed in a vessel, outside the liver): refused
 with a reason rather than returned. A subtle lesion on one series still separates from the liver on the
@@ -35,7 +37,9 @@ from scipy.special import gammaincinv
 
 from ..errors import LiverMetsError
 from .channels import Crop, LesionImages, crop_around, distance_from, label_on_crop, params
+from .mixture import TissueClass, classify, fit_class
 from .small_lesion import fit_ball
+from .vessels import blood_like, core_without_vessels, find_vessels, unlike_seed
 
 
 def chi2_quantile(p: float, k: int) -> float:
@@ -178,76 +182,9 @@ def _reach(ball: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass
-class _Class:
-    """A Gaussian class in z-space (liver units): centre and per-channel spread."""
-
-    mu: np.ndarray
-    s: np.ndarray
-
-    def d2(self, z: np.ndarray) -> np.ndarray:
-        shape = (-1,) + (1,) * (z.ndim - 1)
-        return (((z - self.mu.reshape(shape)) / self.s.reshape(shape)) ** 2).sum(axis=0)
-
-    def score(self, z: np.ndarray) -> np.ndarray:
-        """-2 log-likelihood up to a constant shared by every class."""
-        return self.d2(z) + 2.0 * float(np.log(self.s).sum())
-
-
-def _fit_class(zv: np.ndarray, fallback: np.ndarray) -> _Class:
-    """Median/MAD of samples (channels, n); spread never below the liver's (1 in z units)."""
-    if zv.shape[1] < 5:
-        return _Class(fallback, np.ones_like(fallback))
-    mu = np.median(zv, axis=1)
-    s = 1.4826 * np.median(np.abs(zv - mu[:, None]), axis=1)
-    return _Class(mu, np.maximum(s, 1.0))
-
-
-def _mixing_lines(protos: list[_Class]) -> list[tuple[_Class, _Class, bool]]:
-    """Segments in z-space along which partial-volume voxels lie: liver-compartment and compartment-compartment.
-
-    The flag says whether the first end is the liver (then the lesion fraction is the position along it).
-    """
-    liver = _Class(np.zeros_like(protos[0].mu), np.ones_like(protos[0].mu))
-    lines = [(liver, p, True) for p in protos]
-    lines += [(a, b, False) for i, a in enumerate(protos) for b in protos[i + 1:]]
-    return lines
-
-
-def _classify(z: np.ndarray, protos: list[_Class], outlier: float, overshoot: float = 0.0,
-              sharpness: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Lesion voxels of samples z (channels, n) and their smallest partial-volume residual.
-
-    Each voxel is explained as a mixture of two classes (liver + a compartment, or two compartments). The
-    mixing fraction may differ per channel (a 6 mm T2 slice blurs an edge more than a 3 mm HBP slice), so a
-    channel's value anywhere between the two classes costs nothing; only values beyond both (a vessel
-    brighter than liver and lesion, fat darker than both) leave a residual. The best mixture decides: lesion
-    when its lesion fraction, weighted by each channel's contrast and sharpness (a series with voxels larger
-    than the reference's blurs the edge, so it says less about where the edge is), is at least half (a
-    partial-volume edge lies at the half-way point) and the residual is within noise. Beyond the
-    compartment's centre (away from the liver) a value may go ``overshoot`` times the liver-to-compartment
-    distance further at no cost: the centre is estimated from a lesion that is not uniform.
-    """
-    best = np.full(z.shape[1], np.inf)
-    lesion = np.zeros(z.shape[1], bool)
-    for a, b, from_liver in _mixing_lines(protos):
-        d = (b.mu - a.mu)[:, None]
-        safe = np.where(np.abs(d) > 1e-9, d, 1.0)
-        t_c = np.clip((z - a.mu[:, None]) / safe, 0.0, 1.0 + (overshoot if from_liver else 0.0)) * (np.abs(d) > 1e-9)
-        spread = (1.0 - t_c) * a.s[:, None] + t_c * b.s[:, None]
-        r2 = (((z - a.mu[:, None] - t_c * d) / spread) ** 2).sum(axis=0)
-        w = d[:, 0] ** 2 * (1.0 if sharpness is None else sharpness)
-        t = (w[:, None] * np.minimum(t_c, 1.0)).sum(axis=0) / max(float(w.sum()), 1e-12)
-        better = r2 < best
-        best = np.where(better, r2, best)
-        lesion = np.where(better, (t >= 0.5) if from_liver else True, lesion)
-    return lesion & (best < outlier), best
-
-
-
-def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class], sharp: np.ndarray | None = None,
+def _refit(z: np.ndarray, region: np.ndarray, protos: list[TissueClass], sharp: np.ndarray | None = None,
            pure_fraction: float = 0.75, explained=None,
-           enclosure: float = 0.2) -> list[_Class]:
+           enclosure: float = 0.2) -> list[TissueClass]:
     """Re-estimate the seed's compartment from the region's interior (one voxel in: no partial volume with liver).
 
     Only the seed's compartment: a compartment found later was fitted on the voxels round the region that no
@@ -271,14 +208,14 @@ def _refit(z: np.ndarray, region: np.ndarray, protos: list[_Class], sharp: np.nd
         return _refit_from_whole(z, region, protos, sharp, pure_fraction)
     zv = z[:, inner]
     owner = np.argmin([p.d2(zv) for p in protos], axis=0)
-    first = _fit_class(zv[:, owner == 0], protos[0].mu)
+    first = fit_class(zv[:, owner == 0], protos[0].mu)
     if _enclosed_by_liver(region, explained([first] + protos[1:]) if explained else None, enclosure):
         first = _edge_level(z, region & ~inner, protos, first, sharp, pure_fraction)
     return [first] + protos[1:]
 
 
-def _edge_level(z: np.ndarray, outline: np.ndarray, protos: list[_Class], centre: _Class,
-                sharp: np.ndarray | None, pure_fraction: float) -> _Class:
+def _edge_level(z: np.ndarray, outline: np.ndarray, protos: list[TissueClass], centre: TissueClass,
+                sharp: np.ndarray | None, pure_fraction: float) -> TissueClass:
     """The seed's compartment as the voxels next to the region's edge see it on a series coarser than the reference.
 
     The interior's median is the lesion's centre. A series with voxels larger than the reference's (6 mm T2,
@@ -298,8 +235,8 @@ def _edge_level(z: np.ndarray, outline: np.ndarray, protos: list[_Class], centre
     zo = zo[:, whole_voxel_fraction(zo, centre.mu, sharp) >= pure_fraction]
     if zo.shape[1] < 5:
         return centre
-    layer = _fit_class(zo, centre.mu)
-    return _Class(np.where(coarse, layer.mu, centre.mu), np.where(coarse, layer.s, centre.s))
+    layer = fit_class(zo, centre.mu)
+    return TissueClass(np.where(coarse, layer.mu, centre.mu), np.where(coarse, layer.s, centre.s))
 
 
 def _enclosed_by_liver(region: np.ndarray, liver_like: np.ndarray | None, fraction: float) -> bool:
@@ -337,8 +274,8 @@ def whole_voxel_fraction(z: np.ndarray, lesion: np.ndarray, sharp: np.ndarray | 
     return (d @ z) / dd if dd > 0 else np.zeros(z.shape[1])
 
 
-def _refit_from_whole(z: np.ndarray, region: np.ndarray, protos: list[_Class], sharp: np.ndarray | None,
-                      pure_fraction: float) -> list[_Class]:
+def _refit_from_whole(z: np.ndarray, region: np.ndarray, protos: list[TissueClass], sharp: np.ndarray | None,
+                      pure_fraction: float) -> list[TissueClass]:
     """The seed's compartment re-estimated from the region's voxels that are whole lesion.
 
     An 8-9 mm lesion on 3 mm slices has a few interior voxels, too few to estimate from, so its centre stayed the
@@ -355,13 +292,15 @@ def _refit_from_whole(z: np.ndarray, region: np.ndarray, protos: list[_Class], s
     whole = whole_voxel_fraction(zv, protos[0].mu, sharp) >= pure_fraction
     if whole.sum() < 5:
         return protos
-    return [_fit_class(zv[:, whole], protos[0].mu)] + protos[1:]
+    return [fit_class(zv[:, whole], protos[0].mu)] + protos[1:]
 
 
 def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, core: np.ndarray,
                        allowed: np.ndarray, edge: np.ndarray, crop: Crop,
-                       opts: _Options, final: bool = True) -> tuple[list[_Class], np.ndarray]:
-    """Grow the lesion compartment by compartment, from the seed's core outwards.
+                       opts: _Options, final: bool = True,
+                       vessels: Sequence[TissueClass] = ()) -> tuple[list[TissueClass], np.ndarray]:
+    """Grow the lesion compartment by compartment, from the seed's core outwards (``vessels``: blood classes the
+    lesion may border besides the liver, vessels.py).
 
     A new compartment (a rim around a core, a core inside a rim, a nodule at the margin) is tried when
     voxels that no mixture of the compartments found so far explains make up a good part of the non-liver tissue
@@ -378,24 +317,29 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
     outlier = chi2_quantile(opts.outlier_probability, k)
     detect = chi2_quantile(opts.detect_probability, k)
     zin = z[:, allowed]
-    protos = [_Class(core_z, np.ones_like(core_z))]
+    protos = [TissueClass(core_z, np.ones_like(core_z))]
 
-    def explained(ps: list[_Class]) -> np.ndarray:
+    def explained(ps: list[TissueClass]) -> np.ndarray:
         """Voxels that are liver or a mixture of liver and the compartments (residual within the outlier bound)."""
         out = d2_liver <= detect
-        out[~out] = _classify(z[:, ~out], ps, outlier, opts.overshoot, crop.sharpness)[1] < outlier
+        out[~out] = classify(z[:, ~out], ps, outlier, opts.overshoot, crop.sharpness, vessels)[1] < outlier
         return out
 
 
-    def grow(ps: list[_Class]) -> np.ndarray:
+    def grow(ps: list[TissueClass]) -> np.ndarray:
         cand = np.zeros(allowed.shape, bool)
-        cand[allowed] = _classify(zin, ps, outlier, opts.overshoot, crop.sharpness)[0]
+        cand[allowed] = classify(zin, ps, outlier, opts.overshoot, crop.sharpness, vessels)[0]
         return _open_keep(cand, core, crop, opts.opening_mm)
+
+    def refit(ps: list[TissueClass], reg: np.ndarray, keep: tuple) -> tuple[list[TissueClass], np.ndarray]:
+        """Re-estimate and regrow; a refit whose region loses the seed's core is no estimate of it: ``keep``."""
+        new = _refit(z, reg, ps, crop.sharpness, opts.pure_fraction, explained, opts.enclosure_fraction)
+        grown = grow(new)
+        return (new, grown) if grown.any() else keep
 
     region = grow(protos)
     for _ in range(2):
-        protos = _refit(z, region, protos, crop.sharpness, opts.pure_fraction, explained, opts.enclosure_fraction)
-        region = grow(protos)
+        protos, region = refit(protos, region, (protos, region))
     step = _ball(float(crop.spacing_zyx.max()), crop.spacing_zyx)
     for _ in range(opts.prototypes - 1):
         if not region.any():
@@ -404,12 +348,12 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
         if not shell.any():
             break
         zs = z[:, shell]
-        residual = _classify(zs, protos, outlier, opts.overshoot, crop.sharpness)[1]
+        residual = classify(zs, protos, outlier, opts.overshoot, crop.sharpness, vessels)[1]
         tissue = d2_liver[shell] > detect
         new = tissue & (residual >= outlier)
         if new.sum() < opts.enclosure_fraction * max(1, int(tissue.sum())):
             break
-        trial = protos + [_fit_class(zs[:, new], np.median(zs[:, new], axis=1))]
+        trial = protos + [fit_class(zs[:, new], np.median(zs[:, new], axis=1))]
         grown = grow(trial)
         if _leaks(grown, edge, opts.leak_fraction):  # it ran along a vessel or out of the liver: not a compartment
             if not final:
@@ -417,8 +361,7 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
             break
         if grown.sum() < region.sum():  # it re-explains the region's own voxels instead of adding tissue
             break
-        protos = _refit(z, grown, trial, crop.sharpness, opts.pure_fraction, explained, opts.enclosure_fraction)
-        region = grow(protos)
+        protos, region = refit(trial, grown, (trial, grown))
     return protos, region
 
 
@@ -455,46 +398,6 @@ def _liver_model(zs: np.ndarray, sample: np.ndarray, k: int, opts: _Options) -> 
         raise LiverMetsError("too few liver voxels around the seed to model the liver; check the liver mask or "
                              "click nearer the liver's centre")
     return _robust_centre(x, opts.liver_trim_iterations, opts.detect_probability, noise_floor(zs[:, ::2, ::2, ::2]))
-
-
-def blood_like(z: np.ndarray, names: Sequence[str], vessel: str, pre: str, threshold_sd: float) -> np.ndarray | None:
-    """Voxels (of z: channels, ...) that enhance like blood on the portal venous phase: brighter than the liver
-    there by ``threshold_sd`` liver SDs, and by that much more than on the pre-contrast T1 (a T1-bright lesion,
-    melanin or haemorrhage, is bright before contrast too). None without a portal venous channel."""
-    if vessel not in names:
-        return None
-    zv = z[list(names).index(vessel)]
-    out = zv > threshold_sd
-    if pre in names:
-        out &= zv - z[list(names).index(pre)] > threshold_sd
-    return out
-
-
-def _core_voxels(z: np.ndarray, d2_liver: np.ndarray, core: np.ndarray, detect: float,
-                 blood: np.ndarray | None, seed: tuple[int, int, int], allowed: np.ndarray,
-                 edge: np.ndarray) -> tuple[np.ndarray, int]:
-    """The core voxels the seed's compartment is estimated from, and how many blood-like ones were left out.
-
-    A click can land on a vessel running through a lesion (focal fat round a portal branch): the core ball then
-    holds vessel voxels, brighter than the liver like the lesion's, and the compartment comes out vessel. Only
-    such a click is changed: the click's own voxel is blood-like and lesion-like, and the blood-like voxels
-    joined to it (6-connected, inside ``allowed``) run on to the edge of the radius (``edge``), as a vessel does
-    and a lesion's own enhancing tissue, which closes on itself, does not. Then, when the ball also holds
-    lesion-like voxels outside that vessel, those alone make the compartment. A click on lesion tissue (even with
-    a vessel passing inside the ball), a core of blood alone (a haemangioma, a click in a plain vessel, which
-    still runs on to the max radius and is refused) are unchanged.
-    """
-    lesion_like = d2_liver > detect
-    if blood is None or not (blood[seed] and lesion_like[seed]):
-        return core, 0
-    lab, _ = ndi.label(blood & lesion_like & allowed)
-    vessel = lab == lab[seed]
-    if not (vessel & edge).any():
-        return core, 0
-    rest = core & ~vessel & lesion_like
-    if not rest.any():
-        return core, 0
-    return core & ~vessel, int((core & vessel).sum())
 
 
 def _core_centre(z: np.ndarray, d2_liver: np.ndarray, core: np.ndarray, detect: float) -> np.ndarray:
@@ -566,14 +469,21 @@ def _segment_within(images: LesionImages, seed: tuple[float, float, float], radi
     if taken is not None:
         allowed &= ~taken
     edge = allowed & (dist > radius_mm - 1.01 * float(crop.spacing_zyx.max()))
-    core_used, blood_left_out = _core_voxels(z, d2_liver, core, detect, blood, crop.seed_index, allowed, edge)
+    outlier = chi2_quantile(opts.outlier_probability, k)
+    vessels = find_vessels(z, d2_liver, blood, detect, dist, radius_mm, outlier)
+    core_used, blood_left_out = core_without_vessels(core, dist, crop.seed_index, crop.spacing_zyx, vessels,
+                                                     d2_liver, detect)
     core_z = _core_centre(z, d2_liver, core_used, detect)
+    blood_classes = unlike_seed(vessels, core_z, outlier)
+    if blood_left_out and not blood_classes:  # what lies round the vessel is liver and blood: a click in a vessel
+        core_used, blood_left_out = core, 0
+        core_z = _core_centre(z, d2_liver, core, detect)
     contrast = float((core_z ** 2).sum())
     if contrast < chi2_quantile(opts.min_seed_contrast_probability, k):
         raise LiverMetsError(f"the {_where(seed)} does not differ from the surrounding liver on the series used "
                              f"({', '.join(crop.names)}); click inside a lesion")
-    protos, grown = _grow_compartments(z, d2_liver, core_z, core, allowed, edge, crop, opts,
-                                       final=radius_mm >= opts.max_radius_mm)
+    protos, grown = _grow_compartments(z, d2_liver, core_z, core_used, allowed, edge, crop, opts,
+                                       final=radius_mm >= opts.max_radius_mm, vessels=blood_classes)
     if _leaks(grown, edge, opts.leak_fraction):
         raise _Leak()
     mask = ndi.binary_fill_holes(grown & allowed)
@@ -586,7 +496,8 @@ def _segment_within(images: LesionImages, seed: tuple[float, float, float], radi
                       "and a size prior", "channels": list(crop.names), "liver_centre": mu.round(2).tolist(),
             "liver_spread": s.round(2).tolist(), "seed_contrast_chi2": round(contrast, 1),
             "compartments": int(len(protos)), "liver_mask_used": liver is not None, "voxels": int(mask.sum()),
-            "radius_mm": radius_mm, "blood_like_seed_voxels_left_out": blood_left_out}
+            "radius_mm": radius_mm, "blood_like_seed_voxels_left_out": blood_left_out,
+            "vessel_classes": len(blood_classes)}
     return LesionSegmentation(images.reference, crop.start, mask, seed, info)
 
 
