@@ -9,6 +9,7 @@ import liver_perturb as lp
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage as ndi
 
 from conftest import shared_path
 from LiverMetsReviewLib.lesions.liver import not_liver_like, prepared, wall_distance
@@ -65,3 +66,35 @@ def test_a_field_of_view_cutting_the_liver_at_the_side_is_no_body_wall(chaos_lab
     work, _, body = prepared(image)
     on_work = sitk.GetArrayFromImage(sitk.Resample(lab, work, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
     assert not_liver_like(on_work == lp.LIVER, body, work, wall_distance(body, work.GetSpacing()[::-1])) == [], cut
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0), (2.0, 3.0), (0.7, 1.9)])
+def test_section_solidity_against_exact_areas(spacing):
+    """Filled share of the convex outline, against plane geometry: a filled rectangle fills it wholly; an L of two
+    20 x 5 voxel bars fills 175 of 400 - 15 x 15 / 2 = 287.5 voxel areas; a section of fewer than 10 voxels is not
+    counted; the share does not depend on the voxel size."""
+    from LiverMetsReviewLib.lesions.liver_auto import section_solidity
+
+    region = np.zeros((3, 40, 40), bool)
+    region[0, 5:25, 5:30] = True
+    assert section_solidity(region[:1], spacing) == pytest.approx(1.0)
+    region[1, 10:30, 10:15] = True
+    region[1, 25:30, 10:30] = True
+    assert section_solidity(region[1:2], spacing) == pytest.approx(175.0 / 287.5)
+    region[2, 0, 0:9] = True  # 9 voxels: too few to count
+    both = (20 * 25 + 175.0) / (20 * 25 + 287.5)
+    assert section_solidity(region, spacing) == pytest.approx(both)
+
+
+def test_loops_glued_together_are_not_one_solid_organ(chaos_labels):
+    """The expert liver fills most of its sections' convex outline; the same liver with each section hollowed to a
+    frame of 3 working voxels (a ring of loops, as a leak along bowel and wall grows round a space) does not."""
+    image, labels = chaos_labels
+    lab = sitk.GetImageFromArray(labels)
+    lab.CopyInformation(image)
+    work, _, body = prepared(image)
+    liver = sitk.GetArrayFromImage(sitk.Resample(lab, work, sitk.Transform(), sitk.sitkNearestNeighbor, 0)) == lp.LIVER
+    wall = wall_distance(body, work.GetSpacing()[::-1])
+    assert not [w for w in not_liver_like(liver, body, work, wall) if "convex outline" in w]
+    inner = np.stack([ndi.binary_erosion(section, iterations=3) for section in liver])
+    assert any("convex outline" in w for w in not_liver_like(liver & ~inner, body, work, wall))

@@ -91,6 +91,23 @@ def wall_spacing(work: sitk.Image) -> tuple[float, float]:
     return float(work.GetSpacing()[1]), float(work.GetSpacing()[0])
 
 
+def section_solidity(region: np.ndarray, spacing_yx: Sequence[float], min_voxels: int = 10) -> float:
+    """How much of its convex outline a region's axial sections fill, averaged over the sections weighted by their
+    area (1 for convex sections). Each voxel counts as its square, so a one-voxel-wide line is not a zero-area
+    hull. A solid organ fills most of it; loops of bowel and wall glued along narrow contacts leave it half empty."""
+    from scipy.spatial import ConvexHull  # noqa: PLC0415  (only the automatic mode needs it)
+
+    sy, sx = (float(v) for v in spacing_yx)
+    corners = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]) - 0.5
+    filled = hull = 0.0
+    for z in np.nonzero(region.reshape(region.shape[0], -1).sum(axis=1) >= min_voxels)[0]:
+        pts = np.argwhere(region[z]).astype(float)
+        outline = (pts[:, None, :] + corners[None]).reshape(-1, 2) * (sy, sx)
+        filled += len(pts) * sy * sx
+        hull += ConvexHull(outline).volume  # in 2-D, ConvexHull.volume is the area
+    return filled / hull if hull > 0 else 0.0
+
+
 def not_liver_like(region: np.ndarray, body: np.ndarray, work: sitk.Image, wall: np.ndarray) -> list[str]:
     """Why a region grown without a click is not where the liver lies (empty when it is), from anatomy
     (``liver_like``): mostly on the patient's right of the body's midline, mostly deeper than the abdominal wall,
@@ -115,6 +132,10 @@ def not_liver_like(region: np.ndarray, body: np.ndarray, work: sitk.Image, wall:
     depth = float(np.median(ndi.distance_transform_edt(region, sampling=(1e6, *wall_spacing(work)))[region]))
     if depth < float(p["min_median_depth_mm"]):
         why.append(f"half of it within {depth:.0f} mm of its own outline (a thin organ or muscle)")
+    solid = section_solidity(region, wall_spacing(work))
+    if solid < float(p["min_solidity"]):
+        why.append(f"its axial sections fill {100 * solid:.0f} % of their convex outline (loops glued together, "
+                   "not one solid organ)")
     rows = np.nonzero(body.any(axis=2))  # (z, y) of every body row
     first = np.full(body.shape[0], np.inf)
     last = np.full(body.shape[0], -np.inf)
