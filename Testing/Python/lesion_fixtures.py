@@ -102,6 +102,27 @@ FACTORS = {"t1_hepatobiliary": (4, 2, 2), "t1_portal_venous": (4, 2, 2), "t2": (
 VESSEL_LEVEL = {"t1_hepatobiliary": 0.85, "t1_portal_venous": 1.6, "t2": 2.5, "dwi": 0.9, "adc_scanner": 1.6}
 
 
+BLOCK_SHAPE = (120, 160, 160)                    # fine voxels (z, y, x): 90 x 120 x 120 mm
+BLOCK_CORNER = np.array([-60.0, -60.0, -45.0])   # (x, y, z) mm of the block's outer corner
+
+
+def _lobulated_ellipsoid(rng: np.random.Generator, min_radius: float):
+    """A drawn lobulated ellipsoid in the fine truth block: semi-axes ``min_radius``-16 (in-plane) and -14 mm
+    (z), centre within 8 mm of the block's middle, a random in-plane angle and 2-5 lobes of up to 15 %.
+    Returns the fine grid's x and y (broadcastable, mm), the centre (x, y, z), the semi-axes and the mask."""
+    z, y, x = [(np.arange(n) + 0.5) * FINE_MM + BLOCK_CORNER[a]
+               for n, a in zip(BLOCK_SHAPE, (2, 1, 0), strict=True)]
+    zz, yy, xx = z[:, None, None], y[None, :, None], x[None, None, :]
+    radii = np.array([rng.uniform(min_radius, 16.0), rng.uniform(min_radius, 16.0), rng.uniform(min_radius, 14.0)])
+    centre = rng.uniform(-8, 8, 3)
+    ang = rng.uniform(0, np.pi)
+    dx, dy = xx - centre[0], yy - centre[1]
+    u, v = np.cos(ang) * dx + np.sin(ang) * dy, -np.sin(ang) * dx + np.cos(ang) * dy
+    q = np.sqrt((u / radii[0]) ** 2 + (v / radii[1]) ** 2 + ((zz - centre[2]) / radii[2]) ** 2)
+    lobes = 1.0 + rng.uniform(0.0, 0.15) * np.sin(rng.integers(2, 6) * np.arctan2(v, u) + rng.uniform(0, 6.3))
+    return xx, yy, centre, radii, q <= lobes
+
+
 def drawn_study(seed: int) -> DrawnStudy:
     """A noisy liver block with one random lobulated ellipsoid lesion, a vessel beside it, and drawn contrasts.
 
@@ -111,22 +132,11 @@ def drawn_study(seed: int) -> DrawnStudy:
     Gaussian noise at a drawn SNR. The reference grid is the HBP's: 1.5 x 1.5 x 3 mm.
     """
     rng = np.random.default_rng(seed)
-    shape = (120, 160, 160)                      # fine voxels (z, y, x): 90 x 120 x 120 mm
-    corner = np.array([-60.0, -60.0, -45.0])     # (x, y, z) mm of the block's outer corner
-    z, y, x = [(np.arange(n) + 0.5) * FINE_MM + corner[a] for n, a in zip(shape, (2, 1, 0), strict=True)]
-    zz, yy, xx = z[:, None, None], y[None, :, None], x[None, None, :]
-    radii = np.array([rng.uniform(3.0, 16.0), rng.uniform(3.0, 16.0), rng.uniform(3.0, 14.0)])
-    centre = rng.uniform(-8, 8, 3)
-    ang = rng.uniform(0, np.pi)
-    dx, dy = xx - centre[0], yy - centre[1]
-    u, v = np.cos(ang) * dx + np.sin(ang) * dy, -np.sin(ang) * dx + np.cos(ang) * dy
-    q = np.sqrt((u / radii[0]) ** 2 + (v / radii[1]) ** 2 + ((zz - centre[2]) / radii[2]) ** 2)
-    lobes = 1.0 + rng.uniform(0.0, 0.15) * np.sin(rng.integers(2, 6) * np.arctan2(v, u) + rng.uniform(0, 6.3))
-    lesion = q <= lobes
+    xx, yy, centre, radii, lesion = _lobulated_ellipsoid(rng, 3.0)
     vr = rng.uniform(2.0, 4.0)
     vx = centre[0] + 1.15 * radii[:2].max() + vr + rng.uniform(2.0, 6.0)
     vessel = ((xx - vx) ** 2 + (yy - centre[1]) ** 2 <= vr ** 2) & ~lesion
-    images, truth, liver = _render(lesion, vessel, corner, rng, _drawn_contrast)
+    images, truth, liver = _render(lesion, vessel, BLOCK_CORNER, rng, _drawn_contrast)
     slabs = _box_average(lesion.astype(np.float32), (4, 1, 1)) >= 0.5  # reference slices, 0.75 mm in-plane
     diameter = max(_longest_chord_mm(s, FINE_MM) for s in slabs if s.any())
     return DrawnStudy(images, truth, liver, centre, radii, diameter)
@@ -225,25 +235,15 @@ def fat_with_vessel_study(seed: int) -> DrawnStudy:
     fat round it). Every series of a gadoxetate study plus the Dixon fat image, each a box average of the 0.75 mm
     truth on its own grid, as :func:`drawn_study`."""
     rng = np.random.default_rng(seed)
-    shape = (120, 160, 160)
-    corner = np.array([-60.0, -60.0, -45.0])
-    z, y, x = [(np.arange(n) + 0.5) * FINE_MM + corner[a] for n, a in zip(shape, (2, 1, 0), strict=True)]
-    zz, yy, xx = z[:, None, None], y[None, :, None], x[None, None, :]
-    radii = np.array([rng.uniform(8.0, 16.0), rng.uniform(8.0, 16.0), rng.uniform(8.0, 14.0)])
-    centre = rng.uniform(-8, 8, 3)
-    ang = rng.uniform(0, np.pi)
-    dx, dy = xx - centre[0], yy - centre[1]
-    u, v = np.cos(ang) * dx + np.sin(ang) * dy, -np.sin(ang) * dx + np.cos(ang) * dy
-    q = np.sqrt((u / radii[0]) ** 2 + (v / radii[1]) ** 2 + ((zz - centre[2]) / radii[2]) ** 2)
-    lobes = 1.0 + rng.uniform(0.0, 0.15) * np.sin(rng.integers(2, 6) * np.arctan2(v, u) + rng.uniform(0, 6.3))
+    xx, yy, centre, radii, inside = _lobulated_ellipsoid(rng, 8.0)
     vr, off, phi = rng.uniform(1.5, 3.0), rng.uniform(0.0, 0.4) * radii[:2].min(), rng.uniform(0, 2 * np.pi)
     vessel = (xx - centre[0] - off * np.cos(phi)) ** 2 + (yy - centre[1] - off * np.sin(phi)) ** 2 <= vr ** 2
-    lesion = (q <= lobes) & ~vessel
+    lesion = inside & ~vessel
 
     def contrast(channel: str, rng: np.random.Generator, snr: float) -> tuple[float, float]:
         return rng.uniform(*FAT_RATIO[channel]), (3.0 if channel == "dwi" else 1.0) / snr
 
-    images, truth, liver = _render(lesion, vessel, corner, rng, contrast, FAT_FACTORS, BLOOD_LEVEL)
+    images, truth, liver = _render(lesion, vessel, BLOCK_CORNER, rng, contrast, FAT_FACTORS, BLOOD_LEVEL)
     on_vessel = centre + np.array([off * np.cos(phi), off * np.sin(phi), 0.0])
     return DrawnStudy(images, truth, liver, centre, radii, 2.0 * float(radii[:2].max()), on_vessel)
 
