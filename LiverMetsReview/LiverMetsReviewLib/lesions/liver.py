@@ -422,6 +422,7 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
     lo, hi = _value("liver_volume_ml")
     voxel_ml = float(np.prod(spacing)) / 1000.0
     samples: dict[tuple[int, int, int], np.ndarray] = {}
+    wall = None  # the automatic mode's distance to the body's outline
     if seed_lps is not None:
         snapped, vals = snap_seed(arr, edge, _seed_index(work, seed_lps, body, role), spacing, body)
         seeds = [snapped]
@@ -430,9 +431,10 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
     else:
         bright_fat = any(role == r or role.startswith(r + "_") for r in parameters()["auto_seed"]["fat_bright_roles"])
         like = parameters()["liver_like"]
+        wall = wall_distance(body, spacing)  # in-plane mm to the body's outline: candidates, then regions
         # the abdominal wall (and the fat under the skin) is no candidate: the liver lies inside it
         seeds = auto_seed_candidates(arr, body, work, fat_bright=bright_fat, count=int(like["candidates"]),
-                                     exclude=wall_distance(body, spacing) < float(like["wall_mm"]))
+                                     exclude=wall < float(like["wall_mm"]))
         if not seeds:
             raise LiverMetsError(f"no liver-like region was found on the {role} image; click inside the liver")
     tried: list = []
@@ -467,8 +469,8 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
     # without a click, lying where the liver lies).
     plausible = [t for t in tried if lo <= t[0] <= hi]
     warnings: list[str] = []
-    if seed_lps is None and plausible:
-        plausible, warning = _where_the_liver_lies(plausible, body, work, notes)
+    if wall is not None and plausible:
+        plausible, warning = _where_the_liver_lies(plausible, body, work, wall, notes)
         warnings += warning
     vol, zyx, region, window = max(plausible, key=lambda t: t[0]) if plausible else tried[0]
     if not lo <= vol <= hi:
@@ -486,11 +488,11 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
     return _to_series_grid(region, work, image), tuple(float(v) for v in seed), window[0], warnings
 
 
-def _where_the_liver_lies(plausible: list, body: np.ndarray, work: sitk.Image,
+def _where_the_liver_lies(plausible: list, body: np.ndarray, work: sitk.Image, wall: np.ndarray,
                           notes: list[str]) -> tuple[list, list[str]]:
     """The automatic candidates' regions that lie where the liver lies (``liver_like``), else all of them with a
-    warning: a muscle, the abdominal wall or a kidney can be the deepest calm tissue on the right."""
-    wall = wall_distance(body, work.GetSpacing()[::-1])
+    warning: a muscle, the abdominal wall or a kidney can be the deepest calm tissue on the right. ``wall``: in-plane
+    distance (mm) of every voxel to the body's outline (``wall_distance``)."""
     liver_like, rejected = [], []
     for t in plausible:
         why = not_liver_like(t[2], body, work, wall)
