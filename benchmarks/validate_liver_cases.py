@@ -12,7 +12,15 @@ doi:10.1016/j.media.2020.101950; CC BY-SA 4.0; preprocessed upstream: brightest 
 ``git -C Q-Net archive 70a828d data/CHAOST2/chaos_MR_T2_normalized | tar -x -C /tmp``.
 Session 18 split the cases before looking at any: development 1 2 3 5 8 10 13 15 19 20, held out 21 22 31 32 33
 34 36 37 38 39 (run once per change, never looked at while developing).
-Run: ``python benchmarks/validate_liver_cases.py DIR [--cases 1,2,...] [--clicks N]``.
+
+A T1-weighted abdomen (gradient echo, fat bright, 3 mm isotropic, 20 slices: the slab cuts the liver) is the
+TotalSegmentator MRI example, github.com/wasserth/TotalSegmentator @ acd2ff6 (Apache-2.0),
+``tests/reference_files/example_mr_sm.nii.gz`` with ``example_seg_mr.nii.gz``, whose labels are that model's
+output (total_mr: 5 liver, 2/3 kidneys, 1 spleen), not an expert's: copy them as ``image_1.nii.gz`` and
+``label_1.nii.gz`` into a folder and run with ``--labels total_mr --role t1_opposed_phase``.
+
+Run: ``python benchmarks/validate_liver_cases.py DIR [--cases 1,2,...] [--clicks N] [--role ROLE]
+[--labels chaos|total_mr]``.
 """
 
 from __future__ import annotations
@@ -38,14 +46,24 @@ from LiverMetsReviewLib.lesions.liver import segment_liver  # noqa: E402
 BAR = 0.85
 MODES = ("auto", "deep", "edge", "vessel")
 ORGANS = (("bg", 0), ("r.kidney", 2), ("l.kidney", 3), ("spleen", 4))
+# label values (liver, right kidney, left kidney, spleen) of each source, mapped to CHAOS's 1 2 3 4
+LABEL_MAPS = {"chaos": (1, 2, 3, 4), "total_mr": (5, 2, 3, 1)}
 
 
-def one_mask(image: sitk.Image, labels: np.ndarray, seed_lps) -> tuple[float, float, str]:
+def chaos_labels(labels: np.ndarray, source: str) -> np.ndarray:
+    """``labels`` with the liver, kidneys and spleen renumbered as CHAOS's (everything else 0)."""
+    out = np.zeros_like(labels)
+    for new, old in enumerate(LABEL_MAPS[source], start=1):
+        out[labels == old] = new
+    return out
+
+
+def one_mask(image: sitk.Image, labels: np.ndarray, seed_lps, role: str = "t2") -> tuple[float, float, str]:
     """Dice, seconds and what went wrong (false positives by label, missed voxels, or the refusal)."""
     truth = labels == 1
     t0 = time.perf_counter()
     try:
-        mask = segment_liver({"t2": image}, seed_lps).mask
+        mask = segment_liver({role: image}, seed_lps).mask
     except LiverMetsError as exc:
         return 0.0, time.perf_counter() - t0, f"refused: {exc}"
     dt = time.perf_counter() - t0
@@ -65,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", default="", help="comma-separated case numbers (default: every case in the folder)")
     ap.add_argument("--clicks", type=int, default=1, help="clicks of each kind per case (default 1)")
     ap.add_argument("--verbose", action="store_true", help="print the false positives and misses of every mask")
+    ap.add_argument("--role", default="t2", help="the series role the images are given as (default t2)")
+    ap.add_argument("--labels", choices=sorted(LABEL_MAPS), default="chaos", help="the label files' numbering")
     args = ap.parse_args(argv)
     if not args.folder.is_dir():
         print(f"{args.folder} is not a folder: see this script's docstring for where the cases come from")
@@ -75,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     times = []
     for c in cases:
         image = sitk.ReadImage(str(args.folder / f"image_{c}.nii.gz"), sitk.sitkFloat32)
-        labels = sitk.GetArrayFromImage(sitk.ReadImage(str(args.folder / f"label_{c}.nii.gz"))).astype(int)
+        stored = sitk.GetArrayFromImage(sitk.ReadImage(str(args.folder / f"label_{c}.nii.gz"))).astype(int)
+        labels = chaos_labels(stored, args.labels)
         case = lp.Case(image, labels == 1, "none", "none")
         rng = np.random.default_rng(c)
         cells, notes = [], []
@@ -83,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             points = [None] if mode == "auto" else lp.clicks(case, mode, args.clicks, rng)
             ds = []
             for p in points:
-                d, dt, why = one_mask(image, labels, p)
+                d, dt, why = one_mask(image, labels, p, args.role)
                 ds.append(d)
                 times.append(dt)
                 if d < BAR or args.verbose:

@@ -103,6 +103,21 @@ def test_field_of_view_cutting_the_liver(chaos_t2, end, fraction):
     assert lp.dice(segment_liver({"t2": case.image}).mask, case.truth) >= BAR, case.level
 
 
+@pytest.mark.parametrize("dome,tip", [(0.5, 0.2), (0.45, 0.3)])
+def test_slab_holding_part_of_the_liver(chaos_t2, dome, tip):
+    """A slab that holds only a middle part of the liver (less than any whole liver's volume): clicks deep and near
+    the capsule keep the largest region grown, not the click's first piece, and the warning says the slab cuts
+    the liver."""
+    image, truth = chaos_t2
+    case = lp.cut_fov(image, truth, "dome", dome)
+    case = lp.cut_fov(case.image, case.truth, "tip", tip / (1.0 - dome))
+    clicks = lp.clicks(case, "deep", 2, np.random.default_rng(3)) + lp.clicks(case, "edge", 2, np.random.default_rng(3))
+    results = [segment_liver({"t2": case.image}, click) for click in clicks]
+    assert min(lp.dice(r.mask, case.truth) for r in results) >= BAR, [lp.dice(r.mask, case.truth) for r in results]
+    for r in results:
+        assert any("slab cuts the liver" in w for w in r.warnings), r.warnings
+
+
 @pytest.fixture(scope="session")
 def chaos_labels():
     folder = shared_path("data", "chaos-abdomen-mr", "t2spir")

@@ -472,8 +472,12 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
     if wall is not None and plausible:
         plausible, warning = _where_the_liver_lies(plausible, body, work, wall, notes)
         warnings += warning
-    vol, zyx, region, window = max(plausible, key=lambda t: t[0]) if plausible else tried[0]
-    if not lo <= vol <= hi:
+    vol, zyx, region, window = max(plausible, key=lambda t: t[0]) if plausible else nearest_volume(tried, lo, hi)
+    if vol < lo and (region[0].any() or region[-1].any()):
+        warnings.append(f"the liver mask holds {vol:.0f} mL, less than a whole liver ({lo:.0f} mL): it reaches the "
+                        f"first or last slice of the {role} series, whose slab cuts the liver; the volume is the "
+                        "imaged part's only. Check the outline, or choose a series that covers the whole liver")
+    elif not lo <= vol <= hi:
         warnings.append(f"the liver mask holds {vol:.0f} mL, outside the plausible {lo:.0f}-{hi:.0f} mL; check it "
                         "and correct it, or click elsewhere in the liver")
     elif retry is not None and region is retry[2]:
@@ -486,6 +490,14 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
         notes.append(f"automatic seed: {len(tried)} candidate regions grown ("
                      f"{', '.join(f'{t[0]:.0f}' for t in tried)} mL); the largest of plausible liver volume kept")
     return _to_series_grid(region, work, image), tuple(float(v) for v in seed), window[0], warnings
+
+
+def nearest_volume(tried: list, lo: float, hi: float) -> tuple:
+    """Of regions (volume mL first) none of which has a plausible liver volume, the one nearest to that range (by
+    ratio): a slab that images part of the liver, or a liver cut by vessels into pieces, leaves every region below
+    the range, and the largest of them holds the most liver (the liver is the largest solid organ); above it, the
+    least leaked."""
+    return min(tried, key=lambda t: abs(np.log(max(t[0], 1e-3) / float(np.clip(t[0], lo, hi)))))
 
 
 def _where_the_liver_lies(plausible: list, body: np.ndarray, work: sitk.Image, wall: np.ndarray,
