@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 
 from conftest import shared_path
 from LiverMetsReviewLib.errors import LiverMetsError
-from LiverMetsReviewLib.lesions.liver import segment_liver
+from LiverMetsReviewLib.lesions.liver import nearest_volume, segment_liver
 from LiverMetsReviewLib.phantom.generate import generate_phantom
 
 SCENARIOS = liver_cases.SCENARIOS
@@ -141,3 +141,14 @@ def test_chaos_spleen_finder(chaos):
     spleen_truth = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "case1_labels.nii.gz"))) == 4
     spleen = find_spleen(image, segment_liver({"t2": image}).mask)
     assert spleen is not None and dice(spleen, spleen_truth) >= 0.8
+
+
+def test_nearest_volume_when_no_region_is_of_liver_volume():
+    """Regions all below a whole liver's volume (a slab holding part of it): the largest; all above: the least
+    leaked; by ratio to the plausible range (lower bound 600 mL, upper 4500 mL in the test)."""
+    below = [(40.0, "a"), (380.0, "b"), (120.0, "c")]
+    assert nearest_volume(below, 600.0, 4500.0)[1] == "b"
+    above = [(9000.0, "a"), (5200.0, "b")]
+    assert nearest_volume(above, 600.0, 4500.0)[1] == "b"
+    # 300 mL is 2x below, 5000 mL 1.11x above: the smaller ratio wins
+    assert nearest_volume([(300.0, "lo"), (5000.0, "hi")], 600.0, 4500.0)[1] == "hi"

@@ -468,11 +468,12 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
     # The liver is the largest solid organ: among the candidates' regions, the largest of plausible volume (and,
     # without a click, lying where the liver lies).
     plausible = [t for t in tried if lo <= t[0] <= hi]
+    pool = plausible or [t for t in tried if t[0] > 0]  # none of a liver's volume: the grown regions
     warnings: list[str] = []
-    if wall is not None and plausible:
-        plausible, warning = _where_the_liver_lies(plausible, body, work, wall, notes)
+    if wall is not None and pool:
+        pool, warning = _where_the_liver_lies(pool, body, work, wall, notes)
         warnings += warning
-    vol, zyx, region, window = max(plausible, key=lambda t: t[0]) if plausible else nearest_volume(tried, lo, hi)
+    vol, zyx, region, window = max(pool, key=lambda t: t[0]) if plausible else nearest_volume(pool or tried, lo, hi)
     if vol < lo and (region[0].any() or region[-1].any()):
         warnings.append(f"the liver mask holds {vol:.0f} mL, less than a whole liver ({lo:.0f} mL): it reaches the "
                         f"first or last slice of the {role} series, whose slab cuts the liver; the volume is the "
@@ -488,7 +489,9 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
                  f"(bias-corrected, working grid {', '.join(f'{s:.2g}' for s in work.GetSpacing())} mm)")
     if seed_lps is None and len(tried) > 1:
         notes.append(f"automatic seed: {len(tried)} candidate regions grown ("
-                     f"{', '.join(f'{t[0]:.0f}' for t in tried)} mL); the largest of plausible liver volume kept")
+                     f"{', '.join(f'{t[0]:.0f}' for t in tried)} mL); "
+                     + ("the largest of plausible liver volume kept" if plausible else
+                        f"none of a whole liver's volume ({lo:.0f}-{hi:.0f} mL): the nearest to it kept"))
     return _to_series_grid(region, work, image), tuple(float(v) for v in seed), window[0], warnings
 
 
