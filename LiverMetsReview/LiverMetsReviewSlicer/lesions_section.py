@@ -53,6 +53,7 @@ class LesionsSection(Section, VTKObservationMixin):
         self._observed: tuple = (None, None, None)
         self._busy = False
         self._editTimer = None
+        self._importObserver = None
 
     def setup(self, ui, logic) -> None:
         super().setup(ui, logic)
@@ -72,6 +73,9 @@ class LesionsSection(Section, VTKObservationMixin):
         self._editTimer.setSingleShot(True)
         self._editTimer.setInterval(EDIT_CHECK_DELAY_MS)
         self._editTimer.connect("timeout()", self.remeasureEdited)
+        # vtkMRMLScene::Import fills the parameter node while it adds the nodes and reads the segments from their
+        # files only afterwards: the table of an opened scene is built when the import has ended.
+        self._importObserver = slicer.mrmlScene.AddObserver(slicer.mrmlScene.EndImportEvent, self.onSceneImported)
 
     def afterBinding(self) -> None:
         labelChoices(self.ui.lesionTypeComboBox, [k.replace("_", " ") for k in LESION_KINDS])
@@ -81,7 +85,15 @@ class LesionsSection(Section, VTKObservationMixin):
             self._editTimer.start()
 
     def onParametersModified(self) -> None:
-        if self._observe():  # other review nodes (a scene was loaded): show their lesions
+        if slicer.mrmlScene.IsImporting():
+            return  # the segments are not read yet: onSceneImported shows them
+        if self._observe():  # other review nodes: show their lesions
+            self.refreshTable()
+
+    def onSceneImported(self, caller=None, event=None) -> None:
+        """A scene was opened: its review nodes and their segments are complete now."""
+        if self.pack is not None:
+            self._observe()
             self.refreshTable()
 
     def onSceneClosed(self) -> None:
@@ -92,6 +104,9 @@ class LesionsSection(Section, VTKObservationMixin):
 
     def cleanup(self) -> None:
         self.removeObservers()
+        if self._importObserver is not None:
+            slicer.mrmlScene.RemoveObserver(self._importObserver)
+            self._importObserver = None
         if self._editTimer is not None:
             self._editTimer.stop()
 

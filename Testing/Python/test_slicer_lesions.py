@@ -265,3 +265,124 @@ def test_liver_segment_then_a_lesion_inside_it(edge, phantom):
     # the table's Couinaud column: from the liver segment (landmarks found on a contrast phase), never the truth
     measures = nodes.storedMeasures(review.segmentation.GetSegmentation().GetSegment("L1"))
     assert measures["couinaud_segment"] == lesion["couinaud_name"]
+
+
+# --------------------------------------------------------------------------------- the section, on opening a scene
+
+
+class _Timer:
+    def __getattr__(self, name):  # setSingleShot, setInterval, connect, start, stop: not under test
+        return lambda *args: None
+
+
+class _Item:
+    def __init__(self, text) -> None:
+        self.text, self.data = text, {}
+
+    def setData(self, role, value):  # noqa: N802 - Qt's spelling
+        self.data[role] = value
+
+
+class _Table:
+    """QTableWidget reduced to what the Lesions section calls: rows of item texts."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, dict[int, str]] = {}
+        self.rowCount = 0
+
+    def setRowCount(self, n):  # noqa: N802
+        self.rowCount = n
+        self.rows = {r: cells for r, cells in self.rows.items() if r < n}
+
+    def setItem(self, row, col, item):  # noqa: N802
+        self.rows.setdefault(row, {})[col] = item.text
+
+    def __getattr__(self, name):  # header, column count, connect
+        return lambda *args: None
+
+
+class _Observations:
+    """slicer.util.VTKObservationMixin as far as the section uses it."""
+
+    def __init__(self) -> None:
+        self.observed: list = []
+
+    def addObserver(self, obj, event, callback):  # noqa: N802
+        self.observed.append((obj, event, callback))
+
+    def removeObservers(self):  # noqa: N802
+        self.observed = []
+
+
+@pytest.fixture()
+def section_edge(edge, monkeypatch):
+    """LiverMetsReviewSlicer.lesions_section on the stand-ins of ``edge`` plus ``qt``, i18n, parameterNodeWrapper and a
+    scene that imports in vtkMRMLScene::Import's order (read in Slicer v5.10 and main: the nodes are added, the
+    parameter node's content copied then, and only afterwards every node reads its file; EndImportEvent last)."""
+    scene, _logic = edge
+    slicer = sys.modules["slicer"]
+    scene.importing, scene.observers = False, []
+    scene.EndImportEvent = "EndImportEvent"
+    scene.IsImporting = lambda: scene.importing
+    scene.AddObserver = lambda event, callback: scene.observers.append((event, callback)) or len(scene.observers)
+    scene.RemoveObserver = lambda tag: None
+    slicer.util.VTKObservationMixin = _Observations
+    slicer.vtkMRMLMarkupsNode = types.SimpleNamespace(PointPositionDefinedEvent="PointPositionDefinedEvent")
+    slicer.vtkSegmentation = types.SimpleNamespace(SourceRepresentationModified="SourceRepresentationModified",
+                                                   SegmentModified="SegmentModified")
+    qt = types.ModuleType("qt")
+    qt.QTimer, qt.QTableWidgetItem, qt.Qt = _Timer, _Item, types.SimpleNamespace(UserRole=32)
+    i18n = types.ModuleType("slicer.i18n")
+    i18n.tr = lambda text: text
+    pnw = types.ModuleType("slicer.parameterNodeWrapper")
+    pnw.parameterPack, pnw.Choice = (lambda cls: cls), (lambda choices: tuple(choices))
+    for name, module in {"qt": qt, "slicer.i18n": i18n, "slicer.parameterNodeWrapper": pnw,
+                         "slicer.util": slicer.util}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return scene, importlib.import_module("LiverMetsReviewSlicer.lesions_section")
+
+
+@pytest.mark.parametrize("seed", [3, 8])
+def test_opened_scene_shows_its_lesions_once_the_segments_are_read(section_edge, seed):
+    """A saved review reopened: the lesion table holds every lesion of the file (the liver is no row), although the
+    parameter node pointed at the segmentation while its segments were still unread."""
+    scene, ls = section_edge
+    nodes = ls.nodes
+    rng = np.random.default_rng(seed)
+    ui = types.SimpleNamespace(lesionTableWidget=_Table(), lesionsResultLabel=types.SimpleNamespace(text=""),
+                               **{n: types.SimpleNamespace(connect=lambda *a: None) for n in (
+                                   "addLesionButton", "liverClickButton", "findLiverButton", "jumpButton",
+                                   "remeasureButton", "editButton", "renameButton", "setTypeButton", "deleteButton")})
+    section = ls.LesionsSection()
+    section.setup(ui, None)
+    pack = types.SimpleNamespace(segmentation=None, seeds=None, liverSeeds=None, referenceVolume=None,
+                                 lesionType="metastasis")
+    section.params = types.SimpleNamespace(lesions=pack)
+
+    scene.importing = True  # AddNode: the singleton parameter node takes the file's content
+    pack.segmentation = Node("vtkMRMLSegmentationNode", "Lesion review")
+    section.onParametersModified()
+    written, number = {}, 0  # UpdateScene: the segmentation reads its .seg.nrrd (ids with gaps: deleted lesions)
+    segmentation = pack.segmentation.GetSegmentation()
+    for _k in range(int(rng.integers(1, 5))):
+        number += 1 + int(rng.integers(0, 3))
+        lesion_id = f"L{number}"
+        segment = segmentation.GetSegment(segmentation.AddEmptySegment(lesion_id, lesion_id))
+        measures = {"long_axis_mm": float(rng.uniform(5, 60)), "short_axis_mm": float(rng.uniform(3, 40)),
+                    "volume_ml": float(rng.uniform(0.05, 80)), "adc_median": float(rng.uniform(600, 2200))}
+        kind = str(rng.choice(ls.LESION_KINDS))
+        segment.SetTag(nodes.ROLE_TAG, kind)
+        segment.SetTag(nodes.LESION_ID, lesion_id)
+        nodes.storeMeasures(segment, measures, "digest")
+        written[lesion_id] = nodes.tableRow(lesion_id, kind, measures)
+    segmentation.GetSegment(segmentation.AddEmptySegment(nodes.LIVER, "Liver")).SetTag(nodes.ROLE_TAG, nodes.LIVER)
+    scene.importing = False
+    for event, callback in scene.observers:
+        if event == scene.EndImportEvent:
+            callback(scene, event)
+
+    table = ui.lesionTableWidget
+    assert table.rowCount == len(written)
+    assert [[table.rows[r][c] for c in range(len(nodes.TABLE_COLUMNS))] for r in range(table.rowCount)] == list(
+        written.values())
+    assert any(obj is segmentation for obj, _event, _callback in section.observed)  # edits are followed
