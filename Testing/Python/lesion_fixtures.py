@@ -290,3 +290,50 @@ def rim_nodule_study(seed: int, ratios: dict | None = None, diameter_mm: tuple[f
     liver = sitk.GetImageFromArray(np.ones(truth.shape, np.uint8))
     liver.CopyInformation(images.reference)
     return DrawnStudy(images, truth, liver, centre, np.full(3, radius), 2.0 * radius)
+
+
+# A large colorectal metastasis (lesion-parameter-ranges.md sections 2-4): a viable rim of 3-6 mm that restricts
+# (ADC 800-1400 against a liver of about 1200), enhances from the arterial phase on (rim arterial RE 30-100 %) and
+# stays brighter than the liver on the portal venous phase, round a necrotic core (ADC 1800-2600, T2 2.2-4 x the
+# liver's, no enhancement). Signal / liver signal as (core, rim) ranges per series.
+RIM_METASTASIS_RATIO = {"t1_pre": ((0.6, 0.8), (0.8, 0.9)), "t1_arterial": ((0.6, 0.8), (1.3, 1.8)),
+                        "t1_portal_venous": ((0.6, 0.8), (1.15, 1.3)), "t1_transitional": ((0.6, 0.9), (0.8, 1.0)),
+                        "t1_hepatobiliary": ((0.5, 0.8), (0.5, 0.7)), "t2": ((2.2, 4.0), (1.3, 2.2)),
+                        "dwi": ((1.2, 2.0), (1.5, 2.0)), "adc_scanner": ((1.5, 2.2), (0.7, 1.0))}
+
+
+def rim_metastasis_study(seed: int) -> DrawnStudy:
+    """A drawn rim-enhancing metastasis of 44-52 mm (lobulated ellipsoid, RIM_METASTASIS_RATIO) whose rim, bright on
+    the portal venous phase as blood is, reaches beyond the segmentation's first radius when clicked off-centre.
+    Box averages of the 0.75 mm truth on each series' grid with noise at a drawn SNR, as :func:`drawn_study`."""
+    rng = np.random.default_rng(seed)
+    z, y, x = [(np.arange(n) + 0.5) * FINE_MM + BLOCK_CORNER[a] for n, a in zip(BLOCK_SHAPE, (2, 1, 0), strict=True)]
+    zz, yy, xx = z[:, None, None], y[None, :, None], x[None, None, :]
+    radii = np.array([rng.uniform(22.0, 26.0), rng.uniform(22.0, 26.0), rng.uniform(20.0, 24.0)])
+    centre = rng.uniform(-3.0, 3.0, 3)
+    ang = rng.uniform(0, np.pi)
+    dx, dy = xx - centre[0], yy - centre[1]
+    u, v = np.cos(ang) * dx + np.sin(ang) * dy, -np.sin(ang) * dx + np.cos(ang) * dy
+    q = np.sqrt((u / radii[0]) ** 2 + (v / radii[1]) ** 2 + ((zz - centre[2]) / radii[2]) ** 2)
+    lobes = 1.0 + rng.uniform(0.0, 0.08) * np.sin(rng.integers(2, 6) * np.arctan2(v, u) + rng.uniform(0, 6.3))
+    lesion = q <= lobes
+    core = q <= lobes * (1.0 - rng.uniform(3.0, 6.0) / float(radii.min()))
+    snr = rng.uniform(20.0, 40.0)
+    from LiverMetsReviewLib.series import Series
+
+    series = []
+    for c, f in STUDY_FACTORS.items():
+        k_core, k_rim = (rng.uniform(*r) for r in RIM_METASTASIS_RATIO[c])
+        level = 1200.0 if c == "adc_scanner" else 1000.0
+        noise = {"dwi": 3.0 / snr, "adc_scanner": 0.1}.get(c, 1.0 / snr)
+        avg = _box_average(level * (~lesion + k_core * core + k_rim * (lesion & ~core)), f)
+        img = sitk.GetImageFromArray((avg + rng.normal(0.0, level * noise, avg.shape)).astype(np.float32))
+        sp = [FINE_MM * f[2], FINE_MM * f[1], FINE_MM * f[0]]
+        img.SetSpacing(sp)
+        img.SetOrigin([float(BLOCK_CORNER[a] + sp[a] / 2) for a in range(3)])
+        series.append(Series(c, [img], [{"b_value": 800.0}] if c == "dwi" else [{}]))
+    images = lesion_channels(series)
+    truth = _box_average(lesion.astype(np.float32), STUDY_FACTORS["t1_hepatobiliary"]) >= 0.5
+    liver = sitk.GetImageFromArray(np.ones(truth.shape, np.uint8))
+    liver.CopyInformation(images.reference)
+    return DrawnStudy(images, truth, liver, centre, radii, 2.0 * float(radii[:2].max()))
