@@ -65,6 +65,7 @@ class DrawnStudy:
     radii_mm: np.ndarray        # semi-axes (x, y, z) before lobulation
     axial_diameter_mm: float    # measured on the fine truth: longest in-plane chord of the central slab
     vessel_lps: np.ndarray | None = None  # a point on the axis of a vessel running through the lesion
+    nodule_lps: np.ndarray | None = None  # the centre of a nodule inside the lesion (a recurrence)
 
 
 
@@ -290,3 +291,102 @@ def rim_nodule_study(seed: int, ratios: dict | None = None, diameter_mm: tuple[f
     liver = sitk.GetImageFromArray(np.ones(truth.shape, np.uint8))
     liver.CopyInformation(images.reference)
     return DrawnStudy(images, truth, liver, centre, np.full(3, radius), 2.0 * radius)
+
+
+# A large colorectal metastasis (lesion-parameter-ranges.md sections 2-4): a viable rim of 3-6 mm that restricts
+# (ADC 800-1400 against a liver of about 1200), enhances from the arterial phase on (rim arterial RE 30-100 %) and
+# stays brighter than the liver on the portal venous phase, round a necrotic core (ADC 1800-2600, T2 2.2-4 x the
+# liver's, no enhancement). Signal / liver signal as (core, rim) ranges per series.
+RIM_METASTASIS_RATIO = {"t1_pre": ((0.6, 0.8), (0.8, 0.9)), "t1_arterial": ((0.6, 0.8), (1.3, 1.8)),
+                        "t1_portal_venous": ((0.6, 0.8), (1.15, 1.3)), "t1_transitional": ((0.6, 0.9), (0.8, 1.0)),
+                        "t1_hepatobiliary": ((0.5, 0.8), (0.5, 0.7)), "t2": ((2.2, 4.0), (1.3, 2.2)),
+                        "dwi": ((1.2, 2.0), (1.5, 2.0)), "adc_scanner": ((1.5, 2.2), (0.7, 1.0))}
+
+
+def _fine_axes():
+    z, y, x = [(np.arange(n) + 0.5) * FINE_MM + BLOCK_CORNER[a] for n, a in zip(BLOCK_SHAPE, (2, 1, 0), strict=True)]
+    return z[:, None, None], y[None, :, None], x[None, None, :]
+
+
+def _render_parts(lesion: np.ndarray, parts: list[tuple[np.ndarray, dict]], rng: np.random.Generator,
+                  centre: np.ndarray, radii: np.ndarray) -> DrawnStudy:
+    """Every series of a gadoxetate study (STUDY_FACTORS grids) as the box average of the fine truth: liver, and
+    each (mask, {series: (low, high) signal / liver signal}) part at a ratio drawn per series, with noise at a drawn
+    SNR (high-b DWI a third of it, ADC a 10 % SD); the truth is the reference voxels at least half ``lesion``."""
+    snr = rng.uniform(20.0, 40.0)
+    from LiverMetsReviewLib.series import Series
+
+    series = []
+    for c, f in STUDY_FACTORS.items():
+        level = 1200.0 if c == "adc_scanner" else 1000.0
+        noise = {"dwi": 3.0 / snr, "adc_scanner": 0.1}.get(c, 1.0 / snr)
+        signal = (~lesion).astype(np.float32)
+        for mask, ratio in parts:
+            signal += rng.uniform(*ratio[c]) * mask
+        avg = _box_average(level * signal, f)
+        img = sitk.GetImageFromArray((avg + rng.normal(0.0, level * noise, avg.shape)).astype(np.float32))
+        sp = [FINE_MM * f[2], FINE_MM * f[1], FINE_MM * f[0]]
+        img.SetSpacing(sp)
+        img.SetOrigin([float(BLOCK_CORNER[a] + sp[a] / 2) for a in range(3)])
+        series.append(Series(c, [img], [{"b_value": 800.0}] if c == "dwi" else [{}]))
+    images = lesion_channels(series)
+    truth = _box_average(lesion.astype(np.float32), STUDY_FACTORS["t1_hepatobiliary"]) >= 0.5
+    liver = sitk.GetImageFromArray(np.ones(truth.shape, np.uint8))
+    liver.CopyInformation(images.reference)
+    return DrawnStudy(images, truth, liver, centre, radii, 2.0 * float(radii[:2].max()))
+
+
+def rim_metastasis_study(seed: int) -> DrawnStudy:
+    """A drawn rim-enhancing metastasis of 44-52 mm (lobulated ellipsoid, RIM_METASTASIS_RATIO) whose rim, bright on
+    the portal venous phase as blood is, reaches beyond the segmentation's first radius when clicked off-centre."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = _fine_axes()
+    radii = np.array([rng.uniform(22.0, 26.0), rng.uniform(22.0, 26.0), rng.uniform(20.0, 24.0)])
+    centre = rng.uniform(-3.0, 3.0, 3)
+    ang = rng.uniform(0, np.pi)
+    dx, dy = xx - centre[0], yy - centre[1]
+    u, v = np.cos(ang) * dx + np.sin(ang) * dy, -np.sin(ang) * dx + np.cos(ang) * dy
+    q = np.sqrt((u / radii[0]) ** 2 + (v / radii[1]) ** 2 + ((zz - centre[2]) / radii[2]) ** 2)
+    lobes = 1.0 + rng.uniform(0.0, 0.08) * np.sin(rng.integers(2, 6) * np.arctan2(v, u) + rng.uniform(0, 6.3))
+    lesion = q <= lobes
+    core = q <= lobes * (1.0 - rng.uniform(3.0, 6.0) / float(radii.min()))
+    ratios = [{c: r[i] for c, r in RIM_METASTASIS_RATIO.items()} for i in (0, 1)]
+    return _render_parts(lesion, [(core, ratios[0]), (lesion & ~core, ratios[1])], rng, centre, radii)
+
+
+# A post-ablation zone with a local recurrence (lesion-parameter-ranges.md sections 2-4, brief section 4): T1-bright
+# non-enhancing debris in the core (T1 0.45-0.7 x the liver's, intermediate T2), a 1.5-3 mm granulation rim (arterial
+# hyperenhancement, T2-bright), and a 6-14 mm tumour nodule at the margin (solid metastasis: arterial-bright, washes
+# out, HBP-dark, restricts). Signal / liver signal ranges per series.
+ABLATION_RATIO = {
+    "core": {"t1_pre": (1.15, 1.35), "t1_arterial": (0.9, 1.05), "t1_portal_venous": (0.6, 0.8),
+             "t1_transitional": (0.6, 0.8), "t1_hepatobiliary": (0.6, 0.8), "t2": (0.6, 1.0), "dwi": (0.8, 1.0),
+             "adc_scanner": (1.0, 1.5)},
+    "rim": {"t1_pre": (0.9, 1.0), "t1_arterial": (1.2, 1.5), "t1_portal_venous": (1.0, 1.1),
+            "t1_transitional": (0.9, 1.0), "t1_hepatobiliary": (0.6, 0.8), "t2": (1.5, 2.5), "dwi": (1.2, 1.5),
+            "adc_scanner": (1.1, 1.6)},
+    "nodule": {"t1_pre": (0.7, 0.85), "t1_arterial": (1.4, 1.9), "t1_portal_venous": (0.85, 1.0),
+               "t1_transitional": (0.5, 0.7), "t1_hepatobiliary": (0.3, 0.6), "t2": (1.3, 2.2), "dwi": (1.5, 2.5),
+               "adc_scanner": (0.7, 1.0)}}
+
+
+def ablation_recurrence_study(seed: int) -> DrawnStudy:
+    """A drawn 24-34 mm ablation zone (sphere) with its granulation rim and a recurrence nodule at its margin (a
+    random direction; it replaces rim and core where it sits, as in the phantom). The truth is zone and nodule."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = _fine_axes()
+    radius = rng.uniform(12.0, 17.0)
+    centre = rng.uniform(-3.0, 3.0, 3)
+    r = np.sqrt((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (zz - centre[2]) ** 2)
+    zone = r <= radius
+    direction = rng.normal(size=3)
+    direction /= np.linalg.norm(direction)
+    n_radius = rng.uniform(3.0, 7.0)
+    nc = centre + (radius - n_radius) * direction
+    nodule = zone & ((xx - nc[0]) ** 2 + (yy - nc[1]) ** 2 + (zz - nc[2]) ** 2 <= n_radius ** 2)
+    rim = zone & ~nodule & (r > radius - rng.uniform(1.5, 3.0))
+    core = zone & ~nodule & ~rim
+    parts = [(core, ABLATION_RATIO["core"]), (rim, ABLATION_RATIO["rim"]), (nodule, ABLATION_RATIO["nodule"])]
+    study = _render_parts(zone, parts, rng, centre, np.full(3, radius))
+    study.nodule_lps = nc
+    return study

@@ -61,7 +61,7 @@ def mixing_lines(protos: Sequence[TissueClass],
 
 def classify(z: np.ndarray, protos: Sequence[TissueClass], outlier: float, overshoot: float = 0.0,
              sharpness: np.ndarray | None = None,
-             vessels: Sequence[TissueClass] = ()) -> tuple[np.ndarray, np.ndarray]:
+             vessels: Sequence[TissueClass] = (), one_fraction: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Lesion voxels of samples z (channels, n) and their smallest partial-volume residual.
 
     Each voxel is explained as a mixture of two classes (:func:`mixing_lines`). The mixing fraction may differ
@@ -73,14 +73,18 @@ def classify(z: np.ndarray, protos: Sequence[TissueClass], outlier: float, overs
     within noise. Beyond the compartment's centre (away from the liver) a value may go ``overshoot`` times the
     liver-to-compartment distance further at no cost: the centre is estimated from a lesion that is not uniform.
     Not so away from blood: a lesion that enhances lies between liver and blood on some series, and beyond it away
-    from blood lies the liver.
+    from blood lies the liver. The series sampled on the reference grid share one fraction on every line that
+    involves blood (a voxel holds one mixture), and with ``one_fraction`` on the liver-to-compartment lines too
+    (the test for unexplained tissue round a region: a rim that lies between the liver and a nodule on each series
+    separately, at different fractions, is no partial volume of the nodule).
     """
     best = np.full(z.shape[1], np.inf)
     lesion = np.zeros(z.shape[1], bool)
     lines = mixing_lines(protos, vessels)
     liver = lines[0][0]
     for a, b, kind in lines:
-        shared = sharpness >= 0.999 if (a is not liver and sharpness is not None) else None
+        one = a is not liver or kind == BACKGROUND or one_fraction
+        shared = sharpness >= 0.999 if (one and sharpness is not None) else None
         r2, t_c = line_fit(z, a, b, overshoot if kind == EDGE and a is liver else 0.0, shared)
         better = r2 < best
         best = np.where(better, r2, best)
@@ -98,15 +102,15 @@ def line_fit(z: np.ndarray, a: TissueClass, b: TissueClass, overshoot: float = 0
     """Residual (chi-square units) of samples z (channels, n) on the mixture of ``a`` and ``b`` whose fraction of
     ``b`` may differ per channel (0 to 1 + ``overshoot``), and those per-channel fractions (channels, n).
     ``shared`` (bool per channel): channels sampled on the reference grid, whose voxels hold the same mixture, so
-    they share one fraction (least squares, 0 to 1); used for blood, whose mixtures with liver and lesion lie on
-    either side of an enhancing lesion on some series and would otherwise explain almost anything."""
+    they share one fraction (least squares, 0 to 1 + ``overshoot``); used for blood, whose mixtures with liver and
+    lesion lie on either side of an enhancing lesion on some series and would otherwise explain almost anything."""
     d = (b.mu - a.mu)[:, None]
     safe = np.where(np.abs(d) > 1e-9, d, 1.0)
     t_c = np.clip((z - a.mu[:, None]) / safe, 0.0, 1.0 + overshoot) * (np.abs(d) > 1e-9)
     if shared is not None and shared.any():
         w = (d[shared] / (0.5 * (a.s + b.s)[shared, None])) ** 2
         proj = (w * (z[shared] - a.mu[shared, None]) / np.where(w > 0, d[shared], 1.0)).sum(axis=0)
-        t_c[shared] = np.clip(proj / max(float(w.sum()), 1e-12), 0.0, 1.0)
+        t_c[shared] = np.clip(proj / max(float(w.sum()), 1e-12), 0.0, 1.0 + overshoot)
     # Beyond b the spread grows on from a's to b's (a liver line: from 1), never below the smaller of the two.
     spread = np.maximum((1.0 - t_c) * a.s[:, None] + t_c * b.s[:, None], np.minimum(a.s, b.s)[:, None])
     return (((z - a.mu[:, None] - t_c * d) / spread) ** 2).sum(axis=0), t_c

@@ -93,6 +93,7 @@ class _Options:
     small_fit_subsamples: int
     vessel_channel: str
     pre_contrast_channel: str
+    flow_channel: str
     pure_fraction: float
 
     @classmethod
@@ -305,8 +306,10 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
     A new compartment (a rim around a core, a core inside a rim, a nodule at the margin) is tried when
     voxels that no mixture of the compartments found so far explains make up a good part of the non-liver tissue
     round the region (``enclosure_fraction``; counted among all voxels of that shell, the liver in it hid the rim
-    round a small nodule's core), and kept only if the region it makes stays inside the radius (a rim or a nodule
-    closes on itself, a vessel or a neighbouring organ runs on) and is not smaller than the region without it (a
+    round a small nodule's core; a mixture there has one fraction on the series of the reference grid, so an
+    ablation zone's granulation rim is not taken for a recurrence nodule's partial volume), and kept only if the
+    region it makes stays inside the radius (a rim or a nodule closes on itself, a vessel or a neighbouring organ
+    runs on) and is not smaller than the region without it (a
     compartment that re-explains the region's own voxels as its partial volume, as a recurrence's nodule did for
     the zone's granulation tissue, adds no tissue). After each step the compartments are re-estimated from the
     region's interior. When the radius is not the last one tried (``final`` false), a compartment that
@@ -348,7 +351,7 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
         if not shell.any():
             break
         zs = z[:, shell]
-        residual = classify(zs, protos, outlier, opts.overshoot, crop.sharpness, vessels)[1]
+        residual = classify(zs, protos, outlier, opts.overshoot, crop.sharpness, vessels, one_fraction=True)[1]
         tissue = d2_liver[shell] > detect
         new = tissue & (residual >= outlier)
         if new.sum() < opts.enclosure_fraction * max(1, int(tissue.sum())):
@@ -470,7 +473,9 @@ def _segment_within(images: LesionImages, seed: tuple[float, float, float], radi
         allowed &= ~taken
     edge = allowed & (dist > radius_mm - 1.01 * float(crop.spacing_zyx.max()))
     outlier = chi2_quantile(opts.outlier_probability, k)
-    vessels = find_vessels(z, d2_liver, blood, detect, dist, radius_mm, outlier)
+    diffusion = crop.names.index(opts.flow_channel) if opts.flow_channel in crop.names else None
+    flow_sd = float(np.sqrt(chi2_quantile(opts.outlier_probability, 1)))
+    vessels = find_vessels(z, d2_liver, blood, detect, dist, radius_mm, outlier, diffusion, flow_sd)
     core_used, blood_left_out = core_without_vessels(core, dist, crop.seed_index, crop.spacing_zyx, vessels,
                                                      d2_liver, detect)
     core_z = _core_centre(z, d2_liver, core_used, detect)

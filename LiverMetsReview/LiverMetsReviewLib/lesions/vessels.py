@@ -44,11 +44,17 @@ class Vessels:
 
 
 def find_vessels(z: np.ndarray, d2_liver: np.ndarray, blood: np.ndarray | None, detect: float, dist: np.ndarray,
-                 radius_mm: float, outlier: float) -> Vessels:
+                 radius_mm: float, outlier: float, diffusion: int | None = None,
+                 flow_sd: float = 0.0) -> Vessels:
     """The vessels of the crop (z: channels x crop) that enter the radius the lesion is grown in and run on beyond
     it (6-connected blood-like voxels that differ from the liver, ``d2_liver`` > ``detect``). Each one's class is
     fitted on its voxels beyond the radius, the purer half (farther from the liver: the rest is partial volume with
     liver); a class within ``outlier`` of one already kept (the same blood seen in another branch) is not repeated.
+
+    ``diffusion`` (the ADC channel's index): flowing blood reads an apparent diffusion far above the liver's
+    (:func:`flows`); an enhancing tissue that runs beyond the radius without it (a metastasis' rim, larger than
+    the radius clicked off-centre, whose enhancement on the portal venous phase is blood-like) is no vessel, and
+    taking it for one explained the rim as liver/blood mixtures and dropped it.
     """
     if blood is None:
         return Vessels(np.zeros(d2_liver.shape, bool))
@@ -68,9 +74,20 @@ def find_vessels(z: np.ndarray, d2_liver: np.ndarray, blood: np.ndarray | None, 
         if zv.shape[1] < 5:
             continue
         cls = fit_class(zv, zv.mean(axis=1))
+        if not flows(cls, diffusion, flow_sd):
+            mask &= lab != c
+            continue
         if all(float(k.d2(cls.mu[:, None])[0]) >= outlier for k in classes):
             classes.append(cls)
     return Vessels(mask, classes)
+
+
+def flows(cls: TissueClass, diffusion: int | None, threshold_sd: float) -> bool:
+    """True when the class's apparent diffusion is above the liver's by ``threshold_sd`` liver SDs, or when no
+    ADC channel is given. Incoherent flow of blood within a voxel acts as a pseudo-diffusion an order of magnitude
+    faster than water diffusion in tissue (intravoxel incoherent motion), so vessels read a high ADC; a lesion's
+    enhancing tissue restricts or reads about the liver's."""
+    return diffusion is None or float(cls.mu[diffusion]) > threshold_sd
 
 
 def core_without_vessels(core: np.ndarray, dist: np.ndarray, seed: tuple[int, int, int], spacing_zyx: np.ndarray,
