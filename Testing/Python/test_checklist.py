@@ -410,3 +410,69 @@ def test_review_markdown_writes_the_couinaud_segment_and_border_as_the_report_do
     assert "Segment IV, long axis 9.0 mm" in md.split("## Lesion b")[1]
     assert "Segment not known" in md.split("## Lesion c")[1]
     assert "- Segments involved: IV, VII" in md
+
+
+def _dwi_ratio(t2_factor: float, adc: float, liver_adc: float, b: float = 800.0) -> float:
+    """High-b lesion-to-liver signal from the mono-exponential model (brief section 5): T2 factor x exp(-b dADC)."""
+    return t2_factor * float(np.exp(-b * (adc - liver_adc) * 1e-6))
+
+
+def test_restriction_is_read_against_the_lesion_s_own_liver():
+    """Brief section 3: restriction is bright on high-b DWI with a low ADC. In a liver whose own ADC lies below the
+    absolute malignant cut-off (liver 1000-1500, lesion-parameter-ranges.md section 1), a lesion with the liver's
+    ADC and about its T2 (DWI within a few percent of the liver) does not restrict; up to checklist 1.5.1 it read as
+    restriction, which turned an FNH-like nodule with hepatocyte uptake into a metastasis."""
+    doc = load_checklist()
+    cut = doc["thresholds"]["adc_malignant_max"]
+    rng = np.random.default_rng(19)
+    for _ in range(12):
+        liver_adc = rng.uniform(1000.0, cut["value"] - 2 * cut["uncertainty"])
+        adc = liver_adc * rng.uniform(0.97, 1.0)          # iso on the ADC map
+        les = fnh_like(rng)
+        les["values"].update({"lesion.adc.lesion.median": adc, "lesion.adc.rim.median": adc,
+                              "lesion.adc.reference.median": liver_adc,
+                              "lesion.dwi_high_b.ratio": _dwi_ratio(rng.uniform(1.03, 1.06), adc, liver_adc)})
+        r = review([les], {}, ctx())
+        assert item(r, "n1", "diffusion_restriction")["suggested"] != "yes"
+        assert r["lesions"][0]["impression"]["category"] == "probably benign: FNH-like nodule"
+        # a metastasis in the same liver: ADC below the liver's by the published contrast (800-1100 vs 1200: S1, S7)
+        # restricts whether its DWI is clearly bright or diluted toward the liver by its T2 (T2 factor 0.8-1.0)
+        met = solid_metastasis(rng)
+        met_adc = liver_adc * rng.uniform(0.6, 0.85)
+        met["values"].update({"lesion.adc.lesion.median": met_adc, "lesion.adc.rim.median": met_adc,
+                              "lesion.adc.reference.median": liver_adc})
+        for t2_factor in (rng.uniform(1.3, 2.0), rng.uniform(0.85, 0.95)):
+            dwi = _dwi_ratio(t2_factor, met_adc, liver_adc)
+            if dwi < doc["thresholds"]["dwi_not_dark_ratio"]["value"] + 0.03:
+                continue  # a DWI darker than the liver is not read as restriction (unchanged)
+            met["values"]["lesion.dwi_high_b.ratio"] = dwi
+            r = review([met], {}, ctx())
+            assert item(r, "m1", "diffusion_restriction")["suggested"] == "yes"
+            assert r["lesions"][0]["impression"]["category"] == "typical metastasis"
+
+
+def test_ablation_zone_whose_segment_enhances_and_washes_out_is_suspicious():
+    """Brief sections 3-4: the expected ablation zone is non-enhancing necrosis with a thin rim that keeps its
+    contrast; tissue that hyperenhances in the arterial phase and washes out behaves like tumour. When the
+    segment's median voxel is such tissue (the segment holds the nodule, its rim too thin for sector figures), the
+    zone is suspicious for recurrence; up to checklist 1.5.1 it was expected change. A segment of necrosis, or one
+    dominated by a thick granulation rim that keeps its contrast on the portal venous phase, stays expected change."""
+    rng = np.random.default_rng(23)
+    rfa = [{"id": "rfa_1", "type": "RFA", "date": "2025-10-01", "target": None, "lesion": "zone"}]
+    t = load_checklist()["thresholds"]
+    art, wash = t["arterial_excess_min"], t["washout_ratio_max"]
+    for _ in range(10):
+        liver_re = rng.uniform(15, 40)   # the liver gains some tens of percent in the late arterial phase
+        hyper = liver_re + rng.uniform(art["value"] + 2 * art["uncertainty"], 150)
+        cases = [  # (segment's arterial relative enhancement %, portal venous lesion-to-liver ratio, impression)
+            (hyper, rng.uniform(0.6, wash["value"] - 2 * wash["uncertainty"]), "suspicious for recurrence"),
+            (rng.uniform(-10, 10), rng.uniform(0.6, 0.85), "treated lesion: expected change"),
+            (hyper, rng.uniform(1.05, 1.25), "treated lesion: expected change"),
+        ]
+        for re_art, pv, want in cases:
+            vals = {"lesion.re_arterial.lesion.median": re_art, "lesion.re_arterial.reference.median": liver_re,
+                    "lesion.t1_portal_venous.ratio": pv, "lesion.long_axis": rng.uniform(8, 30)}
+            why = {f"lesion.re_arterial.{s}.asymmetry_z": "too few rim voxels for 8 sectors"
+                   for s in ("rim", "margin", "lesion")}
+            out = review([{"id": "zone", "values": vals, "why": why}], {}, ctx(locoregional_therapies=rfa))
+            assert out["lesions"][0]["impression"]["category"] == want, (re_art - liver_re, pv)
