@@ -209,12 +209,15 @@ def test_liver_spleen_ratio_with_the_fat_signal_restored():
 
 def _zone_values(rng: np.random.Generator, shell: str, nodular_z: float, adc_z: float | None,
                  pv_z: float | None, inner_adc_z: float | None = None) -> dict[str, float]:
-    """A drawn ablation zone: an enhancing rim round a non-enhancing core, no whole-lesion restriction, the
+    """A drawn ablation zone: an enhancing rim round a non-enhancing core (the segment's median voxel necrosis: no
+    arterial enhancement, dark on the portal venous phase), no whole-lesion restriction, the
     arterial sector outlier in ``shell`` (rim or margin; the other shells weaker) and, in its direction, that
     shell's ADC and portal venous figures and the whole lesion's ADC (``inner_adc_z``)."""
     vals = {"lesion.re_arterial.rim.median": rng.uniform(40, 80), "lesion.re_arterial.core.median": 0.0,
             "lesion.re_arterial.reference.median": 20.0, "lesion.adc.lesion.median": rng.uniform(1500, 1800),
-            "lesion.adc.reference.median": 1200.0, "lesion.dwi_high_b.ratio": 0.9, "lesion.long_axis": 30.0}
+            "lesion.adc.reference.median": 1200.0, "lesion.dwi_high_b.ratio": 0.9, "lesion.long_axis": 30.0,
+            "lesion.re_arterial.lesion.median": rng.uniform(-10, 10),
+            "lesion.t1_portal_venous.ratio": rng.uniform(0.6, 0.85)}
     for region in ("rim", "margin", "lesion"):
         vals[f"lesion.re_arterial.{region}.asymmetry_z"] = (nodular_z if region == shell else
                                                            rng.uniform(0, min(nodular_z, 1.0)))
@@ -476,3 +479,5 @@ def test_ablation_zone_whose_segment_enhances_and_washes_out_is_suspicious():
                    for s in ("rim", "margin", "lesion")}
             out = review([{"id": "zone", "values": vals, "why": why}], {}, ctx(locoregional_therapies=rfa))
             assert out["lesions"][0]["impression"]["category"] == want, (re_art - liver_re, pv)
+            if want == "suspicious for recurrence":  # its rim is not named the expected post-ablation rim
+                assert item(out, "zone", "post_ablation_rim")["suggested"] != "yes"
