@@ -481,3 +481,22 @@ def test_ablation_zone_whose_segment_enhances_and_washes_out_is_suspicious():
             assert out["lesions"][0]["impression"]["category"] == want, (re_art - liver_re, pv)
             if want == "suspicious for recurrence":  # its rim is not named the expected post-ablation rim
                 assert item(out, "zone", "post_ablation_rim")["suggested"] != "yes"
+
+
+def test_a_rule_with_all_and_any_parts_needs_every_part():
+    """checklist.json 'confidence': several parts hold when every part holds (the weakest part's confidence) and
+    fail when one fails (the most certain failing part); a part that cannot be decided leaves the rule undecided."""
+    from LiverMetsReviewLib.checklist.rules import combine
+
+    rng = np.random.default_rng(29)
+    for _ in range(20):
+        a, b, c = rng.uniform(0.5, 1.0, 3)
+        rule = {"all": [0], "any": [0, 0]}
+        cond = [{"holds": True, "confidence": a}, {"holds": False, "confidence": b}, {"holds": True, "confidence": c}]
+        assert combine(rule, cond) == (True, min(a, c))
+        cond[2]["holds"] = False
+        assert combine(rule, cond) == (False, min(b, c))
+        cond[0]["holds"] = False
+        assert combine(rule, cond) == (False, max(a, min(b, c)))
+        cond = [{"holds": None, "confidence": None}, {"holds": True, "confidence": b}, {"holds": None, "confidence": c}]
+        assert combine(rule, cond) == (None, None)
