@@ -420,11 +420,12 @@ def _dwi_ratio(t2_factor: float, adc: float, liver_adc: float, b: float = 800.0)
     return t2_factor * float(np.exp(-b * (adc - liver_adc) * 1e-6))
 
 
-def test_restriction_is_read_against_the_lesion_s_own_liver():
+def test_fnh_like_is_vetoed_only_by_restriction_against_the_lesion_s_own_liver():
     """Brief section 3: restriction is bright on high-b DWI with a low ADC. In a liver whose own ADC lies below the
     absolute malignant cut-off (liver 1000-1500, lesion-parameter-ranges.md section 1), a lesion with the liver's
-    ADC and about its T2 (DWI within a few percent of the liver) does not restrict; up to checklist 1.5.1 it read as
-    restriction, which turned an FNH-like nodule with hepatocyte uptake into a metastasis."""
+    ADC and about its T2 (DWI within a few percent of the liver) does not restrict against it (the absolute reading,
+    diffusion_restriction, still serves the metastasis rules); up to checklist 1.5.1 the FNH-like rule read the
+    absolute one, which turned an FNH-like nodule with hepatocyte uptake into a metastasis."""
     doc = load_checklist()
     cut = doc["thresholds"]["adc_malignant_max"]
     rng = np.random.default_rng(19)
@@ -436,8 +437,8 @@ def test_restriction_is_read_against_the_lesion_s_own_liver():
                               "lesion.adc.reference.median": liver_adc,
                               "lesion.dwi_high_b.ratio": _dwi_ratio(rng.uniform(1.03, 1.06), adc, liver_adc)})
         r = review([les], {}, ctx())
-        assert item(r, "n1", "diffusion_restriction")["suggested"] != "yes"
         assert r["lesions"][0]["impression"]["category"] == "probably benign: FNH-like nodule"
+        assert item(r, "n1", "restriction_against_liver")["suggested"] != "yes"
         # a metastasis in the same liver: ADC below the liver's by the published contrast (800-1100 vs 1200: S1, S7)
         # restricts whether its DWI is clearly bright or diluted toward the liver by its T2 (T2 factor 0.8-1.0)
         met = solid_metastasis(rng)
@@ -451,6 +452,7 @@ def test_restriction_is_read_against_the_lesion_s_own_liver():
             met["values"]["lesion.dwi_high_b.ratio"] = dwi
             r = review([met], {}, ctx())
             assert item(r, "m1", "diffusion_restriction")["suggested"] == "yes"
+            assert item(r, "m1", "restriction_against_liver")["suggested"] == "yes"
             assert r["lesions"][0]["impression"]["category"] == "typical metastasis"
 
 
