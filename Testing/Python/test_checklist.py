@@ -439,6 +439,15 @@ def test_fnh_like_is_vetoed_only_by_restriction_against_the_lesion_s_own_liver()
         r = review([les], {}, ctx())
         assert r["lesions"][0]["impression"]["category"] == "probably benign: FNH-like nodule"
         assert item(r, "n1", "restriction_against_liver")["suggested"] != "yes"
+        # the same nodule truly restricting (ADC 0.6-0.85 of the liver's, DWI bright) is not called benign, unless
+        # the reader answers that it does not restrict
+        low = liver_adc * rng.uniform(0.6, 0.85)
+        les["values"].update({"lesion.adc.lesion.median": low, "lesion.adc.rim.median": low,
+                              "lesion.dwi_high_b.ratio": _dwi_ratio(rng.uniform(1.03, 1.06), low, liver_adc)})
+        assert review([les], {}, ctx())["lesions"][0]["impression"]["category"] != "probably benign: FNH-like nodule"
+        r = review([les], {}, ctx(), {"n1": {"diffusion_restriction": "no"}})
+        assert item(r, "n1", "restriction_against_liver")["suggested"] == "no"
+        assert r["lesions"][0]["impression"]["category"] == "probably benign: FNH-like nodule"
         # a metastasis in the same liver: ADC below the liver's by the published contrast (800-1100 vs 1200: S1, S7)
         # restricts whether its DWI is clearly bright or diluted toward the liver by its T2 (T2 factor 0.8-1.0)
         met = solid_metastasis(rng)
