@@ -511,3 +511,32 @@ def test_a_rule_with_all_and_any_parts_needs_every_part():
         assert combine(rule, cond) == (False, max(a, min(b, c)))
         cond = [{"holds": None, "confidence": None}, {"holds": True, "confidence": b}, {"holds": None, "confidence": c}]
         assert combine(rule, cond) == (None, None)
+
+
+def test_a_t2_iso_fnh_like_nodule_that_stays_bright_on_portal_venous_is_not_left_indeterminate():
+    """Persistent portal venous enhancement is a haemangioma's sign only for a T2-bright lesion: haemangioma T2
+    >= 82 ms against the liver's 41-74 ms (S10-S13), FNH near the liver's. A nodule of 15 mm or more with arterial
+    hyperenhancement, no washout, gadoxetate uptake and the liver's T2 is FNH-like (indeterminate up to checklist
+    1.5.1); the same nodule with a haemangioma's T2 is not."""
+    import math
+
+    from LiverMetsReviewLib.checklist.inputs import t2_figures
+
+    by_field = load_checklist()["physics"]["liver_t2_ms_by_field"]["value"]
+    rng = np.random.default_rng(31)
+    for _ in range(12):
+        field, te = str(rng.choice(["1.5", "3.0"])), rng.uniform(70, 110)
+        t2_liver = by_field[field]
+        figures = t2_figures({"echo_time_ms": te, "field_strength_t": float(field)}, by_field)
+        les = fnh_like(rng)
+        les["values"].update({"lesion.long_axis": rng.uniform(16, 41),
+                              "lesion.t1_portal_venous.ratio": rng.uniform(1.12, 1.25),
+                              "lesion.re_portal_venous.lesion.median": rng.uniform(110, 150),
+                              "lesion.re_portal_venous.reference.median": rng.uniform(50, 70)})
+        for t2_ms, benign in ((t2_liver * rng.uniform(0.97, 1.02), True), (rng.uniform(82, 249), False)):
+            les["values"]["lesion.t2.ratio"] = math.exp(te / t2_liver - te / t2_ms)
+            r = review([les], figures, ctx())
+            assert item(r, "n1", "persistent_enhancement")["suggested"] == "yes"
+            assert item(r, "n1", "t2_very_bright")["suggested"] in ("yes", "no", "indeterminate")  # T2 time read
+            got = r["lesions"][0]["impression"]["category"]
+            assert (got == "probably benign: FNH-like nodule") is benign, (t2_ms, t2_liver, got)
