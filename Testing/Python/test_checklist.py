@@ -540,3 +540,31 @@ def test_a_t2_iso_fnh_like_nodule_that_stays_bright_on_portal_venous_is_not_left
             assert item(r, "n1", "t2_very_bright")["suggested"] in ("yes", "no", "indeterminate")  # T2 time read
             got = r["lesions"][0]["impression"]["category"]
             assert (got == "probably benign: FNH-like nodule") is benign, (t2_ms, t2_liver, got)
+
+
+def test_a_hypervascular_metastasis_that_washes_out_is_not_set_aside_by_a_liver_level_adc():
+    """Brief section 3: arterial hyperenhancement, washout and HBP hypointensity make a hypervascular metastasis;
+    in a liver whose own ADC lies at the top of its range (1000-1500, lesion-parameter-ranges.md section 1) such a
+    lesion at its liver's ADC reads as fluid-like (>= 1500), which set it aside as indeterminate up to 1.5.1. A
+    haemangioma (keeps its contrast) and an FNH-like nodule (takes up gadoxetate) with the same ADC are not called
+    metastasis."""
+    rng = np.random.default_rng(37)
+    for _ in range(12):
+        liver_adc = rng.uniform(1400, 1500)
+        adc = rng.uniform(1560, 1680)  # 4-20 % above its liver: beyond the fluid-like level, not a cyst's ADC
+        liver_re = rng.uniform(15, 40)
+        v = {"lesion.re_arterial.lesion.median": liver_re + rng.uniform(80, 150),
+             "lesion.re_arterial.reference.median": liver_re, "lesion.t1_portal_venous.ratio": rng.uniform(0.7, 0.88),
+             "lesion.re_portal_venous.lesion.median": rng.uniform(60, 90),
+             "lesion.t1_hepatobiliary.ratio": rng.uniform(0.3, 0.7), "lesion.t2.ratio": rng.uniform(1.3, 2.2),
+             "lesion.adc.lesion.median": adc, "lesion.adc.reference.median": liver_adc,
+             "lesion.dwi_high_b.ratio": _dwi_ratio(rng.uniform(1.3, 2.2), adc, liver_adc),
+             "lesion.long_axis": rng.uniform(15, 40)}
+        r = review([{"id": "h", "values": v}], {}, ctx(primary_tumour="neuroendocrine"))
+        assert item(r, "h", "fluid_like_adc")["suggested"] == "yes"
+        assert r["lesions"][0]["impression"]["category"] == "typical metastasis"
+        kept = dict(v, **{"lesion.t1_portal_venous.ratio": rng.uniform(1.1, 1.3)})   # retains: no washout
+        took_up = dict(v, **{"lesion.t1_hepatobiliary.ratio": rng.uniform(1.0, 1.2)})  # hepatocytes
+        for other in (kept, took_up):
+            r = review([{"id": "h", "values": other}], {}, ctx(primary_tumour="neuroendocrine"))
+            assert r["lesions"][0]["impression"]["category"] != "typical metastasis"
