@@ -209,12 +209,15 @@ def test_liver_spleen_ratio_with_the_fat_signal_restored():
 
 def _zone_values(rng: np.random.Generator, shell: str, nodular_z: float, adc_z: float | None,
                  pv_z: float | None, inner_adc_z: float | None = None) -> dict[str, float]:
-    """A drawn ablation zone: an enhancing rim round a non-enhancing core, no whole-lesion restriction, the
+    """A drawn ablation zone: an enhancing rim round a non-enhancing core (the segment's median voxel necrosis: no
+    arterial enhancement, dark on the portal venous phase), no whole-lesion restriction, the
     arterial sector outlier in ``shell`` (rim or margin; the other shells weaker) and, in its direction, that
     shell's ADC and portal venous figures and the whole lesion's ADC (``inner_adc_z``)."""
     vals = {"lesion.re_arterial.rim.median": rng.uniform(40, 80), "lesion.re_arterial.core.median": 0.0,
             "lesion.re_arterial.reference.median": 20.0, "lesion.adc.lesion.median": rng.uniform(1500, 1800),
-            "lesion.adc.reference.median": 1200.0, "lesion.dwi_high_b.ratio": 0.9, "lesion.long_axis": 30.0}
+            "lesion.adc.reference.median": 1200.0, "lesion.dwi_high_b.ratio": 0.9, "lesion.long_axis": 30.0,
+            "lesion.re_arterial.lesion.median": rng.uniform(-10, 10),
+            "lesion.t1_portal_venous.ratio": rng.uniform(0.6, 0.85)}
     for region in ("rim", "margin", "lesion"):
         vals[f"lesion.re_arterial.{region}.asymmetry_z"] = (nodular_z if region == shell else
                                                            rng.uniform(0, min(nodular_z, 1.0)))
@@ -410,3 +413,158 @@ def test_review_markdown_writes_the_couinaud_segment_and_border_as_the_report_do
     assert "Segment IV, long axis 9.0 mm" in md.split("## Lesion b")[1]
     assert "Segment not known" in md.split("## Lesion c")[1]
     assert "- Segments involved: IV, VII" in md
+
+
+def _dwi_ratio(t2_factor: float, adc: float, liver_adc: float, b: float = 800.0) -> float:
+    """High-b lesion-to-liver signal from the mono-exponential model (brief section 5): T2 factor x exp(-b dADC)."""
+    return t2_factor * float(np.exp(-b * (adc - liver_adc) * 1e-6))
+
+
+def test_fnh_like_is_vetoed_only_by_restriction_against_the_lesion_s_own_liver():
+    """Brief section 3: restriction is bright on high-b DWI with a low ADC. In a liver whose own ADC lies below the
+    absolute malignant cut-off (liver 1000-1500, lesion-parameter-ranges.md section 1), a lesion with the liver's
+    ADC and about its T2 (DWI within a few percent of the liver) does not restrict against it (the absolute reading,
+    diffusion_restriction, still serves the metastasis rules); up to checklist 1.5.1 the FNH-like rule read the
+    absolute one, which turned an FNH-like nodule with hepatocyte uptake into a metastasis."""
+    doc = load_checklist()
+    cut = doc["thresholds"]["adc_malignant_max"]
+    rng = np.random.default_rng(19)
+    for _ in range(12):
+        liver_adc = rng.uniform(1000.0, cut["value"] - 2 * cut["uncertainty"])
+        adc = liver_adc * rng.uniform(0.97, 1.0)          # iso on the ADC map
+        les = fnh_like(rng)
+        les["values"].update({"lesion.adc.lesion.median": adc, "lesion.adc.rim.median": adc,
+                              "lesion.adc.reference.median": liver_adc,
+                              "lesion.dwi_high_b.ratio": _dwi_ratio(rng.uniform(1.03, 1.06), adc, liver_adc)})
+        r = review([les], {}, ctx())
+        assert r["lesions"][0]["impression"]["category"] == "probably benign: FNH-like nodule"
+        assert item(r, "n1", "restriction_against_liver")["suggested"] != "yes"
+        # the same nodule truly restricting (ADC 0.6-0.85 of the liver's, DWI bright) is not called benign, unless
+        # the reader answers that it does not restrict
+        low = liver_adc * rng.uniform(0.6, 0.85)
+        les["values"].update({"lesion.adc.lesion.median": low, "lesion.adc.rim.median": low,
+                              "lesion.dwi_high_b.ratio": _dwi_ratio(rng.uniform(1.03, 1.06), low, liver_adc)})
+        assert review([les], {}, ctx())["lesions"][0]["impression"]["category"] != "probably benign: FNH-like nodule"
+        r = review([les], {}, ctx(), {"n1": {"diffusion_restriction": "no"}})
+        assert item(r, "n1", "restriction_against_liver")["suggested"] == "no"
+        assert r["lesions"][0]["impression"]["category"] == "probably benign: FNH-like nodule"
+        # a metastasis in the same liver: ADC below the liver's by the published contrast (800-1100 vs 1200: S1, S7)
+        # restricts whether its DWI is clearly bright or diluted toward the liver by its T2 (T2 factor 0.8-1.0)
+        met = solid_metastasis(rng)
+        met_adc = liver_adc * rng.uniform(0.6, 0.85)
+        met["values"].update({"lesion.adc.lesion.median": met_adc, "lesion.adc.rim.median": met_adc,
+                              "lesion.adc.reference.median": liver_adc})
+        for t2_factor in (rng.uniform(1.3, 2.0), rng.uniform(0.85, 0.95)):
+            dwi = _dwi_ratio(t2_factor, met_adc, liver_adc)
+            if dwi < doc["thresholds"]["dwi_not_dark_ratio"]["value"] + 0.03:
+                continue  # a DWI darker than the liver is not read as restriction (unchanged)
+            met["values"]["lesion.dwi_high_b.ratio"] = dwi
+            r = review([met], {}, ctx())
+            assert item(r, "m1", "diffusion_restriction")["suggested"] == "yes"
+            assert item(r, "m1", "restriction_against_liver")["suggested"] == "yes"
+            assert r["lesions"][0]["impression"]["category"] == "typical metastasis"
+
+
+def test_ablation_zone_whose_segment_enhances_and_washes_out_is_suspicious():
+    """Brief sections 3-4: the expected ablation zone is non-enhancing necrosis with a thin rim that keeps its
+    contrast; tissue that hyperenhances in the arterial phase and washes out behaves like tumour. When the
+    segment's median voxel is such tissue (the segment holds the nodule, its rim too thin for sector figures), the
+    zone is suspicious for recurrence; up to checklist 1.5.1 it was expected change. A segment of necrosis, or one
+    dominated by a thick granulation rim that keeps its contrast on the portal venous phase, stays expected change."""
+    rng = np.random.default_rng(23)
+    rfa = [{"id": "rfa_1", "type": "RFA", "date": "2025-10-01", "target": None, "lesion": "zone"}]
+    t = load_checklist()["thresholds"]
+    art, wash = t["arterial_excess_min"], t["washout_ratio_max"]
+    for _ in range(10):
+        liver_re = rng.uniform(15, 40)   # the liver gains some tens of percent in the late arterial phase
+        hyper = liver_re + rng.uniform(art["value"] + 2 * art["uncertainty"], 150)
+        cases = [  # (segment's arterial relative enhancement %, portal venous lesion-to-liver ratio, impression)
+            (hyper, rng.uniform(0.6, wash["value"] - 2 * wash["uncertainty"]), "suspicious for recurrence"),
+            (rng.uniform(-10, 10), rng.uniform(0.6, 0.85), "treated lesion: expected change"),
+            (hyper, rng.uniform(1.05, 1.25), "treated lesion: expected change"),
+        ]
+        for re_art, pv, want in cases:
+            vals = {"lesion.re_arterial.lesion.median": re_art, "lesion.re_arterial.reference.median": liver_re,
+                    "lesion.t1_portal_venous.ratio": pv, "lesion.long_axis": rng.uniform(8, 30)}
+            why = {f"lesion.re_arterial.{s}.asymmetry_z": "too few rim voxels for 8 sectors"
+                   for s in ("rim", "margin", "lesion")}
+            out = review([{"id": "zone", "values": vals, "why": why}], {}, ctx(locoregional_therapies=rfa))
+            assert out["lesions"][0]["impression"]["category"] == want, (re_art - liver_re, pv)
+            if want == "suspicious for recurrence":  # its rim is not named the expected post-ablation rim
+                assert item(out, "zone", "post_ablation_rim")["suggested"] != "yes"
+
+
+def test_a_rule_with_all_and_any_parts_needs_every_part():
+    """checklist.json 'confidence': several parts hold when every part holds (the weakest part's confidence) and
+    fail when one fails (the most certain failing part); a part that cannot be decided leaves the rule undecided."""
+    from LiverMetsReviewLib.checklist.rules import combine
+
+    rng = np.random.default_rng(29)
+    for _ in range(20):
+        a, b, c = rng.uniform(0.5, 1.0, 3)
+        rule = {"all": [0], "any": [0, 0]}
+        cond = [{"holds": True, "confidence": a}, {"holds": False, "confidence": b}, {"holds": True, "confidence": c}]
+        assert combine(rule, cond) == (True, min(a, c))
+        cond[2]["holds"] = False
+        assert combine(rule, cond) == (False, min(b, c))
+        cond[0]["holds"] = False
+        assert combine(rule, cond) == (False, max(a, min(b, c)))
+        cond = [{"holds": None, "confidence": None}, {"holds": True, "confidence": b}, {"holds": None, "confidence": c}]
+        assert combine(rule, cond) == (None, None)
+
+
+def test_a_t2_iso_fnh_like_nodule_that_stays_bright_on_portal_venous_is_not_left_indeterminate():
+    """Persistent portal venous enhancement is a haemangioma's sign only for a T2-bright lesion: haemangioma T2
+    >= 82 ms against the liver's 41-74 ms (S10-S13), FNH near the liver's. A nodule of 15 mm or more with arterial
+    hyperenhancement, no washout, gadoxetate uptake and the liver's T2 is FNH-like (indeterminate up to checklist
+    1.5.1); the same nodule with a haemangioma's T2 is not."""
+    import math
+
+    from LiverMetsReviewLib.checklist.inputs import t2_figures
+
+    by_field = load_checklist()["physics"]["liver_t2_ms_by_field"]["value"]
+    rng = np.random.default_rng(31)
+    for _ in range(12):
+        field, te = str(rng.choice(["1.5", "3.0"])), rng.uniform(70, 110)
+        t2_liver = by_field[field]
+        figures = t2_figures({"echo_time_ms": te, "field_strength_t": float(field)}, by_field)
+        les = fnh_like(rng)
+        les["values"].update({"lesion.long_axis": rng.uniform(16, 41),
+                              "lesion.t1_portal_venous.ratio": rng.uniform(1.12, 1.25),
+                              "lesion.re_portal_venous.lesion.median": rng.uniform(110, 150),
+                              "lesion.re_portal_venous.reference.median": rng.uniform(50, 70)})
+        for t2_ms, benign in ((t2_liver * rng.uniform(0.97, 1.02), True), (rng.uniform(82, 249), False)):
+            les["values"]["lesion.t2.ratio"] = math.exp(te / t2_liver - te / t2_ms)
+            r = review([les], figures, ctx())
+            assert item(r, "n1", "persistent_enhancement")["suggested"] == "yes"
+            assert item(r, "n1", "t2_very_bright")["suggested"] in ("yes", "no", "indeterminate")  # T2 time read
+            got = r["lesions"][0]["impression"]["category"]
+            assert (got == "probably benign: FNH-like nodule") is benign, (t2_ms, t2_liver, got)
+
+
+def test_a_hypervascular_metastasis_that_washes_out_is_not_set_aside_by_a_liver_level_adc():
+    """Brief section 3: arterial hyperenhancement, washout and HBP hypointensity make a hypervascular metastasis;
+    in a liver whose own ADC lies at the top of its range (1000-1500, lesion-parameter-ranges.md section 1) such a
+    lesion at its liver's ADC reads as fluid-like (>= 1500), which set it aside as indeterminate up to 1.5.1. A
+    haemangioma (keeps its contrast) and an FNH-like nodule (takes up gadoxetate) with the same ADC are not called
+    metastasis."""
+    rng = np.random.default_rng(37)
+    for _ in range(12):
+        liver_adc = rng.uniform(1400, 1500)
+        adc = rng.uniform(1560, 1680)  # 4-20 % above its liver: beyond the fluid-like level, not a cyst's ADC
+        liver_re = rng.uniform(15, 40)
+        v = {"lesion.re_arterial.lesion.median": liver_re + rng.uniform(80, 150),
+             "lesion.re_arterial.reference.median": liver_re, "lesion.t1_portal_venous.ratio": rng.uniform(0.7, 0.88),
+             "lesion.re_portal_venous.lesion.median": rng.uniform(60, 90),
+             "lesion.t1_hepatobiliary.ratio": rng.uniform(0.3, 0.7), "lesion.t2.ratio": rng.uniform(1.3, 2.2),
+             "lesion.adc.lesion.median": adc, "lesion.adc.reference.median": liver_adc,
+             "lesion.dwi_high_b.ratio": _dwi_ratio(rng.uniform(1.3, 2.2), adc, liver_adc),
+             "lesion.long_axis": rng.uniform(15, 40)}
+        r = review([{"id": "h", "values": v}], {}, ctx(primary_tumour="neuroendocrine"))
+        assert item(r, "h", "fluid_like_adc")["suggested"] == "yes"
+        assert r["lesions"][0]["impression"]["category"] == "typical metastasis"
+        kept = dict(v, **{"lesion.t1_portal_venous.ratio": rng.uniform(1.1, 1.3)})   # retains: no washout
+        took_up = dict(v, **{"lesion.t1_hepatobiliary.ratio": rng.uniform(1.0, 1.2)})  # hepatocytes
+        for other in (kept, took_up):
+            r = review([{"id": "h", "values": other}], {}, ctx(primary_tumour="neuroendocrine"))
+            assert r["lesions"][0]["impression"]["category"] != "typical metastasis"

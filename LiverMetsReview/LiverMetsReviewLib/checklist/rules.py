@@ -81,26 +81,42 @@ def _kth(confs: list[float], k: int) -> float:
     return sorted(confs, reverse=True)[k - 1]
 
 
-def combine(rule: Mapping[str, Any], conds: list[dict[str, Any]]) -> tuple[bool | None, float | None]:
-    """(holds or None when undecidable, confidence of the decision)."""
+def _combine_part(kind: str, conds: list[dict[str, Any]], at_least: int = 0) -> tuple[bool | None, float | None]:
+    """One part of a rule (its ``all``, ``any`` or ``at_least``/``of`` conditions): (holds or None, confidence)."""
     true = [c["confidence"] for c in conds if c["holds"] is True]
     false = [c["confidence"] for c in conds if c["holds"] is False]
     unknown = sum(c["holds"] is None for c in conds)
-    if "all" in rule:
+    if kind == "all":
         if false:
             return False, max(false)
         return (None, None) if unknown else (True, min(true))
-    if "any" in rule:
+    if kind == "any":
         if true:
             return True, max(true)
         return (False, min(false)) if false else (None, None)
-    k = int(rule["at_least"])
-    n = len(conds)
-    if len(true) >= k:
-        return True, _kth(true, k)
-    if len(true) + unknown < k:
-        return False, _kth(false, n - k + 1)
+    if len(true) >= at_least:
+        return True, _kth(true, at_least)
+    if len(true) + unknown < at_least:
+        return False, _kth(false, len(conds) - at_least + 1)
     return None, None
+
+
+def combine(rule: Mapping[str, Any], conds: list[dict[str, Any]]) -> tuple[bool | None, float | None]:
+    """(holds or None when undecidable, confidence of the decision). ``conds`` are in the order ``all``, ``any``,
+    ``of``; a rule with several parts holds when every part holds (confidence: the weakest part), fails when one
+    fails (the most certain failing part), and is undecidable otherwise."""
+    parts, i = [], 0
+    for kind in ("all", "any", "of"):
+        n = len(rule.get(kind, []))
+        if kind in rule:
+            parts.append(_combine_part(kind, conds[i:i + n], int(rule.get("at_least", 0))))
+        i += n
+    failed = [c for h, c in parts if h is False]
+    if failed:
+        return False, max(failed)
+    if any(h is None for h, _ in parts):
+        return None, None
+    return True, min(c for _, c in parts)
 
 
 def evaluate_rule(rule: Mapping[str, Any], values: Mapping[str, float | None], thresholds: Mapping[str, Any],
