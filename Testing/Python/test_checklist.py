@@ -494,6 +494,29 @@ def test_ablation_zone_whose_segment_enhances_and_washes_out_is_suspicious():
                 assert item(out, "zone", "post_ablation_rim")["suggested"] != "yes"
 
 
+def test_ablation_zone_with_nothing_read_is_not_called_expected_change():
+    """Checklist 1.5.3: expected change needs read evidence (a margin without nodular enhancement, an outlier that
+    behaves like granulation tissue, or a segment that is not hypervascular with washout). A zone whose margin has
+    too few voxels for sectors and whose arterial or portal venous values are missing shows neither recurrence nor
+    expected change: indeterminate (up to 1.5.2 the reassuring expected change). With the values present the same
+    zone is expected change again."""
+    rng = np.random.default_rng(31)
+    rfa = [{"id": "rfa_1", "type": "RFA", "date": "2025-10-01", "target": None, "lesion": "zone"}]
+    why = {f"lesion.re_arterial.{s}.asymmetry_z": "too few rim voxels for 8 sectors"
+           for s in ("rim", "margin", "lesion")}
+    for _ in range(10):
+        vals = {"lesion.long_axis": rng.uniform(8, 30)}
+        out = review([{"id": "zone", "values": vals, "why": why}], {}, ctx(locoregional_therapies=rfa))
+        impression = out["lesions"][0]["impression"]
+        assert impression["category"] == "indeterminate", impression["rule"]
+        assert impression["rule"] == "treated_margin_unread"
+        vals.update({"lesion.re_arterial.lesion.median": rng.uniform(-10, 10),
+                     "lesion.re_arterial.reference.median": rng.uniform(15, 40),
+                     "lesion.t1_portal_venous.ratio": rng.uniform(0.6, 0.85)})
+        out = review([{"id": "zone", "values": vals, "why": why}], {}, ctx(locoregional_therapies=rfa))
+        assert out["lesions"][0]["impression"]["category"] == "treated lesion: expected change"
+
+
 def test_a_rule_with_all_and_any_parts_needs_every_part():
     """checklist.json 'confidence': several parts hold when every part holds (the weakest part's confidence) and
     fail when one fails (the most certain failing part); a part that cannot be decided leaves the rule undecided."""
