@@ -34,9 +34,14 @@ class TissueClass:
         return self.d2(z) + 2.0 * float(np.log(self.s).sum())
 
 
+# the fewest samples a class is estimated from: the median and MAD of fewer are set by one or two of them
+MIN_CLASS_SAMPLES = 5
+
+
 def fit_class(zv: np.ndarray, fallback: np.ndarray) -> TissueClass:
-    """Median/MAD of samples (channels, n); spread never below the liver's (1 in z units)."""
-    if zv.shape[1] < 5:
+    """Median/MAD of samples (channels, n); spread never below the liver's (1 in z units); ``fallback`` with the
+    liver's spread from fewer than ``MIN_CLASS_SAMPLES``."""
+    if zv.shape[1] < MIN_CLASS_SAMPLES:
         return TissueClass(fallback, np.ones_like(fallback))
     mu = np.median(zv, axis=1)
     s = 1.4826 * np.median(np.abs(zv - mu[:, None]), axis=1)

@@ -37,7 +37,7 @@ from scipy.special import gammaincinv
 
 from ..errors import LiverMetsError
 from .channels import Crop, LesionImages, crop_around, distance_from, label_on_crop, params
-from .mixture import TissueClass, classify, fit_class
+from .mixture import MIN_CLASS_SAMPLES, TissueClass, classify, fit_class
 from .small_lesion import fit_ball
 from .vessels import blood_like, core_without_vessels, find_vessels, unlike_seed
 
@@ -226,7 +226,7 @@ def _edge_level(z: np.ndarray, outline: np.ndarray, protos: list[TissueClass], c
     40 half-covered voxels, Dice 0.83). On such a series the compartment is taken from the region's own outline
     voxels (``outline``) that belong to it and are whole on the sharp series (lesion fraction >= ``pure_fraction``):
     that series averages them with the tissue beyond the edge as it does the half-covered ones. On series as sharp
-    as the reference the interior's median stays. Needs five such voxels.
+    as the reference the interior's median stays. Needs ``MIN_CLASS_SAMPLES`` such voxels.
     """
     coarse = sharp < 0.999 if sharp is not None else np.zeros(centre.mu.shape, bool)
     if not coarse.any():
@@ -234,7 +234,7 @@ def _edge_level(z: np.ndarray, outline: np.ndarray, protos: list[TissueClass], c
     zo = z[:, outline]
     zo = zo[:, np.argmin([p.d2(zo) for p in protos], axis=0) == 0]
     zo = zo[:, whole_voxel_fraction(zo, centre.mu, sharp) >= pure_fraction]
-    if zo.shape[1] < 5:
+    if zo.shape[1] < MIN_CLASS_SAMPLES:
         return centre
     layer = fit_class(zo, centre.mu)
     return TissueClass(np.where(coarse, layer.mu, centre.mu), np.where(coarse, layer.s, centre.s))
@@ -291,7 +291,7 @@ def _refit_from_whole(z: np.ndarray, region: np.ndarray, protos: list[TissueClas
     if len(protos) > 1:
         zv = zv[:, np.argmin([p.d2(zv) for p in protos], axis=0) == 0]
     whole = whole_voxel_fraction(zv, protos[0].mu, sharp) >= pure_fraction
-    if whole.sum() < 5:
+    if whole.sum() < MIN_CLASS_SAMPLES:
         return protos
     return [fit_class(zv[:, whole], protos[0].mu)] + protos[1:]
 

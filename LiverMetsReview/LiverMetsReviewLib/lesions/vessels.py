@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from .mixture import TissueClass, fit_class, line_fit
+from .mixture import MIN_CLASS_SAMPLES, TissueClass, fit_class, line_fit
 
 
 def blood_like(z: np.ndarray, names: Sequence[str], vessel: str, pre: str, threshold_sd: float) -> np.ndarray | None:
@@ -71,7 +71,7 @@ def find_vessels(z: np.ndarray, d2_liver: np.ndarray, blood: np.ndarray | None, 
         out = (lab == c) & (dist > radius_mm)
         d2 = d2_liver[out]
         zv = z[:, out][:, d2 >= np.median(d2)]
-        if zv.shape[1] < 5:
+        if zv.shape[1] < MIN_CLASS_SAMPLES:
             continue
         cls = fit_class(zv, zv.mean(axis=1))
         if not flows(cls, diffusion, flow_sd):
