@@ -193,6 +193,22 @@ def small_sphere_study(seed: int, diameter_mm: tuple[float, float] = (8.0, 10.0)
     return DrawnStudy(images, truth, liver, centre, np.full(3, radius), 2.0 * radius)
 
 
+def _block_series(role: str, factors: tuple[int, int, int], signal: np.ndarray, noise: float,
+                  rng: np.random.Generator, corner: np.ndarray):
+    """One series of a drawn study: the fine ``signal`` (relative to the liver's) at the role's level, box-averaged
+    on the series' grid (``factors`` fine voxels per voxel, z y x), Gaussian noise of ``noise`` times the level, and
+    the grid placed in the fine block whose outer corner is ``corner`` (x, y, z mm)."""
+    from LiverMetsReviewLib.series import Series
+
+    level = 1200.0 if role == "adc_scanner" else 1000.0
+    avg = _box_average(level * signal, factors)
+    img = sitk.GetImageFromArray((avg + rng.normal(0.0, level * noise, avg.shape)).astype(np.float32))
+    sp = [FINE_MM * factors[2], FINE_MM * factors[1], FINE_MM * factors[0]]
+    img.SetSpacing(sp)
+    img.SetOrigin([float(corner[a] + sp[a] / 2) for a in range(3)])
+    return Series(role, [img], [{"b_value": 800.0}] if role == "dwi" else [{}])
+
+
 def _render(lesion: np.ndarray, vessel: np.ndarray, corner: np.ndarray, rng: np.random.Generator,
             contrast, factors: dict | None = None,
             vessel_level: dict | None = None) -> tuple[LesionImages, np.ndarray, sitk.Image]:
@@ -201,18 +217,10 @@ def _render(lesion: np.ndarray, vessel: np.ndarray, corner: np.ndarray, rng: np.
     liver_fine = ~lesion & ~vessel
     snr = rng.uniform(15.0, 40.0)
     series = []
-    from LiverMetsReviewLib.series import Series
-
     for c, f in (factors or FACTORS).items():
         k, noise = contrast(c, rng, snr)
-        level = 1200.0 if c == "adc_scanner" else 1000.0
-        avg = _box_average(level * (liver_fine + k * lesion + (vessel_level or VESSEL_LEVEL).get(c, 1.0) * vessel), f)
-        avg = avg + rng.normal(0.0, level * noise, avg.shape)
-        img = sitk.GetImageFromArray(avg.astype(np.float32))
-        sp = [FINE_MM * f[2], FINE_MM * f[1], FINE_MM * f[0]]
-        img.SetSpacing(sp)
-        img.SetOrigin([float(corner[a] + sp[a] / 2) for a in range(3)])
-        series.append(Series(c, [img], [{"b_value": 800.0}] if c == "dwi" else [{}]))
+        signal = liver_fine + k * lesion + (vessel_level or VESSEL_LEVEL).get(c, 1.0) * vessel
+        series.append(_block_series(c, f, signal, noise, rng, corner))
     images = lesion_channels(series)
     truth = _box_average(lesion.astype(np.float32), FACTORS["t1_hepatobiliary"]) >= 0.5
     liver = sitk.GetImageFromArray((_box_average(liver_fine.astype(np.float32), (4, 2, 2)) >= 0.5).astype(np.uint8))
@@ -273,19 +281,12 @@ def rim_nodule_study(seed: int, ratios: dict | None = None, diameter_mm: tuple[f
     d2 = (x[None, None, :] - centre[0]) ** 2 + (y[None, :, None] - centre[1]) ** 2 + (z[:, None, None] - centre[2]) ** 2
     core, nodule = d2 <= core_radius ** 2, d2 <= radius ** 2
     snr = rng.uniform(25.0, 40.0)
-    from LiverMetsReviewLib.series import Series
-
     series = []
     for c, f in STUDY_FACTORS.items():
         k_core, k_rim = (k * rng.uniform(0.97, 1.03) for k in (ratios or RIM_NODULE_RATIO)[c])
-        level = 1200.0 if c == "adc_scanner" else 1000.0
         noise = {"dwi": 3.0 / snr, "adc_scanner": 0.1}.get(c, 1.0 / snr)
-        avg = _box_average(level * (~nodule + k_core * core + k_rim * (nodule & ~core)), f)
-        img = sitk.GetImageFromArray((avg + rng.normal(0.0, level * noise, avg.shape)).astype(np.float32))
-        sp = [FINE_MM * f[2], FINE_MM * f[1], FINE_MM * f[0]]
-        img.SetSpacing(sp)
-        img.SetOrigin([float(corner[a] + sp[a] / 2) for a in range(3)])
-        series.append(Series(c, [img], [{"b_value": 800.0}] if c == "dwi" else [{}]))
+        signal = ~nodule + k_core * core + k_rim * (nodule & ~core)
+        series.append(_block_series(c, f, signal, noise, rng, corner))
     images = lesion_channels(series)
     truth = _box_average(nodule.astype(np.float32), STUDY_FACTORS["t1_hepatobiliary"]) >= 0.5
     liver = sitk.GetImageFromArray(np.ones(truth.shape, np.uint8))
@@ -314,21 +315,13 @@ def _render_parts(lesion: np.ndarray, parts: list[tuple[np.ndarray, dict]], rng:
     each (mask, {series: (low, high) signal / liver signal}) part at a ratio drawn per series, with noise at a drawn
     SNR (high-b DWI a third of it, ADC a 10 % SD); the truth is the reference voxels at least half ``lesion``."""
     snr = rng.uniform(20.0, 40.0)
-    from LiverMetsReviewLib.series import Series
-
     series = []
     for c, f in STUDY_FACTORS.items():
-        level = 1200.0 if c == "adc_scanner" else 1000.0
         noise = {"dwi": 3.0 / snr, "adc_scanner": 0.1}.get(c, 1.0 / snr)
         signal = (~lesion).astype(np.float32)
         for mask, ratio in parts:
             signal += rng.uniform(*ratio[c]) * mask
-        avg = _box_average(level * signal, f)
-        img = sitk.GetImageFromArray((avg + rng.normal(0.0, level * noise, avg.shape)).astype(np.float32))
-        sp = [FINE_MM * f[2], FINE_MM * f[1], FINE_MM * f[0]]
-        img.SetSpacing(sp)
-        img.SetOrigin([float(BLOCK_CORNER[a] + sp[a] / 2) for a in range(3)])
-        series.append(Series(c, [img], [{"b_value": 800.0}] if c == "dwi" else [{}]))
+        series.append(_block_series(c, f, signal, noise, rng, BLOCK_CORNER))
     images = lesion_channels(series)
     truth = _box_average(lesion.astype(np.float32), STUDY_FACTORS["t1_hepatobiliary"]) >= 0.5
     liver = sitk.GetImageFromArray(np.ones(truth.shape, np.uint8))
