@@ -309,12 +309,12 @@ def _grow_compartments(z: np.ndarray, d2_liver: np.ndarray, core_z: np.ndarray, 
     round a small nodule's core; a mixture there has one fraction on the series of the reference grid, so an
     ablation zone's granulation rim is not taken for a recurrence nodule's partial volume), and kept only if the
     region it makes stays inside the radius (a rim or a nodule closes on itself, a vessel or a neighbouring organ
-    runs on) and is not smaller than the region without it (a
-    compartment that re-explains the region's own voxels as its partial volume, as a recurrence's nodule did for
-    the zone's granulation tissue, adds no tissue). After each step the compartments are re-estimated from the
-    region's interior. When the radius is not the last one tried (``final`` false), a compartment that
-    reaches it may belong to a lesion larger than the radius (the rim of a 45 mm metastasis clicked at its
-    centre reaches 25 mm): :class:`_Leak` sends the click to the larger radius rather than dropping the rim.
+    runs on) and is not smaller than the region without it (a compartment that re-explains the region's own
+    voxels as its partial volume, as a recurrence's nodule did for the zone's granulation tissue, adds no tissue).
+    After each step the compartments are re-estimated from the region's interior. When the radius is not the last
+    one tried (``final`` false), a compartment that reaches it may belong to a lesion larger than the radius (the
+    rim of a 45 mm metastasis clicked at its centre reaches 25 mm): :class:`_Leak` sends the click to the larger
+    radius rather than dropping the rim.
     """
     k = z.shape[0]
     outlier = chi2_quantile(opts.outlier_probability, k)
