@@ -8,6 +8,7 @@ import base64
 import json
 import re
 import shutil
+from html import escape as escape_html
 from html.parser import HTMLParser
 
 import numpy as np
@@ -136,6 +137,22 @@ def test_text_report_numbers_are_the_review_s(folder):
                 assert c["text"] in block, (les["id"], c["text"])
                 assert c["holds"] is None or "lesion." not in c["text"], c["text"]  # a name, not a value key
     assert "does not replace" in text or "do not replace" in text
+
+
+def test_pitfalls_are_named_as_the_checklist_names_them(folder):
+    """The reader sees each pitfall in play under its checklist name (with the lesions it concerns), not an id."""
+    review = json.loads((folder / "review" / "review.json").read_text())
+    in_play = {p["item"]: p["name"] for les in review["lesions"] for p in les["pitfalls_in_play"]}
+    assert in_play, "the small phantom's review puts no pitfall in play: the test would prove nothing"
+    line = next(s for s in (folder / "report" / "report.txt").read_text().splitlines()
+                if s.startswith("Pitfalls considered:"))
+    for item, name in in_play.items():
+        assert f"{name} (" in line and f"{item.replace('_', ' ')} (" not in line, (item, name, line)
+    html = (folder / "report" / "report.html").read_text()
+    assert all(escape_html(name) in html for name in in_play.values())
+    md = next(s for s in (folder / "review" / "review.md").read_text().splitlines()
+              if s.startswith("- Pitfalls in play:"))
+    assert all(f"{name} (" in md for name in in_play.values()), md
 
 
 def test_key_images_per_lesion(folder):

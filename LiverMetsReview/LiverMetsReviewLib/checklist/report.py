@@ -12,6 +12,26 @@ def _fmt(v: Any, unit: str = "") -> str:
     return "not measured" if v is None else f"{v:.1f}{unit}"
 
 
+def pitfall_names(doc: Mapping[str, Any]) -> dict[str, str]:
+    """{item id: checklist name} of every pitfall item of a review (study items and each lesion's in play)."""
+    names = {i["id"]: i["name"] for i in doc["study"].get("items") or [] if i.get("name")}
+    for les in doc.get("lesions") or []:
+        names.update({p["item"]: p["name"] for p in les.get("pitfalls_in_play") or [] if p.get("name")})
+    return names
+
+
+def pitfalls_text(in_play: list[str], names: Mapping[str, str] | None = None) -> str:
+    """The study's pitfalls in play (``["pitfall", "lesion: pitfall", ...]``) grouped by pitfall, each under its
+    checklist name (the reader knows "Pseudocirrhosis after chemotherapy", not an id): "name (lesion, ...); ..."
+    or "none"."""
+    names = names or {}
+    by: dict[str, list[str]] = {}
+    for entry in in_play:
+        lesion, _, pitfall = entry.partition(": ")
+        by.setdefault(pitfall or lesion, []).append(lesion if pitfall else "study")
+    return "; ".join(f"{names.get(p) or p.replace('_', ' ')} ({', '.join(ls)})" for p, ls in by.items()) or "none"
+
+
 def review_markdown(doc: Mapping[str, Any]) -> str:
     s = doc["study"]["summary"]
     lines = [f"# Liver lesion review (checklist {doc['checklist_version']})", "",
@@ -22,7 +42,7 @@ def review_markdown(doc: Mapping[str, Any]) -> str:
              f"- Background fat fraction: {_fmt(s['background_fat_percent'], ' %')}"
              f" ({s['background_fat_origin'] or '-'})",
              f"- HBP function: {s['hbp_function']} (liver HBP enhancement {_fmt(s['hbp_liver_re_percent'], ' %')})",
-             f"- Pitfalls in play: {', '.join(s['pitfalls_in_play']) or 'none'}", ""]
+             f"- Pitfalls in play: {pitfalls_text(s['pitfalls_in_play'], pitfall_names(doc))}", ""]
     for it in doc["study"]["items"]:
         if it["applicable"]:
             lines.append(f"- {it['name']}: suggested **{it['suggested']}**"

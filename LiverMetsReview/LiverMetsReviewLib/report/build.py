@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..checklist.report import pitfall_names
 from ..errors import LiverMetsError
 from ..resources import read_json_file
 from .sections import clinical_context, enhancement_pattern, liver_background, map_rows, study_header
@@ -157,6 +158,7 @@ def gather_report(inputs: ReportInputs) -> dict[str, Any]:
                 "progress": les.get("progress") or {}, "record": by_id.get(les["id"])} for les in review["lesions"]]
     measured = {r["image"] for m in mdoc.get("lesions", []) for r in m.get("measurements", [])}
     return {"checklist_version": review.get("checklist_version"), "summary": review["study"]["summary"],
+            "pitfall_names": pitfall_names(review),
             "study_progress": review["study"].get("progress") or {}, "header": study_header(study_dir),
             "context": clinical_context(review, study_dir), "series": series,
             "maps": map_rows(mdoc, measured) if lesions_dir else [], "liver": liver_background(review, liver),

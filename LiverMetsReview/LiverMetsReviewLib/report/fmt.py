@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..anatomy import roman, segment_text  # noqa: F401  (roman: re-exported for the report's sections)
+from ..checklist.report import pitfalls_text  # noqa: F401  (one wording: review.md and the report)
 
 DECIMALS = {"long_axis": 1, "short_axis": 1, "volume": 2, "adc": 0, "fat": 1, "liver_volume": 0,
             "background_fat": 1, "hbp_re": 0, "ratio": 2}
@@ -19,12 +20,3 @@ def with_unit(kind: str, value: float | None, missing: str = "not measured") -> 
 
 
 segment = segment_text  # "segment VII (VII/VIII border)": one wording for every output (..anatomy)
-
-
-def pitfalls_text(in_play: list[str]) -> str:
-    """``["lesion: pitfall", ...]`` grouped by pitfall: "pitfall (lesion, lesion); ..." or "none"."""
-    by: dict[str, list[str]] = {}
-    for entry in in_play:
-        lesion, _, pitfall = entry.partition(": ")
-        by.setdefault(pitfall or lesion, []).append(lesion if pitfall else "study")
-    return "; ".join(f"{p.replace('_', ' ')} ({', '.join(ls)})" for p, ls in by.items()) or "none"

@@ -76,7 +76,8 @@ def _liver(data: dict[str, Any]) -> str:
                    + (f' data-value="{r["value"]!r}">{with_unit(r["kind"], r["value"])}' if r["value"] is not None
                       else f' class="missing">{escape(r["why"])}') + "</td></tr>" for r in data["liver"])
     body += f"<tr><th>HBP function</th><td>{escape(str(s.get('hbp_function') or 'not assessed'))}</td></tr>"
-    body += f"<tr><th>Pitfalls in play</th><td>{escape(pitfalls_text(s.get('pitfalls_in_play') or []))}</td></tr>"
+    pitfalls = pitfalls_text(s.get("pitfalls_in_play") or [], data.get("pitfall_names"))
+    body += f"<tr><th>Pitfalls in play</th><td>{escape(pitfalls)}</td></tr>"
     items = data["study_items"]
     open_ = "".join(f'<li class="unanswered">{escape(u["name"])} (suggested {escape(str(u["suggested"]))})</li>'
                     for u in items["unanswered"])

@@ -43,6 +43,6 @@ def report_text(data: dict[str, Any]) -> str:
     if ctx.get("Primary tumour"):
         lines.append(f"Clinical context: primary tumour {ctx['Primary tumour']}.")
     if s.get("pitfalls_in_play"):
-        lines.append(f"Pitfalls considered: {pitfalls_text(s['pitfalls_in_play'])}.")
+        lines.append(f"Pitfalls considered: {pitfalls_text(s['pitfalls_in_play'], data.get('pitfall_names'))}.")
     lines += ["", f"Checklist version {data['checklist_version']}. {data['statement']}"]
     return "\n".join(lines) + "\n"
