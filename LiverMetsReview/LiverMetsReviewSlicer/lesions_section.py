@@ -159,13 +159,25 @@ class LesionsSection(Section, VTKObservationMixin):
 
     def startPlacing(self, pointList) -> None:
         """Slicer's place mode on ``pointList``: the next click in any view places one control point."""
+        self._observe()  # a list created just now is followed before the click, not only once the node's events ran
         markupsLogic = slicer.modules.markups.logic()
         markupsLogic.SetActiveList(pointList)
         markupsLogic.StartPlaceMode(False)
         self.ui.lesionsResultLabel.text = _("Click in any view.")
 
     def onSeedPlaced(self, caller=None, event=None) -> None:
+        """A point placed in the seed list: segmented once Slicer has finished placing it.
+
+        The event fires from inside the markups code that then still uses the point's index (read in Slicer
+        v5.12.3: vtkMRMLMarkupsNode::AddControlPoint returns it; a click goes through
+        vtkMRMLMarkupsDisplayNode::UpdateActiveControlPointWorld, whose index vtkSlicerMarkupsWidget::PlacePoint
+        makes the active control point). A refused point removed here would leave them a stale index, and the
+        core's work and an error dialog would run inside the view's mouse event: both wait for the event loop."""
         if not self._busy:
+            qt.QTimer.singleShot(0, self._segmentPlacedSeeds)
+
+    def _segmentPlacedSeeds(self) -> None:
+        if self.pack is not None and self.pack.seeds is not None and not self._busy:  # the scene may have closed
             self.segmentPendingSeeds()
 
     def addLesionAt(self, rasPoint, kind: str | None = None) -> str | None:
@@ -175,7 +187,7 @@ class LesionsSection(Section, VTKObservationMixin):
             self.pack.lesionType = kind
         seeds = self.seedList()
         pointId = seeds.GetNthControlPointID(seeds.AddControlPoint(list(rasPoint), ""))
-        self.segmentPendingSeeds()  # already done when adding the point fired PointPositionDefinedEvent
+        self.segmentPendingSeeds()  # now: the call onSeedPlaced deferred will find nothing left to do
         index = seeds.GetControlPointIndexByID(pointId)
         return nodes.seedLesionId(seeds.GetNthControlPointDescription(index)) if index >= 0 else None
 
@@ -221,7 +233,13 @@ class LesionsSection(Section, VTKObservationMixin):
     # ------------------------------------------------------------------------------------------ liver
 
     def onLiverSeedPlaced(self, caller=None, event=None) -> None:
-        pointList: vtkMRMLMarkupsFiducialNode = self.pack.liverSeeds
+        """The liver is outlined once Slicer has finished placing the point (see ``onSeedPlaced``)."""
+        qt.QTimer.singleShot(0, self._findLiverAtSeed)
+
+    def _findLiverAtSeed(self) -> None:
+        pointList: vtkMRMLMarkupsFiducialNode | None = self.pack.liverSeeds if self.pack is not None else None
+        if pointList is None or pointList.GetNumberOfControlPoints() == 0:
+            return
         index = pointList.GetNumberOfControlPoints() - 1
         ras = [0.0, 0.0, 0.0]
         pointList.GetNthControlPointPositionWorld(index, ras)

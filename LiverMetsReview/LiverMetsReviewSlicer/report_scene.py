@@ -67,8 +67,9 @@ def viewerVolume(node: slicer.vtkMRMLScalarVolumeNode, database, notes: list[str
     instances = dicomInstances(node, database)
     if node.GetAttribute(INSTANCE_UIDS) and database is None:
         notes.append(f"{node.GetName()}: Slicer's DICOM database is not open, so its DICOM files are not known.")
-    if node.GetParentTransformNode() is not None:
-        notes.append(f"{node.GetName()} is moved by a transform, which the study folder does not apply.")
+    if node.GetParentTransformNode() is not None:  # its DICOM files hold it where it was acquired, not moved
+        notes.append(f"{node.GetName()} is moved by a transform: the study folder holds it where the scene shows it, "
+                     "not its DICOM images.")
         instances = []
     return ViewerVolume(
         pullImage(node), node.GetAttribute(attributes.ROLE), node.GetName(), b_value=_float(node, attributes.B_VALUE),

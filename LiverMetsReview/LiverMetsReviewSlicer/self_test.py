@@ -83,7 +83,7 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Widget test passed")
 
     def test_lesion_by_a_click_through_the_widget(self):
-        """Lesions section: a click at the phantom's largest lesion (its truth centre, LPS -> RAS) through the widget
+        """Lesions section: "Add lesion" and a click at the phantom's largest lesion (its truth centre, LPS -> RAS)
         gives a segment with Dice > 0.8 against the truth and measures near the truth; saved to .mrb and reloaded,
         the segment, its tags, the seed, the diameter lines and the table come back."""
         import tempfile
@@ -101,7 +101,18 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         truthLesion = max(study.truth["lesions"], key=lambda les: float(les["diameter_mm"]))
         params.lesions.lesionType = "metastasis"
         self.assertEqual(lesions.ui.lesionTypeComboBox.currentIndex, LESION_KINDS.index("metastasis"))
-        lesionId = lesions.addLesionAt(lpsToRas(truthLesion["centre_mm"]))
+        # "Add lesion": Slicer's one-time place mode on the seed list. The click: the markups widget defines the
+        # point (vtkSlicerMarkupsWidget::PlacePoint; AddControlPoint fires the same PointPositionDefinedEvent) and
+        # leaves place mode; the section segments the point once the event loop runs (read in Slicer v5.12.3).
+        lesions.ui.addLesionButton.click()
+        interactionNode = slicer.app.applicationLogic().GetInteractionNode()
+        self.assertEqual(interactionNode.GetCurrentInteractionMode(), slicer.vtkMRMLInteractionNode.Place)
+        seeds = params.lesions.seeds  # slicer-class: vtkMRMLMarkupsFiducialNode
+        seeds.AddControlPoint(list(lpsToRas(truthLesion["centre_mm"])))
+        interactionNode.SetCurrentInteractionMode(slicer.vtkMRMLInteractionNode.ViewTransform)
+        self.assertTrue(self._processEventsUntil(lambda: lesion_nodes.lesionSegmentIds(params.lesions.segmentation)),
+                        lesions.ui.lesionsResultLabel.text)
+        lesionId = lesion_nodes.seedLesionId(seeds.GetNthControlPointDescription(0))
         self.assertEqual(lesionId, "L1", lesions.ui.lesionsResultLabel.text)
 
         segmentationNode, reference = params.lesions.segmentation, params.lesions.referenceVolume
@@ -149,6 +160,16 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         self.assertEqual([lesions.ui.lesionTableWidget.item(0, c).text()
                           for c in range(len(lesion_nodes.TABLE_COLUMNS))], rowBefore)
         self.delayDisplay("Lesion test passed")
+
+    @staticmethod
+    def _processEventsUntil(done, seconds: float = 60.0) -> bool:
+        """Let Qt's event loop run (deferred work: QTimer.singleShot) until ``done()`` or the time is up."""
+        import time
+
+        end = time.monotonic() + seconds
+        while not done() and time.monotonic() < end:
+            slicer.app.processEvents()
+        return bool(done())
 
     def _readerPath(self, widget, seed: int) -> None:
         import tempfile

@@ -11,6 +11,7 @@ import importlib
 import json
 import sys
 import types
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -331,7 +332,10 @@ def section_edge(edge, monkeypatch):
     slicer.vtkSegmentation = types.SimpleNamespace(SourceRepresentationModified="SourceRepresentationModified",
                                                    SegmentModified="SegmentModified")
     qt = types.ModuleType("qt")
-    qt.QTimer, qt.QTableWidgetItem, qt.Qt = _Timer, _Item, types.SimpleNamespace(UserRole=32)
+    qt.single_shots = []  # QTimer.singleShot(0, callable): run when the test lets the event loop run
+    single_shot = staticmethod(lambda msec, callback: qt.single_shots.append(callback))
+    qt.QTimer = type("QTimer", (_Timer,), {"singleShot": single_shot})
+    qt.QTableWidgetItem, qt.Qt = _Item, types.SimpleNamespace(UserRole=32)
     i18n = types.ModuleType("slicer.i18n")
     i18n.tr = lambda text: text
     pnw = types.ModuleType("slicer.parameterNodeWrapper")
@@ -386,3 +390,122 @@ def test_opened_scene_shows_its_lesions_once_the_segments_are_read(section_edge,
     assert [[table.rows[r][c] for c in range(len(nodes.TABLE_COLUMNS))] for r in range(table.rowCount)] == list(
         written.values())
     assert any(obj is segmentation for obj, _event, _callback in section.observed)  # edits are followed
+
+
+# --------------------------------------------------------------------------------- a click in place mode
+
+
+class _SeedList:
+    """vtkMRMLMarkupsFiducialNode as Slicer fills it on a click (read in v5.12.3): vtkMRMLMarkupsNode::AddControlPoint
+    and ::SetNthControlPointPositionOrientationWorld fire PointPositionDefinedEvent from inside, and the caller goes
+    on with the point's index (AddControlPoint returns it; vtkSlicerMarkupsWidget::PlacePoint makes it the active
+    control point): a point removed meanwhile leaves them an index that no longer exists."""
+
+    def __init__(self, section) -> None:
+        self.section, self.points, self.active, self._next = section, [], None, 0
+
+    def _fire(self, event):
+        for obj, observed, callback in list(self.section.observed):
+            if obj is self and observed == event:
+                callback(self, event)
+
+    def AddControlPoint(self, ras, label=""):  # noqa: N802 - Slicer's spelling
+        self._next += 1
+        self.points.append({"id": str(self._next), "ras": list(ras), "label": label, "description": ""})
+        index = len(self.points) - 1
+        self._fire("PointPositionDefinedEvent")
+        assert index < len(self.points), "control point removed inside its own PointPositionDefinedEvent"
+        self.active = self.points[index]["id"]  # PlacePoint: SetActiveControlPoint(controlPointIndex)
+        return index
+
+    def GetNumberOfControlPoints(self):  # noqa: N802
+        return len(self.points)
+
+    def GetNthControlPointID(self, n):  # noqa: N802
+        return self.points[n]["id"]
+
+    def GetControlPointIndexByID(self, point_id):  # noqa: N802
+        return next((i for i, p in enumerate(self.points) if p["id"] == point_id), -1)
+
+    def GetNthControlPointDescription(self, n):  # noqa: N802
+        return self.points[n]["description"]
+
+    def SetNthControlPointDescription(self, n, text):  # noqa: N802
+        self.points[n]["description"] = text
+
+    def SetNthControlPointLabel(self, n, text):  # noqa: N802
+        self.points[n]["label"] = text
+
+    def GetNthControlPointPositionWorld(self, n, out):  # noqa: N802
+        out[:] = self.points[n]["ras"]
+
+    def RemoveNthControlPoint(self, n):  # noqa: N802
+        del self.points[n]
+
+
+@pytest.fixture()
+def placing(section_edge, monkeypatch):
+    """The Lesions section bound to a pack whose seed list is a ``_SeedList``; the core's answer is the test's."""
+    scene, ls = section_edge
+
+    @contextmanager
+    def try_with_error_display(message=None, show=True, waitCursor=False):  # noqa: N803
+        yield  # Slicer's testing mode: errors propagate
+
+    sys.modules["slicer"].util.tryWithErrorDisplay = try_with_error_display
+    ui = types.SimpleNamespace(lesionTableWidget=_Table(), lesionsResultLabel=types.SimpleNamespace(text=""),
+                               lesionTypeComboBox=None)
+    section = ls.LesionsSection()
+    section.ui = ui
+    seeds = _SeedList(section)
+    pack = types.SimpleNamespace(segmentation=None, seeds=seeds, liverSeeds=None, referenceVolume=None,
+                                 lesionType="metastasis")
+    section.params = types.SimpleNamespace(lesions=pack)
+    section._observe()
+    return section, seeds, ls, sys.modules["qt"].single_shots
+
+
+def _event_loop(single_shots):
+    while single_shots:
+        single_shots.pop(0)()
+
+
+def test_a_refused_click_is_removed_after_slicer_has_placed_it(placing, monkeypatch):
+    """The core refuses the point: the seed is removed and the reason shown, but only once the event loop runs,
+    never inside the point's own PointPositionDefinedEvent (the stand-in asserts that, as Slicer's callers need)."""
+    section, seeds, ls, single_shots = placing
+    reason = "the point lies in a vessel, not in a lesion"
+
+    def refuse(review, ras, lesion_id, kind, **options):
+        raise ls.LiverMetsError(reason)
+
+    monkeypatch.setattr(ls.lesion_logic, "segmentAt", refuse)
+    seeds.AddControlPoint([12.5, -40.0, 7.0])  # the click, in place mode
+    assert seeds.GetNumberOfControlPoints() == 1 and seeds.active == seeds.points[0]["id"]
+    _event_loop(single_shots)
+    assert seeds.GetNumberOfControlPoints() == 0
+    assert section.ui.lesionsResultLabel.text == f"No lesion added: {reason}"
+
+    assert section.addLesionAt([1.0, 2.0, 3.0]) is None  # the script path: synchronous, same refusal
+    assert seeds.GetNumberOfControlPoints() == 0 and reason in section.ui.lesionsResultLabel.text
+    _event_loop(single_shots)  # the deferred call finds nothing left
+    assert seeds.GetNumberOfControlPoints() == 0
+
+
+def test_an_accepted_click_is_segmented_at_its_position(placing, monkeypatch):
+    section, seeds, ls, single_shots = placing
+    calls = []
+
+    def accept(review, ras, lesion_id, kind, **options):
+        calls.append((list(ras), lesion_id, kind))
+        return {"long_axis_mm": 21.0, "short_axis_mm": 13.0, "volume_ml": 2.5}
+
+    monkeypatch.setattr(ls.lesion_logic, "segmentAt", accept)
+    seeds.AddControlPoint([12.5, -40.0, 7.0])
+    assert calls == []  # not inside the event
+    _event_loop(single_shots)
+    assert calls == [([12.5, -40.0, 7.0], "L1", "metastasis")]
+    assert seeds.points[0]["label"] == "L1" and ls.nodes.seedLesionId(seeds.points[0]["description"]) == "L1"
+    assert section.addLesionAt([1.0, 2.0, 3.0], "cyst") == "L2"
+    _event_loop(single_shots)
+    assert [c[1:] for c in calls] == [("L1", "metastasis"), ("L2", "cyst")]  # each point segmented once

@@ -545,6 +545,9 @@ class _FakeVolumeNode:
     def GetRASToIJKMatrix(self, matrix: _FakeMatrix4x4) -> None:  # noqa: N802
         matrix.m = np.linalg.inv(self.ijk_to_ras)
 
+    def GetParentTransformNode(self):  # noqa: N802 - not moved by a transform
+        return None
+
 
 class _FakeScalarVolumeNode(_FakeVolumeNode):
     """What sitkUtils.PushVolumeToSlicer returns, reduced to the calls the Slicer side makes."""
@@ -878,6 +881,9 @@ class _FakeMrmlNode:
 
     def GetDisplayNode(self):  # noqa: N802
         return self.display
+
+    def GetParentTransformNode(self):  # noqa: N802 - not moved by a transform
+        return None
 
 
 class _FakeVolume(_FakeMrmlNode):
