@@ -165,11 +165,14 @@ def answerText(row: Mapping[str, Any]) -> str:
     return _("Your answer: {answer}").format(answer=row["answer"]) + note
 
 
-def impressionText(part: Mapping[str, Any] | None, step: str) -> str:
-    """A lesion's impression with the items that drove it; for the study step, the study summary."""
+def impressionText(part: Mapping[str, Any] | None, step: str, pitfallNames: Mapping[str, str] | None = None) -> str:
+    """A lesion's impression with the items that drove it; for the study step, the study summary (its pitfalls
+    under their checklist names, ``pitfallNames``)."""
     if part is None:
         return ""
     if step == STUDY:
+        from LiverMetsReviewLib.checklist.report import pitfalls_text
+
         s = part["summary"]
         fat = s.get("background_fat_percent")
         return "\n".join([
@@ -177,7 +180,7 @@ def impressionText(part: Mapping[str, Any] | None, step: str) -> str:
                 n=s["lesion_count"], cats=", ".join(f"{k} {v}" for k, v in s["by_impression"].items()) or "-"),
             _("Background fat: {fat}; HBP function: {hbp}").format(
                 fat="-" if fat is None else f"{fat:.1f} %", hbp=s["hbp_function"]),
-            _("Pitfalls in play: {p}").format(p=", ".join(s["pitfalls_in_play"]) or "none")])
+            _("Pitfalls in play: {p}").format(p=pitfalls_text(s["pitfalls_in_play"], pitfallNames))])
     imp = part["impression"]
     lines = [_("Impression: {category}").format(category=imp["category"])]
     if imp.get("wording"):
@@ -423,7 +426,9 @@ class ChecklistSection(Section):
         ui.stepComboBox.currentIndex = names.index(step) if step in names else 0
         part = stepResult(result, step)
         ui.progressLabel.text = progressText(part["progress"]) if part else ""
-        ui.impressionLabel.text = impressionText(part, step)
+        from LiverMetsReviewLib.checklist.report import pitfall_names
+
+        ui.impressionLabel.text = impressionText(part, step, pitfall_names(result))
         rows = applicableRows(result, step)
         if row is None:
             ui.itemLabel.text, ui.suggestionLabel.text, ui.evidenceLabel.text, ui.answerLabel.text = "", "", "", ""

@@ -281,3 +281,18 @@ def test_merge_keeps_the_latest_answer_per_item(edge):
     b = {"L1": {"x": {"answer": "no", "at": "2026-01-01T10:00:05+00:00"}, "y": {"answer": "yes", "at": "0"}}}
     assert cs.mergeAnswers(a, b) == {"L1": {"x": b["L1"]["x"], "y": b["L1"]["y"]}, "study": a["study"]}
     assert cs.mergeAnswers(b, a)["L1"]["x"]["answer"] == "no"
+
+
+def test_study_step_names_the_pitfalls_in_play(edge, monkeypatch, tmp_path, context_file):
+    """The study step's summary lists the pitfalls in play under the checklist's names, as the report does."""
+    cs = edge
+    lesions = drawn_lesions(0)
+    path, context = context_file
+    section, pack = new_section(cs, Scene(cs, lesions), monkeypatch, tmp_path / "review", path)
+    section.goToStep("study")
+    expected = engine(lesions, context)
+    named = {p["item"]: p["name"] for les in expected["lesions"] for p in les["pitfalls_in_play"]}
+    assert named, "the drawn lesions put no pitfall in play: the test would prove nothing"
+    line = next(s for s in section.ui.impressionLabel.text.splitlines() if s.startswith("Pitfalls in play:"))
+    for item, name in named.items():
+        assert f"{name} (" in line and f": {item}" not in line, (item, name, line)
