@@ -418,7 +418,7 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
                              "series (--series) or give the liver drawn by the reader (--liver-mask)")
     work, arr, body = prepared(image)
     spacing = work.GetSpacing()[::-1]
-    edge = edges(work)
+    edge = edges(work, body)
     lo, hi = _value("liver_volume_ml")
     voxel_ml = float(np.prod(spacing)) / 1000.0
     samples: dict[tuple[int, int, int], np.ndarray] = {}
