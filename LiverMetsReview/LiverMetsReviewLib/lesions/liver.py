@@ -5,6 +5,8 @@ Method (parameters and their reasons in ``resources/liver_segmentation.json``):
 1. one series is used (the named one, else the first present of ``series_preference``);
 2. it is put on a working grid independent of how it was stored: axes in patient order (DICOMOrient LPS),
    averaged to ~3 mm where finer; corrected for the coil's bias field with N4 (on a shrunk copy) and smoothed;
+   a signal change between neighbouring voxels is an edge only when the image's noise does not explain it
+   (``liver_grid.noise_edge_level``);
 3. a click is moved to the calm interior of the tissue it fell in (near the capsule or a vessel the clicked voxel
    is partial volume); a robust intensity model (median, 1.4826 x MAD, clamped to a relative floor and
    ceiling) is estimated from that tissue around the seed; the liver window is median +/- k sigma; each further
@@ -418,7 +420,7 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
                              "series (--series) or give the liver drawn by the reader (--liver-mask)")
     work, arr, body = prepared(image)
     spacing = work.GetSpacing()[::-1]
-    edge = edges(work)
+    edge = edges(work, body)
     lo, hi = _value("liver_volume_ml")
     voxel_ml = float(np.prod(spacing)) / 1000.0
     samples: dict[tuple[int, int, int], np.ndarray] = {}

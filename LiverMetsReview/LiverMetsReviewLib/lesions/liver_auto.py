@@ -30,7 +30,7 @@ def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image, *,
     suppression)."""
     p = parameters()["auto_seed"]
     spacing = work.GetSpacing()[::-1]
-    grad = edges(work)
+    grad = edges(work, body)
     background = np.percentile(arr[body], 25)
     smooth = (grad < p["edge_fraction"] * np.maximum(arr, 1e-6)) & (arr > background) & body
     if exclude is not None:
