@@ -1,6 +1,6 @@
 """Checklist 1.6: FNH-like nodules against their mimics. Gadoxetate uptake read as the lesion's gain over the
 pre-contrast phase (as a subtraction image); a nodule with FNH-like enhancement and uptake that truly restricts
-left indeterminate.
+left indeterminate; an FNH's own T2 (near the liver's) told from a haemangioma's by its T2 time.
 
 Signal model of the fat-suppressed T1 series (brief section 1): a lesion-to-liver ratio p before contrast becomes
 p (1 + RE_lesion) / (1 + RE_liver) in the hepatobiliary phase; a fat-suppressed voxel shows only its water, so a
@@ -124,3 +124,31 @@ def test_a_restricting_nodule_with_uptake_is_indeterminate_and_a_fat_containing_
         fat_cases += 1
     assert fat_cases >= 5
 
+
+def test_an_fnh_like_nodule_with_the_fnh_s_own_t2_is_not_left_indeterminate():
+    """An FNH's T2 is 66 +/- 7 ms against the liver's 54 (S10: 1.22 +/- 0.13 times the liver's), so it often looks
+    mildly brighter than the liver on T2; every haemangioma is at least 82 ms (1.52 times, S10-S13). A nodule of
+    15 mm or more with arterial hyperenhancement, no washout, gadoxetate uptake and persistent portal venous
+    enhancement is FNH-like when its T2 time is an FNH's, not a haemangioma's; up to checklist 1.6.0 the rule asked
+    for no T2 hyperintensity at all (signal ratio < 1.10), and such a nodule was indeterminate."""
+    import math
+
+    from LiverMetsReviewLib.checklist.inputs import t2_figures
+
+    by_field = load_checklist()["physics"]["liver_t2_ms_by_field"]["value"]
+    rng = np.random.default_rng(53)
+    for _ in range(12):
+        field, te = str(rng.choice(["1.5", "3.0"])), rng.uniform(70, 110)
+        t2_liver = by_field[field]
+        figures = t2_figures({"echo_time_ms": te, "field_strength_t": float(field)}, by_field)
+        les = fnh_like(rng)
+        les["values"].update({"lesion.long_axis": rng.uniform(16, 41),
+                              "lesion.t1_portal_venous.ratio": rng.uniform(1.12, 1.25),
+                              "lesion.re_portal_venous.lesion.median": rng.uniform(110, 150),
+                              "lesion.re_portal_venous.reference.median": rng.uniform(50, 70)})
+        for ratio, benign in ((rng.uniform(66 - 2 * 7, 66 + 2 * 7) / 54, True), (rng.uniform(82, 250) / 54, False)):
+            les["values"]["lesion.t2.ratio"] = math.exp(te / t2_liver - te / (t2_liver * ratio))
+            r = review([les], figures, ctx())
+            assert item(r, "n1", "persistent_enhancement")["suggested"] == "yes"
+            got = r["lesions"][0]["impression"]["category"]
+            assert (got == FNH) is benign, (ratio, field, te, got)
