@@ -8,7 +8,8 @@ Prints the Dice distribution per type and per size band, the spread of the drawn
 (main compartment) and of field strength, SNR and vendor, the clicks below the issue's bar, every refused
 click with its sentence (by type and size), and the lesions left unscored because no voxel of the reference grid
 is at least half lesion (4-6 mm lesions on the small phantom's 3 x 3 x 6 mm voxels: the truth is empty).
-Run: ``python benchmarks/validate_lesions.py [--studies N] [--small] [--first-seed S]``.
+Run: ``python benchmarks/validate_lesions.py [--studies N] [--small] [--first-seed S] [--fixed] [--out F.json]``
+(``--fixed``: the fixed catalogue, noise seeds from S).
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ def tie_neutral_dice(mask: np.ndarray, cover: np.ndarray) -> float:
     return 2.0 * float((m & t).sum()) / max(1, int(m.sum()) + int(t.sum()))
 
 
-def study_for(i: int, size: str, first_seed: int = 100):
+def study_for(i: int, size: str, first_seed: int = 100, fixed: bool = False):
     kwargs = {"size": size}
-    if "vary" in inspect.signature(generate_phantom).parameters:
+    if not fixed and "vary" in inspect.signature(generate_phantom).parameters:
         kwargs["vary"] = True
     return generate_phantom(first_seed + i, SCENARIOS[i % len(SCENARIOS)], **kwargs), bool(kwargs.get("vary"))
 
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", action="store_true", help="small phantoms (3 mm pixels): fast, coarse")
     ap.add_argument("--first-seed", type=int, default=100,
                     help="phantom seed of the first study (100-119 were used while developing; take others to check)")
+    ap.add_argument("--fixed", action="store_true", help="the fixed catalogue (vary off): new noise and scenario only")
     ap.add_argument("--out", type=Path, help="write every click (seed, label, type, diameter, offset, Dice) as JSON")
     args = ap.parse_args(argv)
     by_type: dict[str, list[float]] = defaultdict(list)
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     varied = False
     for i in range(args.studies):
         t0 = time.perf_counter()
-        study, varied = study_for(i, "small" if args.small else "standard", args.first_seed)
+        study, varied = study_for(i, "small" if args.small else "standard", args.first_seed, args.fixed)
         images = lesion_channels(study.series)
         liver = sitk.Cast(study.labelmap == 4, sitk.sitkUInt8)
         for les in study.truth["lesions"]:

@@ -383,3 +383,19 @@ def ablation_recurrence_study(seed: int) -> DrawnStudy:
     study = _render_parts(zone, parts, rng, centre, np.full(3, radius))
     study.nodule_lps = nc
     return study
+
+
+
+def tiny_lesion_cover(seed: int, cell: int, grid: tuple[int, int, int] = (9, 18, 18)) -> np.ndarray:
+    """Share of each 1.5 x 1.5 x 3 mm voxel (z, y, x ``grid``) covered by a drawn lesion of 3-6 mm (an ellipsoid,
+    semi-axes 1.5-3 mm, centre within 1.5 mm of the block's middle), drawn on cubic cells of ``cell`` x 0.75 mm
+    set half a cell off the voxels (cell 2: the phantom's 1.5 mm truth grid): the noise-free partial-volume pattern
+    of a lesion that is no ball. Exact: each voxel is 4 x 2 x 2 fine voxels of 0.75 mm."""
+    rng = np.random.default_rng(seed)
+    centre = np.array(grid[::-1], float) * np.array([1.5, 1.5, 3.0]) / 2 + rng.uniform(-1.5, 1.5, 3)
+    radii = rng.uniform(1.5, 3.0, 3)
+    z, y, x = [(np.floor((np.arange(n * f) + cell / 2) / cell) * cell) * FINE_MM
+               for n, f in zip(grid, (4, 2, 2), strict=True)]
+    inside = (((x[None, None, :] - centre[0]) / radii[0]) ** 2 + ((y[None, :, None] - centre[1]) / radii[1]) ** 2
+              + ((z[:, None, None] - centre[2]) / radii[2]) ** 2) <= 1.0
+    return inside.reshape(grid[0], 4, grid[1], 2, grid[2], 2).mean(axis=(1, 3, 5))

@@ -6,7 +6,8 @@ a lesion is no thicker than two voxels no voxel is pure lesion: the classifier's
 partial-volume value, and "half-way to it" takes in voxels a third covered (a 4 mm metastasis came out at five
 or six voxels for the two it half covers). Here a ball (centre and radius, sub-voxel) is fitted to that
 pattern on the channels sampled on the reference grid itself, the contrast of each channel solved in closed
-form; the segment is then the voxels the fitted ball covers at least half -- the same rule as for any lesion.
+form; the segment is then the voxels whose own signal reads at least half that contrast (connected to the ball's
+centre) -- the same half-way rule as for any lesion, with the lesion's level taken from the fit.
 """
 
 from __future__ import annotations
@@ -52,9 +53,22 @@ def _best_ball(y: np.ndarray, centres: np.ndarray, radii: np.ndarray, vox_mm: np
     return best
 
 
+def _own_fraction(y: np.ndarray, cover: np.ndarray) -> np.ndarray:
+    """Each voxel's lesion fraction read from its own signal (y: k channels x n voxels, liver 0): the projection
+    of its values onto the lesion's contrast, that contrast being the fitted ball's amplitude per channel.
+
+    The ball sets the contrast (no voxel of so small a lesion is pure, so no voxel shows it); which voxels the lesion
+    covers at least half is then read from each voxel, as the classifier does for any lesion, not from the ball's
+    outline: a small lesion need not be a ball. On drawn 4-5 mm metastases (digitised on a 1.5 mm grid) the best
+    ball put 0.3-0.5 of its coverage on voxels the lesion covers a quarter (Dice 0.67), while their own signal read
+    a quarter to a third of the contrast (8101, 8111 of validate_lesions.py)."""
+    contrast = (y @ cover) / max(float(cover @ cover), 1e-12)
+    return (contrast @ y) / max(float(contrast @ contrast), 1e-12)
+
+
 def fit_ball(z: np.ndarray, region: np.ndarray, allowed: np.ndarray, spacing_zyx: np.ndarray,
              sharp: np.ndarray, subsamples: int, max_radius_mm: float) -> tuple[np.ndarray, dict] | None:
-    """The voxels a ball fitted to the partial-volume pattern around ``region`` covers at least half.
+    """The voxels reading at least half the contrast of a ball fitted to the partial-volume pattern around ``region``.
 
     ``z``: channels (k, z, y, x) in the liver's units (liver 0); ``sharp``: channels sampled on the reference
     grid itself (their voxel is the reference's: the coverage model holds for them); None when none is.
@@ -94,6 +108,12 @@ def fit_ball(z: np.ndarray, region: np.ndarray, allowed: np.ndarray, spacing_zyx
     # balls of about two voxels across are fitted.)
     if cover.max() >= 1.0:
         return None
+    # The lesion: the voxels reading at least half the contrast that connect to the ball's most covered voxel
+    # (none there: None, and the classifier's outline stands).
     out = np.zeros_like(region)
-    out[tuple(idx[cover >= 0.5].T)] = True
-    return out, {"ball_radius_mm": round(best_r, 2)}
+    out[tuple(idx[_own_fraction(y, cover) >= 0.5].T)] = True
+    lab, _ = ndi.label(out, structure=np.ones((3, 3, 3), bool))
+    top = lab[tuple(idx[np.argmax(cover)])]
+    if top == 0:
+        return None
+    return lab == top, {"ball_radius_mm": round(best_r, 2)}
