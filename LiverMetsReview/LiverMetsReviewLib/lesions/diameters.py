@@ -17,14 +17,8 @@ from scipy import ndimage as ndi
 
 from .channels import params
 from .edge import backgrounds, refine_chord
+from .lps import points_lps
 from .pv_axes import fit_axes
-
-
-def points_lps(reference: sitk.Image, idx_zyx: np.ndarray) -> np.ndarray:
-    """LPS positions (n, 3) of voxel indices given as (n, 3) z, y, x."""
-    d = np.array(reference.GetDirection()).reshape(3, 3)
-    ijk = idx_zyx[:, ::-1] * np.array(reference.GetSpacing())
-    return np.array(reference.GetOrigin()) + ijk @ d.T
 
 
 def _half_width(direction: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, spacing: Sequence[float]) -> float:

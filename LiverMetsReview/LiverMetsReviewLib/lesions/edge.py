@@ -19,12 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
-
-def _to_index(reference: sitk.Image, pts_lps: np.ndarray) -> np.ndarray:
-    """Continuous (z, y, x) indices of LPS points (n, 3)."""
-    d = np.array(reference.GetDirection()).reshape(3, 3)
-    ijk = (pts_lps - np.array(reference.GetOrigin())) @ d / np.array(reference.GetSpacing())
-    return ijk[:, ::-1]
+from .lps import index_of
 
 
 def backgrounds(images: Mapping[str, Any], sl: tuple[slice, ...],
@@ -74,7 +69,7 @@ def refine_chord(ends_lps: np.ndarray, images: list[tuple[np.ndarray, float, flo
     t = np.concatenate([inner, window])
     for e, o in ((0, 1), (1, 0)):
         u = (ends[e] - ends[o]) / length
-        idx = _to_index(reference, ends[e] + t[:, None] * u).T
+        idx = index_of(reference, ends[e] + t[:, None] * u).T
         best, score = None, min_contrast_sd
         for values, background, sd in images:
             prof = ndi.map_coordinates(values, idx, order=1, mode="nearest")

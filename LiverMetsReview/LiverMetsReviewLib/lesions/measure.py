@@ -32,8 +32,9 @@ from ..maps.resample import check_compatible, resample_to
 from ..resources import load_json
 from .channels import params
 from .couinaud import segment_border
-from .diameters import points_lps, refined_diameters
+from .diameters import refined_diameters
 from .footprint import footprint_shares
+from .lps import points_lps
 
 QUANTITIES = "quantities.json"
 # Images whose rim and core are compared (brief section 5: ring enhancement, peripheral washout, target, rim

@@ -17,6 +17,8 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 from scipy.optimize import minimize
 
+from .lps import offsets_lps
+
 SUBSAMPLES = (6, 4, 4)  # points per voxel along z, y, x: the share inside is counted on this sub-grid
 
 
@@ -87,11 +89,6 @@ def _ends(p: np.ndarray, reference: sitk.Image, sp: np.ndarray) -> tuple[float, 
     if b > a:
         a, b, e1, e2 = b, a, e2, e1
     centre = np.array([np.round(cz / sp[0]) * sp[0], cy, cx])  # on the nearest slice: a line the reader sees
-    d = np.array(reference.GetDirection()).reshape(3, 3)
-
-    def lps(zyx_mm: np.ndarray) -> np.ndarray:
-        return np.array(reference.GetOrigin()) + zyx_mm[:, ::-1] @ d.T
-
-    long_ = lps(np.stack([centre - a * e1, centre + a * e1]))
-    short = lps(np.stack([centre - b * e2, centre + b * e2]))
+    long_ = offsets_lps(reference, np.stack([centre - a * e1, centre + a * e1]))
+    short = offsets_lps(reference, np.stack([centre - b * e2, centre + b * e2]))
     return 2.0 * a, long_, 2.0 * b, short

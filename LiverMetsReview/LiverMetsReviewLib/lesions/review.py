@@ -21,6 +21,7 @@ from ..errors import LiverMetsError
 from ..resources import load_json
 from .channels import lesion_channels
 from .couinaud import ROMAN
+from .lps import points_lps
 from .markups import Line, Seed, write_lines, write_seeds
 from .measure import LesionMeasures, StudyContext, measure_lesion, prepare_images, study_images
 from .seg_file import write_layered_segmentation
@@ -83,8 +84,7 @@ def _separate(reference: sitk.Image, items: list[ReviewedLesion], refused: dict[
     contested = np.argwhere(claims > 1)
     if len(contested) == 0:
         return
-    d = np.array(reference.GetDirection()).reshape(3, 3)
-    pts = np.array(reference.GetOrigin()) + (contested[:, ::-1] * np.array(reference.GetSpacing())) @ d.T
+    pts = points_lps(reference, contested)
     claimants = np.array([it.mask[tuple(contested.T)] for it in items])
     dist = np.array([np.linalg.norm(pts - np.array(it.seed.position_lps), axis=1) for it in items])
     winner = np.argmin(np.where(claimants, dist, np.inf), axis=0)
