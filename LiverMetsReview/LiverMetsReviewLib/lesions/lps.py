@@ -23,7 +23,9 @@ def points_lps(reference: sitk.Image, idx_zyx: np.ndarray) -> np.ndarray:
 
 
 def index_of(reference: sitk.Image, pts_lps: np.ndarray) -> np.ndarray:
-    """Continuous (z, y, x) indices (n, 3) of LPS points (n, 3): the inverse of :func:`points_lps`."""
-    ijk = (np.asarray(pts_lps) - np.array(reference.GetOrigin())) @ _direction(reference) / np.array(
-        reference.GetSpacing())
-    return ijk[:, ::-1]
+    """Continuous (z, y, x) indices (n, 3) of LPS points (n, 3): the inverse of :func:`points_lps`. Solved, not
+    transposed: a series registered by an affine transform (Slicer: a linear parent transform with scaling or shear)
+    has a direction matrix that is not a rotation."""
+    ijk_to_lps = _direction(reference) * np.array(reference.GetSpacing())
+    offsets = (np.asarray(pts_lps, float) - np.array(reference.GetOrigin())).T
+    return np.linalg.solve(ijk_to_lps, offsets).T[:, ::-1]
