@@ -6,6 +6,7 @@ Values are drawn from the published ranges (lesion-parameter-ranges.md), never c
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -536,28 +537,40 @@ def test_a_rule_with_all_and_any_parts_needs_every_part():
         assert combine(rule, cond) == (None, None)
 
 
-def test_a_t2_iso_fnh_like_nodule_that_stays_bright_on_portal_venous_is_not_left_indeterminate():
-    """Persistent portal venous enhancement is a haemangioma's sign only for a T2-bright lesion: haemangioma T2
-    >= 82 ms against the liver's 41-74 ms (S10-S13), FNH near the liver's. A nodule of 15 mm or more with arterial
-    hyperenhancement, no washout, gadoxetate uptake and the liver's T2 is FNH-like (indeterminate up to checklist
-    1.5.1); the same nodule with a haemangioma's T2 is not."""
-    import math
-
+def persistent_fnh_like_draws(rng: np.random.Generator, n: int = 12):
+    """``n`` drawn FNH-like nodules of 15 mm or more with arterial hyperenhancement, no washout, gadoxetate uptake
+    and persistent portal venous enhancement, each on a drawn field strength and echo time: yields (echo time, the
+    liver's T2 at that field, the study's T2 figures, the lesion); the caller sets the lesion's T2 (see
+    ``t2_signal_ratio``)."""
     from LiverMetsReviewLib.checklist.inputs import t2_figures
 
     by_field = load_checklist()["physics"]["liver_t2_ms_by_field"]["value"]
-    rng = np.random.default_rng(31)
-    for _ in range(12):
+    for _ in range(n):
         field, te = str(rng.choice(["1.5", "3.0"])), rng.uniform(70, 110)
-        t2_liver = by_field[field]
         figures = t2_figures({"echo_time_ms": te, "field_strength_t": float(field)}, by_field)
         les = fnh_like(rng)
         les["values"].update({"lesion.long_axis": rng.uniform(16, 41),
                               "lesion.t1_portal_venous.ratio": rng.uniform(1.12, 1.25),
                               "lesion.re_portal_venous.lesion.median": rng.uniform(110, 150),
                               "lesion.re_portal_venous.reference.median": rng.uniform(50, 70)})
+        yield te, by_field[field], figures, les
+
+
+def t2_signal_ratio(te: float, t2_liver: float, t2_ms: float) -> float:
+    """Lesion-to-liver T2 signal ratio at echo time ``te`` of a lesion with T2 ``t2_ms`` (mono-exponential decay,
+    the same proton density)."""
+    return math.exp(te / t2_liver - te / t2_ms)
+
+
+def test_a_t2_iso_fnh_like_nodule_that_stays_bright_on_portal_venous_is_not_left_indeterminate():
+    """Persistent portal venous enhancement is a haemangioma's sign only for a T2-bright lesion: haemangioma T2
+    >= 82 ms against the liver's 41-74 ms (S10-S13), FNH near the liver's. A nodule of 15 mm or more with arterial
+    hyperenhancement, no washout, gadoxetate uptake and the liver's T2 is FNH-like (indeterminate up to checklist
+    1.5.1); the same nodule with a haemangioma's T2 is not."""
+    rng = np.random.default_rng(31)
+    for te, t2_liver, figures, les in persistent_fnh_like_draws(rng):
         for t2_ms, benign in ((t2_liver * rng.uniform(0.97, 1.02), True), (rng.uniform(82, 249), False)):
-            les["values"]["lesion.t2.ratio"] = math.exp(te / t2_liver - te / t2_ms)
+            les["values"]["lesion.t2.ratio"] = t2_signal_ratio(te, t2_liver, t2_ms)
             r = review([les], figures, ctx())
             assert item(r, "n1", "persistent_enhancement")["suggested"] == "yes"
             assert item(r, "n1", "t2_very_bright")["suggested"] in ("yes", "no", "indeterminate")  # T2 time read

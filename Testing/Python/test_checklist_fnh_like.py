@@ -10,7 +10,7 @@ lesion's fat darkens both phases by the same factor.
 from __future__ import annotations
 
 import numpy as np
-from test_checklist import _dwi_ratio, ctx, fnh_like, item
+from test_checklist import _dwi_ratio, ctx, fnh_like, item, persistent_fnh_like_draws, t2_signal_ratio
 
 from LiverMetsReviewLib.checklist import load_checklist, review
 
@@ -131,24 +131,11 @@ def test_an_fnh_like_nodule_with_the_fnh_s_own_t2_is_not_left_indeterminate():
     15 mm or more with arterial hyperenhancement, no washout, gadoxetate uptake and persistent portal venous
     enhancement is FNH-like when its T2 time is an FNH's, not a haemangioma's; up to checklist 1.6.0 the rule asked
     for no T2 hyperintensity at all (signal ratio < 1.10), and such a nodule was indeterminate."""
-    import math
-
-    from LiverMetsReviewLib.checklist.inputs import t2_figures
-
-    by_field = load_checklist()["physics"]["liver_t2_ms_by_field"]["value"]
     rng = np.random.default_rng(53)
-    for _ in range(12):
-        field, te = str(rng.choice(["1.5", "3.0"])), rng.uniform(70, 110)
-        t2_liver = by_field[field]
-        figures = t2_figures({"echo_time_ms": te, "field_strength_t": float(field)}, by_field)
-        les = fnh_like(rng)
-        les["values"].update({"lesion.long_axis": rng.uniform(16, 41),
-                              "lesion.t1_portal_venous.ratio": rng.uniform(1.12, 1.25),
-                              "lesion.re_portal_venous.lesion.median": rng.uniform(110, 150),
-                              "lesion.re_portal_venous.reference.median": rng.uniform(50, 70)})
+    for te, t2_liver, figures, les in persistent_fnh_like_draws(rng):
         for ratio, benign in ((rng.uniform(66 - 2 * 7, 66 + 2 * 7) / 54, True), (rng.uniform(82, 250) / 54, False)):
-            les["values"]["lesion.t2.ratio"] = math.exp(te / t2_liver - te / (t2_liver * ratio))
+            les["values"]["lesion.t2.ratio"] = t2_signal_ratio(te, t2_liver, t2_liver * ratio)
             r = review([les], figures, ctx())
             assert item(r, "n1", "persistent_enhancement")["suggested"] == "yes"
             got = r["lesions"][0]["impression"]["category"]
-            assert (got == FNH) is benign, (ratio, field, te, got)
+            assert (got == FNH) is benign, (ratio, t2_liver, te, got)
