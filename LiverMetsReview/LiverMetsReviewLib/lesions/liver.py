@@ -435,7 +435,7 @@ def _segment_on(image: sitk.Image, role: str, seed_lps: Sequence[float] | None,
         like = parameters()["liver_like"]
         wall = wall_distance(body, spacing)  # in-plane mm to the body's outline: candidates, then regions
         # the abdominal wall (and the fat under the skin) is no candidate: the liver lies inside it
-        seeds = auto_seed_candidates(arr, body, work, fat_bright=bright_fat, count=int(like["candidates"]),
+        seeds = auto_seed_candidates(arr, body, work, edge, fat_bright=bright_fat, count=int(like["candidates"]),
                                      exclude=wall < float(like["wall_mm"]))
         if not seeds:
             raise LiverMetsError(f"no liver-like region was found on the {role} image; click inside the liver")

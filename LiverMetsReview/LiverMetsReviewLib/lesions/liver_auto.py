@@ -16,21 +16,21 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
-from .liver_grid import deepest_points, edges, morph, parameters
+from .liver_grid import deepest_points, morph, parameters
 
 EDGE_BAND = 3  # voxels: the body mask's in-plane closing (5 x 5) reaches 2 voxels from the image edge
 
 
-def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image, *, side: str = "right",
-                         exclude: np.ndarray | None = None, fat_bright: bool = False,
+def auto_seed_candidates(arr: np.ndarray, body: np.ndarray, work: sitk.Image, grad: np.ndarray, *,
+                         side: str = "right", exclude: np.ndarray | None = None, fat_bright: bool = False,
                          count: int | None = None) -> list[tuple[int, int, int]]:
     """Deep points of the parenchyma-like map on the patient's ``side`` ("right", "left", "left_posterior"), deepest
     first (voxel indices z, y, x), up to ``count`` (default ``auto_seed.candidates``); voxels in ``exclude`` (an
     organ already found, a region anatomy rules out) do not count, nor fat when ``fat_bright`` (no fat
-    suppression)."""
+    suppression). ``grad``: the caller's ``liver_grid.edges(work, body)`` (its noise level costs a convolution of the
+    whole volume: computed once)."""
     p = parameters()["auto_seed"]
     spacing = work.GetSpacing()[::-1]
-    grad = edges(work, body)
     background = np.percentile(arr[body], 25)
     smooth = (grad < p["edge_fraction"] * np.maximum(arr, 1e-6)) & (arr > background) & body
     if exclude is not None:

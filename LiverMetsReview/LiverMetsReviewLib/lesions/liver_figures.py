@@ -60,7 +60,7 @@ def find_spleen(image: sitk.Image, liver_mask: sitk.Image) -> sitk.Image | None:
     lo, hi = _spec("spleen_volume_ml")["value"]
     edge = lv.edges(work, body)
     ruled_out = _not_spleen(liver, body, work.GetDirection()[8] > 0)
-    for zyx in lv.auto_seed_candidates(arr, body, work, side="left_posterior", exclude=ruled_out):
+    for zyx in lv.auto_seed_candidates(arr, body, work, edge, side="left_posterior", exclude=ruled_out):
         region, _ = lv.grow(arr, edge, zyx, lv.seed_window(arr, zyx, spacing, body), spacing, body & ~liver)
         vol = float(region.sum()) * float(np.prod(spacing)) / 1000.0
         if lo <= vol <= hi:
