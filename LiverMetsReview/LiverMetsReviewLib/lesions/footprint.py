@@ -19,6 +19,7 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from ..maps.resample import same_grid
+from .lps import offsets_of, voxel_extent
 
 
 def _box_kernel(width: float) -> np.ndarray:
@@ -33,11 +34,8 @@ def _box_kernel(width: float) -> np.ndarray:
 
 
 def source_extent_zyx(reference: sitk.Image, source: sitk.Image) -> np.ndarray:
-    """A source voxel's extent along the reference grid's axes (z, y, x), in reference voxels."""
-    dr = np.array(reference.GetDirection()).reshape(3, 3)
-    ds = np.array(source.GetDirection()).reshape(3, 3)
-    along = np.abs(dr.T @ ds) @ np.array(source.GetSpacing())  # mm along each reference axis (x, y, z)
-    return np.maximum(along / np.array(reference.GetSpacing()), 1.0)[::-1]
+    """A source voxel's extent along the reference grid's axes (z, y, x), in reference voxels (at least one)."""
+    return np.maximum(voxel_extent(reference, source), 1.0)
 
 
 def _sub_grid(image: sitk.Image, start_xyz: Sequence[int], size_xyz: Sequence[int]) -> sitk.Image:
@@ -82,8 +80,7 @@ def _separable_shares(regions: Sequence[np.ndarray], reference: sitk.Image, star
                       source: sitk.Image) -> list[np.ndarray]:
     """Exact shares when both grids share their axes: box averaging and linear interpolation are products of
     one-dimensional maps, applied axis by axis (z, y, x)."""
-    d = np.array(reference.GetDirection()).reshape(3, 3)
-    offset = d.T @ (np.array(source.GetOrigin()) - np.array(reference.GetOrigin()))  # source origin, ref frame
+    offset = offsets_of(reference, np.array([source.GetOrigin()]))[0][::-1]  # source origin: mm on ref axes x, y, z
     maps: list[tuple[np.ndarray, np.ndarray] | None] = []
     for axis_xyz in range(3):
         n = regions[0].shape[2 - axis_xyz]

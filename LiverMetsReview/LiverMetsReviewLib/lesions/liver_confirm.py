@@ -34,6 +34,7 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from .liver import fill_holes_2d, morph, parameters, working_image
+from .lps import voxel_extent_mm
 
 
 def _settings() -> dict:
@@ -63,10 +64,7 @@ def _padded_reference(ref: sitk.Image, pad: Sequence[int]) -> sitk.Image:
 
 def _voxel_extent_along_axes(ref: sitk.Image, other: sitk.Image) -> np.ndarray:
     """The other series' voxel extent (mm) along each axis of ``ref`` (z, y, x): its voxel projected on them."""
-    d_ref = np.asarray(ref.GetDirection()).reshape(3, 3)
-    d_oth = np.asarray(other.GetDirection()).reshape(3, 3)
-    proj = np.abs(d_ref.T @ d_oth) @ np.asarray(other.GetSpacing())
-    return np.maximum(proj, np.asarray(ref.GetSpacing()))[::-1]
+    return np.maximum(voxel_extent_mm(ref, other), np.asarray(ref.GetSpacing())[::-1])
 
 
 def _spread(values: np.ndarray) -> tuple[float, float]:

@@ -22,6 +22,7 @@ import SimpleITK as sitk
 from ..errors import LiverMetsError
 from ..io.atomic import write_bytes_atomic
 from ..io.segmentation import _clean, terminology_string
+from .lps import ijk_to_lps, set_grid
 
 _TYPES = {np.dtype(np.uint8): "unsigned char", np.dtype(np.uint16): "unsigned short"}
 _DTYPES = {"unsigned char": np.uint8, "uchar": np.uint8, "uint8": np.uint8, "unsigned short": np.uint16,
@@ -60,9 +61,7 @@ def _vec(v: Any) -> str:
 
 
 def _header(reference: sitk.Image, n_layers: int, dtype: np.dtype) -> list[str]:
-    d = np.array(reference.GetDirection()).reshape(3, 3)
-    sp = reference.GetSpacing()
-    dirs = " ".join(_vec(d[:, i] * sp[i]) for i in range(3))
+    dirs = " ".join(_vec(column) for column in ijk_to_lps(reference).T)
     size = " ".join(str(v) for v in reference.GetSize())
     if n_layers > 1:
         dims, sizes, dirs, kinds = 4, f"{n_layers} {size}", "none " + dirs, "list domain domain domain"
@@ -146,12 +145,8 @@ def read_layered_segmentation(path: str | Path) -> tuple[sitk.Image, list[dict[s
     except (KeyError, ValueError, OSError, EOFError) as exc:
         raise LiverMetsError(f"{path} is not a readable segmentation NRRD ({exc}); write it again") from exc
     layers = np.moveaxis(arr, -1, 0) if len(sizes) == 4 else arr[None]
-    vecs = np.array([_parse_vec(d) for d in dirs])
-    spacing = np.linalg.norm(vecs, axis=1)
-    ref = sitk.Image([int(v) for v in sizes[-3:]], sitk.sitkUInt8)
-    ref.SetSpacing(spacing.tolist())
-    ref.SetOrigin(origin)
-    ref.SetDirection((vecs / spacing[:, None]).T.ravel().tolist())
+    vecs = np.array([_parse_vec(d) for d in dirs])  # one row per axis: a voxel step in LPS
+    ref = set_grid(sitk.Image([int(v) for v in sizes[-3:]], sitk.sitkUInt8), vecs.T, origin)
     segments = []
     i = 0
     while f"Segment{i}_ID" in keys:
