@@ -22,7 +22,7 @@ from LiverMetsReviewLib.errors import MissingDataError
 
 from . import attributes
 from .maps import nodesByRole
-from .volumes import pullImage
+from .volumes import pullImage, pullOrLeaveOut
 
 LESION_ID = attributes.PREFIX + "LesionId"
 SEGMENT_ROLE = attributes.PREFIX + "Role"
@@ -106,20 +106,27 @@ def studyFigures(node) -> dict[str, float]:
 # ------------------------------------------------------------------ measurements through the core
 
 
-def lesionMeasurement(lesion: LesionSegment, lesions: list[LesionSegment]) -> dict[str, Any]:
+def lesionMeasurement(lesion: LesionSegment, lesions: list[LesionSegment], notes: list[str] | None = None
+                      ) -> dict[str, Any]:
     """The engine's input for a lesion: {"id", "values", "why", "couinaud_segment"}.
 
     The ``MEASUREMENTS`` tag holds either ``measurements`` (rows of measurements.json) or the flat ``values`` and
     ``why`` of ``checklist.values``; without it the segment is measured here through the core and the flat
-    values stored (compact: the tag travels in the .seg.nrrd header)."""
+    values stored (compact: the tag travels in the .seg.nrrd header). Series left out of that measurement (a
+    warping transform) are named in ``notes``, and the values are then not stored: once the reader has hardened
+    the transform, the next start measures the lesion on every series."""
     from LiverMetsReviewLib.checklist.values import lesion_values
 
     stored = readJson(segmentTag(lesion.segment, MEASUREMENTS), None)
     if not (isinstance(stored, dict) and (stored.get("measurements") or stored.get("values"))):
-        rows, couinaud = measureSegment(lesion, lesions)
+        leftOut: list[str] = []
+        rows, couinaud = measureSegment(lesion, lesions, leftOut)
         values, why = lesion_values(rows)
         stored = {"values": values, "why": why, "couinaud_segment": couinaud}
-        lesion.segment.SetTag(MEASUREMENTS, attributes.tagJson(stored))
+        if not leftOut:
+            lesion.segment.SetTag(MEASUREMENTS, attributes.tagJson(stored))
+        elif notes is not None:
+            notes.extend(leftOut)
     if stored.get("measurements"):
         values, why = lesion_values(stored["measurements"])
     else:
@@ -131,22 +138,30 @@ def _latest(nodes: list) -> Any:
     return nodes[-1] if nodes else None
 
 
-def sceneImages() -> dict[str, tuple]:
-    """The study's measurable images by the names ``lesions.measure.study_images`` gives (signal, ADC, maps)."""
-    images: dict[str, tuple] = {}
+def sceneImages(notes: list[str] | None = None) -> dict[str, tuple]:
+    """The study's measurable images by the names ``lesions.measure.study_images`` gives (signal, ADC, maps).
+
+    A series or map a warping transform moves is left out, named in ``notes`` (each lesion value it would give is
+    then missing, and says so): the lesion is measured on the others."""
+    notes = [] if notes is None else notes
+    found: dict[str, tuple] = {}
     for role in SIGNAL_ROLES:
         node = _latest(nodesByRole(role))
         if node is not None:
-            images[role] = (pullImage(node), "signal", None)
+            found[role] = (node, "signal")
     dwi = nodesByRole("dwi")
     if dwi:
-        high = max(dwi, key=lambda n: float(n.GetAttribute(attributes.B_VALUE) or 0.0))
-        images["dwi_high_b"] = (pullImage(high), "signal", None)
+        found["dwi_high_b"] = (max(dwi, key=lambda n: float(n.GetAttribute(attributes.B_VALUE) or 0.0)), "signal")
     for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode"):
         name = node.GetName()
         key = MAP_QUANTITIES.get(name) or ("relative_enhancement" if name.startswith("re_") else None)
         if key and node.GetAttribute(attributes.SOURCE) == "map":
-            images[name] = (pullImage(node), key, None)  # later nodes replace earlier ones
+            found[name] = (node, key)  # later nodes replace earlier ones
+    images: dict[str, tuple] = {}
+    for name, (node, key) in found.items():
+        image = pullOrLeaveOut(node, notes)
+        if image is not None:
+            images[name] = (image, key, None)
     return images
 
 
@@ -176,17 +191,19 @@ def _segmentMask(node, segmentIds: list[str], reference):
         slicer.mrmlScene.RemoveNode(labelNode)
 
 
-def measureSegment(lesion: LesionSegment, lesions: list[LesionSegment]) -> tuple[list, int | None]:
-    """A lesion segment measured by the core (as ``livermets measure`` measures a lesion)."""
+def measureSegment(lesion: LesionSegment, lesions: list[LesionSegment], notes: list[str] | None = None
+                   ) -> tuple[list, int | None]:
+    """A lesion segment measured by the core (as ``livermets measure`` measures a lesion); the series left out
+    (a warping transform) named in ``notes``, the one measured on (the reference) never left out."""
     from LiverMetsReviewLib.lesions.measure import StudyContext, measure_lesion, prepare_images
     from LiverMetsReviewLib.lesions.tables import measurement_row
 
     reference = _referenceVolume()
-    ref = pullImage(reference)
+    ref = pullImage(reference, "the lesion is measured on its grid, so the checklist")
     liverIds = [sid for sid, seg in _segments(lesion.node) if segmentTag(seg, SEGMENT_ROLE) == "liver"]
     liver = _segmentMask(lesion.node, liverIds, reference) if liverIds else None
     union = _segmentMask(lesion.node, [les.segmentId for les in lesions if les.node is lesion.node], reference)
-    ctx = StudyContext(ref, prepare_images(ref, sceneImages()), liver=liver, lesions=union)
+    ctx = StudyContext(ref, prepare_images(ref, sceneImages(notes)), liver=liver, lesions=union)
     measures = measure_lesion(ctx, _segmentMask(lesion.node, [lesion.segmentId], reference), lesion.lesionId)
     return [measurement_row(lesion.lesionId, m) for m in measures.measurements], measures.couinaud_segment
 

@@ -314,7 +314,8 @@ class ChecklistSection(Section):
         from LiverMetsReviewLib.context import read_clinical_context
 
         self.lesions = scene.lesionSegments()
-        inputs = [scene.lesionMeasurement(lesion, self.lesions) for lesion in self.lesions]
+        leftOut: list[str] = []
+        inputs = [scene.lesionMeasurement(lesion, self.lesions, leftOut) for lesion in self.lesions]
         node = self.lesions[0].node if self.lesions else None
         figures = scene.studyFigures(node)
         contextFile = self.pack.contextFile
@@ -334,7 +335,7 @@ class ChecklistSection(Section):
         merged = mergeAnswers(session.answers, scene.readJson(self.pack.answers, {}), onScene)
         session.answers, vanished, notes = reconcile(merged, checklist, scopes)
         session.vanished = mergeAnswers(session.vanished, vanished)
-        session.notes += notes
+        session.notes += notes + list(dict.fromkeys(leftOut))  # once each, not once per lesion
         session.result = compute(session.answers)
         self.session = session
         self.persist(saveSidecar=session.answers != inSidecar or not session.path.exists())

@@ -26,7 +26,7 @@ from LiverMetsReviewLib.series import Series
 from . import attributes
 from . import lesion_nodes as nodes
 from .maps import latestPerValue, nodesByRole
-from .volumes import pullImage, rasToLps
+from .volumes import leftOutNote, pullImage, pullOrLeaveOut, rasToLps, warpedMessage, warpingTransform
 
 SERIES_ROLES = ("t1_pre", "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary", "t2",
                 "t1_in_phase", "t1_opposed_phase", "dixon_water", "dixon_fat", "adc_scanner")
@@ -36,11 +36,13 @@ MAP_NAMES = ("adc", "ff_chemical_shift", "ff_dixon", "pdff", "re_arterial", "re_
 
 @dataclass
 class SceneStudy:
-    """The scene's series as the core's ``Series`` (pulled once), which node each image came from, and maps."""
+    """The scene's series as the core's ``Series`` (pulled once), which node each image came from, and maps;
+    ``notes``: the series left out (a warping transform moves them), for the reader."""
 
     series: list[Series]
     nodeOf: dict[int, Any] = field(default_factory=dict)   # id(image) -> volume node
     maps: Any = None
+    notes: list[str] = field(default_factory=list)
 
     def imagesByRole(self) -> dict[str, Any]:
         return {s.role: s.image for s in self.series}
@@ -58,17 +60,46 @@ def _mapNodes() -> dict[str, Any]:
     return out
 
 
-def sceneStudy() -> SceneStudy:
-    """Every series the lesion work can use, pulled from the scene as SimpleITK images (LPS)."""
-    study = SceneStudy([])
+def _roleNodes() -> dict[str, Any]:
+    """Role -> the most recent series node of that role (maps are not series)."""
+    out = {}
     for role in SERIES_ROLES:
         found = [n for n in nodesByRole(role) if n.GetAttribute(attributes.SOURCE) != "map"]
         if found:
-            image = pullImage(found[-1])
+            out[role] = found[-1]
+    return out
+
+
+def referenceNodeOf(roleNodes: dict[str, Any]) -> Any:
+    """The series the core outlines lesions on (``lesion_segmentation.json`` reference_preference), among the
+    scene's series whether a transform warps them or not, or None."""
+    from LiverMetsReviewLib.lesions.channels import params
+
+    return next((roleNodes[r] for r in params("channels")["reference_preference"] if r in roleNodes), None)
+
+
+def sceneStudy(reference: Any = None) -> SceneStudy:
+    """Every series the lesion work can use, pulled from the scene as SimpleITK images (LPS).
+
+    A series a warping transform moves is left out (a note says which, and "Harden transform"), and the work goes on
+    with the others; the one the segments are drawn on (``reference``, the review's, else the one the core would
+    choose) cannot be left out: then the reader is stopped with the same advice. A DWI is one series: one warped
+    b-value leaves the whole DWI out (its highest b-value and ADC need every stack)."""
+    study = SceneStudy([])
+    roleNodes = _roleNodes()
+    needed = reference if reference is not None else referenceNodeOf(roleNodes)
+    if needed is not None and warpingTransform(needed) is not None:
+        raise LiverMetsError(warpedMessage(needed, "the lesions and the liver are outlined on its grid, so the work"))
+    for role, node in roleNodes.items():
+        image = pullOrLeaveOut(node, study.notes)
+        if image is not None:
             study.series.append(Series(role, [image]))
-            study.nodeOf[id(image)] = found[-1]
+            study.nodeOf[id(image)] = node
     dwi, _ignored = latestPerValue("dwi", attributes.B_VALUE)
-    if dwi:
+    warped = [n for n in dwi if warpingTransform(n) is not None]
+    for node in warped:
+        study.notes.append(leftOutNote(node) + " The other b-values of the DWI are left out with it.")
+    if dwi and not warped:
         stacks = [pullImage(n) for n in dwi]
         study.series.append(Series("dwi", stacks, [{"b_value": float(n.GetAttribute(attributes.B_VALUE))}
                                                    for n in dwi]))
@@ -76,7 +107,8 @@ def sceneStudy() -> SceneStudy:
     if not study.series:
         raise LiverMetsError("The scene has no series with a role the lesion work uses (HBP, portal venous, T2, "
                              "DWI...): load a study, or set the roles in the series table.")
-    maps = {name: pullImage(node) for name, node in _mapNodes().items()}
+    maps = {name: image for name, node in _mapNodes().items()
+            if (image := pullOrLeaveOut(node, study.notes)) is not None}
     study.maps = types.SimpleNamespace(images=maps, valid={}) if maps else None
     return study
 
@@ -139,7 +171,7 @@ class Review:
 def segmentAt(review: Review, rasPoint: Sequence[float], lesionId: str, kind: str, study: SceneStudy | None = None,
               **options: Any) -> dict[str, Any]:
     """Segment the lesion under a click (RAS) and put it into the review as segment ``lesionId``."""
-    study = study or sceneStudy()
+    study = study or sceneStudy(review.reference)
     seedLps = rasToLps(rasPoint)
     liver = others = None
     if review.reference is not None and review.segmentation is not None:
@@ -163,7 +195,7 @@ def segmentAt(review: Review, rasPoint: Sequence[float], lesionId: str, kind: st
 def measure(review: Review, lesionId: str, study: SceneStudy | None = None,
             mask: np.ndarray | None = None) -> dict[str, Any]:
     """Measure segment ``lesionId`` as it is now (segmented or edited by the reader); store measures, lines."""
-    study = study or sceneStudy()
+    study = study or sceneStudy(review.reference)
     segment = review.segmentation.GetSegmentation().GetSegment(lesionId)
     if segment is None:
         raise LiverMetsError(f"The lesion '{lesionId}' has no segment in '{review.segmentation.GetName()}'.")
@@ -198,7 +230,7 @@ def findLiver(review: Review, rasPoint: Sequence[float] | None = None,
 
     from LiverMetsReviewLib.lesions.liver import segment_liver
 
-    study = study or sceneStudy()
+    study = study or sceneStudy(review.reference)
     result = segment_liver(study.imagesByRole(), None if rasPoint is None else rasToLps(rasPoint))
     node = study.nodeOf[id(study.imagesByRole()[result.series_used])]
     if review.reference is None:  # the grid lesions will be drawn on (the liver keeps its own series' grid)
@@ -207,4 +239,5 @@ def findLiver(review: Review, rasPoint: Sequence[float] | None = None,
         review.segmentation = nodes.newReviewSegmentation(review.reference)
     nodes.putSegment(review.segmentation, node, sitk.GetArrayFromImage(result.mask) != 0, nodes.LIVER, "Liver",
                      nodes.LIVER)
-    return {"series": result.series_used, "volume_ml": result.volume_ml, "notes": result.notes + result.warnings}
+    return {"series": result.series_used, "volume_ml": result.volume_ml,
+            "notes": result.notes + result.warnings + study.notes}

@@ -177,10 +177,18 @@ def seedIndex(seedNode: slicer.vtkMRMLMarkupsFiducialNode, lesionId: str) -> int
     return -1
 
 
+def definedPoints(pointList: slicer.vtkMRMLMarkupsFiducialNode) -> list[int]:
+    """Indices of the control points a click (or a script) has placed. In place mode the markups widget keeps a
+    preview point in the list, following the mouse (status PositionPreview until the click defines it; read in
+    Slicer v5.12.3, vtkSlicerMarkupsWidget::UpdatePreviewPoint): it is nobody's seed yet."""
+    defined = slicer.vtkMRMLMarkupsNode.PositionDefined
+    return [i for i in range(pointList.GetNumberOfControlPoints())
+            if pointList.GetNthControlPointPositionStatus(i) == defined]
+
+
 def pendingSeeds(seedNode: slicer.vtkMRMLMarkupsFiducialNode) -> list[int]:
     """Control points placed but not yet segmented (no lesion id in their description)."""
-    return [i for i in range(seedNode.GetNumberOfControlPoints())
-            if seedLesionId(seedNode.GetNthControlPointDescription(i)) is None]
+    return [i for i in definedPoints(seedNode) if seedLesionId(seedNode.GetNthControlPointDescription(i)) is None]
 
 
 def removeLesion(segmentationNode: slicer.vtkMRMLSegmentationNode, seedNode: slicer.vtkMRMLMarkupsFiducialNode,

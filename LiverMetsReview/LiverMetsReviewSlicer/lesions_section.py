@@ -192,21 +192,37 @@ class LesionsSection(Section, VTKObservationMixin):
         return nodes.seedLesionId(seeds.GetNthControlPointDescription(index)) if index >= 0 else None
 
     def segmentPendingSeeds(self) -> None:
-        """Every placed but unsegmented seed becomes a lesion; a refused one is removed, with the reason shown."""
+        """Every placed but unsegmented seed becomes a lesion; a refused one is removed, with the reason shown.
+        The scene's series are pulled once for them all; the series left out (a warping transform) are named."""
         seeds: vtkMRMLMarkupsFiducialNode = self.pack.seeds
-        messages = []
+        messages, notes = [], []
         self._busy = True
         try:
             with slicer.util.tryWithErrorDisplay(_("Failed to add the lesion."), waitCursor=True):
-                for index in reversed(nodes.pendingSeeds(seeds)):
-                    messages.append(self._segmentSeed(seeds, index))
+                pending = nodes.pendingSeeds(seeds)
+                study = self._sceneStudyFor(seeds, pending, messages) if pending else None
+                if study is not None:
+                    notes = study.notes
+                    for index in reversed(pending):
+                        messages.append(self._segmentSeed(seeds, index, study))
         finally:
             self._busy = False
         self.refreshTable()
         if messages:  # (a second call finds nothing pending: keep the first call's message)
-            self.ui.lesionsResultLabel.text = "\n".join(reversed(messages))
+            self.ui.lesionsResultLabel.text = "\n".join([*reversed(messages), *notes])
 
-    def _segmentSeed(self, seeds: vtkMRMLMarkupsFiducialNode, index: int) -> str:
+    def _sceneStudyFor(self, seeds: vtkMRMLMarkupsFiducialNode, pending: list[int], messages: list[str]):
+        """The scene's series for the pending seeds, or None (the seeds removed, the reason in ``messages``) when
+        the series the lesions are drawn on cannot be used."""
+        try:
+            return lesion_logic.sceneStudy(self.pack.referenceVolume)
+        except LiverMetsError as exc:
+            for index in reversed(pending):
+                seeds.RemoveNthControlPoint(index)
+            messages.append(_("No lesion added: {reason}").format(reason=exc))
+            return None
+
+    def _segmentSeed(self, seeds: vtkMRMLMarkupsFiducialNode, index: int, study) -> str:
         review = self.review()
         lesionId = nodes.nextLesionId([*nodes.lesionSegmentIds(review.segmentation),
                                        *(nodes.seedLesionId(seeds.GetNthControlPointDescription(i)) or ""
@@ -216,7 +232,7 @@ class LesionsSection(Section, VTKObservationMixin):
         seeds.GetNthControlPointPositionWorld(index, ras)
         seeds.SetNthControlPointDescription(index, nodes.seedDescription(lesionId, kind))
         try:
-            measures = lesion_logic.segmentAt(review, ras, lesionId, kind)
+            measures = lesion_logic.segmentAt(review, ras, lesionId, kind, study=study)
         except LiverMetsError as exc:  # the core's refusal (a seed in a vessel...) is the reader's message
             seeds.RemoveNthControlPoint(index)
             self.keep(review)
@@ -238,9 +254,10 @@ class LesionsSection(Section, VTKObservationMixin):
 
     def _findLiverAtSeed(self) -> None:
         pointList: vtkMRMLMarkupsFiducialNode | None = self.pack.liverSeeds if self.pack is not None else None
-        if pointList is None or pointList.GetNumberOfControlPoints() == 0:
+        placed = nodes.definedPoints(pointList) if pointList is not None else []
+        if not placed:
             return
-        index = pointList.GetNumberOfControlPoints() - 1
+        index = placed[-1]  # the point just placed (not a preview point of a persistent place mode)
         ras = [0.0, 0.0, 0.0]
         pointList.GetNthControlPointPositionWorld(index, ras)
         pointList.SetNthControlPointLabel(index, _("Liver seed"))
@@ -298,9 +315,13 @@ class LesionsSection(Section, VTKObservationMixin):
 
     # ------------------------------------------------------------------------------------------ edits
 
-    def remeasure(self, lesionIds) -> None:
+    def remeasure(self, lesionIds) -> list[str]:
+        """Measure the lesions again; returns the notes on series left out (shown by the caller)."""
+        notes: list[str] = []
         with slicer.util.tryWithErrorDisplay(_("Failed to measure the lesion."), waitCursor=True):
-            review, study = self.review(), lesion_logic.sceneStudy()
+            review = self.review()
+            study = lesion_logic.sceneStudy(review.reference)
+            notes = study.notes
             self._busy = True
             try:
                 for lesionId in [i for i in lesionIds if i]:
@@ -308,6 +329,9 @@ class LesionsSection(Section, VTKObservationMixin):
             finally:
                 self._busy = False
             self.refreshTable()
+        if notes:
+            self.ui.lesionsResultLabel.text = "\n".join(notes)
+        return notes
 
     def onSegmentationModified(self, caller=None, event=None) -> None:
         if not self._busy and self._editTimer is not None:
@@ -319,8 +343,9 @@ class LesionsSection(Section, VTKObservationMixin):
             return
         edited = lesion_logic.editedLesions(self.review())
         if edited:
-            self.remeasure(edited)
-            self.ui.lesionsResultLabel.text = _("Measured again after an edit: {ids}").format(ids=", ".join(edited))
+            notes = self.remeasure(edited)
+            self.ui.lesionsResultLabel.text = "\n".join(
+                [_("Measured again after an edit: {ids}").format(ids=", ".join(edited)), *notes])
         else:
             self.refreshTable()  # a rename or a type change made elsewhere
 

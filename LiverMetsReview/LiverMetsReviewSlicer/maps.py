@@ -21,6 +21,9 @@ from .volumes import pullImage, pushImage, showAutoWindowLevel
 
 CONTRAST_PHASES = ("t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary")
 ADC_METHODS = ("lls", "wls", "nlls")
+# What a map needs its series for, in the message when a warping transform moves one: a map is computed from
+# exactly its inputs, so none of them is left out (the Lesions and Checklist sections leave such a series out).
+FAT_NEED, RE_NEED, ALIGN_NEED = "the fat fraction", "the relative enhancement", "the alignment"
 
 
 def nodesByRole(role: str) -> list:
@@ -165,7 +168,7 @@ def computeAdc(method: str = "lls", progress=None) -> tuple[dict[str, Any], dict
         raise MissingDataError("An ADC needs diffusion-weighted series at two or more b-values (role 'dwi' with a "
                                "b-value); load a study that has them.")
     _step(progress, 0.0, "Reading the diffusion-weighted series")
-    images = [pullImage(n) for n in dwi]
+    images = [pullImage(n, "the ADC") for n in dwi]
     _step(progress, 0.2, "Fitting the ADC")
     result = fit_adc(images, [_float_attribute(n, attributes.B_VALUE) for n in dwi], method=method,
                      **coreProgress(fit_adc, progress))
@@ -187,7 +190,7 @@ def computeChemicalShiftFat(progress=None) -> tuple[dict[str, Any], dict[str, An
     te_ip, te_op = _float_attribute(ip, attributes.ECHO_TIME_MS), _float_attribute(op, attributes.ECHO_TIME_MS)
     field = _float_attribute(ip, attributes.FIELD_STRENGTH_T)
     _step(progress, 0.0, "Computing the fat fraction")
-    result = chemical_shift_fat(pullImage(ip), pullImage(op), field_strength_t=field,
+    result = chemical_shift_fat(pullImage(ip, FAT_NEED), pullImage(op, FAT_NEED), field_strength_t=field,
                                 echo_times_ms=(te_ip, te_op) if te_ip is not None and te_op is not None else None)
     nodes = {"ff_chemical_shift": _push(result.ff, "ff_chemical_shift", result.metadata["ff"])}
     if result.sii is not None:
@@ -200,8 +203,8 @@ def computeDixonFat(progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
     from LiverMetsReviewLib.maps import dixon_fat
 
     _step(progress, 0.0, "Computing the fat fraction")
-    result = dixon_fat(pullImage(_one("dixon_water", "the Dixon fat fraction")),
-                       pullImage(_one("dixon_fat", "the Dixon fat fraction")))
+    result = dixon_fat(pullImage(_one("dixon_water", "the Dixon fat fraction"), FAT_NEED),
+                       pullImage(_one("dixon_fat", "the Dixon fat fraction"), FAT_NEED))
     return {"ff_dixon": _push(result.ff, "ff_dixon", result.metadata["ff"])}, result.summary
 
 
@@ -218,7 +221,7 @@ def computePdff(progress=None) -> tuple[dict[str, Any], dict[str, Any]]:
     if field is None:
         raise MissingDataError("The multi-echo series has no field strength: PDFF needs it for the fat spectrum.")
     _step(progress, 0.0, "Reading the echoes")
-    images = [pullImage(n) for n in echoes]
+    images = [pullImage(n, "PDFF") for n in echoes]
     _step(progress, 0.1, "Fitting PDFF and R2*")
     result = fit_pdff(images, times, field_strength_t=field, **coreProgress(fit_pdff, _within(progress, 0.1, 1.0)))
     nodes = {"pdff": _push(result.pdff, "pdff", result.metadata["pdff"]),
@@ -235,7 +238,7 @@ def computeEnhancement(phase: str = "t1_hepatobiliary", progress=None) -> tuple[
     pre = _one("t1_pre", "the relative enhancement")
     post = _one(phase, "the relative enhancement")
     _step(progress, 0.0, "Computing the relative enhancement")
-    result = relative_enhancement(pullImage(pre), pullImage(post), phase=phase)
+    result = relative_enhancement(pullImage(pre, RE_NEED), pullImage(post, RE_NEED), phase=phase)
     short = phase.removeprefix("t1_")
     nodes = {f"re_{short}": _push(result.re, f"re_{short}", result.metadata["re"]),
              f"sub_{short}": _push(result.subtraction, f"sub_{short}", result.metadata["subtraction"])}
@@ -255,7 +258,7 @@ def alignSeries(fixedNode, movingNode, affine: bool = False, progress=None) -> t
     if fixedNode.GetID() == movingNode.GetID():
         raise MissingDataError("The reference and the series to align are the same: choose two different series.")
     _step(progress, 0.0, "Registering the series")
-    result = register(pullImage(fixedNode), pullImage(movingNode), affine=affine,
+    result = register(pullImage(fixedNode, ALIGN_NEED), pullImage(movingNode, ALIGN_NEED), affine=affine,
                       **coreProgress(register, progress))
     name = f"{movingNode.GetName()}_aligned"
     node = pushImage(result.resampled, name)

@@ -22,7 +22,7 @@ from . import attributes
 from . import lesion_nodes as nodes
 from .checklist_scene import MEASUREMENTS
 from .dicom_study import INSTANCE_UIDS, applicationDatabase
-from .volumes import pullImage, rasToLps
+from .volumes import leftOutNote, pullImage, rasToLps, warpingTransform
 
 STUDY_FOLDER = "study"
 LESIONS_FOLDER = "lesions"
@@ -79,10 +79,16 @@ def viewerVolume(node: slicer.vtkMRMLScalarVolumeNode, database, notes: list[str
 
 
 def viewerVolumes(notes: list[str]) -> list:
-    """Every volume with a role (maps and labelmaps left out), in scene order."""
+    """Every volume with a role (maps and labelmaps left out), in scene order; one a warping transform moves is
+    left out of the study folder, with a note (the report lists the series it was given), and a warped DWI
+    b-value takes the other b-values of its role with it (as in the lesion work: an ADC needs them all)."""
     database = applicationDatabase()
-    return [viewerVolume(node, database, notes) for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
-            if isRoleVolume(node)]
+    nodes = [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode") if isRoleVolume(n)]
+    warped = [n for n in nodes if warpingTransform(n) is not None]
+    notes.extend(leftOutNote(n) for n in warped)
+    dwiWarped = any(n.GetAttribute(attributes.ROLE) == "dwi" for n in warped)
+    return [viewerVolume(n, database, notes) for n in nodes
+            if n not in warped and not (dwiWarped and n.GetAttribute(attributes.ROLE) == "dwi")]
 
 
 def writeStudy(out: Path, notes: list[str]) -> Path:
@@ -136,7 +142,8 @@ def outlinedLesions(segmentationNode: slicer.vtkMRMLSegmentationNode, referenceN
         if lesionId:
             kind = nodes.segmentTag(segment, nodes.ROLE_TAG) or "lesion"
             lesions.append(OutlinedLesion(lesionId, kind, mask, _seedLps(seedNode, lesionId)))
-    liverImage = mask_image(np.any(liver, axis=0), pullImage(referenceNode)) if liver else None
+    liverImage = mask_image(np.any(liver, axis=0), pullImage(referenceNode, "the lesions are measured on its grid, "
+                                                                          "so the report")) if liver else None
     return lesions, liverImage
 
 
@@ -173,6 +180,7 @@ def writeLesions(out: Path, studyFolder: Path | None, segmentationNode, seedNode
         notes.append("The scene has no lesion yet: the report lists none.")
         return None
     study = sceneStudy()
+    notes.extend(note for note in study.notes if note not in notes)  # a series the study folder left out, too
     referenceNode = study.nodeOf[id(lesion_channels(study.series).reference)]
     lesions, liver = outlinedLesions(segmentationNode, referenceNode, seedNode)
     if not lesions:

@@ -107,12 +107,17 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         lesions.ui.addLesionButton.click()
         interactionNode = slicer.app.applicationLogic().GetInteractionNode()
         self.assertEqual(interactionNode.GetCurrentInteractionMode(), slicer.vtkMRMLInteractionNode.Place)
+        # In place mode the widget may also hold a preview point that follows the mouse (PositionPreview, in the same
+        # list): the clicked point is found by its ID and the points counted are the defined ones.
         seeds = params.lesions.seeds  # slicer-class: vtkMRMLMarkupsFiducialNode
-        seeds.AddControlPoint(list(lpsToRas(truthLesion["centre_mm"])))
+        pointId = seeds.GetNthControlPointID(seeds.AddControlPoint(list(lpsToRas(truthLesion["centre_mm"]))))
+        self.assertEqual(lesion_nodes.lesionSegmentIds(params.lesions.segmentation), [])  # not inside the event
         interactionNode.SetCurrentInteractionMode(slicer.vtkMRMLInteractionNode.ViewTransform)
         self.assertTrue(self._processEventsUntil(lambda: lesion_nodes.lesionSegmentIds(params.lesions.segmentation)),
                         lesions.ui.lesionsResultLabel.text)
-        lesionId = lesion_nodes.seedLesionId(seeds.GetNthControlPointDescription(0))
+        index = seeds.GetControlPointIndexByID(pointId)
+        self.assertGreaterEqual(index, 0, lesions.ui.lesionsResultLabel.text)
+        lesionId = lesion_nodes.seedLesionId(seeds.GetNthControlPointDescription(index))
         self.assertEqual(lesionId, "L1", lesions.ui.lesionsResultLabel.text)
 
         segmentationNode, reference = params.lesions.segmentation, params.lesions.referenceVolume
@@ -134,8 +139,7 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         self.assertEqual(tags[lesion_nodes.LESION_ID], "L1")
         self.assertEqual(tags[lesion_nodes.ROLE_TAG], "metastasis")
         self.assertIn("SCT^14799000^", tags[slicer.vtkSegment.GetTerminologyEntryTagName()])  # neoplasm, secondary
-        seeds = params.lesions.seeds
-        self.assertEqual((seeds.GetNumberOfControlPoints(), seeds.GetNthControlPointLabel(0)), (1, "L1"))
+        self.assertEqual((seeds.GetNumberOfDefinedControlPoints(), seeds.GetNthControlPointLabel(index)), (1, "L1"))
         self.assertEqual(len(lesion_nodes.diameterLines("L1")), 2)
         rowBefore = [lesions.ui.lesionTableWidget.item(0, c).text() for c in range(len(lesion_nodes.TABLE_COLUMNS))]
 
@@ -153,9 +157,10 @@ class LiverMetsReviewTest(ScriptedLoadableModuleTest):
         segment = reloadedNode.GetSegmentation().GetSegment("L1")
         self.assertEqual({key: lesion_nodes.segmentTag(segment, key) for key in tags}, tags)
         self.assertEqual(lesion_nodes.storedMeasures(segment), measures)
-        seeds = params.lesions.seeds
-        self.assertEqual((seeds.GetNumberOfControlPoints(), seeds.GetNthControlPointLabel(0)), (1, "L1"))
-        self.assertEqual(lesion_nodes.seedLesionId(seeds.GetNthControlPointDescription(0)), "L1")
+        seeds = params.lesions.seeds  # slicer-class: vtkMRMLMarkupsFiducialNode
+        index = seeds.GetControlPointIndexByID(pointId)
+        self.assertEqual((seeds.GetNumberOfDefinedControlPoints(), seeds.GetNthControlPointLabel(index)), (1, "L1"))
+        self.assertEqual(lesion_nodes.seedLesionId(seeds.GetNthControlPointDescription(index)), "L1")
         self.assertEqual(len(lesion_nodes.diameterLines("L1")), 2)
         self.assertEqual([lesions.ui.lesionTableWidget.item(0, c).text()
                           for c in range(len(lesion_nodes.TABLE_COLUMNS))], rowBefore)

@@ -328,7 +328,9 @@ def section_edge(edge, monkeypatch):
     scene.AddObserver = lambda event, callback: scene.observers.append((event, callback)) or len(scene.observers)
     scene.RemoveObserver = lambda tag: None
     slicer.util.VTKObservationMixin = _Observations
-    slicer.vtkMRMLMarkupsNode = types.SimpleNamespace(PointPositionDefinedEvent="PointPositionDefinedEvent")
+    slicer.vtkMRMLMarkupsNode = types.SimpleNamespace(
+        PointPositionDefinedEvent="PointPositionDefinedEvent", PositionPreview=POSITION_PREVIEW,
+        PositionDefined=POSITION_DEFINED)
     slicer.vtkSegmentation = types.SimpleNamespace(SourceRepresentationModified="SourceRepresentationModified",
                                                    SegmentModified="SegmentModified")
     qt = types.ModuleType("qt")
@@ -395,6 +397,9 @@ def test_opened_scene_shows_its_lesions_once_the_segments_are_read(section_edge,
 # --------------------------------------------------------------------------------- a click in place mode
 
 
+POSITION_PREVIEW, POSITION_DEFINED = 1, 2  # vtkMRMLMarkupsNode's enum (v5.12.3): Undefined, Preview, Defined, Missing
+
+
 class _SeedList:
     """vtkMRMLMarkupsFiducialNode as Slicer fills it on a click (read in v5.12.3): vtkMRMLMarkupsNode::AddControlPoint
     and ::SetNthControlPointPositionOrientationWorld fire PointPositionDefinedEvent from inside, and the caller goes
@@ -411,15 +416,26 @@ class _SeedList:
 
     def AddControlPoint(self, ras, label=""):  # noqa: N802 - Slicer's spelling
         self._next += 1
-        self.points.append({"id": str(self._next), "ras": list(ras), "label": label, "description": ""})
+        self.points.append({"id": str(self._next), "ras": list(ras), "label": label, "description": "",
+                            "status": POSITION_DEFINED})
         index = len(self.points) - 1
         self._fire("PointPositionDefinedEvent")
         assert index < len(self.points), "control point removed inside its own PointPositionDefinedEvent"
         self.active = self.points[index]["id"]  # PlacePoint: SetActiveControlPoint(controlPointIndex)
         return index
 
+    def preview(self, ras):
+        """The mouse moves over a view in place mode: vtkSlicerMarkupsWidget::UpdatePreviewPoint keeps a point in the
+        list that follows it (status PositionPreview; no PointPositionDefinedEvent until a click defines it)."""
+        self._next += 1
+        self.points.append({"id": str(self._next), "ras": list(ras), "label": "", "description": "",
+                            "status": POSITION_PREVIEW})
+
     def GetNumberOfControlPoints(self):  # noqa: N802
         return len(self.points)
+
+    def GetNthControlPointPositionStatus(self, n):  # noqa: N802
+        return self.points[n]["status"]
 
     def GetNthControlPointID(self, n):  # noqa: N802
         return self.points[n]["id"]
@@ -462,6 +478,7 @@ def placing(section_edge, monkeypatch):
                                  lesionType="metastasis")
     section.params = types.SimpleNamespace(lesions=pack)
     section._observe()
+    monkeypatch.setattr(ls.lesion_logic, "sceneStudy", lambda reference=None: ls.lesion_logic.SceneStudy([]))
     return section, seeds, ls, sys.modules["qt"].single_shots
 
 
@@ -509,3 +526,52 @@ def test_an_accepted_click_is_segmented_at_its_position(placing, monkeypatch):
     assert section.addLesionAt([1.0, 2.0, 3.0], "cyst") == "L2"
     _event_loop(single_shots)
     assert [c[1:] for c in calls] == [("L1", "metastasis"), ("L2", "cyst")]  # each point segmented once
+
+
+def test_a_preview_point_is_nobodys_seed(placing, monkeypatch):
+    """Persistent place mode: after a click the mouse moves on and the markups widget adds a preview point to the
+    same list before the deferred call runs. Only the clicked point becomes a lesion; the preview point is left to
+    the widget (removing it would leave the widget a stale index). The liver seed is the clicked point too."""
+    section, seeds, ls, single_shots = placing
+    calls, livers = [], []
+    monkeypatch.setattr(ls.lesion_logic, "segmentAt",
+                        lambda review, ras, lesion_id, kind, **options: calls.append(list(ras)) or {})
+    seeds.AddControlPoint([12.5, -40.0, 7.0])
+    seeds.preview([30.0, 5.0, -2.0])
+    _event_loop(single_shots)
+    assert calls == [[12.5, -40.0, 7.0]]
+    assert [p["status"] for p in seeds.points] == [POSITION_DEFINED, POSITION_PREVIEW]
+    assert seeds.points[1]["description"] == ""  # untouched
+
+    liver = _SeedList(section)
+    section.pack.liverSeeds = liver
+    monkeypatch.setattr(section, "findLiver", lambda ras=None: livers.append(list(ras)))
+    liver.AddControlPoint([1.0, 2.0, 3.0])
+    liver.preview([9.0, 9.0, 9.0])
+    section._findLiverAtSeed()
+    assert livers == [[1.0, 2.0, 3.0]]
+
+
+def test_series_left_out_are_named_and_a_warped_reference_refuses_the_click(placing, monkeypatch):
+    """A series a warping transform moves: the lesion is added from the others and the reader is told which series
+    was left out; when it is the series the lesions are drawn on, the click is refused with the reason."""
+    section, seeds, ls, single_shots = placing
+    note = "'dwi_b800' left out: it is moved by a warping (non-linear) transform, 'Warp', ... 'Harden transform' ..."
+    monkeypatch.setattr(ls.lesion_logic, "sceneStudy",
+                        lambda reference=None: ls.lesion_logic.SceneStudy([], notes=[note]))
+    monkeypatch.setattr(ls.lesion_logic, "segmentAt", lambda review, ras, lesion_id, kind, **options: {
+        "long_axis_mm": 21.0, "short_axis_mm": 13.0, "volume_ml": 2.5})
+    seeds.AddControlPoint([12.5, -40.0, 7.0])
+    _event_loop(single_shots)
+    assert section.ui.lesionsResultLabel.text.splitlines() == ["L1: 21.0 x 13.0 mm, 2.50 mL", note]
+
+    refusal = "The series 'hbp' is moved by a warping (non-linear) transform, 'Warp', ... 'Harden transform' ..."
+
+    def warped_reference(reference=None):
+        raise ls.LiverMetsError(refusal)
+
+    monkeypatch.setattr(ls.lesion_logic, "sceneStudy", warped_reference)
+    seeds.AddControlPoint([1.0, 2.0, 3.0])
+    _event_loop(single_shots)
+    assert seeds.GetNumberOfControlPoints() == 1  # the refused click is gone, L1's seed stays
+    assert section.ui.lesionsResultLabel.text == f"No lesion added: {refusal}"

@@ -11,6 +11,7 @@ they were moved away and brought back by the transform.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import types
 from pathlib import Path
@@ -91,6 +92,12 @@ class Volume:
 
     def GetRASToIJKMatrix(self, matrix):  # noqa: N802
         matrix.m = np.linalg.inv(ijk_to_ras(self.image))
+
+    def GetImageData(self):  # noqa: N802 - vtkImageData as far as the series table reads it
+        return types.SimpleNamespace(GetDimensions=lambda: tuple(self.image.GetSize()))
+
+    def GetSpacing(self):  # noqa: N802 - the node's own spacing (its IJK-to-RAS matrix's columns)
+        return tuple(self.image.GetSpacing())
 
     def __getattr__(self, name):  # display nodes, window/level: not under test
         if name[:1].isupper():
@@ -262,11 +269,77 @@ def test_every_section_pulls_the_moved_series_where_it_was_registered(scene, pha
                                rtol=1e-5, atol=1e-2)
 
 
-def test_a_warped_series_stops_each_section_with_its_name(scene, phantom):
+HARDEN = r".*Harden transform"
+
+
+def test_a_warped_series_is_left_out_of_the_lesion_work_and_named(scene, phantom):
+    """A warping transform on the DWI: the lesion work, the checklist's measurements and the report go on with the
+    other series, each naming the DWI, the transform and "Harden transform"; the ADC, computed from exactly those
+    series, refuses with the same advice."""
     _load(scene, phantom, {"dwi": Transform(None, "Warp")})
+    left_out = re.compile(r"'dwi\d' left out: .*warping.*'Warp'" + HARDEN)
+    others = sorted(s.role for s in phantom.series if s.role != "dwi")
+
     lesion_logic = importlib.import_module("LiverMetsReviewSlicer.lesion_logic")
-    maps = importlib.import_module("LiverMetsReviewSlicer.maps")
+    study = lesion_logic.sceneStudy()
+    assert sorted(s.role for s in study.series) == [r for r in others if r in lesion_logic.SERIES_ROLES]
+    assert study.notes and all(left_out.match(n) for n in study.notes)
+
     checklist_scene = importlib.import_module("LiverMetsReviewSlicer.checklist_scene")
-    for pull in (lesion_logic.sceneStudy, lambda: maps.computeAdc("lls"), checklist_scene.sceneImages):
-        with pytest.raises(LiverMetsError, match=r"'dwi\d' is moved by a warping .*'Warp'"):
-            pull()
+    notes: list[str] = []
+    images = checklist_scene.sceneImages(notes)
+    assert "dwi_high_b" not in images and "t1_hepatobiliary" in images
+    assert len(notes) == 1 and left_out.match(notes[0])
+
+    report_scene = importlib.import_module("LiverMetsReviewSlicer.report_scene")
+    notes = []
+    volumes = report_scene.viewerVolumes(notes)
+    assert sorted({v.role for v in volumes}) == others
+    assert len(notes) == sum(1 for n in scene if n.GetAttribute(ROLE) == "dwi") and all(map(left_out.match, notes))
+
+    maps = importlib.import_module("LiverMetsReviewSlicer.maps")
+    with pytest.raises(LiverMetsError, match=r"'dwi\d' is moved by a warping .*'Warp'.*the ADC cannot do without it"
+                       + HARDEN):
+        maps.computeAdc("lls")
+
+
+def test_a_warped_reference_stops_the_lesion_work_with_what_to_do(scene, phantom):
+    """The HBP, on whose grid the lesions and the liver are drawn, under a warping transform: the lesion work and
+    the checklist's measurement refuse with its name, the transform's and "Harden transform"; a review already drawn
+    on another series goes on without the HBP, and the report's study folder leaves it out."""
+    _load(scene, phantom, {"t1_hepatobiliary": Transform(None, "Warp")})
+    refusal = r"'t1_hepatobiliary0' is moved by a warping .*'Warp'.*outlined on its grid" + HARDEN
+    lesion_logic = importlib.import_module("LiverMetsReviewSlicer.lesion_logic")
+    with pytest.raises(LiverMetsError, match=refusal):
+        lesion_logic.sceneStudy()
+    portal = next(n for n in scene if n.GetAttribute(ROLE) == "t1_portal_venous")
+    study = lesion_logic.sceneStudy(portal)
+    assert "t1_hepatobiliary" not in study.imagesByRole() and "t1_portal_venous" in study.imagesByRole()
+    assert [n.split(" left out")[0] for n in study.notes] == ["'t1_hepatobiliary0'"]
+
+    checklist_scene = importlib.import_module("LiverMetsReviewSlicer.checklist_scene")
+    with pytest.raises(LiverMetsError, match=r"'t1_hepatobiliary0' is moved by a warping .*'Warp'.*measured on its grid"
+                       + HARDEN):
+        checklist_scene.measureSegment(types.SimpleNamespace(node=None, segmentId="L1", lesionId="L1"), [])
+
+    report_scene = importlib.import_module("LiverMetsReviewSlicer.report_scene")
+    notes: list[str] = []
+    assert "t1_hepatobiliary" not in {v.role for v in report_scene.viewerVolumes(notes)}
+    assert [n.split(" left out")[0] for n in notes] == ["'t1_hepatobiliary0'"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_series_table_shows_the_grid_the_sections_compute_on(scene, seed):
+    """The Study section's grid column under a transform that scales (an affine registration): the voxel size of
+    the image the sections pull, not the node's own; a warped series says it is left out."""
+    volumes = importlib.import_module("LiverMetsReviewSlicer.volumes")
+    rng = np.random.default_rng(seed)
+    image = _oblique_image(rng)
+    to_world = _rigid(rng)
+    to_world[:3, :3] = to_world[:3, :3] @ np.diag(rng.uniform(1.3, 1.6, 3))  # a registration that scales by 30-60 %
+    node = Volume(image, "t2", {}, Transform(to_world))
+    size = "x".join(str(n) for n in image.GetSize())
+    shown = volumes.pullImage(node).GetSpacing()
+    assert volumes.gridSummary(node) == "{}, {:.2g}x{:.2g}x{:.2g} mm".format(size, *shown)
+    node.transform = Transform(None, "BSpline T2->HBP")
+    assert volumes.gridSummary(node) == f"{size}, warped by 'BSpline T2->HBP': left out until hardened"
