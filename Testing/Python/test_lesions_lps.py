@@ -53,7 +53,7 @@ def _voxel_box_in(reference: sitk.Image, other: sitk.Image) -> np.ndarray:
 def test_a_voxels_reach_on_another_grid_is_simpleitks(seed, sheared):
     """A coarser series' voxel seen on the reference grid (footprint's box averaging, the liver confirmation's search
     reach): the span of its corners mapped by SimpleITK, also when the reference is sheared by an affine
-    registration (the transposed direction was tens of percent off there)."""
+    registration (the transposed direction was up to 10 % off there)."""
     from LiverMetsReviewLib.lesions.footprint import source_extent_zyx
     from LiverMetsReviewLib.lesions.liver_confirm import _voxel_extent_along_axes
 
