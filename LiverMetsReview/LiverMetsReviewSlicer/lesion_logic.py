@@ -87,7 +87,10 @@ def sceneStudy(reference: Any = None) -> SceneStudy:
     b-value leaves the whole DWI out (its highest b-value and ADC need every stack)."""
     study = SceneStudy([])
     roleNodes = _roleNodes()
-    needed = reference if reference is not None else referenceNodeOf(roleNodes)
+    dwi, _ignored = latestPerValue("dwi", attributes.B_VALUE)
+    warped = [n for n in dwi if warpingTransform(n) is not None]
+    candidates = {**roleNodes, **({"dwi": (warped or dwi)[-1]} if dwi else {})}  # a study of DWI alone: its grid
+    needed = reference if reference is not None else referenceNodeOf(candidates)
     if needed is not None and warpingTransform(needed) is not None:
         raise LiverMetsError(warpedMessage(needed, "the lesions and the liver are outlined on its grid, so the work"))
     for role, node in roleNodes.items():
@@ -95,8 +98,6 @@ def sceneStudy(reference: Any = None) -> SceneStudy:
         if image is not None:
             study.series.append(Series(role, [image]))
             study.nodeOf[id(image)] = node
-    dwi, _ignored = latestPerValue("dwi", attributes.B_VALUE)
-    warped = [n for n in dwi if warpingTransform(n) is not None]
     for node in warped:
         study.notes.append(leftOutNote(node) + " The other b-values of the DWI are left out with it.")
     if dwi and not warped:

@@ -328,6 +328,16 @@ def test_a_warped_reference_stops_the_lesion_work_with_what_to_do(scene, phantom
     assert [n.split(" left out")[0] for n in notes] == ["'t1_hepatobiliary0'"]
 
 
+def test_a_study_of_a_warped_dwi_alone_is_refused_for_its_grid(scene, phantom):
+    """The DWI is the only series (the core draws the lesions on its grid then): refused with the advice, not 'no
+    series' after leaving it out."""
+    dwi_only = types.SimpleNamespace(series=[s for s in phantom.series if s.role == "dwi"])
+    _load(scene, dwi_only, {"dwi": Transform(None, "Warp")})
+    lesion_logic = importlib.import_module("LiverMetsReviewSlicer.lesion_logic")
+    with pytest.raises(LiverMetsError, match=r"'dwi\d' is moved by a warping .*'Warp'.*outlined on its grid" + HARDEN):
+        lesion_logic.sceneStudy()
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_the_series_table_shows_the_grid_the_sections_compute_on(scene, seed):
     """The Study section's grid column under a transform that scales (an affine registration): the voxel size of
