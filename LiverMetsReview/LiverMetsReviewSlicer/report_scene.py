@@ -147,8 +147,10 @@ def outlinedLesions(segmentationNode: slicer.vtkMRMLSegmentationNode, referenceN
     return lesions, liverImage
 
 
-def _storeOnScene(segmentationNode: slicer.vtkMRMLSegmentationNode, written) -> None:
-    """The same measures on the scene: the Lesions table's key measures and lines, the checklist's values."""
+def _storeOnScene(segmentationNode: slicer.vtkMRMLSegmentationNode, written, complete: bool = True) -> None:
+    """The same measures on the scene: the Lesions table's key measures and lines, the checklist's values. Values
+    measured with a series left out (``complete`` False) are not kept for the checklist (its tag emptied): as the
+    checklist does, the lesion is measured again once the reader has hardened the transform."""
     from LiverMetsReviewLib.lesions.one_lesion import key_measures, mask_digest
     from LiverMetsReviewLib.lesions.viewer_lesions import checklist_values
 
@@ -159,7 +161,7 @@ def _storeOnScene(segmentationNode: slicer.vtkMRMLSegmentationNode, written) -> 
         measures = key_measures(it.measures)
         nodes.storeMeasures(segment, measures, mask_digest(it.mask))
         nodes.updateDiameterLines(it.seed.label, segment.GetName(), measures)
-        segment.SetTag(MEASUREMENTS, attributes.tagJson(values[it.seed.label]))
+        segment.SetTag(MEASUREMENTS, attributes.tagJson(values[it.seed.label]) if complete else "")
 
 
 def _segmentIdOf(segmentationNode: slicer.vtkMRMLSegmentationNode, lesionId: str) -> str:
@@ -187,7 +189,7 @@ def writeLesions(out: Path, studyFolder: Path | None, segmentationNode, seedNode
         notes.append("The review segmentation holds no lesion: the report lists none.")
         return None
     written = write_viewer_lesions(study.series, lesions, out, liver_mask=liver, maps=study.maps, study_dir=studyFolder)
-    _storeOnScene(segmentationNode, written)
+    _storeOnScene(segmentationNode, written, complete=not study.notes)
     notes.extend(written.notes)
     return out
 

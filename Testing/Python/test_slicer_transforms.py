@@ -353,3 +353,39 @@ def test_the_series_table_shows_the_grid_the_sections_compute_on(scene, seed):
     assert volumes.gridSummary(node) == "{}, {:.2g}x{:.2g}x{:.2g} mm".format(size, *shown)
     node.transform = Transform(None, "BSpline T2->HBP")
     assert volumes.gridSummary(node) == f"{size}, warped by 'BSpline T2->HBP': left out until hardened"
+
+
+def test_report_keeps_no_checklist_values_measured_without_a_series(scene, monkeypatch):
+    """The report measures the lesions as they are and stores the checklist's values on each segment; measured with a
+    series left out, the tag is emptied instead (the checklist then measures again, once the transform is hardened)."""
+    from LiverMetsReviewLib.lesions import one_lesion, viewer_lesions
+
+    report_scene = importlib.import_module("LiverMetsReviewSlicer.report_scene")
+    nodes = importlib.import_module("LiverMetsReviewSlicer.lesion_nodes")
+
+    class Segment:
+        def __init__(self) -> None:
+            self.tags = {report_scene.MEASUREMENTS: '{"values": {"adc_median": 1200}}'}
+
+        def SetTag(self, key, value):  # noqa: N802
+            self.tags[key] = value
+
+        def GetName(self):  # noqa: N802
+            return "L1"
+
+    segment = Segment()
+    segmentation = types.SimpleNamespace(GetSegment=lambda sid: segment)
+    node = types.SimpleNamespace(GetSegmentation=lambda: segmentation)
+    monkeypatch.setattr(report_scene, "_segmentIdOf", lambda node, lesion_id: "L1")
+    monkeypatch.setattr(viewer_lesions, "checklist_values", lambda review: {"L1": {"values": {"adc_median": 1100}}})
+    monkeypatch.setattr(one_lesion, "key_measures", lambda measures: {})
+    monkeypatch.setattr(one_lesion, "mask_digest", lambda mask: "digest")
+    monkeypatch.setattr(nodes, "storeMeasures", lambda *args: None)
+    monkeypatch.setattr(nodes, "updateDiameterLines", lambda *args: None)
+    lesion = types.SimpleNamespace(seed=types.SimpleNamespace(label="L1"), measures=None, mask=None)
+    written = types.SimpleNamespace(review=types.SimpleNamespace(lesions=[lesion]))
+
+    report_scene._storeOnScene(node, written)
+    assert "1100" in segment.tags[report_scene.MEASUREMENTS]
+    report_scene._storeOnScene(node, written, complete=False)
+    assert segment.tags[report_scene.MEASUREMENTS] == ""
