@@ -62,6 +62,7 @@ class StudySection(Section):
         self.focus = FocusTracker()
         self._displayedVolumeID: str | None = None
         self._tableUpdatePending = False
+        self._transformObservers: list[tuple] = []  # (volume node, observer tag)
 
     def setup(self, ui, logic) -> None:
         super().setup(ui, logic)
@@ -84,6 +85,7 @@ class StudySection(Section):
 
     def cleanup(self) -> None:
         self.focus.stop()
+        self._followTransforms([])
 
     # ------------------------------------------------------------------------------------------------ state
     def onSceneClosed(self) -> None:
@@ -92,6 +94,7 @@ class StudySection(Section):
         self._tableUpdatePending = False
         self.focus.reset()
         self.focus.start()  # the crosshair node of the new scene
+        self._transformObservers = []  # the closed scene's nodes are gone with their observers
         self.ui.layoutResultLabel.text = ""
         self.ui.loadResultLabel.text = ""
         self.ui.seriesTableWidget.setRowCount(0)
@@ -168,11 +171,21 @@ class StudySection(Section):
             self._tableUpdatePending = True
             qt.QTimer.singleShot(0, self.refresh)
 
+    def _followTransforms(self, nodes: list) -> None:
+        """Rebuild the table when a series' transform is set, changed or hardened (each fires the volume's
+        TransformModifiedEvent): the grid column shows the grid the sections compute on."""
+        for node, tag in self._transformObservers:
+            node.RemoveObserver(tag)
+        event = slicer.vtkMRMLTransformableNode.TransformModifiedEvent
+        self._transformObservers = [(node, node.AddObserver(event, lambda caller, ev: self.scheduleRefresh()))
+                                    for node in nodes]
+
     def refresh(self) -> None:
         """One row per scalar volume: name, role drop-down (edits the node attribute), grid."""
         self._tableUpdatePending = False
         table = self.ui.seriesTableWidget
         nodes = self.logic.seriesNodes()
+        self._followTransforms(nodes)
         table.setRowCount(len(nodes))
         for row, node in enumerate(nodes):
             nameItem = qt.QTableWidgetItem(node.GetName())

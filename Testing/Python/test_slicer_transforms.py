@@ -389,3 +389,73 @@ def test_report_keeps_no_checklist_values_measured_without_a_series(scene, monke
     assert "1100" in segment.tags[report_scene.MEASUREMENTS]
     report_scene._storeOnScene(node, written, complete=False)
     assert segment.tags[report_scene.MEASUREMENTS] == ""
+
+
+class _Observed(Volume):
+    """A volume node whose parent transform can be set later, firing TransformModifiedEvent as
+    vtkMRMLTransformableNode::SetAndObserveTransformNodeID does (and HardenTransform, which sets it to none)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.observers: dict[int, tuple] = {}
+
+    def AddObserver(self, event, callback):  # noqa: N802
+        self.observers[len(self.observers) + 1] = (event, callback)
+        return len(self.observers)
+
+    def RemoveObserver(self, tag):  # noqa: N802
+        self.observers.pop(tag, None)
+
+    def SetAndObserveTransformNodeID(self, transform):  # noqa: N802 - the stand-in takes the transform itself
+        self.transform = transform
+        for event, callback in list(self.observers.values()):
+            if event == "TransformModifiedEvent":
+                callback(self, event)
+
+
+def test_the_series_table_follows_a_transform_set_after_loading(scene, monkeypatch):
+    """A registration's transform put on a series after the table was built (or hardened later): the grid column
+    is rebuilt then, not left showing the grid the series had when it was loaded."""
+    slicer = sys.modules["slicer"]
+    slicer.vtkMRMLTransformableNode = types.SimpleNamespace(TransformModifiedEvent="TransformModifiedEvent")
+    slicer.i18n = types.ModuleType("slicer.i18n")
+    slicer.i18n.tr = lambda text: text
+    slicer.parameterNodeWrapper = types.ModuleType("slicer.parameterNodeWrapper")
+    slicer.parameterNodeWrapper.parameterPack = lambda cls: cls
+    slicer.parameterNodeWrapper.Choice = slicer.parameterNodeWrapper.WithinRange = lambda *args: args
+    qt = types.ModuleType("qt")
+    qt.single_shots = []
+    qt.QTimer = types.SimpleNamespace(singleShot=lambda msec, callback: qt.single_shots.append(callback))
+    qt.Qt = types.SimpleNamespace(UserRole=32, ItemIsSelectable=1, ItemIsEnabled=32)
+    qt.QTableWidgetItem = lambda text: types.SimpleNamespace(text=text, setData=lambda *a: None,
+                                                              setFlags=lambda *a: None, setToolTip=lambda *a: None)
+    for name, module in {"qt": qt, "slicer.i18n": slicer.i18n, "slicer.parameterNodeWrapper":
+                         slicer.parameterNodeWrapper, "ctk": types.ModuleType("ctk")}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    study_section = importlib.import_module("LiverMetsReviewSlicer.study_section")
+
+    cells: dict[tuple, str] = {}
+    table = types.SimpleNamespace(setRowCount=lambda n: None, setCellWidget=lambda *a: None,
+                                  resizeColumnsToContents=lambda: None,
+                                  setItem=lambda row, col, item: cells.__setitem__((row, col), item.text))
+    image = _oblique_image(np.random.default_rng(3))
+    node = _Observed(image, "t2", {ROLE: "t2"})
+    section = study_section.StudySection()
+    section.ui, section.logic = types.SimpleNamespace(seriesTableWidget=table), types.SimpleNamespace(
+        seriesNodes=lambda: [node])
+    monkeypatch.setattr(section, "_roleComboBox", lambda node: None)
+    volumes = importlib.import_module("LiverMetsReviewSlicer.volumes")
+
+    section.refresh()
+    assert cells[(0, 2)] == volumes.gridSummary(node)
+    to_world = np.eye(4)
+    to_world[:3, :3] = np.diag([1.5, 1.5, 1.5])  # the registration scales the series by half again
+    node.SetAndObserveTransformNodeID(Transform(to_world))
+    while qt.single_shots:
+        qt.single_shots.pop(0)()
+    spacing = np.array(image.GetSpacing()) * 1.5
+    assert cells[(0, 2)].endswith("{:.2g}x{:.2g}x{:.2g} mm".format(*spacing))
+    node.SetAndObserveTransformNodeID(Transform(None, "Warp"))
+    while qt.single_shots:
+        qt.single_shots.pop(0)()
+    assert cells[(0, 2)].endswith("warped by 'Warp': left out until hardened")
