@@ -217,10 +217,17 @@ class LesionsSection(Section, VTKObservationMixin):
         try:
             return lesion_logic.sceneStudy(self.pack.referenceVolume)
         except LiverMetsError as exc:
-            for index in reversed(pending):
-                seeds.RemoveNthControlPoint(index)
+            self._removePoints(seeds, pending)
             messages.append(_("No lesion added: {reason}").format(reason=exc))
             return None
+        except Exception:
+            self._removePoints(seeds, pending)  # no seed without its segment
+            raise
+
+    @staticmethod
+    def _removePoints(seeds: vtkMRMLMarkupsFiducialNode, indices: list[int]) -> None:
+        for index in reversed(indices):
+            seeds.RemoveNthControlPoint(index)
 
     def _segmentSeed(self, seeds: vtkMRMLMarkupsFiducialNode, index: int, study) -> str:
         review = self.review()
