@@ -53,6 +53,7 @@ from .liver_grid import (  # noqa: F401  (re-exported: couinaud, liver_figures a
     _value,
     ball,
     body_mask,
+    bounding_box,
     deepest_points,
     edges,
     fill_holes_2d,
@@ -243,12 +244,15 @@ def enclosed_lesions(arr: np.ndarray, body: np.ndarray, tight: np.ndarray, windo
         if not ok.any():
             continue
         cand = ok[lab]
-        dist, idx = ndi.distance_transform_edt(~cand, sampling=spacing_zyx, return_indices=True)
-        near = lab[tuple(idx)]
-        shell = ndi.binary_dilation(cand) & ~side
+        # only voxels within the ring's outer radius of a candidate count: the distances are taken in the
+        # candidates' bounding box widened by that radius (the same nearest candidate, a fraction of the volume)
+        box = bounding_box(cand, [int(np.ceil((band + float(p["ring_mm"])) / s)) + 1 for s in spacing_zyx])
+        dist, idx = ndi.distance_transform_edt(~cand[box], sampling=spacing_zyx, return_indices=True)
+        near = lab[box][tuple(idx)]
+        shell = ndi.binary_dilation(cand[box]) & ~side[box]
         ring = (dist > band) & (dist <= band + float(p["ring_mm"]))
-        keep = (ok & (_fraction_by_label(near, shell, wide, n) >= float(p["enclosed_fraction"]))
-                & (_fraction_by_label(near, ring, tight, n) >= float(p["core_ring_fraction"])))
+        keep = (ok & (_fraction_by_label(near, shell, wide[box], n) >= float(p["enclosed_fraction"]))
+                & (_fraction_by_label(near, ring, tight[box], n) >= float(p["core_ring_fraction"])))
         out |= keep[lab]
     if not out.any():
         return out

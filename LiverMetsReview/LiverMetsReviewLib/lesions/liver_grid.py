@@ -132,12 +132,34 @@ def ball(radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
     return d2 <= 1.0 + 1e-9
 
 
+def bounding_box(mask: np.ndarray, pad_voxels: Sequence[int]) -> tuple[slice, ...]:
+    """Slices of the bounding box of ``mask`` (not empty) widened by ``pad_voxels`` per axis, clipped to the array."""
+    out = []
+    for axis, pad in enumerate(pad_voxels):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        out.append(slice(max(int(hit[0]) - int(pad), 0), min(int(hit[-1]) + int(pad) + 1, mask.shape[axis])))
+    return tuple(out)
+
+
 def morph(op: str, mask: np.ndarray, radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
     """Binary opening/closing/dilation/erosion with a ball of ``radius_mm``. The closing pads the array with
     background so that the image edge does not erode the result; the opening pads it by repeating the edge
     slices: the anatomy continues beyond a field of view that cuts an organ, so the image edge is no boundary a
-    thin bridge could be cut at (else the opening strips the end slices of an organ the slab cuts)."""
+    thin bridge could be cut at (else the opening strips the end slices of an organ the slab cuts).
+
+    Computed in the mask's bounding box widened by twice the ball's extent and a voxel (every voxel the two
+    passes of a closing or opening can change, with the background round them): the same result, in the
+    fraction of the volume an organ fills."""
+    out = np.zeros(mask.shape, bool)
+    if not mask.any():
+        return out
     se = ball(radius_mm, spacing_zyx)
+    box = bounding_box(mask, [2 * (n // 2) + 1 for n in se.shape])
+    out[box] = _morph(op, mask[box], se)
+    return out
+
+
+def _morph(op: str, mask: np.ndarray, se: np.ndarray) -> np.ndarray:
     if op in ("close", "open"):
         pad = [(n // 2, n // 2) for n in se.shape]
         padded = np.pad(mask, pad) if op == "close" else np.pad(mask, pad, mode="edge")
