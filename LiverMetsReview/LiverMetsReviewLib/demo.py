@@ -20,7 +20,7 @@ from .errors import LiverMetsError
 from .io.atomic import write_json_atomic, write_text_atomic
 from .io.images import write_image
 from .phantom import PhantomStudy, generate_phantom, write_phantom
-from .pipeline import StudyMaps, compute_study_maps
+from .pipeline import LESION_MAPS, StudyMaps, compute_study_maps
 from .region_stats import labels_on_grid, region_medians
 
 # Which series each map is computed on (its grid and breath-hold shift), and which truth parameter it estimates.
@@ -114,7 +114,7 @@ def _aligned_study(study: PhantomStudy, maps: StudyMaps, *, seed: int, scenario:
     if breath_hold_shift_mm <= 0:
         return study, maps, "the demo's study (no breath-hold shifts)"
     aligned = generate_phantom(seed, scenario, size=size)
-    maps = compute_study_maps(aligned.series, which=("adc", "fat_chemical_shift", "fat_dixon", "enhancement"))
+    maps = compute_study_maps(aligned.series, which=LESION_MAPS)
     return aligned, maps, ("the same phantom without breath-hold shifts (T2 and DWI of the shifted study are not "
                            "registered, and the lesion outline reads every series together)")
 

@@ -19,6 +19,13 @@ from .roles import DYNAMIC_ROLES
 from .series import Series
 
 POST_CONTRAST = DYNAMIC_ROLES[1:]
+# The maps a lesion reading measures. PDFF where the study has a multi-echo series: the checklist corrects
+# fat-suppressed signals by the lesion's water share (100 - fat), which is a proton-density quantity. The Dixon and
+# two-point fat fractions come from T1-weighted gradient echoes (the phantom's Dixon: TR 6.8 ms, 10 degrees), where
+# fat's short T1 (about 340 ms at 1.5 T against a metastasis's 1760 +/- 720 ms, lesion-parameter-ranges.md
+# section 3) makes fat relatively brighter than water, so they overstate a lesion's fat; the multi-echo fit is
+# low-flip (3 degrees) and T2*-corrected. Up to session 20 `measure` left PDFF out.
+LESION_MAPS = ("adc", "fat_chemical_shift", "fat_dixon", "pdff", "enhancement")
 
 
 @dataclass

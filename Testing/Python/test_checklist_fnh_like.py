@@ -13,6 +13,7 @@ import numpy as np
 from test_checklist import _dwi_ratio, ctx, fnh_like, item, persistent_fnh_like_draws, t2_signal_ratio
 
 from LiverMetsReviewLib.checklist import load_checklist, review
+from LiverMetsReviewLib.checklist.values import add_derived
 
 CARBOPLATIN = [{"regimen": "carboplatin and paclitaxel", "agents": ["carboplatin", "paclitaxel"],
                 "start": "2024-01-01", "end": "2024-06-01"}]
@@ -139,3 +140,57 @@ def test_an_fnh_like_nodule_with_the_fnh_s_own_t2_is_not_left_indeterminate():
             assert item(r, "n1", "persistent_enhancement")["suggested"] == "yes"
             got = r["lesions"][0]["impression"]["category"]
             assert (got == FNH) is benign, (ratio, t2_liver, te, got)
+
+
+def test_the_rim_s_gain_is_read_over_the_rim_s_own_pre_contrast_value():
+    """Gadoxetate uptake of the rim is its HBP ratio over its own pre-contrast ratio (a subtraction image of the rim).
+    Up to checklist 1.6.1 the segment's pre-contrast ratio stood for the rim's (measure.py did not read the pre-contrast
+    T1 on the rim); the 3 mm rim shell mixes the lesion with the liver (share w), so for T1-bright tissue (FNH-like
+    nodules are iso to mildly T1-hyperintense [G]) the rim's gain was under-read and its retention missed. Drawn:
+    an FNH-like nodule with the rim pattern (S25: rim tissue gains like the liver or more, the centre less) in a liver
+    of adequate function; the signal model gives every measured median, and the rim's gain must be the mixture's
+    (w + (1 - w) p g) / (w + (1 - w) p), its retention read."""
+    rng = np.random.default_rng(57)
+    for _ in range(20):
+        liver_re, p, w = rng.uniform(0.6, 1.2), rng.uniform(1.1, 1.3), rng.uniform(0.2, 0.6)
+        g_rim, g_core = rng.uniform(1.0, 1.3), rng.uniform(0.4, 0.7)   # gain relative to the liver's
+        pre_liver = rng.uniform(800, 1200)
+        hbp_liver = pre_liver * (1 + liver_re)
+        rim_pre, rim_hbp = w + (1 - w) * p, w + (1 - w) * p * g_rim    # lesion-to-liver ratios of the rim shell
+        nodule = _hypervascular(rng, "n1", p, p * g_core)
+        nodule["values"].update({
+            "lesion.t1_pre.reference.median": pre_liver, "lesion.t1_pre.rim.median": pre_liver * rim_pre,
+            "lesion.t1_hepatobiliary.reference.median": hbp_liver,
+            "lesion.t1_hepatobiliary.rim.median": hbp_liver * rim_hbp,
+            "lesion.t1_hepatobiliary.core.median": hbp_liver * p * g_core,
+            "lesion.t2.ratio": rng.uniform(1.0, 1.08), "lesion.dwi_high_b.ratio": 1.0,
+            "lesion.adc.lesion.median": rng.uniform(1300, 1600), "lesion.adc.reference.median": 1200.0})
+        values = dict(nodule["values"])
+        add_derived(values, {}, load_checklist()["derived"])
+        assert abs(values["lesion.hbp_rim_gain"] - rim_hbp / rim_pre) < 1e-5
+        r = review([nodule], {"study.hbp_liver_re": 100.0 * liver_re, "study.liver_spleen_ratio": 1.8}, ctx())
+        assert item(r, "n1", "hbp_rim_retention")["suggested"] == "yes"
+
+
+def test_the_t2_thresholds_uncertainty_is_the_spread_of_the_read_ratio():
+    """lesion.t2_time_ratio turns a T2w signal ratio into a T2 ratio with an assumed liver T2 (46 ms at 1.5 T); the
+    patient's own liver T2 is not measured (between-subject spread about 10 %: S14's normal limits 35-54 ms, read as
+    mean +/- 2 SD) and the signal ratio has noise (5 %). For a lesion exactly at each T2 threshold the ratio the
+    conversion reads, simulated over both, has a central 68 % interval whose half-width is the threshold's stated
+    uncertainty within 15 % (up to checklist 1.6.3 it was 0.06 and 0.15: signal noise alone; the read ratio spreads
+    0.10 and 0.37)."""
+    doc = load_checklist()
+    te, t2_liver = 85.0, doc["physics"]["liver_t2_ms_by_field"]["value"]["1.5"]
+    rng = np.random.default_rng(85)
+    for tid in ("t2_hemangioma_time_ratio_min", "t2_very_bright_time_ratio_min"):
+        threshold = doc["thresholds"][tid]
+        liver = t2_liver * rng.normal(1.0, 0.10, 4000)
+        lesion = threshold["value"] * liver
+        signal = np.exp(te / liver - te / lesion) * rng.normal(1.0, 0.05, liver.size)
+        read = []
+        for s in signal:
+            values = {"lesion.t2.ratio": float(s), "study.t2_te_ms": te, "study.liver_t2_ms": t2_liver}
+            add_derived(values, {}, doc["derived"])
+            read.append(values["lesion.t2_time_ratio"])
+        lo, hi = np.percentile(read, [15.87, 84.13])
+        assert abs((hi - lo) / 2.0 / threshold["uncertainty"] - 1.0) < 0.15, (tid, (hi - lo) / 2.0)

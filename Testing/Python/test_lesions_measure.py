@@ -87,8 +87,8 @@ def test_core_values_match_tissue_parameters(lesion_id):
     m, truth = _lesion(lesion_id)
     comp = truth["compartments"][0]
     measured = {}
-    for key, role in (("signal", "t1_hepatobiliary"), ("signal", "t1_portal_venous"), ("signal", "t2"),
-                      ("adc", "adc")):
+    for key, role in (("signal", "t1_hepatobiliary"), ("signal", "t1_portal_venous"), ("signal", "t1_pre"),
+                      ("signal", "t2"), ("adc", "adc")):
         v = m.value(key, role, "core", "median")
         if v is None:
             why = next(x.why for x in m.measurements if (x.image, x.region, x.statistic) == (role, "core", "median"))
@@ -101,7 +101,8 @@ def test_core_values_match_tissue_parameters(lesion_id):
         else:
             ratio = v / m.value("signal", role, "reference", "median")
             assert ratio == pytest.approx(comp["expected_noise_free"]["to_liver"][role], rel=0.1), role
-    assert "t1_hepatobiliary" in measured and "t1_portal_venous" in measured  # the reference grid's own series
+    # the reference grid's own series (the pre-contrast core: what a region's gain over pre-contrast divides by)
+    assert {"t1_hepatobiliary", "t1_portal_venous", "t1_pre"} <= set(measured)
     hbp_ratio = m.value("lesion_to_liver_ratio", "t1_hepatobiliary")
     assert hbp_ratio == pytest.approx(comp["expected_noise_free"]["to_liver"]["t1_hepatobiliary"], rel=0.15)
 
@@ -121,6 +122,21 @@ def test_rim_core_signs_follow_the_lesion_types():
     abl, _ = _lesion("ablation_expected")  # thin granulation rim, coagulated core
     assert abl.value("relative_enhancement", "re_arterial", "rim", "median") > \
         abl.value("relative_enhancement", "re_arterial", "core", "median")
+
+
+@pytest.mark.parametrize("lesion_id", ["ablation_expected", "crc_met"])
+def test_pre_contrast_rim_and_core_follow_the_truth(lesion_id):
+    """The pre-contrast T1 is read on the rim and the core (a region's gain over pre-contrast needs its own
+    pre-contrast value): their order follows the truth's compartments (an ablation zone's T1-bright debris inside a
+    darker granulation rim, S29; a colorectal metastasis's necrotic centre darker than its viable rim), and the rim's
+    ratio to the liver lies between the liver's (1) and its compartment's (the 3 mm shell's edge voxels hold liver)."""
+    m, truth = _lesion(lesion_id)
+    comps = {c["name"]: c["expected_noise_free"]["to_liver"]["t1_pre"] for c in truth["compartments"]}
+    ref = m.value("signal", "t1_pre", "reference", "median")
+    rim, core = (m.value("signal", "t1_pre", r, "median") / ref for r in ("rim", "core"))
+    assert np.sign(core - rim) == np.sign(comps["core"] - comps["rim"])
+    lo, hi = sorted((1.0, comps["rim"]))
+    assert lo - 0.05 <= rim <= hi + 0.05, (rim, comps)
 
 
 def test_reference_is_liver_without_vessels_or_lesions():

@@ -20,11 +20,11 @@ def measure_phantom_lesions(study: Any, maps: Any | None = None) -> tuple[list[d
 
     from ..lesions.markups import Seed
     from ..lesions.review import review_lesions
-    from ..pipeline import compute_study_maps
+    from ..pipeline import LESION_MAPS, compute_study_maps
     from .values import lesion_values
 
     if maps is None:
-        maps = compute_study_maps(study.series, which=("adc", "fat_chemical_shift", "fat_dixon", "enhancement"))
+        maps = compute_study_maps(study.series, which=LESION_MAPS)
     liver_label = next(s["label"] for s in study.segments if s["id"] == "liver")
     liver = sitk.Cast(study.labelmap == liver_label, sitk.sitkUInt8)
     seeds = [Seed(les["id"], tuple(les["centre_mm"])) for les in study.truth["lesions"]]
@@ -72,8 +72,9 @@ def phantom_liver_figures(study: Any) -> dict[str, Any]:
 
 def review_phantom(study: Any, maps: Any | None = None, answers: dict | None = None,
                    lesions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Engine output for a phantom study plus, per lesion, the truth's expected impression beside it.
-    ``lesions``: engine inputs measured elsewhere (e.g. the demo's lesions stage); else measured here."""
+    """Engine output for a phantom study plus, per lesion, the truth's expected impression beside it, and the engine
+    inputs (``inputs``). ``lesions``: engine inputs measured elsewhere (e.g. the demo's lesions stage); else measured
+    here."""
     from .data import load_checklist
     from .engine import review
     from .inputs import study_figures_from_liver, t2_figures
@@ -98,7 +99,7 @@ def review_phantom(study: Any, maps: Any | None = None, answers: dict | None = N
                      "got": les["impression"]["category"], "rule": les["impression"]["rule"],
                      "reasons": les["impression"]["reasons"], "fired": fired,
                      "expected_pitfalls": t["expected_pitfalls"], "evidence": shown})
-    return {"result": result, "rows": rows, "not_measured": failed}
+    return {"result": result, "rows": rows, "not_measured": failed, "inputs": lesions}
 
 
 # The phantom's pitfall names (ground_truth.json expected_pitfalls) and the checklist item naming each one.

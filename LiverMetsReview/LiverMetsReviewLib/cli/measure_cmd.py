@@ -168,9 +168,9 @@ def run(args: argparse.Namespace) -> int:
     couinaud, couinaud_note = _couinaud_for(series, args, found)
     maps = None
     if not args.no_maps:
-        from ..pipeline import compute_study_maps
+        from ..pipeline import LESION_MAPS, compute_study_maps
 
-        maps = compute_study_maps(series, which=("adc", "fat_chemical_shift", "fat_dixon", "enhancement"))
+        maps = compute_study_maps(series, which=LESION_MAPS)
     review = review_lesions(series, seeds, roles=args.series, liver_mask=found.mask, couinaud=couinaud,
                             maps=maps, liver_note=liver_note, drawn=drawn, max_radius_mm=args.max_radius,
                             rim_mm=args.rim)

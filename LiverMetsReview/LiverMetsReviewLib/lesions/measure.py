@@ -38,8 +38,11 @@ from .lps import points_lps
 
 QUANTITIES = "quantities.json"
 # Images whose rim and core are compared (brief section 5: ring enhancement, peripheral washout, target, rim
-# restriction); names as produced by study_images().
-RIM_CORE = ("adc", "re_arterial", "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary", "t2")
+# restriction); names as produced by study_images(). The pre-contrast T1 too: the gain of a region between it and a
+# post-contrast phase (as a subtraction reads it, brief section 4) needs that region's own pre-contrast value, and the
+# rim holds a different mixture of lesion and liver than the segment's median voxel.
+RIM_CORE = ("adc", "re_arterial", "t1_pre", "t1_arterial", "t1_portal_venous", "t1_transitional", "t1_hepatobiliary",
+            "t2")
 
 
 def quantity(key: str) -> dict[str, Any]:
