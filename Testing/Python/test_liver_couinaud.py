@@ -77,9 +77,11 @@ def test_ivc_is_the_vertical_track_not_a_large_bright_lesion():
     assert np.hypot(got[0] - axis[0], got[1] - axis[1]) < 3.0, (got, axis, rng_seed)
 
 
-def _tube_study(rng, dz: float, level: float):
+def _tube_study(rng, dz: float, level: float, branches=None, main=None):
     """A liver block with nearly horizontal portal branches at ``level`` (mm) seen on slices ``dz`` apart (box
-    slice profile: each slice's signal is its overlap with the veins), and an IVC axis behind them."""
+    slice profile: each slice's signal is its overlap with the veins), and an IVC axis behind them. ``branches``:
+    ((x, y) start, (x, y) end, rise mm, radius mm) each; ``main``: ((x, y, z) low end, radius) of a main portal
+    vein climbing to the bifurcation at (0, -40, level)."""
     from LiverMetsReviewLib.lesions import couinaud as cou
 
     nz, ny, nx, px = int(round(90 / dz)), 80, 100, 2.0
@@ -88,7 +90,8 @@ def _tube_study(rng, dz: float, level: float):
     img.SetOrigin((-100.0, -100.0, -45.0))
     x, y, z = cou._world(img)
     fine = np.arange(-dz / 2, dz / 2, dz / 40)  # sub-slice samples of each slice's profile
-    branches = [((-60.0, -40.0), (0.0, -40.0), 0.0, 4.5), ((0.0, -40.0), (40.0, -60.0), 2.0, 3.5)]  # rising left
+    if branches is None:
+        branches = [((-60.0, -40.0), (0.0, -40.0), 0.0, 4.5), ((0.0, -40.0), (40.0, -60.0), 2.0, 3.5)]  # rising left
     frac = np.zeros(img.GetSize()[::-1], np.float32)
     for (a, b, rise, r) in branches:
         a, b = np.asarray(a), np.asarray(b)
@@ -97,6 +100,13 @@ def _tube_study(rng, dz: float, level: float):
         zc = level + rise * t
         for f in fine:
             frac += (np.hypot(d_xy, z + f - zc) <= r) / len(fine)
+    if main is not None:
+        (low, r), top = main, np.array([0.0, -40.0, level])
+        axis = top - np.asarray(low)
+        for f in fine:
+            rel = np.stack([x - low[0], y - low[1], z + f - low[2]], -1)
+            t = np.clip(rel @ axis / float(axis @ axis), 0, 1)
+            frac += (np.linalg.norm(rel - t[..., None] * axis, axis=-1) <= r) / len(fine)
     signal = 100.0 + 100.0 * np.clip(frac, 0, 1) + rng.normal(0, 1.0, frac.shape)
     liver = np.ones(frac.shape, bool)
     liver[:, :, :3] = liver[:, :, -3:] = False
@@ -118,6 +128,26 @@ def test_portal_level_is_the_slice_of_the_branches(dz):
         mean_level = level + 2.0 * 0.5 * 44.7 / (60.0 + 44.7)  # length-weighted mean height of the two branches
         nearest = centres[np.argmin(np.abs(centres - mean_level))]
         assert abs(got - nearest) < 0.01 or abs(abs(got - mean_level) - dz / 2) < 0.3, (dz, level, got, nearest)
+
+
+@pytest.mark.parametrize("dz", [3.0, 6.0])
+def test_bifurcation_stands_on_the_main_portal_vein(dz):
+    """The bifurcation's x, y is the main portal vein's centre where it reaches the branches, not the centroid of
+    the branches: with one branch longer and wider than the other (drawn, either side) that centroid lay 21 mm to
+    the right on the phantom and moved Harbin's caudate-to-right-lobe line with it (a normal liver read 0.78)."""
+    from LiverMetsReviewLib.lesions import couinaud as cou
+
+    rng = np.random.default_rng(int(dz * 10) + 7)
+    for _ in range(3):
+        long_r, short_r = rng.uniform(45, 70), rng.uniform(15, 30)
+        right, left = (long_r, short_r) if rng.random() < 0.5 else (short_r, long_r)
+        branches = [((-right, -40.0), (0.0, -40.0), 0.0, rng.uniform(4.0, 6.0)),
+                    ((0.0, -40.0), (left, -40.0 - rng.uniform(0, 20)), 2.0, rng.uniform(3.0, 5.0))]
+        low = (rng.uniform(-5, 15), -40.0 + rng.uniform(-15, 5), -40.0)
+        level = float(rng.uniform(-dz / 2, dz / 2))
+        x, y, z, liver, signal, vessels = _tube_study(rng, dz, level, branches, (low, rng.uniform(5.0, 6.5)))
+        got = cou._portal_level(liver, vessels, signal, x, y, z, (-5.0, 0.0, 40.0))  # IVC 4 cm behind it
+        assert np.hypot(got[0], got[1] + 40.0) < 4.0, (dz, right, left, low, got)
 
 
 def test_segment_border_distance_and_flag():
