@@ -209,6 +209,7 @@ def test_missing_measurements_and_series_give_reasons(folder, tmp_path, capsys):
     doc = json.loads((lesions / "measurements.json").read_text())
     for les in doc["lesions"]:
         les["measurements"] = [r for r in les["measurements"] if r["quantity"] not in ("adc", "fat_fraction")]
+    del doc["maps"]["pdff"]  # as when the study has no multi-echo series
     (lesions / "measurements.json").write_text(json.dumps(doc))
     study = tmp_path / "study"
     shutil.copytree(folder / "study", study)
@@ -224,6 +225,7 @@ def test_missing_measurements_and_series_give_reasons(folder, tmp_path, capsys):
         assert row["fat"][0] is None and "fat" in row["fat"][1]
     html = (out / "report.html").read_text()
     assert html.count('data-missing="T2">T2: no t2 series in the study') == len(PICK)
+    assert '<tr data-map="pdff"><td>pdff</td><td class="missing"' in html
     assert main(["report", "--review", str(tmp_path / "nowhere"), "-o", str(out)]) != 0
     err = capsys.readouterr().err
     assert "review.json" in err and "Traceback" not in err
@@ -258,10 +260,8 @@ def test_header_context_maps_and_pattern(folder):
     ctx = json.loads((folder / "study" / "clinical_context.json").read_text())
     assert ctx["primary_tumour"] in html and "from the context the review used" in html
     measured = json.loads((folder / "lesions" / "measurements.json").read_text())
-    for name, meta in measured["maps"].items():
-        if name == "adc":
-            assert f'<tr data-map="adc"><td>adc</td><td>{meta["quantity"]}' in html
-    assert '<tr data-map="pdff"><td>pdff</td><td class="missing"' in html  # measure computes no PDFF
+    for name in ("adc", "pdff"):  # measure computes PDFF from the study's multi-echo series
+        assert f'<tr data-map="{name}"><td>{name}</td><td>{measured["maps"][name]["quantity"]}' in html
     cells = _parse(folder / "report" / "report.html").rows
     for les in review["lesions"]:
         holds = [i["name"] for i in les["items"] if i["applicable"] and i["id"] in ENHANCEMENT_ITEMS
