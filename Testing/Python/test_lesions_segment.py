@@ -459,3 +459,36 @@ def test_half_covered_edge_voxels_are_not_dropped_wholesale():
     assert 0.25 <= share <= 0.75, f"{share:.2f} of {int(tie.sum())} half-covered voxels taken"
     assert not (mask & (cover < 0.5 - 1e-3)).sum() > 0.05 * mask.sum()
     assert dice(mask, cover >= 0.5) >= 0.85
+
+
+def test_small_ellipsoid_on_thick_slices_is_solid():
+    """Drawn 8-11 mm ellipsoids digitised on 1.5 x 1.5 x 3 mm voxels (the reference voxels at least half covered by
+    a 0.25 mm truth, at random sub-voxel positions): every one whose interior has 1-9 voxels is solid (most of it
+    within one slice's reach of the interior), so its compartment is refitted from its whole voxels; a plate with a
+    lump (a thin piece of a larger lesion) is not, on that grid either."""
+    from LiverMetsReviewLib.lesions.segment import _solid
+
+    spacing = np.array([3.0, 1.5, 1.5])
+    fine = 0.25
+    rng = np.random.default_rng(9)
+    n = (12, 24, 24)
+    axes = [(np.arange(k * int(s / fine)) + 0.5) * fine for k, s in zip(n, spacing, strict=True)]
+    zz, yy, xx = np.meshgrid(*axes, indexing="ij")
+    tested = 0
+    for _ in range(40):
+        semi = rng.uniform(4.0, 5.5, 3)
+        c = np.array([n[0] * 1.5, n[1] * 0.75, n[2] * 0.75]) + rng.uniform(-1.5, 1.5, 3)
+        inside = ((zz - c[0]) / semi[0]) ** 2 + ((yy - c[1]) / semi[1]) ** 2 + ((xx - c[2]) / semi[2]) ** 2 <= 1
+        f = [int(s / fine) for s in spacing]
+        cover = inside.reshape(n[0], f[0], n[1], f[1], n[2], f[2]).mean(axis=(1, 3, 5))
+        region = cover >= 0.5
+        inner = ndi.binary_erosion(region)
+        if 1 <= inner.sum() < 10:
+            tested += 1
+            assert _solid(region, inner, spacing), f"semi-axes {semi.round(2)} mm: {region.sum()} voxels"
+    assert tested >= 10
+    plate = np.zeros((5, 20, 20), bool)
+    plate[2] = True
+    plate[1:4, 8:11, 8:11] = True
+    inner = ndi.binary_erosion(plate)
+    assert 1 <= inner.sum() < 10 and not _solid(plate, inner, spacing)
