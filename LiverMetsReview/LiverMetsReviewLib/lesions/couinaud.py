@@ -223,8 +223,8 @@ def _main_portal_vein(bright: np.ndarray, branches: np.ndarray, x, y, z, k: int)
     limbs, m = ndi.label(np.isin(lab, np.setdiff1d(np.unique(lab[-1][branches]), [0]))[:-1], full)
     if m == 0:
         return None
-    boxes = ndi.find_objects(limbs)
-    main = limbs == 1 + min(range(m), key=lambda i: (boxes[i][0].start, -int(np.count_nonzero(limbs == i + 1))))
+    boxes, sizes = ndi.find_objects(limbs), np.bincount(limbs.ravel())
+    main = limbs == 1 + min(range(m), key=lambda i: (boxes[i][0].start, -int(sizes[i + 1])))
     min_run, ring = float(_p("portal_min_run_mm")), ndi.generate_binary_structure(2, 2)
     j = int(np.nonzero(main.any(axis=(1, 2)))[0][0])
     pieces, _ = ndi.label(main[j], ring)
